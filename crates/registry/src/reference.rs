@@ -1,0 +1,1 @@
+//! Image references with docker's normalisation.
