@@ -1,0 +1,732 @@
+//! The HTTP implementation of the OCI distribution protocol.
+//!
+//! Written on `reqwest` rather than `oci-client` because a pull needs control that
+//! crate does not give: tokens cached per scope, credentials per registry from
+//! docker's store, retries with backoff, resuming a broken blob with one running
+//! hash, and errors that carry the registry's own error envelope.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode};
+
+use crate::auth::{self, AuthCache, Scheme};
+use crate::challenge::{Challenge, token_scope};
+use crate::credentials::{CredentialStore, Credentials};
+use crate::digest::Digester;
+use crate::error::{ErrorEnvelope, Missing, RegistryError};
+use crate::manifest::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest};
+use crate::reference::Reference;
+
+/// How hard to retry transient failures (connection errors, 429, 5xx).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Delay before the first retry; doubled for each following one.
+    pub base_delay: Duration,
+    /// Upper bound for any one delay, including a server's `Retry-After`.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
+        self.base_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// Builds a [`RegistryClient`].
+#[derive(Debug, Default)]
+pub struct RegistryClientBuilder {
+    store: Option<CredentialStore>,
+    explicit: HashMap<String, Credentials>,
+    insecure: Vec<String>,
+    retry: RetryPolicy,
+    user_agent: Option<String>,
+}
+
+impl RegistryClientBuilder {
+    /// Looks credentials up in docker's store (config file and helpers).
+    pub fn credential_store(mut self, store: CredentialStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses these credentials for `registry` (a host as in references, e.g.
+    /// `docker.io`, `127.0.0.1:5000`), before any store.
+    pub fn credentials(mut self, registry: &str, credentials: Credentials) -> Self {
+        self.explicit.insert(registry.to_string(), credentials);
+        self
+    }
+
+    /// Marks a registry as insecure: HTTPS without certificate checks, falling back
+    /// to plain HTTP, as docker's `insecure-registries`. Loopback is always insecure.
+    pub fn insecure_registry(mut self, registry: &str) -> Self {
+        self.insecure.push(registry.to_string());
+        self
+    }
+
+    /// Replaces the retry policy.
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the `User-Agent` header.
+    pub fn user_agent(mut self, agent: &str) -> Self {
+        self.user_agent = Some(agent.to_string());
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<RegistryClient, RegistryError> {
+        let agent = self
+            .user_agent
+            .unwrap_or_else(|| format!("basic-registry/{}", env!("CARGO_PKG_VERSION")));
+        let http = http_client(&agent, false)?;
+        let http_insecure = http_client(&agent, true)?;
+        Ok(RegistryClient {
+            inner: Arc::new(Inner {
+                http,
+                http_insecure,
+                insecure: self.insecure,
+                store: self.store,
+                explicit: self.explicit,
+                credentials: Mutex::new(HashMap::new()),
+                protocols: Mutex::new(HashMap::new()),
+                auth: tokio::sync::Mutex::new(AuthCache::default()),
+                retry: self.retry,
+            }),
+        })
+    }
+}
+
+fn http_client(agent: &str, accept_invalid_certs: bool) -> Result<reqwest::Client, RegistryError> {
+    reqwest::Client::builder()
+        .user_agent(agent)
+        .redirect(redirect_policy())
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(60))
+        .tls_danger_accept_invalid_certs(accept_invalid_certs)
+        .build()
+        .map_err(|source| RegistryError::Http { url: "<client setup>".into(), source })
+}
+
+/// Follows redirects (blob stores such as S3 answer with one) but never from HTTPS
+/// to HTTP. reqwest itself strips `Authorization` when a redirect changes host,
+/// port or scheme, so registry credentials never reach the blob store.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().last().is_some_and(|p| p.scheme() == "https");
+        if downgrade {
+            let to = attempt.url().to_string();
+            attempt.error(format!("refusing redirect to {to}: it downgrades HTTPS to plain HTTP"))
+        } else if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A client for any number of registries. Cheap to clone; clones share caches.
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    http_insecure: reqwest::Client,
+    insecure: Vec<String>,
+    store: Option<CredentialStore>,
+    explicit: HashMap<String, Credentials>,
+    credentials: Mutex<HashMap<String, Credentials>>,
+    protocols: Mutex<HashMap<String, &'static str>>,
+    auth: tokio::sync::Mutex<AuthCache>,
+    retry: RetryPolicy,
+}
+
+/// Where a request goes: a registry and one repository on it.
+struct Target<'a> {
+    reference: &'a Reference,
+    scope: String,
+}
+
+impl<'a> Target<'a> {
+    fn new(reference: &'a Reference) -> Self {
+        Target { reference, scope: token_scope(reference.repository(), &["pull"]) }
+    }
+
+    fn registry(&self) -> &str {
+        self.reference.registry()
+    }
+}
+
+impl RegistryClient {
+    /// A builder with docker's defaults and no credentials.
+    pub fn builder() -> RegistryClientBuilder {
+        RegistryClientBuilder::default()
+    }
+
+    /// A client reading credentials from docker's config (`$DOCKER_CONFIG` or `~/.docker`).
+    pub fn from_env() -> Result<Self, RegistryError> {
+        Self::builder().credential_store(CredentialStore::from_env()).build()
+    }
+
+    /// Fetches the manifest or index `reference` names, verifying its digest: against
+    /// the reference's digest when it has one, else against `Docker-Content-Digest`.
+    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+        let target = Target::new(reference);
+        let path = format!("manifests/{}", reference.manifest_reference());
+        let resp = self.send(&target, Method::GET, &path, manifest_headers()).await?;
+        let resp = self.check(&target, resp, Missing::Manifest).await?;
+        let content_type = header_str(&resp, CONTENT_TYPE);
+        let served_digest = header_str(&resp, "docker-content-digest");
+        let url = resp.url().to_string();
+        let raw = read_limited(resp, MAX_MANIFEST_SIZE, &url).await?;
+        let manifest_err = |source| RegistryError::Manifest {
+            registry: reference.registry().to_string(),
+            reference: format!("{}:{}", reference.repository(), reference.manifest_reference()),
+            source,
+        };
+        let manifest = Manifest::from_bytes(raw, content_type.as_deref()).map_err(manifest_err)?;
+        let expected = reference.digest().map(str::to_string).or(served_digest);
+        if let Some(expected) = expected {
+            let actual = Digester::for_digest(&expected)?.finish_with(&manifest.raw);
+            if actual != expected {
+                return Err(RegistryError::DigestMismatch {
+                    registry: reference.registry().to_string(),
+                    what: format!("manifest {}", reference.familiar()),
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Asks for a manifest's digest, media type and size without downloading it
+    /// (`HEAD`), e.g. to see whether a tag moved.
+    pub async fn head_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<ManifestHead, RegistryError> {
+        let target = Target::new(reference);
+        let path = format!("manifests/{}", reference.manifest_reference());
+        let resp = self.send(&target, Method::HEAD, &path, manifest_headers()).await?;
+        let resp = self.check(&target, resp, Missing::Manifest).await?;
+        Ok(ManifestHead {
+            digest: header_str(&resp, "docker-content-digest")
+                .or_else(|| reference.digest().map(str::to_string)),
+            media_type: header_str(&resp, CONTENT_TYPE),
+            size: header_str(&resp, CONTENT_LENGTH).and_then(|s| s.parse().ok()),
+        })
+    }
+
+    /// Checks that the registry speaks the distribution API and that the credentials
+    /// for it (if any) are accepted. Used by `login`.
+    pub async fn login(&self, registry: &str, credentials: &Credentials) -> Result<(), RegistryError> {
+        let reference = Reference::parse(&format!("{registry}/login-probe"))?;
+        let base = self.base_url(&reference).await?;
+        let url = format!("{base}/v2/");
+        let http = self.http_for(&reference);
+        let resp = self.with_retries(&url, || http.get(&url)).await?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Err(status_error(&url, resp).await);
+        }
+        let failed = |envelope| RegistryError::LoginFailed { registry: registry.to_string(), envelope };
+        match self.challenge(registry, &resp)? {
+            Scheme::Bearer { realm, service } => {
+                let token = self
+                    .fetch_token(registry, &realm, service.as_deref(), None, credentials)
+                    .await
+                    .map_err(|e| match e {
+                        RegistryError::Unauthorized { envelope, .. } => failed(envelope),
+                        other => other,
+                    })?;
+                let resp = self.with_retries(&url, || http.get(&url).header(AUTHORIZATION, token.header())).await?;
+                check_login(resp, &url, failed).await
+            }
+            Scheme::Basic => {
+                let header = auth::basic_header_for(credentials).ok_or_else(|| failed(None))?;
+                let resp = self.with_retries(&url, || http.get(&url).header(AUTHORIZATION, &header)).await?;
+                check_login(resp, &url, failed).await
+            }
+            Scheme::None => Ok(()),
+        }
+    }
+
+    /// Starts downloading the blob `digest` of `reference`'s repository and returns the
+    /// raw HTTP response, after auth, retries and status checks. `offset` asks for a
+    /// range from that byte on (`Range: bytes=N-`).
+    pub(crate) async fn blob_response(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        offset: u64,
+    ) -> Result<Response, RegistryError> {
+        let target = Target::new(reference);
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            let range = HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii range");
+            headers.insert(reqwest::header::RANGE, range);
+        }
+        let path = format!("blobs/{digest}");
+        let resp = self.send(&target, Method::GET, &path, headers).await?;
+        self.check_blob(&target, resp, digest).await
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    /// Sends a request to `/v2/<repository>/<path>`, answering auth challenges and
+    /// retrying transient failures. Returns whatever final response came back.
+    async fn send(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+    ) -> Result<Response, RegistryError> {
+        let base = self.base_url(target.reference).await?;
+        let url = format!("{base}/v2/{}/{path}", target.reference.repository());
+        let http = self.http_for(target.reference);
+        let mut challenged = false;
+        loop {
+            let auth = self.auth_header(target).await?;
+            let resp = self
+                .with_retries(&url, || {
+                    let req = http.request(method.clone(), &url).headers(headers.clone());
+                    match &auth {
+                        Some(value) => req.header(AUTHORIZATION, value),
+                        None => req,
+                    }
+                })
+                .await?;
+            if resp.status() != StatusCode::UNAUTHORIZED {
+                return Ok(resp);
+            }
+            if challenged {
+                return Err(self.unauthorized(target, resp).await);
+            }
+            challenged = true;
+            let scheme = self.challenge(target.registry(), &resp)?;
+            let mut cache = self.inner.auth.lock().await;
+            cache.drop_token(target.registry(), &target.scope);
+            cache.set_scheme(target.registry(), scheme);
+        }
+    }
+
+    /// Sends the request `build` makes, retrying connection errors, 429 and 5xx with
+    /// exponential backoff (or the server's `Retry-After`, bounded).
+    async fn with_retries(
+        &self,
+        url: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let last = attempt >= policy.max_retries;
+            match build().send().await {
+                Err(source) if last || !is_transient(&source) => {
+                    return Err(RegistryError::Http { url: url.to_string(), source });
+                }
+                Err(source) => {
+                    tracing::debug!(url, error = %source, attempt, "retrying after transport error");
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                }
+                Ok(resp) if !last && is_retryable_status(resp.status()) => {
+                    let delay = retry_after(&resp).unwrap_or_else(|| policy.delay(attempt));
+                    tracing::debug!(url, status = %resp.status(), attempt, "retrying");
+                    tokio::time::sleep(delay.min(policy.max_delay)).await;
+                }
+                Ok(resp) => return Ok(resp),
+            }
+            attempt += 1;
+        }
+    }
+
+    /// The `Authorization` value to send up front, once the registry's scheme is known.
+    async fn auth_header(&self, target: &Target<'_>) -> Result<Option<String>, RegistryError> {
+        let registry = target.registry();
+        let mut cache = self.inner.auth.lock().await;
+        let Some(scheme) = cache.scheme(registry).cloned() else {
+            return Ok(None);
+        };
+        match scheme {
+            Scheme::None => Ok(None),
+            Scheme::Basic => Ok(auth::basic_header_for(&self.credentials_for(registry)?)),
+            Scheme::Bearer { realm, service } => {
+                if let Some(token) = cache.token(registry, &target.scope) {
+                    return Ok(Some(token.header()));
+                }
+                // The lock is held while fetching so that concurrent layer downloads
+                // wait for one token instead of each asking for their own.
+                let credentials = self.credentials_for(registry)?;
+                let token = self
+                    .fetch_token(registry, &realm, service.as_deref(), Some(&target.scope), &credentials)
+                    .await?;
+                let header = token.header();
+                cache.set_token(registry, &target.scope, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Picks the scheme from a 401's `WWW-Authenticate`: Bearer if offered, else Basic.
+    fn challenge(&self, registry: &str, resp: &Response) -> Result<Scheme, RegistryError> {
+        let mut challenges = Vec::new();
+        for value in resp.headers().get_all(WWW_AUTHENTICATE) {
+            let text = value.to_str().unwrap_or_default();
+            let parsed = Challenge::parse_all(text).map_err(|source| RegistryError::Challenge {
+                registry: registry.to_string(),
+                source,
+            })?;
+            challenges.extend(parsed);
+        }
+        let bearer = challenges.iter().find_map(|c| match c {
+            Challenge::Bearer { realm, service, .. } => {
+                Some(Scheme::Bearer { realm: realm.clone(), service: service.clone() })
+            }
+            _ => None,
+        });
+        let basic = challenges.iter().any(|c| matches!(c, Challenge::Basic { .. }));
+        Ok(bearer.or(basic.then_some(Scheme::Basic)).unwrap_or(Scheme::Basic))
+    }
+
+    /// Asks a token endpoint for a token, with the docker token protocol (`GET` with
+    /// Basic credentials) or OAuth2's refresh-token grant for an identity token.
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+        credentials: &Credentials,
+    ) -> Result<auth::Token, RegistryError> {
+        let token_err = |reason: String| RegistryError::Token {
+            registry: registry.to_string(),
+            realm: realm.to_string(),
+            reason,
+        };
+        let mut url = url::Url::parse(realm).map_err(|e| token_err(format!("invalid realm: {e}")))?;
+        let http = if self.is_insecure_host(url.host_str().unwrap_or_default()) {
+            &self.inner.http_insecure
+        } else {
+            &self.inner.http
+        };
+        let build = || -> reqwest::RequestBuilder {
+            let mut query: Vec<(&str, &str)> = Vec::new();
+            if let Some(service) = service {
+                query.push(("service", service));
+            }
+            if let Some(scope) = scope {
+                query.push(("scope", scope));
+            }
+            match credentials {
+                Credentials::IdentityToken(refresh) => {
+                    query.push(("grant_type", "refresh_token"));
+                    query.push(("refresh_token", refresh.as_str()));
+                    query.push(("client_id", "basic-docker"));
+                    let body = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&query)
+                        .finish();
+                    http.post(realm)
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(body)
+                }
+                Credentials::Basic { username, password } => {
+                    query.push(("account", username.as_str()));
+                    http.get(realm).query(&query).header(AUTHORIZATION, auth::basic_header(username, password))
+                }
+                Credentials::Anonymous => http.get(realm).query(&query),
+            }
+        };
+        url.set_query(None);
+        let resp = self.with_retries(url.as_str(), build).await?;
+        let status = resp.status();
+        let received = Instant::now();
+        let body = read_limited(resp, 1024 * 1024, realm).await?;
+        match status {
+            s if s.is_success() => auth::parse_token_response(&body, received).map_err(token_err),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                what: format!("getting a token for {}", scope.unwrap_or("login")),
+                had_credentials: !matches!(credentials, Credentials::Anonymous),
+                envelope: ErrorEnvelope::parse(&body),
+            }),
+            s => Err(token_err(format!("HTTP {s}: {}", String::from_utf8_lossy(&body).trim()))),
+        }
+    }
+
+    /// Credentials for `registry`, from explicit settings or docker's store, looked up
+    /// once per client (a credential helper is a process spawn).
+    fn credentials_for(&self, registry: &str) -> Result<Credentials, RegistryError> {
+        if let Some(c) = self.inner.explicit.get(registry) {
+            return Ok(c.clone());
+        }
+        let mut cached = self.inner.credentials.lock().expect("credentials lock");
+        if let Some(c) = cached.get(registry) {
+            return Ok(c.clone());
+        }
+        let found = match &self.inner.store {
+            Some(store) => store.get(registry)?,
+            None => Credentials::Anonymous,
+        };
+        cached.insert(registry.to_string(), found.clone());
+        Ok(found)
+    }
+
+    async fn unauthorized(&self, target: &Target<'_>, resp: Response) -> RegistryError {
+        let body = resp.bytes().await.unwrap_or_default();
+        let had_credentials = !matches!(
+            self.credentials_for(target.registry()),
+            Ok(Credentials::Anonymous) | Err(_)
+        );
+        RegistryError::Unauthorized {
+            registry: target.registry().to_string(),
+            what: format!("pulling {}", target.reference.repository()),
+            had_credentials,
+            envelope: ErrorEnvelope::parse(&body),
+        }
+    }
+
+    /// Turns a non-success manifest response into the matching error.
+    async fn check(
+        &self,
+        target: &Target<'_>,
+        resp: Response,
+        missing: Missing,
+    ) -> Result<Response, RegistryError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let reference = target.reference.manifest_reference().to_string();
+        Err(self.classify(target, resp, missing, reference).await)
+    }
+
+    async fn check_blob(
+        &self,
+        target: &Target<'_>,
+        resp: Response,
+        digest: &str,
+    ) -> Result<Response, RegistryError> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(self.classify(target, resp, Missing::Blob, digest.to_string()).await)
+    }
+
+    async fn classify(
+        &self,
+        target: &Target<'_>,
+        resp: Response,
+        missing: Missing,
+        reference: String,
+    ) -> RegistryError {
+        let status = resp.status();
+        let url = resp.url().to_string();
+        let retry_after = retry_after(&resp);
+        let body = resp.bytes().await.unwrap_or_default();
+        let envelope = ErrorEnvelope::parse(&body);
+        let registry = target.registry().to_string();
+        let repository = target.reference.repository().to_string();
+        match status {
+            StatusCode::NOT_FOUND => {
+                let missing = match &envelope {
+                    Some(e) if e.has_code("NAME_UNKNOWN") => Missing::Repository,
+                    _ => missing,
+                };
+                RegistryError::NotFound { missing, registry, repository, reference, envelope }
+            }
+            StatusCode::FORBIDDEN => RegistryError::Denied { registry, repository, envelope },
+            StatusCode::TOO_MANY_REQUESTS => {
+                RegistryError::TooManyRequests { registry, retry_after, envelope }
+            }
+            s => RegistryError::Status { url, status: s.as_u16(), envelope },
+        }
+    }
+
+    /// `https://host` or, for insecure registries that do not speak TLS, `http://host`.
+    async fn base_url(&self, reference: &Reference) -> Result<String, RegistryError> {
+        let endpoint = reference.endpoint();
+        if !self.is_insecure(reference) {
+            return Ok(format!("https://{endpoint}"));
+        }
+        if let Some(proto) = self.inner.protocols.lock().expect("protocols lock").get(endpoint) {
+            return Ok(format!("{proto}://{endpoint}"));
+        }
+        // docker's rule for insecure registries: try TLS (unverified) first, and
+        // speak plain HTTP only when the server does not answer TLS.
+        let probe = format!("https://{endpoint}/v2/");
+        let proto = match self.inner.http_insecure.get(&probe).send().await {
+            Ok(_) => "https",
+            Err(e) if e.is_connect() => "http",
+            Err(source) => return Err(RegistryError::Http { url: probe, source }),
+        };
+        tracing::debug!(endpoint, proto, "insecure registry protocol");
+        self.inner.protocols.lock().expect("protocols lock").insert(endpoint.to_string(), proto);
+        Ok(format!("{proto}://{endpoint}"))
+    }
+
+    fn http_for(&self, reference: &Reference) -> &reqwest::Client {
+        if self.is_insecure(reference) { &self.inner.http_insecure } else { &self.inner.http }
+    }
+
+    fn is_insecure(&self, reference: &Reference) -> bool {
+        reference.is_insecure_by_default()
+            || self.inner.insecure.iter().any(|r| r == reference.registry() || r == reference.endpoint())
+    }
+
+    fn is_insecure_host(&self, host: &str) -> bool {
+        Reference::parse(&format!("{host}/x")).is_ok_and(|r| self.is_insecure(&r))
+    }
+}
+
+/// What a `HEAD` on a manifest tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`, when the registry sent it.
+    pub digest: Option<String>,
+    /// `Content-Type`.
+    pub media_type: Option<String>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+}
+
+async fn check_login(
+    resp: Response,
+    url: &str,
+    failed: impl Fn(Option<ErrorEnvelope>) -> RegistryError,
+) -> Result<(), RegistryError> {
+    match resp.status() {
+        s if s.is_success() => Ok(()),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            let body = resp.bytes().await.unwrap_or_default();
+            Err(failed(ErrorEnvelope::parse(&body)))
+        }
+        _ => Err(status_error(url, resp).await),
+    }
+}
+
+async fn status_error(url: &str, resp: Response) -> RegistryError {
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap_or_default();
+    RegistryError::Status { url: url.to_string(), status, envelope: ErrorEnvelope::parse(&body) }
+}
+
+fn manifest_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+    headers
+}
+
+fn header_str(resp: &Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn is_transient(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in its seconds form (registries do not send HTTP dates).
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (checked before and while reading).
+pub(crate) async fn read_limited(
+    mut resp: Response,
+    limit: u64,
+    url: &str,
+) -> Result<Bytes, RegistryError> {
+    let too_big = |got: u64| RegistryError::SizeMismatch {
+        registry: resp_host(url),
+        what: format!("response from {url} (limit {limit} bytes)"),
+        expected: limit,
+        actual: got,
+    };
+    if let Some(len) = resp.content_length().filter(|len| *len > limit) {
+        return Err(too_big(len));
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|source| RegistryError::Http { url: url.to_string(), source })?
+    {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_big(body.len() as u64 + chunk.len() as u64));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn resp_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| match u.port() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_string(),
+        }))
+        .unwrap_or_else(|| url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_bounded() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.delay(0), Duration::from_millis(200));
+        assert_eq!(p.delay(2), Duration::from_millis(800));
+        assert_eq!(p.delay(40), p.max_delay);
+    }
+
+    #[test]
+    fn loopback_and_marked_registries_are_insecure() {
+        let client = RegistryClient::builder().insecure_registry("myreg.example:5000").build().unwrap();
+        let is = |r: &str| client.is_insecure(&Reference::parse(r).unwrap());
+        assert!(is("127.0.0.1:5000/a"));
+        assert!(is("localhost/a"));
+        assert!(is("myreg.example:5000/a"));
+        assert!(!is("myreg.example/a"));
+        assert!(!is("busybox"));
+    }
+}

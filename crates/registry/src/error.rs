@@ -1,0 +1,295 @@
+//! The errors a registry operation can end with.
+//!
+//! Each names the registry, the repository or URL, and what the user can do, and
+//! carries the registry's own error envelope when it sent one.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::challenge::ChallengeError;
+use crate::credentials::CredentialsError;
+use crate::digest::UnsupportedDigest;
+use crate::manifest::ManifestError;
+use crate::platform::PlatformError;
+use crate::reference::ReferenceError;
+
+/// The error body the distribution spec defines: `{"errors":[{"code","message","detail"}]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The registry's errors, in its order.
+    #[serde(default)]
+    pub errors: Vec<ErrorDetail>,
+}
+
+/// One entry of an [`ErrorEnvelope`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorDetail {
+    /// A code such as `MANIFEST_UNKNOWN` or `DENIED`.
+    #[serde(default)]
+    pub code: String,
+    /// Human-readable text from the registry.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl ErrorEnvelope {
+    /// Parses a response body; anything that is not an envelope gives `None`.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice::<ErrorEnvelope>(body).ok().filter(|e| !e.errors.is_empty())
+    }
+
+    /// True when any entry carries `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        self.errors.iter().any(|e| e.code == code)
+    }
+}
+
+impl fmt::Display for ErrorEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.code, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Formats an optional envelope as `" (registry said: …)"`.
+struct Said<'a>(&'a Option<ErrorEnvelope>);
+
+impl fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(env) => write!(f, " (registry said: {env})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What was being fetched when the registry answered "not found".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// The repository itself does not exist (or is hidden from these credentials).
+    Repository,
+    /// The repository exists; the tag or digest does not.
+    Manifest,
+    /// A blob named by a manifest is absent.
+    Blob,
+}
+
+/// Everything that can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A reference string could not be parsed.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+
+    /// No platform in an index matched, or a platform string was malformed.
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+
+    /// Credentials could not be read or stored.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+
+    /// A `WWW-Authenticate` header could not be understood.
+    #[error("registry {registry}: {source}")]
+    Challenge {
+        /// Registry host.
+        registry: String,
+        /// The parse error.
+        #[source]
+        source: ChallengeError,
+    },
+
+    /// The request could not be sent or its body not read (after retries).
+    #[error("request to {url} failed: {source}")]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The registry wants credentials that were not given, or rejected those given.
+    #[error(
+        "{registry}: {what} requires authentication{said}; \
+         {hint}",
+        said = Said(envelope),
+        hint = if *had_credentials { "the stored credentials were rejected: run `basic-docker login` again" }
+               else { "run `basic-docker login` first" }
+    )]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// What was requested, e.g. "pulling fixtures/busybox".
+        what: String,
+        /// Whether credentials were sent.
+        had_credentials: bool,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// The registry understood the credentials and refused access (HTTP 403).
+    #[error("{registry}: access to {repository} denied{said}; check that this account may pull it", said = Said(envelope))]
+    Denied {
+        /// Registry host.
+        registry: String,
+        /// Repository path.
+        repository: String,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// Something named does not exist.
+    #[error("{}", not_found_message(*missing, registry, repository, reference, envelope))]
+    NotFound {
+        /// What was missing.
+        missing: Missing,
+        /// Registry host.
+        registry: String,
+        /// Repository path.
+        repository: String,
+        /// Tag or digest.
+        reference: String,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// The registry is rate-limiting this client (HTTP 429), still after retrying.
+    #[error(
+        "{registry}: too many requests (rate limited){after}; wait and try again{said}, \
+         or log in: registries allow authenticated users more pulls",
+        after = retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default(),
+        said = Said(envelope)
+    )]
+    TooManyRequests {
+        /// Registry host.
+        registry: String,
+        /// The registry's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// An unexpected status code.
+    #[error("{url}: unexpected HTTP status {status}{said}", said = Said(envelope))]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// The token server refused or failed to issue a token.
+    #[error("token request to {realm} for {registry} failed: {reason}")]
+    Token {
+        /// Registry host.
+        registry: String,
+        /// The token endpoint.
+        realm: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// `login` was refused: the username or password is wrong.
+    #[error("login to {registry} failed: wrong username or password{said}", said = Said(envelope))]
+    LoginFailed {
+        /// Registry host.
+        registry: String,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// A manifest could not be understood.
+    #[error("manifest {reference} from {registry}: {source}")]
+    Manifest {
+        /// Registry host.
+        registry: String,
+        /// Repository and tag or digest.
+        reference: String,
+        /// What was wrong with it.
+        #[source]
+        source: ManifestError,
+    },
+
+    /// Content did not hash to the digest that names it.
+    #[error("{what} from {registry}: digest mismatch, expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// Registry host.
+        registry: String,
+        /// e.g. "blob sha256:… of fixtures/busybox".
+        what: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+
+    /// Content was not the size its descriptor announced.
+    #[error("{what} from {registry}: size mismatch, expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// Registry host.
+        registry: String,
+        /// What was being fetched.
+        what: String,
+        /// Size from the descriptor.
+        expected: u64,
+        /// Bytes received (possibly stopped early once the limit was passed).
+        actual: u64,
+    },
+
+    /// A digest uses an algorithm this crate cannot verify.
+    #[error(transparent)]
+    UnsupportedDigest(#[from] UnsupportedDigest),
+
+    /// A redirect would have downgraded HTTPS to plain HTTP.
+    #[error("refusing redirect from {from} to {to}: it downgrades HTTPS to plain HTTP")]
+    InsecureRedirect {
+        /// Where the redirect came from.
+        from: String,
+        /// Where it pointed.
+        to: String,
+    },
+}
+
+fn not_found_message(
+    missing: Missing,
+    registry: &str,
+    repository: &str,
+    reference: &str,
+    envelope: &Option<ErrorEnvelope>,
+) -> String {
+    let said = Said(envelope);
+    match missing {
+        Missing::Repository => format!(
+            "{registry}: repository {repository} does not exist or may require \
+             `basic-docker login`{said}"
+        ),
+        Missing::Manifest => {
+            format!("{registry}: manifest for {repository}:{reference} not found{said}")
+        }
+        Missing::Blob => {
+            format!("{registry}: blob {reference} of {repository} not found{said}")
+        }
+    }
+}
+
+impl RegistryError {
+    /// True for errors worth retrying the whole operation for later (transport
+    /// failures, rate limits, server errors), as opposed to answers that will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Http { .. } | RegistryError::TooManyRequests { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}

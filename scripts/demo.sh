@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job, offline: start a local registry holding a busybox image built from
+# Debian's busybox-static, then talk to it with basic-docker as a user would with
+# Docker Hub. Run as root on Debian/Ubuntu:  sudo scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/demo.sh: run as root (it installs packages and starts local registries)" >&2
+    exit 2
+fi
+command -v cargo >/dev/null || { echo "scripts/demo.sh: install Rust 1.85+ first (https://rustup.rs)" >&2; exit 2; }
+
+scripts/install-deps.sh
+scripts/harness.sh start
+eval "$(scripts/harness.sh env)"
+cargo build --release --locked -q -p basic-docker
+bd=target/release/basic-docker
+config=$(mktemp -d)
+trap 'rm -rf "$config"' EXIT
+
+say() { printf '\n$ %s\n' "$*"; "$@"; }
+
+image="$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/busybox"
+say "$bd" manifest inspect "$image"
+say "$bd" manifest inspect --platform linux/arm64 "$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/multiarch"
+
+# A private image behind Bearer-token auth, as on Docker Hub, GHCR or Quay.
+private="$BASIC_DOCKER_TEST_REGISTRY_TOKEN/private/busybox"
+printf '%s' "$BASIC_DOCKER_TEST_TOKEN_PASS" |
+    say "$bd" --config "$config" login -u "$BASIC_DOCKER_TEST_TOKEN_USER" --password-stdin "$BASIC_DOCKER_TEST_REGISTRY_TOKEN"
+say "$bd" --config "$config" manifest inspect "$private" | head -5
+say "$bd" --config "$config" logout "$BASIC_DOCKER_TEST_REGISTRY_TOKEN"
+
+echo
+echo "The registries keep running; stop them with: scripts/harness.sh stop"

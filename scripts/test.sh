@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Run as root on Debian/Ubuntu:
+#   sudo scripts/test.sh
+# Installs what the tests need (Debian packages), starts the registry harness,
+# runs formatting, lint and every test, and stops the harness again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: run as root (the tests start registries, mount filesystems and create namespaces)" >&2
+    exit 2
+fi
+if ! command -v cargo >/dev/null; then
+    echo "scripts/test.sh: cargo not found: install Rust 1.85 or newer (https://rustup.rs)" >&2
+    exit 2
+fi
+
+scripts/install-deps.sh
+scripts/harness.sh start
+trap 'scripts/harness.sh stop' EXIT
+eval "$(scripts/harness.sh env)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast
