@@ -1,0 +1,33 @@
+//! Apply OCI image layers to directories, exactly and safely, and build
+//! container root filesystems from them.
+//!
+//! * [`apply_layer`] applies one layer tar stream (gzip, zstd or plain) to a
+//!   directory, in [`ApplyMode::Overlay`] form (one directory per layer,
+//!   whiteouts as overlayfs reads them) or [`ApplyMode::Flatten`] form
+//!   (layers applied in order onto one directory). Every filesystem
+//!   operation is relative to the target's directory descriptor and
+//!   resolved with `openat2(RESOLVE_IN_ROOT)`, so no member, symlink or hard
+//!   link can write outside it.
+//! * [`apply_layers_parallel`] applies independent overlay-mode layers on
+//!   several threads.
+//! * [`Snapshotter`]s turn a chain of layer directories into a container's
+//!   root: [`OverlaySnapshotter`] mounts overlayfs, [`CopySnapshotter`]
+//!   makes a flattened copy where overlayfs is not available, and
+//!   [`snapshot::detect`] picks one.
+//!
+//! The crate knows nothing of registries or image stores: it takes readers
+//! and paths.
+#![deny(missing_docs)]
+
+mod apply;
+mod compression;
+mod parallel;
+mod reader;
+mod sys;
+
+pub use apply::{
+    ApplyError, ApplyMode, ApplyOptions, LayerStats, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
+    WHITEOUT_PREFIX, apply_layer,
+};
+pub use compression::{Compression, CompressionError};
+pub use parallel::{LayerJob, apply_layers_parallel};
