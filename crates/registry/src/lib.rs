@@ -1,6 +1,8 @@
 //! Pull images from OCI and Docker registries.
 #![deny(missing_docs)]
 
+pub mod credentials;
 pub mod reference;
 
+pub use credentials::{CredentialStore, Credentials, CredentialsError};
 pub use reference::{Reference, ReferenceError};
