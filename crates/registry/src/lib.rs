@@ -2,7 +2,9 @@
 #![deny(missing_docs)]
 
 pub mod credentials;
+pub mod platform;
 pub mod reference;
 
 pub use credentials::{CredentialStore, Credentials, CredentialsError};
+pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};
