@@ -289,7 +289,11 @@ pub fn apply_layer<R: Read + Send>(
     options: &ApplyOptions,
 ) -> Result<LayerStats, ApplyError> {
     let root_fd = open_target(target)?;
-    let (compression, peeked) = compression::detect(reader, options.media_type.as_deref())?;
+    let (compression, peeked) = compression::detect(reader, options.media_type.as_deref())
+        .map_err(|e| match e {
+            CompressionError::Peek(e) => ApplyError::Read(e),
+            e => ApplyError::Compression(e),
+        })?;
     let (tagged, input_failed) = reader::tag(peeked);
     let input = BufReader::with_capacity(256 << 10, tagged);
     let decoder = compression::decoder(input, compression).map_err(|e| ApplyError::Decompress {
