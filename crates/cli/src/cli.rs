@@ -21,7 +21,13 @@ pub struct GlobalOptions {
     #[arg(long, global = true, value_name = "DIR", env = "DOCKER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Registry to reach over HTTPS without certificate checks, or plain HTTP (repeatable)
-    #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]", value_delimiter = ',', env = "BASIC_DOCKER_INSECURE_REGISTRIES")]
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        env = "BASIC_DOCKER_INSECURE_REGISTRIES"
+    )]
     pub insecure_registries: Vec<String>,
     /// Enable debug output
     #[arg(short = 'D', long, global = true)]

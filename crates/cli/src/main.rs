@@ -8,9 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: starting the async runtime: {e}");
@@ -27,8 +31,23 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(global: &cli::GlobalOptions) {
-    let default = if global.debug { "debug" } else { global.log_level.as_str() };
+    let default = if global.debug {
+        "debug"
+    } else {
+        global.log_level.as_str()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BASIC_DOCKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Dies quietly on a closed pipe (`basic-docker manifest inspect x | head`), as
+/// other command-line tools do, instead of reporting "Broken pipe" as an error.
+fn restore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no Rust handler; this runs before any thread starts.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

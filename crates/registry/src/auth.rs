@@ -17,12 +17,13 @@ use crate::credentials::Credentials;
 /// How one registry wants to be authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Scheme {
-    /// The registry's `/v2/` answered without a challenge.
-    None,
     /// HTTP Basic with the stored credentials on every request.
     Basic,
     /// Tokens from `realm`, for `service`.
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// A bearer token. `Debug` never shows it.
@@ -34,7 +35,9 @@ pub(crate) struct Token {
 
 impl fmt::Debug for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token").field("value", &"<redacted>").finish()
+        f.debug_struct("Token")
+            .field("value", &"<redacted>")
+            .finish()
     }
 }
 
@@ -71,12 +74,14 @@ impl AuthCache {
     }
 
     pub(crate) fn set_token(&mut self, registry: &str, scope: &str, token: Token) {
-        self.tokens.insert((registry.to_string(), scope.to_string()), token);
+        self.tokens
+            .insert((registry.to_string(), scope.to_string()), token);
     }
 
     /// Forgets a token the registry refused, so the next request fetches a new one.
     pub(crate) fn drop_token(&mut self, registry: &str, scope: &str) {
-        self.tokens.remove(&(registry.to_string(), scope.to_string()));
+        self.tokens
+            .remove(&(registry.to_string(), scope.to_string()));
     }
 }
 
@@ -110,7 +115,10 @@ pub(crate) fn parse_token_response(body: &[u8], received: Instant) -> Result<Tok
 /// The `Authorization` value for HTTP Basic.
 pub(crate) fn basic_header(username: &str, password: &str) -> String {
     let raw = format!("{username}:{password}");
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 /// The `Authorization` value for Basic auth with `credentials`, when they allow it.
@@ -164,6 +172,9 @@ mod tests {
 
     #[test]
     fn basic_header_is_base64_of_user_colon_password() {
-        assert_eq!(basic_header("aladdin", "opensesame"), "Basic YWxhZGRpbjpvcGVuc2VzYW1l");
+        assert_eq!(
+            basic_header("aladdin", "opensesame"),
+            "Basic YWxhZGRpbjpvcGVuc2VzYW1l"
+        );
     }
 }

@@ -31,7 +31,10 @@ pub struct BlobRequest {
 impl BlobRequest {
     /// A request for the blob a descriptor names.
     pub fn from_descriptor(descriptor: &oci_spec::image::Descriptor) -> Self {
-        BlobRequest { digest: descriptor.digest().to_string(), size: descriptor.size() }
+        BlobRequest {
+            digest: descriptor.digest().to_string(),
+            size: descriptor.size(),
+        }
     }
 }
 
@@ -74,7 +77,10 @@ impl RegistryClient {
                 return Err(download.size_error(len));
             }
         }
-        Ok(Box::pin(futures_util::stream::try_unfold(download, Download::next_chunk)))
+        Ok(Box::pin(futures_util::stream::try_unfold(
+            download,
+            Download::next_chunk,
+        )))
     }
 }
 
@@ -117,14 +123,19 @@ impl Download {
     async fn resume(&mut self, cause: Option<reqwest::Error>) -> Result<(), RegistryError> {
         if self.resumes_left == 0 {
             return Err(match cause {
-                Some(source) => RegistryError::Http { url: self.response.url().to_string(), source },
+                Some(source) => RegistryError::Http {
+                    url: self.response.url().to_string(),
+                    source,
+                },
                 None => self.size_error(self.received),
             });
         }
         self.resumes_left -= 1;
         tracing::debug!(digest = %self.request.digest, offset = self.received, "resuming blob");
-        let response =
-            self.client.blob_response(&self.reference, &self.request.digest, self.received).await?;
+        let response = self
+            .client
+            .blob_response(&self.reference, &self.request.digest, self.received)
+            .await?;
         self.skip = match response.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let start = content_range_start(&response);
@@ -144,11 +155,19 @@ impl Download {
     }
 
     fn verify(&mut self) -> Result<(), RegistryError> {
-        let actual = self.digester.take().map(Digester::finish).unwrap_or_default();
+        let actual = self
+            .digester
+            .take()
+            .map(Digester::finish)
+            .unwrap_or_default();
         if actual != self.request.digest {
             return Err(RegistryError::DigestMismatch {
                 registry: self.reference.registry().to_string(),
-                what: format!("blob {} of {}", self.request.digest, self.reference.repository()),
+                what: format!(
+                    "blob {} of {}",
+                    self.request.digest,
+                    self.reference.repository()
+                ),
                 expected: self.request.digest.clone(),
                 actual,
             });
@@ -159,7 +178,11 @@ impl Download {
     fn size_error(&self, actual: u64) -> RegistryError {
         RegistryError::SizeMismatch {
             registry: self.reference.registry().to_string(),
-            what: format!("blob {} of {}", self.request.digest, self.reference.repository()),
+            what: format!(
+                "blob {} of {}",
+                self.request.digest,
+                self.reference.repository()
+            ),
             expected: self.request.size,
             actual,
         }
@@ -168,7 +191,11 @@ impl Download {
 
 /// The first byte position of `Content-Range: bytes START-END/TOTAL`.
 fn content_range_start(resp: &Response) -> Option<u64> {
-    let value = resp.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
+    let value = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)?
+        .to_str()
+        .ok()?;
     let range = value.trim().strip_prefix("bytes ")?;
     range.split('-').next()?.trim().parse().ok()
 }

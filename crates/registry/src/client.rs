@@ -126,7 +126,10 @@ fn http_client(agent: &str, accept_invalid_certs: bool) -> Result<reqwest::Clien
         .read_timeout(Duration::from_secs(60))
         .tls_danger_accept_invalid_certs(accept_invalid_certs)
         .build()
-        .map_err(|source| RegistryError::Http { url: "<client setup>".into(), source })
+        .map_err(|source| RegistryError::Http {
+            url: "<client setup>".into(),
+            source,
+        })
 }
 
 /// Follows redirects (blob stores such as S3 answer with one) but never from HTTPS
@@ -135,10 +138,15 @@ fn http_client(agent: &str, accept_invalid_certs: bool) -> Result<reqwest::Clien
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let downgrade = attempt.url().scheme() == "http"
-            && attempt.previous().last().is_some_and(|p| p.scheme() == "https");
+            && attempt
+                .previous()
+                .last()
+                .is_some_and(|p| p.scheme() == "https");
         if downgrade {
             let to = attempt.url().to_string();
-            attempt.error(format!("refusing redirect to {to}: it downgrades HTTPS to plain HTTP"))
+            attempt.error(format!(
+                "refusing redirect to {to}: it downgrades HTTPS to plain HTTP"
+            ))
         } else if attempt.previous().len() > 10 {
             attempt.error("more than 10 redirects")
         } else {
@@ -174,7 +182,10 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn new(reference: &'a Reference) -> Self {
-        Target { reference, scope: token_scope(reference.repository(), &["pull"]) }
+        Target {
+            reference,
+            scope: token_scope(reference.repository(), &["pull"]),
+        }
     }
 
     fn registry(&self) -> &str {
@@ -190,7 +201,9 @@ impl RegistryClient {
 
     /// A client reading credentials from docker's config (`$DOCKER_CONFIG` or `~/.docker`).
     pub fn from_env() -> Result<Self, RegistryError> {
-        Self::builder().credential_store(CredentialStore::from_env()).build()
+        Self::builder()
+            .credential_store(CredentialStore::from_env())
+            .build()
     }
 
     /// Fetches the manifest or index `reference` names, verifying its digest: against
@@ -198,7 +211,9 @@ impl RegistryClient {
     pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
         let target = Target::new(reference);
         let path = format!("manifests/{}", reference.manifest_reference());
-        let resp = self.send(&target, Method::GET, &path, manifest_headers()).await?;
+        let resp = self
+            .send(&target, Method::GET, &path, manifest_headers())
+            .await?;
         let resp = self.check(&target, resp, Missing::Manifest).await?;
         let content_type = header_str(&resp, CONTENT_TYPE);
         let served_digest = header_str(&resp, "docker-content-digest");
@@ -206,7 +221,11 @@ impl RegistryClient {
         let raw = read_limited(resp, MAX_MANIFEST_SIZE, &url).await?;
         let manifest_err = |source| RegistryError::Manifest {
             registry: reference.registry().to_string(),
-            reference: format!("{}:{}", reference.repository(), reference.manifest_reference()),
+            reference: format!(
+                "{}:{}",
+                reference.repository(),
+                reference.manifest_reference()
+            ),
             source,
         };
         let manifest = Manifest::from_bytes(raw, content_type.as_deref()).map_err(manifest_err)?;
@@ -233,7 +252,9 @@ impl RegistryClient {
     ) -> Result<ManifestHead, RegistryError> {
         let target = Target::new(reference);
         let path = format!("manifests/{}", reference.manifest_reference());
-        let resp = self.send(&target, Method::HEAD, &path, manifest_headers()).await?;
+        let resp = self
+            .send(&target, Method::HEAD, &path, manifest_headers())
+            .await?;
         let resp = self.check(&target, resp, Missing::Manifest).await?;
         Ok(ManifestHead {
             digest: header_str(&resp, "docker-content-digest")
@@ -245,7 +266,11 @@ impl RegistryClient {
 
     /// Checks that the registry speaks the distribution API and that the credentials
     /// for it (if any) are accepted. Used by `login`.
-    pub async fn login(&self, registry: &str, credentials: &Credentials) -> Result<(), RegistryError> {
+    pub async fn login(
+        &self,
+        registry: &str,
+        credentials: &Credentials,
+    ) -> Result<(), RegistryError> {
         let reference = Reference::parse(&format!("{registry}/login-probe"))?;
         let base = self.base_url(&reference).await?;
         let url = format!("{base}/v2/");
@@ -257,7 +282,10 @@ impl RegistryClient {
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Err(status_error(&url, resp).await);
         }
-        let failed = |envelope| RegistryError::LoginFailed { registry: registry.to_string(), envelope };
+        let failed = |envelope| RegistryError::LoginFailed {
+            registry: registry.to_string(),
+            envelope,
+        };
         match self.challenge(registry, &resp)? {
             Scheme::Bearer { realm, service } => {
                 let token = self
@@ -267,15 +295,20 @@ impl RegistryClient {
                         RegistryError::Unauthorized { envelope, .. } => failed(envelope),
                         other => other,
                     })?;
-                let resp = self.with_retries(&url, || http.get(&url).header(AUTHORIZATION, token.header())).await?;
+                let resp = self
+                    .with_retries(&url, || {
+                        http.get(&url).header(AUTHORIZATION, token.header())
+                    })
+                    .await?;
                 check_login(resp, &url, failed).await
             }
             Scheme::Basic => {
                 let header = auth::basic_header_for(credentials).ok_or_else(|| failed(None))?;
-                let resp = self.with_retries(&url, || http.get(&url).header(AUTHORIZATION, &header)).await?;
+                let resp = self
+                    .with_retries(&url, || http.get(&url).header(AUTHORIZATION, &header))
+                    .await?;
                 check_login(resp, &url, failed).await
             }
-            Scheme::None => Ok(()),
         }
     }
 
@@ -354,7 +387,10 @@ impl RegistryClient {
             let last = attempt >= policy.max_retries;
             match build().send().await {
                 Err(source) if last || !is_transient(&source) => {
-                    return Err(RegistryError::Http { url: url.to_string(), source });
+                    return Err(RegistryError::Http {
+                        url: url.to_string(),
+                        source,
+                    });
                 }
                 Err(source) => {
                     tracing::debug!(url, error = %source, attempt, "retrying after transport error");
@@ -379,7 +415,6 @@ impl RegistryClient {
             return Ok(None);
         };
         match scheme {
-            Scheme::None => Ok(None),
             Scheme::Basic => Ok(auth::basic_header_for(&self.credentials_for(registry)?)),
             Scheme::Bearer { realm, service } => {
                 if let Some(token) = cache.token(registry, &target.scope) {
@@ -389,7 +424,13 @@ impl RegistryClient {
                 // wait for one token instead of each asking for their own.
                 let credentials = self.credentials_for(registry)?;
                 let token = self
-                    .fetch_token(registry, &realm, service.as_deref(), Some(&target.scope), &credentials)
+                    .fetch_token(
+                        registry,
+                        &realm,
+                        service.as_deref(),
+                        Some(&target.scope),
+                        &credentials,
+                    )
                     .await?;
                 let header = token.header();
                 cache.set_token(registry, &target.scope, token);
@@ -410,13 +451,18 @@ impl RegistryClient {
             challenges.extend(parsed);
         }
         let bearer = challenges.iter().find_map(|c| match c {
-            Challenge::Bearer { realm, service, .. } => {
-                Some(Scheme::Bearer { realm: realm.clone(), service: service.clone() })
-            }
+            Challenge::Bearer { realm, service, .. } => Some(Scheme::Bearer {
+                realm: realm.clone(),
+                service: service.clone(),
+            }),
             _ => None,
         });
-        let basic = challenges.iter().any(|c| matches!(c, Challenge::Basic { .. }));
-        Ok(bearer.or(basic.then_some(Scheme::Basic)).unwrap_or(Scheme::Basic))
+        let basic = challenges
+            .iter()
+            .any(|c| matches!(c, Challenge::Basic { .. }));
+        Ok(bearer
+            .or(basic.then_some(Scheme::Basic))
+            .unwrap_or(Scheme::Basic))
     }
 
     /// Asks a token endpoint for a token, with the docker token protocol (`GET` with
@@ -434,41 +480,47 @@ impl RegistryClient {
             realm: realm.to_string(),
             reason,
         };
-        let mut url = url::Url::parse(realm).map_err(|e| token_err(format!("invalid realm: {e}")))?;
-        let http = if self.is_insecure_host(url.host_str().unwrap_or_default()) {
+        let realm_url =
+            url::Url::parse(realm).map_err(|e| token_err(format!("invalid realm: {e}")))?;
+        let http = if self.is_insecure_host(&host_port(&realm_url)) {
             &self.inner.http_insecure
         } else {
             &self.inner.http
         };
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        params.extend(service.map(|s| ("service", s)));
+        params.extend(scope.map(|s| ("scope", s)));
         let build = || -> reqwest::RequestBuilder {
-            let mut query: Vec<(&str, &str)> = Vec::new();
-            if let Some(service) = service {
-                query.push(("service", service));
-            }
-            if let Some(scope) = scope {
-                query.push(("scope", scope));
-            }
             match credentials {
                 Credentials::IdentityToken(refresh) => {
-                    query.push(("grant_type", "refresh_token"));
-                    query.push(("refresh_token", refresh.as_str()));
-                    query.push(("client_id", "basic-docker"));
                     let body = url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(&query)
+                        .extend_pairs(&params)
+                        .extend_pairs([
+                            ("grant_type", "refresh_token"),
+                            ("refresh_token", refresh.as_str()),
+                            ("client_id", "basic-docker"),
+                        ])
                         .finish();
-                    http.post(realm)
+                    http.post(realm_url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(body)
                 }
                 Credentials::Basic { username, password } => {
-                    query.push(("account", username.as_str()));
-                    http.get(realm).query(&query).header(AUTHORIZATION, auth::basic_header(username, password))
+                    let mut url = realm_url.clone();
+                    url.query_pairs_mut()
+                        .extend_pairs(&params)
+                        .append_pair("account", username);
+                    http.get(url)
+                        .header(AUTHORIZATION, auth::basic_header(username, password))
                 }
-                Credentials::Anonymous => http.get(realm).query(&query),
+                Credentials::Anonymous => {
+                    let mut url = realm_url.clone();
+                    url.query_pairs_mut().extend_pairs(&params);
+                    http.get(url)
+                }
             }
         };
-        url.set_query(None);
-        let resp = self.with_retries(url.as_str(), build).await?;
+        let resp = self.with_retries(realm, build).await?;
         let status = resp.status();
         let received = Instant::now();
         let body = read_limited(resp, 1024 * 1024, realm).await?;
@@ -480,7 +532,10 @@ impl RegistryClient {
                 had_credentials: !matches!(credentials, Credentials::Anonymous),
                 envelope: ErrorEnvelope::parse(&body),
             }),
-            s => Err(token_err(format!("HTTP {s}: {}", String::from_utf8_lossy(&body).trim()))),
+            s => Err(token_err(format!(
+                "HTTP {s}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ))),
         }
     }
 
@@ -539,7 +594,9 @@ impl RegistryClient {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        Err(self.classify(target, resp, Missing::Blob, digest.to_string()).await)
+        Err(self
+            .classify(target, resp, Missing::Blob, digest.to_string())
+            .await)
     }
 
     async fn classify(
@@ -562,13 +619,29 @@ impl RegistryClient {
                     Some(e) if e.has_code("NAME_UNKNOWN") => Missing::Repository,
                     _ => missing,
                 };
-                RegistryError::NotFound { missing, registry, repository, reference, envelope }
+                RegistryError::NotFound {
+                    missing,
+                    registry,
+                    repository,
+                    reference,
+                    envelope,
+                }
             }
-            StatusCode::FORBIDDEN => RegistryError::Denied { registry, repository, envelope },
-            StatusCode::TOO_MANY_REQUESTS => {
-                RegistryError::TooManyRequests { registry, retry_after, envelope }
-            }
-            s => RegistryError::Status { url, status: s.as_u16(), envelope },
+            StatusCode::FORBIDDEN => RegistryError::Denied {
+                registry,
+                repository,
+                envelope,
+            },
+            StatusCode::TOO_MANY_REQUESTS => RegistryError::TooManyRequests {
+                registry,
+                retry_after,
+                envelope,
+            },
+            s => RegistryError::Status {
+                url,
+                status: s.as_u16(),
+                envelope,
+            },
         }
     }
 
@@ -578,7 +651,13 @@ impl RegistryClient {
         if !self.is_insecure(reference) {
             return Ok(format!("https://{endpoint}"));
         }
-        if let Some(proto) = self.inner.protocols.lock().expect("protocols lock").get(endpoint) {
+        if let Some(proto) = self
+            .inner
+            .protocols
+            .lock()
+            .expect("protocols lock")
+            .get(endpoint)
+        {
             return Ok(format!("{proto}://{endpoint}"));
         }
         // docker's rule for insecure registries: try TLS (unverified) first, and
@@ -590,21 +669,33 @@ impl RegistryClient {
             Err(source) => return Err(RegistryError::Http { url: probe, source }),
         };
         tracing::debug!(endpoint, proto, "insecure registry protocol");
-        self.inner.protocols.lock().expect("protocols lock").insert(endpoint.to_string(), proto);
+        self.inner
+            .protocols
+            .lock()
+            .expect("protocols lock")
+            .insert(endpoint.to_string(), proto);
         Ok(format!("{proto}://{endpoint}"))
     }
 
     fn http_for(&self, reference: &Reference) -> &reqwest::Client {
-        if self.is_insecure(reference) { &self.inner.http_insecure } else { &self.inner.http }
+        if self.is_insecure(reference) {
+            &self.inner.http_insecure
+        } else {
+            &self.inner.http
+        }
     }
 
     fn is_insecure(&self, reference: &Reference) -> bool {
         reference.is_insecure_by_default()
-            || self.inner.insecure.iter().any(|r| r == reference.registry() || r == reference.endpoint())
+            || self
+                .inner
+                .insecure
+                .iter()
+                .any(|r| r == reference.registry() || r == reference.endpoint())
     }
 
-    fn is_insecure_host(&self, host: &str) -> bool {
-        Reference::parse(&format!("{host}/x")).is_ok_and(|r| self.is_insecure(&r))
+    fn is_insecure_host(&self, host_port: &str) -> bool {
+        Reference::parse(&format!("{host_port}/x")).is_ok_and(|r| self.is_insecure(&r))
     }
 }
 
@@ -637,7 +728,11 @@ async fn check_login(
 async fn status_error(url: &str, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.unwrap_or_default();
-    RegistryError::Status { url: url.to_string(), status, envelope: ErrorEnvelope::parse(&body) }
+    RegistryError::Status {
+        url: url.to_string(),
+        status,
+        envelope: ErrorEnvelope::parse(&body),
+    }
 }
 
 fn manifest_headers() -> HeaderMap {
@@ -647,7 +742,10 @@ fn manifest_headers() -> HeaderMap {
 }
 
 fn header_str(resp: &Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn is_transient(e: &reqwest::Error) -> bool {
@@ -677,7 +775,9 @@ pub(crate) async fn read_limited(
     url: &str,
 ) -> Result<Bytes, RegistryError> {
     let too_big = |got: u64| RegistryError::SizeMismatch {
-        registry: resp_host(url),
+        registry: url::Url::parse(url)
+            .map(|u| host_port(&u))
+            .unwrap_or_else(|_| url.to_string()),
         what: format!("response from {url} (limit {limit} bytes)"),
         expected: limit,
         actual: got,
@@ -686,9 +786,10 @@ pub(crate) async fn read_limited(
         return Err(too_big(len));
     }
     let mut body = BytesMut::new();
-    while let Some(chunk) =
-        resp.chunk().await.map_err(|source| RegistryError::Http { url: url.to_string(), source })?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|source| RegistryError::Http {
+        url: url.to_string(),
+        source,
+    })? {
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_big(body.len() as u64 + chunk.len() as u64));
         }
@@ -697,14 +798,13 @@ pub(crate) async fn read_limited(
     Ok(body.freeze())
 }
 
-fn resp_host(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| match u.port() {
-            Some(p) => format!("{h}:{p}"),
-            None => h.to_string(),
-        }))
-        .unwrap_or_else(|| url.to_string())
+/// `host[:port]` of a URL, as registries are named.
+fn host_port(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => url.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -721,7 +821,10 @@ mod tests {
 
     #[test]
     fn loopback_and_marked_registries_are_insecure() {
-        let client = RegistryClient::builder().insecure_registry("myreg.example:5000").build().unwrap();
+        let client = RegistryClient::builder()
+            .insecure_registry("myreg.example:5000")
+            .build()
+            .unwrap();
         let is = |r: &str| client.is_insecure(&Reference::parse(r).unwrap());
         assert!(is("127.0.0.1:5000/a"));
         assert!(is("localhost/a"));

@@ -408,14 +408,25 @@ fn config_path(docker_config: Option<&OsStr>, home: Option<&OsStr>) -> Option<Pa
     }
 }
 
+/// The registry host a user means by what they typed after `login`/`logout`:
+/// `https://host:5000/v1/` and `host:5000` give `host:5000`; every spelling of
+/// Docker Hub (`index.docker.io`, `registry-1.docker.io`, its `/v1/` URL) gives
+/// `docker.io`, the name references use.
+pub fn normalize_registry(input: &str) -> String {
+    let host = convert_to_hostname(input.trim());
+    if HUB_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        "docker.io".to_string()
+    } else {
+        host.to_string()
+    }
+}
+
 /// The `auths` key and helper server URL for a registry: Hub's fixed URL, else the
 /// host (with port) as docker's `ConvertToHostname` gives it.
 fn registry_key(registry: &str) -> String {
-    let host = convert_to_hostname(registry);
-    if HUB_HOSTS.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-        HUB_KEY.to_string()
-    } else {
-        host.to_string()
+    match normalize_registry(registry) {
+        hub if hub == "docker.io" => HUB_KEY.to_string(),
+        host => host,
     }
 }
 
@@ -898,5 +909,26 @@ mod tests {
         assert_eq!(decode_auth("dTpwOnE"), Ok(("u".into(), "p:q".into())));
         assert!(decode_auth("not base64!").is_err());
         assert!(decode_auth("bm9jb2xvbg==").is_err()); // "nocolon"
+    }
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::normalize_registry;
+
+    #[test]
+    fn login_arguments_normalise_like_docker() {
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(normalize_registry("registry-1.docker.io"), "docker.io");
+        assert_eq!(normalize_registry("docker.io"), "docker.io");
+        assert_eq!(
+            normalize_registry("http://127.0.0.1:5101"),
+            "127.0.0.1:5101"
+        );
+        assert_eq!(normalize_registry("127.0.0.1:5101/"), "127.0.0.1:5101");
+        assert_eq!(normalize_registry("ghcr.io"), "ghcr.io");
     }
 }

@@ -22,16 +22,18 @@ pub struct UnsupportedDigest(pub String);
 impl Digester {
     /// A SHA-256 digester, the algorithm registries use by default.
     pub fn sha256() -> Self {
-        Digester { state: State::Sha256(Sha256::new()) }
+        Digester {
+            state: State::Sha256(Sha256::new()),
+        }
     }
 
     /// A digester for the algorithm named by `digest` (`sha256:…` or `sha512:…`).
     pub fn for_digest(digest: &str) -> Result<Self, UnsupportedDigest> {
         match digest.split_once(':') {
             Some(("sha256", hex)) if is_hex(hex, 64) => Ok(Self::sha256()),
-            Some(("sha512", hex)) if is_hex(hex, 128) => {
-                Ok(Digester { state: State::Sha512(Sha512::new()) })
-            }
+            Some(("sha512", hex)) if is_hex(hex, 128) => Ok(Digester {
+                state: State::Sha512(Sha512::new()),
+            }),
             _ => Err(UnsupportedDigest(digest.to_string())),
         }
     }
@@ -60,7 +62,9 @@ impl Digester {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -37,7 +37,9 @@ pub struct ErrorDetail {
 impl ErrorEnvelope {
     /// Parses a response body; anything that is not an envelope gives `None`.
     pub fn parse(body: &[u8]) -> Option<Self> {
-        serde_json::from_slice::<ErrorEnvelope>(body).ok().filter(|e| !e.errors.is_empty())
+        serde_json::from_slice::<ErrorEnvelope>(body)
+            .ok()
+            .filter(|e| !e.errors.is_empty())
     }
 
     /// True when any entry carries `code`.
@@ -121,8 +123,8 @@ pub enum RegistryError {
         "{registry}: {what} requires authentication{said}; \
          {hint}",
         said = Said(envelope),
-        hint = if *had_credentials { "the stored credentials were rejected: run `basic-docker login` again" }
-               else { "run `basic-docker login` first" }
+        hint = if *had_credentials { format!("the credentials were rejected: run `basic-docker login {registry}` again") }
+               else { format!("run `basic-docker login {registry}` first") }
     )]
     Unauthorized {
         /// Registry host.
@@ -271,7 +273,7 @@ fn not_found_message(
     match missing {
         Missing::Repository => format!(
             "{registry}: repository {repository} does not exist or may require \
-             `basic-docker login`{said}"
+             `basic-docker login {registry}`{said}"
         ),
         Missing::Manifest => {
             format!("{registry}: manifest for {repository}:{reference} not found{said}")

@@ -1,12 +1,49 @@
 //! Pull images from OCI and Docker registries.
+//!
+//! - [`Reference`]: image references with docker's normalisation (`busybox` is
+//!   `docker.io/library/busybox:latest`).
+//! - [`RegistryClient`]: the OCI distribution protocol over HTTP(S), answering
+//!   Bearer and Basic challenges with credentials from docker's store
+//!   ([`CredentialStore`]), retrying transient failures, and streaming blobs that
+//!   are verified against their digest while they arrive ([`BlobStream`]).
+//! - [`Registry`]: what a pull needs from any source of images; [`resolve_image`]
+//!   turns a reference into one platform's manifest ([`Platform`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), basic_registry::RegistryError> {
+//! use basic_registry::{Platform, Reference, RegistryClient, fetch_config, resolve_image};
+//!
+//! let client = RegistryClient::from_env()?;
+//! let reference = Reference::parse("busybox")?;
+//! let image = resolve_image(&client, &reference, &Platform::host()).await?;
+//! let config = fetch_config(&client, &reference, &image.image).await?;
+//! println!("{} has {} layers, config {} bytes", reference, image.image.layers().len(), config.len());
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
+mod auth;
+mod blob;
 pub mod challenge;
+mod client;
 pub mod credentials;
+mod digest;
+mod error;
+pub mod manifest;
 pub mod platform;
 pub mod reference;
+mod resolve;
 
+pub use blob::{BlobRequest, BlobStream};
 pub use challenge::{Challenge, ChallengeError};
-pub use credentials::{CredentialStore, Credentials, CredentialsError};
-pub use platform::{Platform, PlatformError};
+pub use client::{ManifestHead, RegistryClient, RegistryClientBuilder, RetryPolicy};
+pub use credentials::{CredentialStore, Credentials, CredentialsError, normalize_registry};
+pub use digest::{Digester, UnsupportedDigest};
+pub use error::{ErrorDetail, ErrorEnvelope, Missing, RegistryError};
+pub use manifest::{Manifest, ManifestContent, ManifestError};
+pub use platform::{Platform, PlatformError, select_manifest};
 pub use reference::{Reference, ReferenceError};
+pub use resolve::{
+    MAX_CONFIG_SIZE, Registry, ResolvedImage, fetch_blob_bytes, fetch_config, resolve_image,
+};

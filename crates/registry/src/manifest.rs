@@ -100,18 +100,27 @@ impl Manifest {
         let media_type = media_type_of(&raw, content_type)?;
         let content = match media_type.as_str() {
             OCI_MANIFEST | DOCKER_MANIFEST => ManifestContent::Image(Box::new(
-                serde_json::from_slice(&raw)
-                    .map_err(|source| ManifestError::Malformed { kind: "image", source })?,
+                serde_json::from_slice(&raw).map_err(|source| ManifestError::Malformed {
+                    kind: "image",
+                    source,
+                })?,
             )),
             OCI_INDEX | DOCKER_MANIFEST_LIST => ManifestContent::Index(Box::new(
-                serde_json::from_slice(&raw)
-                    .map_err(|source| ManifestError::Malformed { kind: "index", source })?,
+                serde_json::from_slice(&raw).map_err(|source| ManifestError::Malformed {
+                    kind: "index",
+                    source,
+                })?,
             )),
             DOCKER_SCHEMA1 | DOCKER_SCHEMA1_SIGNED => return Err(ManifestError::Schema1),
             other => return Err(ManifestError::UnsupportedMediaType(other.to_string())),
         };
         let digest = Digester::sha256().finish_with(&raw);
-        Ok(Manifest { digest, media_type, raw, content })
+        Ok(Manifest {
+            digest,
+            media_type,
+            raw,
+            content,
+        })
     }
 
     /// True for an index or manifest list.
@@ -124,13 +133,21 @@ impl Manifest {
 /// (`application/json`, `text/plain`, none) defers to the document.
 fn media_type_of(raw: &[u8], content_type: Option<&str>) -> Result<String, ManifestError> {
     let declared = content_type
-        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|ct| ct.starts_with("application/vnd."));
     if let Some(ct) = declared {
         return Ok(ct);
     }
-    let probe: Probe = serde_json::from_slice(raw)
-        .map_err(|source| ManifestError::Malformed { kind: "unknown", source })?;
+    let probe: Probe = serde_json::from_slice(raw).map_err(|source| ManifestError::Malformed {
+        kind: "unknown",
+        source,
+    })?;
     if probe.schema_version == Some(1) {
         return Err(ManifestError::Schema1);
     }
@@ -181,6 +198,10 @@ mod tests {
     #[test]
     fn garbage_is_a_malformed_error() {
         let err = Manifest::from_bytes(Bytes::from_static(b"<html>"), Some(OCI_MANIFEST));
-        assert!(err.unwrap_err().to_string().starts_with("malformed image manifest"));
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .starts_with("malformed image manifest")
+        );
     }
 }

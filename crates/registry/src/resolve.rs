@@ -62,7 +62,9 @@ pub struct ResolvedImage {
 impl ResolvedImage {
     /// The digest a user pulls by: the index's when there is one, as docker reports it.
     pub fn repo_digest(&self) -> &str {
-        self.index.as_ref().map_or(&self.manifest.digest, |i| &i.digest)
+        self.index
+            .as_ref()
+            .map_or(&self.manifest.digest, |i| &i.digest)
     }
 }
 
@@ -95,7 +97,11 @@ pub async fn resolve_image<R: Registry>(
             });
         }
     };
-    Ok(ResolvedImage { index, manifest, image })
+    Ok(ResolvedImage {
+        index,
+        manifest,
+        image,
+    })
 }
 
 /// Fetches an image's config blob whole, verified against the manifest's descriptor.
@@ -125,6 +131,10 @@ pub async fn fetch_blob_bytes<R: Registry>(
             actual: request.size,
         });
     }
-    let chunks: Vec<Bytes> = registry.fetch_blob(reference, request).await?.try_collect().await?;
+    let chunks: Vec<Bytes> = registry
+        .fetch_blob(reference, request)
+        .await?
+        .try_collect()
+        .await?;
     Ok(chunks.concat().into())
 }

@@ -20,11 +20,18 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 fn quick_retries() -> RetryPolicy {
-    RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(50) }
+    RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+    }
 }
 
 fn client() -> RegistryClient {
-    RegistryClient::builder().retry_policy(quick_retries()).build().unwrap()
+    RegistryClient::builder()
+        .retry_policy(quick_retries())
+        .build()
+        .unwrap()
 }
 
 fn blob_body() -> Vec<u8> {
@@ -40,7 +47,11 @@ async fn fetch_all(
     reference: &Reference,
     request: &BlobRequest,
 ) -> Result<Vec<u8>, RegistryError> {
-    let chunks: Vec<bytes::Bytes> = client.fetch_blob(reference, request).await?.try_collect().await?;
+    let chunks: Vec<bytes::Bytes> = client
+        .fetch_blob(reference, request)
+        .await?
+        .try_collect()
+        .await?;
     Ok(chunks.concat())
 }
 
@@ -51,16 +62,26 @@ async fn tampered_blob_is_a_digest_mismatch() {
     let mut tampered = body.clone();
     tampered[1000] ^= 0xff;
     let server = FakeServer::start(move |_| Reply::ok(tampered.clone(), &[])).await;
-    let request = BlobRequest { digest: want.clone(), size: body.len() as u64 };
-    let err = fetch_all(&client(), &reference(&server), &request).await.unwrap_err();
+    let request = BlobRequest {
+        digest: want.clone(),
+        size: body.len() as u64,
+    };
+    let err = fetch_all(&client(), &reference(&server), &request)
+        .await
+        .unwrap_err();
     match &err {
-        RegistryError::DigestMismatch { expected, actual, .. } => {
+        RegistryError::DigestMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!(expected, &want);
-            assert_eq!(actual, &digest(&{
-                let mut t = body.clone();
-                t[1000] ^= 0xff;
-                t
-            }));
+            assert_eq!(
+                actual,
+                &digest(&{
+                    let mut t = body.clone();
+                    t[1000] ^= 0xff;
+                    t
+                })
+            );
         }
         other => panic!("expected a digest mismatch, got {other:?}"),
     }
@@ -75,9 +96,17 @@ async fn blob_larger_than_its_descriptor_is_refused() {
         move |_| Reply::ok(body.clone(), &[])
     })
     .await;
-    let request = BlobRequest { digest: digest(&body[..1000]), size: 1000 };
-    let err = fetch_all(&client(), &reference(&server), &request).await.unwrap_err();
-    assert!(matches!(err, RegistryError::SizeMismatch { expected: 1000, .. }), "{err:?}");
+    let request = BlobRequest {
+        digest: digest(&body[..1000]),
+        size: 1000,
+    };
+    let err = fetch_all(&client(), &reference(&server), &request)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::SizeMismatch { expected: 1000, .. }),
+        "{err:?}"
+    );
 }
 
 /// The first response breaks off half way; the client resumes with `Range` and
@@ -91,25 +120,48 @@ async fn reset_connection_is_resumed_with_a_range_request() {
         let body = body.clone();
         let served = served.clone();
         move |req: &Request| match req.header("range") {
-            None if served.fetch_add(1, Ordering::SeqCst) == 0 => {
-                Reply::Cut { status: 200, headers: vec![], body: body.clone(), cut: half }
-            }
+            None if served.fetch_add(1, Ordering::SeqCst) == 0 => Reply::Cut {
+                status: 200,
+                headers: vec![],
+                body: body.clone(),
+                cut: half,
+            },
             None => Reply::ok(body.clone(), &[]),
             Some(range) => {
-                let start: usize = range.trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+                let start: usize = range
+                    .trim_start_matches("bytes=")
+                    .trim_end_matches('-')
+                    .parse()
+                    .unwrap();
                 let content_range = format!("bytes {start}-{}/{}", body.len() - 1, body.len());
-                Reply::status(206, body[start..].to_vec(), &[("Content-Range", &content_range)])
+                Reply::status(
+                    206,
+                    body[start..].to_vec(),
+                    &[("Content-Range", &content_range)],
+                )
             }
         }
     })
     .await;
-    let request = BlobRequest { digest: digest(&body), size: body.len() as u64 };
-    let got = fetch_all(&client(), &reference(&server), &request).await.unwrap();
+    let request = BlobRequest {
+        digest: digest(&body),
+        size: body.len() as u64,
+    };
+    let got = fetch_all(&client(), &reference(&server), &request)
+        .await
+        .unwrap();
     assert_eq!(got, body);
-    let ranges: Vec<String> =
-        server.requests().iter().filter_map(|r| r.header("range").map(str::to_string)).collect();
+    let ranges: Vec<String> = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("range").map(str::to_string))
+        .collect();
     assert_eq!(ranges.len(), 1, "one resume expected: {ranges:?}");
-    let offset: usize = ranges[0].trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+    let offset: usize = ranges[0]
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
     assert!(offset > 0 && offset <= half, "resumed from {offset}");
 }
 
@@ -124,15 +176,28 @@ async fn resume_against_a_server_ignoring_range() {
         let served = served.clone();
         move |_: &Request| {
             if served.fetch_add(1, Ordering::SeqCst) == 0 {
-                Reply::Cut { status: 200, headers: vec![], body: body.clone(), cut: 12_345 }
+                Reply::Cut {
+                    status: 200,
+                    headers: vec![],
+                    body: body.clone(),
+                    cut: 12_345,
+                }
             } else {
                 Reply::ok(body.clone(), &[])
             }
         }
     })
     .await;
-    let request = BlobRequest { digest: digest(&body), size: body.len() as u64 };
-    assert_eq!(fetch_all(&client(), &reference(&server), &request).await.unwrap(), body);
+    let request = BlobRequest {
+        digest: digest(&body),
+        size: body.len() as u64,
+    };
+    assert_eq!(
+        fetch_all(&client(), &reference(&server), &request)
+            .await
+            .unwrap(),
+        body
+    );
 }
 
 #[tokio::test]
@@ -140,12 +205,23 @@ async fn a_connection_that_keeps_breaking_ends_in_an_error() {
     let body = blob_body();
     let server = FakeServer::start({
         let body = body.clone();
-        move |_: &Request| Reply::Cut { status: 200, headers: vec![], body: body.clone(), cut: 10 }
+        move |_: &Request| Reply::Cut {
+            status: 200,
+            headers: vec![],
+            body: body.clone(),
+            cut: 10,
+        }
     })
     .await;
-    let request = BlobRequest { digest: digest(&body), size: body.len() as u64 };
+    let request = BlobRequest {
+        digest: digest(&body),
+        size: body.len() as u64,
+    };
     let err = fetch_all(&client(), &reference(&server), &request).await;
-    assert!(err.is_err(), "a blob that never arrives whole must not verify");
+    assert!(
+        err.is_err(),
+        "a blob that never arrives whole must not verify"
+    );
 }
 
 #[tokio::test]
@@ -163,11 +239,24 @@ async fn rate_limit_is_retried_then_reported() {
         }
     })
     .await;
-    let err = client().fetch_manifest(&reference(&server)).await.unwrap_err();
-    assert_eq!(calls.load(Ordering::SeqCst), 4, "first try plus three retries");
+    let err = client()
+        .fetch_manifest(&reference(&server))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "first try plus three retries"
+    );
     let message = err.to_string();
-    assert!(matches!(err, RegistryError::TooManyRequests { .. }), "{err:?}");
-    assert!(message.contains(&server.host()) && message.contains("pull rate limit"), "{message}");
+    assert!(
+        matches!(err, RegistryError::TooManyRequests { .. }),
+        "{err:?}"
+    );
+    assert!(
+        message.contains(&server.host()) && message.contains("pull rate limit"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +268,10 @@ async fn server_errors_are_retried_until_success() {
         move |_: &Request| match calls.fetch_add(1, Ordering::SeqCst) {
             0 => Reply::status(503, "busy", &[]),
             1 => Reply::status(502, "bad gateway", &[]),
-            _ => Reply::ok(manifest.to_vec(), &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")]),
+            _ => Reply::ok(
+                manifest.to_vec(),
+                &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+            ),
         }
     })
     .await;
@@ -207,16 +299,37 @@ async fn redirect_to_another_host_does_not_leak_credentials() {
         .retry_policy(quick_retries())
         .credentials(
             &registry.host(),
-            Credentials::Basic { username: "u".into(), password: "secret".into() },
+            Credentials::Basic {
+                username: "u".into(),
+                password: "secret".into(),
+            },
         )
         .build()
         .unwrap();
-    let request = BlobRequest { digest: digest(&body), size: body.len() as u64 };
-    assert_eq!(fetch_all(&client, &reference(&registry), &request).await.unwrap(), body);
-    let registry_saw_auth = registry.requests().iter().any(|r| r.header("authorization").is_some());
-    assert!(registry_saw_auth, "the registry itself should get the credentials");
+    let request = BlobRequest {
+        digest: digest(&body),
+        size: body.len() as u64,
+    };
+    assert_eq!(
+        fetch_all(&client, &reference(&registry), &request)
+            .await
+            .unwrap(),
+        body
+    );
+    let registry_saw_auth = registry
+        .requests()
+        .iter()
+        .any(|r| r.header("authorization").is_some());
+    assert!(
+        registry_saw_auth,
+        "the registry itself should get the credentials"
+    );
     for r in store.requests() {
-        assert_eq!(r.header("authorization"), None, "credentials leaked to the blob store");
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "credentials leaked to the blob store"
+        );
     }
 }
 
@@ -225,11 +338,20 @@ async fn manifest_not_matching_its_announced_digest_is_refused() {
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
     let lie = digest(b"something else");
     let server = FakeServer::start(move |_: &Request| {
-        Reply::ok(manifest.to_vec(), &[("Docker-Content-Digest", lie.as_str())])
+        Reply::ok(
+            manifest.to_vec(),
+            &[("Docker-Content-Digest", lie.as_str())],
+        )
     })
     .await;
-    let err = client().fetch_manifest(&reference(&server)).await.unwrap_err();
-    assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err:?}");
+    let err = client()
+        .fetch_manifest(&reference(&server))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::DigestMismatch { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -237,23 +359,42 @@ async fn schema1_manifest_is_unsupported_with_a_clear_message() {
     let server = FakeServer::start(|_: &Request| {
         Reply::ok(
             br#"{"schemaVersion":1,"name":"test/app","tag":"latest","fsLayers":[]}"#.to_vec(),
-            &[("Content-Type", "application/vnd.docker.distribution.manifest.v1+prettyjws")],
+            &[(
+                "Content-Type",
+                "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            )],
         )
     })
     .await;
-    let err = client().fetch_manifest(&reference(&server)).await.unwrap_err();
+    let err = client()
+        .fetch_manifest(&reference(&server))
+        .await
+        .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("schema 1") && message.contains("not supported"), "{message}");
+    assert!(
+        message.contains("schema 1") && message.contains("not supported"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn not_found_names_registry_repository_and_tag() {
     let server = FakeServer::start(|_: &Request| {
-        Reply::status(404, r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#, &[])
+        Reply::status(
+            404,
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            &[],
+        )
     })
     .await;
-    let err = client().fetch_manifest(&reference(&server)).await.unwrap_err();
+    let err = client()
+        .fetch_manifest(&reference(&server))
+        .await
+        .unwrap_err();
     let message = err.to_string();
     assert!(message.contains(&server.host()), "{message}");
-    assert!(message.contains("test/app:latest") && message.contains("MANIFEST_UNKNOWN"), "{message}");
+    assert!(
+        message.contains("test/app:latest") && message.contains("MANIFEST_UNKNOWN"),
+        "{message}"
+    );
 }

@@ -21,7 +21,9 @@ fn reference(fixture: &Value) -> Reference {
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("fixture has no {key}: {v}"))
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("fixture has no {key}: {v}"))
 }
 
 /// Downloads every layer and the config of `fixture` and checks what arrived.
@@ -32,11 +34,20 @@ async fn pull_blobs(client: &RegistryClient, h: &Harness, name: &str) {
     assert_eq!(resolved.manifest.digest, str_of(&fixture, "digest"));
     let config = fetch_config(client, &r, &resolved.image).await.unwrap();
     let raw = std::fs::read(h.fixtures.join(format!("raw/{name}.config"))).unwrap();
-    assert_eq!(config.as_ref(), raw.as_slice(), "config bytes differ from what was pushed");
+    assert_eq!(
+        config.as_ref(),
+        raw.as_slice(),
+        "config bytes differ from what was pushed"
+    );
     for layer in resolved.image.layers() {
         let request = BlobRequest::from_descriptor(layer);
-        let chunks: Vec<bytes::Bytes> =
-            client.fetch_blob(&r, &request).await.unwrap().try_collect().await.unwrap();
+        let chunks: Vec<bytes::Bytes> = client
+            .fetch_blob(&r, &request)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
         let total: usize = chunks.iter().map(|c| c.len()).sum();
         assert_eq!(total as u64, layer.size());
     }
@@ -46,9 +57,15 @@ async fn pull_blobs(client: &RegistryClient, h: &Harness, name: &str) {
 async fn oci_image_manifest_and_blobs() {
     let Some(h) = harness() else { return };
     let fixture = h.fixture("busybox_latest");
-    let manifest = anonymous().fetch_manifest(&reference(&fixture)).await.unwrap();
+    let manifest = anonymous()
+        .fetch_manifest(&reference(&fixture))
+        .await
+        .unwrap();
     assert_eq!(manifest.digest, str_of(&fixture, "digest"));
-    assert_eq!(manifest.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        manifest.media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     pull_blobs(&anonymous(), &h, "busybox_latest").await;
 }
 
@@ -56,8 +73,14 @@ async fn oci_image_manifest_and_blobs() {
 async fn docker_schema2_manifest_and_blobs() {
     let Some(h) = harness() else { return };
     let fixture = h.fixture("busybox_docker");
-    let manifest = anonymous().fetch_manifest(&reference(&fixture)).await.unwrap();
-    assert_eq!(manifest.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    let manifest = anonymous()
+        .fetch_manifest(&reference(&fixture))
+        .await
+        .unwrap();
+    assert_eq!(
+        manifest.media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     assert_eq!(manifest.digest, str_of(&fixture, "digest"));
     pull_blobs(&anonymous(), &h, "busybox_docker").await;
 }
@@ -78,8 +101,14 @@ async fn zstd_layers_stream_verified() {
     let client = anonymous();
     let resolved = resolve_image(&client, &r, &Platform::host()).await.unwrap();
     let layer = &resolved.image.layers()[0];
-    assert_eq!(layer.media_type().to_string(), "application/vnd.oci.image.layer.v1.tar+zstd");
-    let mut stream = client.fetch_blob(&r, &BlobRequest::from_descriptor(layer)).await.unwrap();
+    assert_eq!(
+        layer.media_type().to_string(),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    let mut stream = client
+        .fetch_blob(&r, &BlobRequest::from_descriptor(layer))
+        .await
+        .unwrap();
     let first = stream.try_next().await.unwrap().unwrap();
     assert_eq!(&first[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
     while stream.try_next().await.unwrap().is_some() {}
@@ -94,7 +123,10 @@ async fn platform_selection_from_index_and_manifest_list() {
         let fixture = h.fixture(name);
         let r = reference(&fixture);
         let index = anonymous().fetch_manifest(&r).await.unwrap();
-        assert!(matches!(index.content, ManifestContent::Index(_)), "{name} is an index");
+        assert!(
+            matches!(index.content, ManifestContent::Index(_)),
+            "{name} is an index"
+        );
         for entry in fixture["manifests"].as_array().unwrap() {
             let p = &entry["platform"];
             let mut platform = format!("{}/{}", str_of(p, "os"), str_of(p, "architecture"));
@@ -104,14 +136,21 @@ async fn platform_selection_from_index_and_manifest_list() {
             }
             let platform = Platform::parse(&platform).unwrap();
             let resolved = resolve_image(&anonymous(), &r, &platform).await.unwrap();
-            assert_eq!(resolved.manifest.digest, str_of(entry, "digest"), "{name} {platform}");
+            assert_eq!(
+                resolved.manifest.digest,
+                str_of(entry, "digest"),
+                "{name} {platform}"
+            );
             assert_eq!(resolved.repo_digest(), str_of(&fixture, "digest"));
         }
         let missing = Platform::parse("linux/s390x").unwrap();
         let err = resolve_image(&anonymous(), &r, &missing).await.unwrap_err();
         let message = err.to_string();
         assert!(message.contains("linux/s390x"), "{message}");
-        assert!(message.contains("linux/arm64") && message.contains("linux/arm/v7"), "{message}");
+        assert!(
+            message.contains("linux/arm64") && message.contains("linux/arm/v7"),
+            "{message}"
+        );
     }
 }
 
@@ -119,7 +158,10 @@ async fn platform_selection_from_index_and_manifest_list() {
 async fn head_reports_the_manifest_digest() {
     let Some(h) = harness() else { return };
     let fixture = h.fixture("multiarch_latest");
-    let head = anonymous().head_manifest(&reference(&fixture)).await.unwrap();
+    let head = anonymous()
+        .head_manifest(&reference(&fixture))
+        .await
+        .unwrap();
     assert_eq!(head.digest.as_deref(), Some(str_of(&fixture, "digest")));
 }
 
@@ -132,7 +174,10 @@ async fn pull_by_digest_and_by_tag_and_digest() {
         format!("{}/fixtures/busybox@{digest}", h.open),
         format!("{}/fixtures/busybox:latest@{digest}", h.open),
     ] {
-        let m = anonymous().fetch_manifest(&Reference::parse(&text).unwrap()).await.unwrap();
+        let m = anonymous()
+            .fetch_manifest(&Reference::parse(&text).unwrap())
+            .await
+            .unwrap();
         assert_eq!(m.digest, digest, "{text}");
     }
 }
@@ -142,7 +187,10 @@ async fn unknown_tag_and_unknown_repository_are_named() {
     let Some(h) = harness() else { return };
     let tag = Reference::parse(&format!("{}/fixtures/busybox:no-such-tag", h.open)).unwrap();
     let err = anonymous().fetch_manifest(&tag).await.unwrap_err();
-    assert!(err.to_string().contains("fixtures/busybox:no-such-tag"), "{err}");
+    assert!(
+        err.to_string().contains("fixtures/busybox:no-such-tag"),
+        "{err}"
+    );
     let repo = Reference::parse(&format!("{}/nobody/nothing:latest", h.open)).unwrap();
     let err = anonymous().fetch_manifest(&repo).await.unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err:?}");
@@ -156,17 +204,50 @@ async fn basic_auth_registry() {
     let r = reference(&fixture);
 
     let err = anonymous().fetch_manifest(&r).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { had_credentials: false, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("login"), "{err}");
 
-    let wrong = Credentials::Basic { username: h.basic_user.clone(), password: "wrong".into() };
-    let client = RegistryClient::builder().credentials(&h.basic, wrong).build().unwrap();
+    let wrong = Credentials::Basic {
+        username: h.basic_user.clone(),
+        password: "wrong".into(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.basic, wrong)
+        .build()
+        .unwrap();
     let err = client.fetch_manifest(&r).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { had_credentials: true, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
-    let right = Credentials::Basic { username: h.basic_user.clone(), password: h.basic_pass.clone() };
-    let client = RegistryClient::builder().credentials(&h.basic, right).build().unwrap();
-    assert_eq!(client.fetch_manifest(&r).await.unwrap().digest, str_of(&fixture, "digest"));
+    let right = Credentials::Basic {
+        username: h.basic_user.clone(),
+        password: h.basic_pass.clone(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.basic, right)
+        .build()
+        .unwrap();
+    assert_eq!(
+        client.fetch_manifest(&r).await.unwrap().digest,
+        str_of(&fixture, "digest")
+    );
     pull_blobs(&client, &h, "basic_busybox_latest").await;
 }
 
@@ -183,15 +264,45 @@ async fn bearer_token_registry_anonymous_and_with_credentials() {
 
     pull_blobs(&anonymous(), &h, "token_public_busybox_latest").await;
     let err = anonymous().fetch_manifest(&private).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { had_credentials: false, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
-    let wrong = Credentials::Basic { username: h.token_user.clone(), password: "wrong".into() };
-    let client = RegistryClient::builder().credentials(&h.token, wrong).build().unwrap();
+    let wrong = Credentials::Basic {
+        username: h.token_user.clone(),
+        password: "wrong".into(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.token, wrong)
+        .build()
+        .unwrap();
     let err = client.fetch_manifest(&private).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { had_credentials: true, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                had_credentials: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
-    let right = Credentials::Basic { username: h.token_user.clone(), password: h.token_pass.clone() };
-    let client = RegistryClient::builder().credentials(&h.token, right).build().unwrap();
+    let right = Credentials::Basic {
+        username: h.token_user.clone(),
+        password: h.token_pass.clone(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.token, right)
+        .build()
+        .unwrap();
     pull_blobs(&client, &h, "token_private_busybox_latest").await;
     assert!(client.fetch_manifest(&public).await.is_ok());
 }
@@ -201,8 +312,14 @@ async fn bearer_token_registry_anonymous_and_with_credentials() {
 async fn bearer_tokens_are_cached_per_scope() {
     let Some(h) = harness() else { return };
     let user = h.token_user.clone();
-    let creds = Credentials::Basic { username: user.clone(), password: h.token_pass.clone() };
-    let client = RegistryClient::builder().credentials(&h.token, creds).build().unwrap();
+    let creds = Credentials::Basic {
+        username: user.clone(),
+        password: h.token_pass.clone(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.token, creds)
+        .build()
+        .unwrap();
     // Other tests share the issuer; count only this client's requests, by user and scope.
     let ours = |stats: &Value, scope: &str| {
         stats["requests"]
@@ -218,20 +335,45 @@ async fn bearer_tokens_are_cached_per_scope() {
     pull_blobs(&client, &h, "token_private_busybox_latest").await;
     pull_blobs(&client, &h, "token_private_busybox_latest").await;
     let after = ours(&issuer_stats(&h).await, scope);
-    assert_eq!(after - before, 1, "one token request for the repository scope");
+    assert_eq!(
+        after - before,
+        1,
+        "one token request for the repository scope"
+    );
 }
 
 #[tokio::test]
 async fn login_checks_credentials_on_each_kind_of_registry() {
     let Some(h) = harness() else { return };
-    let basic = |user: &str, pass: &str| Credentials::Basic { username: user.into(), password: pass.into() };
+    let basic = |user: &str, pass: &str| Credentials::Basic {
+        username: user.into(),
+        password: pass.into(),
+    };
     let client = anonymous();
-    client.login(&h.open, &basic("anyone", "anything")).await.unwrap();
-    client.login(&h.basic, &basic(&h.basic_user, &h.basic_pass)).await.unwrap();
-    client.login(&h.token, &basic(&h.token_user, &h.token_pass)).await.unwrap();
+    client
+        .login(&h.open, &basic("anyone", "anything"))
+        .await
+        .unwrap();
+    client
+        .login(&h.basic, &basic(&h.basic_user, &h.basic_pass))
+        .await
+        .unwrap();
+    client
+        .login(&h.token, &basic(&h.token_user, &h.token_pass))
+        .await
+        .unwrap();
     for (registry, user) in [(&h.basic, &h.basic_user), (&h.token, &h.token_user)] {
-        let err = client.login(registry, &basic(user, "wrong")).await.unwrap_err();
-        assert!(matches!(err, RegistryError::LoginFailed { .. }), "{registry}: {err:?}");
-        assert!(err.to_string().contains("wrong username or password"), "{err}");
+        let err = client
+            .login(registry, &basic(user, "wrong"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::LoginFailed { .. }),
+            "{registry}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("wrong username or password"),
+            "{err}"
+        );
     }
 }

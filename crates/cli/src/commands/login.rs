@@ -56,7 +56,10 @@ pub fn logout(global: &GlobalOptions, args: LogoutArgs) -> anyhow::Result<ExitCo
 /// `--password-stdin`: the whole of stdin, without its trailing newline, as docker does.
 fn read_password_stdin() -> anyhow::Result<String> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
@@ -64,7 +67,10 @@ fn read_password_stdin() -> anyhow::Result<String> {
 fn prompt(label: &str, secret: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        bail!("cannot prompt for the {} without a terminal: use -u and --password-stdin", label.trim_end_matches(": ").to_lowercase());
+        bail!(
+            "cannot prompt for the {} without a terminal: use -u and --password-stdin",
+            label.trim_end_matches(": ").to_lowercase()
+        );
     }
     eprint!("{label}");
     std::io::stderr().flush()?;

@@ -10,7 +10,10 @@ use crate::cli::{GlobalOptions, ManifestInspectArgs};
 
 /// Prints the manifest a reference names, or with `--platform` that platform's
 /// manifest from the index, as indented JSON in the registry's own key order.
-pub async fn inspect(global: &GlobalOptions, args: ManifestInspectArgs) -> anyhow::Result<ExitCode> {
+pub async fn inspect(
+    global: &GlobalOptions,
+    args: ManifestInspectArgs,
+) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let client = super::registry_client(global)?;
     let mut manifest = client.fetch_manifest(&reference).await?;

@@ -18,17 +18,28 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
 /// What to do with a request.
 pub enum Reply {
     /// A whole response.
-    Full { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Announce `headers` (with the full Content-Length), send `body`'s first `cut`
     /// bytes, then drop the connection.
-    Cut { status: u16, headers: Vec<(String, String)>, body: Vec<u8>, cut: usize },
+    Cut {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        cut: usize,
+    },
 }
 
 impl Reply {
@@ -37,12 +48,19 @@ impl Reply {
     }
 
     pub fn status(status: u16, body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
-        Reply::Full { status, headers: owned(headers), body: body.into() }
+        Reply::Full {
+            status,
+            headers: owned(headers),
+            body: body.into(),
+        }
     }
 }
 
 fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {
-    headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
@@ -55,7 +73,9 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake server");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake server");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let handler: Handler = Arc::new(handler);
@@ -81,21 +101,35 @@ impl FakeServer {
 async fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Request>>>) {
     let mut stream = BufReader::new(stream);
     loop {
-        let Some(request) = read_request(&mut stream).await else { return };
+        let Some(request) = read_request(&mut stream).await else {
+            return;
+        };
         log.lock().unwrap().push(request.clone());
         let reply = handler(&request);
         let head_only = request.method == "HEAD";
         let keep = match reply {
-            Reply::Full { status, headers, body } => {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => {
                 write_head(&mut stream, status, &headers, body.len()).await;
                 if !head_only {
                     let _ = stream.get_mut().write_all(&body).await;
                 }
                 true
             }
-            Reply::Cut { status, headers, body, cut } => {
+            Reply::Cut {
+                status,
+                headers,
+                body,
+                cut,
+            } => {
                 write_head(&mut stream, status, &headers, body.len()).await;
-                let _ = stream.get_mut().write_all(&body[..cut.min(body.len())]).await;
+                let _ = stream
+                    .get_mut()
+                    .write_all(&body[..cut.min(body.len())])
+                    .await;
                 let _ = stream.get_mut().flush().await;
                 false
             }
@@ -113,7 +147,10 @@ async fn write_head(
     len: usize,
 ) {
     let mut head = format!("HTTP/1.1 {status} X\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
         head.push_str(&format!("Content-Length: {len}\r\n"));
     }
     for (k, v) in headers {
@@ -150,7 +187,13 @@ async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
     }
     if content_length > 0 {
         let mut body = vec![0; content_length];
-        tokio::io::AsyncReadExt::read_exact(stream, &mut body).await.ok()?;
+        tokio::io::AsyncReadExt::read_exact(stream, &mut body)
+            .await
+            .ok()?;
     }
-    Some(Request { method, path, headers })
+    Some(Request {
+        method,
+        path,
+        headers,
+    })
 }

@@ -16,7 +16,8 @@ pub struct Harness {
 }
 
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: is the harness env complete?"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: is the harness env complete?"))
 }
 
 /// The harness, or `None` (the test then skips) when it is not running and
@@ -25,7 +26,9 @@ fn var(name: &str) -> String {
 pub fn harness() -> Option<Harness> {
     if std::env::var_os("BASIC_DOCKER_TEST_REGISTRY_OPEN").is_none() {
         if std::env::var_os("BASIC_DOCKER_REQUIRE_PRIVILEGED").is_some() {
-            panic!("the registry harness is not running: run `scripts/harness.sh start` and `eval \"$(scripts/harness.sh env)\"`");
+            panic!(
+                "the registry harness is not running: run `scripts/harness.sh start` and `eval \"$(scripts/harness.sh env)\"`"
+            );
         }
         eprintln!("skipping: registry harness not running (scripts/harness.sh start)");
         return None;
