@@ -8,9 +8,9 @@ use basic_registry::{
     BlobRequest, Credentials, ManifestContent, Platform, Reference, RegistryClient, RegistryError,
     fetch_config, resolve_image,
 };
+use basic_test_support::{Harness, harness};
 use futures_util::TryStreamExt as _;
 use serde_json::Value;
-use support::harness::{Harness, harness};
 
 fn anonymous() -> RegistryClient {
     RegistryClient::builder().build().unwrap()

@@ -2,4 +2,3 @@
 #![allow(dead_code)]
 
 pub mod fake;
-pub mod harness;
