@@ -47,3 +47,8 @@ pub use reference::{Reference, ReferenceError};
 pub use resolve::{
     MAX_CONFIG_SIZE, Registry, ResolvedImage, fetch_blob_bytes, fetch_config, resolve_image,
 };
+
+/// The README's example, compiled as a doc test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
