@@ -398,3 +398,82 @@ async fn not_found_names_registry_repository_and_tag() {
         "{message}"
     );
 }
+
+const EMPTY_INDEX: &[u8] =
+    br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+
+/// A registry that wants Bearer tokens from `token_server`, accepting any token.
+async fn bearer_registry(token_server: &FakeServer) -> FakeServer {
+    let challenge = format!(
+        r#"Bearer realm="http://{}/token",service="fake",scope="repository:test/app:pull""#,
+        token_server.host()
+    );
+    FakeServer::start(move |req: &Request| match req.header("authorization") {
+        Some(a) if a.starts_with("Bearer ") => Reply::ok(EMPTY_INDEX.to_vec(), &[]),
+        _ => Reply::status(401, "", &[("WWW-Authenticate", &challenge)]),
+    })
+    .await
+}
+
+/// A token lives until shortly before its `expires_in`; then a new one is fetched.
+#[tokio::test]
+async fn bearer_token_is_reused_until_it_expires() {
+    let tokens = FakeServer::start(|_: &Request| {
+        Reply::ok(br#"{"token":"t","expires_in":2}"#.to_vec(), &[])
+    })
+    .await;
+    let registry = bearer_registry(&tokens).await;
+    let client = client();
+    for _ in 0..3 {
+        client.fetch_manifest(&reference(&registry)).await.unwrap();
+    }
+    assert_eq!(
+        tokens.requests().len(),
+        1,
+        "one token serves requests while fresh"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.fetch_manifest(&reference(&registry)).await.unwrap();
+    assert_eq!(tokens.requests().len(), 2, "an expired token is replaced");
+}
+
+/// docker's `identitytoken` is an OAuth2 refresh token, exchanged with a POST.
+#[tokio::test]
+async fn identity_token_is_exchanged_with_the_refresh_grant() {
+    let tokens = FakeServer::start(|req: &Request| {
+        let form = String::from_utf8_lossy(&req.body).to_string();
+        if req.method == "POST"
+            && form.contains("grant_type=refresh_token")
+            && form.contains("refresh_token=my-refresh-token")
+            && form.contains("scope=repository%3Atest%2Fapp%3Apull")
+        {
+            Reply::ok(
+                br#"{"access_token":"granted","expires_in":300}"#.to_vec(),
+                &[],
+            )
+        } else {
+            Reply::status(
+                400,
+                format!("unexpected token request: {} {form}", req.method),
+                &[],
+            )
+        }
+    })
+    .await;
+    let registry = bearer_registry(&tokens).await;
+    let client = RegistryClient::builder()
+        .retry_policy(quick_retries())
+        .credentials(
+            &registry.host(),
+            Credentials::IdentityToken("my-refresh-token".into()),
+        )
+        .build()
+        .unwrap();
+    client.fetch_manifest(&reference(&registry)).await.unwrap();
+    let sent: Vec<_> = registry
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert_eq!(sent, ["Bearer granted"]);
+}

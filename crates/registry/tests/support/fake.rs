@@ -14,6 +14,7 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -185,15 +186,14 @@ async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
             headers.insert(k, v.trim().to_string());
         }
     }
-    if content_length > 0 {
-        let mut body = vec![0; content_length];
-        tokio::io::AsyncReadExt::read_exact(stream, &mut body)
-            .await
-            .ok()?;
-    }
+    let mut body = vec![0; content_length];
+    tokio::io::AsyncReadExt::read_exact(stream, &mut body)
+        .await
+        .ok()?;
     Some(Request {
         method,
         path,
         headers,
+        body,
     })
 }
