@@ -23,6 +23,7 @@ mod apply;
 mod compression;
 mod parallel;
 mod reader;
+pub mod snapshot;
 mod sys;
 
 pub use apply::{
@@ -31,3 +32,7 @@ pub use apply::{
 };
 pub use compression::{Compression, CompressionError};
 pub use parallel::{LayerJob, apply_layers_parallel};
+pub use snapshot::{
+    CopySnapshotter, Mount, OverlaySnapshotter, Snapshot, SnapshotError, Snapshotter,
+    SnapshotterKind,
+};

@@ -1,7 +1,7 @@
 //! Applying one layer tar stream to a directory.
 
 mod meta;
-mod root;
+pub(crate) mod root;
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};

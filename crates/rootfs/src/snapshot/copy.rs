@@ -1,0 +1,387 @@
+//! The copy snapshotter: where overlayfs is unavailable, a snapshot is a
+//! flattened copy of its layers (reflinked where the filesystem can).
+//!
+//! Layout below its root: `snapshots/<key>/fs/` holds the copy, which is
+//! bind-mounted on the target.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::{
+    Mount, Snapshot, SnapshotError, Snapshotter, SnapshotterKind, check_key, io_err, remove_tree,
+};
+use crate::apply::root::remove_contents;
+use crate::sys;
+
+/// Snapshots as flattened copies of their layers.
+#[derive(Debug, Clone)]
+pub struct CopySnapshotter {
+    root: PathBuf,
+}
+
+impl CopySnapshotter {
+    /// Snapshots below `root` (created when needed).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        CopySnapshotter { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn create(
+        &self,
+        key: &str,
+        layers: &[PathBuf],
+        readonly: bool,
+    ) -> Result<Snapshot, SnapshotError> {
+        check_key(key)?;
+        let parent = self.root.join("snapshots");
+        std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
+        let dir = parent.join(key);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(SnapshotError::Exists(key.to_owned()));
+            }
+            Err(e) => return Err(io_err("create", &dir)(e)),
+        }
+        let fs_dir = dir.join("fs");
+        std::fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
+        let result = (|| {
+            let dst = File::open(&fs_dir).map_err(io_err("open", &fs_dir))?;
+            for layer in layers {
+                let src = File::open(layer).map_err(io_err("open layer", layer))?;
+                let mut m = Merger {
+                    dst_root: dst.as_fd(),
+                    links: HashMap::new(),
+                };
+                m.merge_dir(src.as_fd(), dst.as_fd(), Vec::new())
+                    .map_err(|(path, source)| SnapshotError::Io {
+                        op: "copy",
+                        path: layer.join(String::from_utf8_lossy(&path).as_ref()),
+                        source,
+                    })?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = remove_tree(&dir);
+            return Err(e);
+        }
+        let mut options = vec!["bind".to_owned()];
+        if readonly {
+            options.push("ro".to_owned());
+        }
+        Ok(Snapshot {
+            key: key.to_owned(),
+            dir,
+            mounts: vec![Mount {
+                fstype: "bind".into(),
+                source: fs_dir,
+                options,
+                relative_to: None,
+            }],
+            readonly,
+        })
+    }
+}
+
+impl Snapshotter for CopySnapshotter {
+    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+        self.create(key, layers, false)
+    }
+
+    fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+        self.create(key, layers, true)
+    }
+
+    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        check_key(key)?;
+        let dir = self.root.join("snapshots").join(key);
+        if !dir.exists() {
+            return Err(SnapshotError::NotFound(key.to_owned()));
+        }
+        remove_tree(&dir)
+    }
+
+    fn kind(&self) -> SnapshotterKind {
+        SnapshotterKind::Copy
+    }
+}
+
+type MergeResult<T> = Result<T, (Vec<u8>, io::Error)>;
+
+/// Copies one overlay-form layer onto the flattened tree.
+struct Merger<'a> {
+    dst_root: BorrowedFd<'a>,
+    /// Hard links inside the layer: source inode -> copied path.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+fn join(base: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = base.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn open_dir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    sys::openat(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+}
+
+impl Merger<'_> {
+    fn merge_dir(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        path: Vec<u8>,
+    ) -> MergeResult<()> {
+        let names = sys::read_dir_names(src).map_err(|e| (path.clone(), e))?;
+        for name in names {
+            let child = join(&path, name.to_bytes());
+            self.merge_entry(src, dst, &name, &child)
+                .map_err(|e| match e {
+                    (p, e) if p.is_empty() => (child.clone(), e),
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn merge_entry(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        name: &CStr,
+        path: &[u8],
+    ) -> MergeResult<()> {
+        let e = |err: io::Error| (path.to_vec(), err);
+        let st = sys::lstatat(src, name).map_err(e)?;
+        let existing = match sys::lstatat(dst, name) {
+            Ok(st) => Some(st),
+            Err(err) if err.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(err) => return Err(e(err)),
+        };
+        let fmt = st.st_mode & libc::S_IFMT;
+        if fmt == libc::S_IFCHR && st.st_rdev == 0 {
+            // A whiteout: what it names in lower layers disappears.
+            if existing.is_some() {
+                remove_at(dst, name, existing.as_ref()).map_err(e)?;
+            }
+            return Ok(());
+        }
+        if fmt == libc::S_IFDIR {
+            let src_sub = open_dir(src, name).map_err(e)?;
+            let opaque = is_opaque(src_sub.as_fd());
+            match existing {
+                Some(ex) if sys::is_dir(&ex) => {
+                    if opaque {
+                        let d = open_dir(dst, name).map_err(e)?;
+                        remove_contents(d.as_fd()).map_err(e)?;
+                    }
+                }
+                Some(ex) => {
+                    remove_at(dst, name, Some(&ex)).map_err(e)?;
+                    sys::mkdirat(dst, name, 0o700).map_err(e)?;
+                }
+                None => sys::mkdirat(dst, name, 0o700).map_err(e)?,
+            }
+            let dst_sub = open_dir(dst, name).map_err(e)?;
+            self.merge_dir(src_sub.as_fd(), dst_sub.as_fd(), path.to_vec())?;
+            copy_meta_fd(src_sub.as_fd(), dst_sub.as_fd(), &st).map_err(e)?;
+            return Ok(());
+        }
+        if existing.is_some() {
+            remove_at(dst, name, existing.as_ref()).map_err(e)?;
+        }
+        let key = (st.st_dev, st.st_ino);
+        if st.st_nlink > 1 && fmt != libc::S_IFDIR {
+            if let Some(first) = self.links.get(&key) {
+                let (dir, base) = match first.iter().rposition(|&b| b == b'/') {
+                    Some(i) => (&first[..i], &first[i + 1..]),
+                    None => (&b""[..], &first[..]),
+                };
+                let dir_fd = if dir.is_empty() {
+                    sys::openat(self.dst_root, c".", libc::O_PATH | libc::O_DIRECTORY, 0)
+                } else {
+                    sys::openat2(
+                        self.dst_root,
+                        &sys::cstr(dir).map_err(e)?,
+                        libc::O_PATH | libc::O_DIRECTORY,
+                        0,
+                        sys::RESOLVE_IN_ROOT,
+                    )
+                }
+                .map_err(e)?;
+                let cbase = sys::cstr(base).map_err(e)?;
+                sys::linkat(dir_fd.as_fd(), &cbase, dst, name).map_err(e)?;
+                return Ok(());
+            }
+            self.links.insert(key, path.to_vec());
+        }
+        match fmt {
+            libc::S_IFREG => {
+                let src_f = File::from(
+                    sys::openat(src, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0).map_err(e)?,
+                );
+                let dst_f = File::from(
+                    sys::openat(
+                        dst,
+                        name,
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                        0o600,
+                    )
+                    .map_err(e)?,
+                );
+                clone_or_copy(&src_f, &dst_f).map_err(e)?;
+                copy_meta_fd(src_f.as_fd(), dst_f.as_fd(), &st).map_err(e)?;
+            }
+            libc::S_IFLNK => {
+                let target = readlinkat(src, name).map_err(e)?;
+                sys::symlinkat(&target, dst, name).map_err(e)?;
+                sys::lchownat(dst, name, st.st_uid, st.st_gid).map_err(e)?;
+                sys::lutimensat(dst, name, &times(&st)).map_err(e)?;
+            }
+            _ => {
+                sys::mknodat(dst, name, st.st_mode, st.st_rdev).map_err(e)?;
+                sys::lchownat(dst, name, st.st_uid, st.st_gid).map_err(e)?;
+                sys::lchmodat(dst, name, st.st_mode & 0o7777).map_err(e)?;
+                sys::lutimensat(dst, name, &times(&st)).map_err(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_at(dir: BorrowedFd<'_>, name: &CStr, st: Option<&libc::stat>) -> io::Result<()> {
+    if st.is_some_and(sys::is_dir) {
+        let d = open_dir(dir, name)?;
+        remove_contents(d.as_fd())?;
+        sys::unlinkat(dir, name, true)
+    } else {
+        sys::unlinkat(dir, name, false)
+    }
+}
+
+fn times(st: &libc::stat) -> [libc::timespec; 2] {
+    [
+        sys::timespec(st.st_atime, st.st_atime_nsec as u32),
+        sys::timespec(st.st_mtime, st.st_mtime_nsec as u32),
+    ]
+}
+
+fn is_opaque(dir: BorrowedFd<'_>) -> bool {
+    let mut buf = [0u8; 2];
+    // SAFETY: buffer pointer and length are valid.
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+/// FICLONE (a reflink: shared extents) where the filesystem can, a copy
+/// (`copy_file_range` under `std::io::copy`) otherwise.
+fn clone_or_copy(src: &File, dst: &File) -> io::Result<()> {
+    // SAFETY: FICLONE takes the source fd as its argument.
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    if r == 0 {
+        return Ok(());
+    }
+    let (mut s, mut d) = (src, dst);
+    io::copy(&mut s, &mut d).map(drop)
+}
+
+/// Owner, mode, xattrs (not overlayfs' own) and times, in that order
+/// (chown clears setuid and file capabilities).
+fn copy_meta_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, st: &libc::stat) -> io::Result<()> {
+    sys::fchown(dst, st.st_uid, st.st_gid)?;
+    sys::fchmod(dst, st.st_mode & 0o7777)?;
+    for (k, v) in list_xattrs(src)? {
+        if k.to_bytes().starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        sys::fsetxattr(dst, &k, &v)?;
+    }
+    sys::futimens(dst, &times(st))
+}
+
+fn list_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        // SAFETY: buffer pointer and length are valid.
+        let n = unsafe { libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
+            Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let cname = sys::cstr(name)?;
+        let mut value = vec![0u8; 256];
+        loop {
+            // SAFETY: buffer pointer and length are valid.
+            let m = unsafe {
+                libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    cname.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            if m >= 0 {
+                value.truncate(m as usize);
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ERANGE) && value.len() < 1 << 17 {
+                value.resize(value.len() * 4, 0);
+            } else {
+                return Err(e);
+            }
+        }
+        out.push((cname, value));
+    }
+    Ok(out)
+}
+
+fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<CString> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: buffer pointer and length are valid.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    sys::cstr(&buf)
+}

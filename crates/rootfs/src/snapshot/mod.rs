@@ -1,0 +1,231 @@
+//! Snapshotters: a container's root filesystem from a chain of layer
+//! directories (each in the overlay form [`crate::ApplyMode::Overlay`] writes).
+//!
+//! Layer chains are given bottom-most first, the order of an image
+//! manifest's `layers`. A snapshot has a key (a container id, say) naming
+//! its private directory below the snapshotter's root.
+
+mod copy;
+mod overlay;
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use copy::CopySnapshotter;
+pub use overlay::OverlaySnapshotter;
+
+/// Errors of the snapshotters. Messages name the path or key concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// A snapshot key that cannot name a directory.
+    #[error("invalid snapshot key `{0}` (use letters, digits, `_`, `-` and `.`, not first)")]
+    InvalidKey(String),
+    /// A snapshot with this key already exists.
+    #[error("snapshot `{0}` already exists")]
+    Exists(String),
+    /// No snapshot with this key.
+    #[error("snapshot `{0}` does not exist")]
+    NotFound(String),
+    /// A filesystem operation failed.
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// mount(2) failed.
+    #[error("cannot mount {fstype} on {} (options `{options}`)", target.display())]
+    Mount {
+        /// Filesystem type.
+        fstype: String,
+        /// Mount point.
+        target: PathBuf,
+        /// The option string given.
+        options: String,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// umount(2) failed.
+    #[error("cannot unmount {}", target.display())]
+    Unmount {
+        /// Mount point.
+        target: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The lower directories do not fit in a mount option string even
+    /// with short links.
+    #[error("too many layers ({0}) for one overlay mount")]
+    TooManyLayers(usize),
+    /// Unknown snapshotter name.
+    #[error("unknown snapshotter `{0}` (expected `overlay` or `copy`)")]
+    UnknownKind(String),
+}
+
+pub(crate) fn io_err<'p>(
+    op: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(io::Error) -> SnapshotError + 'p {
+    move |source| SnapshotError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One mount that makes up a snapshot's root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Filesystem type (`overlay`), or `bind` for a bind mount.
+    pub fstype: String,
+    /// The mount source (`overlay`, or the directory bound).
+    pub source: PathBuf,
+    /// Options as mount(8) takes them (`lowerdir=...`, `ro`, ...).
+    pub options: Vec<String>,
+    /// Set when the paths in `options` are relative to this directory (the
+    /// absolute form did not fit in the one page mount(2) accepts): the
+    /// mount must be made from a process whose working directory is this.
+    pub relative_to: Option<PathBuf>,
+}
+
+/// A prepared snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Its key.
+    pub key: String,
+    /// Its private directory (upper and work directories, or the copy).
+    pub dir: PathBuf,
+    /// What to mount, in order, on the root mount point.
+    pub mounts: Vec<Mount>,
+    /// Whether the root is read-only.
+    pub readonly: bool,
+}
+
+/// Builds container roots from layer directories.
+pub trait Snapshotter: Send + Sync + fmt::Debug {
+    /// A writable snapshot `key` on top of `layers` (bottom-most first).
+    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
+    /// A read-only snapshot `key` of `layers` (bottom-most first), e.g. to
+    /// look at an image's root.
+    fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
+    /// Mount `snapshot` on the existing directory `target`.
+    fn mount(&self, snapshot: &Snapshot, target: &Path) -> Result<(), SnapshotError> {
+        mount_all(&snapshot.mounts, target)
+    }
+    /// Unmount what [`Snapshotter::mount`] mounted on `target`.
+    fn unmount(&self, target: &Path) -> Result<(), SnapshotError> {
+        unmount(target)
+    }
+    /// Delete snapshot `key` and its private directory (unmount it first).
+    fn remove(&self, key: &str) -> Result<(), SnapshotError>;
+    /// Which kind this is.
+    fn kind(&self) -> SnapshotterKind;
+}
+
+/// The snapshotters of this crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SnapshotterKind {
+    /// [`OverlaySnapshotter`].
+    Overlay,
+    /// [`CopySnapshotter`].
+    Copy,
+}
+
+impl fmt::Display for SnapshotterKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SnapshotterKind::Overlay => "overlay",
+            SnapshotterKind::Copy => "copy",
+        })
+    }
+}
+
+impl FromStr for SnapshotterKind {
+    type Err = SnapshotError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "overlay" | "overlayfs" | "overlay2" => Ok(SnapshotterKind::Overlay),
+            "copy" | "vfs" | "native" => Ok(SnapshotterKind::Copy),
+            _ => Err(SnapshotError::UnknownKind(s.to_owned())),
+        }
+    }
+}
+
+impl SnapshotterKind {
+    /// A snapshotter of this kind keeping its snapshots below `root`.
+    pub fn create(self, root: impl Into<PathBuf>) -> Box<dyn Snapshotter> {
+        match self {
+            SnapshotterKind::Overlay => Box::new(OverlaySnapshotter::new(root)),
+            SnapshotterKind::Copy => Box::new(CopySnapshotter::new(root)),
+        }
+    }
+}
+
+/// The best snapshotter for `root`: overlay when an overlay mount with an
+/// upper directory on `root`'s filesystem actually works here (tried in a
+/// temporary directory below `root`), copy otherwise. To override, build
+/// the one you want ([`SnapshotterKind::create`]).
+pub fn detect(root: &Path) -> SnapshotterKind {
+    match overlay::probe(root) {
+        Ok(()) => SnapshotterKind::Overlay,
+        Err(e) => {
+            tracing::info!(root = %root.display(), error = %e, "overlayfs unusable; using the copy snapshotter");
+            SnapshotterKind::Copy
+        }
+    }
+}
+
+/// Keys name directories: keep them to one plain component.
+pub(crate) fn check_key(key: &str) -> Result<(), SnapshotError> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SnapshotError::InvalidKey(key.to_owned()))
+    }
+}
+
+pub(crate) fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// Mount each of `mounts` on `target`.
+pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), SnapshotError> {
+    for m in mounts {
+        overlay::do_mount(m, target)?;
+    }
+    Ok(())
+}
+
+/// Unmount `target`.
+pub(crate) fn unmount(target: &Path) -> Result<(), SnapshotError> {
+    nix::mount::umount2(target, nix::mount::MntFlags::empty()).map_err(|e| SnapshotError::Unmount {
+        target: target.to_owned(),
+        source: io::Error::from(e),
+    })
+}
+
+/// Remove a directory tree without following symlinks.
+pub(crate) fn remove_tree(path: &Path) -> Result<(), SnapshotError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}

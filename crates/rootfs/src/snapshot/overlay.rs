@@ -1,0 +1,406 @@
+//! The overlayfs snapshotter.
+//!
+//! Layout below its root:
+//!
+//! ```text
+//! l/<16 hex>           short symlinks to layer directories (made when needed)
+//! snapshots/<key>/     upper/ and work/ of a writable snapshot
+//! empty/               the lower directory of a snapshot of no layers
+//! ```
+//!
+//! A mount's option string is limited to one page. When the absolute
+//! lower directories do not fit, they are named by their short links
+//! (`l/0123456789abcdef`), and the mount is made from a child process whose
+//! working directory is the root, as docker's overlay2 driver does. That
+//! allows about 200 layers (overlayfs itself stops at 500).
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{
+    Mount, Snapshot, SnapshotError, Snapshotter, SnapshotterKind, check_key, cpath, io_err,
+    remove_tree,
+};
+
+/// Overlay snapshots: layers as lower directories, an upper and a work
+/// directory per snapshot.
+#[derive(Debug, Clone)]
+pub struct OverlaySnapshotter {
+    root: PathBuf,
+}
+
+fn page_limit() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    (if page > 0 { page as usize } else { 4096 }) - 1
+}
+
+impl OverlaySnapshotter {
+    /// Snapshots below `root` (created when needed).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        OverlaySnapshotter { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn snapshot_dir(&self, key: &str) -> PathBuf {
+        self.root.join("snapshots").join(key)
+    }
+
+    /// A short link in `l/` to `layer`, named after a hash of its path.
+    fn short_link(&self, layer: &Path) -> Result<String, SnapshotError> {
+        let abs = std::path::absolute(layer).map_err(io_err("resolve", layer))?;
+        let id = hex::encode(&Sha256::digest(abs.as_os_str().as_bytes())[..8]);
+        let dir = self.root.join("l");
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let link = dir.join(&id);
+        match std::fs::read_link(&link) {
+            Ok(existing) if existing == abs => {}
+            Ok(_) => {
+                std::fs::remove_file(&link).map_err(io_err("replace", &link))?;
+                std::os::unix::fs::symlink(&abs, &link).map_err(io_err("create", &link))?;
+            }
+            Err(_) => match std::os::unix::fs::symlink(&abs, &link) {
+                Ok(()) => {}
+                // Another thread made the same link.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &link)(e)),
+            },
+        }
+        Ok(format!("l/{id}"))
+    }
+
+    fn empty_dir(&self) -> Result<PathBuf, SnapshotError> {
+        let empty = self.root.join("empty");
+        std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
+        Ok(empty)
+    }
+
+    /// The overlay mount for `lowers` (bottom-most first) and optional
+    /// (upper, work), in absolute form when it fits, relative otherwise.
+    fn overlay_mount(
+        &self,
+        lowers: &[PathBuf],
+        upper_work: Option<(&Path, &Path)>,
+        key: &str,
+    ) -> Result<Mount, SnapshotError> {
+        let abs = |p: &Path| std::path::absolute(p).map_err(io_err("resolve", p));
+        let mut lower_abs = Vec::with_capacity(lowers.len());
+        for l in lowers.iter().rev() {
+            lower_abs.push(abs(l)?.display().to_string());
+        }
+        let mut options = vec![format!("lowerdir={}", lower_abs.join(":"))];
+        if let Some((u, w)) = upper_work {
+            options.push(format!("upperdir={}", abs(u)?.display()));
+            options.push(format!("workdir={}", abs(w)?.display()));
+        }
+        if options.join(",").len() <= page_limit() {
+            return Ok(Mount {
+                fstype: "overlay".into(),
+                source: "overlay".into(),
+                options,
+                relative_to: None,
+            });
+        }
+        let mut short = Vec::with_capacity(lowers.len());
+        for l in lowers.iter().rev() {
+            short.push(self.short_link(l)?);
+        }
+        let mut options = vec![format!("lowerdir={}", short.join(":"))];
+        if upper_work.is_some() {
+            options.push(format!("upperdir=snapshots/{key}/upper"));
+            options.push(format!("workdir=snapshots/{key}/work"));
+        }
+        if options.join(",").len() > page_limit() {
+            return Err(SnapshotError::TooManyLayers(lowers.len()));
+        }
+        Ok(Mount {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options,
+            relative_to: Some(abs(&self.root)?),
+        })
+    }
+
+    fn new_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        check_key(key)?;
+        let parent = self.root.join("snapshots");
+        std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
+        let dir = parent.join(key);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(SnapshotError::Exists(key.to_owned()))
+            }
+            Err(e) => Err(io_err("create", &dir)(e)),
+        }
+    }
+}
+
+impl Snapshotter for OverlaySnapshotter {
+    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+        let dir = self.new_dir(key)?;
+        let upper = dir.join("upper");
+        let work = dir.join("work");
+        for d in [&upper, &work] {
+            std::fs::create_dir(d).map_err(io_err("create", d))?;
+        }
+        let lowers = if layers.is_empty() {
+            vec![self.empty_dir()?]
+        } else {
+            layers.to_vec()
+        };
+        let mount = self.overlay_mount(&lowers, Some((&upper, &work)), key)?;
+        Ok(Snapshot {
+            key: key.to_owned(),
+            dir,
+            mounts: vec![mount],
+            readonly: false,
+        })
+    }
+
+    fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+        let dir = self.new_dir(key)?;
+        let mount = match layers {
+            // overlayfs wants two lower directories when there is no upper.
+            [] | [_] => Mount {
+                fstype: "bind".into(),
+                source: match layers.first() {
+                    Some(l) => l.clone(),
+                    None => self.empty_dir()?,
+                },
+                options: vec!["bind".into(), "ro".into()],
+                relative_to: None,
+            },
+            _ => {
+                let mut m = self.overlay_mount(layers, None, key)?;
+                m.options.insert(0, "ro".into());
+                m
+            }
+        };
+        Ok(Snapshot {
+            key: key.to_owned(),
+            dir,
+            mounts: vec![mount],
+            readonly: true,
+        })
+    }
+
+    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        check_key(key)?;
+        let dir = self.snapshot_dir(key);
+        if !dir.exists() {
+            return Err(SnapshotError::NotFound(key.to_owned()));
+        }
+        remove_tree(&dir)
+    }
+
+    fn kind(&self) -> SnapshotterKind {
+        SnapshotterKind::Overlay
+    }
+}
+
+/// Split mount(8)-style options into flags and the data string.
+fn flags_and_data(options: &[String]) -> (libc::c_ulong, String) {
+    let mut flags = 0;
+    let mut data = Vec::new();
+    for o in options {
+        match o.as_str() {
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" => {}
+            "bind" => flags |= libc::MS_BIND,
+            "rbind" => flags |= libc::MS_BIND | libc::MS_REC,
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            _ => data.push(o.as_str()),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// mount(2) a [`Mount`] on `target`.
+pub(crate) fn do_mount(m: &Mount, target: &Path) -> Result<(), SnapshotError> {
+    let (flags, data) = flags_and_data(&m.options);
+    let err = |source: io::Error| SnapshotError::Mount {
+        fstype: m.fstype.clone(),
+        target: target.to_owned(),
+        options: m.options.join(","),
+        source,
+    };
+    let target_abs = std::path::absolute(target).map_err(err)?;
+    let ctarget = cpath(&target_abs);
+    let csource = cpath(&m.source);
+    let cdata = CString::new(data).map_err(|_| err(io::ErrorKind::InvalidInput.into()))?;
+    if m.fstype == "bind" {
+        // A read-only bind takes a bind, then a remount.
+        // SAFETY: valid C strings.
+        let r = unsafe {
+            libc::mount(
+                csource.as_ptr(),
+                ctarget.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | (flags & libc::MS_REC),
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        if flags & libc::MS_RDONLY != 0 {
+            // SAFETY: valid C strings.
+            let r = unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    ctarget.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    std::ptr::null(),
+                )
+            };
+            if r != 0 {
+                let e = io::Error::last_os_error();
+                let _ = nix::mount::umount2(&target_abs, nix::mount::MntFlags::MNT_DETACH);
+                return Err(err(e));
+            }
+        }
+        return Ok(());
+    }
+    let cfstype =
+        CString::new(m.fstype.as_str()).map_err(|_| err(io::ErrorKind::InvalidInput.into()))?;
+    match &m.relative_to {
+        None => {
+            // SAFETY: valid C strings.
+            let r = unsafe {
+                libc::mount(
+                    csource.as_ptr(),
+                    ctarget.as_ptr(),
+                    cfstype.as_ptr(),
+                    flags,
+                    cdata.as_ptr().cast(),
+                )
+            };
+            if r != 0 {
+                return Err(err(io::Error::last_os_error()));
+            }
+            Ok(())
+        }
+        Some(dir) => mount_from(dir, &csource, &ctarget, &cfstype, flags, &cdata).map_err(err),
+    }
+}
+
+/// mount(2) from a child process working in `dir`, so relative paths in
+/// `data` resolve there without changing this process' working directory.
+fn mount_from(
+    dir: &Path,
+    source: &CString,
+    target: &CString,
+    fstype: &CString,
+    flags: libc::c_ulong,
+    data: &CString,
+) -> io::Result<()> {
+    let cdir = cpath(dir);
+    // SAFETY: the child only makes async-signal-safe calls (chdir, mount,
+    // _exit) on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            if libc::chdir(cdir.as_ptr()) != 0 {
+                libc::_exit(*libc::__errno_location());
+            }
+            if libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            ) != 0
+            {
+                libc::_exit(*libc::__errno_location());
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            errno => Err(io::Error::from_raw_os_error(errno)),
+        }
+    } else {
+        Err(io::Error::other("mount helper process died"))
+    }
+}
+
+/// Whether a writable overlay mount (with a whiteout in a lower layer)
+/// works with directories on `root`'s filesystem.
+pub(crate) fn probe(root: &Path) -> Result<(), SnapshotError> {
+    std::fs::create_dir_all(root).map_err(io_err("create", root))?;
+    let tmp = root.join(format!(".overlay-probe-{}", std::process::id()));
+    remove_tree(&tmp)?;
+    let result = (|| {
+        let lower = tmp.join("lower");
+        let upper = tmp.join("upper");
+        let work = tmp.join("work");
+        let merged = tmp.join("merged");
+        for d in [&lower, &upper, &work, &merged] {
+            std::fs::create_dir_all(d).map_err(io_err("create", d))?;
+        }
+        std::fs::write(lower.join("hidden"), b"").map_err(io_err("write", &lower))?;
+        // A whiteout in the upper layer: what overlay-mode layers rely on.
+        crate::sys::mknodat(
+            std::os::fd::AsFd::as_fd(&std::fs::File::open(&upper).map_err(io_err("open", &upper))?),
+            c"hidden",
+            libc::S_IFCHR,
+            0,
+        )
+        .map_err(io_err("create a whiteout in", &upper))?;
+        let mount = Mount {
+            fstype: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", lower.display()),
+                format!("upperdir={}", upper.display()),
+                format!("workdir={}", work.display()),
+            ],
+            relative_to: None,
+        };
+        do_mount(&mount, &merged)?;
+        let hidden = merged.join("hidden").symlink_metadata().is_ok();
+        let writable = std::fs::write(merged.join("probe"), b"ok");
+        super::unmount(&merged)?;
+        writable.map_err(io_err("write in", &merged))?;
+        if hidden {
+            return Err(SnapshotError::Io {
+                op: "hide a whited-out file in",
+                path: merged,
+                source: io::Error::other("whiteout not honoured"),
+            });
+        }
+        Ok(())
+    })();
+    let _ = remove_tree(&tmp);
+    result
+}

@@ -1,0 +1,260 @@
+//! Snapshotters on real mounts: what a container sees in its root.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use basic_rootfs::snapshot::detect;
+use basic_rootfs::{
+    ApplyMode, ApplyOptions, CopySnapshotter, OverlaySnapshotter, SnapshotError, Snapshotter,
+    SnapshotterKind, apply_layer,
+};
+use common::{Layer, privileged, tree};
+
+/// Three overlay-form layers with a whiteout, an opaque directory, and a
+/// file replaced by a directory.
+fn layers(base: &Path) -> Vec<PathBuf> {
+    let mut l0 = Layer::new();
+    l0.file("etc/keep", b"keep", 0o644)
+        .file("etc/gone", b"gone", 0o644)
+        .file("opq/lower", b"lower", 0o644)
+        .file("x", b"file", 0o644)
+        .file("bin/tool", b"tool", 0o4755)
+        .hardlink("bin/tool2", "bin/tool");
+    let mut l1 = Layer::new();
+    l1.file("etc/.wh.gone", b"", 0o644)
+        .file("opq/upper", b"upper", 0o644)
+        .file("opq/.wh..wh..opq", b"", 0o644)
+        .dir("x", 0o755)
+        .file("x/in", b"in", 0o644);
+    let mut l2 = Layer::new();
+    l2.file("etc/new", b"new", 0o600);
+    let mut dirs = Vec::new();
+    for (i, l) in [l0, l1, l2].into_iter().enumerate() {
+        let d = base.join(format!("layers/{i}/diff"));
+        fs::create_dir_all(&d).unwrap();
+        apply_layer(&l.finish()[..], &d, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
+        dirs.push(d);
+    }
+    dirs
+}
+
+fn check_merged(root: &Path) {
+    let t = tree(root);
+    let keys: Vec<_> = t.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "bin",
+            "bin/tool",
+            "bin/tool2",
+            "etc",
+            "etc/keep",
+            "etc/new",
+            "opq",
+            "opq/upper",
+            "x",
+            "x/in"
+        ]
+    );
+    assert_eq!(t["bin/tool"].mode, 0o4755);
+    assert_eq!(t["etc/new"].mode, 0o600);
+    assert_eq!(fs::read(root.join("x/in")).unwrap(), b"in");
+}
+
+#[test]
+fn overlay_snapshot_merges_layers_and_is_writable() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("c1", &dirs).unwrap();
+    assert!(!s.readonly);
+    assert!(matches!(
+        snap.prepare("c1", &dirs),
+        Err(SnapshotError::Exists(_))
+    ));
+    let target = tmp.path().join("rootfs");
+    fs::create_dir(&target).unwrap();
+    snap.mount(&s, &target).unwrap();
+    check_merged(&target);
+    fs::write(target.join("etc/written"), b"by the container").unwrap();
+    fs::remove_file(target.join("etc/keep")).unwrap();
+    snap.unmount(&target).unwrap();
+    // The write went to the snapshot's upper directory, the layers are untouched.
+    assert_eq!(
+        fs::read(s.dir.join("upper/etc/written")).unwrap(),
+        b"by the container"
+    );
+    assert!(dirs[0].join("etc/keep").exists());
+    snap.remove("c1").unwrap();
+    assert!(!s.dir.exists());
+    assert!(matches!(snap.remove("c1"), Err(SnapshotError::NotFound(_))));
+}
+
+#[test]
+fn overlay_view_is_read_only() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    for (key, layers) in [("all", &dirs[..]), ("one", &dirs[..1])] {
+        let s = snap.view(key, layers).unwrap();
+        let target = tmp.path().join(format!("view-{key}"));
+        fs::create_dir(&target).unwrap();
+        snap.mount(&s, &target).unwrap();
+        if layers.len() == 3 {
+            check_merged(&target);
+        } else {
+            assert!(target.join("etc/gone").exists());
+        }
+        let err = fs::write(target.join("new"), b"").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{key}");
+        snap.unmount(&target).unwrap();
+        snap.remove(key).unwrap();
+    }
+}
+
+#[test]
+fn overlay_with_many_layers_uses_short_links() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 130;
+    let mut dirs = Vec::new();
+    for i in 0..n {
+        // Paths as long as an image store's `layers/<chain-id>/diff`.
+        let chain = format!("{:064x}", i * 7919 + 1);
+        let d = tmp.path().join("layers").join(chain).join("diff");
+        fs::create_dir_all(&d).unwrap();
+        let mut l = Layer::new();
+        l.file(&format!("data/f{i}"), format!("{i}").as_bytes(), 0o644);
+        if i == n - 1 {
+            l.file("data/.wh.f0", b"", 0o644);
+        }
+        apply_layer(&l.finish()[..], &d, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
+        dirs.push(d);
+    }
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("many", &dirs).unwrap();
+    let m = &s.mounts[0];
+    assert!(m.relative_to.is_some(), "expected the short-link form");
+    assert!(m.options.join(",").len() < 4096);
+    let target = tmp.path().join("rootfs");
+    fs::create_dir(&target).unwrap();
+    snap.mount(&s, &target).unwrap();
+    let names: Vec<_> = fs::read_dir(target.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    fs::write(target.join("data/written"), b"x").unwrap();
+    snap.unmount(&target).unwrap();
+    assert_eq!(names.len(), n - 1, "f0 is whited out by the top layer");
+    assert!(!names.iter().any(|n| n == "f0"));
+    // This process' working directory was not changed by the mount.
+    assert_ne!(
+        std::env::current_dir().unwrap(),
+        snap.root().canonicalize().unwrap()
+    );
+    snap.remove("many").unwrap();
+}
+
+#[test]
+fn copy_snapshot_matches_overlay() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let copy = CopySnapshotter::new(tmp.path().join("copy"));
+    let s = copy.prepare("c1", &dirs).unwrap();
+    let copied = s.mounts[0].source.clone();
+    check_merged(&copied);
+    let t = tree(&copied);
+    assert_eq!(
+        t["bin/tool"].ino, t["bin/tool2"].ino,
+        "hard links survive the copy"
+    );
+
+    let overlay = OverlaySnapshotter::new(tmp.path().join("overlay"));
+    let o = overlay.view("v", &dirs).unwrap();
+    let merged = tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    overlay.mount(&o, &merged).unwrap();
+    let mut want = tree(&merged);
+    overlay.unmount(&merged).unwrap();
+    let mut got = t;
+    for t in [&mut want, &mut got] {
+        for n in t.values_mut() {
+            n.ino = 0;
+            n.xattrs.retain(|k, _| !k.starts_with("trusted.overlay."));
+            if n.kind == "dir" {
+                n.nlink = 0;
+                n.mtime = (0, 0);
+            }
+        }
+    }
+    assert_eq!(got, want);
+
+    // Mounted, it is the container's root; writes stay in the copy.
+    let target = tmp.path().join("rootfs");
+    fs::create_dir(&target).unwrap();
+    copy.mount(&s, &target).unwrap();
+    fs::write(target.join("etc/written"), b"x").unwrap();
+    copy.unmount(&target).unwrap();
+    assert!(copied.join("etc/written").exists());
+    assert!(!dirs[2].join("etc/written").exists());
+    copy.remove("c1").unwrap();
+
+    let v = copy.view("ro", &dirs).unwrap();
+    copy.mount(&v, &target).unwrap();
+    assert_eq!(
+        fs::write(target.join("x/y"), b"")
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::EROFS)
+    );
+    copy.unmount(&target).unwrap();
+}
+
+#[test]
+fn detection_and_keys() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // overlayfs works on this machine's ext4 and tmpfs.
+    assert_eq!(detect(tmp.path()), SnapshotterKind::Overlay);
+    assert_eq!(
+        fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the probe cleans up"
+    );
+    assert_eq!(
+        "copy".parse::<SnapshotterKind>().unwrap(),
+        SnapshotterKind::Copy
+    );
+    assert!("zfs".parse::<SnapshotterKind>().is_err());
+    let s = SnapshotterKind::Copy.create(tmp.path());
+    assert_eq!(s.kind(), SnapshotterKind::Copy);
+    for bad in ["", "../x", "a/b", ".hidden", &"k".repeat(200)] {
+        assert!(
+            matches!(s.prepare(bad, &[]), Err(SnapshotError::InvalidKey(_))),
+            "{bad}"
+        );
+    }
+    // A snapshot of no layers is an empty root.
+    let o = OverlaySnapshotter::new(tmp.path().join("o"));
+    let e = o.prepare("empty", &[]).unwrap();
+    let target = tmp.path().join("t");
+    fs::create_dir(&target).unwrap();
+    o.mount(&e, &target).unwrap();
+    assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    o.unmount(&target).unwrap();
+}
