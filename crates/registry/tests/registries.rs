@@ -16,6 +16,29 @@ fn anonymous() -> RegistryClient {
     RegistryClient::builder().build().unwrap()
 }
 
+fn with_login(registry: &str, username: &str, password: &str) -> RegistryClient {
+    let credentials = Credentials::Basic {
+        username: username.into(),
+        password: password.into(),
+    };
+    RegistryClient::builder()
+        .credentials(registry, credentials)
+        .build()
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_unauthorized(err: &RegistryError, with_credentials: bool) {
+    match err {
+        RegistryError::Unauthorized {
+            had_credentials, ..
+        } => {
+            assert_eq!(*had_credentials, with_credentials, "{err}")
+        }
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+}
+
 fn reference(fixture: &Value) -> Reference {
     Reference::parse(fixture["reference"].as_str().unwrap()).unwrap()
 }
@@ -204,46 +227,14 @@ async fn basic_auth_registry() {
     let r = reference(&fixture);
 
     let err = anonymous().fetch_manifest(&r).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                had_credentials: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_unauthorized(&err, false);
     assert!(err.to_string().contains("login"), "{err}");
 
-    let wrong = Credentials::Basic {
-        username: h.basic_user.clone(),
-        password: "wrong".into(),
-    };
-    let client = RegistryClient::builder()
-        .credentials(&h.basic, wrong)
-        .build()
-        .unwrap();
+    let client = with_login(&h.basic, &h.basic_user, "wrong");
     let err = client.fetch_manifest(&r).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                had_credentials: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_unauthorized(&err, true);
 
-    let right = Credentials::Basic {
-        username: h.basic_user.clone(),
-        password: h.basic_pass.clone(),
-    };
-    let client = RegistryClient::builder()
-        .credentials(&h.basic, right)
-        .build()
-        .unwrap();
+    let client = with_login(&h.basic, &h.basic_user, &h.basic_pass);
     assert_eq!(
         client.fetch_manifest(&r).await.unwrap().digest,
         str_of(&fixture, "digest")
@@ -264,45 +255,13 @@ async fn bearer_token_registry_anonymous_and_with_credentials() {
 
     pull_blobs(&anonymous(), &h, "token_public_busybox_latest").await;
     let err = anonymous().fetch_manifest(&private).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                had_credentials: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_unauthorized(&err, false);
 
-    let wrong = Credentials::Basic {
-        username: h.token_user.clone(),
-        password: "wrong".into(),
-    };
-    let client = RegistryClient::builder()
-        .credentials(&h.token, wrong)
-        .build()
-        .unwrap();
+    let client = with_login(&h.token, &h.token_user, "wrong");
     let err = client.fetch_manifest(&private).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                had_credentials: true,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_unauthorized(&err, true);
 
-    let right = Credentials::Basic {
-        username: h.token_user.clone(),
-        password: h.token_pass.clone(),
-    };
-    let client = RegistryClient::builder()
-        .credentials(&h.token, right)
-        .build()
-        .unwrap();
+    let client = with_login(&h.token, &h.token_user, &h.token_pass);
     pull_blobs(&client, &h, "token_private_busybox_latest").await;
     assert!(client.fetch_manifest(&public).await.is_ok());
 }
@@ -312,14 +271,7 @@ async fn bearer_token_registry_anonymous_and_with_credentials() {
 async fn bearer_tokens_are_cached_per_scope() {
     let Some(h) = harness() else { return };
     let user = h.token_user.clone();
-    let creds = Credentials::Basic {
-        username: user.clone(),
-        password: h.token_pass.clone(),
-    };
-    let client = RegistryClient::builder()
-        .credentials(&h.token, creds)
-        .build()
-        .unwrap();
+    let client = with_login(&h.token, &user, &h.token_pass);
     // Other tests share the issuer; count only this client's requests, by user and scope.
     let ours = |stats: &Value, scope: &str| {
         stats["requests"]
