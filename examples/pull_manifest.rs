@@ -27,10 +27,16 @@ async fn main() -> anyhow::Result<()> {
     println!("  digest   {}", image.repo_digest());
     println!("  manifest {}", image.manifest.digest);
     let config = fetch_config(&client, &reference, &image.image).await?;
-    println!("  config   {} ({} bytes)", image.image.config().digest(), config.len());
+    println!(
+        "  config   {} ({} bytes)",
+        image.image.config().digest(),
+        config.len()
+    );
 
     for layer in image.image.layers() {
-        let mut stream = client.fetch_blob(&reference, &BlobRequest::from_descriptor(layer)).await?;
+        let mut stream = client
+            .fetch_blob(&reference, &BlobRequest::from_descriptor(layer))
+            .await?;
         let mut bytes = 0u64;
         // Every chunk counts as unverified until the stream ends without an error.
         while let Some(chunk) = stream.try_next().await? {
