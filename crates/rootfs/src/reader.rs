@@ -69,7 +69,7 @@ pub(crate) fn produce(
     mut decoder: Box<dyn Read + Send + '_>,
     input_failed: Arc<AtomicBool>,
     max_bytes: u64,
-    tx: SyncSender<Result<Vec<u8>, StreamError>>,
+    tx: Sender,
 ) -> Option<Produced> {
     let mut hasher = Sha256::new();
     let mut total: u64 = 0;
@@ -116,11 +116,13 @@ pub(crate) fn produce(
     }
 }
 
+/// What travels from the decompressing thread to the parser.
+pub(crate) type Chunk = Result<Vec<u8>, StreamError>;
+/// The decompressing thread's end of the channel.
+pub(crate) type Sender = SyncSender<Chunk>;
+
 /// A channel pair sized for the pipeline.
-pub(crate) fn channel() -> (
-    SyncSender<Result<Vec<u8>, StreamError>>,
-    Receiver<Result<Vec<u8>, StreamError>>,
-) {
+pub(crate) fn channel() -> (Sender, Receiver<Chunk>) {
     std::sync::mpsc::sync_channel(DEPTH)
 }
 
@@ -159,14 +161,14 @@ impl ReadState {
 
 /// The parser's end of the channel.
 pub(crate) struct ChannelReader {
-    rx: Receiver<Result<Vec<u8>, StreamError>>,
+    rx: Receiver<Chunk>,
     chunk: Vec<u8>,
     off: usize,
     state: Rc<ReadState>,
 }
 
 impl ChannelReader {
-    pub(crate) fn new(rx: Receiver<Result<Vec<u8>, StreamError>>, state: Rc<ReadState>) -> Self {
+    pub(crate) fn new(rx: Receiver<Chunk>, state: Rc<ReadState>) -> Self {
         ChannelReader {
             rx,
             chunk: Vec::new(),

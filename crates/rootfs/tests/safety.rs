@@ -174,37 +174,37 @@ fn symlink_in_lower_layer_then_write_through_it() {
         .symlink("rel", "../sentinel")
         .symlink("file-link", &format!("{}/file", s.sentinel.display()));
     s.apply(l1.finish(), ApplyMode::Flatten).unwrap();
-    let attempts: Vec<Box<dyn Fn(&mut Layer)>> = vec![
-        Box::new(|l| {
+    let attempts: Vec<fn(&mut Layer)> = vec![
+        |l| {
             l.file("lib/evil", b"x", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.file("lib/file", b"pwned", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.file("rel/file", b"pwned", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.dir("lib/newdir", 0o777);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.file("lib/.wh.file", b"", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.file("lib/.wh..wh..opq", b"", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.file("rel/.wh..wh..opq", b"", 0o644);
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.hardlink("lib/h", "file-link");
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.symlink("lib/s", "/");
-        }),
-        Box::new(|l| {
+        },
+        |l| {
             l.device("lib/dev", EntryType::Char, 1, 3, 0o666);
-        }),
+        },
     ];
     for attempt in attempts {
         let mut l = Layer::new();

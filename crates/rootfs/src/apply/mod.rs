@@ -744,11 +744,8 @@ impl<'o> Applier<'o> {
             0,
         )
         .map_err(Self::fs_err(member, "open the directory"))?;
-        if !fresh || self.needs_chown(&parent, meta) {
-            if self.opts.preserve_ownership {
-                sys::fchown(fd.as_fd(), meta.uid, meta.gid)
-                    .map_err(Self::fs_err(member, "chown"))?;
-            }
+        if self.opts.preserve_ownership && (!fresh || self.needs_chown(&parent, meta)) {
+            sys::fchown(fd.as_fd(), meta.uid, meta.gid).map_err(Self::fs_err(member, "chown"))?;
         }
         if !fresh || self.needs_chown(&parent, meta) || self.needs_chmod(&parent, meta.mode, true) {
             sys::fchmod(fd.as_fd(), meta.mode).map_err(Self::fs_err(member, "chmod"))?;
