@@ -36,3 +36,8 @@ pub use snapshot::{
     CopySnapshotter, Mount, OverlaySnapshotter, Snapshot, SnapshotError, Snapshotter,
     SnapshotterKind,
 };
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
