@@ -31,8 +31,8 @@ pub(crate) enum StreamError {
 
 /// What the decompressing thread reports when it ends.
 pub(crate) struct Produced {
-    /// sha256 of every uncompressed byte.
-    pub digest: [u8; 32],
+    /// sha256 of every uncompressed byte, when this thread hashed.
+    pub digest: Option<[u8; 32]>,
     /// Count of uncompressed bytes.
     pub bytes: u64,
 }
@@ -69,9 +69,10 @@ pub(crate) fn produce(
     mut decoder: Box<dyn Read + Send + '_>,
     input_failed: Arc<AtomicBool>,
     max_bytes: u64,
+    hash_here: bool,
     tx: Sender,
 ) -> Option<Produced> {
-    let mut hasher = Sha256::new();
+    let mut hasher = hash_here.then(Sha256::new);
     let mut total: u64 = 0;
     loop {
         let mut buf = vec![0u8; CHUNK];
@@ -102,14 +103,16 @@ pub(crate) fn produce(
             let _ = tx.send(Err(StreamError::TooLarge(max_bytes)));
             return None;
         }
-        hasher.update(&buf);
+        if let Some(h) = hasher.as_mut() {
+            h.update(&buf);
+        }
         if !buf.is_empty() && tx.send(Ok(buf)).is_err() {
             // The parser stopped on an error of its own.
             return None;
         }
         if eof {
             return Some(Produced {
-                digest: hasher.finalize().into(),
+                digest: hasher.map(|h| h.finalize().into()),
                 bytes: total,
             });
         }
@@ -139,6 +142,9 @@ pub(crate) struct ReadState {
     pub eof: Cell<bool>,
     /// The error that stopped the stream, if any.
     pub error: RefCell<Option<StreamError>>,
+    /// Hashes chunks as they arrive, when the decompressing thread does not
+    /// (it has the heavier load when the stream is compressed).
+    pub hasher: RefCell<Option<Sha256>>,
 }
 
 impl ReadState {
@@ -152,6 +158,11 @@ impl ReadState {
     pub(crate) fn set_window(&self, len: u64) {
         self.window_end.set(self.pos.get().saturating_add(len));
         self.window_len.set(len);
+    }
+
+    /// The digest of everything received, if this side hashed.
+    pub(crate) fn digest(&self) -> Option<[u8; 32]> {
+        self.hasher.borrow_mut().take().map(|h| h.finalize().into())
     }
 
     pub(crate) fn take_error(&self) -> Option<StreamError> {
@@ -192,6 +203,9 @@ impl Read for ChannelReader {
         if self.off == self.chunk.len() {
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
+                    if let Some(h) = self.state.hasher.borrow_mut().as_mut() {
+                        h.update(&chunk);
+                    }
                     self.chunk = chunk;
                     self.off = 0;
                 }

@@ -302,16 +302,27 @@ pub fn apply_layer<R: Read + Send>(
     })?;
     let max_bytes = options.limits.max_bytes;
     let (tx, rx) = reader::channel();
+    // Hash on whichever thread has less to do: the parser's when the
+    // other one decompresses.
+    let hash_in_producer = compression == Compression::None;
     std::thread::scope(|s| {
-        let producer = s.spawn(move || reader::produce(decoder, input_failed, max_bytes, tx));
+        let producer = s
+            .spawn(move || reader::produce(decoder, input_failed, max_bytes, hash_in_producer, tx));
         let state = ReadState::new();
+        if !hash_in_producer {
+            *state.hasher.borrow_mut() = Some(sha2::Sha256::default());
+        }
         let chan = ChannelReader::new(rx, state.clone());
         let result = Applier::new(root_fd, options, state.clone(), compression)
             .and_then(|applier| applier.run(chan));
         let produced = producer.join().map_err(|_| ApplyError::Panicked)?;
         let mut stats = result?;
         let produced = produced.ok_or(ApplyError::Panicked)?;
-        stats.diff_id = format!("sha256:{}", hex::encode(produced.digest));
+        let digest = produced
+            .digest
+            .or_else(|| state.digest())
+            .ok_or(ApplyError::Panicked)?;
+        stats.diff_id = format!("sha256:{}", hex::encode(digest));
         stats.tar_bytes = produced.bytes;
         stats.compression = Some(compression);
         Ok(stats)
