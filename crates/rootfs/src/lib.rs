@@ -21,6 +21,7 @@
 
 mod apply;
 mod compression;
+mod fsutil;
 mod parallel;
 mod reader;
 pub mod snapshot;

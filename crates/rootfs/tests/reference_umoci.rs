@@ -8,7 +8,11 @@
 //!
 //! Intentional difference: directory mtimes are not compared (umoci
 //! restores them; so do we, but the merged overlay view reports the upper
-//! directory's own time).
+//! directory's own time). Overlay-mode layers are applied with
+//! `lower_layers`, so cross-layer hard links are copied up and directories
+//! without a member in a layer keep their lower metadata; without it, those
+//! directories would be root:root 0755 in the layer (docker overlay2's
+//! behaviour) and cross-layer hard links an error.
 
 mod common;
 
@@ -102,9 +106,20 @@ fn fixture(cross_layer_hardlink: bool) -> Vec<Vec<u8>> {
         .dir("d2f", 0o711)
         .file("d2f/again", b"a dir again\n", 0o644)
         .file("opq/.wh.upper", b"", 0o644)
-        .file("empty-top", b"", 0o000);
+        .file("empty-top", b"", 0o000)
+        // Members whose directories have no member in this layer: the
+        // directories keep their lower owner and mode (1777, 1000:1000 0750).
+        .file("tmp/newfile", b"in tmp\n", 0o644)
+        .file_owned(
+            "home/user/.bashrc",
+            b"alias ll='ls -l'\n",
+            0o644,
+            1000,
+            1000,
+        );
     if cross_layer_hardlink {
-        l2.hardlink("usr/bin/su-link", "usr/bin/su");
+        l2.hardlink("usr/bin/su-link", "usr/bin/su")
+            .hardlink("etc/hostname-link", "etc/hostname");
     }
 
     vec![l0.finish(), l1.finish(), l2.finish()]
@@ -254,21 +269,35 @@ fn flattened_and_overlay_match_umoci() {
     );
     assert_eq!(reference["dev/sda"].kind, "block");
     assert!(reference.len() > 30, "{}", reference.len());
+    assert_eq!(
+        (reference["tmp"].mode, reference["home/user"].uid),
+        (0o1777, 1000)
+    );
 
     let flat = tmp.path().join("flat");
     fs::create_dir(&flat).unwrap();
     flatten(&layers, &flat);
     assert_same(&comparable(tree(&flat)), &reference, "flattened");
 
-    // Overlay: one directory per layer, mounted read-only.
-    let mut lowers = Vec::new();
+    assert_same(
+        &overlay_merged(&layers, tmp.path()),
+        &reference,
+        "overlay merged",
+    );
+}
+
+/// Apply each layer in overlay mode (with the layers below in view) and
+/// return the merged overlayfs view.
+fn overlay_merged(layers: &[Vec<u8>], base: &Path) -> BTreeMap<String, Node> {
+    let mut lowers: Vec<PathBuf> = Vec::new();
     for (i, tar) in layers.iter().enumerate() {
-        let dir = tmp.path().join(format!("layer{i}"));
+        let dir = base.join(format!("layer{i}"));
         fs::create_dir(&dir).unwrap();
-        apply_layer(&gzip(tar)[..], &dir, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
+        let opts = ApplyOptions::new(ApplyMode::Overlay).lower_layers(lowers.clone());
+        apply_layer(&gzip(tar)[..], &dir, &opts).unwrap();
         lowers.push(dir);
     }
-    let merged = tmp.path().join("merged");
+    let merged = base.join("merged");
     fs::create_dir(&merged).unwrap();
     let lowerdir = lowers
         .iter()
@@ -286,7 +315,7 @@ fn flattened_and_overlay_match_umoci() {
     .unwrap();
     let merged_tree = comparable(tree(&merged));
     nix::mount::umount(&merged).unwrap();
-    assert_same(&merged_tree, &reference, "overlay merged");
+    merged_tree
 }
 
 #[test]
@@ -304,4 +333,10 @@ fn cross_layer_hardlink_matches_umoci() {
     fs::create_dir(&flat).unwrap();
     flatten(&layers, &flat);
     assert_same(&comparable(tree(&flat)), &reference, "flattened");
+    // Overlay mode copies the lower target up, as containerd's applier does.
+    assert_same(
+        &overlay_merged(&layers, tmp.path()),
+        &reference,
+        "overlay merged",
+    );
 }

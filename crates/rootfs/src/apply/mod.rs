@@ -1,5 +1,6 @@
 //! Applying one layer tar stream to a directory.
 
+mod lower;
 mod meta;
 pub(crate) mod root;
 
@@ -15,6 +16,7 @@ use std::rc::Rc;
 use crate::compression::{self, Compression, CompressionError};
 use crate::reader::{self, ChannelReader, ReadState, StreamError};
 use crate::sys::{self, AsFdRef};
+use lower::Lowers;
 use meta::{Meta, PaxSparse};
 use root::{Dir, Root};
 
@@ -204,6 +206,7 @@ pub struct ApplyOptions {
     media_type: Option<String>,
     limits: Limits,
     preserve_ownership: bool,
+    lower_layers: Vec<PathBuf>,
 }
 
 impl ApplyOptions {
@@ -215,6 +218,7 @@ impl ApplyOptions {
             media_type: None,
             limits: Limits::default(),
             preserve_ownership: true,
+            lower_layers: Vec::new(),
         }
     }
 
@@ -236,6 +240,18 @@ impl ApplyOptions {
     /// root or `CAP_CHOWN`). When `false`, files belong to the caller.
     pub fn preserve_ownership(mut self, preserve: bool) -> Self {
         self.preserve_ownership = preserve;
+        self
+    }
+
+    /// Overlay mode: the directories of the layers below this one
+    /// (bottom-most first, in overlay form). With them, the layer is
+    /// applied as onto the merged view, like containerd's applier: a hard
+    /// link to a lower file copies that file up into this layer first, and a
+    /// directory this layer needs but has no member for takes the owner,
+    /// mode, xattrs and times of the lower directory instead of root:root
+    /// 0755. Ignored in flatten mode, where the lower layers are the target.
+    pub fn lower_layers(mut self, layers: Vec<PathBuf>) -> Self {
+        self.lower_layers = layers;
         self
     }
 
@@ -366,6 +382,8 @@ struct Applier<'o> {
     stats: LayerStats,
     buf: Vec<u8>,
     last_member: String,
+    /// Overlay mode: the layers below, when given.
+    lowers: Option<Lowers>,
 }
 
 /// A member's name in messages.
@@ -385,6 +403,17 @@ impl<'o> Applier<'o> {
             op: "stat the target directory",
             source: e,
         })?;
+        let lowers = if opts.mode == ApplyMode::Overlay && !opts.lower_layers.is_empty() {
+            Some(
+                Lowers::open(&opts.lower_layers).map_err(|e| ApplyError::Fs {
+                    member: String::new(),
+                    op: "open the lower layers",
+                    source: e,
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(Applier {
             root,
             opts,
@@ -397,6 +426,7 @@ impl<'o> Applier<'o> {
             stats: LayerStats::default(),
             buf: vec![0u8; 256 << 10],
             last_member: String::new(),
+            lowers,
         })
     }
 
@@ -634,8 +664,76 @@ impl<'o> Applier<'o> {
             })?;
         for p in made {
             self.mark(&p);
+            self.lower_dir_meta(&p, member)?;
         }
         Ok(dir)
+    }
+
+    /// Overlay mode with lower layers: give the implicitly created directory
+    /// `path` the metadata of the lower directory it covers.
+    fn lower_dir_meta(&mut self, path: &[u8], member: &str) -> Result<(), ApplyError> {
+        let err = Self::fs_err(member, "copy a lower directory's metadata");
+        let Some(found) = self.find_lower(path, member)? else {
+            return Ok(());
+        };
+        if !sys::is_dir(&found.st) {
+            return Ok(());
+        }
+        let src = sys::openat(
+            found.dir.as_fd(),
+            &found.name,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(err)?;
+        let Some(dir) = self
+            .root
+            .existing_dir(path)
+            .map_err(Self::fs_err(member, "open"))?
+        else {
+            return Ok(());
+        };
+        let dst = sys::openat(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(Self::fs_err(member, "open"))?;
+        crate::fsutil::copy_meta_fd(src.as_fd(), dst.as_fd(), &found.st)
+            .map_err(Self::fs_err(member, "copy a lower directory's metadata"))?;
+        self.dir_times
+            .push((path.to_vec(), crate::fsutil::times(&found.st)));
+        Ok(())
+    }
+
+    fn find_lower(&self, path: &[u8], member: &str) -> Result<Option<lower::Found>, ApplyError> {
+        match &self.lowers {
+            Some(l) => l
+                .find(path)
+                .map_err(Self::fs_err(member, "look up the lower layers")),
+            None => Ok(None),
+        }
+    }
+
+    /// Overlay mode with lower layers: copy the lower non-directory at
+    /// `path` into this layer (as overlayfs' copy-up would). Returns
+    /// whether there was one.
+    fn copy_up(&mut self, path: &[u8], member: &str) -> Result<bool, ApplyError> {
+        let Some(found) = self.find_lower(path, member)? else {
+            return Ok(false);
+        };
+        if sys::is_dir(&found.st) {
+            return Ok(false);
+        }
+        let (parent_path, name) = meta::split(path);
+        let parent = self.parent(parent_path, member)?;
+        let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
+        crate::fsutil::copy_entry(
+            found.dir.as_fd(),
+            &found.name,
+            &found.st,
+            parent.fd(),
+            &cname,
+        )
+        .map_err(Self::fs_err(member, "copy up the hard link target"))?;
+        self.mark(path);
+        Ok(true)
     }
 
     /// Make room for a new entry `name` in `dir`: remove what is there.
@@ -1045,12 +1143,22 @@ impl<'o> Applier<'o> {
             source,
         };
         let (tparent, tname) = meta::split(&target_path);
-        let tdir = self
+        let mut tdir = self
             .root
             .existing_dir(tparent)
-            .map_err(Self::fs_err(member, "open the link target's directory"))?
-            .ok_or_else(|| link_err(io::Error::from_raw_os_error(libc::ENOENT)))?;
+            .map_err(Self::fs_err(member, "open the link target's directory"))?;
         let ctname = sys::cstr(tname).map_err(Self::fs_err(member, "name"))?;
+        let present = match &tdir {
+            Some(d) => sys::lstatat(d.fd(), &ctname).is_ok(),
+            None => false,
+        };
+        if !present && self.copy_up(&target_path, member)? {
+            tdir = self
+                .root
+                .existing_dir(tparent)
+                .map_err(Self::fs_err(member, "open the link target's directory"))?;
+        }
+        let tdir = tdir.ok_or_else(|| link_err(io::Error::from_raw_os_error(libc::ENOENT)))?;
         let (parent_path, name) = meta::split(path);
         let parent = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;

@@ -5,16 +5,17 @@
 //! bind-mounted on the target.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
     Mount, Snapshot, SnapshotError, Snapshotter, SnapshotterKind, check_key, io_err, remove_tree,
 };
 use crate::apply::root::remove_contents;
+use crate::fsutil::{self, copy_meta_fd, is_opaque};
 use crate::sys;
 
 /// Snapshots as flattened copies of their layers.
@@ -232,36 +233,7 @@ impl Merger<'_> {
             }
             self.links.insert(key, path.to_vec());
         }
-        match fmt {
-            libc::S_IFREG => {
-                let src_f = File::from(
-                    sys::openat(src, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0).map_err(e)?,
-                );
-                let dst_f = File::from(
-                    sys::openat(
-                        dst,
-                        name,
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                        0o600,
-                    )
-                    .map_err(e)?,
-                );
-                clone_or_copy(&src_f, &dst_f).map_err(e)?;
-                copy_meta_fd(src_f.as_fd(), dst_f.as_fd(), &st).map_err(e)?;
-            }
-            libc::S_IFLNK => {
-                let target = readlinkat(src, name).map_err(e)?;
-                sys::symlinkat(&target, dst, name).map_err(e)?;
-                sys::lchownat(dst, name, st.st_uid, st.st_gid).map_err(e)?;
-                sys::lutimensat(dst, name, &times(&st)).map_err(e)?;
-            }
-            _ => {
-                sys::mknodat(dst, name, st.st_mode, st.st_rdev).map_err(e)?;
-                sys::lchownat(dst, name, st.st_uid, st.st_gid).map_err(e)?;
-                sys::lchmodat(dst, name, st.st_mode & 0o7777).map_err(e)?;
-                sys::lutimensat(dst, name, &times(&st)).map_err(e)?;
-            }
-        }
+        fsutil::copy_entry(src, name, &st, dst, name).map_err(e)?;
         Ok(())
     }
 }
@@ -274,114 +246,4 @@ fn remove_at(dir: BorrowedFd<'_>, name: &CStr, st: Option<&libc::stat>) -> io::R
     } else {
         sys::unlinkat(dir, name, false)
     }
-}
-
-fn times(st: &libc::stat) -> [libc::timespec; 2] {
-    [
-        sys::timespec(st.st_atime, st.st_atime_nsec as u32),
-        sys::timespec(st.st_mtime, st.st_mtime_nsec as u32),
-    ]
-}
-
-fn is_opaque(dir: BorrowedFd<'_>) -> bool {
-    let mut buf = [0u8; 2];
-    // SAFETY: buffer pointer and length are valid.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
-}
-
-/// FICLONE (a reflink: shared extents) where the filesystem can, a copy
-/// (`copy_file_range` under `std::io::copy`) otherwise.
-fn clone_or_copy(src: &File, dst: &File) -> io::Result<()> {
-    // SAFETY: FICLONE takes the source fd as its argument.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if r == 0 {
-        return Ok(());
-    }
-    let (mut s, mut d) = (src, dst);
-    io::copy(&mut s, &mut d).map(drop)
-}
-
-/// Owner, mode, xattrs (not overlayfs' own) and times, in that order
-/// (chown clears setuid and file capabilities).
-fn copy_meta_fd(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, st: &libc::stat) -> io::Result<()> {
-    sys::fchown(dst, st.st_uid, st.st_gid)?;
-    sys::fchmod(dst, st.st_mode & 0o7777)?;
-    for (k, v) in list_xattrs(src)? {
-        if k.to_bytes().starts_with(b"trusted.overlay.") {
-            continue;
-        }
-        sys::fsetxattr(dst, &k, &v)?;
-    }
-    sys::futimens(dst, &times(st))
-}
-
-fn list_xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
-    let mut names = vec![0u8; 4096];
-    let n = loop {
-        // SAFETY: buffer pointer and length are valid.
-        let n = unsafe { libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len()) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
-            Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
-            _ => return Err(e),
-        }
-    };
-    let mut out = Vec::new();
-    for name in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
-        let cname = sys::cstr(name)?;
-        let mut value = vec![0u8; 256];
-        loop {
-            // SAFETY: buffer pointer and length are valid.
-            let m = unsafe {
-                libc::fgetxattr(
-                    fd.as_raw_fd(),
-                    cname.as_ptr(),
-                    value.as_mut_ptr().cast(),
-                    value.len(),
-                )
-            };
-            if m >= 0 {
-                value.truncate(m as usize);
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ERANGE) && value.len() < 1 << 17 {
-                value.resize(value.len() * 4, 0);
-            } else {
-                return Err(e);
-            }
-        }
-        out.push((cname, value));
-    }
-    Ok(out)
-}
-
-fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<CString> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: buffer pointer and length are valid.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    sys::cstr(&buf)
 }
