@@ -127,7 +127,8 @@ fn gen_layer(rng: &mut Rng, model: &mut BTreeMap<String, Kind>, index: usize) ->
             5 if !emitted.contains(&path) => {
                 chain(&mut l, &mut emitted, model, &parent);
                 emitted.insert(path.clone());
-                l.symlink(&path, *rng.pick(TARGETS));
+                let target: &&str = rng.pick(TARGETS);
+                l.symlink(&path, target);
                 model.retain(|p, _| !p.starts_with(&format!("{path}/")));
                 model.insert(path, Kind::Symlink);
             }
