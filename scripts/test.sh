@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it. Run as root on Debian/Ubuntu:
 #   sudo scripts/test.sh
 # Installs what the tests need (Debian packages), starts the registry harness,
-# runs formatting, lint and every test, and stops the harness again.
+# runs formatting, lint and every test, fuzzes layer application for a bounded
+# time (BASIC_DOCKER_FUZZ_SECONDS, default 60), and stops the harness again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,5 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast
+step "fuzz layer application (${BASIC_DOCKER_FUZZ_SECONDS:-60}s)"
+scripts/fuzz.sh "${BASIC_DOCKER_FUZZ_SECONDS:-60}"
