@@ -537,3 +537,95 @@ fn ownership_not_preserved_on_request() {
     let n = node(&tmp.path().join("f"));
     assert_eq!((n.uid, n.gid, n.mode), (0, 0, 0o4755));
 }
+
+#[test]
+fn xattrs_on_every_kind_survive_chown() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cap: &[u8] = &[
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut l = Layer::new();
+    // chown to 1000 would clear security.capability if it came after.
+    l.pax(&[
+        ("SCHILY.xattr.security.capability", cap),
+        ("uid", b"1000"),
+        ("gid", b"1000"),
+    ])
+    .file("cap", b"x", 0o4750)
+    .pax(&[("SCHILY.xattr.trusted.sym", b"1")])
+    .symlink("sym", "cap")
+    .pax(&[
+        ("SCHILY.xattr.trusted.fifo", b"2"),
+        ("SCHILY.xattr.user.fifo", b"3"),
+    ])
+    .device("fifo", EntryType::Fifo, 0, 0, 0o600)
+    .pax(&[("SCHILY.xattr.user.dir", b"4")])
+    .dir("d", 0o700);
+    apply(&l.finish(), tmp.path(), &flatten()).unwrap();
+    let t = tree(tmp.path());
+    assert_eq!(t["cap"].xattrs["security.capability"], cap);
+    assert_eq!(
+        (t["cap"].uid, t["cap"].gid, t["cap"].mode),
+        (1000, 1000, 0o4750)
+    );
+    assert_eq!(t["sym"].xattrs["trusted.sym"], b"1");
+    assert_eq!(t["fifo"].xattrs["trusted.fifo"], b"2");
+    // Linux refuses user.* xattrs on FIFOs: skipped, as docker does.
+    assert!(!t["fifo"].xattrs.contains_key("user.fifo"));
+    assert_eq!(t["d"].xattrs["user.dir"], b"4");
+}
+
+#[test]
+fn overlay_mode_with_lower_layers_copies_up_and_keeps_directory_metadata() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (l0dir, l1dir) = (tmp.path().join("l0"), tmp.path().join("l1"));
+    fs::create_dir(&l0dir).unwrap();
+    fs::create_dir(&l1dir).unwrap();
+    let mut l0 = Layer::new();
+    l0.dir("tmp", 0o1777)
+        .file_owned("usr/bin/tool", b"tool", 0o4755, 0, 50)
+        .file("hidden/file", b"", 0o644);
+    apply(&l0.finish(), &l0dir, &overlay()).unwrap();
+    let mut l1 = Layer::new();
+    l1.file("tmp/new", b"", 0o644)
+        .hardlink("usr/bin/tool-link", "usr/bin/tool")
+        .file(".wh.hidden", b"", 0o644);
+    apply(
+        &l1.finish(),
+        &l1dir,
+        &overlay().lower_layers(vec![l0dir.clone()]),
+    )
+    .unwrap();
+    let t = tree(&l1dir);
+    assert_eq!(
+        t["tmp"].mode, 0o1777,
+        "implicit directory keeps the lower mode"
+    );
+    assert_eq!(
+        t["usr/bin/tool"].ino, t["usr/bin/tool-link"].ino,
+        "copied up, then linked"
+    );
+    assert_eq!(
+        (t["usr/bin/tool"].mode, t["usr/bin/tool"].gid),
+        (0o4755, 50)
+    );
+    assert_eq!(fs::read(l1dir.join("usr/bin/tool")).unwrap(), b"tool");
+    // A hard link to something a whiteout hid is not found.
+    let l2dir = tmp.path().join("l2");
+    fs::create_dir(&l2dir).unwrap();
+    let mut l2 = Layer::new();
+    l2.hardlink("again", "hidden/file");
+    let err = apply(
+        &l2.finish(),
+        &l2dir,
+        &overlay().lower_layers(vec![l0dir, l1dir]),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ApplyError::LinkTarget { .. }), "{err}");
+}

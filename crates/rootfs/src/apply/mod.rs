@@ -808,6 +808,14 @@ impl<'o> Applier<'o> {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
                     tracing::warn!(member, xattr = ?key, "cannot set this xattr here; skipped");
                 }
+                // Linux allows user.* xattrs only on files and directories;
+                // like docker, skip them on links, devices and FIFOs.
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EPERM)
+                        && key.to_bytes().starts_with(b"user.") =>
+                {
+                    tracing::warn!(member, xattr = ?key, "user xattrs are not allowed on this kind of file; skipped");
+                }
                 Err(e) => return Err(Self::fs_err(member, "set an xattr")(e)),
             }
         }
