@@ -1,0 +1,80 @@
+//! Errors of the store itself (the pull pipeline has its own, in `pull`).
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong reading or changing the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("image store: cannot {op} {}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("image store database {}: {op}", path.display())]
+    Database {
+        /// What was being done.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A digest is not `sha256:` followed by 64 lowercase hex digits.
+    #[error("invalid digest {0:?}: expected sha256:<64 hex digits>")]
+    InvalidDigest(String),
+    /// Bytes offered as a blob do not hash to the digest they were offered as.
+    #[error("blob {expected}: content hashes to {actual}")]
+    BlobMismatch {
+        /// The digest claimed.
+        expected: String,
+        /// The digest of the bytes.
+        actual: String,
+    },
+    /// No image matches the name or id.
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// An id prefix matches several images.
+    #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
+    Ambiguous {
+        /// The prefix given.
+        prefix: String,
+        /// How many images match it.
+        count: usize,
+    },
+    /// Removing by id an image tagged in several repositories needs `force`.
+    #[error(
+        "conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+    )]
+    Conflict {
+        /// The image's short id.
+        short: String,
+    },
+    /// A blob the store needs is missing from `blobs/`.
+    #[error("image store: blob {0} is missing (run `system check --repair`, then pull again)")]
+    MissingBlob(String),
+    /// A stored record or blob cannot be understood.
+    #[error("image store: {what} is corrupt: {reason}")]
+    Corrupt {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| StoreError::Io { op, path, source }
+    }
+}

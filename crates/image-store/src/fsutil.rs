@@ -1,0 +1,111 @@
+//! Temporary paths that clean up after themselves, and durable renames.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::StoreError;
+
+/// A file or directory under `tmp/` that is removed when dropped, unless kept.
+///
+/// Dropping is what makes an interrupted pull (an error, a dropped future)
+/// leave nothing behind; a killed process is covered by [`sweep_tmp`].
+#[derive(Debug)]
+pub(crate) struct TempPath {
+    path: Option<PathBuf>,
+}
+
+impl TempPath {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        TempPath { path: Some(path) }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.path.as_deref().expect("TempPath used after keep")
+    }
+
+    /// Hands the path over: it is no longer removed on drop.
+    pub(crate) fn keep(mut self) -> PathBuf {
+        self.path.take().expect("TempPath kept twice")
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            remove_any(&path);
+        }
+    }
+}
+
+/// Removes a file or a tree, ignoring what is already gone.
+pub(crate) fn remove_any(path: &Path) {
+    let result = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => return,
+    };
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove temporary path");
+    }
+}
+
+/// A fresh name in `tmp`, prefixed with our pid so a later process can tell
+/// whether its owner is still alive.
+pub(crate) fn temp_name(tmp: &Path, kind: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    tmp.join(format!("{}-{nanos:x}-{n}.{kind}", std::process::id()))
+}
+
+/// Whether a process with this pid exists (a zombie counts as gone).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Field 3 is the state; "Z" (zombie) and "X" (dead) own nothing any more.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Removes what processes that no longer exist left in `tmp` (a `kill -9`
+/// in the middle of a pull, a power cut).
+pub(crate) fn sweep_tmp(tmp: &Path) -> Result<(), StoreError> {
+    let entries = fs::read_dir(tmp).map_err(StoreError::io("list", tmp))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let stale = match owner {
+            Some(pid) => !pid_alive(pid),
+            // Not a name we make: nothing in tmp/ is content, so it goes.
+            None => true,
+        };
+        if stale {
+            remove_any(&entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs a directory, so that a rename into it survives a crash.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(StoreError::io("fsync directory", dir))
+}
+
+/// Seconds since the epoch, for records.
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,53 @@
+//! A content-addressed image store and the pipeline that fills it.
+//!
+//! * [`ImageStore`] keeps verified blobs under `blobs/sha256/<hex>`, extracted
+//!   layers under `layers/<chain-id-hex>/diff` (one directory per layer, overlay
+//!   form), and image records (id = config digest, repo tags, repo digests) in
+//!   one SQLite database. Every write is a temp file or directory in `tmp/`,
+//!   verified, then renamed into place; metadata changes are transactions.
+//!   Processes coordinate through a lock file, so concurrent commands are safe.
+//! * [`pull`] resolves a reference on any [`basic_registry::Registry`], then
+//!   downloads, verifies and extracts the layers concurrently in one streaming
+//!   pass each, reusing the layers already present (by chain ID).
+//! * Removing the last reference to an image ([`ImageStore::remove`]) collects
+//!   the layers and blobs nothing else refers to.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use basic_image_store::{ImageStore, PullOptions, pull};
+//! use basic_registry::{Reference, RegistryClient};
+//!
+//! let store = ImageStore::open("/var/lib/basic-docker")?;
+//! let client = RegistryClient::from_env()?;
+//! let reference = Reference::parse("busybox")?;
+//! let report = pull(&store, &client, &reference, &PullOptions::default(), |event| {
+//!     println!("{event:?}")
+//! })
+//! .await?;
+//! println!("{} is {}", reference, report.image_id);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod digest;
+mod error;
+mod fsutil;
+mod pull;
+mod record;
+mod schema;
+mod store;
+
+pub use digest::{chain_ids, short_id};
+pub use error::StoreError;
+pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
+pub use record::{DiskUsage, ImageRecord, LayerRecord, Removal};
+pub use store::{ImageStore, Lease};
+
+/// The root used when neither `--root` nor `BASIC_DOCKER_ROOT` says otherwise.
+pub const DEFAULT_ROOT: &str = "/var/lib/basic-docker";
+
+/// The README's example, compiled as a doc test so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

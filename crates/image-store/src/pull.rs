@@ -1,0 +1,648 @@
+//! The pull pipeline: reference → manifest → config → layers, each layer in
+//! one streaming pass (download, verify, decompress, verify, extract).
+
+use std::fs;
+use std::io::{self, Read, Write as _};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use basic_registry::{
+    BlobRequest, Platform, Reference, Registry, RegistryError, ResolvedImage, fetch_config,
+    resolve_image,
+};
+use basic_rootfs::{ApplyError, ApplyMode, ApplyOptions, LayerStats, apply_layer};
+use bytes::Bytes;
+use futures_util::{StreamExt as _, stream};
+use oci_spec::image::Descriptor;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::digest::chain_ids;
+use crate::error::StoreError;
+use crate::fsutil::{TempPath, temp_name};
+use crate::record::repo_name;
+use crate::store::{ImageStore, Lease, NewImage, NewLayer};
+
+/// Chunks in flight between the download and the extraction of one layer.
+/// Bounded, so a slow disk slows the download instead of filling memory.
+const CHANNEL_DEPTH: usize = 16;
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index (default: the host's).
+    pub platform: Option<Platform>,
+    /// Layers downloaded and extracted at once (default 3, as docker).
+    pub concurrency: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: None,
+            concurrency: 3,
+        }
+    }
+}
+
+impl PullOptions {
+    /// Picks `platform` from an index instead of the host's.
+    pub fn platform(mut self, platform: Platform) -> Self {
+        self.platform = Some(platform);
+        self
+    }
+
+    /// Sets how many layers are pulled at once (at least one).
+    pub fn concurrency(mut self, layers: usize) -> Self {
+        self.concurrency = layers.max(1);
+        self
+    }
+}
+
+/// Progress of a pull, for a progress display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullEvent {
+    /// The manifest is known: these layers (blob digests, bottom first) follow.
+    Resolved {
+        /// Digest of the image manifest.
+        manifest_digest: String,
+        /// The layers' blob digests.
+        layers: Vec<String>,
+    },
+    /// A layer changed state.
+    Layer {
+        /// The layer's blob digest.
+        digest: String,
+        /// Its new state.
+        status: LayerStatus,
+    },
+}
+
+/// Where one layer is, in docker's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerStatus {
+    /// Queued ("Pulling fs layer").
+    Waiting,
+    /// Present in the store by chain ID; not downloaded.
+    AlreadyExists,
+    /// Bytes received of the total.
+    Downloading {
+        /// Received.
+        current: u64,
+        /// The descriptor's size.
+        total: u64,
+    },
+    /// All bytes in; digest being checked.
+    Verifying,
+    /// The compressed digest checked out.
+    DownloadComplete,
+    /// Waiting for the extraction to finish.
+    Extracting,
+    /// Extracted, diff ID verified, recorded.
+    PullComplete,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullReport {
+    /// The image id (config digest).
+    pub image_id: String,
+    /// The image manifest's digest.
+    pub manifest_digest: String,
+    /// The digest a user pulls by (the index's when there is one).
+    pub repo_digest: String,
+    /// The familiar `repo:tag` recorded, if the reference had a tag.
+    pub tag: Option<String>,
+    /// True when the tag already named this image.
+    pub up_to_date: bool,
+    /// Blob digests of the layers downloaded.
+    pub downloaded: Vec<String>,
+    /// Blob digests of the layers found in the store.
+    pub reused: Vec<String>,
+}
+
+/// Why a pull failed. The store is left as it was, except for verified
+/// content that a later pull can reuse.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PullError {
+    /// The reference could not be resolved to a manifest.
+    #[error("pulling {reference}")]
+    Resolve {
+        /// The reference.
+        reference: String,
+        /// The registry's error.
+        #[source]
+        source: RegistryError,
+    },
+    /// The config blob could not be fetched.
+    #[error("pulling config {digest} of {reference}")]
+    FetchConfig {
+        /// The reference.
+        reference: String,
+        /// The config's digest.
+        digest: String,
+        /// The registry's error.
+        #[source]
+        source: RegistryError,
+    },
+    /// The config is not JSON, or lacks `rootfs.diff_ids`.
+    #[error("image {reference}: config {digest} is not a valid image config: {reason}")]
+    InvalidConfig {
+        /// The reference.
+        reference: String,
+        /// The config's digest.
+        digest: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The manifest and the config disagree on the number of layers.
+    #[error(
+        "image {reference}: manifest {manifest} lists {layers} layers but its config has {diff_ids} rootfs.diff_ids"
+    )]
+    LayerCount {
+        /// The reference.
+        reference: String,
+        /// The manifest digest.
+        manifest: String,
+        /// Layers in the manifest.
+        layers: usize,
+        /// diff_ids in the config.
+        diff_ids: usize,
+    },
+    /// One layer failed.
+    #[error("pulling layer {digest} from {registry}")]
+    Layer {
+        /// The layer's blob digest.
+        digest: String,
+        /// The registry.
+        registry: String,
+        /// What went wrong.
+        #[source]
+        source: LayerFailure,
+    },
+    /// The store failed.
+    #[error("pulling {reference}: storing")]
+    Store {
+        /// The reference.
+        reference: String,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Why one layer failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerFailure {
+    /// The download failed or did not verify (digest, size).
+    #[error(transparent)]
+    Download(RegistryError),
+    /// The layer could not be decompressed or extracted.
+    #[error("extracting")]
+    Apply(#[source] ApplyError),
+    /// The uncompressed tar does not hash to the config's diff ID.
+    #[error(
+        "diff ID mismatch: the uncompressed layer is {actual}, the image config says {expected}"
+    )]
+    DiffId {
+        /// From the config.
+        expected: String,
+        /// Of the bytes.
+        actual: String,
+    },
+    /// Writing the blob's temp file failed.
+    #[error("writing {}", path.display())]
+    Io {
+        /// The temp file.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// Recording the layer failed.
+    #[error("storing")]
+    Store(#[source] StoreError),
+    /// The extraction task panicked.
+    #[error("the extraction task panicked")]
+    Panicked,
+    /// Stopped because another layer of the same pull failed.
+    #[error("cancelled: another layer failed")]
+    Cancelled,
+}
+
+/// The parts of an image config a pull needs.
+#[derive(Debug, Deserialize)]
+struct ConfigFacts {
+    created: Option<String>,
+    architecture: Option<String>,
+    os: Option<String>,
+    rootfs: RootFs,
+}
+
+#[derive(Debug, Deserialize)]
+struct RootFs {
+    diff_ids: Vec<String>,
+}
+
+/// What every layer task shares.
+struct Ctx<'a, R, F> {
+    store: &'a ImageStore,
+    registry: &'a R,
+    reference: &'a Reference,
+    lease: &'a Lease,
+    progress: &'a F,
+    cancel: AtomicBool,
+}
+
+/// One layer to pull.
+struct LayerJob {
+    descriptor: Descriptor,
+    diff_id: String,
+    chain_id: String,
+    parent: Option<String>,
+}
+
+/// Pulls `reference` from `registry` into `store`, reporting progress to
+/// `progress`, and records it under its tag and repo digest.
+pub async fn pull<R, F>(
+    store: &ImageStore,
+    registry: &R,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: F,
+) -> Result<PullReport, PullError>
+where
+    R: Registry,
+    F: Fn(PullEvent) + Send + Sync,
+{
+    let store_err = |source| PullError::Store {
+        reference: reference.to_string(),
+        source,
+    };
+    let lease = store.lease().map_err(store_err)?;
+    let platform = options.platform.clone().unwrap_or_else(Platform::host);
+    let resolved = resolve_image(registry, reference, &platform)
+        .await
+        .map_err(|source| PullError::Resolve {
+            reference: reference.to_string(),
+            source,
+        })?;
+    let (config_raw, facts) = fetch_facts(registry, reference, &resolved).await?;
+    store_metadata(store, &lease, &resolved, &config_raw).map_err(store_err)?;
+
+    let layers = resolved.image.layers();
+    let chains = chain_ids(&facts.rootfs.diff_ids);
+    progress(PullEvent::Resolved {
+        manifest_digest: resolved.manifest.digest.clone(),
+        layers: layers.iter().map(|l| l.digest().to_string()).collect(),
+    });
+    let mut jobs = Vec::new();
+    let mut reused = Vec::new();
+    for (i, descriptor) in layers.iter().enumerate() {
+        let digest = descriptor.digest().to_string();
+        let present = store.hold_layer(&lease, &chains[i]).map_err(store_err)?;
+        let status = if present {
+            reused.push(digest.clone());
+            LayerStatus::AlreadyExists
+        } else {
+            jobs.push(LayerJob {
+                descriptor: descriptor.clone(),
+                diff_id: facts.rootfs.diff_ids[i].clone(),
+                chain_id: chains[i].clone(),
+                parent: i.checked_sub(1).map(|p| chains[p].clone()),
+            });
+            LayerStatus::Waiting
+        };
+        progress(PullEvent::Layer { digest, status });
+    }
+    let downloaded = jobs
+        .iter()
+        .map(|j| j.descriptor.digest().to_string())
+        .collect();
+    let ctx = Ctx {
+        store,
+        registry,
+        reference,
+        lease: &lease,
+        progress: &progress,
+        cancel: AtomicBool::new(false),
+    };
+    run_layers(&ctx, jobs, options.concurrency).await?;
+
+    let tag = reference.digest().is_none().then(|| reference.familiar());
+    let repo_digest = resolved.repo_digest().to_string();
+    let blobs = [resolved.index.as_ref().map(|i| i.digest.clone())]
+        .into_iter()
+        .flatten()
+        .chain([
+            resolved.manifest.digest.clone(),
+            resolved.image.config().digest().to_string(),
+        ])
+        .chain(layers.iter().map(|l| l.digest().to_string()))
+        .collect();
+    let image = NewImage {
+        id: resolved.image.config().digest().to_string(),
+        manifest_digest: resolved.manifest.digest.clone(),
+        manifest_media_type: resolved.manifest.media_type.clone(),
+        created: facts.created,
+        architecture: facts.architecture,
+        os: facts.os,
+        chain_ids: chains,
+        blobs,
+        tag: tag.clone(),
+        repo_digest: Some(format!("{}@{repo_digest}", repo_name(reference))),
+    };
+    let up_to_date = store.commit_image(&image).map_err(store_err)?;
+    Ok(PullReport {
+        image_id: image.id,
+        manifest_digest: image.manifest_digest,
+        repo_digest,
+        tag,
+        up_to_date,
+        downloaded,
+        reused,
+    })
+}
+
+/// Fetches and checks the config: JSON, with as many diff_ids as layers.
+async fn fetch_facts<R: Registry>(
+    registry: &R,
+    reference: &Reference,
+    resolved: &ResolvedImage,
+) -> Result<(Bytes, ConfigFacts), PullError> {
+    let digest = resolved.image.config().digest().to_string();
+    let raw = fetch_config(registry, reference, &resolved.image)
+        .await
+        .map_err(|source| PullError::FetchConfig {
+            reference: reference.to_string(),
+            digest: digest.clone(),
+            source,
+        })?;
+    let facts: ConfigFacts =
+        serde_json::from_slice(&raw).map_err(|e| PullError::InvalidConfig {
+            reference: reference.to_string(),
+            digest: digest.clone(),
+            reason: e.to_string(),
+        })?;
+    let layers = resolved.image.layers().len();
+    if facts.rootfs.diff_ids.len() != layers {
+        return Err(PullError::LayerCount {
+            reference: reference.to_string(),
+            manifest: resolved.manifest.digest.clone(),
+            layers,
+            diff_ids: facts.rootfs.diff_ids.len(),
+        });
+    }
+    Ok((raw, facts))
+}
+
+/// Stores the index, manifest and config blobs (all already verified).
+fn store_metadata(
+    store: &ImageStore,
+    lease: &Lease,
+    resolved: &ResolvedImage,
+    config: &[u8],
+) -> Result<(), StoreError> {
+    if let Some(index) = &resolved.index {
+        store.put_blob(lease, &index.digest, &index.raw)?;
+    }
+    store.put_blob(lease, &resolved.manifest.digest, &resolved.manifest.raw)?;
+    store.put_blob(lease, resolved.image.config().digest().as_ref(), config)
+}
+
+/// Runs every layer job, `concurrency` at a time, to completion (so no temp
+/// state outlives the call), and returns the first real failure.
+async fn run_layers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
+    ctx: &Ctx<'_, R, F>,
+    jobs: Vec<LayerJob>,
+    concurrency: usize,
+) -> Result<(), PullError> {
+    let results: Vec<Result<(), PullError>> = stream::iter(jobs)
+        .map(|job| async move {
+            let digest = job.descriptor.digest().to_string();
+            let result = pull_layer(ctx, job).await;
+            if result.is_err() {
+                ctx.cancel.store(true, Ordering::Relaxed);
+            }
+            result.map_err(|source| PullError::Layer {
+                digest,
+                registry: ctx.reference.registry().to_string(),
+                source,
+            })
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    // A cancelled layer only echoes the failure that cancelled it.
+    let is_echo = |e: &PullError| {
+        matches!(
+            e,
+            PullError::Layer {
+                source: LayerFailure::Cancelled,
+                ..
+            }
+        )
+    };
+    match results
+        .into_iter()
+        .filter_map(Result::err)
+        .find(|e| !is_echo(e))
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
+    ctx: &Ctx<'_, R, F>,
+    job: LayerJob,
+) -> Result<(), LayerFailure> {
+    if ctx.cancel.load(Ordering::Relaxed) {
+        return Err(LayerFailure::Cancelled);
+    }
+    let digest = job.descriptor.digest().to_string();
+    let emit = |status| {
+        (ctx.progress)(PullEvent::Layer {
+            digest: digest.clone(),
+            status,
+        })
+    };
+    let tmp = ctx.store.tmp_dir();
+    let blob = TempPath::new(temp_name(&tmp, "blob"));
+    let layer = TempPath::new(temp_name(&tmp, "layer"));
+    let io_err = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| LayerFailure::Io { path, source }
+    };
+    fs::create_dir_all(layer.path().join("diff")).map_err(io_err(layer.path()))?;
+    let blob_file = fs::File::create(blob.path()).map_err(io_err(blob.path()))?;
+
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    let media_type = job.descriptor.media_type().to_string();
+    let blob_path = blob.path().to_path_buf();
+    let extraction =
+        tokio::task::spawn_blocking(move || extract(rx, blob_file, blob_path, layer, media_type));
+    let downloaded = download(ctx, &job.descriptor, tx, &emit).await;
+    if downloaded.is_ok() {
+        emit(LayerStatus::Verifying);
+        emit(LayerStatus::DownloadComplete);
+        emit(LayerStatus::Extracting);
+    }
+    // Always wait for the extraction: it owns the temp directory, and returns
+    // only after it stopped writing there.
+    let (layer, extracted) = extraction.await.map_err(|_| LayerFailure::Panicked)?;
+    downloaded?;
+    let stats = extracted?;
+    if stats.diff_id != job.diff_id {
+        return Err(LayerFailure::DiffId {
+            expected: job.diff_id,
+            actual: stats.diff_id,
+        });
+    }
+    commit(ctx, &job, blob, layer, &stats)?;
+    emit(LayerStatus::PullComplete);
+    Ok(())
+}
+
+/// Streams the blob into the extraction's channel. Returns once the stream
+/// ended verified (`Ok`), or with the first error; dropping `tx` then tells
+/// the extraction that no more bytes come.
+async fn download<R: Registry, F: Fn(PullEvent) + Send + Sync>(
+    ctx: &Ctx<'_, R, F>,
+    descriptor: &Descriptor,
+    tx: mpsc::Sender<Bytes>,
+    emit: &impl Fn(LayerStatus),
+) -> Result<(), LayerFailure> {
+    let request = BlobRequest::from_descriptor(descriptor);
+    let mut stream = ctx
+        .registry
+        .fetch_blob(ctx.reference, &request)
+        .await
+        .map_err(LayerFailure::Download)?;
+    let mut current = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(LayerFailure::Download)?;
+        if ctx.cancel.load(Ordering::Relaxed) {
+            return Err(LayerFailure::Cancelled);
+        }
+        current += chunk.len() as u64;
+        emit(LayerStatus::Downloading {
+            current,
+            total: request.size,
+        });
+        if tx.send(chunk).await.is_err() {
+            // The extraction stopped reading: it failed, and says why.
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the layer's record file, then renames blob and layer into place.
+fn commit<R, F>(
+    ctx: &Ctx<'_, R, F>,
+    job: &LayerJob,
+    blob: TempPath,
+    layer: TempPath,
+    stats: &LayerStats,
+) -> Result<(), LayerFailure> {
+    let record = NewLayer {
+        chain_id: job.chain_id.clone(),
+        diff_id: job.diff_id.clone(),
+        parent: job.parent.clone(),
+        blob_digest: job.descriptor.digest().to_string(),
+        media_type: job.descriptor.media_type().to_string(),
+        compressed_size: job.descriptor.size(),
+        size: stats.file_bytes,
+    };
+    let meta = serde_json::json!({
+        "chain_id": record.chain_id,
+        "diff_id": record.diff_id,
+        "parent": record.parent,
+        "blob_digest": record.blob_digest,
+        "media_type": record.media_type,
+        "size": record.size,
+    });
+    let meta_path = layer.path().join("layer.json");
+    fs::write(&meta_path, meta.to_string()).map_err(|source| LayerFailure::Io {
+        path: meta_path,
+        source,
+    })?;
+    ctx.store
+        .commit_blob(ctx.lease, &record.blob_digest, blob)
+        .map_err(LayerFailure::Store)?;
+    ctx.store
+        .commit_layer(ctx.lease, &record, layer)
+        .map_err(LayerFailure::Store)?;
+    Ok(())
+}
+
+/// The blocking half of a layer: tees the chunks into the blob's temp file
+/// and through the extractor. Returns the layer's temp directory with the
+/// result, so that dropping it (the pull was abandoned) removes the directory.
+fn extract(
+    rx: mpsc::Receiver<Bytes>,
+    file: fs::File,
+    path: PathBuf,
+    layer: TempPath,
+    media_type: String,
+) -> (TempPath, Result<LayerStats, LayerFailure>) {
+    let mut tee = Tee {
+        rx,
+        current: Bytes::new(),
+        file,
+        write_error: None,
+    };
+    let options = ApplyOptions::new(ApplyMode::Overlay).media_type(media_type);
+    let applied = apply_layer(&mut tee, &layer.path().join("diff"), &options)
+        .map_err(LayerFailure::Apply)
+        .and_then(|stats| {
+            // The extractor reads to the end, but the blob must hold every byte
+            // whatever it does; then it must be durable before it is renamed.
+            io::copy(&mut tee, &mut io::sink())
+                .and_then(|_| tee.file.sync_all())
+                .map_err(|source| LayerFailure::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok(stats)
+        });
+    let result = match tee.write_error.take() {
+        Some(source) => Err(LayerFailure::Io { path, source }),
+        None => applied,
+    };
+    (layer, result)
+}
+
+/// A `Read` over the download channel that also writes every chunk to the
+/// blob's temp file.
+struct Tee {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+    file: fs::File,
+    write_error: Option<io::Error>,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    if let Err(e) = self.file.write_all(&chunk) {
+                        let kind = e.kind();
+                        self.write_error = Some(e);
+                        return Err(io::Error::new(kind, "cannot write the layer blob"));
+                    }
+                    self.current = chunk;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}

@@ -1,0 +1,93 @@
+//! What the store tells its callers about images and layers.
+
+use basic_registry::Reference;
+use serde::Serialize;
+
+/// One image, as `images` and `inspect` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageRecord {
+    /// The image id: the digest of its config.
+    pub id: String,
+    /// Familiar `repo:tag` names pointing at it.
+    pub repo_tags: Vec<String>,
+    /// Familiar `repo@digest` names pointing at it.
+    pub repo_digests: Vec<String>,
+    /// Creation time from the config (RFC 3339), when it has one.
+    pub created: Option<String>,
+    /// Bytes of the layers' files.
+    pub size: u64,
+    /// CPU architecture from the config.
+    pub architecture: Option<String>,
+    /// Operating system from the config.
+    pub os: Option<String>,
+    /// Digest of the image manifest it was stored from.
+    pub manifest_digest: String,
+    /// Media type of that manifest.
+    pub manifest_media_type: String,
+    /// When this store first recorded it (unix seconds).
+    pub added: i64,
+    /// Its layers, bottom first.
+    pub layers: Vec<LayerRecord>,
+}
+
+/// One extracted layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerRecord {
+    /// Chain ID: names the layer with everything below it; its directory's name.
+    pub chain_id: String,
+    /// Digest of the uncompressed tar.
+    pub diff_id: String,
+    /// Chain ID of the layer below, if any.
+    pub parent: Option<String>,
+    /// Digest of the compressed blob it was extracted from.
+    pub blob_digest: Option<String>,
+    /// That blob's media type.
+    pub media_type: Option<String>,
+    /// That blob's size.
+    pub compressed_size: Option<u64>,
+    /// Bytes of the layer's files.
+    pub size: u64,
+}
+
+/// One step of a removal, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A tag or repo digest was removed (`Untagged: busybox:latest`).
+    Untagged(String),
+    /// An image or layer was deleted (`Deleted: sha256:…`).
+    Deleted(String),
+}
+
+/// What the store holds, for `system df`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    /// Images recorded.
+    pub images: usize,
+    /// Images without a tag.
+    pub dangling_images: usize,
+    /// Sum of the images' sizes (shared layers counted once per image).
+    pub images_size: u64,
+    /// Layers recorded.
+    pub layers: usize,
+    /// Sum of the layers' sizes (each layer once).
+    pub layers_size: u64,
+    /// Layers no image refers to.
+    pub unused_layers_size: u64,
+    /// Blob files.
+    pub blobs: usize,
+    /// Their bytes.
+    pub blobs_size: u64,
+}
+
+/// The familiar repository name of `reference`, without tag or digest
+/// (`busybox`, `127.0.0.1:5000/a/b`).
+pub(crate) fn repo_name(reference: &Reference) -> String {
+    let mut name = reference.familiar();
+    if let Some(digest) = reference.digest() {
+        name.truncate(name.len() - digest.len() - 1);
+    }
+    if let Some(tag) = reference.tag() {
+        name.truncate(name.len() - tag.len() - 1);
+    }
+    name
+}

@@ -1,0 +1,78 @@
+//! The metadata database's tables.
+//!
+//! Blobs and layer directories are the content; these tables say which of
+//! them count and who refers to them. A layer or blob nothing here refers to
+//! is garbage, whatever is on disk.
+
+use rusqlite::Connection;
+
+/// Bumped when the tables change incompatibly; stored in `PRAGMA user_version`.
+pub(crate) const VERSION: i32 = 1;
+
+pub(crate) const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id                  TEXT PRIMARY KEY,      -- config digest
+    manifest_digest     TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    created             TEXT,                  -- from the config, RFC 3339
+    architecture        TEXT,
+    os                  TEXT,
+    size                INTEGER NOT NULL,      -- bytes of the layers' files
+    added               INTEGER NOT NULL       -- unix seconds, when first stored
+);
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id        TEXT PRIMARY KEY,
+    diff_id         TEXT NOT NULL,
+    parent          TEXT,                      -- chain id of the layer below
+    blob_digest     TEXT,                      -- compressed blob it came from
+    media_type      TEXT,
+    compressed_size INTEGER,
+    size            INTEGER NOT NULL,
+    added           INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest   TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+);
+CREATE INDEX IF NOT EXISTS image_blobs_digest ON image_blobs(digest);
+CREATE TABLE IF NOT EXISTS tags (
+    name     TEXT PRIMARY KEY,                 -- familiar repo:tag
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    name     TEXT PRIMARY KEY,                 -- familiar repo@digest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+-- A lease protects what an unfinished pull has already verified from GC.
+CREATE TABLE IF NOT EXISTS leases (
+    id      TEXT PRIMARY KEY,
+    pid     INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_refs (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    key      TEXT NOT NULL,                    -- a blob digest or a chain id
+    PRIMARY KEY (lease_id, key)
+);
+";
+
+/// Settings per connection, then the tables.
+pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL lets readers (`images`) run while a pull commits; the busy timeout
+    // makes a second process wait for a writer instead of failing.
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(TABLES)?;
+    conn.pragma_update(None, "user_version", VERSION)?;
+    Ok(())
+}
