@@ -500,6 +500,7 @@ impl<'o> Applier<'o> {
         }
         // Consume the rest (the second zero block, record padding) so the
         // digest covers the whole stream and decompression errors surface.
+        self.state.set_window(u64::MAX);
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.stream_error(e))?;
         self.restore_dir_times()?;
