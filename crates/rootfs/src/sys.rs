@@ -367,3 +367,9 @@ pub(crate) fn utimensat_empty(fd: BorrowedFd<'_>, times: &[libc::timespec; 2]) -
     })
     .map(drop)
 }
+
+/// `syncfs(fd)`: flush the filesystem holding `fd`.
+pub(crate) fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::syncfs(fd.as_raw_fd()) }).map(drop)
+}

@@ -207,6 +207,7 @@ pub struct ApplyOptions {
     limits: Limits,
     preserve_ownership: bool,
     lower_layers: Vec<PathBuf>,
+    sync: bool,
 }
 
 impl ApplyOptions {
@@ -219,6 +220,7 @@ impl ApplyOptions {
             limits: Limits::default(),
             preserve_ownership: true,
             lower_layers: Vec::new(),
+            sync: false,
         }
     }
 
@@ -252,6 +254,14 @@ impl ApplyOptions {
     /// 0755. Ignored in flatten mode, where the lower layers are the target.
     pub fn lower_layers(mut self, layers: Vec<PathBuf>) -> Self {
         self.lower_layers = layers;
+        self
+    }
+
+    /// Flush the target's filesystem (`syncfs`) before returning success
+    /// (default `false`), so a caller that renames the extracted directory
+    /// into place never publishes a layer a crash could leave half-written.
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
         self
     }
 
@@ -504,6 +514,9 @@ impl<'o> Applier<'o> {
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.stream_error(e))?;
         self.restore_dir_times()?;
+        if self.opts.sync {
+            sys::syncfs(self.root.fd()).map_err(Self::fs_err("", "sync the target filesystem"))?;
+        }
         Ok(self.stats)
     }
 
