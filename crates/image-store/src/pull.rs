@@ -627,7 +627,8 @@ struct Tee {
 
 impl Read for Tee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.current.is_empty() {
+        // A loop, not an `if`: an empty chunk must not read as end of stream.
+        while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(chunk) => {
                     if let Err(e) = self.file.write_all(&chunk) {

@@ -1,0 +1,199 @@
+//! A tiny in-process HTTP/1.1 server for faults a real registry cannot produce:
+//! tampered bodies, connections reset mid-body, rate limits, hostile redirects.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// What to do with a request.
+pub enum Reply {
+    /// A whole response.
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Announce `headers` (with the full Content-Length), send `body`'s first `cut`
+    /// bytes, then drop the connection.
+    Cut {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        cut: usize,
+    },
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        Reply::status(200, body, headers)
+    }
+
+    pub fn status(status: u16, body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        Reply::Full {
+            status,
+            headers: owned(headers),
+            body: body.into(),
+        }
+    }
+}
+
+fn owned(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+/// A running fake server; it stops when the test's runtime ends.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl FakeServer {
+    pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake server");
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let handler: Handler = Arc::new(handler);
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, handler.clone(), log.clone()));
+            }
+        });
+        FakeServer { addr, requests }
+    }
+
+    /// `127.0.0.1:PORT`, usable as a registry host (loopback speaks plain HTTP).
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Request>>>) {
+    let mut stream = BufReader::new(stream);
+    loop {
+        let Some(request) = read_request(&mut stream).await else {
+            return;
+        };
+        log.lock().unwrap().push(request.clone());
+        let reply = handler(&request);
+        let head_only = request.method == "HEAD";
+        let keep = match reply {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => {
+                write_head(&mut stream, status, &headers, body.len()).await;
+                if !head_only {
+                    let _ = stream.get_mut().write_all(&body).await;
+                }
+                true
+            }
+            Reply::Cut {
+                status,
+                headers,
+                body,
+                cut,
+            } => {
+                write_head(&mut stream, status, &headers, body.len()).await;
+                let _ = stream
+                    .get_mut()
+                    .write_all(&body[..cut.min(body.len())])
+                    .await;
+                let _ = stream.get_mut().flush().await;
+                false
+            }
+        };
+        if !keep {
+            return;
+        }
+    }
+}
+
+async fn write_head(
+    stream: &mut BufReader<TcpStream>,
+    status: u16,
+    headers: &[(String, String)],
+    len: usize,
+) {
+    let mut head = format!("HTTP/1.1 {status} X\r\n");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("Content-Length: {len}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.get_mut().write_all(head.as_bytes()).await;
+}
+
+async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if stream.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = HashMap::new();
+    let mut content_length = 0usize;
+    loop {
+        let mut h = String::new();
+        stream.read_line(&mut h).await.ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            if k == "content-length" {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+            headers.insert(k, v.trim().to_string());
+        }
+    }
+    let mut body = vec![0; content_length];
+    tokio::io::AsyncReadExt::read_exact(stream, &mut body)
+        .await
+        .ok()?;
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
