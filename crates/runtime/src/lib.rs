@@ -1,0 +1,29 @@
+//! `basic-runtime`: run an OCI runtime-spec container in the foreground, libcontainer-style.
+//!
+//! ```no_run
+//! use basic_runtime::{Container, default_spec};
+//! let mut spec = default_spec(vec!["echo".into(), "hi".into()], vec![], "/")?;
+//! spec.set_hostname(Some("box".into()));
+//! let status = Container::builder("demo", spec, "/path/to/rootfs").build()?.run()?;
+//! std::process::exit(status.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules: [`container`] (builder, run, exit status), [`cgroups`] (v1 and v2 managers),
+//! [`detect`] (what the host allows), [`spec`] (docker's defaults), [`signals`]
+//! (forwarding to the container). The container side of the fork lives in `process`.
+#![deny(missing_docs)]
+
+pub mod cgroups;
+pub mod channel;
+pub mod container;
+pub mod detect;
+mod process;
+pub mod signals;
+pub mod spec;
+
+pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
+pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus};
+pub use detect::{Environment, Unsupported, detect, unsupported};
+pub use oci_spec::runtime::Spec;
+pub use spec::{SpecError, default_spec, resolve_user};

@@ -1,0 +1,282 @@
+//! [`default_spec`]: the Spec docker would hand its runtime, for the CLI to adjust; and
+//! [`resolve_user`] for `-u name[:group]` against the container's own passwd/group files.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxNamespace, LinuxNamespaceType, LinuxResourcesBuilder, Mount, ProcessBuilder, RootBuilder,
+    Spec, UserBuilder,
+};
+
+/// Errors building a spec or resolving a user.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// oci-spec refused a value.
+    #[error("building the default spec")]
+    Build(#[source] oci_spec::OciSpecError),
+    /// The user or group name is not in the container's files.
+    #[error("unable to find {kind} {name:?} in {file}")]
+    UnknownName {
+        /// "user" or "group".
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// The file searched.
+        file: PathBuf,
+    },
+}
+
+/// The `PATH` docker sets when the image gives none.
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// docker's default capability set (moby `oci/caps/defaults.go`).
+pub const DEFAULT_CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// docker's masked paths (moby `oci/defaults.go`).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// docker's read-only paths.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(PathBuf::from(source)));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+/// docker's default mounts: /proc, /dev (tmpfs), /dev/pts, /sys (ro), /sys/fs/cgroup (ro),
+/// /dev/mqueue, /dev/shm (64 MiB).
+pub fn default_mounts() -> Vec<Mount> {
+    vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
+        ),
+    ]
+}
+
+fn rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(typ));
+    r.set_major(major);
+    r.set_minor(minor);
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+/// docker's device cgroup rules: deny everything, allow mknod of any node, and use of the
+/// nodes every container gets.
+pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{A, B, C};
+    vec![
+        rule(false, A, None, None, "rwm"),
+        rule(true, C, None, None, "m"),
+        rule(true, B, None, None, "m"),
+        rule(true, C, Some(1), Some(3), "rwm"),  // null
+        rule(true, C, Some(1), Some(5), "rwm"),  // zero
+        rule(true, C, Some(1), Some(7), "rwm"),  // full
+        rule(true, C, Some(1), Some(8), "rwm"),  // random
+        rule(true, C, Some(1), Some(9), "rwm"),  // urandom
+        rule(true, C, Some(5), Some(0), "rwm"),  // tty
+        rule(true, C, Some(5), Some(1), "rwm"),  // console
+        rule(true, C, Some(5), Some(2), "rwm"),  // ptmx
+        rule(true, C, Some(136), None, "rwm"),   // pts/*
+        rule(true, C, Some(10), Some(200), "rwm"), // net/tun
+    ]
+}
+
+/// A Spec with docker's defaults for running `args` with `env` in `cwd` as root:
+/// new pid, net, ipc, uts, mount and cgroup namespaces; [`default_mounts`]; docker's masked
+/// and read-only paths; [`DEFAULT_CAPABILITIES`] as bounding, effective and permitted sets;
+/// [`default_device_rules`]; `PATH` added to `env` when missing. No hostname, no resource
+/// limits, no user namespace: the caller sets those on the returned value.
+pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Spec, SpecError> {
+    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+        .map_err(SpecError::Build)?;
+    let mut env = env;
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(SpecError::Build)?)
+        .args(args)
+        .env(env)
+        .cwd(if cwd.is_empty() { "/" } else { cwd })
+        .capabilities(capabilities)
+        .no_new_privileges(false)
+        .build()
+        .map_err(SpecError::Build)?;
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Cgroup,
+    ]
+    .into_iter()
+    .map(|t| {
+        let mut n = LinuxNamespace::default();
+        n.set_typ(t);
+        n
+    })
+    .collect::<Vec<_>>();
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .resources(
+            LinuxResourcesBuilder::default()
+                .devices(default_device_rules())
+                .build()
+                .map_err(SpecError::Build)?,
+        )
+        .build()
+        .map_err(SpecError::Build)?;
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".to_string());
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path("rootfs")
+            .readonly(false)
+            .build()
+            .map_err(SpecError::Build)?,
+    ));
+    spec.set_hostname(None);
+    spec.set_mounts(Some(default_mounts()));
+    spec.set_process(Some(process));
+    spec.set_linux(Some(linux));
+    Ok(spec)
+}
+
+/// A resolved `-u` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    /// The uid.
+    pub uid: u32,
+    /// The primary gid.
+    pub gid: u32,
+    /// Supplementary groups the user belongs to in the container's /etc/group.
+    pub additional_gids: Vec<u32>,
+}
+
+/// Resolves docker's `-u user[:group]` (names or numbers) against `<rootfs>/etc/passwd` and
+/// `<rootfs>/etc/group`, as docker does: numeric ids need not exist in the files.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError> {
+    let passwd_path = rootfs.join("etc/passwd");
+    let group_path = rootfs.join("etc/group");
+    let passwd = std::fs::read_to_string(&passwd_path).unwrap_or_default();
+    let groups = std::fs::read_to_string(&group_path).unwrap_or_default();
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
+        f.len() >= 4 && (f[0] == u || f[2] == u)
+    });
+    let (uid, mut gid, name) = match (entry, u.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            Some(f[0].to_string()),
+        ),
+        (None, Ok(n)) => (n, 0, None),
+        (None, Err(_)) => {
+            return Err(SpecError::UnknownName {
+                kind: "user",
+                name: u.to_string(),
+                file: passwd_path,
+            });
+        }
+    };
+    let group_lines: Vec<Vec<&str>> = groups
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 3)
+        .collect();
+    if let Some(g) = g {
+        gid = match group_lines.iter().find(|f| f[0] == g || f[2] == g) {
+            Some(f) => f[2].parse().unwrap_or(0),
+            None => g.parse().map_err(|_| SpecError::UnknownName {
+                kind: "group",
+                name: g.to_string(),
+                file: group_path.clone(),
+            })?,
+        };
+    }
+    let additional_gids = match &name {
+        Some(name) => group_lines
+            .iter()
+            .filter(|f| f.get(3).is_some_and(|m| m.split(',').any(|x| x == name)))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|x| *x != gid)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(ResolvedUser {
+        uid,
+        gid,
+        additional_gids,
+    })
+}
