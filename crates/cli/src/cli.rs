@@ -35,6 +35,15 @@ pub struct GlobalOptions {
     /// Log level: debug, info, warn, error
     #[arg(short = 'l', long, global = true, default_value = "warn")]
     pub log_level: String,
+    /// Root of the image store
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BASIC_DOCKER_ROOT",
+        default_value = basic_image_store::DEFAULT_ROOT
+    )]
+    pub root: PathBuf,
 }
 
 /// The verbs.
@@ -47,6 +56,107 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry
     Logout(LogoutArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Remove one or more images
+    Rmi(RmiArgs),
+    /// Return low-level information on images
+    Inspect(InspectArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage the engine's storage
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+/// `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Pull this platform (os/arch[/variant]) from a multi-platform image
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Layers downloaded at once
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub max_concurrent_downloads: usize,
+    /// Image reference, e.g. busybox or registry:5000/repo:tag
+    pub reference: String,
+}
+
+/// `images` / `image ls`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images; there are none here)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests
+    #[arg(long)]
+    pub digests: bool,
+    /// Output format: `table` (default) or `json`
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository (optionally :tag)
+    pub reference: Option<String>,
+}
+
+/// `rmi` / `image rm`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Force removal of an image tagged in several repositories
+    #[arg(short, long)]
+    pub force: bool,
+    /// Images: name[:tag], name@digest, or (a prefix of) an id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `inspect` / `image inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images: name[:tag], name@digest, or (a prefix of) an id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `image` sub-verbs.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Remove unused images
+    Prune(PruneArgs),
+    /// List images
+    Ls(ImagesArgs),
+    /// Remove one or more images
+    Rm(RmiArgs),
+    /// Display detailed information on one or more images
+    Inspect(InspectArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+}
+
+/// `image prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove all images, not just dangling ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation (there is no prompt; accepted for docker compatibility)
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `system` sub-verbs.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df,
 }
 
 /// `manifest` sub-verbs.

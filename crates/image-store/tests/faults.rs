@@ -111,8 +111,10 @@ async fn serve(repos: HashMap<&'static str, Repo>) -> FakeServer {
                     ],
                 );
             }
-            if let Some(d) = rest.strip_prefix("blobs/") {
-                if let Some(blob) = repo.blobs.get(d) {
+            if let Some(d) = rest.strip_prefix("blobs/")
+                && let Some(blob) = repo.blobs.get(d)
+            {
+                {
                     let mut body = blob.clone();
                     if repo.tampered.iter().any(|t| t == d) {
                         let last = body.len() - 1;

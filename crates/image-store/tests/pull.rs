@@ -286,10 +286,9 @@ async fn an_abandoned_pull_leaves_nothing_and_the_next_one_completes() {
                 status: LayerStatus::Downloading { .. },
                 ..
             }
-        ) {
-            if let Some(tx) = started_tx.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
+        ) && let Some(tx) = started_tx.lock().unwrap().take()
+        {
+            let _ = tx.send(());
         }
     });
     tokio::select! {

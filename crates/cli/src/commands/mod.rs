@@ -1,14 +1,21 @@
 //! One module per verb; `run` dispatches.
 
+mod format;
+mod images;
+mod inspect;
 mod login;
 mod manifest;
+mod pull;
+mod rmi;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use basic_registry::{CredentialStore, RegistryClient};
 
-use crate::cli::{Cli, Command, GlobalOptions, ManifestCommand};
+use basic_image_store::ImageStore;
+
+use crate::cli::{Cli, Command, GlobalOptions, ImageCommand, ManifestCommand, SystemCommand};
 
 /// Runs a parsed command line, returning the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,7 +25,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Login(args) => login::login(&cli.global, args).await,
         Command::Logout(args) => login::logout(&cli.global, args),
+        Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
+            pull::pull(&cli.global, args).await
+        }
+        Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
+            images::images(&cli.global, args)
+        }
+        Command::Rmi(args) | Command::Image(ImageCommand::Rm(args)) => rmi::rmi(&cli.global, args),
+        Command::Inspect(args) | Command::Image(ImageCommand::Inspect(args)) => {
+            inspect::inspect(&cli.global, args)
+        }
+        Command::Image(ImageCommand::Prune(args)) => rmi::prune(&cli.global, args),
+        Command::System(SystemCommand::Df) => images::system_df(&cli.global),
     }
+}
+
+/// The image store at `--root`.
+pub fn image_store(global: &GlobalOptions) -> anyhow::Result<ImageStore> {
+    ImageStore::open(&global.root)
+        .with_context(|| format!("opening the image store at {}", global.root.display()))
 }
 
 /// Docker's credential store, at `--config` when given.

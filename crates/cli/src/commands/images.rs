@@ -1,0 +1,188 @@
+//! `images` and `system df`.
+
+use std::process::ExitCode;
+
+use basic_image_store::{ImageRecord, short_id};
+use basic_registry::Reference;
+
+use super::format::{human_size, parse_rfc3339, table, time_ago};
+use super::image_store;
+use crate::cli::{GlobalOptions, ImagesArgs};
+
+/// One row of `images`: an image under one of its names.
+struct Row<'a> {
+    repository: String,
+    tag: String,
+    digest: String,
+    image: &'a ImageRecord,
+}
+
+/// `images [-a] [-q] [--digests] [--format json] [REPOSITORY[:TAG]]`.
+pub fn images(global: &GlobalOptions, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let store = image_store(global)?;
+    let records = store.images()?;
+    let mut rows: Vec<Row<'_>> = records.iter().flat_map(rows_of).collect();
+    if let Some(filter) = &args.reference {
+        rows.retain(|r| matches_filter(r, filter));
+    }
+    if args.quiet {
+        let mut seen = std::collections::HashSet::new();
+        for row in &rows {
+            if seen.insert(&row.image.id) {
+                println!("{}", short_id(&row.image.id));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format.as_deref() {
+        Some("json") | Some("{{json .}}") => {
+            for row in &rows {
+                println!("{}", json_row(row));
+            }
+        }
+        Some("table") | None => print!("{}", table_of(&rows, args.digests)),
+        Some(other) => anyhow::bail!("unsupported --format {other:?}: use table or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Docker lists an image once per tag; untagged ones once, as `<none>`,
+/// with the repository of a repo digest when there is one.
+fn rows_of(image: &ImageRecord) -> Vec<Row<'_>> {
+    let digest_of = |repo: &str| {
+        image
+            .repo_digests
+            .iter()
+            .find_map(|d| {
+                d.split_once('@')
+                    .filter(|(r, _)| *r == repo)
+                    .map(|(_, d)| d.to_string())
+            })
+            .unwrap_or_else(|| "<none>".to_string())
+    };
+    let mut rows: Vec<Row<'_>> = image
+        .repo_tags
+        .iter()
+        .filter_map(|t| t.rsplit_once(':'))
+        .map(|(repo, tag)| Row {
+            repository: repo.to_string(),
+            tag: tag.to_string(),
+            digest: digest_of(repo),
+            image,
+        })
+        .collect();
+    if rows.is_empty() {
+        let repo = image
+            .repo_digests
+            .first()
+            .and_then(|d| d.split_once('@'))
+            .map_or("<none>".to_string(), |(r, _)| r.to_string());
+        rows.push(Row {
+            digest: digest_of(&repo),
+            repository: repo,
+            tag: "<none>".to_string(),
+            image,
+        });
+    }
+    rows
+}
+
+fn matches_filter(row: &Row<'_>, filter: &str) -> bool {
+    let Ok(reference) = Reference::parse(filter) else {
+        return row.repository == filter;
+    };
+    let familiar = reference.familiar();
+    let (repo, tag) = familiar.rsplit_once(':').unwrap_or((&familiar, ""));
+    let explicit_tag = filter
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    row.repository == repo && (!explicit_tag || row.tag == tag)
+}
+
+fn created_secs(image: &ImageRecord) -> i64 {
+    image
+        .created
+        .as_deref()
+        .and_then(parse_rfc3339)
+        .unwrap_or(image.added)
+}
+
+fn table_of(rows: &[Row<'_>], digests: bool) -> String {
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r.repository.clone(), r.tag.clone()];
+            if digests {
+                cells.push(r.digest.clone());
+            }
+            cells.extend([
+                short_id(&r.image.id).to_string(),
+                time_ago(created_secs(r.image)),
+                human_size(r.image.size),
+            ]);
+            cells
+        })
+        .collect();
+    table(&header, &cells)
+}
+
+fn json_row(row: &Row<'_>) -> serde_json::Value {
+    serde_json::json!({
+        "Containers": "N/A",
+        "CreatedAt": row.image.created.clone().unwrap_or_default(),
+        "CreatedSince": time_ago(created_secs(row.image)),
+        "Digest": row.digest,
+        "ID": short_id(&row.image.id),
+        "Repository": row.repository,
+        "SharedSize": "N/A",
+        "Size": human_size(row.image.size),
+        "Tag": row.tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": human_size(row.image.size),
+    })
+}
+
+/// `system df`.
+pub fn system_df(global: &GlobalOptions) -> anyhow::Result<ExitCode> {
+    let store = image_store(global)?;
+    let usage = store.disk_usage()?;
+    let reclaimable = |part: u64, whole: u64| {
+        let pct = (part * 100).checked_div(whole).unwrap_or(0);
+        format!("{} ({pct}%)", human_size(part))
+    };
+    // No containers exist yet, so every image is inactive and reclaimable.
+    let rows = vec![
+        vec![
+            "Images".to_string(),
+            usage.images.to_string(),
+            "0".to_string(),
+            human_size(usage.layers_size),
+            reclaimable(usage.layers_size, usage.layers_size),
+        ],
+        vec![
+            "Containers".to_string(),
+            "0".to_string(),
+            "0".to_string(),
+            "0B".to_string(),
+            "0B".to_string(),
+        ],
+        vec![
+            "Blobs".to_string(),
+            usage.blobs.to_string(),
+            usage.blobs.to_string(),
+            human_size(usage.blobs_size),
+            "0B (0%)".to_string(),
+        ],
+    ];
+    print!(
+        "{}",
+        table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,71 @@
+//! `inspect IMAGE...`: docker's JSON array, plus the layers' chain IDs.
+
+use std::process::ExitCode;
+
+use basic_image_store::{ImageRecord, ImageStore};
+use serde_json::{Value, json};
+
+use super::image_store;
+use crate::cli::{GlobalOptions, InspectArgs};
+
+/// Prints what was found as one JSON array; names not found are reported
+/// on stderr and make the exit code 1, as docker does.
+pub fn inspect(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let store = image_store(global)?;
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &args.images {
+        match store.resolve(name) {
+            Ok(record) => found.push(describe(&store, &record)?),
+            Err(e) => {
+                eprintln!("Error: No such object: {name} ({e})");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&Value::Array(found))?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn describe(store: &ImageStore, record: &ImageRecord) -> anyhow::Result<Value> {
+    let config = store.image_config(&record.id)?;
+    let layer_dirs: Vec<String> = record
+        .layers
+        .iter()
+        .rev()
+        .map(|l| {
+            store
+                .layer_dir(&l.chain_id)
+                .map(|d| d.join("diff").display().to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(json!({
+        "Id": record.id,
+        "RepoTags": record.repo_tags,
+        "RepoDigests": record.repo_digests,
+        "Parent": "",
+        "Comment": config.get("comment").cloned().unwrap_or(json!("")),
+        "Created": record.created,
+        "DockerVersion": config.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": config.get("author").cloned().unwrap_or(json!("")),
+        "Config": config.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": record.architecture,
+        "Variant": config.get("variant").cloned(),
+        "Os": record.os,
+        "Size": record.size,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": { "LowerDir": layer_dirs.join(":") },
+        },
+        "RootFS": {
+            "Type": "layers",
+            "Layers": record.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+        },
+        "ChainIDs": record.layers.iter().map(|l| l.chain_id.clone()).collect::<Vec<_>>(),
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+    }))
+}

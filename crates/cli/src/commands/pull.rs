@@ -1,0 +1,159 @@
+//! `pull`: docker's progress lines, redrawn in place on a terminal.
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use basic_image_store::{LayerStatus, PullEvent, PullOptions, short_id};
+use basic_registry::{Platform, Reference};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::format::human_size;
+use super::{image_store, registry_client};
+use crate::cli::{GlobalOptions, PullArgs};
+
+/// `pull [--platform P] [-q] REF`.
+pub async fn pull(global: &GlobalOptions, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let mut options = PullOptions::default().concurrency(args.max_concurrent_downloads);
+    if let Some(p) = &args.platform {
+        options = options.platform(Platform::parse(p)?);
+    }
+    let store = image_store(global)?;
+    let client = registry_client(global)?;
+    if !args.quiet {
+        let what = reference.tag().or(reference.digest()).unwrap_or("latest");
+        println!("{what}: Pulling from {}", reference.repository());
+    }
+    let display = Mutex::new(Display::new(args.quiet));
+    let report = basic_image_store::pull(&store, &client, &reference, &options, |event| {
+        display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .show(event)
+    })
+    .await;
+    display.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    let report = report.with_context(|| format!("pulling {}", reference.familiar()))?;
+    if args.quiet {
+        println!("{reference}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Digest: {}", report.repo_digest);
+    let status = if report.up_to_date {
+        "Image is up to date for"
+    } else {
+        "Downloaded newer image for"
+    };
+    println!("Status: {status} {}", reference.familiar());
+    println!("{reference}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders events: bars redrawn in place on a terminal, one line per change otherwise.
+struct Display {
+    quiet: bool,
+    bars: Option<MultiProgress>,
+    layers: HashMap<String, Layer>,
+}
+
+struct Layer {
+    bar: Option<ProgressBar>,
+    last: String,
+}
+
+impl Display {
+    fn new(quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stdout().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Display {
+            quiet,
+            bars,
+            layers: HashMap::new(),
+        }
+    }
+
+    fn show(&mut self, event: PullEvent) {
+        if self.quiet {
+            return;
+        }
+        let PullEvent::Layer { digest, status } = event else {
+            return;
+        };
+        let id = short_id(&digest).to_string();
+        let text = describe(&status);
+        let bars = self.bars.as_ref();
+        let layer = self.layers.entry(id.clone()).or_insert_with(|| Layer {
+            bar: bars.map(|m| {
+                let bar = m.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix}: {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(id.clone());
+                bar
+            }),
+            last: String::new(),
+        });
+        match &layer.bar {
+            Some(bar) => bar.set_message(text),
+            None => {
+                // Plain output: one line per state, not one per chunk.
+                let state = text.split(' ').next().unwrap_or_default().to_string();
+                if state != layer.last {
+                    println!("{id}: {}", plain(&status));
+                    layer.last = state;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for layer in self.layers.values() {
+            if let Some(bar) = &layer.bar {
+                bar.finish();
+            }
+        }
+    }
+}
+
+/// The text of a status, with a bar while downloading.
+fn describe(status: &LayerStatus) -> String {
+    match status {
+        LayerStatus::Downloading { current, total } => {
+            let width = 50usize;
+            let done = if *total == 0 {
+                width
+            } else {
+                ((*current as f64 / *total as f64) * width as f64) as usize
+            }
+            .min(width);
+            let bar = format!(
+                "{}>{}",
+                "=".repeat(done.saturating_sub(1)),
+                " ".repeat(width - done)
+            );
+            format!(
+                "Downloading [{bar}]  {}/{}",
+                human_size(*current),
+                human_size(*total)
+            )
+        }
+        other => plain(other).to_string(),
+    }
+}
+
+/// Docker's words for each state.
+fn plain(status: &LayerStatus) -> &'static str {
+    match status {
+        LayerStatus::Waiting => "Pulling fs layer",
+        LayerStatus::AlreadyExists => "Already exists",
+        LayerStatus::Downloading { .. } => "Downloading",
+        LayerStatus::Verifying => "Verifying Checksum",
+        LayerStatus::DownloadComplete => "Download complete",
+        LayerStatus::Extracting => "Extracting",
+        LayerStatus::PullComplete => "Pull complete",
+    }
+}
