@@ -156,6 +156,7 @@ fn stage1_inner(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
             .map_err(sys("creating the user namespace"))?;
         channel::send(&mut cfg.to_parent, &Message::NeedIdMaps)?;
         channel::wait(&mut cfg.from_parent)?;
+        become_namespace_root(cfg.spec)?;
     }
     // The cgroup namespace waits until init is in its cgroup (see `init`), and the user
     // namespace was done above; everything else is created here so it is owned by it.
@@ -190,6 +191,26 @@ fn stage1_inner(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
             Ok(())
         }
     }
+}
+
+/// Our host uid is usually unmapped in the new user namespace (we would be "nobody"):
+/// switch to the namespace's root when the maps have one, so mounts and file ownership
+/// inside work as the container's root.
+fn become_namespace_root(spec: &Spec) -> Result<(), ChildError> {
+    let linux = spec.linux().as_ref();
+    let maps_zero = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.is_some_and(|m| m.iter().any(|e| e.container_id() == 0 && e.size() > 0))
+    };
+    if maps_zero(linux.and_then(|l| l.gid_mappings().as_ref())) {
+        let _ = nix::unistd::setgroups(&[]);
+        let root = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root, root, root).map_err(sys("setgid(0) in the user namespace"))?;
+    }
+    if maps_zero(linux.and_then(|l| l.uid_mappings().as_ref())) {
+        let root = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(root, root, root).map_err(sys("setuid(0) in the user namespace"))?;
+    }
+    Ok(())
 }
 
 /// The container's init: never returns (exec, or exit after reporting the error).

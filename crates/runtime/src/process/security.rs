@@ -147,16 +147,47 @@ pub(crate) fn switch_user_and_caps(process: &Process) -> Result<(), ChildError> 
     nix::unistd::setresuid(uid, uid, uid).map_err(sys(format!("setuid({uid})")))?;
     nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS, 0)"))?;
 
-    caps::set(None, CapSet::Inheritable, &inheritable)
-        .map_err(caps_err("setting the inheritable set"))?;
-    caps::set(None, CapSet::Effective, &effective).map_err(caps_err("setting the effective set"))?;
-    caps::set(None, CapSet::Permitted, &permitted).map_err(caps_err("setting the permitted set"))?;
+    capset(&effective, &permitted, &inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(caps_err("clearing the ambient set"))?;
     for cap in ambient {
         caps::raise(None, CapSet::Ambient, cap).map_err(caps_err("raising an ambient capability"))?;
     }
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
+    }
+    Ok(())
+}
+
+fn mask(set: &HashSet<Cap>) -> u64 {
+    set.iter().fold(0u64, |m, c| m | c.bitmask())
+}
+
+/// One capset(2) for the three sets at once: the kernel validates the new sets together,
+/// so no order of separate writes can trip over an intermediate state.
+fn capset(effective: &HashSet<Cap>, permitted: &HashSet<Cap>, inheritable: &HashSet<Cap>) -> Result<(), ChildError> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const V3: u32 = 0x2008_0522;
+    let (e, p, i) = (mask(effective), mask(permitted), mask(inheritable));
+    let mut hdr = Header { version: V3, pid: 0 };
+    let data = [
+        Data { effective: e as u32, permitted: p as u32, inheritable: i as u32 },
+        Data { effective: (e >> 32) as u32, permitted: (p >> 32) as u32, inheritable: (i >> 32) as u32 },
+    ];
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
+        return Err(sys(format!(
+            "capset(effective={e:#x}, permitted={p:#x}, inheritable={i:#x})"
+        ))(nix::Error::last()));
     }
     Ok(())
 }
