@@ -344,3 +344,57 @@ async fn multilayer_fixture_with_whiteouts_pulls() {
     let top = store.layer_dir(&record.layers[3].chain_id).unwrap();
     assert!(top.join("diff/usr/share/fixture-opaque/new1").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rmi_during_a_pull_sharing_its_layers_loses_nothing() {
+    let Some((h, dir, store)) = setup() else {
+        return;
+    };
+    let busybox = h.reference("busybox_latest");
+    pull_events(&store, &busybox, &PullOptions::default())
+        .await
+        .0
+        .unwrap();
+    // Another handle, as another process: it removes busybox (the only image
+    // holding the shared base layer) while multiarch is downloading its own layer.
+    let other = ImageStore::open(dir.path().join("root")).unwrap();
+    let removed = std::sync::Mutex::new(None);
+    let client = client();
+    let reference = basic_registry::Reference::parse(&h.reference("multiarch_latest")).unwrap();
+    let report =
+        basic_image_store::pull(&store, &client, &reference, &PullOptions::default(), |e| {
+            if matches!(
+                e,
+                PullEvent::Layer {
+                    status: LayerStatus::Downloading { .. },
+                    ..
+                }
+            ) {
+                let mut removed = removed.lock().unwrap();
+                if removed.is_none() {
+                    *removed = Some(other.remove(&busybox, false).unwrap());
+                }
+            }
+        })
+        .await
+        .unwrap();
+    let removed = removed
+        .into_inner()
+        .unwrap()
+        .expect("busybox was removed mid-pull");
+    // The image went, but its layer was leased by the pull and stays.
+    assert!(removed.iter().all(|r| !matches!(r, Removal::Deleted(id) if store.layers().unwrap().iter().any(|l| &l.chain_id == id))));
+    let record = store.image(&report.image_id).unwrap();
+    for layer in &record.layers {
+        assert!(
+            store
+                .layer_dir(&layer.chain_id)
+                .unwrap()
+                .join("diff/bin/busybox")
+                .exists()
+                || layer.parent.is_some()
+        );
+    }
+    assert_eq!(layer_dirs(&store).len(), 2);
+    assert!(store.resolve(&busybox).is_err());
+}
