@@ -280,3 +280,42 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         additional_gids,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_has_dockers_defaults() {
+        let spec = default_spec(vec!["sh".into()], vec!["A=1".into()], "").unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(p.env().as_ref().unwrap()[0], DEFAULT_PATH);
+        assert_eq!(p.cwd(), Path::new("/"));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(caps.inheritable().as_ref().unwrap().is_empty());
+        let linux = spec.linux().as_ref().unwrap();
+        assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
+        assert!(linux.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+        // Round-trips through config.json.
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: Spec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn resolves_users_and_groups_in_the_rootfs() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\nweb:x:33:33::/:/bin/sh\n").unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nwww:x:33:\nlog:x:4:web,other\n").unwrap();
+        let r = resolve_user(root.path(), "web").unwrap();
+        assert_eq!((r.uid, r.gid, r.additional_gids), (33, 33, vec![4]));
+        let r = resolve_user(root.path(), "web:root").unwrap();
+        assert_eq!((r.uid, r.gid), (33, 0));
+        let r = resolve_user(root.path(), "1234:5678").unwrap();
+        assert_eq!((r.uid, r.gid, r.additional_gids), (1234, 5678, vec![]));
+        assert!(resolve_user(root.path(), "nobody-here").is_err());
+        assert!(resolve_user(root.path(), "web:nogroup").is_err());
+    }
+}

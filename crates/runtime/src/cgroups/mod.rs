@@ -227,3 +227,6 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     }
     1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
+
+#[cfg(test)]
+mod tests;

@@ -402,3 +402,22 @@ fn remount_ro(p: &Path) -> Result<(), ChildError> {
     )
     .map_err(sys(format!("remounting {} read-only", p.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let opts: Vec<String> = ["nosuid", "ro", "rbind", "rslave", "mode=755", "size=65536k"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (flags, prop, data) = parse_options(&opts);
+        assert_eq!(flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(prop, MsFlags::MS_SLAVE | MsFlags::MS_REC);
+        assert_eq!(data, ["mode=755", "size=65536k"]);
+        let (flags, _, _) = parse_options(&["ro".to_string(), "rw".to_string()]);
+        assert!(!flags.contains(MsFlags::MS_RDONLY), "a later rw wins");
+    }
+}
