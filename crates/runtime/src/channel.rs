@@ -69,7 +69,8 @@ pub fn send(w: &mut File, msg: &Message) -> Result<(), ChannelError> {
         }
         Message::Eof => return Ok(()),
     }
-    w.write_all(&buf).map_err(|e| ChannelError::Io("writing", e))
+    w.write_all(&buf)
+        .map_err(|e| ChannelError::Io("writing", e))
 }
 
 /// Receives one message (parent side).
@@ -84,7 +85,8 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
         }
     }
     let mut four = [0u8; 4];
-    let read = |r: &mut File, b: &mut [u8]| r.read_exact(b).map_err(|e| ChannelError::Io("reading", e));
+    let read =
+        |r: &mut File, b: &mut [u8]| r.read_exact(b).map_err(|e| ChannelError::Io("reading", e));
     match tag[0] {
         b'U' => Ok(Message::NeedIdMaps),
         b'P' => {
@@ -102,7 +104,10 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
                 2 => FailureKind::PermissionDenied,
                 _ => FailureKind::Setup,
             };
-            Ok(Message::Failure(kind, String::from_utf8_lossy(&text).into_owned()))
+            Ok(Message::Failure(
+                kind,
+                String::from_utf8_lossy(&text).into_owned(),
+            ))
         }
         t => Err(ChannelError::Unexpected(t)),
     }
@@ -110,7 +115,8 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
 
 /// Parent → child: one byte meaning "go on" (id maps written, or cgroup joined).
 pub fn signal(w: &mut File) -> Result<(), ChannelError> {
-    w.write_all(b"G").map_err(|e| ChannelError::Io("writing", e))
+    w.write_all(b"G")
+        .map_err(|e| ChannelError::Io("writing", e))
 }
 
 /// Child side: waits for [`signal`]; end-of-file means the runner died, so give up.

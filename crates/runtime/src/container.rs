@@ -166,7 +166,11 @@ pub struct Container {
 impl Container {
     /// Starts building container `id` from `spec`, with its root filesystem at `rootfs`
     /// (the spec's `root.path` is ignored; see [`Container::from_bundle`] for bundles).
-    pub fn builder(id: impl Into<String>, spec: Spec, rootfs: impl Into<PathBuf>) -> ContainerBuilder {
+    pub fn builder(
+        id: impl Into<String>,
+        spec: Spec,
+        rootfs: impl Into<PathBuf>,
+    ) -> ContainerBuilder {
         ContainerBuilder {
             id: id.into(),
             spec,
@@ -180,7 +184,10 @@ impl Container {
     }
 
     /// A builder for an OCI bundle: `<bundle>/config.json`, rootfs relative to the bundle.
-    pub fn from_bundle(id: impl Into<String>, bundle: &Path) -> Result<ContainerBuilder, ContainerError> {
+    pub fn from_bundle(
+        id: impl Into<String>,
+        bundle: &Path,
+    ) -> Result<ContainerBuilder, ContainerError> {
         let path = bundle.join("config.json");
         let spec = Spec::load(&path).map_err(|source| ContainerError::LoadSpec {
             path: path.clone(),
@@ -191,7 +198,11 @@ impl Container {
             .as_ref()
             .map(|r| r.path().clone())
             .unwrap_or_else(|| PathBuf::from("rootfs"));
-        let rootfs = if root.is_absolute() { root } else { bundle.join(root) };
+        let rootfs = if root.is_absolute() {
+            root
+        } else {
+            bundle.join(root)
+        };
         Ok(Container::builder(id, spec, rootfs))
     }
 
@@ -262,11 +273,14 @@ impl ContainerBuilder {
         if self.spec.process().is_none() {
             return Err(ContainerError::InvalidSpec("no process".into()));
         }
-        let rootfs = self.rootfs.canonicalize().map_err(|source| ContainerError::Io {
-            id: self.id.clone(),
-            path: self.rootfs.clone(),
-            source,
-        })?;
+        let rootfs = self
+            .rootfs
+            .canonicalize()
+            .map_err(|source| ContainerError::Io {
+                id: self.id.clone(),
+                path: self.rootfs.clone(),
+                source,
+            })?;
         Ok(Container {
             b: ContainerBuilder { rootfs, ..self },
         })
@@ -301,7 +315,8 @@ impl Container {
         match (result, cg) {
             (Ok(mut status), Some(m)) => {
                 status.oom_killed = m.oom_killed().unwrap_or(false);
-                m.remove().map_err(|source| ContainerError::Cgroup { id, source })?;
+                m.remove()
+                    .map_err(|source| ContainerError::Cgroup { id, source })?;
                 Ok(status)
             }
             (Err(e), Some(m)) => Err(with_cleanup(e, m.remove())),
@@ -310,7 +325,11 @@ impl Container {
     }
 
     fn resources(&self) -> Option<&oci_spec::runtime::LinuxResources> {
-        self.b.spec.linux().as_ref().and_then(|l| l.resources().as_ref())
+        self.b
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
     }
 
     fn sys(&self, what: impl Into<String>) -> impl FnOnce(nix::Error) -> ContainerError {
@@ -379,7 +398,10 @@ impl Container {
             })?;
         }
         self.write_state(init).map_err(kill_init)?;
-        let _guard = self.b.forward_signals.then(|| signals::forward_to(init.as_raw()));
+        let _guard = self
+            .b
+            .forward_signals
+            .then(|| signals::forward_to(init.as_raw()));
         channel::signal(&mut to_child).map_err(|e| kill_init(self.chan()(e)))?;
         match channel::recv(&mut from_child).map_err(|e| kill_init(self.chan()(e)))? {
             Message::Eof => {}

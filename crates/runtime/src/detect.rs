@@ -53,7 +53,9 @@ pub fn detect() -> Environment {
     let cgroup_version = cgroups::detect_version(cgroup_root);
     let cgroup_controllers = probe_controllers(cgroup_root, cgroup_version);
     let swap_accounting = match cgroup_version {
-        CgroupVersion::V1 => cgroup_root.join("memory/memory.memsw.limit_in_bytes").exists(),
+        CgroupVersion::V1 => cgroup_root
+            .join("memory/memory.memsw.limit_in_bytes")
+            .exists(),
         CgroupVersion::V2 => std::fs::read_to_string("/proc/swaps")
             .map(|s| s.lines().count() > 1)
             .unwrap_or(false),
@@ -64,7 +66,10 @@ pub fn detect() -> Environment {
         .filter(|c| !bounding.contains(c))
         .map(|c| c.to_string())
         .collect();
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     Environment {
         root,
@@ -90,7 +95,9 @@ impl Environment {
 
     /// Whether cgroups can be created under `controller`.
     pub fn controller_writable(&self, controller: &str) -> bool {
-        self.cgroup_controllers.iter().any(|(c, ok)| c == controller && *ok)
+        self.cgroup_controllers
+            .iter()
+            .any(|(c, ok)| c == controller && *ok)
     }
 }
 
@@ -101,7 +108,9 @@ fn in_container() -> Option<String> {
         }
     }
     if let Ok(env) = std::fs::read("/proc/1/environ")
-        && let Some(v) = env.split(|b| *b == 0).find(|e| e.starts_with(b"container="))
+        && let Some(v) = env
+            .split(|b| *b == 0)
+            .find(|e| e.starts_with(b"container="))
     {
         return Some(format!("PID 1 has {}", String::from_utf8_lossy(v)));
     }
@@ -208,18 +217,33 @@ fn push(out: &mut Vec<Unsupported>, feature: impl Into<String>, reason: impl Int
 pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
     let mut out = Vec::new();
     let linux = spec.linux().as_ref();
-    for ns in linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default() {
+    for ns in linux
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default()
+    {
         if ns.path().is_none() && !env.can_create(ns.typ()) {
-            push(&mut out, format!("{} namespace", ns.typ()), "cannot be created here (unshare failed)");
+            push(
+                &mut out,
+                format!("{} namespace", ns.typ()),
+                "cannot be created here (unshare failed)",
+            );
         }
     }
     if !env.root && !crate::container::wants_namespace(spec, LinuxNamespaceType::User) {
-        push(&mut out, "privileged setup", "not running as root and the spec has no user namespace");
+        push(
+            &mut out,
+            "privileged setup",
+            "not running as root and the spec has no user namespace",
+        );
     }
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
         let mut need = |controller: &str, feature: &str| {
             if !env.controller_writable(controller) {
-                push(&mut out, feature, format!("the {controller} cgroup controller is not writable here"));
+                push(
+                    &mut out,
+                    feature,
+                    format!("the {controller} cgroup controller is not writable here"),
+                );
             }
         };
         if let Some(m) = res.memory() {
@@ -243,28 +267,71 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
             need("devices", "device cgroup rules");
         }
         if has_devices && env.cgroup_version == CgroupVersion::V2 {
-            push(&mut out, "device cgroup rules", "not enforced on cgroup v2 (needs eBPF, not implemented); /dev holds only the default nodes");
+            push(
+                &mut out,
+                "device cgroup rules",
+                "not enforced on cgroup v2 (needs eBPF, not implemented); /dev holds only the default nodes",
+            );
         }
-        if res.memory().as_ref().and_then(|m| m.swap()).is_some_and(|s| s >= 0) && !env.swap_accounting {
-            push(&mut out, "memory+swap limit", "swap accounting is not enabled on this host");
+        if res
+            .memory()
+            .as_ref()
+            .and_then(|m| m.swap())
+            .is_some_and(|s| s >= 0)
+            && !env.swap_accounting
+        {
+            push(
+                &mut out,
+                "memory+swap limit",
+                "swap accounting is not enabled on this host",
+            );
         }
-        if res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+        if res
+            .hugepage_limits()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        {
             push(&mut out, "hugetlb limits", "not implemented");
         }
     }
     if let Some(p) = spec.process() {
         for l in p.rlimits().as_deref().unwrap_or_default() {
-            let Ok((name, res)) = crate::process::rlimit_resource(l) else { continue };
-            let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let Ok((name, res)) = crate::process::rlimit_resource(l) else {
+                continue;
+            };
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             unsafe { libc::getrlimit(res, &mut cur) };
-            if l.hard() > cur.rlim_max && env.missing_capabilities.iter().any(|c| c == "CAP_SYS_RESOURCE") {
-                push(&mut out, format!("{name} hard limit {}", l.hard()), format!("above the current {} and CAP_SYS_RESOURCE is not in the bounding set", cur.rlim_max));
+            if l.hard() > cur.rlim_max
+                && env
+                    .missing_capabilities
+                    .iter()
+                    .any(|c| c == "CAP_SYS_RESOURCE")
+            {
+                push(
+                    &mut out,
+                    format!("{name} hard limit {}", l.hard()),
+                    format!(
+                        "above the current {} and CAP_SYS_RESOURCE is not in the bounding set",
+                        cur.rlim_max
+                    ),
+                );
             }
         }
-        if let Some(caps) = p.capabilities().as_ref().and_then(|c| c.bounding().as_ref()) {
+        if let Some(caps) = p
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().as_ref())
+        {
             for c in crate::process::to_caps(caps).unwrap_or_default() {
                 if env.missing_capabilities.contains(&c.to_string()) {
-                    push(&mut out, c.to_string(), "not in this host's capability bounding set: the container will not have it");
+                    push(
+                        &mut out,
+                        c.to_string(),
+                        "not in this host's capability bounding set: the container will not have it",
+                    );
                 }
             }
         }
@@ -279,7 +346,11 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
         push(&mut out, "seccomp profile", "not implemented; ignored");
     }
     if !env.pivot_root {
-        push(&mut out, "pivot_root", "the root is an initramfs: chroot is used instead");
+        push(
+            &mut out,
+            "pivot_root",
+            "the root is an initramfs: chroot is used instead",
+        );
     }
     out
 }

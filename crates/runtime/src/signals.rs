@@ -50,13 +50,17 @@ pub struct ForwardGuard {
 /// extra ones are simply not forwarded to.
 pub fn forward_to(pid: i32) -> ForwardGuard {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let slot = PIDS
-        .iter()
-        .position(|s| s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+    let slot = PIDS.iter().position(|s| {
+        s.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    });
     if slot.is_some() {
         if state.count == 0 {
-            let action =
-                SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+            let action = SigAction::new(
+                SigHandler::Handler(forward),
+                SaFlags::SA_RESTART,
+                SigSet::empty(),
+            );
             for sig in FORWARDED_SIGNALS {
                 if let Ok(prev) = unsafe { sigaction(*sig, &action) } {
                     state.previous.push((*sig, prev));

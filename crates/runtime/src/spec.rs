@@ -88,16 +88,43 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 pub fn default_mounts() -> Vec<Mount> {
     vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["ro", "nosuid", "noexec", "nodev"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
         mount(
             "/dev/shm",
             "tmpfs",
@@ -107,7 +134,13 @@ pub fn default_mounts() -> Vec<Mount> {
     ]
 }
 
-fn rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+fn rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
     let mut r = LinuxDeviceCgroup::default();
     r.set_allow(allow);
     r.set_typ(Some(typ));
@@ -125,15 +158,15 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
         rule(false, A, None, None, "rwm"),
         rule(true, C, None, None, "m"),
         rule(true, B, None, None, "m"),
-        rule(true, C, Some(1), Some(3), "rwm"),  // null
-        rule(true, C, Some(1), Some(5), "rwm"),  // zero
-        rule(true, C, Some(1), Some(7), "rwm"),  // full
-        rule(true, C, Some(1), Some(8), "rwm"),  // random
-        rule(true, C, Some(1), Some(9), "rwm"),  // urandom
-        rule(true, C, Some(5), Some(0), "rwm"),  // tty
-        rule(true, C, Some(5), Some(1), "rwm"),  // console
-        rule(true, C, Some(5), Some(2), "rwm"),  // ptmx
-        rule(true, C, Some(136), None, "rwm"),   // pts/*
+        rule(true, C, Some(1), Some(3), "rwm"),    // null
+        rule(true, C, Some(1), Some(5), "rwm"),    // zero
+        rule(true, C, Some(1), Some(7), "rwm"),    // full
+        rule(true, C, Some(1), Some(8), "rwm"),    // random
+        rule(true, C, Some(1), Some(9), "rwm"),    // urandom
+        rule(true, C, Some(5), Some(0), "rwm"),    // tty
+        rule(true, C, Some(5), Some(1), "rwm"),    // console
+        rule(true, C, Some(5), Some(2), "rwm"),    // ptmx
+        rule(true, C, Some(136), None, "rwm"),     // pts/*
         rule(true, C, Some(10), Some(200), "rwm"), // net/tun
     ]
 }
@@ -159,7 +192,13 @@ pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Sp
     }
     let process = ProcessBuilder::default()
         .terminal(false)
-        .user(UserBuilder::default().uid(0u32).gid(0u32).build().map_err(SpecError::Build)?)
+        .user(
+            UserBuilder::default()
+                .uid(0u32)
+                .gid(0u32)
+                .build()
+                .map_err(SpecError::Build)?,
+        )
         .args(args)
         .env(env)
         .cwd(if cwd.is_empty() { "/" } else { cwd })
@@ -184,8 +223,18 @@ pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Sp
     .collect::<Vec<_>>();
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .readonly_paths(DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .masked_paths(
+            DEFAULT_MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
         .resources(
             LinuxResourcesBuilder::default()
                 .devices(default_device_rules())
@@ -232,9 +281,10 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
     };
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 4 && (f[0] == u || f[2] == u)
-    });
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
     let (uid, mut gid, name) = match (entry, u.parse::<u32>()) {
         (Some(f), _) => (
             f[2].parse().unwrap_or(0),
@@ -296,7 +346,13 @@ mod tests {
         assert!(caps.inheritable().as_ref().unwrap().is_empty());
         let linux = spec.linux().as_ref().unwrap();
         assert_eq!(linux.namespaces().as_ref().unwrap().len(), 6);
-        assert!(linux.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
+        assert!(
+            linux
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_string())
+        );
         // Round-trips through config.json.
         let json = serde_json::to_string(&spec).unwrap();
         let back: Spec = serde_json::from_str(&json).unwrap();
@@ -307,8 +363,16 @@ mod tests {
     fn resolves_users_and_groups_in_the_rootfs() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("etc")).unwrap();
-        std::fs::write(root.path().join("etc/passwd"), "root:x:0:0::/:/bin/sh\nweb:x:33:33::/:/bin/sh\n").unwrap();
-        std::fs::write(root.path().join("etc/group"), "root:x:0:\nwww:x:33:\nlog:x:4:web,other\n").unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nweb:x:33:33::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.path().join("etc/group"),
+            "root:x:0:\nwww:x:33:\nlog:x:4:web,other\n",
+        )
+        .unwrap();
         let r = resolve_user(root.path(), "web").unwrap();
         assert_eq!((r.uid, r.gid, r.additional_gids), (33, 33, vec![4]));
         let r = resolve_user(root.path(), "web:root").unwrap();

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use basic_runtime::cgroups::{self, CgroupManager};
+use basic_runtime::cgroups;
 use common::{privileged, run, sh};
 use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, Spec};
 
@@ -51,15 +51,22 @@ fn pids_limit_stops_a_fork_loop() {
     // The inner shell dies ("can't fork") once pids.max is reached; its sleeps stay behind.
     // `set -- /proc/[0-9]*` is a builtin glob: it works even when no fork is possible.
     let spec = with_resources(
-        sh("sh -c 'for i in $(seq 100); do sleep 5 & done' 2>/dev/null; echo $?; set -- /proc/[0-9]*; echo $#"),
+        sh(
+            "sh -c 'for i in $(seq 100); do sleep 5 & done' 2>/dev/null; echo $?; set -- /proc/[0-9]*; echo $#",
+        ),
         |r| {
-            r.set_pids(Some(LinuxPidsBuilder::default().limit(20i64).build().unwrap()));
+            r.set_pids(Some(
+                LinuxPidsBuilder::default().limit(20i64).build().unwrap(),
+            ));
         },
     );
     let (status, out) = run("pids", spec);
     assert_eq!(status.exit_code(), 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert_ne!(lines[0], "0", "forking 100 sleeps succeeded despite pids.max=20");
+    assert_ne!(
+        lines[0], "0",
+        "forking 100 sleeps succeeded despite pids.max=20"
+    );
     let n: usize = lines[1].trim().parse().unwrap();
     assert!(n <= 20, "{n} processes despite pids.max=20");
     assert!(n >= 10, "only {n} processes: the loop did not run");
@@ -80,7 +87,10 @@ fn cpu_quota_caps_a_busy_loop_and_cgroup_is_removed() {
             .unwrap();
         r.set_cpu(Some(cpu));
     });
-    spec.linux_mut().as_mut().unwrap().set_cgroups_path(Some(rel.clone()));
+    spec.linux_mut()
+        .as_mut()
+        .unwrap()
+        .set_cgroups_path(Some(rel.clone()));
     let manager = cgroups::manager_for(Path::new(cgroups::DEFAULT_ROOT), &rel);
     let runner = std::thread::spawn(move || run("cpu", spec));
     // Wait until the busy loop runs, then measure usage over about a second of wall time.
@@ -95,8 +105,14 @@ fn cpu_quota_caps_a_busy_loop_and_cgroup_is_removed() {
     let share = (u1 - u0).as_secs_f64() / (t1 - t0).as_secs_f64();
     let (status, _) = runner.join().unwrap();
     assert_eq!(status.exit_code(), 0);
-    assert!(share < 0.35, "busy loop used {share:.2} CPU with a 0.2 CPU quota");
-    assert!(share > 0.05, "busy loop used {share:.2} CPU: was it running?");
+    assert!(
+        share < 0.35,
+        "busy loop used {share:.2} CPU with a 0.2 CPU quota"
+    );
+    assert!(
+        share > 0.05,
+        "busy loop used {share:.2} CPU: was it running?"
+    );
     for dir in cgroup_dirs(&rel) {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
@@ -109,7 +125,10 @@ fn default_cgroup_directory_is_gone_after_exit() {
     }
     let (status, _) = run("gone", sh("exit 0"));
     assert_eq!(status.exit_code(), 0);
-    for dir in cgroup_dirs(&PathBuf::from(format!("basic-docker/{}", common::id("gone")))) {
+    for dir in cgroup_dirs(&PathBuf::from(format!(
+        "basic-docker/{}",
+        common::id("gone")
+    ))) {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
 }
@@ -123,12 +142,20 @@ fn machine_manager_create_add_remove() {
     let m = cgroups::manager_for(Path::new(cgroups::DEFAULT_ROOT), &rel);
     m.create().unwrap();
     let res = oci_spec::runtime::LinuxResourcesBuilder::default()
-        .memory(LinuxMemoryBuilder::default().limit(64i64 << 20).build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(64i64 << 20)
+                .build()
+                .unwrap(),
+        )
         .pids(LinuxPidsBuilder::default().limit(50i64).build().unwrap())
         .build()
         .unwrap();
     m.apply(&res).unwrap();
-    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     m.add_task(child.id() as i32).unwrap();
     assert_eq!(m.pids().unwrap(), [child.id() as i32]);
     assert!(!m.oom_killed().unwrap());

@@ -16,7 +16,10 @@ fn pid_1_hostname_and_few_processes() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "1");
     assert_eq!(lines[1], "inside-box");
-    assert_ne!(lines[1], nix::unistd::gethostname().unwrap().to_string_lossy());
+    assert_ne!(
+        lines[1],
+        nix::unistd::gethostname().unwrap().to_string_lossy()
+    );
     let pids: u32 = lines[2].trim().parse().unwrap();
     assert!(pids <= 3, "host processes visible: {pids} pids in /proc");
 }
@@ -28,13 +31,19 @@ fn kcore_masked_and_proc_sys_readonly() {
     }
     let (status, out) = run(
         "masked",
-        sh("if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo absent; fi; wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo writable || echo readonly"),
+        sh(
+            "if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo absent; fi; wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname && echo writable || echo readonly",
+        ),
     );
     assert_eq!(status.exit_code(), 0);
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     // This machine's kernel has no /proc/kcore; where it exists it must read empty.
     assert!(lines[0] == "0" || lines[0] == "absent", "{lines:?}");
-    assert!(std::fs::read_to_string("/proc/timer_list").unwrap().len() > 0);
+    assert!(
+        !std::fs::read_to_string("/proc/timer_list")
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(lines[1..], ["0", "readonly"]);
 }
 
@@ -79,7 +88,11 @@ fn user_and_groups_switch() {
     assert_eq!(lines[1], "1000");
     assert_eq!(lines[2], "1000 2000");
     // docker's rule: a non-root user keeps its capabilities only in the bounding set.
-    assert!(lines[3].ends_with("00000000a80425fb") || lines[3].ends_with("0000000000000000"), "{}", lines[3]);
+    assert!(
+        lines[3].ends_with("00000000a80425fb") || lines[3].ends_with("0000000000000000"),
+        "{}",
+        lines[3]
+    );
 }
 
 #[test]
@@ -98,7 +111,10 @@ fn capabilities_dropped_to_the_given_set() {
         .ambient(std::collections::HashSet::new())
         .build()
         .unwrap();
-    spec.process_mut().as_mut().unwrap().set_capabilities(Some(caps));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_capabilities(Some(caps));
     let (status, out) = run("caps", spec);
     assert_eq!(status.exit_code(), 0, "{out}");
     for line in out.lines() {
@@ -121,7 +137,9 @@ fn env_cwd_readonly_root_and_no_new_privs() {
     if !privileged() {
         return;
     }
-    let mut spec = sh("pwd; echo $FOO; grep NoNewPrivs /proc/self/status; touch /x 2>/dev/null && echo rw || echo ro; ulimit -n");
+    let mut spec = sh(
+        "pwd; echo $FOO; grep NoNewPrivs /proc/self/status; touch /x 2>/dev/null && echo rw || echo ro; ulimit -n",
+    );
     let p = spec.process_mut().as_mut().unwrap();
     p.set_cwd("/tmp".into());
     p.set_env(Some(vec!["PATH=/bin".into(), "FOO=bar".into()]));
@@ -151,10 +169,15 @@ fn devices_cgroup_denies_other_nodes() {
     }
     let (status, out) = run(
         "devices",
-        sh("head -c 3 /dev/zero | wc -c; mknod /dev/sda-copy b 8 0 && (head -c 1 /dev/sda-copy >/dev/null 2>&1 && echo readable || echo denied)"),
+        sh(
+            "head -c 3 /dev/zero | wc -c; mknod /dev/sda-copy b 8 0 && (head -c 1 /dev/sda-copy >/dev/null 2>&1 && echo readable || echo denied)",
+        ),
     );
     assert_eq!(status.exit_code(), 0);
-    assert_eq!(out.lines().map(str::trim).collect::<Vec<_>>(), ["3", "denied"]);
+    assert_eq!(
+        out.lines().map(str::trim).collect::<Vec<_>>(),
+        ["3", "denied"]
+    );
 }
 
 #[test]
@@ -181,5 +204,8 @@ fn user_namespace_with_maps() {
     assert_eq!(status.exit_code(), 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "0");
-    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
 }

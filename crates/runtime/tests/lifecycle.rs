@@ -59,7 +59,10 @@ fn init_reaps_orphans() {
         .unwrap();
     assert_eq!(status.exit_code(), 0);
     let ps = std::fs::read_to_string(out.path().join("ps")).unwrap();
-    assert!(!ps.lines().any(|l| l.trim_start().starts_with('Z')), "zombie left:\n{ps}");
+    assert!(
+        !ps.lines().any(|l| l.trim_start().starts_with('Z')),
+        "zombie left:\n{ps}"
+    );
 }
 
 #[test]
@@ -101,16 +104,21 @@ fn signal_from_outside_is_reported() {
 }
 
 fn start_error(args: &[&str]) -> ContainerError {
-    let spec = basic_runtime::default_spec(args.iter().map(|s| s.to_string()).collect(), vec![], "/")
-        .unwrap();
+    let spec =
+        basic_runtime::default_spec(args.iter().map(|s| s.to_string()).collect(), vec![], "/")
+            .unwrap();
     let state = tempfile::tempdir().unwrap();
-    Container::builder(common::id(&format!("err{}", args[0].len())), spec, common::rootfs())
-        .state_dir(state.path())
-        .forward_signals(false)
-        .build()
-        .unwrap()
-        .run()
-        .unwrap_err()
+    Container::builder(
+        common::id(&format!("err{}", args[0].len())),
+        spec,
+        common::rootfs(),
+    )
+    .state_dir(state.path())
+    .forward_signals(false)
+    .build()
+    .unwrap()
+    .run()
+    .unwrap_err()
 }
 
 #[test]
@@ -130,7 +138,10 @@ fn raising_a_hard_rlimit_fails_clearly() {
     if !privileged() {
         return;
     }
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
     let has_sys_resource = caps_has_sys_resource();
     let mut spec = sh("true");
@@ -140,7 +151,10 @@ fn raising_a_hard_rlimit_fails_clearly() {
         .hard(cur.rlim_max + 1000)
         .build()
         .unwrap();
-    spec.process_mut().as_mut().unwrap().set_rlimits(Some(vec![lim]));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_rlimits(Some(vec![lim]));
     let state = tempfile::tempdir().unwrap();
     let result = Container::builder(common::id("rlimit"), spec, common::rootfs())
         .state_dir(state.path())

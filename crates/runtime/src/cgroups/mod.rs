@@ -123,9 +123,10 @@ pub trait CgroupManager: Send + Sync + std::fmt::Debug {
 
 /// Which version the hierarchy at `root` is: cgroup2fs mounted right there means v2.
 pub fn detect_version(root: &Path) -> CgroupVersion {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     match nix::sys::statfs::statfs(root) {
-        Ok(st) if st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC => CgroupVersion::V2,
+        Ok(st) if st.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC => {
+            CgroupVersion::V2
+        }
         _ => CgroupVersion::V1,
     }
 }

@@ -11,7 +11,13 @@ use super::{CgroupManager, V1Manager, V2Manager, shares_to_weight};
 
 fn resources() -> LinuxResources {
     LinuxResourcesBuilder::default()
-        .memory(LinuxMemoryBuilder::default().limit(20i64 << 20).swap(40i64 << 20).build().unwrap())
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(20i64 << 20)
+                .swap(40i64 << 20)
+                .build()
+                .unwrap(),
+        )
         .cpu(
             LinuxCpuBuilder::default()
                 .quota(20_000i64)
@@ -42,16 +48,32 @@ fn v1_writes_each_controller() {
     // Swap accounting is detected by the presence of the memsw file.
     let rel = Path::new("basic-docker/c1");
     fs::create_dir_all(root.path().join("memory").join(rel)).unwrap();
-    fs::write(root.path().join("memory").join(rel).join("memory.memsw.limit_in_bytes"), "").unwrap();
+    fs::write(
+        root.path()
+            .join("memory")
+            .join(rel)
+            .join("memory.memsw.limit_in_bytes"),
+        "",
+    )
+    .unwrap();
     let m = V1Manager::new(root.path(), rel);
     m.create().unwrap();
     // cpuset values are inherited down every new level.
-    assert_eq!(read(&root.path().join("cpuset/basic-docker/cpuset.cpus")), "0-1");
-    assert_eq!(read(&root.path().join("cpuset/basic-docker/c1/cpuset.mems")), "0");
+    assert_eq!(
+        read(&root.path().join("cpuset/basic-docker/cpuset.cpus")),
+        "0-1"
+    );
+    assert_eq!(
+        read(&root.path().join("cpuset/basic-docker/c1/cpuset.mems")),
+        "0"
+    );
     m.apply(&resources()).unwrap();
     let f = |c: &str, file: &str| read(&root.path().join(c).join(rel).join(file));
     assert_eq!(f("memory", "memory.limit_in_bytes"), (20 << 20).to_string());
-    assert_eq!(f("memory", "memory.memsw.limit_in_bytes"), (40 << 20).to_string());
+    assert_eq!(
+        f("memory", "memory.memsw.limit_in_bytes"),
+        (40 << 20).to_string()
+    );
     assert_eq!(f("cpu", "cpu.cfs_quota_us"), "20000");
     assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
     assert_eq!(f("cpu", "cpu.shares"), "512");
@@ -63,14 +85,38 @@ fn v1_writes_each_controller() {
 
     m.add_task(4242).unwrap();
     assert_eq!(f("pids", "cgroup.procs"), "4242");
-    fs::write(root.path().join("memory").join(rel).join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+    fs::write(
+        root.path()
+            .join("memory")
+            .join(rel)
+            .join("memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+    )
+    .unwrap();
     assert!(!m.oom_killed().unwrap());
-    fs::write(root.path().join("memory").join(rel).join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
+    fs::write(
+        root.path()
+            .join("memory")
+            .join(rel)
+            .join("memory.oom_control"),
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+    )
+    .unwrap();
     assert!(m.oom_killed().unwrap());
-    fs::write(root.path().join("cpuacct").join(rel).join("cpuacct.usage"), "1500000000\n").unwrap();
+    fs::write(
+        root.path().join("cpuacct").join(rel).join("cpuacct.usage"),
+        "1500000000\n",
+    )
+    .unwrap();
     assert_eq!(m.cpu_usage().unwrap().as_millis(), 1500);
-    assert_eq!(m.controller_path("memory").unwrap(), root.path().join("memory").join(rel));
-    assert!(m.controller_path("blkio").is_none(), "blkio is not mounted in this fake");
+    assert_eq!(
+        m.controller_path("memory").unwrap(),
+        root.path().join("memory").join(rel)
+    );
+    assert!(
+        m.controller_path("blkio").is_none(),
+        "blkio is not mounted in this fake"
+    );
 }
 
 #[test]
@@ -89,14 +135,28 @@ fn v1_refuses_limits_without_their_hierarchy() {
 #[test]
 fn v2_enables_controllers_and_writes_unified_files() {
     let root = tempfile::tempdir().unwrap();
-    fs::write(root.path().join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids rdma\n").unwrap();
+    fs::write(
+        root.path().join("cgroup.controllers"),
+        "cpuset cpu io memory hugetlb pids rdma\n",
+    )
+    .unwrap();
     let rel = Path::new("basic-docker/c2");
     fs::create_dir_all(root.path().join("basic-docker")).unwrap();
-    fs::write(root.path().join("basic-docker/cgroup.controllers"), "cpu memory pids\n").unwrap();
+    fs::write(
+        root.path().join("basic-docker/cgroup.controllers"),
+        "cpu memory pids\n",
+    )
+    .unwrap();
     let m = V2Manager::new(root.path(), rel);
     m.create().unwrap();
-    assert_eq!(read(&root.path().join("cgroup.subtree_control")), "+cpu +cpuset +memory +pids +io");
-    assert_eq!(read(&root.path().join("basic-docker/cgroup.subtree_control")), "+cpu +memory +pids");
+    assert_eq!(
+        read(&root.path().join("cgroup.subtree_control")),
+        "+cpu +cpuset +memory +pids +io"
+    );
+    assert_eq!(
+        read(&root.path().join("basic-docker/cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
     m.apply(&resources()).unwrap();
     let f = |file: &str| read(&root.path().join(rel).join(file));
     assert_eq!(f("memory.max"), (20 << 20).to_string());
@@ -107,9 +167,17 @@ fn v2_enables_controllers_and_writes_unified_files() {
     assert_eq!(f("pids.max"), "20");
     assert_eq!(f("cpuset.cpus"), "0");
 
-    fs::write(root.path().join(rel).join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+    fs::write(
+        root.path().join(rel).join("memory.events"),
+        "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n",
+    )
+    .unwrap();
     assert!(m.oom_killed().unwrap());
-    fs::write(root.path().join(rel).join("cpu.stat"), "usage_usec 250000\nuser_usec 1\n").unwrap();
+    fs::write(
+        root.path().join(rel).join("cpu.stat"),
+        "usage_usec 250000\nuser_usec 1\n",
+    )
+    .unwrap();
     assert_eq!(m.cpu_usage().unwrap().as_millis(), 250);
     m.add_task(7).unwrap();
     assert_eq!(m.pids().unwrap(), [7]);

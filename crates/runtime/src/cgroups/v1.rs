@@ -46,16 +46,20 @@ impl V1Manager {
     }
 
     fn need(&self, controller: &str, what: &str) -> Result<PathBuf, CgroupError> {
-        self.dir(controller).ok_or_else(|| CgroupError::Unsupported {
-            version: "v1",
-            what: format!("{what} (the {controller} hierarchy is not mounted)"),
-        })
+        self.dir(controller)
+            .ok_or_else(|| CgroupError::Unsupported {
+                version: "v1",
+                what: format!("{what} (the {controller} hierarchy is not mounted)"),
+            })
     }
 
     /// A new cpuset cgroup starts with empty cpus/mems and refuses tasks: copy the parent's
     /// values down every level we create.
     fn create_cpuset(&self) -> Result<(), CgroupError> {
-        let Some(base) = self.controllers.contains(&"cpuset").then(|| self.root.join("cpuset"))
+        let Some(base) = self
+            .controllers
+            .contains(&"cpuset")
+            .then(|| self.root.join("cpuset"))
         else {
             return Ok(());
         };

@@ -84,7 +84,10 @@ impl CgroupManager for V2Manager {
         }
         if let Some(cpu) = res.cpu() {
             if let Some(shares) = cpu.shares() {
-                write_file(&dir.join("cpu.weight"), &shares_to_weight(shares).to_string())?;
+                write_file(
+                    &dir.join("cpu.weight"),
+                    &shares_to_weight(shares).to_string(),
+                )?;
             }
             if cpu.quota().is_some() || cpu.period().is_some() {
                 let quota = cpu.quota().filter(|q| *q > 0).map(|q| q.to_string());

@@ -32,7 +32,8 @@ impl Command {
             .iter()
             .find_map(|e| e.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        let program = resolve(first, path_var).ok_or_else(|| ChildError::NotFound(first.clone()))?;
+        let program =
+            resolve(first, path_var).ok_or_else(|| ChildError::NotFound(first.clone()))?;
         Ok(Command {
             program,
             shown: first.clone(),

@@ -101,7 +101,9 @@ fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
 }
 
 pub(crate) fn wants_new(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    namespaces(spec).iter().any(|(t, p)| *t == typ && p.is_none())
+    namespaces(spec)
+        .iter()
+        .any(|(t, p)| *t == typ && p.is_none())
 }
 
 pub(crate) fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
@@ -162,8 +164,7 @@ fn stage1_inner(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
     // namespace was done above; everything else is created here so it is owned by it.
     let mut flags = CloneFlags::empty();
     for (typ, path) in &ns {
-        if path.is_none() && !matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Cgroup)
-        {
+        if path.is_none() && !matches!(typ, LinuxNamespaceType::User | LinuxNamespaceType::Cgroup) {
             flags |= clone_flag(*typ);
         }
     }
@@ -265,7 +266,14 @@ fn init_inner(cfg: &mut ChildConfig<'_>) -> Result<std::convert::Infallible, Chi
     enter_cwd(process.cwd())?;
     let cmd = exec::Command::new(process)?;
     // Descriptors the embedding program left open must not leak into the container.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if cfg.init {
         tiny_init::run(cmd, &mut cfg.to_parent)
     } else {
@@ -274,7 +282,11 @@ fn init_inner(cfg: &mut ChildConfig<'_>) -> Result<std::convert::Infallible, Chi
 }
 
 fn enter_cwd(cwd: &Path) -> Result<(), ChildError> {
-    let cwd = if cwd.as_os_str().is_empty() { Path::new("/") } else { cwd };
+    let cwd = if cwd.as_os_str().is_empty() {
+        Path::new("/")
+    } else {
+        cwd
+    };
     // Like runc: a missing working directory is created rather than refused.
     if !cwd.exists() {
         let _ = std::fs::create_dir_all(cwd);

@@ -20,8 +20,14 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path) -> Result<(), ChildError> {
     let prop = propagation_flag(propagation)
         .ok_or_else(|| ChildError::Spec(format!("unknown rootfsPropagation {propagation:?}")))?;
     // Our mounts must not leak back to the host: slave (or private) everything first.
-    mount(None::<&str>, "/", None::<&str>, prop | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys(format!("making / {propagation}")))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        prop | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys(format!("making / {propagation}")))?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(rootfs),
@@ -30,7 +36,10 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path) -> Result<(), ChildError> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(sys(format!("bind-mounting the rootfs {}", rootfs.display())))?;
+    .map_err(sys(format!(
+        "bind-mounting the rootfs {}",
+        rootfs.display()
+    )))?;
 
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     for m in mounts {
@@ -45,25 +54,45 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path) -> Result<(), ChildError> {
         }
         dev_symlinks(rootfs)?;
     }
-    for d in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+    for d in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
         create_device(rootfs, d)?;
     }
 
     enter_root(rootfs)?;
 
-    for p in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
         mask(p)?;
     }
-    for p in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
         readonly(p)?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         remount_ro(Path::new("/"))?;
     }
     if prop != MsFlags::MS_SLAVE {
         // A non-default propagation is applied to the new root once we stand in it.
-        mount(None::<&str>, "/", None::<&str>, prop | MsFlags::MS_REC, None::<&str>)
-            .map_err(sys(format!("making the new / {propagation}")))?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            prop | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(sys(format!("making the new / {propagation}")))?;
     }
     Ok(())
 }
@@ -137,7 +166,13 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), ChildError> {
     let typ = m.typ().as_deref().unwrap_or("none");
     let is_bind = flags.contains(MsFlags::MS_BIND) || typ == "bind";
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-    let ctx = || format!("mounting {} ({typ}) on {}", source.display(), m.destination().display());
+    let ctx = || {
+        format!(
+            "mounting {} ({typ}) on {}",
+            source.display(),
+            m.destination().display()
+        )
+    };
 
     if is_bind && source.is_file() {
         if !dest.exists() {
@@ -155,8 +190,14 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), ChildError> {
     }
     if is_bind {
         let rec = flags & MsFlags::MS_REC;
-        mount(Some(&source), &dest, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-            .map_err(sys(ctx()))?;
+        mount(
+            Some(&source),
+            &dest,
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(sys(ctx()))?;
         // Bind mounts ignore other flags on the first call: apply them in a remount.
         let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
@@ -219,8 +260,8 @@ fn mount_cgroup(dest: &Path, flags: MsFlags) -> Result<(), ChildError> {
         Some("mode=755"),
     )
     .map_err(sys(format!("mounting tmpfs on {}", dest.display())))?;
-    let controllers = std::fs::read_dir(crate::cgroups::DEFAULT_ROOT)
-        .map_err(io("listing /sys/fs/cgroup"))?;
+    let controllers =
+        std::fs::read_dir(crate::cgroups::DEFAULT_ROOT).map_err(io("listing /sys/fs/cgroup"))?;
     for entry in controllers.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name == "unified" || !entry.path().is_dir() {
@@ -234,14 +275,28 @@ fn mount_cgroup(dest: &Path, flags: MsFlags) -> Result<(), ChildError> {
         std::fs::create_dir_all(&target).map_err(io(format!("creating {}", target.display())))?;
         // A hierarchy we cannot mount (co-mounted under another name, say) is left out
         // rather than failing the container.
-        let _ = mount(Some("cgroup"), &target, Some("cgroup"), flags & !MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | (flags & MsFlags::MS_RDONLY), Some(opts.as_str()));
+        let _ = mount(
+            Some("cgroup"),
+            &target,
+            Some("cgroup"),
+            flags & !MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC
+                | (flags & MsFlags::MS_RDONLY),
+            Some(opts.as_str()),
+        );
     }
     if flags.contains(MsFlags::MS_RDONLY) {
         mount(
             None::<&str>,
             dest,
             None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
             Some("mode=755"),
         )
         .map_err(sys(format!("remounting {} read-only", dest.display())))?;
@@ -294,8 +349,14 @@ fn create_device(rootfs: &Path, d: &LinuxDevice) -> Result<(), ChildError> {
         // In a user namespace mknod is refused: bind the host's node instead, as runc does.
         Err(nix::Error::EPERM) => {
             std::fs::write(&dest, b"").map_err(io(format!("creating {}", dest.display())))?;
-            mount(Some(d.path()), &dest, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(sys(format!("bind-mounting device {}", d.path().display())))?;
+            mount(
+                Some(d.path()),
+                &dest,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(sys(format!("bind-mounting device {}", d.path().display())))?;
             return Ok(());
         }
         Err(e) => return Err(sys(format!("mknod {}", dest.display()))(e)),
@@ -337,16 +398,28 @@ fn enter_root(rootfs: &Path) -> Result<(), ChildError> {
         Ok(()) => {
             // The old root is stacked under "."; make sure its unmount cannot propagate to
             // the host, then drop it.
-            mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-                .map_err(sys("making the old root a slave"))?;
+            mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(sys("making the old root a slave"))?;
             umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root"))?;
         }
         Err(nix::Error::EINVAL) if root_is_ramfs() => {
             eprintln!(
                 "basic-runtime: warning: pivot_root is impossible on an initramfs root; using chroot (the host root stays reachable to processes that can escape a chroot)"
             );
-            mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-                .map_err(sys("moving the rootfs onto /"))?;
+            mount(
+                Some(rootfs),
+                "/",
+                None::<&str>,
+                MsFlags::MS_MOVE,
+                None::<&str>,
+            )
+            .map_err(sys("moving the rootfs onto /"))?;
             nix::unistd::chroot(".").map_err(sys("chroot"))?;
         }
         Err(e) => return Err(sys(format!("pivot_root to {}", rootfs.display()))(e)),
@@ -362,8 +435,13 @@ pub(crate) fn root_is_ramfs() -> bool {
     info.lines().any(|l| {
         let mut halves = l.split(" - ");
         let left: Vec<&str> = halves.next().unwrap_or("").split(' ').collect();
-        let fstype = halves.next().and_then(|r| r.split(' ').next()).unwrap_or("");
-        left.get(4) == Some(&"/") && left.get(3) == Some(&"/") && matches!(fstype, "rootfs" | "ramfs")
+        let fstype = halves
+            .next()
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or("");
+        left.get(4) == Some(&"/")
+            && left.get(3) == Some(&"/")
+            && matches!(fstype, "rootfs" | "ramfs")
     })
 }
 
@@ -375,9 +453,21 @@ fn mask(path: &str) -> Result<(), ChildError> {
         Err(e) => return Err(io(format!("masking {path}"))(e)),
     };
     if meta.is_dir() {
-        mount(Some("tmpfs"), p, Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
     } else {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     }
     .map_err(sys(format!("masking {path}")))
 }
@@ -387,8 +477,14 @@ fn readonly(path: &str) -> Result<(), ChildError> {
     if !p.exists() {
         return Ok(());
     }
-    mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(sys(format!("bind-mounting {path} for read-only")))?;
+    mount(
+        Some(p),
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys(format!("bind-mounting {path} for read-only")))?;
     remount_ro(p)
 }
 
@@ -397,7 +493,11 @@ fn remount_ro(p: &Path) -> Result<(), ChildError> {
         None::<&str>,
         p,
         None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | locked_flags(p),
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_REC
+            | locked_flags(p),
         None::<&str>,
     )
     .map_err(sys(format!("remounting {} read-only", p.display())))
@@ -414,7 +514,10 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let (flags, prop, data) = parse_options(&opts);
-        assert_eq!(flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC);
+        assert_eq!(
+            flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_RDONLY | MsFlags::MS_BIND | MsFlags::MS_REC
+        );
         assert_eq!(prop, MsFlags::MS_SLAVE | MsFlags::MS_REC);
         assert_eq!(data, ["mode=755", "size=65536k"]);
         let (flags, _, _) = parse_options(&["ro".to_string(), "rw".to_string()]);

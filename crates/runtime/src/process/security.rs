@@ -21,7 +21,9 @@ pub(crate) fn apply_sysctl(spec: &Spec) -> Result<(), ChildError> {
 }
 
 /// The libc resource for an OCI rlimit type ("RLIMIT_NOFILE" ...).
-pub(crate) fn rlimit_resource(limit: &PosixRlimit) -> Result<(String, libc::__rlimit_resource_t), ChildError> {
+pub(crate) fn rlimit_resource(
+    limit: &PosixRlimit,
+) -> Result<(String, libc::__rlimit_resource_t), ChildError> {
     let name = serde_json::to_value(limit.typ())
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -51,7 +53,10 @@ pub(crate) fn rlimit_resource(limit: &PosixRlimit) -> Result<(String, libc::__rl
 pub(crate) fn apply_rlimits(process: &Process) -> Result<(), ChildError> {
     for limit in process.rlimits().as_deref().unwrap_or_default() {
         let (name, res) = rlimit_resource(limit)?;
-        let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         unsafe { libc::getrlimit(res, &mut cur) };
         let raising = limit.hard() > cur.rlim_max;
         let new = libc::rlimit {
@@ -150,7 +155,8 @@ pub(crate) fn switch_user_and_caps(process: &Process) -> Result<(), ChildError> 
     capset(&effective, &permitted, &inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(caps_err("clearing the ambient set"))?;
     for cap in ambient {
-        caps::raise(None, CapSet::Ambient, cap).map_err(caps_err("raising an ambient capability"))?;
+        caps::raise(None, CapSet::Ambient, cap)
+            .map_err(caps_err("raising an ambient capability"))?;
     }
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
@@ -164,7 +170,11 @@ fn mask(set: &HashSet<Cap>) -> u64 {
 
 /// One capset(2) for the three sets at once: the kernel validates the new sets together,
 /// so no order of separate writes can trip over an intermediate state.
-fn capset(effective: &HashSet<Cap>, permitted: &HashSet<Cap>, inheritable: &HashSet<Cap>) -> Result<(), ChildError> {
+fn capset(
+    effective: &HashSet<Cap>,
+    permitted: &HashSet<Cap>,
+    inheritable: &HashSet<Cap>,
+) -> Result<(), ChildError> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -179,10 +189,21 @@ fn capset(effective: &HashSet<Cap>, permitted: &HashSet<Cap>, inheritable: &Hash
     }
     const V3: u32 = 0x2008_0522;
     let (e, p, i) = (mask(effective), mask(permitted), mask(inheritable));
-    let mut hdr = Header { version: V3, pid: 0 };
+    let mut hdr = Header {
+        version: V3,
+        pid: 0,
+    };
     let data = [
-        Data { effective: e as u32, permitted: p as u32, inheritable: i as u32 },
-        Data { effective: (e >> 32) as u32, permitted: (p >> 32) as u32, inheritable: (i >> 32) as u32 },
+        Data {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        Data {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
     ];
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
         return Err(sys(format!(

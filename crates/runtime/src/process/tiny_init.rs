@@ -31,8 +31,15 @@ pub(crate) const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
-pub(crate) fn run(cmd: Command, to_parent: &mut File) -> Result<std::convert::Infallible, ChildError> {
-    let action = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+pub(crate) fn run(
+    cmd: Command,
+    to_parent: &mut File,
+) -> Result<std::convert::Infallible, ChildError> {
+    let action = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for sig in FORWARDED {
         unsafe { nix::sys::signal::sigaction(*sig, &action) }
             .map_err(super::sys(format!("installing a handler for {sig}")))?;

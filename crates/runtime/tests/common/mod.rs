@@ -27,7 +27,10 @@ fn busybox() -> PathBuf {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(ok, "busybox-static is missing and apt-get could not install it");
+        assert!(
+            ok,
+            "busybox-static is missing and apt-get could not install it"
+        );
     }
     p
 }
@@ -37,9 +40,22 @@ pub fn rootfs() -> &'static Path {
     static ROOT: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &ROOT
         .get_or_init(|| {
-            let dir = tempfile::Builder::new().prefix("basic-runtime-rootfs").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("basic-runtime-rootfs")
+                .tempdir()
+                .unwrap();
             let root = dir.path().join("rootfs");
-            for d in ["bin", "proc", "dev", "sys", "tmp", "etc", "root", "data", "sys/fs/cgroup"] {
+            for d in [
+                "bin",
+                "proc",
+                "dev",
+                "sys",
+                "tmp",
+                "etc",
+                "root",
+                "data",
+                "sys/fs/cgroup",
+            ] {
                 std::fs::create_dir_all(root.join(d)).unwrap();
             }
             std::fs::copy(busybox(), root.join("bin/busybox")).unwrap();
@@ -52,9 +68,21 @@ pub fn rootfs() -> &'static Path {
                     let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
                 }
             }
-            std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n").unwrap();
-            std::fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\nextra:x:2000:user\n").unwrap();
-            std::fs::set_permissions(root.join("tmp"), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+            std::fs::write(
+                root.join("etc/passwd"),
+                "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
+            )
+            .unwrap();
+            std::fs::write(
+                root.join("etc/group"),
+                "root:x:0:\nuser:x:1000:\nextra:x:2000:user\n",
+            )
+            .unwrap();
+            std::fs::set_permissions(
+                root.join("tmp"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+            )
+            .unwrap();
             (dir, root)
         })
         .1
@@ -62,12 +90,7 @@ pub fn rootfs() -> &'static Path {
 
 /// docker's default spec running `sh -c script`.
 pub fn sh(script: &str) -> Spec {
-    default_spec(
-        vec!["sh".into(), "-c".into(), script.into()],
-        vec![],
-        "/",
-    )
-    .unwrap()
+    default_spec(vec!["sh".into(), "-c".into(), script.into()], vec![], "/").unwrap()
 }
 
 /// A unique container id for this test.
@@ -84,7 +107,11 @@ pub fn run(name: &str, mut spec: Spec) -> (ExitStatus, String) {
     m.set_typ(Some("bind".into()));
     m.set_source(Some(out.path().to_path_buf()));
     m.set_options(Some(vec!["rbind".into(), "rw".into()]));
-    std::fs::set_permissions(out.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     mounts.push(m);
     spec.set_mounts(Some(mounts));
