@@ -38,7 +38,7 @@ enum Lookup {
 
 impl Lowers {
     /// Open `paths` (bottom-most first, as images list layers).
-    pub(crate) fn open(paths: &[PathBuf]) -> io::Result<Lowers> {
+    pub(crate) fn open(paths: &[PathBuf]) -> Result<Lowers, (PathBuf, io::Error)> {
         let mut layers = Vec::with_capacity(paths.len());
         for p in paths.iter().rev() {
             let c = crate::snapshot::cpath(p);
@@ -49,7 +49,7 @@ impl Lowers {
                 libc::O_RDONLY | libc::O_DIRECTORY,
                 0,
             )
-            .map_err(|e| io::Error::new(e.kind(), format!("lower layer {}: {e}", p.display())))?;
+            .map_err(|e| (p.clone(), e))?;
             layers.push(fd);
         }
         Ok(Lowers { layers })

@@ -32,10 +32,13 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
-    /// The target directory cannot be opened.
-    #[error("cannot open target directory {}", path.display())]
+    /// An operation on the target directory as a whole (or a lower layer
+    /// directory) failed.
+    #[error("cannot {op} {}", path.display())]
     Target {
-        /// The target directory.
+        /// What was being done.
+        op: &'static str,
+        /// The directory.
         path: PathBuf,
         /// Why.
         #[source]
@@ -339,7 +342,7 @@ pub fn apply_layer<R: Read + Send>(
             *state.hasher.borrow_mut() = Some(sha2::Sha256::default());
         }
         let chan = ChannelReader::new(rx, state.clone());
-        let result = Applier::new(root_fd, options, state.clone(), compression)
+        let result = Applier::new(target, root_fd, options, state.clone(), compression)
             .and_then(|applier| applier.run(chan));
         let produced = producer.join().map_err(|_| ApplyError::Panicked)?;
         let mut stats = result?;
@@ -357,6 +360,7 @@ pub fn apply_layer<R: Read + Send>(
 
 fn open_target(target: &Path) -> Result<OwnedFd, ApplyError> {
     let c = CString::new(target.as_os_str().as_bytes()).map_err(|_| ApplyError::Target {
+        op: "open the target directory",
         path: target.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "path holds NUL"),
     })?;
@@ -369,6 +373,7 @@ fn open_target(target: &Path) -> Result<OwnedFd, ApplyError> {
         0,
     )
     .map_err(|e| ApplyError::Target {
+        op: "open the target directory",
         path: target.to_owned(),
         source: e,
     })
@@ -376,6 +381,7 @@ fn open_target(target: &Path) -> Result<OwnedFd, ApplyError> {
 
 /// The per-layer state of an extraction.
 struct Applier<'o> {
+    target: PathBuf,
     root: Root,
     opts: &'o ApplyOptions,
     state: Rc<ReadState>,
@@ -403,21 +409,22 @@ fn display(raw: &[u8]) -> String {
 
 impl<'o> Applier<'o> {
     fn new(
+        target: &Path,
         root_fd: OwnedFd,
         opts: &'o ApplyOptions,
         state: Rc<ReadState>,
         compression: Compression,
     ) -> Result<Self, ApplyError> {
-        let root = Root::new(root_fd).map_err(|e| ApplyError::Fs {
-            member: String::new(),
+        let root = Root::new(root_fd).map_err(|e| ApplyError::Target {
             op: "stat the target directory",
+            path: target.to_owned(),
             source: e,
         })?;
         let lowers = if opts.mode == ApplyMode::Overlay && !opts.lower_layers.is_empty() {
             Some(
-                Lowers::open(&opts.lower_layers).map_err(|e| ApplyError::Fs {
-                    member: String::new(),
-                    op: "open the lower layers",
+                Lowers::open(&opts.lower_layers).map_err(|(path, e)| ApplyError::Target {
+                    op: "open the lower layer",
+                    path,
                     source: e,
                 })?,
             )
@@ -425,6 +432,7 @@ impl<'o> Applier<'o> {
             None
         };
         Ok(Applier {
+            target: target.to_owned(),
             root,
             opts,
             state,
@@ -515,7 +523,11 @@ impl<'o> Applier<'o> {
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.stream_error(e))?;
         self.restore_dir_times()?;
         if self.opts.sync {
-            sys::syncfs(self.root.fd()).map_err(Self::fs_err("", "sync the target filesystem"))?;
+            sys::syncfs(self.root.fd()).map_err(|e| ApplyError::Target {
+                op: "sync the filesystem of",
+                path: self.target.clone(),
+                source: e,
+            })?;
         }
         Ok(self.stats)
     }
