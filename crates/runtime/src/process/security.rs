@@ -154,9 +154,13 @@ pub(crate) fn switch_user_and_caps(process: &Process) -> Result<(), ChildError> 
 
     capset(&effective, &permitted, &inheritable)?;
     caps::clear(None, CapSet::Ambient).map_err(caps_err("clearing the ambient set"))?;
+    // Like runc: an ambient capability outside permitted ∩ inheritable cannot be raised;
+    // runc's own default spec asks for such ones, so they are skipped, not fatal.
     for cap in ambient {
-        caps::raise(None, CapSet::Ambient, cap)
-            .map_err(caps_err("raising an ambient capability"))?;
+        if permitted.contains(&cap) && inheritable.contains(&cap) {
+            caps::raise(None, CapSet::Ambient, cap)
+                .map_err(caps_err("raising an ambient capability"))?;
+        }
     }
     if process.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().map_err(sys("prctl(PR_SET_NO_NEW_PRIVS)"))?;
