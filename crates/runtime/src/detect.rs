@@ -155,8 +155,11 @@ fn probe_namespaces() -> Vec<(LinuxNamespaceType, bool)> {
 }
 
 fn probe_controllers(root: &Path, version: CgroupVersion) -> Vec<(String, bool)> {
+    // Unique per call: concurrent detect() calls in one process must not share a probe.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let probe = |dir: &Path| {
-        let p = dir.join(format!("basic-docker-probe-{}", std::process::id()));
+        let p = dir.join(format!("basic-docker-probe-{}-{seq}", std::process::id()));
         let ok = std::fs::create_dir(&p).is_ok();
         let _ = std::fs::remove_dir(&p);
         ok
