@@ -70,6 +70,93 @@ pub enum Command {
     /// Manage the engine's storage
     #[command(subcommand)]
     System(SystemCommand),
+    /// Create and run a new container from an image, in the foreground
+    Run(Box<RunArgs>),
+    /// Display system-wide information
+    Info(InfoArgs),
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Remove the container's files when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to copy the caller's value)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file of KEY=VALUE lines
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID, optionally with a group (USER[:GROUP])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the image's default ENTRYPOINT
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs (e.g. 0.5)
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Limit on the number of processes (-1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Bind mount a volume (HOST:CONTAINER[:ro])
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Container host name (default: the short container id)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
+    /// Network: none (a private network namespace with loopback only) or host
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    /// Platform to pull if the image is not present (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// default: warn once when some isolation cannot be had; strict: refuse to run
+    #[arg(long, default_value = "default", value_parser = ["default", "strict"])]
+    pub isolation: String,
+    /// The image, then the command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+/// `info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format: json, or the default table
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 /// `pull`.

@@ -21,6 +21,18 @@ fn main() -> ExitCode {
             return ExitCode::from(125);
         }
     };
+    if let cli::Command::Run(args) = cli.command {
+        let prepared = runtime.block_on(commands::run::prepare(&cli.global, *args));
+        // The container is forked from this process: no other threads may be left.
+        drop(runtime);
+        return match prepared {
+            Ok(prepared) => commands::run::execute(prepared),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::from(commands::run::ENGINE_FAILURE)
+            }
+        };
+    }
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {

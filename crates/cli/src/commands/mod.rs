@@ -2,11 +2,14 @@
 
 mod format;
 mod images;
+mod info;
 mod inspect;
 mod login;
 mod manifest;
 mod pull;
 mod rmi;
+pub mod run;
+mod run_spec;
 
 use std::process::ExitCode;
 
@@ -37,6 +40,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Image(ImageCommand::Prune(args)) => rmi::prune(&cli.global, args),
         Command::System(SystemCommand::Df) => images::system_df(&cli.global),
+        Command::Info(args) => info::info(&cli.global, args),
+        // `main` runs containers itself, outside the async runtime (see `run`).
+        Command::Run(_) => unreachable!("run is dispatched by main"),
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::Context as _;
-use basic_image_store::{LayerStatus, PullEvent, PullOptions, short_id};
+use basic_image_store::{LayerStatus, PullEvent, PullOptions, PullReport, short_id};
 use basic_registry::{Platform, Reference};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -17,18 +17,85 @@ use crate::cli::{GlobalOptions, PullArgs};
 /// `pull [--platform P] [-q] REF`.
 pub async fn pull(global: &GlobalOptions, args: PullArgs) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let mut options = PullOptions::default().concurrency(args.max_concurrent_downloads);
-    if let Some(p) = &args.platform {
-        options = options.platform(Platform::parse(p)?);
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let output = if args.quiet {
+        Output::Quiet
+    } else {
+        Output::Stdout
+    };
+    pull_image(
+        global,
+        &reference,
+        platform,
+        args.max_concurrent_downloads,
+        output,
+    )
+    .await?;
+    if args.quiet {
+        println!("{reference}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls for `run`, with the progress on stderr (stdout is the container's).
+pub async fn pull_to_stderr(
+    global: &GlobalOptions,
+    reference: &Reference,
+    platform: Option<Platform>,
+) -> anyhow::Result<PullReport> {
+    pull_image(
+        global,
+        reference,
+        platform,
+        PullOptions::default().concurrency,
+        Output::Stderr,
+    )
+    .await
+}
+
+/// Where progress goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Quiet,
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    fn line(self, text: &str) {
+        match self {
+            Output::Quiet => {}
+            Output::Stdout => println!("{text}"),
+            Output::Stderr => eprintln!("{text}"),
+        }
+    }
+
+    fn is_terminal(self) -> bool {
+        match self {
+            Output::Quiet => false,
+            Output::Stdout => std::io::stdout().is_terminal(),
+            Output::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+async fn pull_image(
+    global: &GlobalOptions,
+    reference: &Reference,
+    platform: Option<Platform>,
+    concurrency: usize,
+    output: Output,
+) -> anyhow::Result<PullReport> {
+    let mut options = PullOptions::default().concurrency(concurrency);
+    if let Some(p) = platform {
+        options = options.platform(p);
     }
     let store = image_store(global)?;
     let client = registry_client(global)?;
-    if !args.quiet {
-        let what = reference.tag().or(reference.digest()).unwrap_or("latest");
-        println!("{what}: Pulling from {}", reference.repository());
-    }
-    let display = Mutex::new(Display::new(args.quiet));
-    let report = basic_image_store::pull(&store, &client, &reference, &options, |event| {
+    let what = reference.tag().or(reference.digest()).unwrap_or("latest");
+    output.line(&format!("{what}: Pulling from {}", reference.repository()));
+    let display = Mutex::new(Display::new(output));
+    let report = basic_image_store::pull(&store, &client, reference, &options, |event| {
         display
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -37,24 +104,22 @@ pub async fn pull(global: &GlobalOptions, args: PullArgs) -> anyhow::Result<Exit
     .await;
     display.lock().unwrap_or_else(|e| e.into_inner()).finish();
     let report = report.with_context(|| format!("pulling {}", reference.familiar()))?;
-    if args.quiet {
-        println!("{reference}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("Digest: {}", report.repo_digest);
+    output.line(&format!("Digest: {}", report.repo_digest));
     let status = if report.up_to_date {
         "Image is up to date for"
     } else {
         "Downloaded newer image for"
     };
-    println!("Status: {status} {}", reference.familiar());
-    println!("{reference}");
-    Ok(ExitCode::SUCCESS)
+    output.line(&format!("Status: {status} {}", reference.familiar()));
+    if output != Output::Quiet {
+        output.line(&reference.to_string());
+    }
+    Ok(report)
 }
 
 /// Renders events: bars redrawn in place on a terminal, one line per change otherwise.
 struct Display {
-    quiet: bool,
+    output: Output,
     bars: Option<MultiProgress>,
     layers: HashMap<String, Layer>,
 }
@@ -65,18 +130,23 @@ struct Layer {
 }
 
 impl Display {
-    fn new(quiet: bool) -> Self {
-        let bars = (!quiet && std::io::stdout().is_terminal())
-            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+    fn new(output: Output) -> Self {
+        let target = match output {
+            Output::Stderr => ProgressDrawTarget::stderr(),
+            _ => ProgressDrawTarget::stdout(),
+        };
+        let bars = output
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(target));
         Display {
-            quiet,
+            output,
             bars,
             layers: HashMap::new(),
         }
     }
 
     fn show(&mut self, event: PullEvent) {
-        if self.quiet {
+        if self.output == Output::Quiet {
             return;
         }
         let PullEvent::Layer { digest, status } = event else {
@@ -103,7 +173,7 @@ impl Display {
                 // Plain output: one line per state, not one per chunk.
                 let state = text.split(' ').next().unwrap_or_default().to_string();
                 if state != layer.last {
-                    println!("{id}: {}", plain(&status));
+                    self.output.line(&format!("{id}: {}", plain(&status)));
                     layer.last = state;
                 }
             }

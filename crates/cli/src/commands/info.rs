@@ -1,0 +1,123 @@
+//! `info`: what this engine is and what the host lets it do.
+
+use std::process::ExitCode;
+
+use basic_runtime::{Environment, detect};
+use serde_json::json;
+
+use crate::cli::{GlobalOptions, InfoArgs};
+
+/// Prints versions, storage, snapshotter and the host's isolation features.
+pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let env = detect();
+    let snapshotter = std::env::var("BASIC_DOCKER_SNAPSHOTTER")
+        .ok()
+        .unwrap_or_else(|| basic_rootfs::snapshot::detect(&probe_dir(global)).to_string());
+    let report = json!({
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "DockerRootDir": global.root,
+        "Driver": snapshotter,
+        "CgroupVersion": env.cgroup_version.to_string(),
+        "CgroupControllers": env.cgroup_controllers.iter()
+            .map(|(name, writable)| json!({"Name": name, "Writable": writable}))
+            .collect::<Vec<_>>(),
+        "SwapAccounting": env.swap_accounting,
+        "Namespaces": env.namespaces.iter()
+            .map(|(ns, ok)| json!({"Name": ns.to_string(), "Available": ok}))
+            .collect::<Vec<_>>(),
+        "Overlayfs": env.overlayfs,
+        "PivotRoot": env.pivot_root,
+        "Root": env.root,
+        "InContainer": env.in_container,
+        "MissingCapabilities": env.missing_capabilities,
+        "HardNofileLimit": env.hard_nofile,
+        "Isolation": isolation_summary(&env),
+    });
+    if args.format.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_table(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store root when it exists (the snapshotter probe mounts below it), else /tmp.
+fn probe_dir(global: &GlobalOptions) -> std::path::PathBuf {
+    if global.root.is_dir() {
+        global.root.clone()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// One line per isolation feature a user asks about: available or why not.
+fn isolation_summary(env: &Environment) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (ns, ok) in &env.namespaces {
+        lines.push(format!(
+            "{ns} namespace: {}",
+            if *ok { "yes" } else { "no" }
+        ));
+    }
+    for (controller, writable) in &env.cgroup_controllers {
+        lines.push(format!(
+            "cgroup {controller}: {}",
+            if *writable { "yes" } else { "not writable" }
+        ));
+    }
+    lines.push(format!(
+        "memory+swap limit: {}",
+        if env.swap_accounting {
+            "yes"
+        } else {
+            "no (swap accounting off)"
+        }
+    ));
+    lines.push(format!(
+        "overlayfs: {}",
+        if env.overlayfs {
+            "yes"
+        } else {
+            "no (copy snapshotter)"
+        }
+    ));
+    lines.push(format!(
+        "pivot_root: {}",
+        if env.pivot_root {
+            "yes"
+        } else {
+            "no (chroot fallback)"
+        }
+    ));
+    lines
+}
+
+fn print_table(report: &serde_json::Value) {
+    let text = |key: &str| match &report[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("Server Version: {}", text("ServerVersion"));
+    println!("Storage Driver: {}", text("Driver"));
+    println!("Docker Root Dir: {}", text("DockerRootDir"));
+    println!("Cgroup Version: {}", text("CgroupVersion"));
+    println!("Running as root: {}", text("Root"));
+    if let Some(evidence) = report["InContainer"].as_str() {
+        println!("Inside a container: yes ({evidence})");
+    }
+    if let Some(missing) = report["MissingCapabilities"]
+        .as_array()
+        .filter(|m| !m.is_empty())
+    {
+        let names: Vec<&str> = missing.iter().filter_map(|m| m.as_str()).collect();
+        println!(
+            "Capabilities missing from the bounding set: {}",
+            names.join(", ")
+        );
+    }
+    println!("Hard open-files limit: {}", text("HardNofileLimit"));
+    println!("Isolation:");
+    for line in report["Isolation"].as_array().into_iter().flatten() {
+        println!(" {}", line.as_str().unwrap_or_default());
+    }
+}
