@@ -55,7 +55,12 @@ fn parent_of(p: &str) -> &str {
 }
 
 /// One layer, chosen against the model of what exists below it.
-fn gen_layer(rng: &mut Rng, model: &mut BTreeMap<String, Kind>, index: usize) -> Vec<u8> {
+fn gen_layer(
+    rng: &mut Rng,
+    model: &mut BTreeMap<String, Kind>,
+    links: &mut BTreeMap<String, String>,
+    index: usize,
+) -> Vec<u8> {
     let mut l = Layer::new();
     let mut emitted: BTreeSet<String> = BTreeSet::new();
     let mut own_files: Vec<String> = Vec::new();
@@ -94,7 +99,7 @@ fn gen_layer(rng: &mut Rng, model: &mut BTreeMap<String, Kind>, index: usize) ->
         } else {
             format!("{parent}/{name}")
         };
-        let op = rng.below(10);
+        let op = rng.below(11);
         let lower: Vec<String> = model
             .keys()
             .filter(|p| !emitted.contains(*p))
@@ -184,6 +189,50 @@ fn gen_layer(rng: &mut Rng, model: &mut BTreeMap<String, Kind>, index: usize) ->
                 model.retain(|p, _| !p.starts_with(&format!("{path}/")));
                 model.insert(path, Kind::File);
             }
+            // A symlink to a directory, for later members to go through.
+            9 if !emitted.contains(&path) && !parent.is_empty() && rng.below(2) == 0 => {
+                let dirs_only: Vec<&String> = dirs
+                    .iter()
+                    .filter(|d| !d.is_empty() && !path.starts_with(d.as_str()))
+                    .collect();
+                if dirs_only.is_empty() {
+                    continue;
+                }
+                let target_dir = (*rng.pick(&dirs_only)).clone();
+                chain(&mut l, &mut emitted, model, &parent);
+                emitted.insert(path.clone());
+                l.symlink(&path, &format!("/{target_dir}"));
+                model.retain(|p, _| !p.starts_with(&format!("{path}/")));
+                model.insert(path.clone(), Kind::Symlink);
+                links.insert(path, target_dir);
+            }
+            // A member whose parent is a lower layer's symlink to a directory.
+            9 => {
+                let usable: Vec<(String, String)> = links
+                    .iter()
+                    .filter(|(s, d)| {
+                        model.get(*s) == Some(&Kind::Symlink)
+                            && model.get(*d) == Some(&Kind::Dir)
+                            && !emitted.contains(*s)
+                            && !emitted.iter().any(|e| e.starts_with(&format!("{s}/")))
+                    })
+                    .map(|(s, d)| (s.clone(), d.clone()))
+                    .collect();
+                if usable.is_empty() {
+                    continue;
+                }
+                let (sym, dir) = rng.pick(&usable).clone();
+                let through = format!("{sym}/{name}");
+                let real = format!("{dir}/{name}");
+                if emitted.contains(&real) || model.get(&real) == Some(&Kind::Dir) {
+                    continue;
+                }
+                chain(&mut l, &mut emitted, model, parent_of(&sym));
+                emitted.insert(through.clone());
+                emitted.insert(real.clone());
+                l.file(&through, format!("through {sym}").as_bytes(), 0o644);
+                model.insert(real, Kind::File);
+            }
             _ => {}
         }
     }
@@ -249,7 +298,10 @@ fn check_image(seed: u64) -> Result<(), String> {
     let mut rng = Rng(seed | 1);
     let mut model = BTreeMap::new();
     let n = 2 + rng.below(3);
-    let layers: Vec<Vec<u8>> = (0..n).map(|i| gen_layer(&mut rng, &mut model, i)).collect();
+    let mut links = BTreeMap::new();
+    let layers: Vec<Vec<u8>> = (0..n)
+        .map(|i| gen_layer(&mut rng, &mut model, &mut links, i))
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout");
     write_layout(&layout, &layers);

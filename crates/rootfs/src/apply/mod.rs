@@ -400,6 +400,10 @@ struct Applier<'o> {
     last_member: String,
     /// Overlay mode: the layers below, when given.
     lowers: Option<Lowers>,
+    /// Overlay mode with lower layers: merged-view resolutions of parent
+    /// paths, dropped whenever this layer removes or adds a symlink, a
+    /// whiteout or an opaque marker.
+    resolved: std::collections::HashMap<Vec<u8>, Vec<u8>>,
 }
 
 /// A member's name in messages.
@@ -445,6 +449,7 @@ impl<'o> Applier<'o> {
             buf: vec![0u8; 256 << 10],
             last_member: String::new(),
             lowers,
+            resolved: std::collections::HashMap::new(),
         })
     }
 
@@ -679,6 +684,8 @@ impl<'o> Applier<'o> {
 
     /// The parent directory of a member, created (0755) when missing.
     fn parent(&mut self, parent: &[u8], member: &str) -> Result<Rc<Dir>, ApplyError> {
+        let resolved = self.resolve(parent, member)?;
+        let parent = resolved.as_slice();
         let mut made = Vec::new();
         let dir = self
             .root
@@ -693,6 +700,133 @@ impl<'o> Applier<'o> {
             self.lower_dir_meta(&p, member)?;
         }
         Ok(dir)
+    }
+
+    /// Overlay mode with lower layers: the path `path` names in the merged
+    /// view of this layer over the lower ones, with every symlink on the way
+    /// (this layer's or a lower one's) replaced by its target, as applying
+    /// onto the mounted overlay would resolve it. `..` stops at the root.
+    /// Without lower layers, `path` itself (the kernel resolves symlinks of
+    /// this layer, inside the root).
+    fn resolve(&mut self, path: &[u8], member: &str) -> Result<Vec<u8>, ApplyError> {
+        if self.lowers.is_none() || path.is_empty() {
+            return Ok(path.to_vec());
+        }
+        if let Some(r) = self.resolved.get(path) {
+            return Ok(r.clone());
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut todo: std::collections::VecDeque<Vec<u8>> =
+            path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
+        let mut followed = 0;
+        while let Some(comp) = todo.pop_front() {
+            match comp.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    out.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(comp);
+            let candidate = out.join(&b'/');
+            if let Some(target) = self.merged_symlink(&candidate, member)? {
+                followed += 1;
+                if followed > 40 {
+                    return Err(ApplyError::Fs {
+                        member: member.to_owned(),
+                        op: "resolve the parent directory",
+                        source: io::Error::from_raw_os_error(libc::ELOOP),
+                    });
+                }
+                out.pop();
+                if target.starts_with(b"/") {
+                    out.clear();
+                }
+                for (i, c) in target.split(|&b| b == b'/').enumerate() {
+                    todo.insert(i, c.to_vec());
+                }
+            }
+        }
+        let resolved = out.join(&b'/');
+        self.resolved.insert(path.to_vec(), resolved.clone());
+        Ok(resolved)
+    }
+
+    /// The target of `path` in the merged view when it is a symlink there
+    /// (its prefix is known to hold no symlink).
+    fn merged_symlink(&self, path: &[u8], member: &str) -> Result<Option<Vec<u8>>, ApplyError> {
+        let err = Self::fs_err(member, "resolve the parent directory");
+        let c = sys::cstr(path).map_err(Self::fs_err(member, "name"))?;
+        // This layer first.
+        match sys::openat2(
+            self.root.fd(),
+            &c,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            sys::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+        ) {
+            Ok(fd) => {
+                let st = sys::fstat(fd.as_fd_ref()).map_err(err)?;
+                return match st.st_mode & libc::S_IFMT {
+                    libc::S_IFLNK => Ok(Some(
+                        crate::fsutil::readlinkat(fd.as_fd(), c"")
+                            .map_err(Self::fs_err(member, "read a symlink"))?
+                            .into_bytes(),
+                    )),
+                    // Anything else here (a whiteout included) hides the lower layers.
+                    _ => Ok(None),
+                };
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(err(e)),
+        }
+        if self.layer_hides_lower(path) {
+            return Ok(None);
+        }
+        let Some(found) = self.find_lower(path, member)? else {
+            return Ok(None);
+        };
+        if found.st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            return Ok(None);
+        }
+        crate::fsutil::readlinkat(found.dir.as_fd(), &found.name)
+            .map(|t| Some(t.into_bytes()))
+            .map_err(Self::fs_err(member, "read a lower symlink"))
+    }
+
+    /// Whether this layer makes the lower layers' `path` invisible: an
+    /// ancestor of it here is opaque, or not a directory.
+    fn layer_hides_lower(&self, path: &[u8]) -> bool {
+        let mut end = 0;
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+        for comp in &comps[..comps.len() - 1] {
+            end += comp.len();
+            let prefix = &path[..end];
+            end += 1;
+            let Ok(c) = sys::cstr(prefix) else {
+                return true;
+            };
+            match sys::openat2(
+                self.root.fd(),
+                &c,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+                sys::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                Ok(fd) => {
+                    if crate::fsutil::is_opaque(fd.as_fd()) {
+                        return true;
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return false,
+                Err(_) => return true,
+            }
+        }
+        false
     }
 
     /// Overlay mode with lower layers: give the implicitly created directory
@@ -764,6 +898,7 @@ impl<'o> Applier<'o> {
 
     /// Make room for a new entry `name` in `dir`: remove what is there.
     fn clear(&mut self, dir: BorrowedFd<'_>, name: &CStr, member: &str) -> Result<(), ApplyError> {
+        self.resolved.clear();
         self.root
             .remove_all(dir, name)
             .map(drop)
@@ -864,6 +999,11 @@ impl<'o> Applier<'o> {
         self.stats.dirs += 1;
         let (parent_path, name) = meta::split(path);
         let parent = self.parent(parent_path, member)?;
+        let mut full = self.resolve(parent_path, member)?;
+        if !full.is_empty() {
+            full.push(b'/');
+        }
+        full.extend_from_slice(name);
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         let mut fresh = true;
         match sys::mkdirat(parent.fd(), &cname, meta.mode & 0o777) {
@@ -906,10 +1046,13 @@ impl<'o> Applier<'o> {
         } else {
             self.root.egid
         };
-        self.root.remember(path, Rc::new(Dir { fd, setgid, gid }));
+        if fresh {
+            // A directory here may cover a lower symlink: resolutions change.
+            self.resolved.clear();
+        }
+        self.root.remember(&full, Rc::new(Dir { fd, setgid, gid }));
         self.mark(path);
-        self.dir_times
-            .push((path.to_vec(), [meta.atime, meta.mtime]));
+        self.dir_times.push((full, [meta.atime, meta.mtime]));
         Ok(())
     }
 
@@ -1177,6 +1320,13 @@ impl<'o> Applier<'o> {
             source,
         };
         let (tparent, tname) = meta::split(&target_path);
+        let tparent = self.resolve(tparent, member)?;
+        let tparent = tparent.as_slice();
+        let mut target_path = tparent.to_vec();
+        if !target_path.is_empty() {
+            target_path.push(b'/');
+        }
+        target_path.extend_from_slice(tname);
         let mut tdir = self
             .root
             .existing_dir(tparent)
@@ -1222,6 +1372,7 @@ impl<'o> Applier<'o> {
         member: &str,
     ) -> Result<(), ApplyError> {
         self.stats.symlinks += 1;
+        self.resolved.clear();
         let (parent_path, name) = meta::split(path);
         let parent = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
@@ -1292,6 +1443,7 @@ impl<'o> Applier<'o> {
     }
 
     fn whiteout(&mut self, hidden: &[u8], member: &str) -> Result<(), ApplyError> {
+        self.resolved.clear();
         let own = self.layer_paths.contains(hidden);
         let (parent_path, name) = meta::split(hidden);
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
@@ -1343,6 +1495,7 @@ impl<'o> Applier<'o> {
     }
 
     fn opaque(&mut self, dir_path: &[u8], member: &str) -> Result<(), ApplyError> {
+        self.resolved.clear();
         match self.opts.mode {
             ApplyMode::Overlay => {
                 let dir = if dir_path.is_empty() {
