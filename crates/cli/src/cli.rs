@@ -82,6 +82,9 @@ pub struct RunArgs {
     /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
     /// Set environment variables (KEY=VALUE, or KEY to copy the caller's value)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

@@ -68,7 +68,23 @@ pub fn build(
     set_capabilities(&mut spec, &args.cap_add, &args.cap_drop)?;
     add_volumes(&mut spec, &args.volumes)?;
     set_resources(&mut spec, args)?;
+    if let Some(name) = &args.name {
+        check_name(name)?;
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert("org.basic-docker.name".to_string(), name.clone());
+        spec.set_annotations(Some(annotations));
+    }
     Ok(spec)
+}
+
+/// docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(())
 }
 
 /// docker's rule: `--entrypoint` replaces the image's Entrypoint and drops its Cmd;
