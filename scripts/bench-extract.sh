@@ -82,14 +82,15 @@ run() { # name command... ; prints seconds
 }
 ours_overlay() { mkdir -p "$1"; "$EXTRACT" "$1" "${layer_files[@]}"; }
 ours_flatten() { mkdir -p "$1"; "$EXTRACT" --flatten "$1" "${layer_files[@]}"; }
+ours_lowers() { mkdir -p "$1"; "$EXTRACT" --with-lowers "$1" "${layer_files[@]}"; }
 umoci_unpack() { umoci unpack --image "$BENCH_DIR/oci:bench" "$1"; }
 tar_pigz() { mkdir -p "$1"; for f in "${layer_files[@]}"; do tar -I pigz -xf "$f" -C "$1"; done; }
 
-contenders=(ours_overlay ours_flatten umoci_unpack tar_pigz)
+contenders=(ours_overlay ours_flatten ours_lowers umoci_unpack tar_pigz)
 declare -A times
 for r in $(seq 1 "$RUNS"); do
   # Alternate the order run by run.
-  if (( r % 2 )); then order=("${contenders[@]}"); else order=(tar_pigz umoci_unpack ours_flatten ours_overlay); fi
+  if (( r % 2 )); then order=("${contenders[@]}"); else order=(tar_pigz umoci_unpack ours_lowers ours_flatten ours_overlay); fi
   line="run $r:"
   for c in "${order[@]}"; do
     t=$(run "$c" "$c")
@@ -112,5 +113,7 @@ printf '%-40s %.3f\n' "ours_overlay / umoci_unpack (median ratio)" "$(ratios our
 printf '%-40s %.3f\n' "ours_overlay / tar_pigz (median ratio)" "$(ratios ours_overlay tar_pigz | median)"
 printf '%-40s %.3f\n' "ours_flatten / umoci_unpack (median ratio)" "$(ratios ours_flatten umoci_unpack | median)"
 printf '%-40s %.3f\n' "ours_flatten / tar_pigz (median ratio)" "$(ratios ours_flatten tar_pigz | median)"
+printf '%-40s %.3f\n' "ours_lowers / umoci_unpack (median ratio)" "$(ratios ours_lowers umoci_unpack | median)"
+printf '%-40s %.3f\n' "ours_lowers / tar_pigz (median ratio)" "$(ratios ours_lowers tar_pigz | median)"
 
 [ "${KEEP:-0}" = 1 ] || rm -rf "$BENCH_DIR"
