@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, offline: start a local registry holding a busybox image built from
-# Debian's busybox-static, then talk to it with basic-docker as a user would with
-# Docker Hub. Run as root on Debian/Ubuntu:  sudo scripts/demo.sh
+# Debian's busybox-static, then pull and run it with basic-docker as a user would
+# from Docker Hub. Images go to /var/lib/basic-docker (or $BASIC_DOCKER_ROOT). Run as root on Debian/Ubuntu:  sudo scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,10 @@ trap 'rm -rf "$config"' EXIT
 say() { printf '\n$ %s\n' "$*"; "$@"; }
 
 image="$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/busybox"
+# What `basic-docker run busybox echo hello` does against Docker Hub: pull, then run.
+say "$bd" run --rm "$image" echo hello
+say "$bd" images
+say "$bd" run --rm --hostname demo -m 64m "$image" sh -c 'echo "pid $$ on $(hostname)"; ps'
 say "$bd" manifest inspect "$image"
 say "$bd" manifest inspect --platform linux/arm64 "$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/multiarch"
 
