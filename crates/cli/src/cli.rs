@@ -229,6 +229,17 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Mount an image's root filesystem read-only and print where
+    Mount(ImageMountArgs),
+    /// Unmount an image's root filesystem
+    Unmount(ImageMountArgs),
+}
+
+/// `image mount` / `image unmount`.
+#[derive(Debug, Args)]
+pub struct ImageMountArgs {
+    /// Image name or id
+    pub image: String,
 }
 
 /// `image prune`.

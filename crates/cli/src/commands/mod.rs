@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod format;
+mod image_mount;
 mod images;
 mod info;
 mod inspect;
@@ -41,6 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(ImageCommand::Prune(args)) => rmi::prune(&cli.global, args),
         Command::System(SystemCommand::Df) => images::system_df(&cli.global),
         Command::Info(args) => info::info(&cli.global, args),
+        Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
+        Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
         // `main` runs containers itself, outside the async runtime (see `run`).
         Command::Run(_) => unreachable!("run is dispatched by main"),
     }

@@ -154,7 +154,7 @@ async fn find_or_pull(
 
 /// The snapshotter for this store: `BASIC_DOCKER_SNAPSHOTTER` (overlay or copy) when
 /// set, else overlay where an overlay mount works on the store's filesystem.
-fn snapshotter(root: &Path) -> Box<dyn Snapshotter> {
+pub(super) fn snapshotter(root: &Path) -> Box<dyn Snapshotter> {
     let chosen = std::env::var("BASIC_DOCKER_SNAPSHOTTER")
         .ok()
         .and_then(|s| s.parse::<SnapshotterKind>().ok());

@@ -1,0 +1,87 @@
+//! `image mount` / `image unmount`, as podman has them: a read-only view of what a
+//! pull built, at a path the user can look around in.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::image_store;
+use super::run::snapshotter;
+use crate::cli::{GlobalOptions, ImageMountArgs};
+
+/// Where an image's view is mounted, and the snapshot key behind it.
+struct ImageMount {
+    key: String,
+    target: PathBuf,
+    id: String,
+}
+
+fn image_mount(global: &GlobalOptions, image: &str) -> anyhow::Result<(ImageMount, Vec<PathBuf>)> {
+    let store = image_store(global)?;
+    let record = store.resolve(image)?;
+    let hex = record.id.trim_start_matches("sha256:").to_string();
+    let layers = record
+        .layers
+        .iter()
+        .map(|l| Ok(store.layer_dir(&l.chain_id)?.join("diff")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mount = ImageMount {
+        key: format!("image-{hex}"),
+        target: global.root.join("image-mounts").join(&hex),
+        id: record.id,
+    };
+    Ok((mount, layers))
+}
+
+/// Mounts the image's layers read-only (once; a second call prints the same path).
+pub fn mount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<ExitCode> {
+    let (m, layers) = image_mount(global, &args.image)?;
+    if is_mount_point(&m.target) {
+        println!("{}", m.target.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::create_dir_all(&m.target)
+        .with_context(|| format!("creating {}", m.target.display()))?;
+    let snapshotter = snapshotter(&global.root);
+    let _ = snapshotter.remove(&m.key);
+    let view = snapshotter
+        .view(&m.key, &layers)
+        .context("preparing the image's view")?;
+    snapshotter
+        .mount(&view, &m.target)
+        .with_context(|| format!("mounting {} at {}", m.id, m.target.display()))?;
+    println!("{}", m.target.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Unmounts what `image mount` mounted and removes its snapshot.
+pub fn unmount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<ExitCode> {
+    let (m, _) = image_mount(global, &args.image)?;
+    if !is_mount_point(&m.target) {
+        anyhow::bail!("image {} is not mounted", args.image);
+    }
+    let snapshotter = snapshotter(&global.root);
+    snapshotter
+        .unmount(&m.target)
+        .with_context(|| format!("unmounting {}", m.target.display()))?;
+    snapshotter
+        .remove(&m.key)
+        .context("removing the image's view")?;
+    let _ = std::fs::remove_dir(&m.target);
+    println!("{}", m.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// True when `path` is listed as a mount point in /proc/self/mountinfo.
+fn is_mount_point(path: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    let want = abs.to_string_lossy().replace(' ', "\\040");
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
