@@ -294,7 +294,34 @@ fn diff(ours: &BTreeMap<String, Node>, theirs: &BTreeMap<String, Node>) -> Optio
     None
 }
 
+/// The members of each layer, for failure messages.
+fn describe(layers: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for (i, tar) in layers.iter().enumerate() {
+        out.push_str(&format!("\n layer {i}:"));
+        let mut a = tar::Archive::new(&tar[..]);
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            out.push_str(&format!(
+                "\n   {:?} {} {}",
+                h.entry_type(),
+                String::from_utf8_lossy(&e.path_bytes()),
+                e.link_name_bytes()
+                    .map(|l| format!("-> {}", String::from_utf8_lossy(&l)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 fn check_image(seed: u64) -> Result<(), String> {
+    let layers = gen_image(seed);
+    check_layers(seed, &layers).map_err(|e| format!("{e}{}", describe(&layers)))
+}
+
+fn gen_image(seed: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng(seed | 1);
     let mut model = BTreeMap::new();
     let n = 2 + rng.below(3);
@@ -302,9 +329,13 @@ fn check_image(seed: u64) -> Result<(), String> {
     let layers: Vec<Vec<u8>> = (0..n)
         .map(|i| gen_layer(&mut rng, &mut model, &mut links, i))
         .collect();
+    layers
+}
+
+fn check_layers(seed: u64, layers: &[Vec<u8>]) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let layout = tmp.path().join("layout");
-    write_layout(&layout, &layers);
+    write_layout(&layout, layers);
     let bundle = tmp.path().join("bundle");
     let out = Command::new("umoci")
         .arg("unpack")
@@ -323,7 +354,7 @@ fn check_image(seed: u64) -> Result<(), String> {
 
     let flat = tmp.path().join("flat");
     fs::create_dir(&flat).unwrap();
-    for tar in &layers {
+    for tar in layers {
         apply_layer(&tar[..], &flat, &ApplyOptions::new(ApplyMode::Flatten))
             .map_err(|e| format!("flatten: {e}"))?;
     }
@@ -389,5 +420,19 @@ proptest! {
             return Ok(());
         }
         check_image(seed).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// Re-run one image: `DIFF_SEED=<seed> cargo test --test differential_umoci one_seed`.
+#[test]
+fn one_seed() {
+    let Some(seed) = std::env::var("DIFF_SEED").ok().and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    if !privileged() {
+        return;
+    }
+    if let Err(e) = check_image(seed) {
+        panic!("{e}");
     }
 }

@@ -406,6 +406,17 @@ struct Applier<'o> {
     resolved: std::collections::HashMap<Vec<u8>, Vec<u8>>,
 }
 
+/// `dir/name`, or `name` at the root.
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
 /// A member's name in messages.
 fn display(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
@@ -683,7 +694,8 @@ impl<'o> Applier<'o> {
     }
 
     /// The parent directory of a member, created (0755) when missing.
-    fn parent(&mut self, parent: &[u8], member: &str) -> Result<Rc<Dir>, ApplyError> {
+    /// Returns the directory and its resolved path (see [`Applier::resolve`]).
+    fn parent(&mut self, parent: &[u8], member: &str) -> Result<(Rc<Dir>, Vec<u8>), ApplyError> {
         let resolved = self.resolve(parent, member)?;
         let parent = resolved.as_slice();
         let mut made = Vec::new();
@@ -699,26 +711,50 @@ impl<'o> Applier<'o> {
             self.mark(&p);
             self.lower_dir_meta(&p, member)?;
         }
-        Ok(dir)
+        Ok((dir, resolved))
     }
 
-    /// Overlay mode with lower layers: the path `path` names in the merged
-    /// view of this layer over the lower ones, with every symlink on the way
-    /// (this layer's or a lower one's) replaced by its target, as applying
-    /// onto the mounted overlay would resolve it. `..` stops at the root.
-    /// Without lower layers, `path` itself (the kernel resolves symlinks of
-    /// this layer, inside the root).
+    /// The path `path` (a member's parent) really names: every symlink on
+    /// the way, of this layer or (overlay mode with lower layers) of a lower
+    /// one, replaced by its target, `..` stopping at the root — what the
+    /// kernel's `RESOLVE_IN_ROOT` walk finds, or applying onto the mounted
+    /// overlay would. Whiteouts, opaque markers and the layer's own paths are
+    /// compared on resolved paths, so a member written through a symlink
+    /// counts where it landed.
     fn resolve(&mut self, path: &[u8], member: &str) -> Result<Vec<u8>, ApplyError> {
-        if self.lowers.is_none() || path.is_empty() {
-            return Ok(path.to_vec());
+        if path.is_empty() {
+            return Ok(Vec::new());
         }
         if let Some(r) = self.resolved.get(path) {
             return Ok(r.clone());
         }
+        let (parent, name) = meta::split(path);
+        let base = self.resolve(parent, member)?;
+        let candidate = join(&base, name);
+        let resolved = match self.merged_symlink(&candidate, member)? {
+            None => candidate,
+            Some(target) => {
+                let start = if target.starts_with(b"/") {
+                    target
+                } else {
+                    join(&base, &target)
+                };
+                self.resolve_slow(&start, member)?
+            }
+        };
+        if self.resolved.len() >= 4096 {
+            self.resolved.clear();
+        }
+        self.resolved.insert(path.to_vec(), resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Component by component, following every symlink (at most 40).
+    fn resolve_slow(&mut self, path: &[u8], member: &str) -> Result<Vec<u8>, ApplyError> {
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut todo: std::collections::VecDeque<Vec<u8>> =
             path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
-        let mut followed = 0;
+        let mut followed = 1;
         while let Some(comp) = todo.pop_front() {
             match comp.as_slice() {
                 b"" | b"." => continue,
@@ -748,9 +784,7 @@ impl<'o> Applier<'o> {
                 }
             }
         }
-        let resolved = out.join(&b'/');
-        self.resolved.insert(path.to_vec(), resolved.clone());
-        Ok(resolved)
+        Ok(out.join(&b'/'))
     }
 
     /// The target of `path` in the merged view when it is a symlink there
@@ -784,7 +818,7 @@ impl<'o> Applier<'o> {
             }
             Err(e) => return Err(err(e)),
         }
-        if self.layer_hides_lower(path) {
+        if self.lowers.is_none() || self.layer_hides_lower(path) {
             return Ok(None);
         }
         let Some(found) = self.find_lower(path, member)? else {
@@ -882,7 +916,7 @@ impl<'o> Applier<'o> {
             return Ok(false);
         }
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
+        let (parent, rparent) = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         crate::fsutil::copy_entry(
             found.dir.as_fd(),
@@ -892,7 +926,7 @@ impl<'o> Applier<'o> {
             &cname,
         )
         .map_err(Self::fs_err(member, "copy up the hard link target"))?;
-        self.mark(path);
+        self.mark(&join(&rparent, name));
         Ok(true)
     }
 
@@ -998,12 +1032,8 @@ impl<'o> Applier<'o> {
     fn directory(&mut self, path: &[u8], meta: &Meta, member: &str) -> Result<(), ApplyError> {
         self.stats.dirs += 1;
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
-        let mut full = self.resolve(parent_path, member)?;
-        if !full.is_empty() {
-            full.push(b'/');
-        }
-        full.extend_from_slice(name);
+        let (parent, rparent) = self.parent(parent_path, member)?;
+        let full = join(&rparent, name);
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         let mut fresh = true;
         match sys::mkdirat(parent.fd(), &cname, meta.mode & 0o777) {
@@ -1034,7 +1064,7 @@ impl<'o> Applier<'o> {
             sys::fchmod(fd.as_fd(), meta.mode).map_err(Self::fs_err(member, "chmod"))?;
         }
         self.set_xattrs_fd(fd.as_fd(), meta, member)?;
-        if self.opts.mode == ApplyMode::Overlay && self.whiteouts.contains(path) {
+        if self.opts.mode == ApplyMode::Overlay && self.whiteouts.contains(&full) {
             // This layer whited out a lower `path` and then made a directory
             // there: the lower directory's contents must stay hidden.
             sys::fsetxattr(fd.as_fd(), &overlay_opaque(), b"y")
@@ -1046,12 +1076,12 @@ impl<'o> Applier<'o> {
         } else {
             self.root.egid
         };
-        if fresh {
+        if fresh && self.lowers.is_some() {
             // A directory here may cover a lower symlink: resolutions change.
             self.resolved.clear();
         }
         self.root.remember(&full, Rc::new(Dir { fd, setgid, gid }));
-        self.mark(path);
+        self.mark(&full);
         self.dir_times.push((full, [meta.atime, meta.mtime]));
         Ok(())
     }
@@ -1066,7 +1096,7 @@ impl<'o> Applier<'o> {
     ) -> Result<(), ApplyError> {
         self.stats.files += 1;
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
+        let (parent, rparent) = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let fd = match sys::openat(parent.fd(), &cname, flags, meta.mode & 0o777) {
@@ -1100,7 +1130,7 @@ impl<'o> Applier<'o> {
         // After the last write and chown, which clear security.capability.
         self.set_xattrs_fd(fd, meta, member)?;
         sys::futimens(fd, &[meta.atime, meta.mtime]).map_err(Self::fs_err(member, "set times"))?;
-        self.mark(path);
+        self.mark(&join(&rparent, name));
         Ok(())
     }
 
@@ -1344,7 +1374,7 @@ impl<'o> Applier<'o> {
         }
         let tdir = tdir.ok_or_else(|| link_err(io::Error::from_raw_os_error(libc::ENOENT)))?;
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
+        let (parent, rparent) = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         match sys::linkat(tdir.fd(), &ctname, parent.fd(), &cname) {
             Ok(()) => {}
@@ -1360,7 +1390,7 @@ impl<'o> Applier<'o> {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(link_err(e)),
             Err(e) => return Err(Self::fs_err(member, "create the hard link")(e)),
         }
-        self.mark(path);
+        self.mark(&join(&rparent, name));
         Ok(())
     }
 
@@ -1374,7 +1404,7 @@ impl<'o> Applier<'o> {
         self.stats.symlinks += 1;
         self.resolved.clear();
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
+        let (parent, rparent) = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         let ctarget = sys::cstr(target).map_err(Self::fs_err(member, "symlink target"))?;
         match sys::symlinkat(&ctarget, parent.fd(), &cname) {
@@ -1387,7 +1417,7 @@ impl<'o> Applier<'o> {
             Err(e) => return Err(Self::fs_err(member, "create the symlink")(e)),
         }
         self.finish_at(&parent, &cname, meta, member, false)?;
-        self.mark(path);
+        self.mark(&join(&rparent, name));
         Ok(())
     }
 
@@ -1401,7 +1431,7 @@ impl<'o> Applier<'o> {
     ) -> Result<(), ApplyError> {
         self.stats.special += 1;
         let (parent_path, name) = meta::split(path);
-        let parent = self.parent(parent_path, member)?;
+        let (parent, rparent) = self.parent(parent_path, member)?;
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         let mode = fmt | (meta.mode & 0o777);
         match sys::mknodat(parent.fd(), &cname, mode, dev) {
@@ -1414,7 +1444,7 @@ impl<'o> Applier<'o> {
             Err(e) => return Err(Self::fs_err(member, "create the device node")(e)),
         }
         self.finish_at(&parent, &cname, meta, member, true)?;
-        self.mark(path);
+        self.mark(&join(&rparent, name));
         Ok(())
     }
 
@@ -1443,16 +1473,18 @@ impl<'o> Applier<'o> {
     }
 
     fn whiteout(&mut self, hidden: &[u8], member: &str) -> Result<(), ApplyError> {
-        self.resolved.clear();
-        let own = self.layer_paths.contains(hidden);
         let (parent_path, name) = meta::split(hidden);
+        let rparent = self.resolve(parent_path, member)?;
+        let hidden = join(&rparent, name);
+        self.resolved.clear();
+        let own = self.layer_paths.contains(&hidden);
         let cname = sys::cstr(name).map_err(Self::fs_err(member, "name"))?;
         match self.opts.mode {
             ApplyMode::Overlay => {
+                let (parent, _) = self.parent(&rparent, member)?;
                 if own {
                     // The layer's own entry stays; if it is a directory, the
                     // lower one's contents must not show through it.
-                    let parent = self.parent(parent_path, member)?;
                     if let Ok(fd) = sys::openat(
                         parent.fd(),
                         &cname,
@@ -1464,7 +1496,6 @@ impl<'o> Applier<'o> {
                     }
                     return Ok(());
                 }
-                let parent = self.parent(parent_path, member)?;
                 match sys::mknodat(parent.fd(), &cname, libc::S_IFCHR, 0) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -1478,54 +1509,47 @@ impl<'o> Applier<'o> {
                     sys::lchownat(parent.fd(), &cname, 0, 0)
                         .map_err(Self::fs_err(member, "chown the whiteout device"))?;
                 }
-                self.whiteouts.insert(hidden.to_vec());
+                self.whiteouts.insert(hidden);
                 Ok(())
             }
             ApplyMode::Flatten => {
                 let Some(parent) = self
                     .root
-                    .existing_dir(parent_path)
+                    .existing_dir(&rparent)
                     .map_err(Self::fs_err(member, "open the whiteout's directory"))?
                 else {
                     return Ok(());
                 };
-                self.remove_lower(parent.fd(), &cname, hidden, member)
+                self.remove_lower(parent.fd(), &cname, &hidden, member)
             }
         }
     }
 
     fn opaque(&mut self, dir_path: &[u8], member: &str) -> Result<(), ApplyError> {
+        let dir_path = self.resolve(dir_path, member)?;
         self.resolved.clear();
         match self.opts.mode {
             ApplyMode::Overlay => {
-                let dir = if dir_path.is_empty() {
-                    None
-                } else {
-                    Some(self.parent(dir_path, member)?)
-                };
+                let (dir, _) = self.parent(&dir_path, member)?;
                 // Re-open for a descriptor fsetxattr accepts (cached ones are O_PATH).
-                let base = match &dir {
-                    Some(d) => d.fd(),
-                    None => self.root.fd(),
-                };
-                let fd = sys::openat(base, c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                let fd = sys::openat(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
                     .map_err(Self::fs_err(member, "open the opaque directory"))?;
                 sys::fsetxattr(fd.as_fd(), &overlay_opaque(), b"y")
                     .map_err(Self::fs_err(member, "mark the directory opaque"))?;
-                self.mark(dir_path);
+                self.mark(&dir_path);
                 Ok(())
             }
             ApplyMode::Flatten => {
                 let Some(dir) = self
                     .root
-                    .existing_dir(dir_path)
+                    .existing_dir(&dir_path)
                     .map_err(Self::fs_err(member, "open the opaque directory"))?
                 else {
                     return Ok(());
                 };
                 let dir_fd = sys::openat(dir.fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)
                     .map_err(Self::fs_err(member, "open the opaque directory"))?;
-                self.remove_lower_children(dir_fd.as_fd(), dir_path, member)
+                self.remove_lower_children(dir_fd.as_fd(), &dir_path, member)
             }
         }
     }
