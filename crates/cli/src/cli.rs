@@ -74,6 +74,51 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Load images from a tar archive (docker save or OCI archive) or STDIN
+    Load(LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
+}
+
+/// `load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from a tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Images: name[:tag], name@digest, or (a prefix of) an id
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A rootfs tarball (gzip, zstd or plain), or `-` for STDIN
+    pub file: String,
+    /// Name the image: repository[:tag]
+    pub reference: Option<String>,
+}
+
+/// `system check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Remove what is corrupt or dangling, so that a later pull fetches it again
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// `run`.
@@ -258,6 +303,8 @@ pub struct PruneArgs {
 pub enum SystemCommand {
     /// Show disk usage
     Df,
+    /// Re-hash every blob and check every record's references
+    Check(CheckArgs),
 }
 
 /// `manifest` sub-verbs.

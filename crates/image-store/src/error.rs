@@ -59,6 +59,9 @@ pub enum StoreError {
         /// The image's short id.
         short: String,
     },
+    /// A name given as a tag is not a `repo[:tag]` reference.
+    #[error("invalid tag {0:?}: expected repository[:tag]")]
+    InvalidTag(String),
     /// A blob the store needs is missing from `blobs/`.
     #[error("image store: blob {0} is missing (run `system check --repair`, then pull again)")]
     MissingBlob(String),

@@ -30,16 +30,21 @@
 //! ```
 #![deny(missing_docs)]
 
+mod archive;
 mod digest;
 mod error;
 mod fsutil;
+mod load;
 mod pull;
 mod record;
 mod schema;
+mod staged;
 mod store;
 
+pub use archive::ArchiveError;
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
+pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, ImageRecord, LayerRecord, Removal};
 pub use store::{ImageStore, Lease};

@@ -251,6 +251,7 @@ struct Ctx<'a, R, F> {
     store: &'a ImageStore,
     registry: &'a R,
     reference: &'a Reference,
+    source: &'a str,
     lease: &'a Lease,
     progress: &'a F,
     cancel: AtomicBool,
@@ -272,6 +273,39 @@ pub async fn pull<R, F>(
     reference: &Reference,
     options: &PullOptions,
     progress: F,
+) -> Result<PullReport, PullError>
+where
+    R: Registry,
+    F: Fn(PullEvent) + Send + Sync,
+{
+    let naming = Naming {
+        tag: reference.digest().is_none().then(|| reference.familiar()),
+        repo_digest: true,
+        source: reference.registry().to_string(),
+    };
+    ingest(store, registry, reference, options, progress, naming).await
+}
+
+/// How an ingested image is named, and what errors call its source.
+pub(crate) struct Naming {
+    /// The familiar `repo:tag` to record, if any.
+    pub tag: Option<String>,
+    /// Whether to record `repo@digest` (a registry's images have one; an
+    /// archive's do not, as with docker).
+    pub repo_digest: bool,
+    /// The source as errors name it: a registry host or an archive's path.
+    pub source: String,
+}
+
+/// The pipeline behind [`pull`], `load` and `import`: any [`Registry`] (a real
+/// one, or an archive staged in `tmp/`) feeds the same verified path.
+pub(crate) async fn ingest<R, F>(
+    store: &ImageStore,
+    registry: &R,
+    reference: &Reference,
+    options: &PullOptions,
+    progress: F,
+    naming: Naming,
 ) -> Result<PullReport, PullError>
 where
     R: Registry,
@@ -325,13 +359,14 @@ where
         store,
         registry,
         reference,
+        source: &naming.source,
         lease: &lease,
         progress: &progress,
         cancel: AtomicBool::new(false),
     };
     run_layers(&ctx, jobs, options.concurrency).await?;
 
-    let tag = reference.digest().is_none().then(|| reference.familiar());
+    let tag = naming.tag;
     let repo_digest = resolved.repo_digest().to_string();
     let blobs = [resolved.index.as_ref().map(|i| i.digest.clone())]
         .into_iter()
@@ -352,7 +387,9 @@ where
         chain_ids: chains,
         blobs,
         tag: tag.clone(),
-        repo_digest: Some(format!("{}@{repo_digest}", repo_name(reference))),
+        repo_digest: naming
+            .repo_digest
+            .then(|| format!("{}@{repo_digest}", repo_name(reference))),
     };
     let up_to_date = store.commit_image(&image).map_err(store_err)?;
     Ok(PullReport {
@@ -428,7 +465,7 @@ async fn run_layers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
             }
             result.map_err(|source| PullError::Layer {
                 digest,
-                registry: ctx.reference.registry().to_string(),
+                registry: ctx.source.to_string(),
                 source,
             })
         })

@@ -351,6 +351,32 @@ impl ImageStore {
         })
     }
 
+    /// Points the tag `name` (any reference form; stored familiar) at the image
+    /// `id`, moving it from another image if it named one, as `docker tag` does.
+    pub fn tag(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        let familiar = Reference::parse(name)
+            .ok()
+            .filter(|r| r.digest().is_none())
+            .map(|r| r.familiar())
+            .ok_or_else(|| StoreError::InvalidTag(name.to_string()))?;
+        self.write("tag image", |tx| {
+            let db = || self.db_error("tag image");
+            let exists = tx
+                .query_row("SELECT 1 FROM images WHERE id = ?1", [id], |_| Ok(()))
+                .optional()
+                .map_err(db())?;
+            if exists.is_none() {
+                return Err(StoreError::NoSuchImage(id.to_string()));
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+                params![familiar, id],
+            )
+            .map_err(db())?;
+            Ok(())
+        })
+    }
+
     /// Every image, most recently added first.
     pub fn images(&self) -> Result<Vec<ImageRecord>, StoreError> {
         self.read("list images", |c| {

@@ -1,16 +1,20 @@
 //! One module per verb; `run` dispatches.
 
+mod check;
 mod format;
 mod image_mount;
 mod images;
+mod import;
 mod info;
 mod inspect;
+mod load;
 mod login;
 mod manifest;
 mod pull;
 mod rmi;
 pub mod run;
 mod run_spec;
+mod save;
 
 use std::process::ExitCode;
 
@@ -42,6 +46,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(ImageCommand::Prune(args)) => rmi::prune(&cli.global, args),
         Command::System(SystemCommand::Df) => images::system_df(&cli.global),
         Command::Info(args) => info::info(&cli.global, args),
+        Command::Load(args) => load::load(&cli.global, args).await,
+        Command::Save(args) => save::save(&cli.global, args),
+        Command::Import(args) => import::import(&cli.global, args).await,
+        Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
         Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
         Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
         // `main` runs containers itself, outside the async runtime (see `run`).
