@@ -37,6 +37,7 @@ mod fsutil;
 mod load;
 mod pull;
 mod record;
+mod save;
 mod schema;
 mod staged;
 mod store;
@@ -47,6 +48,7 @@ pub use error::StoreError;
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, ImageRecord, LayerRecord, Removal};
+pub use save::{SaveError, save};
 pub use store::{ImageStore, Lease};
 
 /// The root used when neither `--root` nor `BASIC_DOCKER_ROOT` says otherwise.
