@@ -154,7 +154,7 @@ pub(crate) fn stage(input: impl Read, tmp: &Path, archive: &str) -> Result<Stage
 }
 
 /// Gzip and zstd archives are recognised by their magic bytes, as docker does.
-fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+pub(crate) fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let head = input.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
