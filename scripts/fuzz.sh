@@ -30,5 +30,5 @@ for t in "${targets[@]}"; do
   if [ -d "fuzz/seeds/$t" ]; then cp -n fuzz/seeds/"$t"/* "fuzz/corpus/$t/" 2>/dev/null || true; fi
   cargo fuzz build "$t"
   echo "fuzzing $t for ${per}s" >&2
-  cargo fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$per" -max_len=65536 -rss_limit_mb=4096 -timeout=30
+  cargo fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$per" -max_len=65536 -len_control=0 -rss_limit_mb=4096 -timeout=30
 done
