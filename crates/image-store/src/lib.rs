@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod archive;
+mod check;
 mod digest;
 mod error;
 mod fsutil;
@@ -44,6 +45,7 @@ mod staged;
 mod store;
 
 pub use archive::ArchiveError;
+pub use check::{CheckReport, Problem};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
 pub use import::import;

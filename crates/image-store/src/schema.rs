@@ -72,7 +72,12 @@ pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.execute_batch(TABLES)?;
-    conn.pragma_update(None, "user_version", VERSION)?;
+    // Only a new database is written to: a read-only command (`images`, `run`
+    // of a present image) must not pay for a write transaction and its fsyncs.
+    let current: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current != VERSION {
+        conn.execute_batch(TABLES)?;
+        conn.pragma_update(None, "user_version", VERSION)?;
+    }
     Ok(())
 }

@@ -165,7 +165,10 @@ impl ImageStore {
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn db_error(&self, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn db_error(
+        &self,
+        op: &'static str,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Database {
             op,
             path: self.inner.db_path.clone(),
@@ -190,7 +193,7 @@ impl ImageStore {
     /// Runs `f` in one immediate transaction while holding the store's lock
     /// file, so filesystem renames and the records that describe them change
     /// together as far as any other process can see.
-    fn write<T>(
+    pub(crate) fn write<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
@@ -493,7 +496,7 @@ impl ImageStore {
     /// The GC pass, inside a write transaction. Layer directories are only
     /// moved into `tmp/` here (a rename is quick); the returned paths delete
     /// them when dropped, after the lock is released.
-    fn collect(
+    pub(crate) fn collect(
         &self,
         tx: &Transaction<'_>,
         out: &mut Vec<Removal>,
