@@ -11,10 +11,14 @@ fn main() -> ExitCode {
     restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `run` forks the container from this process and must not wait for worker threads
+    // to wind down before it does: it gets a runtime without any.
+    let mut builder = if matches!(cli.command, cli::Command::Run(_)) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("Error: starting the async runtime: {e}");

@@ -9,8 +9,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::cgroups::{self, CgroupVersion};
 
-/// What the host offers. Build it with [`detect`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the host offers. Build it with [`detect`]. Serialisable so a caller can keep
+/// it for the rest of the boot instead of probing before every container.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Environment {
     /// Effective uid 0.
     pub root: bool,

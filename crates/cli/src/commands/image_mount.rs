@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::host::snapshotter;
 use super::image_store;
-use super::run::snapshotter;
 use crate::cli::{GlobalOptions, ImageMountArgs};
 
 /// Where an image's view is mounted, and the snapshot key behind it.

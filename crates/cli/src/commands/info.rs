@@ -2,17 +2,23 @@
 
 use std::process::ExitCode;
 
-use basic_runtime::{Environment, detect};
+use basic_runtime::Environment;
 use serde_json::json;
+
+use super::host;
 
 use crate::cli::{GlobalOptions, InfoArgs};
 
 /// Prints versions, storage, snapshotter and the host's isolation features.
 pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let env = detect();
-    let snapshotter = std::env::var("BASIC_DOCKER_SNAPSHOTTER")
-        .ok()
-        .unwrap_or_else(|| basic_rootfs::snapshot::detect(&probe_dir(global)).to_string());
+    let env = host::environment(true);
+    // The probe mounts below the store; without a store yet, below /tmp, unrecorded.
+    let snapshotter = if global.root.is_dir() {
+        host::snapshotter_kind(&global.root)
+    } else {
+        basic_rootfs::snapshot::detect(&std::env::temp_dir())
+    }
+    .to_string();
     let report = json!({
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "DockerRootDir": global.root,
@@ -39,15 +45,6 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     }
     print_table(&report);
     Ok(ExitCode::SUCCESS)
-}
-
-/// The store root when it exists (the snapshotter probe mounts below it), else /tmp.
-fn probe_dir(global: &GlobalOptions) -> std::path::PathBuf {
-    if global.root.is_dir() {
-        global.root.clone()
-    } else {
-        std::env::temp_dir()
-    }
 }
 
 /// One line per isolation feature a user asks about: available or why not.

@@ -2,6 +2,7 @@
 
 mod check;
 mod format;
+mod host;
 mod image_mount;
 mod images;
 mod import;

@@ -81,7 +81,7 @@ pub enum CgroupError {
 }
 
 /// Cgroup version of a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CgroupVersion {
     /// Per-controller hierarchies (also the "hybrid" layout: v1 controllers plus an almost
     /// empty cgroup2 mount at `unified/`).
