@@ -632,7 +632,12 @@ fn extract(
         file,
         write_error: None,
     };
-    let options = ApplyOptions::new(ApplyMode::Overlay).media_type(media_type);
+    // The diff_id check after extraction pins every byte of the tar, so an
+    // archive without end-of-archive blocks (as `umoci insert` writes, and as
+    // docker accepts) cannot hide a truncation here.
+    let options = ApplyOptions::new(ApplyMode::Overlay)
+        .media_type(media_type)
+        .allow_unterminated(true);
     let applied = apply_layer(&mut tee, &layer.path().join("diff"), &options)
         .map_err(LayerFailure::Apply)
         .and_then(|stats| {

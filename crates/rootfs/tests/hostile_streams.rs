@@ -226,3 +226,44 @@ fn failing_reader_is_a_read_error() {
     let err = apply_layer(Failing(3), tmp.path(), &flatten()).unwrap_err();
     assert!(matches!(err, ApplyError::Read(_)), "{err}");
 }
+
+/// `allow_unterminated`: a tar that stops at the end of a member, as Go's
+/// `archive/tar` accepts and `umoci insert` writes, applies whole; a cut
+/// anywhere inside a member still does not.
+#[test]
+fn unterminated_archives_end_only_at_member_boundaries() {
+    if !privileged() {
+        return;
+    }
+    let mut l = Layer::new();
+    l.dir("d", 0o755);
+    l.file("d/five", b"12345", 0o644);
+    let padded = l.unterminated(); // headers, data and padding; no end blocks
+    let data_end = padded.len() - (512 - 5);
+    let lenient = || flatten().allow_unterminated(true);
+    for cut in [data_end, padded.len()] {
+        let tmp = tempfile::tempdir().unwrap();
+        apply_layer(&padded[..cut], tmp.path(), &lenient())
+            .unwrap_or_else(|e| panic!("cut at {cut} (a member boundary): {e}"));
+        assert_eq!(std::fs::read(tmp.path().join("d/five")).unwrap(), b"12345");
+        let tmp = tempfile::tempdir().unwrap();
+        apply_layer(&gzip(&padded[..cut])[..], tmp.path(), &lenient()).unwrap();
+        let strict = apply(&padded[..cut], &flatten()).unwrap_err();
+        assert!(
+            matches!(strict, ApplyError::Truncated { .. }),
+            "default stays strict: {strict}"
+        );
+    }
+    // Inside the data, inside the padding, inside the second header.
+    for cut in [data_end - 2, data_end + 3, 512 + 100] {
+        let err = apply(&padded[..cut], &lenient()).unwrap_err();
+        assert!(
+            matches!(err, ApplyError::Truncated { .. } | ApplyError::Tar { .. }),
+            "cut at {cut}: {err}"
+        );
+    }
+    assert!(
+        apply(b"", &lenient()).is_err(),
+        "an empty stream is not a layer"
+    );
+}

@@ -211,6 +211,7 @@ pub struct ApplyOptions {
     preserve_ownership: bool,
     lower_layers: Vec<PathBuf>,
     sync: bool,
+    allow_unterminated: bool,
 }
 
 impl ApplyOptions {
@@ -224,6 +225,7 @@ impl ApplyOptions {
             preserve_ownership: true,
             lower_layers: Vec::new(),
             sync: false,
+            allow_unterminated: false,
         }
     }
 
@@ -265,6 +267,19 @@ impl ApplyOptions {
     /// into place never publishes a layer a crash could leave half-written.
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Accept a tar that stops right after a member's data, or at a header
+    /// boundary, without end-of-archive blocks (default `false`: that is
+    /// reported as [`ApplyError::Truncated`]). Go's `archive/tar`, which
+    /// docker, containerd and umoci use, reads such an archive as complete,
+    /// and `umoci insert` writes layers that end this way. Turn it on only
+    /// where the bytes are pinned by a digest (an image's `diff_id`), since a
+    /// stream cut at a member boundary then looks complete. A cut inside a
+    /// header, inside data or inside padding stays an error either way.
+    pub fn allow_unterminated(mut self, allow: bool) -> Self {
+        self.allow_unterminated = allow;
         self
     }
 
@@ -464,6 +479,19 @@ impl<'o> Applier<'o> {
         })
     }
 
+    /// With [`ApplyOptions::allow_unterminated`]: whether the stream ended
+    /// cleanly at the end of a member (after its data, or after its padding)
+    /// rather than inside one. Never for an empty stream or a failed one.
+    fn unterminated_end_accepted(&self, data_end: u64) -> bool {
+        let pos = self.state.pos.get();
+        let padded = data_end.div_ceil(512) * 512;
+        self.opts.allow_unterminated
+            && self.stats.entries > 0
+            && self.state.eof.get()
+            && self.state.error.borrow().is_none()
+            && (pos == data_end || pos == padded)
+    }
+
     /// Turn an error of the tar parser or of reading member data into the
     /// most precise [`ApplyError`].
     fn stream_error(&self, e: io::Error) -> ApplyError {
@@ -498,6 +526,9 @@ impl<'o> Applier<'o> {
 
     fn run(mut self, chan: ChannelReader) -> Result<LayerStats, ApplyError> {
         let mut archive = tar::Archive::new(chan);
+        // Where the last member's data ended: an unterminated archive may stop
+        // there or after that member's padding, and nowhere else.
+        let mut data_end = 0u64;
         {
             let mut entries = archive.entries().map_err(|e| self.stream_error(e))?;
             loop {
@@ -506,6 +537,7 @@ impl<'o> Applier<'o> {
                 let entry = match entries.next() {
                     None => break,
                     Some(Ok(entry)) => entry,
+                    Some(Err(_)) if self.unterminated_end_accepted(data_end) => break,
                     Some(Err(e)) => return Err(self.stream_error(e)),
                 };
                 self.state.set_window(u64::MAX);
@@ -522,9 +554,10 @@ impl<'o> Applier<'o> {
                 // Whatever the member's data was, read it here so the parser's
                 // skip to the next header never counts against the header window.
                 io::copy(&mut entry, &mut io::sink()).map_err(|e| self.stream_error(e))?;
+                data_end = self.state.pos.get();
             }
         }
-        if self.state.eof.get() {
+        if self.state.eof.get() && !self.unterminated_end_accepted(data_end) {
             // The parser hit the end of the stream instead of an
             // end-of-archive block.
             return Err(ApplyError::Truncated {
