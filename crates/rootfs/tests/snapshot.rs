@@ -157,6 +157,13 @@ fn overlay_with_many_layers_uses_short_links() {
     snap.unmount(&target).unwrap();
     assert_eq!(names.len(), n - 1, "f0 is whited out by the top layer");
     assert!(!names.iter().any(|n| n == "f0"));
+    // Far too many layers for one mount: an error, and the key stays free.
+    let too_many: Vec<PathBuf> = (0..400).map(|_| dirs[0].clone()).collect();
+    assert!(matches!(
+        snap.prepare("huge", &too_many),
+        Err(SnapshotError::TooManyLayers(400))
+    ));
+    assert!(!snap.root().join("snapshots/huge").exists());
     // This process' working directory was not changed by the mount.
     assert_ne!(
         std::env::current_dir().unwrap(),

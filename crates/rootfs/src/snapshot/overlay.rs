@@ -147,17 +147,20 @@ impl OverlaySnapshotter {
 impl Snapshotter for OverlaySnapshotter {
     fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         let dir = self.new_dir(key)?;
-        let upper = dir.join("upper");
-        let work = dir.join("work");
-        for d in [&upper, &work] {
-            std::fs::create_dir(d).map_err(io_err("create", d))?;
-        }
-        let lowers = if layers.is_empty() {
-            vec![self.empty_dir()?]
-        } else {
-            layers.to_vec()
-        };
-        let mount = self.overlay_mount(&lowers, Some((&upper, &work)), key)?;
+        let mount = (|| {
+            let upper = dir.join("upper");
+            let work = dir.join("work");
+            for d in [&upper, &work] {
+                std::fs::create_dir(d).map_err(io_err("create", d))?;
+            }
+            let lowers = if layers.is_empty() {
+                vec![self.empty_dir()?]
+            } else {
+                layers.to_vec()
+            };
+            self.overlay_mount(&lowers, Some((&upper, &work)), key)
+        })();
+        let mount = discard_on_error(&dir, mount)?;
         Ok(Snapshot {
             key: key.to_owned(),
             dir,
@@ -168,23 +171,26 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         let dir = self.new_dir(key)?;
-        let mount = match layers {
-            // overlayfs wants two lower directories when there is no upper.
-            [] | [_] => Mount {
-                fstype: "bind".into(),
-                source: match layers.first() {
-                    Some(l) => l.clone(),
-                    None => self.empty_dir()?,
+        let mount = (|| {
+            Ok(match layers {
+                // overlayfs wants two lower directories when there is no upper.
+                [] | [_] => Mount {
+                    fstype: "bind".into(),
+                    source: match layers.first() {
+                        Some(l) => l.clone(),
+                        None => self.empty_dir()?,
+                    },
+                    options: vec!["bind".into(), "ro".into()],
+                    relative_to: None,
                 },
-                options: vec!["bind".into(), "ro".into()],
-                relative_to: None,
-            },
-            _ => {
-                let mut m = self.overlay_mount(layers, None, key)?;
-                m.options.insert(0, "ro".into());
-                m
-            }
-        };
+                _ => {
+                    let mut m = self.overlay_mount(layers, None, key)?;
+                    m.options.insert(0, "ro".into());
+                    m
+                }
+            })
+        })();
+        let mount = discard_on_error(&dir, mount)?;
         Ok(Snapshot {
             key: key.to_owned(),
             dir,
@@ -205,6 +211,15 @@ impl Snapshotter for OverlaySnapshotter {
     fn kind(&self) -> SnapshotterKind {
         SnapshotterKind::Overlay
     }
+}
+
+/// A snapshot that could not be prepared leaves no directory behind (so
+/// its key can be used again).
+fn discard_on_error<T>(dir: &Path, r: Result<T, SnapshotError>) -> Result<T, SnapshotError> {
+    if r.is_err() {
+        let _ = remove_tree(dir);
+    }
+    r
 }
 
 /// Split mount(8)-style options into flags and the data string.
