@@ -29,13 +29,29 @@ struct Member {
 }
 
 const PIECES: &[&str] = &[
-    "a", "b", "..", ".", "/", "etc", ".wh.a", ".wh..wh..opq", "/tmp/basic-rootfs-fuzz", "sentinel",
-    "file", "/proc/self/root", "root0", "root1",
+    "a",
+    "b",
+    "..",
+    ".",
+    "/",
+    "etc",
+    ".wh.a",
+    ".wh..wh..opq",
+    "/tmp/basic-rootfs-fuzz",
+    "sentinel",
+    "file",
+    "/proc/self/root",
+    "root0",
+    "root1",
 ];
 
 /// Bytes to a path: each byte picks a piece, joined by `/`.
 fn path(selectors: &[u8]) -> String {
-    let parts: Vec<&str> = selectors.iter().take(8).map(|b| PIECES[*b as usize % PIECES.len()]).collect();
+    let parts: Vec<&str> = selectors
+        .iter()
+        .take(8)
+        .map(|b| PIECES[*b as usize % PIECES.len()])
+        .collect();
     parts.join("/")
 }
 
@@ -63,7 +79,11 @@ fn build(members: &[Member]) -> Vec<u8> {
         h.set_uid(u64::from(m.uid));
         h.set_gid(0);
         h.set_mtime(0);
-        let data: &[u8] = if matches!(m.kind, Kind::File) { &m.data } else { &[] };
+        let data: &[u8] = if matches!(m.kind, Kind::File) {
+            &m.data
+        } else {
+            &[]
+        };
         h.set_size(data.len() as u64);
         h.set_cksum();
         out.extend_from_slice(h.as_bytes());

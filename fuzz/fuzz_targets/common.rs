@@ -38,7 +38,10 @@ pub fn check(data: &[u8]) {
         .max_bytes(64 << 20)
         .max_entries(10_000)
         .max_header_bytes(256 << 10);
-    for (i, mode) in [ApplyMode::Overlay, ApplyMode::Flatten].into_iter().enumerate() {
+    for (i, mode) in [ApplyMode::Overlay, ApplyMode::Flatten]
+        .into_iter()
+        .enumerate()
+    {
         let root = base.join(format!("root{i}"));
         fs::create_dir(&root).unwrap();
         let _ = apply_layer(data, &root, &ApplyOptions::new(mode).limits(limits.clone()));
@@ -47,7 +50,10 @@ pub fn check(data: &[u8]) {
             let _ = apply_layer(data, &root, &ApplyOptions::new(mode).limits(limits.clone()));
         }
     }
-    let mut top: Vec<_> = fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut top: Vec<_> = fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     top.sort();
     assert_eq!(top, ["root0", "root1", "sentinel"]);
     assert_eq!(listing(&sentinel), [sentinel.join("file")]);
@@ -56,7 +62,10 @@ pub fn check(data: &[u8]) {
         .into_iter()
         .filter(|p| !p.starts_with(&base))
         .collect();
-    let before_tmp: Vec<PathBuf> = before_tmp.into_iter().filter(|p| !p.starts_with(&base)).collect();
+    let before_tmp: Vec<PathBuf> = before_tmp
+        .into_iter()
+        .filter(|p| !p.starts_with(&base))
+        .collect();
     assert_eq!(before_tmp, after_tmp);
     let _ = fs::remove_dir_all(&base);
 }
