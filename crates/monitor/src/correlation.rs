@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupError, ContainerSampler, ContainerStats};
 use crate::host::{DiskUsage, HostError, disk_usage};
-use crate::process::{Namespaces, ProcessSample, ProcessSampler, read_namespaces};
+use crate::process::{Namespaces, ProcessSample, ProcessSampler};
 use crate::table;
 
 /// Why the correlation view could not be built.
@@ -359,8 +359,7 @@ impl CorrelationView {
             .iter()
             .find(|s| s.ns_pids.last() == Some(&1))
             .or(samples.first());
-        let mut host_ns = Namespaces::default();
-        read_namespaces(&proc_root.join("1/ns"), &mut host_ns);
+        let host_ns = crate::gap::host_namespaces(proc_root);
         let rootfs_disk = match &input.rootfs {
             Some(p) => Some(disk_usage(p).map_err(|source| CorrelationError::Disk {
                 container: input.container_id.clone(),

@@ -193,8 +193,7 @@ impl GapView {
             })?;
         let interfaces: Vec<String> = net.interfaces.iter().map(|i| i.name.clone()).collect();
 
-        let mut host_ns = Namespaces::default();
-        read_namespaces(&proc_root.join("1/ns"), &mut host_ns);
+        let host_ns = host_namespaces(proc_root);
         let root = proc_root.join(init_pid.to_string()).join("root");
         let mut reader = FileReader::default();
         let host_hostname = read_trimmed(&mut reader, &proc_root.join("sys/kernel/hostname"));
@@ -215,7 +214,12 @@ impl GapView {
                 .flatten()
                 .and_then(|t| parse_cpu_list(&p, t).ok())
         };
-        let veth = find_veth(&mut reader, &root, sys_root, &interfaces);
+        // In the host's own network namespace there is no veth to find.
+        let veth = if init.namespaces.net.is_some() && init.namespaces.net == host_ns.net {
+            None
+        } else {
+            find_veth(&mut reader, &root, sys_root, &interfaces)
+        };
 
         let shared_namespaces = init
             .namespaces
@@ -254,6 +258,18 @@ impl GapView {
     }
 }
 
+/// The host's namespaces: those of host PID 1, or, when PID 1's links
+/// cannot be read (a sandbox that hides it), those of this process, which
+/// runs on the host.
+pub(crate) fn host_namespaces(proc_root: &Path) -> Namespaces {
+    let mut ns = Namespaces::default();
+    read_namespaces(&proc_root.join("1/ns"), &mut ns);
+    if ns == Namespaces::default() {
+        read_namespaces(&proc_root.join("self/ns"), &mut ns);
+    }
+    ns
+}
+
 fn read_trimmed(reader: &mut FileReader, path: &Path) -> Option<String> {
     reader
         .read(path)
@@ -280,6 +296,11 @@ fn find_veth(
         let Some(iflink) = read_trimmed(reader, &p) else {
             continue;
         };
+        // A device that is its own link (not one end of a pair) has no peer.
+        let own = read_trimmed(reader, &p.with_file_name("ifindex"));
+        if own.as_deref() == Some(iflink.as_str()) {
+            continue;
+        }
         for entry in std::fs::read_dir(&host_net).ok()?.flatten() {
             let idx = read_trimmed(reader, &entry.path().join("ifindex"));
             if idx.as_deref() == Some(iflink.as_str()) {

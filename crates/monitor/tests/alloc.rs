@@ -1,0 +1,56 @@
+//! Steady-state sampling allocates nothing: a counting global allocator
+//! watches container (v1 and v2, with network) and host sampling into
+//! reused values, after one warm-up round.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use basic_monitor::{ContainerSampler, ContainerStats, HostSampler, HostStats};
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn steady_state_sampling_does_not_allocate() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut v1 =
+        ContainerSampler::v1(&data.join("v1"), "/").with_network(&data.join("proc"), 13477);
+    let mut v2 = ContainerSampler::v2(&data.join("v2"), "/");
+    let mut host = HostSampler::new(data.join("proc"), data.join("no-sys"));
+    let mut live_host = HostSampler::new("/proc", "/sys");
+    let (mut s1, mut s2) = (ContainerStats::default(), ContainerStats::default());
+    let (mut h, mut lh) = (HostStats::default(), HostStats::default());
+    let mut round = || {
+        v1.sample_into(&mut s1).unwrap();
+        v2.sample_into(&mut s2).unwrap();
+        host.sample_into(&mut h).unwrap();
+        live_host.sample_into(&mut lh).unwrap();
+    };
+    round();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        round();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocations, 0, "allocations in 100 steady-state rounds");
+    assert!(s1.network.is_some() && s2.memory.is_some());
+}
