@@ -634,3 +634,25 @@ fn overlay_mode_with_lower_layers_copies_up_and_keeps_directory_metadata() {
     .unwrap_err();
     assert!(matches!(err, ApplyError::LinkTarget { .. }), "{err}");
 }
+
+#[test]
+fn very_deep_paths() {
+    if !privileged() {
+        return;
+    }
+    // 2000 directories deep: within PATH_MAX, and no recursion limits.
+    let tmp = tempfile::tempdir().unwrap();
+    let deep = "d/".repeat(2000) + "f";
+    let mut l = Layer::new();
+    l.pax(&[("path", deep.as_bytes())])
+        .file("x", b"deep", 0o644);
+    for mode in [flatten(), overlay()] {
+        let dir = tempfile::tempdir_in(tmp.path()).unwrap();
+        let stats = apply(&l_clone(&l), dir.path(), &mode).unwrap();
+        assert_eq!(stats.files, 1);
+    }
+}
+
+fn l_clone(l: &Layer) -> Vec<u8> {
+    l.bytes_so_far()
+}

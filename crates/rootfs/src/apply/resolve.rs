@@ -44,25 +44,44 @@ impl Applier<'_> {
         if let Some(r) = self.resolved.get(path) {
             return Ok(r.clone());
         }
-        let (parent, name) = meta::split(path);
-        let base = self.resolve(parent, member)?;
-        let candidate = join(&base, name);
-        let resolved = match self.merged_symlink(&candidate, member)? {
-            None => candidate,
-            Some(target) => {
-                let start = if target.starts_with(b"/") {
-                    target
-                } else {
-                    join(&base, &target)
-                };
-                self.resolve_slow(&start, member)?
+        // Start from the longest prefix resolved before (iteratively: names
+        // may be thousands of components deep).
+        let ends: Vec<usize> = path
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| i)
+            .chain(std::iter::once(path.len()))
+            .collect();
+        let mut base = Vec::new();
+        let mut next = 0;
+        for (i, &end) in ends.iter().enumerate().rev() {
+            if let Some(r) = self.resolved.get(&path[..end]) {
+                base = r.clone();
+                next = i + 1;
+                break;
             }
-        };
-        if self.resolved.len() >= 4096 {
-            self.resolved.clear();
         }
-        self.resolved.insert(path.to_vec(), resolved.clone());
-        Ok(resolved)
+        for (i, &end) in ends.iter().enumerate().skip(next) {
+            let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
+            let candidate = join(&base, &path[start..end]);
+            base = match self.merged_symlink(&candidate, member)? {
+                None => candidate,
+                Some(target) => {
+                    let from = if target.starts_with(b"/") {
+                        target
+                    } else {
+                        join(&base, &target)
+                    };
+                    self.resolve_slow(&from, member)?
+                }
+            };
+            if self.resolved.len() >= 4096 {
+                self.resolved.clear();
+            }
+            self.resolved.insert(path[..end].to_vec(), base.clone());
+        }
+        Ok(base)
     }
 
     /// Component by component, following every symlink (at most 40).

@@ -166,6 +166,13 @@ impl Layer {
         self.b.into_inner().unwrap()
     }
 
+    /// A finished copy of the tar so far (with end-of-archive blocks).
+    pub fn bytes_so_far(&self) -> Vec<u8> {
+        let mut v = self.b.get_ref().clone();
+        v.extend_from_slice(&[0; 1024]);
+        v
+    }
+
     /// The tar without end-of-archive blocks.
     pub fn unterminated(mut self) -> Vec<u8> {
         std::mem::take(self.b.get_mut())
