@@ -59,7 +59,9 @@ impl Fleet {
                 CgroupVersion::V1 => ContainerSampler::v1(Path::new(ROOT), &rel),
                 CgroupVersion::V2 => ContainerSampler::v2(Path::new(ROOT), &rel),
             };
-            fleet.samplers.push(s.with_network(Path::new("/proc"), pid as i32));
+            fleet
+                .samplers
+                .push(s.with_network(Path::new("/proc"), pid as i32));
         }
         Some(fleet)
     }

@@ -200,7 +200,7 @@ struct V2Files {
 #[derive(Debug)]
 enum Files {
     V1(Box<V1Files>),
-    V2(V2Files),
+    V2(Box<V2Files>),
 }
 
 /// Samples one cgroup (a container), reusing its buffer.
@@ -286,7 +286,7 @@ impl ContainerSampler {
             io_stat: d.join("io.stat"),
             procs: d.join("cgroup.procs"),
         };
-        Self::with_files(rel, Files::V2(files))
+        Self::with_files(rel, Files::V2(Box::new(files)))
     }
 
     /// A sampler for `rel` in whichever layout `cgroup_root` has.
