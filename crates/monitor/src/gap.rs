@@ -181,10 +181,15 @@ impl GapView {
                 cgroup: sampler.cgroup_path().to_string(),
             });
         };
-        let hostname = ps.hostname(init_pid).map_err(|source| GapError::Process {
-            container: container_id.to_string(),
-            source,
-        })?;
+        // The UTS namespace holds what `hostname` prints inside; the file
+        // is what the engine wrote, and readable without privileges.
+        let hostname = match uts_hostname(proc_root, init_pid) {
+            Some(h) => Some(h),
+            None => ps.hostname(init_pid).map_err(|source| GapError::Process {
+                container: container_id.to_string(),
+                source,
+            })?,
+        };
         let net = NetworkSampler::for_pid(proc_root, init_pid)
             .sample()
             .map_err(|source| GapError::Network {
@@ -256,6 +261,21 @@ impl GapView {
             only_at_one_level,
         })
     }
+}
+
+/// The hostname in the UTS namespace of `pid`, read by joining that
+/// namespace from a short-lived thread (a thread's UTS namespace is its own,
+/// so the rest of the process is unaffected). Needs CAP_SYS_ADMIN; `None`
+/// without it or when the process is gone.
+pub fn uts_hostname(proc_root: &Path, pid: i32) -> Option<String> {
+    let ns = std::fs::File::open(proc_root.join(pid.to_string()).join("ns/uts")).ok()?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUTS).ok()?;
+        nix::unistd::gethostname().ok()?.into_string().ok()
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 /// The host's namespaces: those of host PID 1, or, when PID 1's links

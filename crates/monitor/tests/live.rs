@@ -110,8 +110,8 @@ struct TestCgroup {
 }
 
 impl TestCgroup {
-    fn create(version: CgroupVersion) -> TestCgroup {
-        let rel = format!("basic-monitor-test-{}", std::process::id());
+    fn create(version: CgroupVersion, suffix: &str) -> TestCgroup {
+        let rel = format!("basic-monitor-test-{}{suffix}", std::process::id());
         let root = Path::new(CGROUP_ROOT);
         let dirs: Vec<PathBuf> = match version {
             CgroupVersion::V1 => ["cpu", "cpuacct", "memory", "pids"]
@@ -159,6 +159,16 @@ impl Drop for TestCgroup {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Processes the children forked (a PID namespace's init outlives
+        // `unshare`) are still in the cgroup: kill them too.
+        for d in &self.dirs {
+            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                    // SAFETY: kill(2) on a PID read from our own test cgroup.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         for d in &self.dirs {
             // The kernel needs a moment after the last task exits.
             for _ in 0..50 {
@@ -177,7 +187,7 @@ fn container_cgroup_cpu_memory_pids() {
         return;
     }
     let version = CgroupVersion::detect(Path::new(CGROUP_ROOT)).expect("a cgroup hierarchy");
-    let mut cg = TestCgroup::create(version);
+    let mut cg = TestCgroup::create(version, "");
 
     let mut burner = Command::new("sh");
     burner.args(["-c", "read x; while :; do :; done"]);
@@ -241,4 +251,67 @@ fn container_cgroup_cpu_memory_pids() {
     assert!(gap.to_string().contains("HOST PID"));
     let json = serde_json::to_value(&gap).unwrap();
     assert_eq!(json["host"]["cgroup_path"], cg.rel);
+}
+
+/// A process with its own PID, UTS and network namespaces, like a container:
+/// the gap view must see PID 1 inside, the hostname set inside, only `lo`,
+/// and those namespaces as not shared with the host.
+#[test]
+fn gap_view_of_a_namespaced_process() {
+    if !basic_test_support::require_root() {
+        return;
+    }
+    let has_unshare = Command::new("unshare").arg("--version").output().is_ok();
+    if !basic_test_support::prerequisite(has_unshare, "unshare(1)") {
+        return;
+    }
+    let version = CgroupVersion::detect(Path::new(CGROUP_ROOT)).expect("a cgroup hierarchy");
+    let mut cg = TestCgroup::create(version, "-gap");
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--uts",
+        "--pid",
+        "--net",
+        "--fork",
+        "sh",
+        "-c",
+        "read x; hostname bm-gap-test; exec sleep 30",
+    ]);
+    let idx = cg.add(cmd);
+    let unshare_pid = cg.children[idx].id() as i32;
+
+    let mut sampler =
+        ContainerSampler::for_pid(Path::new("/proc"), Path::new(CGROUP_ROOT), unshare_pid).unwrap();
+    let mut gap = None;
+    for _ in 0..100 {
+        let g = GapView::collect(
+            "ns-test",
+            Path::new("/proc"),
+            Path::new("/sys"),
+            &mut sampler,
+        )
+        .unwrap();
+        if g.container.init_pid == Some(1) && g.container.hostname.as_deref() == Some("bm-gap-test")
+        {
+            gap = Some(g);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let gap = gap.expect("init with PID 1 and its own hostname");
+    assert_ne!(
+        gap.container.init_host_pid, unshare_pid,
+        "init is unshare's child"
+    );
+    assert_eq!(gap.container.interfaces, ["lo"]);
+    for ns in ["uts", "pid", "net"] {
+        assert!(
+            !gap.shared_namespaces.iter().any(|s| s == ns),
+            "{ns} shared: {gap:?}"
+        );
+    }
+    assert!(gap.shared_namespaces.iter().any(|s| s == "mnt"));
+    assert_ne!(gap.host.hostname.as_deref(), Some("bm-gap-test"));
+    let text = gap.to_string();
+    assert!(text.contains("bm-gap-test"), "{text}");
 }
