@@ -483,3 +483,20 @@ where
     stream.write_all(body.as_bytes())?;
     stream.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_escaping() {
+        let mut s = String::new();
+        escape_label("a\\b\"c\nd", &mut s);
+        assert_eq!(s, "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn empty_snapshot_renders_nothing() {
+        assert_eq!(render_to_string(&Snapshot::default()), "");
+    }
+}

@@ -267,15 +267,12 @@ fn gap_view_of_a_namespaced_process() {
     }
     let version = CgroupVersion::detect(Path::new(CGROUP_ROOT)).expect("a cgroup hierarchy");
     let mut cg = TestCgroup::create(version, "-gap");
-    let mut cmd = Command::new("unshare");
+    // The outer shell waits for "go" so that unshare and its child are
+    // created inside the cgroup.
+    let mut cmd = Command::new("sh");
     cmd.args([
-        "--uts",
-        "--pid",
-        "--net",
-        "--fork",
-        "sh",
         "-c",
-        "read x; hostname bm-gap-test; exec sleep 30",
+        "read x; exec unshare --uts --pid --net --fork sh -c 'hostname bm-gap-test; exec sleep 30'",
     ]);
     let idx = cg.add(cmd);
     let unshare_pid = cg.children[idx].id() as i32;
@@ -283,7 +280,9 @@ fn gap_view_of_a_namespaced_process() {
     let mut sampler =
         ContainerSampler::for_pid(Path::new("/proc"), Path::new(CGROUP_ROOT), unshare_pid).unwrap();
     let mut gap = None;
-    for _ in 0..100 {
+    let mut last = None;
+    // Under load the shell inside may take a while to set the hostname.
+    for _ in 0..500 {
         let g = GapView::collect(
             "ns-test",
             Path::new("/proc"),
@@ -296,9 +295,10 @@ fn gap_view_of_a_namespaced_process() {
             gap = Some(g);
             break;
         }
+        last = Some(g);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let gap = gap.expect("init with PID 1 and its own hostname");
+    let gap = gap.unwrap_or_else(|| panic!("no init with PID 1 and its own hostname: {last:?}"));
     assert_ne!(
         gap.container.init_host_pid, unshare_pid,
         "init is unshare's child"
@@ -314,4 +314,32 @@ fn gap_view_of_a_namespaced_process() {
     assert_ne!(gap.host.hostname.as_deref(), Some("bm-gap-test"));
     let text = gap.to_string();
     assert!(text.contains("bm-gap-test"), "{text}");
+
+    // The correlation view of the same process, with a writable layer.
+    let upper = tempfile::tempdir().unwrap();
+    std::fs::write(upper.path().join("written"), vec![7u8; 4096]).unwrap();
+    let input = basic_monitor::CorrelationInput {
+        container_id: "ns-test".into(),
+        image: Some("busybox:latest".into()),
+        command: vec!["sleep".into(), "30".into()],
+        rootfs: Some("/".into()),
+        upper_dir: Some(upper.path().to_path_buf()),
+        ..Default::default()
+    };
+    let view =
+        basic_monitor::CorrelationView::collect(&input, Path::new("/proc"), &mut sampler).unwrap();
+    let row = |item: &str| {
+        view.rows
+            .iter()
+            .find(|r| r.item == item)
+            .unwrap_or_else(|| panic!("{item} missing: {view:?}"))
+            .value
+            .clone()
+    };
+    assert!(row("net").ends_with("(private)"), "{}", row("net"));
+    assert!(row("mnt").ends_with("(shared with host)"), "{}", row("mnt"));
+    assert_eq!(row("written by the container"), "4.00KiB in 1 files");
+    assert!(row("init").contains("PID 1 inside"), "{}", row("init"));
+    assert!(view.rows.iter().any(|r| r.item == "lo"));
+    assert!(view.to_string().contains("runtime context"));
 }
