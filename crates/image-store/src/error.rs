@@ -59,6 +59,33 @@ pub enum StoreError {
         /// The image's short id.
         short: String,
     },
+    /// Removing the last name of an image a container or mount uses needs `force`
+    /// (docker's words, so scripts matching them keep working).
+    #[error(
+        "conflict: unable to remove repository reference \"{reference}\" (must force) - {kind} {holder} is using its referenced image {image}"
+    )]
+    InUse {
+        /// The name the user gave.
+        reference: String,
+        /// What holds the image.
+        kind: crate::HolderKind,
+        /// The holder's short id.
+        holder: String,
+        /// The image's short id.
+        image: String,
+    },
+    /// Removing by id an image a container or mount uses needs `force`.
+    #[error(
+        "conflict: unable to delete {image} (must be forced) - image is being used by {kind} {holder}"
+    )]
+    InUseById {
+        /// What holds the image.
+        kind: crate::HolderKind,
+        /// The holder's short id.
+        holder: String,
+        /// The image's short id.
+        image: String,
+    },
     /// A name given as a tag is not a `repo[:tag]` reference.
     #[error("invalid tag {0:?}: expected repository[:tag]")]
     InvalidTag(String),

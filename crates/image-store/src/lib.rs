@@ -10,7 +10,9 @@
 //!   downloads, verifies and extracts the layers concurrently in one streaming
 //!   pass each, reusing the layers already present (by chain ID).
 //! * Removing the last reference to an image ([`ImageStore::remove`]) collects
-//!   the layers and blobs nothing else refers to.
+//!   the layers and blobs nothing else refers to. Containers and mounts
+//!   [`hold`](ImageStore::hold) the image they use: it cannot be removed
+//!   without `force`, and even then its layers stay until it is released.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,7 +53,7 @@ pub use error::StoreError;
 pub use import::import;
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
-pub use record::{DiskUsage, ImageRecord, LayerRecord, Removal};
+pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};
 pub use save::{SaveError, save};
 pub use store::{ImageStore, Lease};
 

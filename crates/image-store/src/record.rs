@@ -91,3 +91,49 @@ pub(crate) fn repo_name(reference: &Reference) -> String {
     }
     name
 }
+
+/// What kind of user holds an image's layers in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HolderKind {
+    /// A container whose root is an overlay of the image's layers; its id is the
+    /// container id.
+    Container,
+    /// An `image mount` view; its id is the image id.
+    Mount,
+}
+
+impl HolderKind {
+    /// The word stored in the database and shown in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Container => "container",
+            HolderKind::Mount => "mount",
+        }
+    }
+
+    pub(crate) fn parse(word: &str) -> Option<Self> {
+        match word {
+            "container" => Some(HolderKind::Container),
+            "mount" => Some(HolderKind::Mount),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for HolderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One container or mount using an image (see [`crate::ImageStore::hold`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    /// Container or mount.
+    pub kind: HolderKind,
+    /// The container id, or the image id for a mount.
+    pub id: String,
+    /// The image held.
+    pub image_id: String,
+}

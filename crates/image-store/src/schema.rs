@@ -7,7 +7,9 @@
 use rusqlite::Connection;
 
 /// Bumped when the tables change incompatibly; stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
+// Version 2 added `holders` and `doomed_images`; every statement below is
+// `IF NOT EXISTS`, so re-running them upgrades a version-1 database in place.
 
 pub(crate) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -61,6 +63,22 @@ CREATE TABLE IF NOT EXISTS lease_refs (
     lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
     key      TEXT NOT NULL,                    -- a blob digest or a chain id
     PRIMARY KEY (lease_id, key)
+);
+-- A container or an `image mount` using an image: while a row names it, the
+-- image record (and so its layers and blobs) stays, whatever `rmi -f` says.
+-- No foreign key: a holder must be able to name an image that is doomed.
+CREATE TABLE IF NOT EXISTS holders (
+    kind     TEXT NOT NULL,                    -- 'container' | 'mount'
+    id       TEXT NOT NULL,                    -- container id, or the image id for a mount
+    image_id TEXT NOT NULL,
+    created  INTEGER NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS holders_image ON holders(image_id);
+-- Images `rmi -f` removed while they were held: kept (untagged) until their
+-- last holder lets go, then collected.
+CREATE TABLE IF NOT EXISTS doomed_images (
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE
 );
 ";
 

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehav
 use crate::digest::{hex_of, sha256_of, short_id};
 use crate::error::StoreError;
 use crate::fsutil::{self, TempPath, fsync_dir, now_secs, pid_alive, temp_name};
-use crate::record::{DiskUsage, ImageRecord, LayerRecord, Removal, repo_name};
+use crate::record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal, repo_name};
 use crate::schema;
 
 /// A store rooted at one directory. Cheap to clone; clones share one
@@ -376,6 +376,9 @@ impl ImageStore {
                 params![familiar, id],
             )
             .map_err(db())?;
+            // Named again, it is an ordinary image: releasing it must not delete it.
+            tx.execute("DELETE FROM doomed_images WHERE image_id = ?1", [id])
+                .map_err(db())?;
             Ok(())
         })
     }
@@ -441,17 +444,100 @@ impl ImageStore {
         let (removals, trash) = self.write("remove image", |tx| {
             let (id, matched) = resolve_in(tx, name).map_err(|e| e.into_store(name, &db_path))?;
             let mut out = Vec::new();
+            let by_id = matches!(matched, Matched::Id);
             let delete_image = untag(tx, &id, matched, force, &mut out)
                 .map_err(|e| e.into_store(name, &db_path))?;
             if delete_image {
-                delete_image_rows(tx, &id).map_err(self.db_error("delete image"))?;
-                out.push(Removal::Deleted(id));
+                let db = || self.db_error("delete image");
+                match first_holder(tx, &id).map_err(db())? {
+                    // Returning the error rolls the transaction back: the tag
+                    // untag() removed is still there.
+                    Some(holder) if !force => return Err(in_use(name, &id, &holder, by_id)),
+                    // docker keeps an image a container uses as `<none>`: the
+                    // names go, the record (and so its layers) stays until the
+                    // last holder releases it.
+                    Some(_) => doom_image(tx, &id).map_err(db())?,
+                    None => {
+                        delete_image_rows(tx, &id).map_err(db())?;
+                        out.push(Removal::Deleted(id));
+                    }
+                }
             }
             let trash = self.collect(tx, &mut out)?;
             Ok((out, trash))
         })?;
         drop(trash);
         Ok(removals)
+    }
+
+    /// Records that a container (`id` = container id) or an `image mount`
+    /// (`id` = image id) uses `image_id`. While held, the image cannot be
+    /// removed without `force`, and its layers and blobs are never collected.
+    /// Fails with [`StoreError::NoSuchImage`] when the image is gone (an `rmi`
+    /// may have run since the caller resolved it): holding checks and records
+    /// in one transaction, so the layers cannot vanish in between.
+    pub fn hold(&self, kind: HolderKind, id: &str, image_id: &str) -> Result<(), StoreError> {
+        self.write("hold image", |tx| {
+            let db = || self.db_error("hold image");
+            let exists = tx
+                .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
+                .optional()
+                .map_err(db())?;
+            if exists.is_none() {
+                return Err(StoreError::NoSuchImage(image_id.to_string()));
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO holders (kind, id, image_id, created) VALUES (?1, ?2, ?3, ?4)",
+                params![kind.as_str(), id, image_id, now_secs()],
+            )
+            .map_err(db())?;
+            Ok(())
+        })
+    }
+
+    /// Ends what [`hold`](Self::hold) started (releasing what is not held is
+    /// not an error: cleanup paths may run twice). When the image was removed
+    /// with `force` while held and this was its last holder, it is collected
+    /// now, with the layers and blobs nothing else uses; those are returned.
+    pub fn release(&self, kind: HolderKind, id: &str) -> Result<Vec<Removal>, StoreError> {
+        let (removals, trash) = self.write("release image", |tx| {
+            let db = || self.db_error("release image");
+            let image: Option<String> = tx
+                .query_row(
+                    "DELETE FROM holders WHERE kind = ?1 AND id = ?2 RETURNING image_id",
+                    params![kind.as_str(), id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db())?;
+            let mut out = Vec::new();
+            // Only a doomed image makes GC worth its directory listing here.
+            let doomed = match &image {
+                Some(image) => tx
+                    .query_row(
+                        "SELECT 1 FROM doomed_images WHERE image_id = ?1",
+                        [image],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                    .map_err(db())?
+                    .is_some(),
+                None => false,
+            };
+            let trash = if doomed {
+                self.collect(tx, &mut out)?
+            } else {
+                Vec::new()
+            };
+            Ok((out, trash))
+        })?;
+        drop(trash);
+        Ok(removals)
+    }
+
+    /// Who holds `image_id`, oldest first.
+    pub fn holders_of(&self, image_id: &str) -> Result<Vec<Holder>, StoreError> {
+        self.read("list holders", |c| holders_in(c, image_id))
     }
 
     /// Deletes untagged images (`all`: also tagged ones), then collects garbage.
@@ -463,8 +549,13 @@ impl ImageStore {
             } else {
                 "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)"
             };
+            // docker's `image prune` never removes what a container uses.
+            let sql = format!(
+                "{sql} {} id NOT IN (SELECT image_id FROM holders)",
+                if all { "WHERE" } else { "AND" }
+            );
             let ids: Vec<String> = tx
-                .prepare(sql)
+                .prepare(&sql)
                 .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                 .map_err(db())?;
             let mut out = Vec::new();
@@ -503,6 +594,18 @@ impl ImageStore {
     ) -> Result<Vec<TempPath>, StoreError> {
         let db = || self.db_error("collect garbage");
         drop_dead_leases(tx).map_err(db())?;
+        // Images `rmi -f` left behind for their holders go once nothing holds them.
+        let released: Vec<String> = tx
+            .prepare(
+                "SELECT image_id FROM doomed_images
+                 WHERE image_id NOT IN (SELECT image_id FROM holders)",
+            )
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(db())?;
+        for id in released {
+            delete_image_rows(tx, &id).map_err(db())?;
+            out.push(Removal::Deleted(id));
+        }
         let layers: Vec<String> = tx
             .prepare(
                 "SELECT chain_id FROM layers
@@ -663,6 +766,8 @@ fn insert_image(tx: &Transaction<'_>, image: &NewImage) -> rusqlite::Result<()> 
             params![tag, image.id],
         )?;
     }
+    // Pulled or loaded again, a doomed image is wanted after all.
+    tx.execute("DELETE FROM doomed_images WHERE image_id = ?1", [&image.id])?;
     if let Some(digest) = &image.repo_digest {
         tx.execute(
             "INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
@@ -843,6 +948,56 @@ fn untag(
         out.push(Removal::Untagged(name));
     }
     Ok(true)
+}
+
+fn holders_in(c: &Connection, image_id: &str) -> rusqlite::Result<Vec<Holder>> {
+    c.prepare("SELECT kind, id FROM holders WHERE image_id = ?1 ORDER BY created, kind, id")?
+        .query_map([image_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        // A kind this version does not know (a newer one wrote it) still holds.
+        .map(|row| {
+            row.map(|(kind, id)| Holder {
+                kind: HolderKind::parse(&kind).unwrap_or(HolderKind::Container),
+                id,
+                image_id: image_id.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn first_holder(c: &Connection, image_id: &str) -> rusqlite::Result<Option<Holder>> {
+    Ok(holders_in(c, image_id)?.into_iter().next())
+}
+
+fn in_use(reference: &str, image_id: &str, holder: &Holder, by_id: bool) -> StoreError {
+    let holder_short = short_id(&holder.id).to_string();
+    let image = short_id(image_id).to_string();
+    if by_id {
+        StoreError::InUseById {
+            kind: holder.kind,
+            holder: holder_short,
+            image,
+        }
+    } else {
+        StoreError::InUse {
+            reference: reference.to_string(),
+            kind: holder.kind,
+            holder: holder_short,
+            image,
+        }
+    }
+}
+
+/// Strips every name of a held image and marks it for collection on release.
+fn doom_image(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM tags WHERE image_id = ?1", [id])?;
+    tx.execute("DELETE FROM repo_digests WHERE image_id = ?1", [id])?;
+    tx.execute(
+        "INSERT OR IGNORE INTO doomed_images (image_id) VALUES (?1)",
+        [id],
+    )?;
+    Ok(())
 }
 
 fn delete_image_rows(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
