@@ -75,7 +75,8 @@ fn pull_images_inspect_rmi_round_trip() {
         assert!(header.contains(column), "{header}");
     }
     let row = lines.next().unwrap();
-    assert!(row.starts_with("127.0.0.1:5100/fixtures/busybox"), "{row}");
+    let repository = format!("{}/fixtures/busybox", h.open);
+    assert!(row.starts_with(&repository), "{row}");
     assert!(row.contains(&id[7..19]), "{row}");
     assert!(row.contains("ago"), "{row}");
 

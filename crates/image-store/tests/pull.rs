@@ -119,7 +119,8 @@ async fn every_fixture_pulls_and_removes_cleanly() {
     assert_eq!(
         record.repo_digests,
         vec![format!(
-            "127.0.0.1:5100/fixtures/multiarch@{}",
+            "{}/fixtures/multiarch@{}",
+            h.open,
             multiarch["digest"].as_str().unwrap()
         )]
     );
