@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::host::snapshotter;
+use basic_image_store::HolderKind;
+
 use super::image_store;
 use crate::cli::{GlobalOptions, ImageMountArgs};
 
@@ -41,16 +43,29 @@ pub fn mount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<Exi
         println!("{}", m.target.display());
         return Ok(ExitCode::SUCCESS);
     }
-    std::fs::create_dir_all(&m.target)
-        .with_context(|| format!("creating {}", m.target.display()))?;
-    let snapshotter = snapshotter(&global.root);
-    let _ = snapshotter.remove(&m.key);
-    let view = snapshotter
-        .view(&m.key, &layers)
-        .context("preparing the image's view")?;
-    snapshotter
-        .mount(&view, &m.target)
-        .with_context(|| format!("mounting {} at {}", m.id, m.target.display()))?;
+    // Held before mounting, so no `rmi` or prune removes the layers under the view.
+    let store = image_store(global)?;
+    store
+        .hold(HolderKind::Mount, &m.id, &m.id)
+        .with_context(|| format!("holding image {}", m.id))?;
+    let mounted = std::fs::create_dir_all(&m.target)
+        .with_context(|| format!("creating {}", m.target.display()))
+        .and_then(|()| {
+            let snapshotter = snapshotter(&global.root);
+            let _ = snapshotter.remove(&m.key);
+            let view = snapshotter
+                .view(&m.key, &layers)
+                .context("preparing the image's view")?;
+            snapshotter
+                .mount(&view, &m.target)
+                .with_context(|| format!("mounting {} at {}", m.id, m.target.display()))
+        });
+    if let Err(e) = mounted {
+        if let Err(release) = store.release(HolderKind::Mount, &m.id) {
+            eprintln!("Warning: releasing image {}: {release}", m.id);
+        }
+        return Err(e);
+    }
     println!("{}", m.target.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -69,6 +84,9 @@ pub fn unmount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<E
         .remove(&m.key)
         .context("removing the image's view")?;
     let _ = std::fs::remove_dir(&m.target);
+    image_store(global)?
+        .release(HolderKind::Mount, &m.id)
+        .with_context(|| format!("releasing image {}", m.id))?;
     println!("{}", m.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use basic_image_store::ImageStore;
+use basic_image_store::{HolderKind, ImageStore};
 use basic_registry::{Platform, Reference};
 use basic_rootfs::snapshot::Snapshotter;
 use basic_runtime::{Container, ContainerError, Spec};
@@ -30,6 +30,8 @@ pub struct Prepared {
     container_dir: PathBuf,
     rootfs: PathBuf,
     snapshotter: Box<dyn Snapshotter>,
+    /// Holds the image for this container until its files are removed.
+    store: ImageStore,
     remove: bool,
     init: bool,
 }
@@ -52,21 +54,36 @@ pub async fn prepare(global: &GlobalOptions, args: RunArgs) -> anyhow::Result<Pr
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let id = new_container_id()?;
+    // Held before the layers are mounted: from here an `rmi` (even `-f`) or a
+    // prune cannot take the layers away from under the container. Holding
+    // fails if an `rmi` removed the image since it was resolved above.
+    store
+        .hold(HolderKind::Container, &id, &image_id)
+        .with_context(|| format!("holding image {image_id} for container {}", short(&id)))?;
     let container_dir = global.root.join("containers").join(&id);
     let rootfs = container_dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).with_context(|| format!("creating {}", rootfs.display()))?;
-    let snapshotter = host::snapshotter(&global.root);
-    let mounted = mount_snapshot(snapshotter.as_ref(), &id, &layers, &rootfs, args.rm);
-    if let Err(e) = mounted {
-        let _ = std::fs::remove_dir_all(&container_dir);
-        return Err(e);
-    }
+    let mounted = std::fs::create_dir_all(&rootfs)
+        .with_context(|| format!("creating {}", rootfs.display()))
+        .map(|()| host::snapshotter(&global.root))
+        .and_then(|snapshotter| {
+            mount_snapshot(snapshotter.as_ref(), &id, &layers, &rootfs, args.rm)
+                .map(|()| snapshotter)
+        });
+    let snapshotter = match mounted {
+        Ok(snapshotter) => snapshotter,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&container_dir);
+            release(&store, &id);
+            return Err(e);
+        }
+    };
     let prepared = Prepared {
         id,
         spec: Spec::default(),
         container_dir,
         rootfs,
         snapshotter,
+        store,
         remove: args.rm,
         init: args.init,
     };
@@ -128,7 +145,19 @@ impl Prepared {
         }
         if let Err(e) = std::fs::remove_dir_all(&self.container_dir) {
             eprintln!("Warning: removing {}: {e}", self.container_dir.display());
+            // Its files are still there, so are its upper layers' lower dirs:
+            // keep holding the image rather than let GC pull them away.
+            return;
         }
+        release(&self.store, &self.id);
+    }
+}
+
+/// Lets the image go once the container's files are gone; an image `rmi -f`
+/// removed while the container used it is collected now.
+fn release(store: &ImageStore, id: &str) {
+    if let Err(e) = store.release(HolderKind::Container, id) {
+        eprintln!("Warning: releasing the image of {}: {e}", short(id));
     }
 }
 
