@@ -8,7 +8,8 @@
 # order run by run, every run into a fresh directory; medians are reported
 # (and medians of the per-run ratios, which is what the targets are about).
 # Also: a second pull of an image already present, and peak RSS of a pull
-# (this image vs. the small busybox fixture: memory must not grow with layers).
+# (one big layer vs. busybox's one small layer: memory must not grow with
+# layer size).
 #
 # The image: the same 4 gzip layers from this machine's /usr as
 # scripts/bench-extract.sh (~350 MB, ~14k entries), built once as an OCI
@@ -77,8 +78,31 @@ manifest_digest=$(jq -r '.manifests[0].digest' "$CACHE/oci/index.json")
 gz_bytes=$(jq '[.layers[].size] | add' "$CACHE/oci/blobs/sha256/${manifest_digest#sha256:}")
 max_layer=$(jq '[.layers[].size] | max' "$CACHE/oci/blobs/sha256/${manifest_digest#sha256:}")
 
-echo "pushing to $REF ..." >&2
+# A one-layer image of the largest layer, for peak RSS against busybox's one
+# small layer: same shape, ~60x the bytes.
+ONE_REF="$REGISTRY/bench/usr-one-layer:latest"
+if [ ! -f "$CACHE/one/index.json" ]; then
+  mf="$CACHE/oci/blobs/sha256/${manifest_digest#sha256:}"
+  k=$(jq '[.layers[].size] | to_entries | max_by(.value) | .key' "$mf")
+  cfg_old=$(jq -r '.config.digest' "$mf")
+  mkdir -p "$CACHE/one/blobs/sha256"
+  layer=$(jq -c ".layers[$k]" "$mf")
+  ln -f "$CACHE/oci/blobs/sha256/$(jq -r '.digest' <<<"$layer" | cut -d: -f2)" "$CACHE/one/blobs/sha256/"
+  jq -cj ".rootfs.diff_ids = [.rootfs.diff_ids[$k]]" "$CACHE/oci/blobs/sha256/${cfg_old#sha256:}" > "$CACHE/one/config"
+  c=$(sha256sum "$CACHE/one/config" | cut -d' ' -f1)
+  jq -cj --arg c "sha256:$c" --argjson s "$(stat -c %s "$CACHE/one/config")" --argjson l "$layer" \
+    '.config.digest = $c | .config.size = $s | .layers = [$l]' "$mf" > "$CACHE/one/manifest"
+  mv "$CACHE/one/config" "$CACHE/one/blobs/sha256/$c"
+  m=$(sha256sum "$CACHE/one/manifest" | cut -d' ' -f1)
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"latest"}}]}' \
+    "$m" "$(stat -c %s "$CACHE/one/manifest")" > "$CACHE/one/index.json"
+  mv "$CACHE/one/manifest" "$CACHE/one/blobs/sha256/$m"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$CACHE/one/oci-layout"
+fi
+
+echo "pushing to $REF and $ONE_REF ..." >&2
 skopeo copy -q --dest-tls-verify=false "oci:$CACHE/oci:latest" "docker://$REF" >&2
+skopeo copy -q --dest-tls-verify=false "oci:$CACHE/one:latest" "docker://$ONE_REF" >&2
 
 # ---- contenders -------------------------------------------------------------
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -151,6 +175,7 @@ rss() { # ROOT REF -> KiB
 rss_big=$(rss "$TMPFS/rss-big" "$REF"); rm -rf "$TMPFS/rss-big"
 small_ref="$REGISTRY/fixtures/busybox:latest"
 rss_small=$(rss "$TMPFS/rss-small" "$small_ref" || echo "?"); rm -rf "$TMPFS/rss-small"
+rss_one=$(rss "$TMPFS/rss-one" "$ONE_REF"); rm -rf "$TMPFS/rss-one"
 
 # ---- report -------------------------------------------------------------------
 echo
@@ -164,4 +189,4 @@ for fs in tmpfs disk; do
   echo "ours/(skopeo+pigz tar) on $fs: median ratio $(ratios ours_$fs pigz_$fs | median)   (target <= 1.0)"
 done
 echo "second pull of a present image: median $(echo $second | median) ms   (runs:$second; target < 100)"
-echo "peak RSS of a pull: this image ${rss_big} KiB, busybox ${rss_small} KiB"
+echo "peak RSS of a pull: this image (4 layers, 3 at a time) ${rss_big} KiB; one layer of $((max_layer / 1000000)) MB ${rss_one} KiB; busybox (one ~1 MB layer) ${rss_small} KiB"
