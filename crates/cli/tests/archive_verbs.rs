@@ -2,43 +2,14 @@
 //! with `--root` in a temporary directory, against the harness registry and
 //! skopeo (which the harness installs).
 
+mod common;
+
+use common::{basic_docker, stdout, tmp_is_empty, with_stdin};
+
 use std::io::Write as _;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use basic_test_support::{harness, require_root};
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
-}
-
-fn with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start basic-docker");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 fn skopeo(args: &[&str]) -> Output {
     let out = Command::new("skopeo")
@@ -51,13 +22,6 @@ fn skopeo(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn tmp_is_empty(root: &Path) -> bool {
-    std::fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .next()
-        .is_none()
 }
 
 #[test]

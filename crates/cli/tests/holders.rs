@@ -2,29 +2,13 @@
 //! image: `rmi` fails with docker's conflict message and the layers stay;
 //! `rmi -f` only untags; once released, the layers can go.
 
+mod common;
+
+use common::{basic_docker, ok};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use basic_test_support::{harness, require_root};
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -1,27 +1,12 @@
 //! `image mount` / `image unmount`: a read-only look at what a pull built.
 
+mod common;
+
+use common::{basic_docker, ok};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use basic_test_support::{harness, require_root};
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[test]
 fn mount_shows_the_merged_layers_read_only_and_unmount_releases_them() {

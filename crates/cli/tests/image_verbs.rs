@@ -1,29 +1,12 @@
 //! `pull`, `images`, `inspect`, `rmi` run as a user runs them, with `--root`
 //! in a temporary directory, against the harness registries.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{basic_docker, stdout};
 
 use basic_test_support::{harness, require_root};
 use serde_json::Value;
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 #[test]
 fn pull_images_inspect_rmi_round_trip() {

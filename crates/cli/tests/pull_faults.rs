@@ -2,35 +2,14 @@
 //! the store consistent (no image, nothing in tmp/, `system check` clean) and
 //! a later pull completes.
 
+mod common;
+
+use common::{basic_docker, stdout, tmp_is_empty};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use basic_test_support::{harness, require_root};
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
-}
-
-fn stdout(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn tmp_is_empty(root: &Path) -> bool {
-    std::fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .next()
-        .is_none()
-}
 
 /// Unmounts the small tmpfs whatever the test does.
 struct Mounted<'a>(&'a Path);

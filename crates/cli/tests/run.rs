@@ -1,8 +1,12 @@
 //! `run` as a user runs it: the busybox fixture pulled from the harness registry
 //! into a temporary `--root`, then real containers in namespaces and cgroups.
 
+mod common;
+
+use common::basic_docker;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use basic_test_support::{harness, require_root};
@@ -27,15 +31,6 @@ fn store() -> Option<&'static (tempfile::TempDir, String)> {
             Some((dir, image))
         })
         .as_ref()
-}
-
-fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
 }
 
 /// `run --rm IMAGE ARGS...` in the shared store.

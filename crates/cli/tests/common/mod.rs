@@ -1,0 +1,57 @@
+//! Running the `basic-docker` binary as a user does, shared by the CLI tests.
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// `basic-docker --root ROOT ARGS...`, waited for.
+pub fn basic_docker(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("start basic-docker")
+}
+
+/// The same, with `input` on its standard input.
+pub fn with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start basic-docker");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Asserts the command succeeded and returns its standard output.
+#[track_caller]
+pub fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// [`stdout`], trimmed.
+#[track_caller]
+pub fn ok(out: Output) -> String {
+    stdout(&out).trim().to_string()
+}
+
+/// Whether the store's `tmp/` holds nothing: no ingest left behind.
+pub fn tmp_is_empty(root: &Path) -> bool {
+    std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .next()
+        .is_none()
+}
