@@ -28,6 +28,11 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
-cargo test --workspace --locked --no-fail-fast
+results=$(mktemp)
+trap 'scripts/harness.sh stop; rm -f "$results"' EXIT
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$results"
 step "fuzz layer application (${BASIC_DOCKER_FUZZ_SECONDS:-60}s)"
 scripts/fuzz.sh "${BASIC_DOCKER_FUZZ_SECONDS:-60}"
+
+# One closing line for the whole suite (the fuzzer's statistics come last otherwise).
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$results"
