@@ -80,6 +80,88 @@ pub enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Look at the host, a process, a container, and the gaps between them
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
+}
+
+/// `stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Output format: `table` (default) or `json`
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Containers (id, id prefix or name); all running ones when none is given
+    pub containers: Vec<String>,
+}
+
+/// `top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container: id, id prefix or name
+    pub container: String,
+}
+
+/// `monitor` sub-verbs.
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// The host: CPU, memory, load, network, disk of the store
+    Host(MonitorFormatArgs),
+    /// One process, by host PID
+    Process(MonitorProcessArgs),
+    /// One container's cgroup and network metrics
+    Container(MonitorContainerArgs),
+    /// What the host sees of a container beside what the container sees
+    Gap(MonitorContainerArgs),
+    /// A container's spec, disk, memory, network, runtime and isolation, side by side
+    Correlation(MonitorContainerArgs),
+    /// The host and every running container
+    All(MonitorFormatArgs),
+    /// Serve Prometheus metrics (cAdvisor's names) of the host and running containers
+    Serve(MonitorServeArgs),
+}
+
+/// `monitor host|all`.
+#[derive(Debug, Args)]
+pub struct MonitorFormatArgs {
+    /// Output format: `table` (default) or `json`
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `monitor process`.
+#[derive(Debug, Args)]
+pub struct MonitorProcessArgs {
+    /// Host PID of the process
+    pub pid: i32,
+    /// Output format: `table` (default) or `json`
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `monitor container|gap|correlation`.
+#[derive(Debug, Args)]
+pub struct MonitorContainerArgs {
+    /// The container: id, id prefix or name
+    pub container: String,
+    /// Output format: `table` (default) or `json`
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `monitor serve`.
+#[derive(Debug, Args)]
+pub struct MonitorServeArgs {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:9323")]
+    pub listen: String,
 }
 
 /// `load`.

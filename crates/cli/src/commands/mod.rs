@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 mod check;
+mod containers;
 mod format;
 mod host;
 mod image_mount;
@@ -11,11 +12,14 @@ mod inspect;
 mod load;
 mod login;
 mod manifest;
+mod monitor;
 mod pull;
 mod rmi;
 pub mod run;
 mod run_spec;
 mod save;
+mod stats;
+mod top;
 
 use std::process::ExitCode;
 
@@ -53,6 +57,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
         Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
         Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
+        Command::Stats(args) => stats::stats(&cli.global, args),
+        Command::Top(args) => top::top(&cli.global, args),
+        Command::Monitor(command) => monitor::monitor(&cli.global, command),
         // `main` runs containers itself, outside the async runtime (see `run`).
         Command::Run(_) => unreachable!("run is dispatched by main"),
     }

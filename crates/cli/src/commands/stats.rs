@@ -1,0 +1,292 @@
+//! `stats`: docker's live resource table of running containers.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use basic_monitor::{ContainerRates, ContainerSampler, ContainerStats, HostSampler};
+use serde_json::json;
+
+use super::containers::{self, RunningContainer};
+use super::format::{human_size, table};
+use crate::cli::{GlobalOptions, StatsArgs};
+
+/// The interval between the two samples a rate is computed from.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// Docker's stats columns.
+pub const HEADER: [&str; 8] = [
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "NET I/O",
+    "BLOCK I/O",
+    "PIDS",
+];
+
+/// A container being sampled.
+pub struct Tracked {
+    /// The container.
+    pub container: RunningContainer,
+    sampler: ContainerSampler,
+    /// The last sample.
+    pub stats: ContainerStats,
+    /// The sample before it, once there is one.
+    pub prev: Option<ContainerStats>,
+}
+
+impl Tracked {
+    /// Starts sampling `container`'s cgroup and network namespace.
+    pub fn new(container: RunningContainer) -> anyhow::Result<Tracked> {
+        let mut sampler = ContainerSampler::for_pid(
+            Path::new("/proc"),
+            Path::new("/sys/fs/cgroup"),
+            container.pid,
+        )
+        .with_context(|| format!("finding the cgroup of container {}", container.short_id()))?;
+        let stats = sampler
+            .sample()
+            .with_context(|| format!("sampling container {}", container.short_id()))?;
+        Ok(Tracked {
+            container,
+            sampler,
+            stats,
+            prev: None,
+        })
+    }
+
+    /// Takes another sample, keeping the previous one for rates.
+    pub fn resample(&mut self) -> anyhow::Result<()> {
+        let mut next = self.prev.take().unwrap_or_default();
+        self.sampler
+            .sample_into(&mut next)
+            .with_context(|| format!("sampling container {}", self.container.short_id()))?;
+        self.prev = Some(std::mem::replace(&mut self.stats, next));
+        Ok(())
+    }
+
+    /// The rates between the last two samples.
+    pub fn rates(&self, host_memory: u64) -> ContainerRates {
+        match &self.prev {
+            Some(prev) => basic_monitor::container_rates(prev, &self.stats, Some(host_memory)),
+            None => ContainerRates::default(),
+        }
+    }
+
+    /// The memory limit docker shows: the cgroup's, capped at the host's memory.
+    pub fn memory_limit(&self, host_memory: u64) -> u64 {
+        self.stats
+            .memory
+            .as_ref()
+            .and_then(|m| m.limit_bytes)
+            .map_or(host_memory, |l| {
+                if host_memory > 0 {
+                    l.min(host_memory)
+                } else {
+                    l
+                }
+            })
+    }
+
+    /// One `stats` row as docker's JSON format writes it (strings as in the
+    /// table), plus the raw numbers.
+    pub fn json(&self, host_memory: u64) -> serde_json::Value {
+        let r = self.rates(host_memory);
+        let s = &self.stats;
+        let usage = s.memory.as_ref().map_or(0, |m| m.working_set_bytes);
+        let limit = self.memory_limit(host_memory);
+        let mem_percent = if limit > 0 {
+            usage as f64 / limit as f64 * 100.0
+        } else {
+            0.0
+        };
+        let net = s.network.as_ref().map(|n| n.total()).unwrap_or_default();
+        let blk = s.blkio.clone().unwrap_or_default();
+        let pids = s.pids.as_ref().map_or(0, |p| p.current);
+        let cpu = r.cpu_percent.unwrap_or(0.0);
+        json!({
+            "BlockIO": format!("{} / {}", human_size(blk.read_bytes), human_size(blk.write_bytes)),
+            "CPUPerc": format!("{cpu:.2}%"),
+            "Container": self.container.short_id(),
+            "ID": self.container.short_id(),
+            "MemPerc": format!("{mem_percent:.2}%"),
+            "MemUsage": format!("{} / {}", bytes_size(usage), bytes_size(limit)),
+            "Name": self.container.display_name(),
+            "NetIO": format!("{} / {}", human_size(net.rx_bytes), human_size(net.tx_bytes)),
+            "PIDs": pids.to_string(),
+            "Raw": {
+                "id": self.container.id,
+                "image": self.container.image,
+                "cpu_percent": cpu,
+                "memory_usage_bytes": usage,
+                "memory_limit_bytes": limit,
+                "memory_percent": mem_percent,
+                "network_rx_bytes": net.rx_bytes,
+                "network_tx_bytes": net.tx_bytes,
+                "block_read_bytes": blk.read_bytes,
+                "block_write_bytes": blk.write_bytes,
+                "pids": pids,
+            },
+        })
+    }
+
+    /// One `stats` table row.
+    pub fn row(&self, host_memory: u64) -> Vec<String> {
+        let j = self.json(host_memory);
+        [
+            "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+        ]
+        .iter()
+        .map(|k| j[k].as_str().unwrap_or_default().to_string())
+        .collect()
+    }
+}
+
+/// Binary units with four significant digits, as docker's `units.BytesSize`:
+/// `0B`, `1.465MiB`, `100MiB`, `7.772GiB`.
+pub fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1024.0 && unit < UNITS.len() - 1 {
+        size /= 1024.0;
+        unit += 1;
+    }
+    let int_digits = if size < 1.0 {
+        1
+    } else {
+        (size.log10().floor() as i32 + 1).max(1)
+    };
+    let decimals = (4 - int_digits).max(0) as usize;
+    let mut text = format!("{size:.decimals$}");
+    if text.contains('.') {
+        text = text.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{text}{}", UNITS[unit])
+}
+
+/// The host's total memory, the MEM % denominator of unlimited containers.
+pub fn host_memory() -> u64 {
+    HostSampler::new("/proc", "/sys")
+        .sample()
+        .map(|h| h.memory.total_bytes)
+        .unwrap_or(0)
+}
+
+/// Whether `--format` asks for JSON; anything but table/json is refused.
+pub fn wants_json(format: Option<&str>) -> anyhow::Result<bool> {
+    match format {
+        None | Some("table") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => bail!("unsupported format {other:?}: use \"table\" or \"json\""),
+    }
+}
+
+/// The containers `queries` name (all running ones when empty).
+fn select(global: &GlobalOptions, queries: &[String]) -> anyhow::Result<Vec<RunningContainer>> {
+    let all = containers::running(&global.root)?;
+    if queries.is_empty() {
+        return Ok(all);
+    }
+    queries
+        .iter()
+        .map(|q| containers::resolve_in(&all, q))
+        .collect()
+}
+
+/// Renders one frame: a table, or one JSON object per line.
+fn frame(tracked: &[Tracked], json: bool, host_memory: u64) -> String {
+    if json {
+        let mut out = String::new();
+        for t in tracked {
+            out.push_str(&t.json(host_memory).to_string());
+            out.push('\n');
+        }
+        out
+    } else {
+        let rows: Vec<Vec<String>> = tracked.iter().map(|t| t.row(host_memory)).collect();
+        table(&HEADER, &rows)
+    }
+}
+
+/// `stats`.
+pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let json = wants_json(args.format.as_deref())?;
+    let host_memory = host_memory();
+    let explicit = !args.containers.is_empty();
+    let mut tracked: Vec<Tracked> = Vec::new();
+    for c in select(global, &args.containers)? {
+        match Tracked::new(c) {
+            Ok(t) => tracked.push(t),
+            // Named explicitly: its failure is the user's answer.
+            Err(e) if explicit => return Err(e),
+            Err(_) => {}
+        }
+    }
+    std::thread::sleep(INTERVAL);
+    let interactive = std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        // A container that exited since is dropped (docker leaves it at zeros).
+        tracked.retain_mut(|t| t.resample().is_ok());
+        let text = frame(&tracked, json, host_memory);
+        if args.no_stream {
+            stdout.write_all(text.as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        if interactive {
+            // Clear the screen and go home, then draw: refresh in place.
+            stdout.write_all(b"\x1b[2J\x1b[H")?;
+        }
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        if explicit && tracked.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !explicit {
+            // Show containers started since the last frame.
+            let known: HashMap<String, ()> = tracked
+                .iter()
+                .map(|t| (t.container.id.clone(), ()))
+                .collect();
+            for c in containers::running(&global.root)? {
+                if !known.contains_key(&c.id)
+                    && let Ok(t) = Tracked::new(c)
+                {
+                    tracked.push(t);
+                }
+            }
+            tracked.sort_by(|a, b| {
+                (a.container.name.as_str(), a.container.id.as_str())
+                    .cmp(&(b.container.name.as_str(), b.container.id.as_str()))
+            });
+        }
+        std::thread::sleep(INTERVAL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_size_follows_docker() {
+        assert_eq!(bytes_size(0), "0B");
+        assert_eq!(bytes_size(100 * 1024 * 1024), "100MiB");
+        assert_eq!(bytes_size(1_536_000), "1.465MiB");
+        assert_eq!(bytes_size(512), "512B");
+        assert_eq!(bytes_size(8_345_000_000), "7.772GiB");
+    }
+
+    #[test]
+    fn only_table_and_json_formats() {
+        assert!(!wants_json(None).unwrap());
+        assert!(wants_json(Some("json")).unwrap());
+        assert!(wants_json(Some("{{.Name}}")).is_err());
+    }
+}

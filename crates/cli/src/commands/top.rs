@@ -1,0 +1,195 @@
+//! `top`: the processes of a running container, as the host sees them, in
+//! the columns of docker's default (`ps -ef`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use basic_monitor::{ContainerSampler, ProcessSample, ProcessSampler};
+
+use super::containers;
+use super::format::table;
+use crate::cli::{GlobalOptions, TopArgs};
+
+/// `ps -ef`'s columns.
+pub const HEADER: [&str; 8] = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
+
+/// `top CONTAINER`.
+pub fn top(global: &GlobalOptions, args: TopArgs) -> anyhow::Result<ExitCode> {
+    let c = containers::resolve(&global.root, &args.container)?;
+    let mut sampler =
+        ContainerSampler::for_pid(Path::new("/proc"), Path::new("/sys/fs/cgroup"), c.pid)
+            .with_context(|| format!("finding the cgroup of container {}", c.short_id()))?;
+    let mut pids = Vec::new();
+    sampler
+        .pids(&mut pids)
+        .with_context(|| format!("listing the processes of container {}", c.short_id()))?;
+    pids.sort_unstable();
+    let users = users();
+    let clock = Clock::read();
+    let mut ps = ProcessSampler::new("/proc");
+    let rows: Vec<Vec<String>> = pids
+        .iter()
+        // A process that exited meanwhile is simply not listed.
+        .filter_map(|pid| ps.sample(*pid).ok())
+        .map(|p| row(&p, &users, &clock))
+        .collect();
+    print!("{}", table(&HEADER, &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Boot time and now, to place processes' start times.
+struct Clock {
+    boot_unix: u64,
+    uptime_ns: u64,
+    now_unix: u64,
+}
+
+impl Clock {
+    fn read() -> Clock {
+        let boot_unix = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("btime "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0);
+        let uptime_ns = std::fs::read_to_string("/proc/uptime")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0, |s| (s * 1e9) as u64);
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Clock {
+            boot_unix,
+            uptime_ns,
+            now_unix,
+        }
+    }
+}
+
+fn row(p: &ProcessSample, users: &HashMap<u32, String>, clock: &Clock) -> Vec<String> {
+    let cpu_s = p.cpu_time_ns() / 1_000_000_000;
+    // ps's C: CPU time over the process's lifetime, %.
+    let elapsed = clock.uptime_ns.saturating_sub(p.start_time_ns);
+    let c = (p.cpu_time_ns() as u128 * 100)
+        .checked_div(elapsed as u128)
+        .unwrap_or(0)
+        .min(99);
+    let started = clock.boot_unix + p.start_time_ns / 1_000_000_000;
+    vec![
+        users
+            .get(&p.uid)
+            .cloned()
+            .unwrap_or_else(|| p.uid.to_string()),
+        p.pid.to_string(),
+        p.ppid.to_string(),
+        c.to_string(),
+        stime(started, clock.now_unix),
+        tty(p.pid),
+        format!(
+            "{:02}:{:02}:{:02}",
+            cpu_s / 3600,
+            cpu_s / 60 % 60,
+            cpu_s % 60
+        ),
+        cmdline(p),
+    ]
+}
+
+/// `HH:MM` when it started today (UTC), else `MonDD`, as ps's STIME.
+fn stime(started_unix: u64, now_unix: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    if started_unix / 86400 == now_unix / 86400 {
+        let s = started_unix % 86400;
+        return format!("{:02}:{:02}", s / 3600, s / 60 % 60);
+    }
+    let (_, month, day) = civil_from_days((started_unix / 86400) as i64);
+    format!("{}{:02}", MONTHS[(month - 1) as usize], day)
+}
+
+/// Howard Hinnant's days-to-civil: (year, month 1-12, day 1-31).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// The controlling terminal from `/proc/PID/stat`'s `tty_nr`, or `?`.
+fn tty(pid: i32) -> String {
+    let tty_nr = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            // Fields after comm: state ppid pgrp session tty_nr.
+            rest.split_whitespace().nth(4)?.parse::<u32>().ok()
+        })
+        .unwrap_or(0);
+    if tty_nr == 0 {
+        return "?".to_string();
+    }
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+    match major {
+        136..=143 => format!("pts/{}", (major - 136) * 256 + minor),
+        4 if minor < 64 => format!("tty{minor}"),
+        4 => format!("ttyS{}", minor - 64),
+        5 if minor == 0 => "tty".to_string(),
+        5 if minor == 1 => "console".to_string(),
+        _ => format!("{major}:{minor}"),
+    }
+}
+
+/// The command line, or `[comm]` for a process without one (as ps).
+fn cmdline(p: &ProcessSample) -> String {
+    let raw = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if args.is_empty() {
+        format!("[{}]", p.comm)
+    } else {
+        args.join(" ")
+    }
+}
+
+/// The host's user names by uid (ps runs on the host, so it shows those).
+fn users() -> HashMap<u32, String> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stime_is_a_clock_today_and_a_date_before() {
+        // 2024-03-05 10:07 UTC, and the same day later.
+        let t = 1_709_633_220;
+        assert_eq!(stime(t, t + 3600), "10:07");
+        assert_eq!(stime(t, t + 2 * 86400), "Mar05");
+    }
+}
