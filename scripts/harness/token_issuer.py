@@ -16,7 +16,7 @@ protocol rather than against our own idea of it:
        Response: {"token", "access_token" (same), "expires_in", "issued_at"}.
   POST /token  OAuth2 form (grant_type=password), as Docker Hub also accepts;
        containerd-style clients try it first when they hold a password.
-  GET  /stats        {"tokens_issued": N, "requests": [{"scope": [...], "user": ...}, ...]}
+  GET  /stats        {"tokens_issued": N, "requests": [{"scope": [...], "user": ..., "agent": ...}, ...]}
   POST /reset-stats  clears the above (tests use it to check token caching).
 
 Tokens are ES256 JWTs with the signing certificate in the `x5c` header;
@@ -161,6 +161,7 @@ class Handler(BaseHTTPRequestHandler):
                 "user": user,
                 "service": service,
                 "status": status,
+                "agent": self.headers.get("User-Agent", ""),
                 "time": time.time(),
             })
 

@@ -270,15 +270,23 @@ async fn bearer_token_registry_anonymous_and_with_credentials() {
 #[tokio::test]
 async fn bearer_tokens_are_cached_per_scope() {
     let Some(h) = harness() else { return };
-    let user = h.token_user.clone();
-    let client = with_login(&h.token, &user, &h.token_pass);
-    // Other tests share the issuer; count only this client's requests, by user and scope.
+    // Other tests share the issuer and the user; this client's User-Agent tells its requests apart.
+    let agent = format!("basic-registry-cache-test/{}", std::process::id());
+    let credentials = Credentials::Basic {
+        username: h.token_user.clone(),
+        password: h.token_pass.clone(),
+    };
+    let client = RegistryClient::builder()
+        .credentials(&h.token, credentials)
+        .user_agent(&agent)
+        .build()
+        .unwrap();
     let ours = |stats: &Value, scope: &str| {
         stats["requests"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["user"].as_str() == Some(user.as_str()))
+            .filter(|r| r["agent"].as_str() == Some(agent.as_str()))
             .filter(|r| r["scope"].to_string().contains(scope))
             .count()
     };
