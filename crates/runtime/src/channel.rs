@@ -39,6 +39,8 @@ pub enum Message {
     NeedIdMaps,
     /// The container's init has this pid (in the runner's pid namespace).
     InitPid(i32),
+    /// The init is set up and waits for the word to exec its command.
+    Ready,
     /// Setup failed.
     Failure(FailureKind, String),
     /// The other side closed the pipe.
@@ -57,6 +59,7 @@ pub fn send(w: &mut File, msg: &Message) -> Result<(), ChannelError> {
     let mut buf = Vec::new();
     match msg {
         Message::NeedIdMaps => buf.push(b'U'),
+        Message::Ready => buf.push(b'R'),
         Message::InitPid(pid) => {
             buf.push(b'P');
             buf.extend_from_slice(&pid.to_le_bytes());
@@ -89,6 +92,7 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
         |r: &mut File, b: &mut [u8]| r.read_exact(b).map_err(|e| ChannelError::Io("reading", e));
     match tag[0] {
         b'U' => Ok(Message::NeedIdMaps),
+        b'R' => Ok(Message::Ready),
         b'P' => {
             read(r, &mut four)?;
             Ok(Message::InitPid(i32::from_le_bytes(four)))
@@ -113,7 +117,7 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
     }
 }
 
-/// Parent → child: one byte meaning "go on" (id maps written, or cgroup joined).
+/// Parent → child: one byte meaning "go on" (id maps written, cgroup joined, or exec).
 pub fn signal(w: &mut File) -> Result<(), ChannelError> {
     w.write_all(b"G")
         .map_err(|e| ChannelError::Io("writing", e))

@@ -1,7 +1,10 @@
 //! A container run in the foreground: builder, the runner's side of the start protocol,
 //! waiting, cleanup.
 
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
@@ -9,7 +12,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::cgroups::{self, CgroupError, CgroupManager};
 use crate::channel::{self, ChannelError, FailureKind, Message};
-use crate::process::{self, ChildConfig};
+use crate::process::{self, ChildConfig, InitOptions};
 use crate::signals;
 
 /// Errors running a container. [`ContainerError::exit_code`] maps them to docker's codes.
@@ -83,6 +86,24 @@ pub enum ContainerError {
         /// The whole error chain, as text.
         message: String,
     },
+    /// The spec's seccomp profile cannot be compiled.
+    #[error("container {id}: seccomp")]
+    Seccomp {
+        /// The container.
+        id: String,
+        /// The cause.
+        #[source]
+        source: crate::seccomp::SeccompError,
+    },
+    /// The console socket could not be reached.
+    #[error("container {id}: console")]
+    Console {
+        /// The container.
+        id: String,
+        /// The cause.
+        #[source]
+        source: crate::console::ConsoleError,
+    },
     /// Something failed, and so did removing the cgroup afterwards.
     #[error("{error}; cleaning up also failed: {cleanup}")]
     Cleanup {
@@ -147,20 +168,48 @@ impl std::fmt::Display for ExitStatus {
 /// Options shared by every way of starting a container.
 #[derive(Debug, Clone)]
 pub struct ContainerBuilder {
-    id: String,
-    spec: Spec,
-    rootfs: PathBuf,
-    state_dir: PathBuf,
-    cgroup_root: PathBuf,
-    use_cgroups: bool,
-    init: bool,
-    forward_signals: bool,
+    pub(crate) id: String,
+    pub(crate) spec: Spec,
+    pub(crate) rootfs: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) cgroup_root: PathBuf,
+    pub(crate) use_cgroups: bool,
+    pub(crate) init: bool,
+    pub(crate) forward_signals: bool,
+    pub(crate) bundle: Option<PathBuf>,
+    pub(crate) console_socket: Option<ConsoleSocket>,
+    pub(crate) no_pivot: bool,
+    pub(crate) new_keyring: bool,
+    pub(crate) preserve_fds: u32,
+}
+
+/// Where the pty master of a `process.terminal` container goes.
+#[derive(Debug, Clone)]
+pub(crate) enum ConsoleSocket {
+    /// A listening unix socket to connect to.
+    Path(PathBuf),
+    /// An already connected socket.
+    Fd(Arc<OwnedFd>),
 }
 
 /// A container ready to run.
 #[derive(Debug)]
 pub struct Container {
-    b: ContainerBuilder,
+    pub(crate) b: ContainerBuilder,
+}
+
+/// The init, set up and parked before exec, with the pipes to it.
+pub(crate) struct Spawned {
+    pub init: Pid,
+    pub from_child: File,
+    pub to_child: File,
+}
+
+/// What is prepared in the runner before the fork: the compiled seccomp filter and the
+/// connected console socket.
+pub(crate) struct Prepared {
+    seccomp: Option<crate::seccomp::Program>,
+    console: Option<Arc<OwnedFd>>,
 }
 
 impl Container {
@@ -180,6 +229,11 @@ impl Container {
             use_cgroups: true,
             init: false,
             forward_signals: true,
+            bundle: None,
+            console_socket: None,
+            no_pivot: false,
+            new_keyring: true,
+            preserve_fds: 0,
         }
     }
 
@@ -203,7 +257,13 @@ impl Container {
         } else {
             bundle.join(root)
         };
-        Ok(Container::builder(id, spec, rootfs))
+        let mut b = Container::builder(id, spec, rootfs);
+        b.bundle = Some(
+            bundle
+                .canonicalize()
+                .unwrap_or_else(|_| bundle.to_path_buf()),
+        );
+        Ok(b)
     }
 
     /// The container id.
@@ -256,6 +316,49 @@ impl ContainerBuilder {
         self
     }
 
+    /// The bundle directory reported in the container's state (set by
+    /// [`Container::from_bundle`]).
+    pub fn bundle(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bundle = Some(dir.into());
+        self
+    }
+
+    /// The unix socket to send the pty master to when `process.terminal` is true (runc's
+    /// `--console-socket`). A terminal without a console socket is refused.
+    pub fn console_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.console_socket = Some(ConsoleSocket::Path(path.into()));
+        self
+    }
+
+    /// Like [`ContainerBuilder::console_socket`], with an already connected socket (one end
+    /// of a socketpair, say, for a caller that proxies the terminal itself; receive the
+    /// master with [`crate::console::recv_master`]).
+    pub fn console_socket_fd(mut self, socket: OwnedFd) -> Self {
+        self.console_socket = Some(ConsoleSocket::Fd(Arc::new(socket)));
+        self
+    }
+
+    /// Enter the root with `MS_MOVE` and `chroot` instead of `pivot_root` (runc's
+    /// `--no-pivot`, for roots on a ramfs). Default false.
+    pub fn no_pivot(mut self, on: bool) -> Self {
+        self.no_pivot = on;
+        self
+    }
+
+    /// Give the container a new session keyring named after its id, so containers do not
+    /// share kernel keys (default true; runc's `--no-new-keyring` turns it off).
+    pub fn new_keyring(mut self, on: bool) -> Self {
+        self.new_keyring = on;
+        self
+    }
+
+    /// Pass file descriptors 3 to 3+n-1 of this process on to the container's command
+    /// (runc's `--preserve-fds`). Default 0: everything above stderr is closed.
+    pub fn preserve_fds(mut self, n: u32) -> Self {
+        self.preserve_fds = n;
+        self
+    }
+
     /// Validates and returns the container.
     pub fn build(self) -> Result<Container, ContainerError> {
         let ok = !self.id.is_empty()
@@ -292,23 +395,7 @@ impl Container {
     /// directory are removed before returning.
     pub fn run(&self) -> Result<ExitStatus, ContainerError> {
         let id = self.b.id.clone();
-        let cg = if self.b.use_cgroups {
-            let m = cgroups::manager_for(&self.b.cgroup_root, &self.cgroup_path());
-            let cgerr = |source| ContainerError::Cgroup {
-                id: id.clone(),
-                source,
-            };
-            let setup = m.create().and_then(|()| match self.resources() {
-                Some(r) => m.apply(r),
-                None => Ok(()),
-            });
-            if let Err(e) = setup {
-                return Err(with_cleanup(cgerr(e), m.remove()));
-            }
-            Some(m)
-        } else {
-            None
-        };
+        let cg = self.setup_cgroup()?;
         let result = self.run_in(cg.as_deref());
         let state = self.b.state_dir.join(&id);
         let _ = std::fs::remove_dir_all(&state);
@@ -322,6 +409,26 @@ impl Container {
             (Err(e), Some(m)) => Err(with_cleanup(e, m.remove())),
             (r, None) => r,
         }
+    }
+
+    /// Creates the cgroup and writes the limits, before anything runs in it.
+    pub(crate) fn setup_cgroup(&self) -> Result<Option<Box<dyn CgroupManager>>, ContainerError> {
+        if !self.b.use_cgroups {
+            return Ok(None);
+        }
+        let m = cgroups::manager_for(&self.b.cgroup_root, &self.cgroup_path());
+        let cgerr = |source| ContainerError::Cgroup {
+            id: self.b.id.clone(),
+            source,
+        };
+        let setup = m.create().and_then(|()| match self.resources() {
+            Some(r) => m.apply(&with_default_devices(r)),
+            None => Ok(()),
+        });
+        if let Err(e) = setup {
+            return Err(with_cleanup(cgerr(e), m.remove()));
+        }
+        Ok(Some(m))
     }
 
     fn resources(&self) -> Option<&oci_spec::runtime::LinuxResources> {
@@ -343,8 +450,82 @@ impl Container {
     }
 
     fn run_in(&self, cg: Option<&dyn CgroupManager>) -> Result<ExitStatus, ContainerError> {
+        let prepared = self.prepare()?;
+        let mut sp = self.spawn(cg, &prepared, None)?;
+        let init = sp.init;
+        self.write_state(init, crate::state::Status::Running)
+            .map_err(|e| kill_init(init, e))?;
+        let _guard = self
+            .b
+            .forward_signals
+            .then(|| signals::forward_to(init.as_raw()));
+        channel::signal(&mut sp.to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
+        self.expect_exec(&mut sp)?;
+        self.wait(init)
+    }
+
+    /// Compiles the seccomp profile and connects the console socket.
+    pub(crate) fn prepare(&self) -> Result<Prepared, ContainerError> {
+        let id = &self.b.id;
+        let seccomp = match self
+            .b
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+        {
+            Some(profile) => Some(crate::seccomp::Program::compile(profile).map_err(|source| {
+                ContainerError::Seccomp {
+                    id: id.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let terminal = self
+            .b
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let console = match (&self.b.console_socket, terminal) {
+            (None, false) => None,
+            (Some(_), false) => {
+                return Err(ContainerError::InvalidSpec(
+                    "a console socket was given but process.terminal is false".into(),
+                ));
+            }
+            (None, true) => {
+                return Err(ContainerError::InvalidSpec(
+                    "process.terminal is true but no console socket was given to send the terminal to (--console-socket)".into(),
+                ));
+            }
+            (Some(ConsoleSocket::Fd(fd)), true) => Some(fd.clone()),
+            (Some(ConsoleSocket::Path(p)), true) => {
+                Some(Arc::new(crate::console::connect(p).map_err(|source| {
+                    ContainerError::Console {
+                        id: id.clone(),
+                        source,
+                    }
+                })?))
+            }
+        };
+        Ok(Prepared { seccomp, console })
+    }
+
+    /// Forks the container's processes, puts the init in `cg`, and returns once the init is
+    /// set up and parked before exec: on the sync pipe, or on the exec fifo opened relative
+    /// to `fifo_dir` when that is given.
+    pub(crate) fn spawn(
+        &self,
+        cg: Option<&dyn CgroupManager>,
+        prepared: &Prepared,
+        fifo_dir: Option<BorrowedFd<'_>>,
+    ) -> Result<Spawned, ContainerError> {
         let (mut from_child, to_parent) = channel::pipe().map_err(self.chan())?;
         let (from_parent, mut to_child) = channel::pipe().map_err(self.chan())?;
+        let keyring = self.b.new_keyring.then(|| format!("_ses.{}", self.b.id));
         let stage1 = match unsafe { fork() }.map_err(self.sys("fork"))? {
             ForkResult::Child => {
                 drop(from_child);
@@ -355,6 +536,14 @@ impl Container {
                     init: self.b.init,
                     to_parent,
                     from_parent,
+                    opts: InitOptions {
+                        exec_fifo: fifo_dir,
+                        console: prepared.console.as_deref().map(|fd| fd.as_fd()),
+                        seccomp: prepared.seccomp.as_ref(),
+                        no_pivot: self.b.no_pivot,
+                        session_keyring: keyring.as_deref(),
+                        preserve_fds: self.b.preserve_fds,
+                    },
                 })
             }
             ForkResult::Parent { child } => child,
@@ -373,7 +562,7 @@ impl Container {
                     let _ = waitpid(stage1, None);
                     return Err(self.start_error(kind, message));
                 }
-                Message::Eof => {
+                _ => {
                     let _ = waitpid(stage1, None);
                     return Err(self.start_error(
                         FailureKind::Setup,
@@ -384,38 +573,60 @@ impl Container {
         };
         let _ = waitpid(stage1, None);
         // From here on the init must not outlive a failure of ours.
-        let kill_init = |e: ContainerError| {
-            let _ = nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL);
-            let _ = waitpid(init, None);
-            e
-        };
         if let Some(cg) = cg {
             cg.add_task(init.as_raw()).map_err(|source| {
-                kill_init(ContainerError::Cgroup {
-                    id: self.b.id.clone(),
-                    source,
-                })
+                kill_init(
+                    init,
+                    ContainerError::Cgroup {
+                        id: self.b.id.clone(),
+                        source,
+                    },
+                )
             })?;
         }
-        self.write_state(init).map_err(kill_init)?;
-        let _guard = self
-            .b
-            .forward_signals
-            .then(|| signals::forward_to(init.as_raw()));
-        channel::signal(&mut to_child).map_err(|e| kill_init(self.chan()(e)))?;
-        match channel::recv(&mut from_child).map_err(|e| kill_init(self.chan()(e)))? {
-            Message::Eof => {}
+        channel::signal(&mut to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
+        match channel::recv(&mut from_child).map_err(|e| kill_init(init, self.chan()(e)))? {
+            Message::Ready => Ok(Spawned {
+                init,
+                from_child,
+                to_child,
+            }),
             Message::Failure(kind, message) => {
-                return Err(kill_init(self.start_error(kind, message)));
+                Err(kill_init(init, self.start_error(kind, message)))
             }
-            other => {
-                return Err(kill_init(self.start_error(
+            Message::Eof => Err(kill_init(
+                init,
+                self.start_error(
+                    FailureKind::Setup,
+                    "the container's init exited during setup".into(),
+                ),
+            )),
+            other => Err(kill_init(
+                init,
+                self.start_error(
                     FailureKind::Setup,
                     format!("unexpected message {other:?} from the container"),
-                )));
-            }
+                ),
+            )),
         }
-        self.wait(init)
+    }
+
+    /// After "go": end-of-file on the close-on-exec pipe means the exec worked.
+    fn expect_exec(&self, sp: &mut Spawned) -> Result<(), ContainerError> {
+        let init = sp.init;
+        match channel::recv(&mut sp.from_child).map_err(|e| kill_init(init, self.chan()(e)))? {
+            Message::Eof => Ok(()),
+            Message::Failure(kind, message) => {
+                Err(kill_init(init, self.start_error(kind, message)))
+            }
+            other => Err(kill_init(
+                init,
+                self.start_error(
+                    FailureKind::Setup,
+                    format!("unexpected message {other:?} from the container"),
+                ),
+            )),
+        }
     }
 
     fn wait(&self, init: Pid) -> Result<ExitStatus, ContainerError> {
@@ -483,26 +694,107 @@ impl Container {
         Ok(())
     }
 
-    /// A small runc-like state.json so other tools can find the init while it runs.
-    fn write_state(&self, init: Pid) -> Result<(), ContainerError> {
+    /// The state file (runc's fields) other tools read to find the init.
+    pub(crate) fn write_state(
+        &self,
+        init: Pid,
+        status: crate::state::Status,
+    ) -> Result<crate::state::State, ContainerError> {
         let dir = self.b.state_dir.join(&self.b.id);
-        let err = |path: &Path| {
-            let (id, path) = (self.b.id.clone(), path.to_path_buf());
+        let io = |path: PathBuf| {
+            let id = self.b.id.clone();
             move |source| ContainerError::Io { id, path, source }
         };
-        std::fs::create_dir_all(&dir).map_err(err(&dir))?;
-        let state = serde_json::json!({
-            "ociVersion": "1.0.2",
-            "id": self.b.id,
-            "status": "running",
-            "pid": init.as_raw(),
-            "rootfs": self.b.rootfs,
-        });
-        let path = dir.join("state.json");
-        let tmp = dir.join("state.json.tmp");
-        std::fs::write(&tmp, state.to_string()).map_err(err(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(err(&path))
+        std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
+        let saved = self.saved_state(init, status);
+        saved.save(&dir).map_err(|e| match e {
+            crate::state::StateError::Io { path, source, .. } => io(path)(source),
+            other => io(dir.clone())(std::io::Error::other(other)),
+        })?;
+        Ok(saved.state)
     }
+
+    fn saved_state(&self, init: Pid, status: crate::state::Status) -> crate::state::Saved {
+        use crate::state::{OCI_VERSION, Saved, State, now_rfc3339, proc_stat};
+        Saved {
+            state: State {
+                oci_version: OCI_VERSION.into(),
+                id: self.b.id.clone(),
+                pid: init.as_raw(),
+                status,
+                bundle: self.b.bundle.clone().unwrap_or_default(),
+                rootfs: self.b.rootfs.clone(),
+                created: now_rfc3339(),
+                owner: owner(),
+                annotations: self
+                    .b
+                    .spec
+                    .annotations()
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+            },
+            init_start_time: proc_stat(init.as_raw()).map(|s| s.1).unwrap_or(0),
+            cgroup_path: self.b.use_cgroups.then(|| self.cgroup_path()),
+            cgroup_root: self.b.cgroup_root.clone(),
+        }
+    }
+}
+
+/// runc's `owner`: empty for root, the uid's name otherwise (here the number).
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        String::new()
+    } else {
+        uid.to_string()
+    }
+}
+
+/// Kills the init after a failure of ours, so it does not outlive it.
+pub(crate) fn kill_init(init: Pid, e: ContainerError) -> ContainerError {
+    let _ = nix::sys::signal::kill(init, nix::sys::signal::Signal::SIGKILL);
+    let _ = waitpid(init, None);
+    e
+}
+
+/// runc's rule: whatever the spec's device rules say, the standard nodes every container
+/// gets (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/tty`, `/dev/urandom`, `/dev/random`,
+/// the pty multiplexer and pts) stay usable; engines such as podman send only "deny all"
+/// and rely on it.
+fn with_default_devices(
+    r: &oci_spec::runtime::LinuxResources,
+) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else {
+        return r.clone();
+    };
+    let allow = |major: Option<i64>, minor: Option<i64>| {
+        let mut d = LinuxDeviceCgroup::default();
+        d.set_allow(true);
+        d.set_typ(Some(LinuxDeviceType::C));
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_access(Some("rwm".into()));
+        d
+    };
+    let mut all = rules.clone();
+    for (major, minor) in [
+        (Some(1), Some(3)),
+        (Some(1), Some(5)),
+        (Some(1), Some(7)),
+        (Some(5), Some(0)),
+        (Some(1), Some(9)),
+        (Some(1), Some(8)),
+        (Some(5), Some(2)),
+        (Some(136), None),
+    ] {
+        all.push(allow(major, minor));
+    }
+    let mut out = r.clone();
+    out.set_devices(Some(all));
+    out
 }
 
 fn with_cleanup(error: ContainerError, cleanup: Result<(), CgroupError>) -> ContainerError {

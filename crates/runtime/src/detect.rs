@@ -217,7 +217,7 @@ fn push(out: &mut Vec<Unsupported>, feature: impl Into<String>, reason: impl Int
 
 /// Everything in `spec` that cannot be honoured on `env`. Empty means full isolation as
 /// asked. Items that make [`crate::Container::run`] fail and items it silently cannot
-/// enforce (seccomp, device rules on v2) are both listed.
+/// enforce (device rules on v2) are both listed.
 pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
     let mut out = Vec::new();
     let linux = spec.linux().as_ref();
@@ -345,9 +345,6 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
         if p.selinux_label().is_some() {
             push(&mut out, "SELinux label", "not implemented; ignored");
         }
-    }
-    if linux.is_some_and(|l| l.seccomp().is_some()) {
-        push(&mut out, "seccomp profile", "not implemented; ignored");
     }
     if !env.pivot_root {
         push(

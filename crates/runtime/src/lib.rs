@@ -16,14 +16,20 @@
 
 pub mod cgroups;
 pub mod channel;
+pub mod console;
 pub mod container;
 pub mod detect;
+pub mod lifecycle;
 mod process;
+pub mod seccomp;
 pub mod signals;
 pub mod spec;
+pub mod state;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
 pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus};
 pub use detect::{Environment, Unsupported, detect, unsupported};
+pub use lifecycle::{LifecycleError, StateRoot};
 pub use oci_spec::runtime::Spec;
 pub use spec::{SpecError, default_spec, resolve_user};
+pub use state::{State, Status};

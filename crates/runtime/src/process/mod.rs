@@ -3,6 +3,7 @@
 //! builds the root filesystem, drops privileges and execs the command.
 
 mod exec;
+mod keyring;
 mod rootfs;
 mod security;
 mod tiny_init;
@@ -11,6 +12,8 @@ pub(crate) use rootfs::root_is_ramfs;
 pub(crate) use security::{rlimit_resource, to_caps};
 
 use std::fs::File;
+use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
@@ -57,6 +60,12 @@ pub enum ChildError {
     /// Talking to the runner failed.
     #[error("talking to the runner")]
     Channel(#[from] channel::ChannelError),
+    /// Setting up the terminal failed.
+    #[error("setting up the terminal")]
+    Console(#[from] crate::console::ConsoleError),
+    /// The runner is gone and the exec fifo failed.
+    #[error("waiting for start on the exec fifo")]
+    Fifo(#[source] nix::Error),
     /// Setting capabilities failed.
     #[error("{what}")]
     Caps {
@@ -88,6 +97,22 @@ pub(crate) struct ChildConfig<'a> {
     /// Ends of the sync pipes.
     pub to_parent: File,
     pub from_parent: File,
+    pub opts: InitOptions<'a>,
+}
+
+/// What the init does beyond the spec: how it waits for start, and the runner's
+/// preparations it consumes.
+pub(crate) struct InitOptions<'a> {
+    /// The state directory (`O_PATH`): wait on its `exec.fifo` instead of the sync pipe,
+    /// for a `start` that may come from another process.
+    pub exec_fifo: Option<BorrowedFd<'a>>,
+    /// Connected console socket, for `process.terminal`.
+    pub console: Option<BorrowedFd<'a>>,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    pub no_pivot: bool,
+    /// Name of a new session keyring to join.
+    pub session_keyring: Option<&'a str>,
+    pub preserve_fds: u32,
 }
 
 fn namespaces(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
@@ -216,15 +241,30 @@ fn become_namespace_root(spec: &Spec) -> Result<(), ChildError> {
 
 /// The container's init: never returns (exec, or exit after reporting the error).
 fn init(cfg: &mut ChildConfig<'_>) -> ! {
-    let e = match init_inner(cfg) {
+    let mut started = false;
+    let e = match init_inner(cfg, &mut started) {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    if started && cfg.opts.exec_fifo.is_some() {
+        // `start` came from another process and the runner that created us is gone: the
+        // container's stderr is the only one left to tell, with docker's exit codes.
+        let _ = writeln!(std::io::stderr(), "basic-runtime: {}", chain(&e));
+        let code = match e {
+            ChildError::NotFound(_) => 127,
+            ChildError::PermissionDenied { .. } => 126,
+            _ => 1,
+        };
+        unsafe { libc::_exit(code) }
+    }
     report(&mut cfg.to_parent, &e);
     unsafe { libc::_exit(1) }
 }
 
-fn init_inner(cfg: &mut ChildConfig<'_>) -> Result<std::convert::Infallible, ChildError> {
+fn init_inner(
+    cfg: &mut ChildConfig<'_>,
+    started: &mut bool,
+) -> Result<std::convert::Infallible, ChildError> {
     // The runner adds us to the cgroup, then says go.
     channel::wait(&mut cfg.from_parent)?;
     let spec = cfg.spec;
@@ -249,36 +289,83 @@ fn init_inner(cfg: &mut ChildConfig<'_>) -> Result<std::convert::Infallible, Chi
             "a new mount namespace is required to set up the root filesystem".into(),
         ));
     }
-    rootfs::setup(spec, &cfg.rootfs)?;
-    security::apply_sysctl(spec)?;
+    if let Some(name) = cfg.opts.session_keyring {
+        keyring::join_session(name)?;
+    }
+    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot)?;
     let process = spec
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Spec("the spec has no process".into()))?;
+    if let Some(socket) = cfg.opts.console {
+        let size = process
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup_in_container(socket, process.user().uid(), size)?;
+    }
+    security::apply_sysctl(spec)?;
     security::apply_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(io("writing /proc/self/oom_score_adj"))?;
+    }
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if !no_new_privs {
+        load_seccomp(cfg)?;
     }
     security::switch_user_and_caps(process)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
     enter_cwd(process.cwd())?;
     let cmd = exec::Command::new(process)?;
-    // Descriptors the embedding program left open must not leak into the container.
+    // Descriptors the embedding program left open must not leak into the container (the
+    // preserved ones are passed on on purpose).
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            3u32.saturating_add(cfg.opts.preserve_fds),
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    if no_new_privs {
+        load_seccomp(cfg)?;
+    }
+    channel::send(&mut cfg.to_parent, &Message::Ready)?;
+    wait_for_start(cfg)?;
+    *started = true;
     if cfg.init {
         tiny_init::run(cmd, &mut cfg.to_parent)
     } else {
         Err(cmd.exec())
     }
+}
+
+/// As close to exec as the profile allows (see [`crate::seccomp`]).
+fn load_seccomp(cfg: &ChildConfig<'_>) -> Result<(), ChildError> {
+    match cfg.opts.seccomp {
+        Some(p) => p.load().map_err(sys("loading the seccomp filter")),
+        None => Ok(()),
+    }
+}
+
+/// Parks the set-up init until it may exec: the runner's "go" on the sync pipe, or a reader
+/// on the exec fifo (`start`). Opening the fifo for writing blocks until `start` opens it
+/// for reading; the byte written tells `start` the init got there.
+fn wait_for_start(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
+    let Some(dir) = cfg.opts.exec_fifo else {
+        return Ok(channel::wait(&mut cfg.from_parent)?);
+    };
+    let fd = nix::fcntl::openat(
+        dir,
+        crate::state::EXEC_FIFO,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(ChildError::Fifo)?;
+    nix::unistd::write(&fd, b"0").map_err(ChildError::Fifo)?;
+    Ok(())
 }
 
 fn enter_cwd(cwd: &Path) -> Result<(), ChildError> {

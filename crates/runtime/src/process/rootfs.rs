@@ -10,7 +10,8 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::{ChildError, io, sys};
 
-pub(crate) fn setup(spec: &Spec, rootfs: &Path) -> Result<(), ChildError> {
+/// `no_pivot`: enter the root with `MS_MOVE` + `chroot` (runc's `--no-pivot`).
+pub(crate) fn setup(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), ChildError> {
     // Nodes and mount points get exactly the modes we ask for.
     nix::sys::stat::umask(Mode::empty());
     let linux = spec.linux().as_ref();
@@ -61,7 +62,7 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path) -> Result<(), ChildError> {
         create_device(rootfs, d)?;
     }
 
-    enter_root(rootfs)?;
+    enter_root(rootfs, no_pivot)?;
 
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
@@ -392,8 +393,12 @@ fn dev_symlinks(rootfs: &Path) -> Result<(), ChildError> {
 
 /// pivot_root into `rootfs` and detach the old root; chroot (with one warning) only where
 /// pivot_root cannot work, i.e. when the current root is the initramfs.
-fn enter_root(rootfs: &Path) -> Result<(), ChildError> {
+fn enter_root(rootfs: &Path, no_pivot: bool) -> Result<(), ChildError> {
     nix::unistd::chdir(rootfs).map_err(sys(format!("chdir {}", rootfs.display())))?;
+    if no_pivot {
+        move_and_chroot(rootfs)?;
+        return nix::unistd::chdir("/").map_err(sys("chdir /"));
+    }
     match nix::unistd::pivot_root(".", ".") {
         Ok(()) => {
             // The old root is stacked under "."; make sure its unmount cannot propagate to
@@ -412,19 +417,23 @@ fn enter_root(rootfs: &Path) -> Result<(), ChildError> {
             eprintln!(
                 "basic-runtime: warning: pivot_root is impossible on an initramfs root; using chroot (the host root stays reachable to processes that can escape a chroot)"
             );
-            mount(
-                Some(rootfs),
-                "/",
-                None::<&str>,
-                MsFlags::MS_MOVE,
-                None::<&str>,
-            )
-            .map_err(sys("moving the rootfs onto /"))?;
-            nix::unistd::chroot(".").map_err(sys("chroot"))?;
+            move_and_chroot(rootfs)?;
         }
         Err(e) => return Err(sys(format!("pivot_root to {}", rootfs.display()))(e)),
     }
     nix::unistd::chdir("/").map_err(sys("chdir /"))
+}
+
+fn move_and_chroot(rootfs: &Path) -> Result<(), ChildError> {
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(sys("moving the rootfs onto /"))?;
+    nix::unistd::chroot(".").map_err(sys("chroot"))
 }
 
 /// Whether `/` is the initramfs (rootfs/ramfs/tmpfs-as-rootfs), where pivot_root fails.

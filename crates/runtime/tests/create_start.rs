@@ -1,0 +1,190 @@
+//! The OCI lifecycle in steps: create parks the init, start lets it exec, state follows the
+//! real process, kill/delete/pause/resume act on it; errors name the container.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use basic_runtime::{Container, LifecycleError, StateRoot, Status};
+use common::{privileged, rootfs, sh};
+use nix::sys::signal::Signal;
+
+fn wait_for(root: &StateRoot, id: &str, want: Status) {
+    let start = Instant::now();
+    loop {
+        let st = root.state(id).unwrap().status;
+        if st == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{id} stayed {st}, wanted {want}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn create(root: &Path, id: &str, script: &str) -> Result<basic_runtime::State, LifecycleError> {
+    Container::builder(id, sh(script), rootfs())
+        .state_dir(root)
+        .forward_signals(false)
+        .build()
+        .unwrap()
+        .create()
+}
+
+/// Reaps the init (it is our child) so it does not stay a zombie for the test's life.
+fn reap(pid: i32) {
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+}
+
+#[test]
+fn create_parks_the_init_until_start() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("marker");
+    let root = StateRoot::new(dir.path().join("state"));
+    let id = common::id("parked");
+    let mut spec = sh("echo started > /out/marker; sleep 30");
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination("/out".into());
+    m.set_typ(Some("bind".into()));
+    m.set_source(Some(dir.path().to_path_buf()));
+    m.set_options(Some(vec!["rbind".into()]));
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    let state = Container::builder(&id, spec, rootfs())
+        .state_dir(root.dir())
+        .build()
+        .unwrap()
+        .create()
+        .unwrap();
+    assert_eq!(state.status, Status::Created);
+    assert!(state.pid > 0);
+    let seen = root.state(&id).unwrap();
+    assert_eq!(seen.status, Status::Created);
+    assert_eq!(seen.pid, state.pid);
+    assert!(!out.exists(), "the command ran before start");
+
+    root.start(&id).unwrap();
+    let start = Instant::now();
+    while !out.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "start did not run the command"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(root.state(&id).unwrap().status, Status::Running);
+
+    let e = root.start(&id).unwrap_err();
+    assert!(e.to_string().contains("already running"), "{e}");
+    let e = root.delete(&id, false).unwrap_err();
+    assert!(
+        e.to_string().contains(&id) && e.to_string().contains("--force"),
+        "{e}"
+    );
+
+    root.pause(&id).unwrap();
+    assert_eq!(root.state(&id).unwrap().status, Status::Paused);
+    root.resume(&id).unwrap();
+    assert_eq!(root.state(&id).unwrap().status, Status::Running);
+
+    root.kill(&id, Signal::SIGKILL, false).unwrap();
+    reap(state.pid);
+    wait_for(&root, &id, Status::Stopped);
+    assert_eq!(root.state(&id).unwrap().pid, 0);
+    let e = root.kill(&id, Signal::SIGTERM, false).unwrap_err();
+    assert!(e.to_string().contains("not running"), "{e}");
+    root.delete(&id, false).unwrap();
+    assert!(!root.dir().join(&id).exists());
+    assert!(matches!(
+        root.state(&id),
+        Err(LifecycleError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn the_same_id_twice_is_refused_and_unknown_ids_are_named() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path());
+    let id = common::id("twice");
+    let first = create(dir.path(), &id, "sleep 30").unwrap();
+    let e = create(dir.path(), &id, "true").unwrap_err();
+    assert!(matches!(e, LifecycleError::Exists { .. }), "{e}");
+    assert!(e.to_string().contains(&id), "{e}");
+    // The first one is untouched by the refused second create.
+    assert_eq!(root.state(&id).unwrap().status, Status::Created);
+
+    // A created container is deleted without --force (it never ran).
+    root.delete(&id, false).unwrap();
+    reap(first.pid);
+    assert!(!root.dir().join(&id).exists());
+
+    let e = root.start("no-such-container").unwrap_err();
+    assert!(
+        e.to_string().contains("no-such-container does not exist"),
+        "{e}"
+    );
+    root.delete("no-such-container", true).unwrap();
+    let e = root.state("../etc").unwrap_err();
+    assert!(matches!(e, LifecycleError::InvalidId(_)), "{e}");
+}
+
+#[test]
+fn delete_force_kills_a_running_container_and_its_cgroup() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path());
+    let id = common::id("force");
+    let state = create(dir.path(), &id, "sleep 30 & sleep 30").unwrap();
+    root.start(&id).unwrap();
+    wait_for(&root, &id, Status::Running);
+    let pids = root.pids(&id).unwrap();
+    assert!(pids.contains(&state.pid), "{pids:?}");
+    let cgroup = Path::new("/sys/fs/cgroup/pids/basic-docker").join(&id);
+    let reaper = std::thread::spawn(move || reap(state.pid));
+    root.delete(&id, true).unwrap();
+    reaper.join().unwrap();
+    assert!(!root.dir().join(&id).exists());
+    assert!(!cgroup.exists(), "{} left behind", cgroup.display());
+    for pid in pids {
+        assert!(gone(pid), "process {pid} survived delete --force");
+    }
+}
+
+/// Gone, or a zombie waiting for whoever adopted it.
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+        .unwrap_or(true)
+}
+
+#[test]
+fn a_terminal_without_a_console_socket_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = sh("true");
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_terminal(Some(true));
+    let e = Container::builder(common::id("tty"), spec, rootfs())
+        .state_dir(dir.path())
+        .build()
+        .unwrap()
+        .create()
+        .unwrap_err();
+    assert!(e.to_string().contains("console socket"), "{e}");
+}
