@@ -8,3 +8,5 @@ scripts/harness.sh install
 need() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || { [ -n "${apt_updated:-}" ] || { apt-get update; apt_updated=1; }; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1"; }; }
 need libseccomp-dev   # basic-runtime enforces seccomp profiles with libseccomp
 need podman           # basic-oci-runtime's tests: podman (with conmon) drives the runtime binary
+need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
+need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces

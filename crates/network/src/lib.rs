@@ -1,0 +1,40 @@
+//! Container networking through CNI plugins.
+//!
+//! - [`cni`]: the runtime side of the CNI specification — plugin lookup,
+//!   `ADD`/`CHECK`/`DEL` over a configuration list with `prevResult` chaining
+//!   and capability arguments, typed results and errors.
+//! - [`Network`]: attach a namespace to one network; [`CniNetwork`] runs a
+//!   configuration list.
+//! - [`Networks`]: what an engine calls — bridge networks stored as conflists
+//!   (a default one created on first use), attachments with cached results so
+//!   that teardown works from any process, named network namespaces,
+//!   published ports, and the container's `/etc/hosts`, `/etc/hostname` and
+//!   `/etc/resolv.conf`.
+//! - [`ports`]: docker's `-p` syntax and a free host port picker.
+//!
+//! The reference plugins (`bridge`, `host-local`, `portmap`, `firewall`,
+//! `loopback`) come with Debian's `containernetworking-plugins` package.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod attachment;
+pub mod cni;
+mod error;
+pub mod etc_files;
+mod manager;
+pub mod netns;
+mod network;
+pub mod ports;
+pub mod store;
+
+pub use attachment::{Attachment, Cache, NetworkAttachment};
+pub use cni::{Cni, CniResult, NetworkConfigList, RuntimeConf};
+pub use error::{Error, PLUGINS_PACKAGE, Result};
+pub use etc_files::{DnsOptions, EtcFiles};
+pub use manager::{
+    AttachRequest, DEFAULT_NETNS_DIR, Networks, NetworksConfig, delete_bridge, host_network_files,
+    hosts_for,
+};
+pub use network::{CniNetwork, Network, Sandbox, loopback};
+pub use ports::{HostPort, PortMapping, PortSpec, PortSpecError, Protocol};
+pub use store::{CreateOptions, DefaultNetwork, NetworkInfo};

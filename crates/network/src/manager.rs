@@ -1,0 +1,691 @@
+//! [`Networks`]: what an engine calls. Network definitions, attachments of
+//! containers (namespace, CNI `ADD`, cached results, `/etc` files) and their
+//! teardown, serialized between processes by a lock file.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use crate::attachment::{Attachment, Cache, NetworkAttachment};
+use crate::cni::types::{Interface, IpConfig};
+use crate::cni::{Cni, CniResult, NetworkConfigList, default_plugin_dirs};
+use crate::error::{Error, Result};
+use crate::etc_files::{self, DnsOptions, EtcFiles, HostEntry};
+use crate::netns;
+use crate::network::{CniNetwork, Network as _, Sandbox, loopback};
+use crate::ports::{PortSpec, assign_host_ports};
+use crate::store::{self, CreateOptions, DefaultNetwork, Endpoint, NetworkInfo, NetworkStore};
+
+/// Where a [`Networks`] keeps things, and which plugins it runs.
+#[derive(Debug, Clone)]
+pub struct NetworksConfig {
+    /// Conflists, the cache (`cache/`), host-local allocations (`ipam/`), the lock.
+    pub dir: PathBuf,
+    /// Network namespace files (`/run/basic-docker/netns`).
+    pub netns_dir: PathBuf,
+    /// Plugin directories (`CNI_PATH`, else Debian's, Fedora's and upstream's).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The default network.
+    pub default_network: DefaultNetwork,
+}
+
+/// Where an engine keeps namespace files by default.
+pub const DEFAULT_NETNS_DIR: &str = "/run/basic-docker/netns";
+
+impl NetworksConfig {
+    /// The layout under an engine root: `<root>/networks`, namespaces in [`DEFAULT_NETNS_DIR`].
+    pub fn new(engine_root: &Path) -> Self {
+        NetworksConfig {
+            dir: engine_root.join("networks"),
+            netns_dir: PathBuf::from(DEFAULT_NETNS_DIR),
+            plugin_dirs: default_plugin_dirs(),
+            default_network: DefaultNetwork::default(),
+        }
+    }
+}
+
+/// What to attach a container to, and how it should look to others.
+#[derive(Debug, Clone, Default)]
+pub struct AttachRequest {
+    /// The container's ID (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+    pub container_id: String,
+    /// The container's name.
+    pub name: Option<String>,
+    /// Its hostname (written to `/etc/hostname` and `/etc/hosts`).
+    pub hostname: String,
+    /// Extra names on user-defined networks (`--network-alias`).
+    pub aliases: Vec<String>,
+    /// Networks by name or ID, in order (`eth0`, `eth1`, ...). Empty: loopback only (`none`).
+    pub networks: Vec<String>,
+    /// Ports to publish (through the first network).
+    pub ports: Vec<PortSpec>,
+    /// An existing namespace to use; `None` creates one in the namespace directory.
+    pub netns: Option<PathBuf>,
+    /// `--dns`, `--dns-search`, `--dns-option`.
+    pub dns: DnsOptions,
+    /// Directory for `hosts`, `hostname` and `resolv.conf`, kept current as peers come and go.
+    pub etc_dir: Option<PathBuf>,
+}
+
+impl AttachRequest {
+    /// A request for `container_id` on the default network, hostname = its first 12 characters.
+    pub fn new(container_id: &str) -> Self {
+        AttachRequest {
+            container_id: container_id.to_string(),
+            hostname: container_id.chars().take(12).collect(),
+            networks: vec![DefaultNetwork::default().name],
+            ..AttachRequest::default()
+        }
+    }
+}
+
+/// Networks and attachments of one engine root.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    config: NetworksConfig,
+    store: NetworkStore,
+    cache: Cache,
+    cni: Arc<Cni>,
+}
+
+impl Networks {
+    /// Opens (creating directories as needed) the networks of `config`.
+    pub fn open(config: NetworksConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| Error::io("creating", &config.dir, e))?;
+        let store = NetworkStore::new(config.dir.clone(), config.dir.join("ipam"));
+        let cache = Cache::new(config.dir.join("cache"));
+        let cni = Arc::new(Cni::new(config.plugin_dirs.clone()));
+        Ok(Networks {
+            config,
+            store,
+            cache,
+            cni,
+        })
+    }
+
+    /// Like [`Networks::open`], running plugins through `cni` (tests record invocations).
+    pub fn with_cni(config: NetworksConfig, cni: Cni) -> Result<Self> {
+        let mut networks = Networks::open(config)?;
+        networks.cni = Arc::new(cni);
+        Ok(networks)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetworksConfig {
+        &self.config
+    }
+
+    /// `network create`.
+    pub fn create(&self, opts: &CreateOptions) -> Result<NetworkInfo> {
+        let _lock = self.lock()?;
+        let mut reserved = store::host_routes();
+        reserved.push(self.config.default_network.subnet);
+        let list = self.store.create(opts, &reserved)?;
+        Ok(store::info(&list, self.store.path_of(&list.name)))
+    }
+
+    /// `network ls`: the default network (created on first use) and every other one.
+    pub fn list(&self) -> Result<Vec<NetworkInfo>> {
+        self.ensure_default()?;
+        let lists = self.store.list()?;
+        Ok(lists
+            .iter()
+            .map(|l| store::info(l, self.store.path_of(&l.name)))
+            .collect())
+    }
+
+    /// `network inspect`: one network with the containers attached to it.
+    pub fn inspect(&self, name_or_id: &str) -> Result<NetworkInfo> {
+        let list = self.find(name_or_id)?;
+        let mut info = store::info(&list, self.store.path_of(&list.name));
+        for att in self.cache.all()? {
+            for net in att.networks.iter().filter(|n| n.network == list.name) {
+                info.containers.push(Endpoint {
+                    id: att.container_id.clone(),
+                    name: att.name.clone().unwrap_or_default(),
+                    ipv4_address: net.address,
+                    mac_address: net.mac.clone(),
+                });
+            }
+        }
+        Ok(info)
+    }
+
+    /// `network rm`: refused for built-in networks and while containers are attached.
+    /// Deletes the conflist, the IPAM state, the bridge device and its isolation rules.
+    pub fn remove(&self, name_or_id: &str) -> Result<NetworkInfo> {
+        let _lock = self.lock()?;
+        if store::PREDEFINED.contains(&name_or_id) || name_or_id == self.config.default_network.name
+        {
+            return Err(Error::Predefined(name_or_id.to_string(), "removed"));
+        }
+        let list = self.store.find(name_or_id)?;
+        let attached: Vec<String> = self
+            .cache
+            .all()?
+            .into_iter()
+            .filter(|a| a.networks.iter().any(|n| n.network == list.name))
+            .map(|a| a.name.unwrap_or(a.container_id))
+            .collect();
+        if !attached.is_empty() {
+            return Err(Error::NetworkInUse {
+                network: list.name.clone(),
+                containers: attached,
+            });
+        }
+        let info = store::info(&list, self.store.path_of(&list.name));
+        self.store.delete(&list.name)?;
+        if let Some(bridge) = &info.bridge {
+            delete_bridge(bridge)?;
+        }
+        Ok(info)
+    }
+
+    /// Creates a network namespace for a container at `<netns dir>/<container id>`.
+    pub fn create_netns(&self, container_id: &str) -> Result<PathBuf> {
+        check_container_id(container_id)?;
+        netns::create(&self.config.netns_dir, container_id)
+    }
+
+    /// Attaches a container: creates its namespace unless given one, brings up
+    /// `lo`, runs `ADD` for each network (ports published through the first),
+    /// caches the results, writes its `/etc` files and refreshes its peers'.
+    /// On failure everything done so far is undone.
+    pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
+        check_container_id(&req.container_id)?;
+        let _lock = self.lock()?;
+        if self.cache.load(&req.container_id)?.is_some() {
+            return Err(Error::AlreadyAttached(req.container_id.clone()));
+        }
+        let lists = self.resolve(&req.networks)?;
+        for list in &lists {
+            self.cni.check_installed(list)?;
+        }
+        self.cni.check_installed(&loopback())?;
+        let taken: Vec<_> = self
+            .cache
+            .all()?
+            .into_iter()
+            .flat_map(|a| a.ports)
+            .collect();
+        let ports = assign_host_ports(&req.ports, &taken)?;
+        let (netns, netns_owned) = match &req.netns {
+            Some(path) => (path.clone(), false),
+            None => (self.create_netns(&req.container_id)?, true),
+        };
+        let mut att = self.planned(req, lists, netns, netns_owned, ports);
+        if let Err(e) = self.cache.save(&att).and_then(|()| self.connect(&mut att)) {
+            return Err(self.roll_back(&att, e));
+        }
+        self.write_etc_files(&mut att)?;
+        self.cache.save(&att)?;
+        self.refresh_peers(&att)?;
+        Ok(att)
+    }
+
+    /// Detaches a container using only its cached record: `DEL` on every network
+    /// (in reverse), `lo`, then the namespace if this crate made it. Without a
+    /// record only a leftover namespace at the default path is removed
+    /// (`Ok(None)`). On failure the record stays, so detach can be retried.
+    pub fn detach(&self, container_id: &str) -> Result<Option<Attachment>> {
+        check_container_id(container_id)?;
+        let _lock = self.lock()?;
+        let Some(att) = self.cache.load(container_id)? else {
+            let leftover = self.config.netns_dir.join(container_id);
+            if leftover.exists() {
+                netns::remove(&leftover)?;
+            }
+            return Ok(None);
+        };
+        self.teardown(&att)?;
+        self.cache.remove(container_id)?;
+        self.refresh_peers(&att)?;
+        Ok(Some(att))
+    }
+
+    /// `DEL` without a cached result, for when the record is lost. Plugins clean up
+    /// what they find by container ID; the firewall plugin needs the addresses,
+    /// so a `prevResult` is rebuilt from host-local's allocation files when they
+    /// have the container, and none is passed otherwise (as CNI allows). Then
+    /// removes a namespace at the default path.
+    pub fn detach_uncached(&self, container_id: &str, networks: &[String]) -> Result<()> {
+        check_container_id(container_id)?;
+        let _lock = self.lock()?;
+        let netns_path = self.config.netns_dir.join(container_id);
+        let netns = usable_netns(&netns_path);
+        let mut errors = Vec::new();
+        for (i, list) in self.resolve(networks)?.into_iter().enumerate().rev() {
+            let ifname = format!("eth{i}");
+            let sandbox = Sandbox {
+                container_id,
+                netns: &netns,
+                ifname: &ifname,
+                ports: &[],
+            };
+            let prev = recovered_result(&list, container_id, &ifname, &netns);
+            if let Err(e) = CniNetwork::new(list, self.cni.clone()).del(&sandbox, prev.as_ref()) {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            netns::remove(&netns_path)?;
+        }
+        into_result(errors)
+    }
+
+    /// `CHECK` of every network of an attached container.
+    pub fn check(&self, container_id: &str) -> Result<()> {
+        let att = self
+            .cache
+            .load(container_id)?
+            .ok_or_else(|| Error::NotAttached(container_id.to_string()))?;
+        for (i, net) in att.networks.iter().enumerate() {
+            let Some(result) = &net.result else { continue };
+            let ports = if i == 0 { att.ports.as_slice() } else { &[] };
+            let sandbox = Sandbox {
+                container_id,
+                netns: &att.netns,
+                ifname: &net.ifname,
+                ports,
+            };
+            CniNetwork::new(net.config.clone(), self.cni.clone()).check(&sandbox, result)?;
+        }
+        Ok(())
+    }
+
+    /// The cached attachment of a container (for `ps`, `port`, `inspect`, the monitor).
+    pub fn attachment(&self, container_id: &str) -> Result<Option<Attachment>> {
+        self.cache.load(container_id)
+    }
+
+    /// Every cached attachment: after an engine restart, detach those whose containers are gone.
+    pub fn attachments(&self) -> Result<Vec<Attachment>> {
+        self.cache.all()
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.config.dir.join(".lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening the lock file", &path, e))?;
+        file.lock().map_err(|e| Error::io("locking", &path, e))?;
+        Ok(file)
+    }
+
+    fn ensure_default(&self) -> Result<NetworkConfigList> {
+        self.store.ensure_default(&self.config.default_network)
+    }
+
+    fn find(&self, name_or_id: &str) -> Result<NetworkConfigList> {
+        if name_or_id == self.config.default_network.name {
+            return self.ensure_default();
+        }
+        self.store.find(name_or_id)
+    }
+
+    fn resolve(&self, networks: &[String]) -> Result<Vec<NetworkConfigList>> {
+        let lists = networks
+            .iter()
+            .map(|n| self.find(n))
+            .collect::<Result<Vec<_>>>()?;
+        for (i, list) in lists.iter().enumerate() {
+            if lists[..i].iter().any(|l| l.name == list.name) {
+                return Err(Error::BadConfig {
+                    path: self.store.path_of(&list.name),
+                    reason: "the same network is named twice".into(),
+                });
+            }
+        }
+        Ok(lists)
+    }
+
+    fn planned(
+        &self,
+        req: &AttachRequest,
+        lists: Vec<NetworkConfigList>,
+        netns: PathBuf,
+        netns_owned: bool,
+        ports: Vec<crate::ports::PortMapping>,
+    ) -> Attachment {
+        let networks = lists
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| NetworkAttachment {
+                network: config.name.clone(),
+                network_id: store::network_id(&config),
+                user_defined: config.name != self.config.default_network.name,
+                ifname: format!("eth{i}"),
+                address: None,
+                gateway: None,
+                mac: None,
+                host_interface: None,
+                bridge: store::bridge_name(&config),
+                config,
+                result: None,
+            })
+            .collect();
+        Attachment {
+            container_id: req.container_id.clone(),
+            name: req.name.clone(),
+            hostname: req.hostname.clone(),
+            aliases: req.aliases.clone(),
+            netns,
+            netns_owned,
+            ports,
+            dns: req.dns.clone(),
+            etc_dir: req.etc_dir.clone(),
+            networks,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn connect(&self, att: &mut Attachment) -> Result<()> {
+        let lo = CniNetwork::new(loopback(), self.cni.clone());
+        lo.add(&Sandbox {
+            container_id: &att.container_id,
+            netns: &att.netns,
+            ifname: "lo",
+            ports: &[],
+        })?;
+        for i in 0..att.networks.len() {
+            let net = &att.networks[i];
+            let ports = if i == 0 { att.ports.as_slice() } else { &[] };
+            let sandbox = Sandbox {
+                container_id: &att.container_id,
+                netns: &att.netns,
+                ifname: &net.ifname,
+                ports,
+            };
+            let result = CniNetwork::new(net.config.clone(), self.cni.clone()).add(&sandbox)?;
+            att.networks[i].set_result(result);
+        }
+        Ok(())
+    }
+
+    /// `DEL` everything of a record, networks in reverse, then `lo` and the namespace.
+    fn teardown(&self, att: &Attachment) -> Result<()> {
+        let netns = usable_netns(&att.netns);
+        let mut errors = Vec::new();
+        for (i, net) in att.networks.iter().enumerate().rev() {
+            let ports = if i == 0 { att.ports.as_slice() } else { &[] };
+            let sandbox = Sandbox {
+                container_id: &att.container_id,
+                netns: &netns,
+                ifname: &net.ifname,
+                ports,
+            };
+            let network = CniNetwork::new(net.config.clone(), self.cni.clone());
+            if let Err(e) = network.del(&sandbox, net.result.as_ref()) {
+                errors.push(e);
+            }
+        }
+        let lo = Sandbox {
+            container_id: &att.container_id,
+            netns: &netns,
+            ifname: "lo",
+            ports: &[],
+        };
+        if let Err(e) = CniNetwork::new(loopback(), self.cni.clone()).del(&lo, None) {
+            errors.push(e);
+        }
+        // The namespace goes last: bridge's DEL reads the addresses to unmasquerade from it.
+        if errors.is_empty() && att.netns_owned {
+            netns::remove(&att.netns)?;
+        }
+        into_result(errors)
+    }
+
+    fn roll_back(&self, att: &Attachment, error: Error) -> Error {
+        match self
+            .teardown(att)
+            .and_then(|()| self.cache.remove(&att.container_id))
+        {
+            Ok(()) => error,
+            Err(cleanup) => Error::CleanupFailed {
+                primary: Box::new(error),
+                cleanup: Box::new(cleanup),
+            },
+        }
+    }
+
+    fn write_etc_files(&self, att: &mut Attachment) -> Result<()> {
+        let Some(dir) = att.etc_dir.clone() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = etc_files::render_resolv_conf(&host, &att.dns);
+        att.warnings.extend(resolv.warning);
+        etc_files::write_in_place(&dir, etc_files::RESOLV_CONF, &resolv.content)?;
+        etc_files::write_in_place(&dir, etc_files::HOSTNAME, &format!("{}\n", att.hostname))?;
+        let others = self.cache.all()?;
+        etc_files::write_in_place(&dir, etc_files::HOSTS, &hosts_for(att, &others))?;
+        Ok(())
+    }
+
+    /// Rewrites the hosts files of containers sharing a user-defined network with `att`.
+    fn refresh_peers(&self, att: &Attachment) -> Result<()> {
+        let shared: Vec<&str> = att
+            .networks
+            .iter()
+            .filter(|n| n.user_defined)
+            .map(|n| n.network.as_str())
+            .collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        let all = self.cache.all()?;
+        for peer in &all {
+            let touches = peer
+                .networks
+                .iter()
+                .any(|n| shared.contains(&n.network.as_str()));
+            if peer.container_id == att.container_id || !touches {
+                continue;
+            }
+            if let Some(dir) = &peer.etc_dir {
+                etc_files::write_in_place(dir, etc_files::HOSTS, &hosts_for(peer, &all))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The hosts file of `att`: itself on each network, and the containers sharing
+/// its user-defined networks (as docker's embedded DNS would answer).
+pub fn hosts_for(att: &Attachment, all: &[Attachment]) -> String {
+    let mut own_names = vec![att.hostname.clone()];
+    own_names.extend(att.peer_names().into_iter().filter(|n| *n != att.hostname));
+    let own: Vec<HostEntry> = att
+        .networks
+        .iter()
+        .filter_map(|n| n.ip())
+        .map(|ip| HostEntry {
+            ip,
+            names: own_names.clone(),
+        })
+        .collect();
+    let mut peers = Vec::new();
+    for net in att.networks.iter().filter(|n| n.user_defined) {
+        for other in all.iter().filter(|o| o.container_id != att.container_id) {
+            let ip: Option<IpAddr> = other
+                .networks
+                .iter()
+                .find(|n| n.network == net.network)
+                .and_then(NetworkAttachment::ip);
+            if let Some(ip) = ip {
+                peers.push(HostEntry {
+                    ip,
+                    names: other.peer_names(),
+                });
+            }
+        }
+    }
+    etc_files::render_hosts(&own, &peers)
+}
+
+/// The files for a container without a network namespace of its own (`--network host`).
+pub fn host_network_files(dir: &Path, hostname: &str) -> Result<EtcFiles> {
+    etc_files::write_host_network_files(dir, hostname)
+}
+
+/// CNI's container ID rule; IDs also name files here.
+fn check_container_id(id: &str) -> Result<()> {
+    let mut chars = id.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidContainerId(id.to_string()))
+    }
+}
+
+/// The namespace path for `DEL`, or an empty one when the namespace is gone
+/// (plugins then release what they hold without entering it).
+fn usable_netns(path: &Path) -> PathBuf {
+    if netns::is_mounted(path) {
+        path.to_path_buf()
+    } else {
+        PathBuf::new()
+    }
+}
+
+/// A minimal `prevResult` (interface and addresses) from host-local's allocations.
+fn recovered_result(
+    list: &NetworkConfigList,
+    container_id: &str,
+    ifname: &str,
+    netns: &Path,
+) -> Option<CniResult> {
+    let addresses = store::host_local_allocations(list, container_id, ifname);
+    if addresses.is_empty() {
+        return None;
+    }
+    let interface = Interface {
+        name: ifname.to_string(),
+        sandbox: Some(netns.display().to_string()),
+        ..Interface::default()
+    };
+    let ips = addresses
+        .into_iter()
+        .map(|address| IpConfig {
+            address,
+            gateway: None,
+            interface: Some(0),
+            extra: Default::default(),
+        })
+        .collect();
+    Some(CniResult {
+        cni_version: list.cni_version.clone(),
+        interfaces: vec![interface],
+        ips,
+        ..CniResult::default()
+    })
+}
+
+fn into_result(mut errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Teardown(errors)),
+    }
+}
+
+/// Deletes a bridge device and the firewall plugin's isolation rules naming it.
+/// A bridge that does not exist is fine.
+pub fn delete_bridge(bridge: &str) -> Result<()> {
+    delete_isolation_rules(bridge)?;
+    if !Path::new("/sys/class/net").join(bridge).exists() {
+        return Ok(());
+    }
+    run_tool("ip", &["link", "delete", bridge, "type", "bridge"]).map(|_| ())
+}
+
+const ISOLATION_CHAINS: [&str; 2] = ["CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"];
+
+fn delete_isolation_rules(bridge: &str) -> Result<()> {
+    for chain in ISOLATION_CHAINS {
+        // No chain (no firewall plugin ran yet): nothing to delete.
+        let Ok(rules) = run_tool("iptables", &["-w", "-S", chain]) else {
+            continue;
+        };
+        let numbers = rule_numbers_naming(&rules, chain, bridge);
+        // Highest first, so the lower numbers stay valid.
+        for n in numbers.into_iter().rev() {
+            run_tool("iptables", &["-w", "-D", chain, &n.to_string()])?;
+        }
+    }
+    Ok(())
+}
+
+/// 1-based positions of the rules of `chain` (as `iptables -S` prints them) whose
+/// in or out interface is `bridge`.
+fn rule_numbers_naming(rules: &str, chain: &str, bridge: &str) -> Vec<usize> {
+    let prefix = format!("-A {chain} ");
+    rules
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .enumerate()
+        .filter(|(_, rule)| {
+            let words: Vec<&str> = rule.split_whitespace().collect();
+            words
+                .windows(2)
+                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge)
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<String> {
+    let command = format!("{program} {}", args.join(" "));
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| Error::HostTool {
+            command: command.clone(),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        return Err(Error::HostTool {
+            command,
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_rules_are_found_by_interface() {
+        let rules = "-N CNI-ISOLATION-STAGE-1\n\
+            -A CNI-ISOLATION-STAGE-1 -i br-a ! -o br-a -m comment --comment \"x\" -j CNI-ISOLATION-STAGE-2\n\
+            -A CNI-ISOLATION-STAGE-1 -i br-b ! -o br-b -j CNI-ISOLATION-STAGE-2\n\
+            -A CNI-ISOLATION-STAGE-1 -j RETURN\n";
+        assert_eq!(
+            rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br-b"),
+            [2]
+        );
+        assert_eq!(
+            rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br-a"),
+            [1]
+        );
+        assert!(rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br").is_empty());
+    }
+
+    #[test]
+    fn container_ids_follow_cnis_rule() {
+        assert!(check_container_id("abc123_x.y-z").is_ok());
+        for bad in ["", "-a", "a/b", "../x", "a b"] {
+            assert!(check_container_id(bad).is_err(), "{bad}");
+        }
+    }
+}
