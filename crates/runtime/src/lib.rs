@@ -19,12 +19,14 @@ pub mod channel;
 pub mod console;
 pub mod container;
 pub mod detect;
+pub mod exec;
 pub mod lifecycle;
 mod process;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod terminal;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
 pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus};

@@ -6,10 +6,12 @@ mod exec;
 mod keyring;
 mod rootfs;
 mod security;
+mod tenant;
 mod tiny_init;
 
 pub(crate) use rootfs::root_is_ramfs;
 pub(crate) use security::{rlimit_resource, to_caps};
+pub(crate) use tenant::{TenantConfig, join_container};
 
 use std::fs::File;
 use std::io::Write;

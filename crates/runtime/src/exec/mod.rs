@@ -1,0 +1,724 @@
+//! `exec`: one more process in a running container, with docker exec's semantics.
+//!
+//! The process joins the namespaces of the container's init (the user namespace first,
+//! then mount, pid, ipc, uts, network and cgroup, from `/proc/<init>/ns/*` opened while
+//! `/proc` is still the host's) and every cgroup the init is in; a second fork makes the
+//! pid namespace apply; then it takes its user, capabilities, rlimits, working directory
+//! and environment from its OCI [`Process`], and execs the command found on the
+//! container's `PATH`.
+//!
+//! The builder changes type by role: the shared options first, then [`ExecBuilder::foreground`]
+//! (wait for the process, like `docker exec`) or [`ExecBuilder::detached`] (return its pid,
+//! like `docker exec -d` and `runc exec --detach`), each with the options only that role has.
+//!
+//! ```no_run
+//! use basic_runtime::exec::{Exec, process_from};
+//! # let spec = basic_runtime::default_spec(vec!["sleep".into(), "100".into()], vec![], "/")?;
+//! // The container's own process settings (user, env, capabilities, ...), another command.
+//! let process = process_from(&spec, vec!["sh".into(), "-c".into(), "echo $GREETING; id -u".into()])?;
+//! let status = Exec::in_container("web", process)
+//!     .state_dir("/run/basic-docker")
+//!     .env(["GREETING=hello"])
+//!     .foreground()
+//!     .build()?
+//!     .run()?;
+//! std::process::exit(status.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With `process.terminal` set, the process gets a pty of the container's devpts as its
+//! controlling terminal; [`Exec::run_with_console`] hands its master to the caller, which
+//! relays it (see [`crate::terminal`]):
+//!
+//! ```no_run
+//! use basic_runtime::exec::{Exec, process_from};
+//! use basic_runtime::terminal::RawMode;
+//! # let spec = basic_runtime::default_spec(vec!["sleep".into(), "100".into()], vec![], "/")?;
+//! let mut process = process_from(&spec, vec!["sh".into()])?;
+//! process.set_terminal(Some(true));
+//! let exec = Exec::in_container("web", process).foreground().forward_signals(false).build()?;
+//! let raw = RawMode::enable(std::io::stdin())?;
+//! let status = exec.run_with_console(|console| {
+//!     let _ = console.relay_stdio(true);
+//! })?;
+//! drop(raw);
+//! std::process::exit(status.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod target;
+
+pub(crate) use target::Joined;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use oci_spec::runtime::{LinuxSeccomp, Process, Spec};
+
+use crate::channel::{self, ChannelError, FailureKind, Message};
+use crate::container::ExitStatus;
+use crate::process::{self, TenantConfig};
+use crate::signals;
+use crate::terminal::{self, Console, TerminalError};
+
+/// Errors joining a container. [`ExecError::exit_code`] maps them to docker's codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The process cannot be run as given (no args, a malformed environment entry, ...).
+    #[error("invalid process: {0}")]
+    InvalidProcess(String),
+    /// There is no running container (or process) to join.
+    #[error("{target} is not running: {reason}")]
+    NotRunning {
+        /// "container ID" or "process PID".
+        target: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The container's state file could not be read.
+    #[error("reading {path}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container's state file holds something else than a container state.
+    #[error("{path} is not a container state: {reason}")]
+    BadState {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A namespace of the init could not be opened.
+    #[error("opening namespace {path}")]
+    Namespace {
+        /// The `/proc/<pid>/ns/<type>` file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The init's cgroups could not be found.
+    #[error("finding the cgroups of pid {pid}: reading {path}")]
+    Cgroups {
+        /// The init.
+        pid: i32,
+        /// The file read.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container's seccomp profile cannot be compiled.
+    #[error("compiling the container's seccomp profile")]
+    Seccomp(#[source] crate::seccomp::SeccompError),
+    /// A syscall on the caller's side failed.
+    #[error("{what}")]
+    Sys {
+        /// The operation.
+        what: String,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+    /// The sync pipe to the new process failed.
+    #[error("talking to the process being started")]
+    Channel(#[source] ChannelError),
+    /// The process failed before exec (the message comes from it).
+    #[error("{target}: {message}")]
+    Start {
+        /// "container ID" or "process PID".
+        target: String,
+        /// Not found, permission denied, or setup.
+        kind: FailureKind,
+        /// The whole error chain, as text.
+        message: String,
+    },
+    /// Setting up the process's terminal failed.
+    #[error("the process's terminal")]
+    Terminal(#[source] TerminalError),
+    /// Writing the pid file failed.
+    #[error("writing pid file {path}")]
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExecError {
+    /// docker's convention: 127 command not found, 126 cannot execute, 125 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::Start {
+                kind: FailureKind::NotFound,
+                ..
+            } => 127,
+            ExecError::Start {
+                kind: FailureKind::PermissionDenied,
+                ..
+            } => 126,
+            _ => 125,
+        }
+    }
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> ExecError {
+    let what = what.into();
+    move |source| ExecError::Sys { what, source }
+}
+
+/// The container's process settings for another command, as docker exec starts from them:
+/// user, environment, working directory, capabilities, `noNewPrivileges`, rlimits. No
+/// terminal unless the caller sets one.
+pub fn process_from(spec: &Spec, args: Vec<String>) -> Result<Process, ExecError> {
+    let mut process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| ExecError::InvalidProcess("the container's spec has no process".into()))?;
+    process.set_args(Some(args));
+    process.set_terminal(Some(false));
+    process.set_console_size(None);
+    Ok(process)
+}
+
+/// Which process's namespaces and cgroups to join.
+#[derive(Debug, Clone)]
+enum Target {
+    Container { id: String, state_dir: PathBuf },
+    Pid(i32),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Container { id, .. } => write!(f, "container {id}"),
+            Target::Pid(pid) => write!(f, "process {pid}"),
+        }
+    }
+}
+
+/// Role not chosen yet: call [`ExecBuilder::foreground`] or [`ExecBuilder::detached`].
+#[derive(Debug)]
+pub struct Undecided;
+
+/// Role: wait for the process and return its exit status.
+#[derive(Debug)]
+pub struct Foreground {
+    forward_signals: bool,
+}
+
+/// Role: start the process and return its pid; it outlives the caller.
+#[derive(Debug)]
+pub struct Detached {
+    pid_file: Option<PathBuf>,
+}
+
+/// Options for an exec; the type parameter is its role.
+#[derive(Debug)]
+pub struct ExecBuilder<R = Undecided> {
+    target: Target,
+    process: Process,
+    env: Vec<String>,
+    stdio: [Option<OwnedFd>; 3],
+    seccomp: Option<LinuxSeccomp>,
+    role: R,
+}
+
+/// An exec ready to start: the container was found running and its namespaces are open.
+#[derive(Debug)]
+pub struct Exec<R> {
+    target: Target,
+    joined: Joined,
+    process: Process,
+    stdio: [Option<OwnedFd>; 3],
+    seccomp: Option<crate::seccomp::Program>,
+    role: R,
+}
+
+/// A detached process that started.
+#[derive(Debug)]
+pub struct Started {
+    /// Its pid, as the host sees it.
+    pub pid: i32,
+    /// Its terminal's master, when `process.terminal` is set.
+    pub console: Option<Console>,
+}
+
+impl Exec<Undecided> {
+    /// An exec into container `id`, found by its state file (`<state dir>/<id>/state.json`,
+    /// see [`ExecBuilder::state_dir`]).
+    pub fn in_container(id: impl Into<String>, process: Process) -> ExecBuilder {
+        Self::with_target(
+            Target::Container {
+                id: id.into(),
+                state_dir: PathBuf::from("/run/basic-docker"),
+            },
+            process,
+        )
+    }
+
+    /// An exec into the namespaces and cgroups of process `pid` (a container's init, for a
+    /// caller that tracks containers itself).
+    pub fn in_process(pid: i32, process: Process) -> ExecBuilder {
+        Self::with_target(Target::Pid(pid), process)
+    }
+
+    fn with_target(target: Target, process: Process) -> ExecBuilder {
+        ExecBuilder {
+            target,
+            process,
+            env: Vec::new(),
+            stdio: [None, None, None],
+            seccomp: None,
+            role: Undecided,
+        }
+    }
+}
+
+impl<R> ExecBuilder<R> {
+    /// Where containers' state directories are (default `/run/basic-docker`); for
+    /// [`Exec::in_container`].
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        if let Target::Container { state_dir, .. } = &mut self.target {
+            *state_dir = dir.into();
+        }
+        self
+    }
+
+    /// `KEY=VALUE` entries set over the process's environment (docker's `-e`), later ones
+    /// winning.
+    pub fn env<I, S>(mut self, entries: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.env.extend(entries.into_iter().map(Into::into));
+        self
+    }
+
+    /// The process's stdin (default: the caller's). Ignored with a terminal.
+    pub fn stdin(mut self, fd: OwnedFd) -> Self {
+        self.stdio[0] = Some(fd);
+        self
+    }
+
+    /// The process's stdout (default: the caller's). Ignored with a terminal.
+    pub fn stdout(mut self, fd: OwnedFd) -> Self {
+        self.stdio[1] = Some(fd);
+        self
+    }
+
+    /// The process's stderr (default: the caller's). Ignored with a terminal.
+    pub fn stderr(mut self, fd: OwnedFd) -> Self {
+        self.stdio[2] = Some(fd);
+        self
+    }
+
+    /// The container's seccomp profile (`linux.seccomp` of its spec), which its other
+    /// processes run under; the exec'd one then does too.
+    pub fn seccomp(mut self, profile: Option<LinuxSeccomp>) -> Self {
+        self.seccomp = profile;
+        self
+    }
+
+    fn with_role<S>(self, role: S) -> ExecBuilder<S> {
+        ExecBuilder {
+            target: self.target,
+            process: self.process,
+            env: self.env,
+            stdio: self.stdio,
+            seccomp: self.seccomp,
+            role,
+        }
+    }
+
+    /// Finds the running container, opens its namespaces, and checks the process.
+    fn resolve(self) -> Result<Exec<R>, ExecError> {
+        let process = with_env(self.process, &self.env)?;
+        let (pid, in_container) = match &self.target {
+            Target::Container { id, state_dir } => (target::init_of(state_dir, id)?, true),
+            Target::Pid(pid) => {
+                target::check_alive(*pid)?;
+                (*pid, false)
+            }
+        };
+        let joined = target::join_targets(Path::new("/proc"), pid, in_container)?;
+        let seccomp = self
+            .seccomp
+            .as_ref()
+            .map(crate::seccomp::Program::compile)
+            .transpose()
+            .map_err(ExecError::Seccomp)?;
+        Ok(Exec {
+            target: self.target,
+            joined,
+            process,
+            stdio: self.stdio,
+            seccomp,
+            role: self.role,
+        })
+    }
+}
+
+impl ExecBuilder<Undecided> {
+    /// Wait for the process, as `docker exec` does.
+    pub fn foreground(self) -> ExecBuilder<Foreground> {
+        self.with_role(Foreground {
+            forward_signals: true,
+        })
+    }
+
+    /// Start the process and return its pid without waiting, as `docker exec -d` does. It
+    /// is not the caller's child: it is reparented to the host's init (or the nearest
+    /// subreaper) and ends at the latest with the container.
+    pub fn detached(self) -> ExecBuilder<Detached> {
+        self.with_role(Detached { pid_file: None })
+    }
+}
+
+impl ExecBuilder<Foreground> {
+    /// Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 received by this process to the
+    /// exec'd one while it runs (default true; docker does not with a terminal, where keys
+    /// do the signalling).
+    pub fn forward_signals(mut self, on: bool) -> Self {
+        self.role.forward_signals = on;
+        self
+    }
+
+    /// Finds the container running and checks the process.
+    pub fn build(self) -> Result<Exec<Foreground>, ExecError> {
+        self.resolve()
+    }
+}
+
+impl ExecBuilder<Detached> {
+    /// Write the process's pid (as the host sees it) to `path` once it runs (runc's
+    /// `--pid-file`).
+    pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.role.pid_file = Some(path.into());
+        self
+    }
+
+    /// Finds the container running and checks the process.
+    pub fn build(self) -> Result<Exec<Detached>, ExecError> {
+        self.resolve()
+    }
+}
+
+/// `entries` (`KEY=VALUE`) set over the process's environment.
+fn with_env(mut process: Process, entries: &[String]) -> Result<Process, ExecError> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(ExecError::InvalidProcess(
+            "no command given (args is empty)".into(),
+        ));
+    }
+    if entries.is_empty() {
+        return Ok(process);
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in entries {
+        let Some((key, _)) = entry.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(ExecError::InvalidProcess(format!(
+                "environment entry {entry:?} is not KEY=VALUE"
+            )));
+        };
+        env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    Ok(process)
+}
+
+impl<R> Exec<R> {
+    /// The pid (as the host sees it) of the process whose namespaces are joined: the
+    /// container's init.
+    pub fn init_pid(&self) -> i32 {
+        self.joined.init
+    }
+
+    /// Forks the process into the container and returns once it has exec'd: its pid and,
+    /// with a terminal, the console.
+    fn spawn(&mut self, detach: bool) -> Result<(i32, Option<Console>), ExecError> {
+        let (mut from_child, to_parent) = channel::pipe().map_err(ExecError::Channel)?;
+        let terminal = self.process.terminal().unwrap_or(false);
+        let (ours, theirs) = match terminal {
+            true => {
+                let (a, b) = terminal::socket_pair().map_err(ExecError::Terminal)?;
+                (Some(a), Some(b))
+            }
+            false => (None, None),
+        };
+        let stdio = self.stdio.each_mut().map(Option::take);
+        // SAFETY: the child only runs `process::join_container`, which never returns.
+        let middle = match unsafe { fork() }.map_err(sys("fork"))? {
+            ForkResult::Child => {
+                drop(from_child);
+                process::join_container(TenantConfig {
+                    joined: &self.joined,
+                    process: &self.process,
+                    stdio: stdio.each_ref().map(|f| f.as_ref().map(|f| f.as_fd())),
+                    console: theirs.as_ref().map(|s| s.as_fd()),
+                    seccomp: self.seccomp.as_ref(),
+                    to_parent,
+                    detach,
+                })
+            }
+            ForkResult::Parent { child } => child,
+        };
+        drop((to_parent, stdio, theirs));
+        let pid = match channel::recv(&mut from_child) {
+            Ok(Message::InitPid(pid)) => pid,
+            other => {
+                reap(middle);
+                return Err(self.failure(other));
+            }
+        };
+        reap(middle);
+        let give_up = |e: ExecError| {
+            if !detach {
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                reap(Pid::from_raw(pid));
+            }
+            e
+        };
+        let master = match ours.map(|s| terminal::receive_master(&s)).transpose() {
+            Ok(m) => m,
+            // It failed before its terminal was ready: the pipe says why.
+            Err(e) => {
+                return Err(give_up(match channel::recv(&mut from_child) {
+                    Ok(Message::Failure(kind, message)) => self.start_error(kind, message),
+                    _ => ExecError::Terminal(e),
+                }));
+            }
+        };
+        match channel::recv(&mut from_child) {
+            // The sync pipe is close-on-exec: end of file means the exec worked.
+            Ok(Message::Eof) => {}
+            other => return Err(give_up(self.failure(other))),
+        }
+        let console = master
+            .map(|m| Console::from_master(m).watch_process(pid))
+            .transpose()
+            .map_err(|e| give_up(ExecError::Terminal(e)))?;
+        Ok((pid, console))
+    }
+
+    fn failure(&self, got: Result<Message, ChannelError>) -> ExecError {
+        match got {
+            Ok(Message::Failure(kind, message)) => self.start_error(kind, message),
+            Ok(Message::Eof) => self.start_error(
+                FailureKind::Setup,
+                "the process exited before it was started".into(),
+            ),
+            Ok(other) => self.start_error(
+                FailureKind::Setup,
+                format!("unexpected message {other:?} from the process being started"),
+            ),
+            Err(e) => ExecError::Channel(e),
+        }
+    }
+
+    fn start_error(&self, kind: FailureKind, message: String) -> ExecError {
+        ExecError::Start {
+            target: self.target.to_string(),
+            kind,
+            message,
+        }
+    }
+}
+
+impl Exec<Foreground> {
+    /// Runs the process until it exits and returns how it ended. With `process.terminal`,
+    /// its terminal is relayed to this process's stdin and stdout (without raw mode; use
+    /// [`Exec::run_with_console`] to drive it).
+    pub fn run(self) -> Result<ExitStatus, ExecError> {
+        self.run_with_console(|console| {
+            // A relay that fails leaves the process to end on its terminal's hangup.
+            let _ = console.relay_stdio(true);
+        })
+    }
+
+    /// Runs the process; with `process.terminal`, calls `attach` with its terminal once it
+    /// runs (typically to relay it until the process exits), then waits for it. `attach` is
+    /// not called without a terminal. The terminal is closed when `attach` returns.
+    pub fn run_with_console(
+        mut self,
+        attach: impl FnOnce(Console),
+    ) -> Result<ExitStatus, ExecError> {
+        let (pid, console) = self.spawn(false)?;
+        let _guard = self.role.forward_signals.then(|| signals::forward_to(pid));
+        if let Some(console) = console {
+            attach(console);
+        }
+        wait(Pid::from_raw(pid))
+    }
+}
+
+impl Exec<Detached> {
+    /// Starts the process and returns once it runs the command.
+    pub fn start(mut self) -> Result<Started, ExecError> {
+        let (pid, console) = self.spawn(true)?;
+        if let Some(path) = &self.role.pid_file {
+            write_pid_file(path, pid)?;
+        }
+        Ok(Started { pid, console })
+    }
+}
+
+/// Reaps a child we no longer need.
+fn reap(pid: Pid) {
+    while let Err(nix::Error::EINTR) = waitpid(pid, None) {}
+}
+
+fn wait(pid: Pid) -> Result<ExitStatus, ExecError> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Ok(ExitStatus {
+                    code: Some(code),
+                    signal: None,
+                    oom_killed: false,
+                });
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Ok(ExitStatus {
+                    code: None,
+                    signal: Some(sig as i32),
+                    oom_killed: false,
+                });
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(sys(format!("waiting for pid {pid}"))(e)),
+        }
+    }
+}
+
+/// Temp file and rename: a reader never sees a half-written pid.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), ExecError> {
+    let err = |source| ExecError::PidFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, pid.to_string()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(env: &[&str]) -> Process {
+        let mut p = Process::default();
+        p.set_args(Some(vec!["true".into()]));
+        p.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+        p
+    }
+
+    #[test]
+    fn overrides_replace_the_containers_variables_and_keep_the_rest() {
+        let p = with_env(
+            process(&["PATH=/bin", "A=1", "B=2"]),
+            &["A=x".into(), "C=3".into(), "A=y".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            p.env().as_ref().unwrap(),
+            &["PATH=/bin", "B=2", "C=3", "A=y"]
+        );
+    }
+
+    #[test]
+    fn malformed_entries_and_empty_commands_are_refused() {
+        let e = with_env(process(&[]), &["NOEQUALS".into()]).unwrap_err();
+        assert!(
+            e.to_string().contains("\"NOEQUALS\" is not KEY=VALUE"),
+            "{e}"
+        );
+        let mut p = process(&[]);
+        p.set_args(Some(vec![]));
+        let e = with_env(p, &[]).unwrap_err();
+        assert!(e.to_string().contains("no command"), "{e}");
+        assert_eq!(e.exit_code(), 125);
+    }
+
+    #[test]
+    fn a_container_without_state_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Exec::in_container("nope", process(&[]))
+            .state_dir(dir.path())
+            .foreground()
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("container nope is not running: no such container"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_or_stale_state_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |id: &str, json: serde_json::Value| {
+            std::fs::create_dir_all(dir.path().join(id)).unwrap();
+            std::fs::write(dir.path().join(id).join("state.json"), json.to_string()).unwrap();
+        };
+        write(
+            "stopped",
+            serde_json::json!({"id": "stopped", "pid": 0, "status": "stopped"}),
+        );
+        write(
+            "gone",
+            serde_json::json!({"id": "gone", "pid": i32::MAX - 1, "status": "running"}),
+        );
+        // Our own pid, but not our start time: a recycled pid.
+        let me = std::process::id() as i32;
+        write(
+            "reused",
+            serde_json::json!({"id": "reused", "pid": me, "status": "running", "init_start_time": 1}),
+        );
+        // Our own pid and start time: alive, but no container (no mount namespace of its own).
+        write(
+            "host",
+            serde_json::json!({"id": "host", "pid": me, "status": "running"}),
+        );
+        let err = |id: &str| {
+            Exec::in_container(id, process(&[]))
+                .state_dir(dir.path())
+                .detached()
+                .build()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("stopped").contains("its status is stopped"),
+            "{}",
+            err("stopped")
+        );
+        assert!(err("gone").contains("has exited"), "{}", err("gone"));
+        assert!(
+            err("reused").contains("belongs to another process"),
+            "{}",
+            err("reused")
+        );
+        assert!(
+            err("host").contains("no container's init"),
+            "{}",
+            err("host")
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The container side of an exec, read top-down: [`join_container`] enters the init's
+//! cgroups and namespaces and forks again (a pid namespace applies to children only);
+//! the child sets up the terminal or stdio, the limits, user and capabilities, and execs.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+
+use oci_spec::runtime::Process;
+
+use super::exec::Command;
+use super::{ChildError, clone_flag, io, report, security, sys};
+use crate::channel::{self, Message};
+use crate::exec::Joined;
+use crate::terminal::TerminalError;
+
+/// What the forked side of an exec needs; a fork copy of the caller's memory.
+pub(crate) struct TenantConfig<'a> {
+    pub joined: &'a Joined,
+    pub process: &'a Process,
+    /// Descriptors to become stdin, stdout, stderr (unset: inherited).
+    pub stdio: [Option<BorrowedFd<'a>>; 3],
+    /// Where to send the terminal's master, for `process.terminal`.
+    pub console: Option<BorrowedFd<'a>>,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    pub to_parent: File,
+    /// Detached: the process is not made the caller's child.
+    pub detach: bool,
+}
+
+/// Runs in the forked child and never returns: errors go to the caller over the pipe.
+pub(crate) fn join_container(mut cfg: TenantConfig<'_>) -> ! {
+    let e = match join(&mut cfg) {
+        // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
+        Ok(()) => unsafe { libc::_exit(0) },
+        Err(e) => e,
+    };
+    report(&mut cfg.to_parent, &e);
+    unsafe { libc::_exit(1) }
+}
+
+fn join(cfg: &mut TenantConfig<'_>) -> Result<(), ChildError> {
+    // Until exec this process holds the caller's memory and binary: processes of the
+    // container must not be able to open it through /proc (exec resets the flag).
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE, 0)"))?;
+    // Cgroups first: the paths are the host's, and after joining a user namespace the
+    // cgroup files may no longer be ours to write.
+    let me = std::process::id().to_string();
+    for procs in &cfg.joined.cgroup_procs {
+        std::fs::write(procs, &me).map_err(io(format!(
+            "joining cgroup {}",
+            procs.parent().unwrap_or(procs).display()
+        )))?;
+    }
+    for (typ, file) in &cfg.joined.namespaces {
+        nix::sched::setns(file, clone_flag(*typ)).map_err(sys(format!(
+            "joining the {typ} namespace of pid {}",
+            cfg.joined.init
+        )))?;
+    }
+    // In the foreground the process becomes the caller's own child, so it can wait for it;
+    // detached, it is orphaned when we exit. We are single-threaded (a fork child), so a
+    // raw clone is as safe as fork here.
+    let parent = if cfg.detach { 0 } else { libc::CLONE_PARENT };
+    // SAFETY: a fork-like clone (no new stack, no shared memory).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (parent | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match pid {
+        -1 => Err(sys("forking the process in the container")(
+            nix::Error::last(),
+        )),
+        0 => exec_process(cfg),
+        pid => Ok(channel::send(
+            &mut cfg.to_parent,
+            &Message::InitPid(pid as i32),
+        )?),
+    }
+}
+
+fn exec_process(cfg: &mut TenantConfig<'_>) -> ! {
+    let e = match prepare_and_exec(cfg) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    report(&mut cfg.to_parent, &e);
+    unsafe { libc::_exit(1) }
+}
+
+fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallible, ChildError> {
+    let process = cfg.process;
+    match cfg.console {
+        Some(socket) => {
+            crate::terminal::attach_new_pty(socket, process.user().uid()).map_err(terminal_error)?
+        }
+        None => redirect_stdio(&cfg.stdio)?,
+    }
+    security::apply_rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(io("writing /proc/self/oom_score_adj"))?;
+    }
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if !no_new_privs {
+        load_seccomp(cfg)?;
+    }
+    security::switch_user_and_caps(process)?;
+    let umask = process.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    change_dir(process.cwd())?;
+    let cmd = Command::new(process)?;
+    // Descriptors the caller left open must not leak into the container.
+    // SAFETY: close_range only marks descriptors close-on-exec.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if no_new_privs {
+        load_seccomp(cfg)?;
+    }
+    Err(cmd.exec())
+}
+
+fn load_seccomp(cfg: &TenantConfig<'_>) -> Result<(), ChildError> {
+    match cfg.seccomp {
+        Some(p) => p.load().map_err(sys("loading the seccomp filter")),
+        None => Ok(()),
+    }
+}
+
+/// Unlike a container's first process, an exec does not create its working directory:
+/// a missing one is the caller's mistake, reported as docker does.
+fn change_dir(cwd: &Path) -> Result<(), ChildError> {
+    let cwd = if cwd.as_os_str().is_empty() {
+        Path::new("/")
+    } else {
+        cwd
+    };
+    nix::unistd::chdir(cwd).map_err(sys(format!(
+        "changing directory to {} in the container",
+        cwd.display()
+    )))
+}
+
+/// Makes the given descriptors 0, 1, 2. Each is first copied above 2, so that one source
+/// numbered 0..2 is not overwritten by another's copy before it is used.
+fn redirect_stdio(stdio: &[Option<BorrowedFd<'_>>; 3]) -> Result<(), ChildError> {
+    let mut moved = Vec::new();
+    for (target, fd) in stdio.iter().enumerate() {
+        if let Some(fd) = fd {
+            let high = fd
+                .try_clone_to_owned()
+                .map_err(io(format!("duplicating the descriptor for fd {target}")))?;
+            moved.push((target as i32, high));
+        }
+    }
+    for (target, fd) in &moved {
+        // SAFETY: dup2 onto a standard descriptor of this process; clears close-on-exec.
+        if unsafe { libc::dup2(fd.as_raw_fd(), *target) } < 0 {
+            return Err(sys(format!("making fd {target} of the process"))(
+                nix::Error::last(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn terminal_error(e: TerminalError) -> ChildError {
+    match e {
+        TerminalError::Sys { what, source } => ChildError::Sys { what, source },
+        TerminalError::Io { what, source } => ChildError::Io { what, source },
+        TerminalError::Console(c) => ChildError::Console(c),
+        other => ChildError::Spec(other.to_string()),
+    }
+}
