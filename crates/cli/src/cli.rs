@@ -70,8 +70,38 @@ pub enum Command {
     /// Manage the engine's storage
     #[command(subcommand)]
     System(SystemCommand),
-    /// Create and run a new container from an image, in the foreground
+    /// Create and run a new container from an image
     Run(Box<RunArgs>),
+    /// Run a command in a running container
+    Exec(crate::commands::exec::ExecArgs),
+    /// Create a new container without starting it
+    Create(Box<RunArgs>),
+    /// Start one or more stopped containers
+    Start(ContainersArgs),
+    /// Stop one or more running containers (StopSignal, then SIGKILL after a grace period)
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers with a signal
+    Kill(KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Supervise a detached container (started by the engine itself)
+    #[command(name = "container-supervise", hide = true)]
+    ContainerSupervise(SuperviseArgs),
     /// Display system-wide information
     Info(InfoArgs),
     /// Load images from a tar archive (docker save or OCI archive) or STDIN
@@ -87,6 +117,9 @@ pub enum Command {
     /// Look at the host, a process, a container, and the gaps between them
     #[command(subcommand)]
     Monitor(MonitorCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::commands::network::NetworkCommand),
 }
 
 /// `stats`.
@@ -203,9 +236,21 @@ pub struct CheckArgs {
     pub repair: bool,
 }
 
-/// `run`.
-#[derive(Debug, Args)]
+/// `run` and `create`.
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// Run the container in the background and print its id
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep STDIN open: the container reads this command's standard input
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal for the container
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
@@ -281,6 +326,116 @@ pub struct RunArgs {
     pub image_and_command: Vec<String>,
 }
 
+/// Verbs that take a list of containers.
+#[derive(Debug, Args)]
+pub struct ContainersArgs {
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `stop` and `restart`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the container to stop before killing it
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send (name like SIGHUP or HUP, or number)
+    #[arg(short = 's', long = "signal", default_value = "KILL")]
+    pub signal: String,
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Output format: json (one object per line), or the default table
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for every line)
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// The container: name, id or unique id prefix
+    pub container: String,
+}
+
+/// `container` sub-verbs.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    Ls(PsArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Start one or more stopped containers
+    Start(ContainersArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+}
+
+/// `container prune`.
+#[derive(Debug, Args)]
+pub struct ContainerPruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// The hidden `container-supervise`.
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// The container's full id
+    pub id: String,
+}
+
 /// `info`.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -338,8 +493,8 @@ pub struct RmiArgs {
 /// `inspect` / `image inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Images: name[:tag], name@digest, or (a prefix of) an id
-    #[arg(required = true)]
+    /// Containers (name or id) or images (name[:tag], name@digest, or a prefix of an id)
+    #[arg(required = true, value_name = "NAME|ID")]
     pub images: Vec<String>,
 }
 

@@ -11,9 +11,19 @@ fn main() -> ExitCode {
     restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging(&cli.global);
+    // A supervisor forks containers for its whole life: no async runtime at all.
+    if let cli::Command::ContainerSupervise(args) = &cli.command {
+        return match commands::supervise::supervise(&cli.global.root, &args.id, false) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::from(125)
+            }
+        };
+    }
     // `run` forks the container from this process and must not wait for worker threads
-    // to wind down before it does: it gets a runtime without any.
-    let mut builder = if matches!(cli.command, cli::Command::Run(_)) {
+    // to wind down before it does: it gets a runtime without any. So does `exec`, which forks.
+    let mut builder = if matches!(cli.command, cli::Command::Run(_) | cli::Command::Exec(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -30,10 +40,10 @@ fn main() -> ExitCode {
         // The container is forked from this process: no other threads may be left.
         drop(runtime);
         return match prepared {
-            Ok(prepared) => commands::run::execute(prepared),
+            Ok(prepared) => commands::run::execute(&cli.global, prepared),
             Err(e) => {
                 eprintln!("Error: {e:#}");
-                ExitCode::from(commands::run::ENGINE_FAILURE)
+                ExitCode::from(125)
             }
         };
     }

@@ -43,6 +43,27 @@ pub enum StoreError {
     /// No image matches the name or id.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No container has this id, name or id prefix.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// An id prefix matches several containers.
+    #[error("container id prefix {prefix:?} is ambiguous: it matches {count} containers")]
+    AmbiguousContainer {
+        /// The prefix given.
+        prefix: String,
+        /// How many containers match it.
+        count: usize,
+    },
+    /// Another container already has the name (docker's words).
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
     /// An id prefix matches several images.
     #[error("image id prefix {prefix:?} is ambiguous: it matches {count} images")]
     Ambiguous {

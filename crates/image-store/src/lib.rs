@@ -34,6 +34,7 @@
 
 mod archive;
 mod check;
+mod containers;
 mod digest;
 mod error;
 mod fsutil;
@@ -48,6 +49,7 @@ mod store;
 
 pub use archive::ArchiveError;
 pub use check::{CheckReport, Problem};
+pub use containers::{ContainerExit, ContainerRecord};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
 pub use import::import;

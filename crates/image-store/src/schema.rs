@@ -7,9 +7,10 @@
 use rusqlite::Connection;
 
 /// Bumped when the tables change incompatibly; stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i32 = 2;
-// Version 2 added `holders` and `doomed_images`; every statement below is
-// `IF NOT EXISTS`, so re-running them upgrades a version-1 database in place.
+pub(crate) const VERSION: i32 = 3;
+// Version 2 added `holders` and `doomed_images`, version 3 `containers`; every
+// statement below is `IF NOT EXISTS`, so re-running them upgrades an older
+// database in place.
 
 pub(crate) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -79,6 +80,21 @@ CREATE INDEX IF NOT EXISTS holders_image ON holders(image_id);
 -- last holder lets go, then collected.
 CREATE TABLE IF NOT EXISTS doomed_images (
     image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE
+);
+-- Containers, from `create` until `rm`. Each also has a `holders` row for its
+-- image, written and deleted in the same transaction as this one.
+CREATE TABLE IF NOT EXISTS containers (
+    id            TEXT PRIMARY KEY,            -- 64 hex digits
+    name          TEXT NOT NULL UNIQUE,
+    image_id      TEXT NOT NULL,
+    image         TEXT NOT NULL,               -- the image as the user named it
+    created       INTEGER NOT NULL,            -- unix nanoseconds
+    config        TEXT NOT NULL,               -- the engine's settings, JSON
+    started       INTEGER,                     -- last start, unix nanoseconds
+    finished      INTEGER,                     -- last exit, unix nanoseconds
+    exit_code     INTEGER,
+    oom_killed    INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0
 );
 ";
 

@@ -208,7 +208,7 @@ impl ImageStore {
         Ok(value)
     }
 
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         op: &'static str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -477,22 +477,31 @@ impl ImageStore {
     /// may have run since the caller resolved it): holding checks and records
     /// in one transaction, so the layers cannot vanish in between.
     pub fn hold(&self, kind: HolderKind, id: &str, image_id: &str) -> Result<(), StoreError> {
-        self.write("hold image", |tx| {
-            let db = || self.db_error("hold image");
-            let exists = tx
-                .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
-                .optional()
-                .map_err(db())?;
-            if exists.is_none() {
-                return Err(StoreError::NoSuchImage(image_id.to_string()));
-            }
-            tx.execute(
-                "INSERT OR REPLACE INTO holders (kind, id, image_id, created) VALUES (?1, ?2, ?3, ?4)",
-                params![kind.as_str(), id, image_id, now_secs()],
-            )
+        self.write("hold image", |tx| self.hold_in(tx, kind, id, image_id))
+    }
+
+    /// [`hold`](Self::hold) inside the caller's transaction.
+    pub(crate) fn hold_in(
+        &self,
+        tx: &Transaction<'_>,
+        kind: HolderKind,
+        id: &str,
+        image_id: &str,
+    ) -> Result<(), StoreError> {
+        let db = || self.db_error("hold image");
+        let exists = tx
+            .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
+            .optional()
             .map_err(db())?;
-            Ok(())
-        })
+        if exists.is_none() {
+            return Err(StoreError::NoSuchImage(image_id.to_string()));
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO holders (kind, id, image_id, created) VALUES (?1, ?2, ?3, ?4)",
+            params![kind.as_str(), id, image_id, now_secs()],
+        )
+        .map_err(db())?;
+        Ok(())
     }
 
     /// Ends what [`hold`](Self::hold) started (releasing what is not held is
@@ -500,39 +509,48 @@ impl ImageStore {
     /// with `force` while held and this was its last holder, it is collected
     /// now, with the layers and blobs nothing else uses; those are returned.
     pub fn release(&self, kind: HolderKind, id: &str) -> Result<Vec<Removal>, StoreError> {
-        let (removals, trash) = self.write("release image", |tx| {
-            let db = || self.db_error("release image");
-            let image: Option<String> = tx
-                .query_row(
-                    "DELETE FROM holders WHERE kind = ?1 AND id = ?2 RETURNING image_id",
-                    params![kind.as_str(), id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db())?;
-            let mut out = Vec::new();
-            // Only a doomed image makes GC worth its directory listing here.
-            let doomed = match &image {
-                Some(image) => tx
-                    .query_row(
-                        "SELECT 1 FROM doomed_images WHERE image_id = ?1",
-                        [image],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                    .map_err(db())?
-                    .is_some(),
-                None => false,
-            };
-            let trash = if doomed {
-                self.collect(tx, &mut out)?
-            } else {
-                Vec::new()
-            };
-            Ok((out, trash))
-        })?;
+        let (removals, trash) = self.write("release image", |tx| self.release_in(tx, kind, id))?;
         drop(trash);
         Ok(removals)
+    }
+
+    /// [`release`](Self::release) inside the caller's transaction; the caller
+    /// drops the returned trash after committing.
+    pub(crate) fn release_in(
+        &self,
+        tx: &Transaction<'_>,
+        kind: HolderKind,
+        id: &str,
+    ) -> Result<(Vec<Removal>, Vec<TempPath>), StoreError> {
+        let db = || self.db_error("release image");
+        let image: Option<String> = tx
+            .query_row(
+                "DELETE FROM holders WHERE kind = ?1 AND id = ?2 RETURNING image_id",
+                params![kind.as_str(), id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db())?;
+        let mut out = Vec::new();
+        // Only a doomed image makes GC worth its directory listing here.
+        let doomed = match &image {
+            Some(image) => tx
+                .query_row(
+                    "SELECT 1 FROM doomed_images WHERE image_id = ?1",
+                    [image],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(db())?
+                .is_some(),
+            None => false,
+        };
+        let trash = if doomed {
+            self.collect(tx, &mut out)?
+        } else {
+            Vec::new()
+        };
+        Ok((out, trash))
     }
 
     /// Who holds `image_id`, oldest first.

@@ -21,11 +21,13 @@ pub mod container;
 pub mod detect;
 pub mod exec;
 pub mod lifecycle;
+pub mod logfile;
 mod process;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
 pub mod state;
+pub mod supervisor;
 pub mod terminal;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};

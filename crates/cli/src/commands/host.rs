@@ -55,10 +55,10 @@ pub fn environment(refresh: bool) -> Environment {
         }
     }
     let env = detect();
-    if std::fs::create_dir_all(STATE_DIR).is_ok() {
-        if let Ok(bytes) = serde_json::to_vec(&env) {
-            write_atomically(&record, &bytes);
-        }
+    if std::fs::create_dir_all(STATE_DIR).is_ok()
+        && let Ok(bytes) = serde_json::to_vec(&env)
+    {
+        write_atomically(&record, &bytes);
     }
     env
 }

@@ -1,7 +1,10 @@
 //! One module per verb; `run` dispatches.
 
 mod check;
+mod cleanup;
 mod containers;
+mod create;
+pub mod exec;
 mod format;
 mod host;
 mod image_mount;
@@ -9,16 +12,23 @@ mod images;
 mod import;
 mod info;
 mod inspect;
+mod lifecycle;
+mod live;
 mod load;
 mod login;
+mod logs;
 mod manifest;
 mod monitor;
+mod names;
+pub mod network;
+mod ps;
 mod pull;
 mod rmi;
 pub mod run;
 mod run_spec;
 mod save;
 mod stats;
+pub mod supervise;
 mod top;
 
 use std::process::ExitCode;
@@ -28,7 +38,9 @@ use basic_registry::{CredentialStore, RegistryClient};
 
 use basic_image_store::ImageStore;
 
-use crate::cli::{Cli, Command, GlobalOptions, ImageCommand, ManifestCommand, SystemCommand};
+use crate::cli::{
+    Cli, Command, ContainerCommand, GlobalOptions, ImageCommand, ManifestCommand, SystemCommand,
+};
 
 /// Runs a parsed command line, returning the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -60,8 +72,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::stats(&cli.global, args),
         Command::Top(args) => top::top(&cli.global, args),
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
-        // `main` runs containers itself, outside the async runtime (see `run`).
-        Command::Run(_) => unreachable!("run is dispatched by main"),
+        Command::Exec(args) => exec::exec(&cli.global, args),
+        Command::Network(command) => network::network(&cli.global, command),
+        Command::Create(args) => create::run_create(&cli.global, &args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
+            lifecycle::start(&cli.global, args)
+        }
+        Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
+            lifecycle::stop(&cli.global, args)
+        }
+        Command::Restart(args) => lifecycle::restart(&cli.global, args),
+        Command::Kill(args) | Command::Container(ContainerCommand::Kill(args)) => {
+            lifecycle::kill(&cli.global, args)
+        }
+        Command::Pause(args) => lifecycle::pause(&cli.global, args),
+        Command::Unpause(args) => lifecycle::unpause(&cli.global, args),
+        Command::Rm(args) | Command::Container(ContainerCommand::Rm(args)) => {
+            lifecycle::rm(&cli.global, args)
+        }
+        Command::Wait(args) => lifecycle::wait(&cli.global, args),
+        Command::Container(ContainerCommand::Prune(args)) => lifecycle::prune(&cli.global, args),
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
+            ps::ps(&cli.global, args)
+        }
+        Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
+            logs::logs(&cli.global, args)
+        }
+        Command::Container(ContainerCommand::Inspect(args)) => {
+            inspect::inspect_containers(&cli.global, args)
+        }
+        // `main` runs these itself, outside the async runtime (see `run`).
+        Command::Run(_) | Command::ContainerSupervise(_) => {
+            unreachable!("dispatched by main")
+        }
     }
 }
 

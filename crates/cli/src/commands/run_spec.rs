@@ -326,12 +326,13 @@ fn set_resources(spec: &mut Spec, args: &RunArgs) -> anyhow::Result<()> {
     if swap.is_some() && memory.is_none() {
         bail!("--memory-swap needs --memory: set a memory limit as well");
     }
-    if let (Some(m), Some(s)) = (memory, swap) {
-        if s != -1 && s < m {
-            bail!(
-                "--memory-swap ({s} bytes) must be at least --memory ({m} bytes), or -1 for unlimited"
-            );
-        }
+    if let (Some(m), Some(s)) = (memory, swap)
+        && s != -1
+        && s < m
+    {
+        bail!(
+            "--memory-swap ({s} bytes) must be at least --memory ({m} bytes), or -1 for unlimited"
+        );
     }
     if let Some(limit) = memory {
         let mut mem = LinuxMemoryBuilder::default().limit(limit);

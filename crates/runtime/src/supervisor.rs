@@ -1,0 +1,398 @@
+//! Keeping a container company for its whole life: its output into a
+//! [`logfile`](crate::logfile) (and, in the foreground, onto the terminal), its
+//! exit status to the caller, and restarts by policy.
+//!
+//! The supervisor is the container's parent. An engine runs it in a process of
+//! its own for a detached container (docker's shim, podman's conmon), so the
+//! container outlives the command that started it, or in its own process for
+//! a foreground one. Either way the caller learns of each start and exit
+//! through [`SupervisorEvent`]s, and records them where it keeps containers.
+
+use std::fs::File;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::container::{Container, ContainerError, ExitStatus};
+use crate::logfile::{LogWriter, Rotation, Stream};
+
+/// When the supervisor starts a container again after it exits (docker's `--restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Never (`no`, the default).
+    #[default]
+    No,
+    /// After a non-zero exit, at most `max_retries` times when given (`on-failure[:N]`).
+    OnFailure {
+        /// The most restarts; `None` is unlimited.
+        max_retries: Option<u32>,
+    },
+    /// After every exit, until stopped (`always`).
+    Always,
+    /// As `always`; the difference (not restarting a stopped container when the
+    /// engine starts) is the engine's (`unless-stopped`).
+    UnlessStopped,
+}
+
+/// A `--restart` value that is not one of docker's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid restart policy {0:?}: expected no, always, unless-stopped or on-failure[:max-retries]"
+)]
+pub struct InvalidRestartPolicy(String);
+
+impl FromStr for RestartPolicy {
+    type Err = InvalidRestartPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || InvalidRestartPolicy(s.to_string());
+        match s.split_once(':') {
+            None => match s {
+                "no" | "" => Ok(RestartPolicy::No),
+                "always" => Ok(RestartPolicy::Always),
+                "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+                "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: None }),
+                _ => Err(bad()),
+            },
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(|n| RestartPolicy::OnFailure {
+                    max_retries: Some(n),
+                })
+                .map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestartPolicy::No => f.write_str("no"),
+            RestartPolicy::OnFailure { max_retries: None } => f.write_str("on-failure"),
+            RestartPolicy::OnFailure {
+                max_retries: Some(n),
+            } => write!(f, "on-failure:{n}"),
+            RestartPolicy::Always => f.write_str("always"),
+            RestartPolicy::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// Whether a container that ended with `status`, already restarted
+    /// `restarts` times, starts again.
+    pub fn restarts(&self, status: &ExitStatus, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure { max_retries } => {
+                status.exit_code() != 0 && max_retries.is_none_or(|max| restarts < max)
+            }
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+}
+
+/// What happened to the supervised container.
+#[derive(Debug)]
+pub enum SupervisorEvent<'a> {
+    /// It is about to start (again).
+    Starting,
+    /// It exited; `restarting` says whether the policy starts it again.
+    Exited {
+        /// How it ended.
+        status: &'a ExitStatus,
+        /// Whether a restart follows.
+        restarting: bool,
+    },
+}
+
+/// Why supervising failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// Setting up the output plumbing or the log failed.
+    #[error("supervising container {id}: {what}")]
+    Io {
+        /// The container.
+        id: String,
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The container could not start.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// Where the container's output goes.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// A json-file log and its rotation, when logging.
+    pub log: Option<(PathBuf, Rotation)>,
+    /// Also copy the output to this process's stdout and stderr (a foreground run).
+    pub echo: bool,
+    /// Let the container read this process's stdin (`-i`); otherwise it reads `/dev/null`.
+    pub stdin: bool,
+}
+
+/// Runs a container, restarting it by policy, with its output captured.
+#[derive(Debug)]
+pub struct Supervisor<'a> {
+    container: &'a Container,
+    output: Output,
+    restart: RestartPolicy,
+}
+
+impl<'a> Supervisor<'a> {
+    /// Supervises `container`, sending its output where `output` says.
+    pub fn new(container: &'a Container, output: Output, restart: RestartPolicy) -> Self {
+        Supervisor {
+            container,
+            output,
+            restart,
+        }
+    }
+
+    /// Runs the container until it exits for good: the policy says no more
+    /// restarts, or `stop_requested` turns true (`docker stop`). Returns the last
+    /// exit status. Replaces this process's stdio while the container runs.
+    pub fn run(
+        &self,
+        stop_requested: &dyn Fn() -> bool,
+        on_event: &mut dyn FnMut(SupervisorEvent<'_>),
+    ) -> Result<ExitStatus, SupervisorError> {
+        let log = match &self.output.log {
+            Some((path, rotation)) => Some(Arc::new(Mutex::new(
+                LogWriter::open(path, *rotation).map_err(self.io("opening the log file"))?,
+            ))),
+            None => None,
+        };
+        let mut restarts = 0;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            on_event(SupervisorEvent::Starting);
+            let started = Instant::now();
+            let status = self.run_once(log.clone())?;
+            let restarting = !stop_requested() && self.restart.restarts(&status, restarts);
+            on_event(SupervisorEvent::Exited {
+                status: &status,
+                restarting,
+            });
+            if !restarting {
+                return Ok(status);
+            }
+            restarts += 1;
+            // docker's back-off: doubling from 100 ms, reset after 10 s of running.
+            if started.elapsed() >= Duration::from_secs(10) {
+                delay = Duration::from_millis(100);
+            }
+            if !sleep_unless(delay, stop_requested) {
+                return Ok(status);
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    fn run_once(&self, log: Option<Arc<Mutex<LogWriter>>>) -> Result<ExitStatus, SupervisorError> {
+        let mut redirect =
+            Redirect::install(self.output.stdin).map_err(self.io("redirecting output"))?;
+        let echo = self.output.echo;
+        let relays = std::mem::take(&mut redirect.readers)
+            .into_iter()
+            .zip([Stream::Stdout, Stream::Stderr])
+            .zip(redirect.saved_out.iter())
+            .map(|((reader, stream), saved)| {
+                let echo_to = if echo {
+                    saved.try_clone().ok().map(File::from)
+                } else {
+                    None
+                };
+                relay(reader, stream, log.clone(), echo_to)
+            })
+            .collect::<Vec<_>>();
+        let result = self.container.run();
+        // Restoring our stdio closes our ends of the pipes; the relays end
+        // once the container's processes have closed theirs too.
+        let restored = redirect.restore();
+        for r in relays {
+            let _ = r.join();
+        }
+        restored.map_err(self.io("restoring output"))?;
+        Ok(result?)
+    }
+
+    fn io(&self, what: &str) -> impl FnOnce(io::Error) -> SupervisorError {
+        let (id, what) = (self.container.id().to_string(), what.to_string());
+        move |source| SupervisorError::Io { id, what, source }
+    }
+}
+
+/// Sleeps `total`, waking early (and returning false) when a stop is requested.
+fn sleep_unless(total: Duration, stop_requested: &dyn Fn() -> bool) -> bool {
+    let until = Instant::now() + total;
+    while Instant::now() < until {
+        if stop_requested() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    !stop_requested()
+}
+
+/// This process's fds 1 and 2 pointed at pipes (and 0 at `/dev/null` unless
+/// the container reads our stdin) for as long as the container runs: the
+/// runtime gives the container the stdio of the process that runs it.
+struct Redirect {
+    saved_in: Option<OwnedFd>,
+    saved_out: [OwnedFd; 2],
+    readers: Vec<OwnedFd>,
+}
+
+impl Redirect {
+    fn install(keep_stdin: bool) -> io::Result<Self> {
+        let saved_out = [dup(1)?, dup(2)?];
+        let saved_in = if keep_stdin {
+            None
+        } else {
+            let saved = dup(0)?;
+            let null = File::open("/dev/null")?;
+            dup2(null.as_fd(), 0)?;
+            Some(saved)
+        };
+        let mut readers = Vec::new();
+        for fd in [1, 2] {
+            let (read, write) = nix::unistd::pipe().map_err(io::Error::from)?;
+            dup2(write.as_fd(), fd)?;
+            readers.push(read);
+        }
+        Ok(Redirect {
+            saved_in,
+            saved_out,
+            readers,
+        })
+    }
+
+    fn restore(self) -> io::Result<()> {
+        dup2(self.saved_out[0].as_fd(), 1)?;
+        dup2(self.saved_out[1].as_fd(), 2)?;
+        if let Some(saved) = &self.saved_in {
+            dup2(saved.as_fd(), 0)?;
+        }
+        Ok(())
+    }
+}
+
+fn dup(fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: fds 0-2 are open for the life of the process; dup makes a new one we own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` was just returned by fcntl and nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(new) })
+}
+
+fn dup2(from: std::os::fd::BorrowedFd<'_>, to: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: both are open descriptors; `to` is one of our stdio fds, replaced on purpose.
+    if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The longest line kept whole; longer output is logged in pieces, as docker does.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Copies one stream into the log, line by line, and to `echo` as it comes.
+fn relay(
+    reader: OwnedFd,
+    stream: Stream,
+    log: Option<Arc<Mutex<LogWriter>>>,
+    mut echo: Option<File>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = File::from(reader);
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        let write_log = |bytes: &[u8]| {
+            if let Some(log) = &log {
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                // A full disk must not stop the container: its output is dropped.
+                let _ = log.write(stream, bytes, SystemTime::now());
+            }
+        };
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            if let Some(out) = echo.as_mut() {
+                // The terminal may be gone (the user's CLI was killed): keep logging.
+                if out.write_all(&buf[..n]).is_err() {
+                    echo = None;
+                }
+            }
+            line.extend_from_slice(&buf[..n]);
+            while let Some(end) = line.iter().position(|&b| b == b'\n') {
+                write_log(&line[..=end]);
+                line.drain(..=end);
+            }
+            while line.len() >= MAX_LINE {
+                write_log(&line[..MAX_LINE]);
+                line.drain(..MAX_LINE);
+            }
+        }
+        if !line.is_empty() {
+            write_log(&line);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(code: i32) -> ExitStatus {
+        ExitStatus {
+            code: Some(code),
+            signal: None,
+            oom_killed: false,
+        }
+    }
+
+    #[test]
+    fn policies_parse_and_print_as_docker_writes_them() {
+        for text in [
+            "no",
+            "always",
+            "unless-stopped",
+            "on-failure",
+            "on-failure:3",
+        ] {
+            assert_eq!(text.parse::<RestartPolicy>().unwrap().to_string(), text);
+        }
+        for bad in ["sometimes", "on-failure:x", "always:2"] {
+            let err = bad.parse::<RestartPolicy>().unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("on-failure"), "{err}");
+        }
+    }
+
+    #[test]
+    fn policies_decide_restarts() {
+        let p: RestartPolicy = "on-failure:2".parse().unwrap();
+        assert!(!p.restarts(&exit(0), 0));
+        assert!(p.restarts(&exit(1), 1));
+        assert!(!p.restarts(&exit(1), 2));
+        assert!(RestartPolicy::Always.restarts(&exit(0), 100));
+        assert!(!RestartPolicy::No.restarts(&exit(1), 0));
+    }
+}
