@@ -1,0 +1,502 @@
+//! Container lifecycle as a docker user drives it: detached runs, `ps`, `logs`,
+//! `stop`, `kill`, `restart`, `pause`, `rm`, `wait`, restart policies, and the
+//! faults (a killed supervisor, a wiped state directory) a container must survive
+//! without the engine losing track of it.
+
+mod common;
+
+use common::{basic_docker, ok};
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use basic_test_support::{harness, require_root};
+use serde_json::Value;
+
+/// One store for the file, with busybox pulled once.
+fn store() -> Option<&'static (tempfile::TempDir, String)> {
+    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let h = harness()?;
+            if !require_root() {
+                return None;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let image = h.reference("busybox_latest");
+            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
+            Some((dir, image))
+        })
+        .as_ref()
+}
+
+/// Removes the named containers however the test ends.
+struct Cleanup<'a>(&'a Path, Vec<&'a str>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in &self.1 {
+            let _ = basic_docker(self.0, &["rm", "-f", name]);
+        }
+    }
+}
+
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got stdout {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn inspect(root: &Path, name: &str) -> Value {
+    let text = ok(basic_docker(root, &["inspect", name]));
+    let all: Value = serde_json::from_str(&text).unwrap();
+    all[0].clone()
+}
+
+fn state(root: &Path, name: &str) -> String {
+    inspect(root, name)["State"]["Status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Polls `f` for up to 20 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ps_line(root: &Path, name: &str, all: bool) -> Option<String> {
+    let args: &[&str] = if all { &["ps", "-a"] } else { &["ps"] };
+    ok(basic_docker(root, args))
+        .lines()
+        .find(|l| l.split_whitespace().last() == Some(name))
+        .map(str::to_string)
+}
+
+#[test]
+fn detached_container_runs_logs_stops_and_is_removed() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["ticker"]);
+    let id = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            image,
+            "sh",
+            "-c",
+            "echo started; echo warning >&2; while true; do echo tick; sleep 0.1; done",
+        ],
+    ));
+    assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+
+    let line = ps_line(root, "ticker", false).expect("ps lists the running container");
+    assert!(line.starts_with(&id[..12]), "{line}");
+    assert!(line.contains("Up "), "{line}");
+    assert_eq!(state(root, "ticker"), "running");
+    let pid = inspect(root, &id[..8])["State"]["Pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    eventually("three ticks in the log", || {
+        ok(basic_docker(root, &["logs", "ticker"]))
+            .matches("tick")
+            .count()
+            >= 3
+    });
+    let logs = basic_docker(root, &["logs", "ticker"]);
+    let out = String::from_utf8_lossy(&logs.stdout);
+    assert!(out.starts_with("started\ntick\n"), "{out}");
+    assert_eq!(String::from_utf8_lossy(&logs.stderr), "warning\n");
+    let tail = ok(basic_docker(root, &["logs", "--tail", "2", "-t", "ticker"]));
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(
+        tail.lines()
+            .all(|l| l.ends_with(" tick") && l.contains('T')),
+        "{tail}"
+    );
+
+    // `sh` as PID 1 ignores SIGTERM: stop escalates to SIGKILL after -t.
+    ok(basic_docker(root, &["stop", "-t", "1", "ticker"]));
+    assert!(ps_line(root, "ticker", false).is_none());
+    let line = ps_line(root, "ticker", true).expect("ps -a lists it");
+    assert!(line.contains("Exited (137)"), "{line}");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    let doc = inspect(root, "ticker");
+    assert_eq!(doc["State"]["ExitCode"], 137);
+    assert_ne!(doc["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+
+    // Its logs outlive it; `rm` then removes everything.
+    assert!(ok(basic_docker(root, &["logs", "ticker"])).contains("tick"));
+    assert_eq!(ok(basic_docker(root, &["rm", "ticker"])), "ticker");
+    assert!(!root.join("containers").join(&id).exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup/pids/basic-docker")
+            .join(&id)
+            .exists()
+    );
+    let err = failed(&basic_docker(root, &["logs", "ticker"]));
+    assert!(err.contains("No such container: ticker"), "{err}");
+}
+
+#[test]
+fn create_start_wait_and_the_exit_code() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["three"]);
+    let id = ok(basic_docker(
+        root,
+        &[
+            "create",
+            "--name",
+            "three",
+            image,
+            "sh",
+            "-c",
+            "echo out; exit 3",
+        ],
+    ));
+    let line = ps_line(root, "three", true).unwrap();
+    assert!(line.contains("Created"), "{line}");
+    assert!(ps_line(root, "three", false).is_none());
+    assert_eq!(state(root, "three"), "created");
+
+    assert_eq!(ok(basic_docker(root, &["start", "three"])), "three");
+    assert_eq!(ok(basic_docker(root, &["wait", &id[..10]])), "3");
+    assert_eq!(state(root, "three"), "exited");
+    assert_eq!(ok(basic_docker(root, &["logs", "three"])), "out");
+    // A second start runs it again, in the same root filesystem.
+    ok(basic_docker(root, &["start", "three"]));
+    assert_eq!(ok(basic_docker(root, &["wait", "three"])), "3");
+    assert_eq!(ok(basic_docker(root, &["logs", "three"])), "out\nout");
+    assert_eq!(ok(basic_docker(root, &["rm", "three"])), "three");
+}
+
+#[test]
+fn a_foreground_run_is_recorded_and_names_are_unique() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["fg"]);
+    let out = basic_docker(
+        root,
+        &["run", "--name", "fg", image, "sh", "-c", "echo hi; exit 4"],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let line = ps_line(root, "fg", true).unwrap();
+    assert!(line.contains("Exited (4)"), "{line}");
+    assert_eq!(ok(basic_docker(root, &["logs", "fg"])), "hi");
+
+    let err = failed(&basic_docker(root, &["run", "--name", "fg", image, "true"]));
+    assert!(
+        err.contains("The container name \"/fg\" is already in use by container"),
+        "{err}"
+    );
+    let err = failed(&basic_docker(root, &["start", "nosuchcontainer"]));
+    assert!(err.contains("No such container: nosuchcontainer"), "{err}");
+    // A generated name: adjective_surname, shown by ps.
+    let id = ok(basic_docker(root, &["create", image, "true"]));
+    let name = inspect(root, &id)["Name"].as_str().unwrap().to_string();
+    assert!(name.starts_with('/') && name.contains('_'), "{name}");
+    ok(basic_docker(root, &["rm", &id]));
+}
+
+#[test]
+fn rm_refuses_a_running_container_and_rm_f_kills_it() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["busy"]);
+    let id = ok(basic_docker(
+        root,
+        &["run", "-d", "--name", "busy", image, "sleep", "1000"],
+    ));
+    let err = failed(&basic_docker(root, &["rm", "busy"]));
+    assert!(
+        err.contains("You cannot remove a running container") && err.contains(&id),
+        "{err}"
+    );
+    assert_eq!(state(root, "busy"), "running");
+    assert_eq!(ok(basic_docker(root, &["rm", "-f", "busy"])), "busy");
+    assert!(ps_line(root, "busy", true).is_none());
+    assert!(!root.join("containers").join(&id).exists());
+    assert!(!Path::new("/run/basic-docker").join(&id).exists());
+}
+
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["frozen"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "frozen",
+            image,
+            "sh",
+            "-c",
+            "while true; do echo t; sleep 0.05; done",
+        ],
+    ));
+    ok(basic_docker(root, &["pause", "frozen"]));
+    assert_eq!(state(root, "frozen"), "paused");
+    assert!(ps_line(root, "frozen", false).unwrap().contains("(Paused)"));
+    let before = ok(basic_docker(root, &["logs", "frozen"])).lines().count();
+    std::thread::sleep(Duration::from_millis(400));
+    let after = ok(basic_docker(root, &["logs", "frozen"])).lines().count();
+    assert!(
+        after <= before + 1,
+        "a paused container wrote {before} then {after} lines"
+    );
+    let err = failed(&basic_docker(root, &["pause", "frozen"]));
+    assert!(err.contains("already paused"), "{err}");
+    ok(basic_docker(root, &["unpause", "frozen"]));
+    assert_eq!(state(root, "frozen"), "running");
+    eventually("output after unpause", || {
+        ok(basic_docker(root, &["logs", "frozen"])).lines().count() > after + 2
+    });
+    // stop works on a paused container too.
+    ok(basic_docker(root, &["pause", "frozen"]));
+    ok(basic_docker(root, &["stop", "-t", "1", "frozen"]));
+    assert_eq!(state(root, "frozen"), "exited");
+}
+
+#[test]
+fn restart_policies_restart_and_stop_ends_them() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["flaky", "forever"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            image,
+            "sh",
+            "-c",
+            "echo try; exit 1",
+        ],
+    ));
+    eventually("two restarts, then exited", || {
+        let doc = inspect(root, "flaky");
+        doc["State"]["Status"] == "exited" && doc["RestartCount"] == 2
+    });
+    assert_eq!(ok(basic_docker(root, &["logs", "flaky"])), "try\ntry\ntry");
+    let doc = inspect(root, "flaky");
+    assert_eq!(doc["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(doc["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "forever",
+            "--restart",
+            "always",
+            image,
+            "sh",
+            "-c",
+            "sleep 0.2",
+        ],
+    ));
+    eventually("a restart", || {
+        inspect(root, "forever")["RestartCount"].as_u64() >= Some(1)
+    });
+    ok(basic_docker(root, &["stop", "-t", "1", "forever"]));
+    let count = inspect(root, "forever")["RestartCount"].clone();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(state(root, "forever"), "exited");
+    assert_eq!(
+        inspect(root, "forever")["RestartCount"],
+        count,
+        "no restart after stop"
+    );
+    let err = failed(&basic_docker(
+        root,
+        &["run", "--rm", "--restart", "always", image, "true"],
+    ));
+    assert!(
+        err.contains("Conflicting options: --restart and --rm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kill_sends_signals_and_restart_runs_again() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["trap"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "trap",
+            image,
+            "sh",
+            "-c",
+            "trap 'echo got HUP' HUP; trap 'exit 7' USR1; echo ready; while true; do sleep 0.05; done",
+        ],
+    ));
+    eventually("the trap set", || {
+        ok(basic_docker(root, &["logs", "trap"])).contains("ready")
+    });
+    ok(basic_docker(root, &["kill", "-s", "HUP", "trap"]));
+    eventually("HUP handled", || {
+        ok(basic_docker(root, &["logs", "trap"])).contains("got HUP")
+    });
+    assert_eq!(state(root, "trap"), "running");
+    ok(basic_docker(root, &["kill", "--signal", "SIGUSR1", "trap"]));
+    assert_eq!(ok(basic_docker(root, &["wait", "trap"])), "7");
+    let err = failed(&basic_docker(root, &["kill", "trap"]));
+    assert!(err.contains("is not running"), "{err}");
+    let err = failed(&basic_docker(root, &["kill", "-s", "NOPE", "trap"]));
+    assert!(err.contains("invalid signal: NOPE"), "{err}");
+
+    ok(basic_docker(root, &["restart", "-t", "1", "trap"]));
+    assert_eq!(state(root, "trap"), "running");
+    ok(basic_docker(root, &["kill", "trap"]));
+    assert_eq!(ok(basic_docker(root, &["wait", "trap"])), "137");
+}
+
+#[test]
+fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["orphan"]);
+    let id = ok(basic_docker(
+        root,
+        &["run", "-d", "--name", "orphan", image, "sleep", "1000"],
+    ));
+    let pid = inspect(root, "orphan")["State"]["Pid"].as_i64().unwrap();
+    let supervisor = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse::<i32>()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("container-supervise"),
+        "the init's parent is the supervisor"
+    );
+    // The supervisor dies; the container still runs and is still reported so.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the supervisor gone", || {
+        !Path::new(&format!("/proc/{supervisor}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{supervisor}/cmdline"))
+                .unwrap_or_default()
+                .is_empty()
+    });
+    assert_eq!(state(root, "orphan"), "running");
+    // A machine-style crash: the processes die and /run is wiped.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the init gone", || state(root, "orphan") != "running");
+    std::fs::remove_dir_all(Path::new("/run/basic-docker").join(&id)).unwrap();
+    let line = ps_line(root, "orphan", true).unwrap();
+    assert!(line.contains("Exited (255)"), "{line}");
+    assert!(ps_line(root, "orphan", false).is_none());
+    // It starts again, and goes away cleanly, cgroup included.
+    ok(basic_docker(root, &["start", "orphan"]));
+    assert_eq!(state(root, "orphan"), "running");
+    ok(basic_docker(root, &["rm", "-f", "orphan"]));
+    assert!(!root.join("containers").join(&id).exists());
+    assert!(
+        !Path::new("/sys/fs/cgroup/pids/basic-docker")
+            .join(&id)
+            .exists()
+    );
+}
+
+#[test]
+fn two_starts_at_once_run_one_container() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["twice"]);
+    ok(basic_docker(
+        root,
+        &["create", "--name", "twice", image, "sleep", "1000"],
+    ));
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+            .arg("--root")
+            .arg(root)
+            .args(["start", "twice"])
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    assert_eq!(state(root, "twice"), "running");
+    let id = inspect(root, "twice")["Id"].as_str().unwrap().to_string();
+    let procs = std::fs::read_to_string(
+        Path::new("/sys/fs/cgroup/pids/basic-docker")
+            .join(&id)
+            .join("cgroup.procs"),
+    )
+    .unwrap();
+    assert_eq!(procs.lines().count(), 1, "one init: {procs}");
+    ok(basic_docker(root, &["rm", "-f", "twice"]));
+}
+
+#[test]
+fn container_prune_removes_only_stopped_containers() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    // Its own store: prune must not race the other tests' containers.
+    let own = tempfile::tempdir().unwrap();
+    let own_root = own.path();
+    ok(basic_docker(own_root, &["pull", "-q", image]));
+    let _ = root;
+    let _cleanup = Cleanup(own_root, vec!["keep", "gone"]);
+    ok(basic_docker(
+        own_root,
+        &["run", "-d", "--name", "keep", image, "sleep", "1000"],
+    ));
+    let gone = ok(basic_docker(
+        own_root,
+        &["run", "--name", "gone", image, "sh", "-c", "echo x > /file"],
+    ));
+    assert_eq!(gone, "");
+    let out = ok(basic_docker(own_root, &["container", "prune", "-f"]));
+    assert!(out.starts_with("Deleted Containers:"), "{out}");
+    assert!(out.contains("Total reclaimed space: "), "{out}");
+    assert!(!out.ends_with(" 0B"), "the written file counts: {out}");
+    assert!(ps_line(own_root, "gone", true).is_none());
+    assert!(ps_line(own_root, "keep", false).is_some());
+    ok(basic_docker(own_root, &["rm", "-f", "keep"]));
+}
