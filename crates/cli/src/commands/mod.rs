@@ -19,6 +19,7 @@ mod login;
 mod logs;
 mod manifest;
 mod monitor;
+pub mod network;
 mod names;
 pub mod network;
 mod ps;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::stats(&cli.global, args),
         Command::Top(args) => top::top(&cli.global, args),
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
+        Command::Network(command) => network::network(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
         Command::Network(command) => network::network(&cli.global, command),
         Command::Create(args) => create::run_create(&cli.global, &args)
