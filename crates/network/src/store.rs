@@ -325,7 +325,12 @@ pub fn network_id(list: &NetworkConfigList) -> String {
         .and_then(|m| m.get("id"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(list.name.as_bytes())))
+        .unwrap_or_else(|| name_id(&list.name))
+}
+
+/// The ID of a network known only by name (a foreign conflist, or docker's `host` and `none`).
+pub fn name_id(name: &str) -> String {
+    hex::encode(Sha256::digest(name.as_bytes()))
 }
 
 /// The bridge device of the first plugin that names one.
