@@ -5,8 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use basic_network::cni::{Invocation, PluginOutput, PluginRunner, ProcessRunner};
 use basic_network::{
-    AttachRequest, CreateOptions, DefaultNetwork, Networks, NetworksConfig, PortSpec,
+    AttachRequest, Cni, CreateOptions, DefaultNetwork, Networks, NetworksConfig, PortSpec,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -15,6 +19,50 @@ struct Bench {
     network: String,
     root: tempfile::TempDir,
     n: usize,
+    runner: TimingRunner,
+}
+
+/// Spawns plugins as the engine does and adds up the time each one takes,
+/// so the report can say where an attach spends it.
+#[derive(Clone, Default)]
+struct TimingRunner {
+    totals: Arc<Mutex<BTreeMap<String, (Duration, u32)>>>,
+}
+
+impl PluginRunner for TimingRunner {
+    fn run(&self, invocation: &Invocation) -> std::io::Result<PluginOutput> {
+        let start = Instant::now();
+        let out = ProcessRunner.run(invocation);
+        let command = invocation
+            .env
+            .iter()
+            .find(|(k, _)| k == "CNI_COMMAND")
+            .map(|(_, v)| v.clone());
+        let plugin = invocation
+            .plugin
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let key = format!("{} {plugin}", command.unwrap_or_default());
+        let mut totals = self.totals.lock().unwrap();
+        let entry = totals.entry(key).or_default();
+        entry.0 += start.elapsed();
+        entry.1 += 1;
+        out
+    }
+}
+
+impl TimingRunner {
+    fn report(&self) {
+        eprintln!("mean time per plugin run:");
+        for (key, (total, count)) in self.totals.lock().unwrap().iter() {
+            eprintln!(
+                "  {key:<20} {:>8.1} ms  ({count} runs)",
+                total.as_secs_f64() * 1e3 / f64::from(*count)
+            );
+        }
+    }
 }
 
 impl Bench {
@@ -35,7 +83,9 @@ impl Bench {
             subnet: "10.214.0.0/24".parse().unwrap(),
             gateway: "10.214.0.1".parse().unwrap(),
         };
-        let networks = Networks::open(config).unwrap();
+        let runner = TimingRunner::default();
+        let cni = Cni::with_runner(config.plugin_dirs.clone(), Box::new(runner.clone()));
+        let networks = Networks::with_cni(config, cni).unwrap();
         let network = format!("bench-{}", std::process::id());
         let opts = CreateOptions {
             name: network.clone(),
@@ -48,6 +98,7 @@ impl Bench {
             network,
             root,
             n: 0,
+            runner,
         })
     }
 
@@ -117,6 +168,7 @@ fn bench(c: &mut Criterion) {
         bench.iter_custom(|iters| b.cycles(iters, &[], &[]).0)
     });
     group.finish();
+    b.runner.report();
 }
 
 criterion_group!(benches, bench);
