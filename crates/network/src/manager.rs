@@ -216,11 +216,15 @@ impl Networks {
             None => (self.create_netns(&req.container_id)?, true),
         };
         let mut att = self.planned(req, lists, netns, netns_owned, ports);
-        if let Err(e) = self.cache.save(&att).and_then(|()| self.connect(&mut att)) {
+        let done = self
+            .cache
+            .save(&att)
+            .and_then(|()| self.connect(&mut att))
+            .and_then(|()| self.write_etc_files(&mut att))
+            .and_then(|()| self.cache.save(&att));
+        if let Err(e) = done {
             return Err(self.roll_back(&att, e));
         }
-        self.write_etc_files(&mut att)?;
-        self.cache.save(&att)?;
         self.refresh_peers(&att)?;
         Ok(att)
     }
@@ -663,6 +667,99 @@ fn run_tool(program: &str, args: &[&str]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cni::tests::{Recorder, env, plugin_dir, stdin};
+
+    fn setup(recorder: &Recorder, root: &Path, plugins: &Path) -> (Networks, AttachRequest) {
+        let mut config = NetworksConfig::new(root);
+        config.plugin_dirs = vec![plugins.into()];
+        let cni = Cni::with_runner(config.plugin_dirs.clone(), Box::new(recorder.clone()));
+        let networks = Networks::with_cni(config, cni).unwrap();
+        let mut req = AttachRequest::new("c1");
+        // Any path: the recorder runs no plugin, so no namespace is needed (nor root).
+        req.netns = Some(root.join("netns-c1"));
+        req.etc_dir = Some(root.join("etc"));
+        (networks, req)
+    }
+
+    fn commands(recorder: &Recorder) -> Vec<String> {
+        let calls = recorder.calls.lock().unwrap();
+        calls
+            .iter()
+            .map(|c| {
+                let plugin = c.plugin.file_name().unwrap().to_string_lossy();
+                format!("{} {plugin}", env(c, "CNI_COMMAND"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failed_attach_is_undone() {
+        let plugins = plugin_dir(&["bridge", "portmap", "firewall", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let failing = Recorder {
+            fail: Some(("firewall", "ADD")),
+            ..Recorder::default()
+        };
+        let (networks, req) = setup(&failing, root.path(), plugins.path());
+        let err = networks.attach(&req).unwrap_err();
+        assert!(matches!(err, Error::Plugin { code: 7, .. }), "{err}");
+        assert_eq!(
+            commands(&failing),
+            [
+                "ADD loopback",
+                "ADD bridge",
+                "ADD portmap",
+                "ADD firewall",
+                "DEL firewall",
+                "DEL portmap",
+                "DEL bridge",
+                "DEL loopback"
+            ]
+        );
+        assert!(
+            networks.attachments().unwrap().is_empty(),
+            "no record is left"
+        );
+    }
+
+    #[test]
+    fn detach_from_another_instance_uses_the_cached_config_and_result() {
+        let plugins = plugin_dir(&["bridge", "portmap", "firewall", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let first = Recorder::default();
+        let (networks, mut req) = setup(&first, root.path(), plugins.path());
+        req.ports = PortSpec::parse("80").unwrap();
+        let att = networks.attach(&req).unwrap();
+        assert_eq!(att.networks[0].address.unwrap().to_string(), "10.1.0.2/24");
+        let hosts = std::fs::read_to_string(att.etc_files().unwrap().hosts).unwrap();
+        assert!(hosts.contains("10.1.0.2\tc1\n"), "{hosts}");
+
+        let second = Recorder::default();
+        let (fresh, _) = setup(&second, root.path(), plugins.path());
+        let detached = fresh.detach("c1").unwrap().expect("the record");
+        assert_eq!(detached, att);
+        assert_eq!(
+            commands(&second),
+            ["DEL firewall", "DEL portmap", "DEL bridge", "DEL loopback"]
+        );
+        let calls = second.calls.lock().unwrap();
+        let cached = serde_json::to_value(att.networks[0].result.as_ref().unwrap()).unwrap();
+        for call in &calls[..3] {
+            assert_eq!(stdin(call)["prevResult"], cached);
+            assert_eq!(env(call, "CNI_CONTAINERID"), "c1");
+        }
+        let port = att.ports[0].host_port;
+        assert_eq!(
+            stdin(&calls[1])["runtimeConfig"]["portMappings"][0]["hostPort"],
+            port
+        );
+        assert!(fresh.attachments().unwrap().is_empty());
+        assert_eq!(
+            fresh.detach("c1").unwrap(),
+            None,
+            "a second detach finds nothing to do"
+        );
+    }
 
     #[test]
     fn isolation_rules_are_found_by_interface() {

@@ -377,4 +377,4 @@ fn plugin_failure(plugin: &str, command: &'static str, network: &str, out: &Plug
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,9 +8,9 @@ use super::*;
 
 /// Records every invocation and answers each plugin type with a canned output.
 #[derive(Default, Clone)]
-struct Recorder {
-    calls: Arc<Mutex<Vec<Invocation>>>,
-    fail: Option<(&'static str, &'static str)>,
+pub(crate) struct Recorder {
+    pub(crate) calls: Arc<Mutex<Vec<Invocation>>>,
+    pub(crate) fail: Option<(&'static str, &'static str)>,
 }
 
 impl PluginRunner for Recorder {
@@ -61,7 +61,7 @@ impl PluginRunner for Recorder {
     }
 }
 
-fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
+pub(crate) fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     for name in names {
@@ -101,11 +101,11 @@ fn rt() -> RuntimeConf {
     }
 }
 
-fn stdin(inv: &Invocation) -> Value {
+pub(crate) fn stdin(inv: &Invocation) -> Value {
     serde_json::from_slice(&inv.stdin).unwrap()
 }
 
-fn env<'a>(inv: &'a Invocation, key: &str) -> &'a str {
+pub(crate) fn env<'a>(inv: &'a Invocation, key: &str) -> &'a str {
     &inv.env.iter().find(|(k, _)| k == key).unwrap().1
 }
 
