@@ -120,9 +120,6 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
-    /// Manage networks
-    #[command(subcommand)]
-    Network(crate::commands::network::NetworkCommand),
 }
 
 /// `stats`.

@@ -21,7 +21,6 @@ mod manifest;
 mod monitor;
 pub mod network;
 mod names;
-pub mod network;
 mod ps;
 mod pull;
 mod rmi;
@@ -75,7 +74,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
         Command::Network(command) => network::network(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
-        Command::Network(command) => network::network(&cli.global, command),
         Command::Create(args) => create::run_create(&cli.global, &args)
             .await
             .map(|()| ExitCode::SUCCESS),
