@@ -306,7 +306,6 @@ fn init_inner(
             .map(|b| (b.height() as u16, b.width() as u16));
         crate::console::setup_in_container(socket, process.user().uid(), size)?;
     }
-    security::apply_sysctl(spec)?;
     security::apply_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())

@@ -63,6 +63,8 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), Ch
     }
 
     enter_root(rootfs, no_pivot)?;
+    // Before /proc/sys may become read-only below.
+    super::security::apply_sysctl(spec)?;
 
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())

@@ -1,0 +1,144 @@
+//! runc's command line: global options, then a command.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+/// A runc-compatible OCI runtime.
+#[derive(Debug, Parser)]
+#[command(
+    name = "basic-runtime",
+    version = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.0.2"),
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/basic-runtime")]
+    pub root: PathBuf,
+    /// Also write errors (and with --debug, progress) to this file.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Format of the --log file.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Use systemd to manage cgroups (refused: only cgroupfs is supported).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Log debug messages too.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `--log` file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// logrus text: `time="..." level=error msg="..."`.
+    Text,
+    /// One JSON object per line: `{"level":"error","msg":"...","time":"..."}`.
+    Json,
+}
+
+/// Options of `create` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The bundle directory (config.json and the root filesystem).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container init's pid to this file.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring for the container.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass this many extra file descriptors (from fd 3 on) to the container.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// The container id.
+    pub id: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set a container up from a bundle; its command waits for `start`.
+    Create(CreateArgs),
+    /// Let a created container's command run.
+    Start {
+        /// The container id.
+        id: String,
+    },
+    /// Print a container's OCI state as JSON.
+    State {
+        /// The container id.
+        id: String,
+    },
+    /// Send a signal (name or number, default SIGTERM) to a container.
+    Kill {
+        /// Signal every process in the container, not only its init.
+        #[arg(short, long)]
+        all: bool,
+        /// The container id.
+        id: String,
+        /// The signal: KILL, SIGKILL or 9.
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove a stopped container (with --force, kill it first if it runs).
+    Delete {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        /// The container id.
+        id: String,
+    },
+    /// Create and start a container, and wait for it (unless --detach).
+    Run {
+        /// Options as for create.
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once started instead of waiting.
+        #[arg(short, long)]
+        detach: bool,
+    },
+    /// Freeze every process of a container.
+    Pause {
+        /// The container id.
+        id: String,
+    },
+    /// Thaw a paused container.
+    Resume {
+        /// The container id.
+        id: String,
+    },
+    /// List the processes of a container.
+    Ps {
+        /// table or json (a JSON array of pids, as runc prints it).
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// The container id.
+        id: String,
+    },
+    /// List containers.
+    List {
+        /// table or json.
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print what this runtime supports, as runc's `features` JSON.
+    Features,
+}

@@ -1,0 +1,190 @@
+//! Each command, over `basic_runtime`'s `Container` and `StateRoot`.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail};
+use basic_runtime::{Container, State, StateRoot};
+use nix::sys::signal::Signal;
+
+use crate::cli::{Cli, Command, CreateArgs};
+use crate::log::Logger;
+
+/// Runs the command; the exit code to leave with.
+pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
+    if cli.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: the systemd cgroup driver is not supported, only cgroupfs \
+             (podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)"
+        );
+    }
+    let root = StateRoot::new(&cli.root);
+    log.debug(&format!("{:?}", cli.command));
+    match &cli.command {
+        Command::Create(args) => {
+            create(&root, args)?;
+        }
+        Command::Start { id } => root.start(id)?,
+        Command::State { id } => print_json(&root.state(id)?)?,
+        Command::Kill { all, id, signal } => root.kill(id, parse_signal(signal)?, *all)?,
+        Command::Delete { force, id } => root.delete(id, *force)?,
+        Command::Run {
+            create: args,
+            detach,
+        } => return run(&root, args, *detach),
+        Command::Pause { id } => root.pause(id)?,
+        Command::Resume { id } => root.resume(id)?,
+        Command::Ps { format, id } => ps(&root, id, format)?,
+        Command::List { format, quiet } => list(&root, format, *quiet)?,
+        Command::Features => print_json(&crate::features::features())?,
+    }
+    Ok(0)
+}
+
+fn builder(root: &StateRoot, args: &CreateArgs) -> Result<basic_runtime::ContainerBuilder> {
+    let bundle = args
+        .bundle
+        .canonicalize()
+        .with_context(|| format!("bundle {}", args.bundle.display()))?;
+    let mut b = Container::from_bundle(&args.id, &bundle)?
+        .state_dir(root.dir())
+        .no_pivot(args.no_pivot)
+        .new_keyring(!args.no_new_keyring)
+        .preserve_fds(args.preserve_fds);
+    if let Some(sock) = &args.console_socket {
+        b = b.console_socket(sock);
+    }
+    Ok(b)
+}
+
+fn create(root: &StateRoot, args: &CreateArgs) -> Result<State> {
+    let state = builder(root, args)?.build()?.create()?;
+    if let Some(path) = &args.pid_file {
+        if let Err(e) = write_pid_file(path, state.pid) {
+            // Nobody could find the init without it: do not leave it behind.
+            let _ = root.delete(&args.id, true);
+            return Err(e);
+        }
+    }
+    Ok(state)
+}
+
+fn run(root: &StateRoot, args: &CreateArgs, detach: bool) -> Result<i32> {
+    if detach {
+        create(root, args)?;
+        root.start(&args.id)?;
+        return Ok(0);
+    }
+    let container = builder(root, args)?.build()?;
+    // The foreground path: the init stays our child and we wait for it; the state file
+    // lets `state`/`kill` from elsewhere find it meanwhile.
+    let status = match &args.pid_file {
+        None => container.run()?,
+        Some(_) => bail!("run --pid-file needs --detach (the pid is only known once created)"),
+    };
+    Ok(status.exit_code())
+}
+
+/// runc writes the pid file atomically: engines poll for it.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
+    ));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("writing pid file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing pid file {}", path.display()))
+}
+
+/// `9`, `KILL`, `SIGKILL`, `kill`, `SIGRTMIN+3` are all accepted.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).with_context(|| format!("unknown signal number {n}"));
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}"))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn ps(root: &StateRoot, id: &str, format: &str) -> Result<()> {
+    let pids = root.pids(id)?;
+    match format {
+        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "table" => {
+            println!("{:>8}  CMD", "PID");
+            for pid in pids {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| {
+                        String::from_utf8_lossy(&b)
+                            .split('\0')
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                println!("{pid:>8}  {cmd}");
+            }
+        }
+        other => bail!("unknown format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
+    let all = root.list()?;
+    if quiet {
+        for s in &all {
+            println!("{}", s.id);
+        }
+        return Ok(());
+    }
+    match format {
+        "json" => println!("{}", serde_json::to_string(&all)?),
+        "table" => {
+            println!("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
+            for s in &all {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    s.pid,
+                    s.status,
+                    s.bundle.display(),
+                    s.created,
+                    if s.owner.is_empty() { "root" } else { &s.owner }
+                );
+            }
+        }
+        other => bail!("unknown format {other:?}: use table or json"),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_and_every_spelling_of_the_name() {
+        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
+        assert!(
+            parse_signal("NOPE")
+                .unwrap_err()
+                .to_string()
+                .contains("NOPE")
+        );
+        assert!(parse_signal("99").is_err());
+    }
+}

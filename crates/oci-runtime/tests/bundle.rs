@@ -1,0 +1,232 @@
+//! The binary driven directly, as an engine would: create, state, start, kill, delete, run,
+//! and the errors users see.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fails, make_bundle, ok, ready, runtime, state};
+
+fn wait_status(root: &std::path::Path, id: &str, want: &str) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let s = state(root, id);
+        if s["status"] == want {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{id} stayed {}, wanted {want}",
+            s["status"]
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn create_start_kill_delete() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["sleep", "30"]);
+    let root = dir.path().join("state");
+    let id = common::id("cycle");
+    let pid_file = dir.path().join("pid");
+    let b = bundle.to_str().unwrap();
+    ok(
+        &root,
+        &[
+            "create",
+            "--bundle",
+            b,
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &id,
+        ],
+    );
+    let s = state(&root, &id);
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["ociVersion"], "1.0.2");
+    assert_eq!(s["bundle"], b);
+    let pid = s["pid"].as_i64().unwrap();
+    assert!(pid > 0, "{s}");
+    assert_eq!(std::fs::read_to_string(&pid_file).unwrap(), pid.to_string());
+    assert!(s["created"].as_str().unwrap().ends_with('Z'), "{s}");
+
+    ok(&root, &["start", &id]);
+    let s = state(&root, &id);
+    assert_eq!(s["status"], "running", "{s}");
+    assert_eq!(s["pid"].as_i64(), Some(pid));
+    let ps = ok(&root, &["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_str(&ps).unwrap();
+    assert_eq!(pids, vec![pid]);
+
+    let err = fails(&root, &["delete", &id]);
+    assert!(
+        err.contains(&id) && err.contains("running") && err.contains("--force"),
+        "{err}"
+    );
+    ok(&root, &["kill", &id, "KILL"]);
+    let s = wait_status(&root, &id, "stopped");
+    assert_eq!(s["pid"], 0);
+    let err = fails(&root, &["kill", &id, "TERM"]);
+    assert!(err.contains("not running"), "{err}");
+    ok(&root, &["delete", &id]);
+    assert!(!root.join(&id).exists());
+    let err = fails(&root, &["state", &id]);
+    assert!(
+        err.contains(&format!("container {id} does not exist")),
+        "{err}"
+    );
+}
+
+#[test]
+fn delete_force_stops_a_running_container() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["sleep", "30"]);
+    let root = dir.path().join("state");
+    let id = common::id("force");
+    ok(&root, &["create", "-b", bundle.to_str().unwrap(), &id]);
+    ok(&root, &["start", &id]);
+    ok(&root, &["pause", &id]);
+    assert_eq!(state(&root, &id)["status"], "paused");
+    ok(&root, &["resume", &id]);
+    assert_eq!(state(&root, &id)["status"], "running");
+    ok(&root, &["delete", "--force", &id]);
+    assert!(!root.join(&id).exists());
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/basic-docker").join(&id);
+    assert!(!cgroup.exists(), "{} left behind", cgroup.display());
+}
+
+#[test]
+fn the_same_id_twice_and_unknown_ids_fail_clearly() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["sleep", "30"]);
+    let root = dir.path().join("state");
+    let id = common::id("twice");
+    let b = bundle.to_str().unwrap();
+    ok(&root, &["create", "--bundle", b, &id]);
+    let err = fails(&root, &["create", "--bundle", b, &id]);
+    assert!(
+        err.contains(&format!("container {id} already exists")),
+        "{err}"
+    );
+    assert_eq!(state(&root, &id)["status"], "created");
+    // A created container goes without --force: it never ran.
+    ok(&root, &["delete", &id]);
+
+    for cmd in [
+        &["start", "ghost"][..],
+        &["kill", "ghost"],
+        &["delete", "ghost"],
+    ] {
+        let err = fails(&root, cmd);
+        assert!(
+            err.contains("container ghost does not exist"),
+            "{cmd:?}: {err}"
+        );
+    }
+    ok(&root, &["delete", "--force", "ghost"]);
+    let err = fails(&root, &["create", "--bundle", "/nonexistent-bundle", "x"]);
+    assert!(err.contains("/nonexistent-bundle"), "{err}");
+    let err = fails(&root, &["kill", &id, "SIGNOPE"]);
+    assert!(err.contains("SIGNOPE"), "{err}");
+}
+
+#[test]
+fn run_waits_and_passes_the_exit_code_through() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(
+        &dir.path().join("bundle"),
+        &["sh", "-c", "echo out; exit 3"],
+    );
+    let root = dir.path().join("state");
+    let out = runtime(
+        &root,
+        &[
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &common::id("run"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "state left behind"
+    );
+}
+
+#[test]
+fn errors_reach_the_log_file_as_json_lines() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["no-such-command"]);
+    let root = dir.path().join("state");
+    let log = dir.path().join("log.json");
+    let id = common::id("log");
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args([
+        "--root",
+        root.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+    ])
+    .args([
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    let out = common::output(cmd);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-command"), "{stderr}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"]
+            .as_str()
+            .unwrap()
+            .contains("executable file not found"),
+        "{line}"
+    );
+    assert!(line["time"].is_string());
+    assert!(!root.join(&id).exists(), "a failed create leaves no state");
+
+    let err = fails(&root, &["--systemd-cgroup", "state", &id]);
+    assert!(err.contains("cgroupfs"), "{err}");
+}
+
+#[test]
+fn version_and_features() {
+    let out = std::process::Command::new(common::BIN)
+        .arg("-v")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("basic-runtime version "), "{text}");
+    let f: serde_json::Value =
+        serde_json::from_str(&ok(std::path::Path::new("/tmp"), &["features"])).unwrap();
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert!(f["linux"]["namespaces"].as_array().unwrap().len() >= 7);
+}
