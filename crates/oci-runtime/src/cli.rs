@@ -139,6 +139,42 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run one more process in a running container.
+    Exec(ExecArgs),
     /// Print what this runtime supports, as runc's `features` JSON.
     Features,
+}
+
+/// Options of `exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// The process as an OCI `process` JSON file (instead of a command line).
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Return once the process runs instead of waiting for it.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid to this file.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master (with a terminal).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Give the process a terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (KEY=VALUE), repeatable.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// uid[:gid] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// The container id.
+    pub id: String,
+    /// The command and its arguments (without --process).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

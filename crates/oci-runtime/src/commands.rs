@@ -36,6 +36,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Resume { id } => root.resume(id)?,
         Command::Ps { format, id } => ps(&root, id, format)?,
         Command::List { format, quiet } => list(&root, format, *quiet)?,
+        Command::Exec(args) => return crate::exec::exec(&root, args),
         Command::Features => print_json(&crate::features::features())?,
     }
     Ok(0)

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod exec;
 mod features;
 mod log;
 

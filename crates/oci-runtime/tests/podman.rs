@@ -254,3 +254,30 @@ fn podman_seccomp_profiles_are_enforced() {
     let allowed = p.container_ok(&["--rm", IMAGE, "sh", "-c", script]);
     assert_eq!(allowed, "0\n");
 }
+
+#[test]
+fn podman_exec_runs_in_the_container() {
+    let Some(p) = Podman::new() else { return };
+    let id = p
+        .container_ok(&["-d", "--hostname", "execbox", IMAGE, "sleep", "100"])
+        .trim()
+        .to_string();
+    let out = p.ok(&[
+        "exec",
+        "-e",
+        "FOO=bar",
+        &id,
+        "sh",
+        "-c",
+        "hostname; echo $FOO",
+    ]);
+    assert_eq!(out, "execbox\nbar\n");
+    let code = p.run(&["exec", &id, "sh", "-c", "exit 4"]).status.code();
+    assert_eq!(code, Some(4));
+    let out = p.run(&["exec", &id, "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command"));
+    assert_eq!(p.ok(&["exec", "-t", &id, "tty"]), "/dev/pts/0\r\n");
+    p.ok(&["rm", "--force", "--time", "0", &id]);
+    p.assert_clean(&id);
+}
