@@ -96,6 +96,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// List a container's published ports
+    Port(PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -308,9 +310,18 @@ pub struct RunArgs {
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
-    /// Network: none (a private network namespace with loopback only) or host
-    #[arg(long, default_value = "none")]
+    /// Network: bridge (the default), a network's name, none (loopback only), host, or container:NAME|ID
+    #[arg(long = "network", alias = "net", default_value = "bridge")]
     pub network: String,
+    /// Publish a container's port to the host ([HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
+    #[arg(short = 'p', long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish all the image's exposed ports to free host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// DNS servers for the container's resolv.conf
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
     /// Platform to pull if the image is not present (os/arch[/variant])
     #[arg(long)]
     pub platform: Option<String>,
@@ -396,6 +407,13 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// The container: name, id or unique id prefix
+    pub container: String,
+}
+
+/// `port`.
+#[derive(Debug, Args)]
+pub struct PortArgs {
     /// The container: name, id or unique id prefix
     pub container: String,
 }

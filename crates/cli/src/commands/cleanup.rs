@@ -34,6 +34,13 @@ pub fn remove(root: &Path, store: &ImageStore, record: &ContainerRecord) -> anyh
         }
     }
     remove_runtime_leftovers(&record.id, &paths);
+    // Normally detached at the final exit; not when the supervisor was killed.
+    if let Err(e) = super::container_network::detach(root, &record.id) {
+        eprintln!(
+            "Warning: detaching {} from its network: {e:#}",
+            short(&record.id)
+        );
+    }
     match std::fs::remove_dir_all(&paths.dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -12,6 +12,7 @@ use basic_runtime::supervisor::RestartPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::container_network::{self, Mode};
 use super::live::{Paths, now_nanos};
 use super::run_spec::{self, ImageConfig};
 use super::{host, image_store, names};
@@ -35,6 +36,18 @@ pub struct Settings {
     /// `--network`.
     #[serde(default)]
     pub network: String,
+    /// `-p`, as given.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// `-P`.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// The image's ExposedPorts (`80/tcp`), for `-P`.
+    #[serde(default)]
+    pub exposed: Vec<String>,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// The image's StopSignal, or SIGTERM.
     pub stop_signal: String,
     /// `process.args` of the spec (docker's Path + Args).
@@ -73,6 +86,8 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
     if args.rm && restart != RestartPolicy::No {
         bail!("Conflicting options: --restart and --rm");
     }
+    let network = Mode::parse(&args.network);
+    container_network::check_flags(&global.root, &network, &args.publish, &args.dns)?;
     let store = image_store(global)?;
     let image_id = find_or_pull(global, &store, image, args.platform.as_deref()).await?;
     let config = store.image_config(&image_id)?;
@@ -101,14 +116,28 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
         let mounts = prepare_snapshot(snapshotter.as_ref(), &id, &layers, args.rm)?;
         save_mounts(&paths, &mounts)?;
         mount(snapshotter.as_ref(), &paths, &mounts)?;
-        let mut args_with_name = args.clone();
-        args_with_name.name = Some(name.clone());
-        let spec = run_spec::build(
-            &args_with_name,
+        let mut spec_args = args.clone();
+        spec_args.name = Some(name.clone());
+        // The spec gets a private network namespace unless it shares the host's;
+        // which one it joins is set below.
+        if network != Mode::Host {
+            spec_args.network = "none".to_string();
+        }
+        let mut spec = run_spec::build(
+            &spec_args,
             command,
             &ImageConfig::from_json(&config),
             &paths.rootfs,
             &id,
+        )?;
+        let hostname = spec.hostname().clone().unwrap_or_default();
+        container_network::configure_spec(
+            &global.root,
+            &store,
+            &mut spec,
+            &network,
+            &paths,
+            &hostname,
         )?;
         spec.save(paths.spec())
             .with_context(|| format!("writing {}", paths.spec().display()))?;
@@ -127,6 +156,13 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
         init: args.init,
         interactive: args.interactive,
         network: args.network.clone(),
+        publish: args.publish.clone(),
+        publish_all: args.publish_all,
+        exposed: config["config"]["ExposedPorts"]
+            .as_object()
+            .map(|ports| ports.keys().cloned().collect())
+            .unwrap_or_default(),
+        dns: args.dns.clone(),
         stop_signal: config["config"]["StopSignal"]
             .as_str()
             .unwrap_or("SIGTERM")

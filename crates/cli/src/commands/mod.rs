@@ -2,6 +2,7 @@
 
 mod check;
 mod cleanup;
+mod container_network;
 mod containers;
 mod create;
 pub mod exec;
@@ -19,8 +20,8 @@ mod login;
 mod logs;
 mod manifest;
 mod monitor;
-pub mod network;
 mod names;
+pub mod network;
 mod ps;
 mod pull;
 mod rmi;
@@ -72,8 +73,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::stats(&cli.global, args),
         Command::Top(args) => top::top(&cli.global, args),
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
-        Command::Network(command) => network::network(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
+        Command::Network(command) => network::network(&cli.global, command),
         Command::Create(args) => create::run_create(&cli.global, &args)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -100,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) | Command::Container(ContainerCommand::Logs(args)) => {
             logs::logs(&cli.global, args)
         }
+        Command::Port(args) => ps::port(&cli.global, args),
         Command::Container(ContainerCommand::Inspect(args)) => {
             inspect::inspect_containers(&cli.global, args)
         }

@@ -7,20 +7,22 @@ use serde_json::json;
 
 use super::create::{Settings, short};
 use super::format::{table, time_ago};
-use super::image_store;
 use super::live::{self, Status};
-use crate::cli::{GlobalOptions, PsArgs};
+use super::{container_network, image_store};
+use crate::cli::{GlobalOptions, PortArgs, PsArgs};
 
 /// One container as `ps` shows it.
 struct Row {
     record: ContainerRecord,
     status: Status,
     command: String,
+    ports: String,
 }
 
 /// Lists running containers (all with `-a`), newest first.
 pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
     let store = image_store(global)?;
+    let networks = container_network::networks(&global.root)?;
     let mut rows: Vec<Row> = store
         .containers()?
         .into_iter()
@@ -29,10 +31,16 @@ pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
             let command = Settings::of(&record)
                 .map(|s| s.command.join(" "))
                 .unwrap_or_default();
+            let ports = if status.is_up() {
+                container_network::ports_display(&networks, &record.id)
+            } else {
+                String::new()
+            };
             Row {
                 record,
                 status,
                 command,
+                ports,
             }
         })
         .filter(|r| args.all || r.status.is_up())
@@ -73,7 +81,7 @@ fn as_table(rows: &[Row], no_trunc: bool) -> String {
                 command,
                 time_ago(r.record.created / 1_000_000_000),
                 status_text(&r.record, r.status),
-                String::new(),
+                r.ports.clone(),
                 r.record.name.clone(),
             ]
         })
@@ -101,9 +109,26 @@ fn as_json(r: &Row) -> serde_json::Value {
         "RunningFor": time_ago(r.record.created / 1_000_000_000).trim_end_matches(" ago"),
         "Status": status_text(&r.record, r.status),
         "State": r.status.word(),
-        "Ports": "",
+        "Ports": r.ports,
         "Names": r.record.name,
     })
+}
+
+/// `port CONTAINER`: one line per published port, as docker prints them.
+pub fn port(global: &GlobalOptions, args: PortArgs) -> anyhow::Result<ExitCode> {
+    let store = image_store(global)?;
+    let record = store.container(&args.container)?;
+    let networks = container_network::networks(&global.root)?;
+    if let Some(att) = networks.attachment(&record.id)? {
+        for p in &att.ports {
+            let ip = p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+            println!(
+                "{}/{} -> {ip}:{}",
+                p.container_port, p.protocol, p.host_port
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// docker's `…` truncation, counted in characters.

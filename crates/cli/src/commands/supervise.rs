@@ -19,7 +19,7 @@ use basic_runtime::{Container, Spec};
 
 use super::create::{Settings, is_mounted, load_mounts, mount, short};
 use super::live::{self, Paths, now_nanos};
-use super::{cleanup, host};
+use super::{cleanup, container_network, host};
 
 /// docker's exit code for a failure of the engine itself.
 pub const ENGINE_FAILURE: i32 = 125;
@@ -38,7 +38,15 @@ pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
     let settings = Settings::of(&record)?;
     let _ = std::fs::remove_file(paths.stop_marker());
     let _ = std::fs::remove_file(paths.start_error());
-    let code = match run_container(&store, &record, &settings, &paths, echo) {
+    let result = run_container(&store, &record, &settings, &paths, echo);
+    // The attachment outlives restarts; it goes with the final exit.
+    if let Err(e) = container_network::detach(root, &record.id) {
+        eprintln!(
+            "Warning: detaching {} from its network: {e:#}",
+            short(&record.id)
+        );
+    }
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             let message = format!("{e:#}");
@@ -81,6 +89,8 @@ fn run_container(
     }
     let spec =
         Spec::load(paths.spec()).with_context(|| format!("reading {}", paths.spec().display()))?;
+    let hostname = spec.hostname().clone().unwrap_or_default();
+    container_network::attach(store.root(), &record.id, &record.name, &hostname, settings)?;
     let container = Container::builder(record.id.clone(), spec, &paths.rootfs)
         .init(settings.init)
         .build()?;

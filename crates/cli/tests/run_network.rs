@@ -1,0 +1,350 @@
+//! `run --network`, `-p`, `port`, and teardown, through the real CNI plugins.
+//! Traffic goes only to 127.0.0.1 and to containers these tests start.
+
+mod common;
+
+use common::{basic_docker, ok};
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use basic_test_support::{harness, prerequisite, require_root};
+
+fn store() -> Option<&'static (tempfile::TempDir, String)> {
+    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let h = harness()?;
+            if !require_root()
+                || !prerequisite(
+                    Path::new("/usr/lib/cni/bridge").exists(),
+                    "the CNI plugins (containernetworking-plugins)",
+                )
+            {
+                return None;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let image = h.reference("busybox_latest");
+            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
+            Some((dir, image))
+        })
+        .as_ref()
+}
+
+struct Cleanup<'a>(&'a Path, Vec<&'a str>, Vec<&'a str>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in &self.1 {
+            let _ = basic_docker(self.0, &["rm", "-f", name]);
+        }
+        for net in &self.2 {
+            let _ = basic_docker(self.0, &["network", "rm", net]);
+        }
+    }
+}
+
+/// The host side of a running container's eth0 (its peer's ifindex, read inside).
+fn host_veth(root: &Path, name: &str) -> String {
+    let index = ok(basic_docker(
+        root,
+        &["exec", name, "cat", "/sys/class/net/eth0/iflink"],
+    ));
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .find(|l| l.starts_with(&format!("{index}: ")))
+        .and_then(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .expect("the host veth")
+}
+
+/// What a container's networking could leave on the host: its veth, and
+/// iptables rules naming it (CNI's rules carry the container id).
+fn host_traces(id: &str, veth: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&links.stdout).lines() {
+        if line.contains(&format!(" {veth}@")) {
+            found.push(line.to_string());
+        }
+    }
+    let rules = std::process::Command::new("iptables-save")
+        .output()
+        .unwrap();
+    for line in String::from_utf8_lossy(&rules.stdout).lines() {
+        if line.contains(id) {
+            found.push(line.to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn containers_on_one_network_reach_each_other_and_no_one_else() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(
+        root,
+        vec!["alpha", "beta", "outsider"],
+        vec!["front", "back"],
+    );
+    ok(basic_docker(
+        root,
+        &["network", "create", "--subnet", "10.214.1.0/24", "front"],
+    ));
+    ok(basic_docker(
+        root,
+        &["network", "create", "--subnet", "10.214.2.0/24", "back"],
+    ));
+    for (name, net) in [("alpha", "front"), ("beta", "front"), ("outsider", "back")] {
+        ok(basic_docker(
+            root,
+            &[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                image,
+                "sleep",
+                "1000",
+            ],
+        ));
+    }
+    let ping = |from: &str, to: &str| {
+        basic_docker(root, &["exec", from, "ping", "-c", "1", "-W", "2", to])
+            .status
+            .success()
+    };
+    assert!(ping("alpha", "beta"), "alpha reaches beta by name");
+    assert!(ping("beta", "alpha"), "beta reaches alpha by name");
+    let beta_ip = ok(basic_docker(
+        root,
+        &["exec", "beta", "sh", "-c", "ip -4 -o addr show eth0"],
+    ));
+    let beta_ip = beta_ip
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(beta_ip.starts_with("10.214.1."), "{beta_ip}");
+    assert!(ping("alpha", &beta_ip), "by IP");
+    assert!(
+        !ping("outsider", &beta_ip),
+        "another network cannot reach it"
+    );
+    let hosts = ok(basic_docker(root, &["exec", "alpha", "cat", "/etc/hosts"]));
+    assert!(hosts.contains("beta"), "{hosts}");
+    // beta goes; alpha's hosts file forgets it.
+    ok(basic_docker(root, &["rm", "-f", "beta"]));
+    let hosts = ok(basic_docker(root, &["exec", "alpha", "cat", "/etc/hosts"]));
+    assert!(!hosts.contains("beta"), "{hosts}");
+}
+
+#[test]
+fn a_published_port_serves_the_host_at_localhost() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["httpd"], vec![]);
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "served from the container\n").unwrap();
+    let volume = format!("{}:/www:ro", www.path().display());
+    let id = ok(basic_docker(
+        root,
+        &[
+            "run", "-d", "--name", "httpd", "-p", "18080:80", "-v", &volume, image, "httpd", "-f",
+            "-p", "80", "-h", "/www",
+        ],
+    ));
+    let ps = ok(basic_docker(root, &["ps"]));
+    assert!(ps.contains("0.0.0.0:18080->80/tcp"), "{ps}");
+    assert_eq!(
+        ok(basic_docker(root, &["port", "httpd"])),
+        "80/tcp -> 0.0.0.0:18080"
+    );
+    let mut body = String::new();
+    for _ in 0..50 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", "http://127.0.0.1:18080/"])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body, "served from the container\n");
+    let ip = ok(basic_docker(
+        root,
+        &["exec", "httpd", "sh", "-c", "ip -4 -o addr show eth0"],
+    ));
+    let ip = ip
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        !host_traces(&id, &ip).is_empty(),
+        "a veth and rules while it runs"
+    );
+    ok(basic_docker(root, &["rm", "-f", "httpd"]));
+    assert_eq!(host_traces(&id, &ip), Vec::<String>::new());
+    let leases = root.join("networks");
+    let held = walk(&leases)
+        .into_iter()
+        .filter(|p| p.ends_with(&ip))
+        .count();
+    assert_eq!(held, 0, "no IP allocation left for {ip}");
+}
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_after_rm_f() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["victim"], vec![]);
+    let id = ok(basic_docker(
+        root,
+        &["run", "-d", "--name", "victim", image, "sleep", "1000"],
+    ));
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(basic_docker(root, &["inspect", "victim"]))).unwrap();
+    let pid = doc[0]["State"]["Pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ppid: i32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ip = ok(basic_docker(
+        root,
+        &["exec", "victim", "sh", "-c", "ip -4 -o addr show eth0"],
+    ));
+    let ip = ip
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ppid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(!host_traces(&id, &veth).is_empty());
+    ok(basic_docker(root, &["rm", "-f", "victim"]));
+    assert_eq!(host_traces(&id, &veth), Vec::<String>::new());
+    assert!(!Path::new("/run/basic-docker/netns").join(&id).exists());
+}
+
+#[test]
+fn fifty_containers_leak_nothing() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let netns_before = count("/run/basic-docker/netns");
+    for _ in 0..50 {
+        let out = basic_docker(root, &["run", "--rm", image, "true"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let veths = String::from_utf8_lossy(&links.stdout)
+        .matches("veth")
+        .count();
+    // Other tests of this file may have a container running meanwhile.
+    assert!(veths <= 4, "{veths} veths left");
+    assert!(count("/run/basic-docker/netns") <= netns_before + 4);
+    let allocations = walk(&root.join("networks"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("172.29."))
+        })
+        .count();
+    assert!(allocations <= 4, "{allocations} IP allocations left");
+}
+
+#[test]
+fn none_host_and_unknown_networks() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let out = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            image,
+            "ip",
+            "-o",
+            "link",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 1, "loopback only: {out}");
+    let err = basic_docker(
+        root,
+        &["run", "--rm", "--network", "nosuchnet", image, "true"],
+    );
+    assert_eq!(err.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(stderr.contains("network nosuchnet not found"), "{stderr}");
+    let err = basic_docker(root, &["run", "--rm", "-p", "99999:80", image, "true"]);
+    assert_eq!(err.status.code(), Some(125));
+    let host = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            image,
+            "cat",
+            "/etc/hostname",
+        ],
+    ));
+    assert!(!host.is_empty());
+}
+
+fn count(dir: &str) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
