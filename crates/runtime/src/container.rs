@@ -464,9 +464,11 @@ impl Container {
         self.wait(init)
     }
 
-    /// Compiles the seccomp profile and connects the console socket.
+    /// Refuses what the spec asks and we do not implement, compiles the seccomp profile
+    /// and connects the console socket.
     pub(crate) fn prepare(&self) -> Result<Prepared, ContainerError> {
         let id = &self.b.id;
+        crate::spec_check::refuse_unsupported(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         let seccomp = match self
             .b
             .spec

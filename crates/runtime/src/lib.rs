@@ -26,6 +26,7 @@ mod process;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
+pub mod spec_check;
 pub mod state;
 pub mod supervisor;
 pub mod terminal;

@@ -1,0 +1,194 @@
+//! Spec fields this runtime does not implement are refused, never silently ignored: a
+//! container must not run with less confinement (or other behaviour) than its spec asks.
+//!
+//! Applied: `process` (terminal, consoleSize, user, args, env, cwd, capabilities, rlimits,
+//! noNewPrivileges, oomScoreAdj), `root`, `hostname`, `domainname`, `mounts` (without id
+//! mappings), `annotations` (reported in the state), and `linux` uid/gid mappings, sysctl,
+//! cgroupsPath, namespaces, devices, seccomp, rootfsPropagation, maskedPaths, readonlyPaths
+//! and the resources the cgroup managers write (memory limit/reservation/swap/swappiness,
+//! CPU shares/quota/period/cpus/mems, pids, block IO weight, devices; see [`crate::cgroups`]).
+//!
+//! Refused when set: `hooks`, `process.apparmorProfile`, `process.selinuxLabel`,
+//! `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`, `linux.mountLabel`,
+//! `linux.intelRdt`, `linux.personality`, `linux.timeOffsets`, `linux.memoryPolicy`,
+//! `linux.netDevices`, id-mapped mounts, and the resources `memory.kernel`,
+//! `memory.kernelTCP`, `memory.disableOOMKiller`, `cpu.idle`, `cpu.burst`,
+//! `cpu.realtimeRuntime`, `cpu.realtimePeriod`, `blockIO.leafWeight`, `blockIO.weightDevice`,
+//! the `blockIO.throttle*` lists, `network`, `rdma` and `unified`.
+
+use oci_spec::runtime::Spec;
+
+/// The first field of `spec` this runtime would have to ignore, as a sentence naming it.
+pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
+    let mut found = Vec::new();
+    let mut set = |on: bool, field: &str| {
+        if on {
+            found.push(field.to_string());
+        }
+    };
+    if let Some(h) = spec.hooks() {
+        let any = [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+            h.poststart(),
+            h.poststop(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
+        set(any, "hooks");
+    }
+    if let Some(p) = spec.process() {
+        set(non_empty(p.apparmor_profile()), "process.apparmorProfile");
+        set(non_empty(p.selinux_label()), "process.selinuxLabel");
+        set(p.io_priority().is_some(), "process.ioPriority");
+        set(p.scheduler().is_some(), "process.scheduler");
+        set(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
+    }
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        set(
+            m.uid_mappings().is_some() || m.gid_mappings().is_some(),
+            &format!("id-mapped mount on {}", m.destination().display()),
+        );
+    }
+    if let Some(l) = spec.linux() {
+        set(non_empty(l.mount_label()), "linux.mountLabel");
+        set(l.intel_rdt().is_some(), "linux.intelRdt");
+        set(l.personality().is_some(), "linux.personality");
+        set(
+            l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()),
+            "linux.timeOffsets",
+        );
+        set(l.memory_policy().is_some(), "linux.memoryPolicy");
+        set(
+            l.net_devices().as_ref().is_some_and(|d| !d.is_empty()),
+            "linux.netDevices",
+        );
+        if let Some(r) = l.resources() {
+            if let Some(m) = r.memory() {
+                set(m.kernel().is_some(), "linux.resources.memory.kernel");
+                set(m.kernel_tcp().is_some(), "linux.resources.memory.kernelTCP");
+                set(
+                    m.disable_oom_killer() == Some(true),
+                    "linux.resources.memory.disableOOMKiller",
+                );
+            }
+            if let Some(c) = r.cpu() {
+                set(c.idle().is_some(), "linux.resources.cpu.idle");
+                set(c.burst().is_some(), "linux.resources.cpu.burst");
+                set(
+                    c.realtime_runtime().is_some() || c.realtime_period().is_some(),
+                    "linux.resources.cpu.realtimeRuntime/realtimePeriod",
+                );
+            }
+            if let Some(b) = r.block_io() {
+                set(
+                    b.leaf_weight().is_some(),
+                    "linux.resources.blockIO.leafWeight",
+                );
+                set(
+                    listed(b.weight_device()),
+                    "linux.resources.blockIO.weightDevice",
+                );
+                set(
+                    listed(b.throttle_read_bps_device())
+                        || listed(b.throttle_write_bps_device())
+                        || listed(b.throttle_read_iops_device())
+                        || listed(b.throttle_write_iops_device()),
+                    "linux.resources.blockIO throttling",
+                );
+            }
+            set(r.network().is_some(), "linux.resources.network");
+            set(
+                r.rdma().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.resources.rdma",
+            );
+            set(
+                r.unified().as_ref().is_some_and(|m| !m.is_empty()),
+                "linux.resources.unified",
+            );
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(()),
+        fields => Err(format!(
+            "{} {} not supported by this runtime (refused rather than ignored)",
+            fields.join(", "),
+            if fields.len() == 1 { "is" } else { "are" }
+        )),
+    }
+}
+
+fn listed<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+fn non_empty(s: &Option<String>) -> bool {
+    s.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> Spec {
+        let mut base =
+            serde_json::to_value(crate::default_spec(vec!["true".into()], vec![], "/").unwrap())
+                .unwrap();
+        merge(&mut base, json);
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    #[test]
+    fn dockers_default_spec_passes() {
+        refuse_unsupported(&spec(serde_json::json!({}))).unwrap();
+    }
+
+    #[test]
+    fn each_unimplemented_field_is_named() {
+        let cases = [
+            (
+                serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}}),
+                "hooks",
+            ),
+            (
+                serde_json::json!({"process": {"apparmorProfile": "docker-default"}}),
+                "process.apparmorProfile",
+            ),
+            (
+                serde_json::json!({"linux": {"personality": {"domain": "LINUX32"}}}),
+                "linux.personality",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"memory": {"kernel": 1024}}}}),
+                "memory.kernel",
+            ),
+            (
+                serde_json::json!({"linux": {"resources": {"unified": {"memory.high": "1M"}}}}),
+                "linux.resources.unified",
+            ),
+        ];
+        for (json, field) in cases {
+            let e = refuse_unsupported(&spec(json.clone())).unwrap_err();
+            assert!(e.contains(field), "{json}: {e}");
+            assert!(e.contains("not supported"), "{e}");
+        }
+    }
+
+    #[test]
+    fn empty_hook_lists_are_fine() {
+        refuse_unsupported(&spec(serde_json::json!({"hooks": {"prestart": []}}))).unwrap();
+    }
+}
