@@ -232,18 +232,7 @@ fn a_killed_supervisor_leaves_nothing_after_rm_f() {
         .trim()
         .parse()
         .unwrap();
-    let ip = ok(basic_docker(
-        root,
-        &["exec", "victim", "sh", "-c", "ip -4 -o addr show eth0"],
-    ));
-    let ip = ip
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let veth = host_veth(root, "victim");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(ppid),
         nix::sys::signal::Signal::SIGKILL,
