@@ -33,6 +33,9 @@ pub struct Settings {
     /// `-i`.
     #[serde(default)]
     pub interactive: bool,
+    /// `-t`.
+    #[serde(default)]
+    pub tty: bool,
     /// `--network`.
     #[serde(default)]
     pub network: String,
@@ -86,6 +89,9 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
     if args.rm && restart != RestartPolicy::No {
         bail!("Conflicting options: --restart and --rm");
     }
+    if args.tty && restart != RestartPolicy::No {
+        bail!("--restart with -t is not supported: a restarted container would have no terminal");
+    }
     let network = Mode::parse(&args.network);
     container_network::check_flags(&global.root, &network, &args.publish, &args.dns)?;
     let store = image_store(global)?;
@@ -130,6 +136,9 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
             &paths.rootfs,
             &id,
         )?;
+        if let Some(process) = spec.process_mut() {
+            process.set_terminal(Some(args.tty));
+        }
         let hostname = spec.hostname().clone().unwrap_or_default();
         container_network::configure_spec(
             &global.root,
@@ -155,6 +164,7 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
         auto_remove: args.rm,
         init: args.init,
         interactive: args.interactive,
+        tty: args.tty,
         network: args.network.clone(),
         publish: args.publish.clone(),
         publish_all: args.publish_all,

@@ -8,7 +8,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
 use basic_image_store::ImageStore;
 use serde_json::Value;
 
@@ -26,9 +25,6 @@ pub struct Prepared {
 /// Finds the image (pulling it when absent, as docker does), creates the
 /// container and mounts its root.
 pub async fn prepare(global: &GlobalOptions, args: RunArgs) -> anyhow::Result<Prepared> {
-    if args.tty {
-        bail!("-t/--tty: pseudo-terminals are not available in this version; run without -t");
-    }
     let created = create::create(global, &args).await?;
     if let Err(e) = create::check_isolation(&created.paths, args.isolation == "strict") {
         discard(global, &created);

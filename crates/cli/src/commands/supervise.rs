@@ -15,6 +15,7 @@ use anyhow::{Context as _, bail};
 use basic_image_store::{ContainerExit, ContainerRecord, ImageStore};
 use basic_runtime::logfile::Rotation;
 use basic_runtime::supervisor::{Output, Supervisor, SupervisorError, SupervisorEvent};
+use basic_runtime::terminal::{ConsoleSocket, RawMode};
 use basic_runtime::{Container, Spec};
 
 use super::create::{Settings, is_mounted, load_mounts, mount, short};
@@ -91,9 +92,29 @@ fn run_container(
         Spec::load(paths.spec()).with_context(|| format!("reading {}", paths.spec().display()))?;
     let hostname = spec.hostname().clone().unwrap_or_default();
     container_network::attach(store.root(), &record.id, &record.name, &hostname, settings)?;
-    let container = Container::builder(record.id.clone(), spec, &paths.rootfs)
-        .init(settings.init)
-        .build()?;
+    let mut builder =
+        Container::builder(record.id.clone(), spec, &paths.rootfs).init(settings.init);
+    // With a terminal the container sends its pty master over this socket; keys
+    // typed by the user (Ctrl-C) signal the container through it, not through us.
+    let console = if settings.tty {
+        let (socket, container_end) = ConsoleSocket::pair()?;
+        builder = builder
+            .console_socket_fd(container_end)
+            .forward_signals(false);
+        Some(socket)
+    } else {
+        None
+    };
+    let container = builder.build()?;
+    // Raw mode only for a user's terminal; restored however this function ends.
+    let _raw = if console.is_some() && echo {
+        RawMode::enable(std::io::stdin())?
+    } else {
+        None
+    };
+    // The relay writes what the terminal shows to our stdout, which the
+    // supervisor below captures into the log (and echoes) like any output.
+    let relay = console.map(|socket| socket.relay_stdio_in_background(settings.interactive));
     let output = Output {
         log: Some((paths.log(), Rotation::default())),
         echo,
@@ -123,8 +144,13 @@ fn run_container(
             eprintln!("Warning: recording the state of {}: {e}", short(&record.id));
         }
     };
-    let status = supervisor.run(&|| stop_marker.exists(), &mut on_event)?;
-    Ok(status.exit_code())
+    let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
+    drop(supervisor);
+    drop(container);
+    if let Some(relay) = relay {
+        let _ = relay.join();
+    }
+    Ok(status?.exit_code())
 }
 
 /// docker's 126 (cannot execute) and 127 (not found), else 125.
