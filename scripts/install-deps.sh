@@ -10,3 +10,4 @@ need libseccomp-dev   # basic-runtime enforces seccomp profiles with libseccomp
 need podman           # basic-oci-runtime's tests: podman (with conmon) drives the runtime binary
 need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
 need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces
+need containerd       # basic-oci-runtime's tests: containerd's runc shim drives the runtime binary
