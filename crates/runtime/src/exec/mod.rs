@@ -27,8 +27,10 @@
 //! ```
 //!
 //! With `process.terminal` set, the process gets a pty of the container's devpts as its
-//! controlling terminal; [`Exec::run_with_console`] hands its master to the caller, which
-//! relays it (see [`crate::terminal`]):
+//! controlling terminal, `process.consoleSize` big from the start (set it to the user's
+//! window size: the command may look before the caller gets the terminal);
+//! [`Exec::run_with_console`] hands its master to the caller, which relays it (see
+//! [`crate::terminal`]):
 //!
 //! ```no_run
 //! use basic_runtime::exec::{Exec, process_from};
@@ -36,6 +38,9 @@
 //! # let spec = basic_runtime::default_spec(vec!["sleep".into(), "100".into()], vec![], "/")?;
 //! let mut process = process_from(&spec, vec!["sh".into()])?;
 //! process.set_terminal(Some(true));
+//! if let Some(size) = basic_runtime::terminal::window_size(std::io::stdout()) {
+//!     process.set_console_size(Some(size.into()));
+//! }
 //! let exec = Exec::in_container("web", process).foreground().forward_signals(false).build()?;
 //! let raw = RawMode::enable(std::io::stdin())?;
 //! let status = exec.run_with_console(|console| {

@@ -12,7 +12,7 @@ use super::exec::Command;
 use super::{ChildError, clone_flag, io, report, security, sys};
 use crate::channel::{self, Message};
 use crate::exec::Joined;
-use crate::terminal::TerminalError;
+use crate::terminal::{TerminalError, WindowSize};
 
 /// What the forked side of an exec needs; a fork copy of the caller's memory.
 pub(crate) struct TenantConfig<'a> {
@@ -98,7 +98,12 @@ fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallib
     let process = cfg.process;
     match cfg.console {
         Some(socket) => {
-            crate::terminal::attach_new_pty(socket, process.user().uid()).map_err(terminal_error)?
+            let size = process.console_size().as_ref().map(|b| WindowSize {
+                rows: u16::try_from(b.height()).unwrap_or(u16::MAX),
+                cols: u16::try_from(b.width()).unwrap_or(u16::MAX),
+            });
+            crate::terminal::attach_new_pty(socket, process.user().uid(), size)
+                .map_err(terminal_error)?
         }
         None => redirect_stdio(&cfg.stdio)?,
     }

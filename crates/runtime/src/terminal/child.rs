@@ -6,7 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
-use super::{TerminalError, sys};
+use super::{TerminalError, WindowSize, set_window_size, sys};
 
 /// A connected pair for passing the master: (runner's end, container's end), both
 /// close-on-exec.
@@ -21,9 +21,14 @@ pub(crate) fn socket_pair() -> Result<(OwnedFd, OwnedFd), TerminalError> {
 }
 
 /// Runs in the container's process before it drops privileges: opens a pty through the
-/// container's `/dev/ptmx`, gives the slave to `uid`, sends the master over `socket`, then
-/// starts a new session with the slave as controlling terminal and stdin, stdout, stderr.
-pub(crate) fn attach_new_pty(socket: BorrowedFd<'_>, uid: u32) -> Result<(), TerminalError> {
+/// container's `/dev/ptmx`, sizes it (so the command's first look at it is right), gives the
+/// slave to `uid`, sends the master over `socket`, then starts a new session with the slave
+/// as controlling terminal and stdin, stdout, stderr.
+pub(crate) fn attach_new_pty(
+    socket: BorrowedFd<'_>,
+    uid: u32,
+    size: Option<WindowSize>,
+) -> Result<(), TerminalError> {
     let master = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -38,6 +43,9 @@ pub(crate) fn attach_new_pty(socket: BorrowedFd<'_>, uid: u32) -> Result<(), Ter
     // SAFETY: TIOCSPTLCK reads one int.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } != 0 {
         return Err(sys("unlocking the pty")(nix::Error::last()));
+    }
+    if let Some(size) = size {
+        set_window_size(&master, size)?;
     }
     // The slave through the master itself, not a path the container's files could redirect.
     // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor or -1.

@@ -99,6 +99,18 @@ pub struct WindowSize {
     pub cols: u16,
 }
 
+impl From<WindowSize> for oci_spec::runtime::Box {
+    /// As `process.consoleSize` (height and width).
+    fn from(size: WindowSize) -> Self {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(size.rows))
+            .width(u64::from(size.cols))
+            .build()
+            // Every field has a value: the builder cannot fail.
+            .unwrap_or_default()
+    }
+}
+
 /// The window size of terminal `fd`, or `None` when `fd` is not a terminal.
 pub fn window_size(fd: impl AsFd) -> Option<WindowSize> {
     let mut ws = libc::winsize {
