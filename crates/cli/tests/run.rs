@@ -189,7 +189,7 @@ fn capabilities_are_dropped_and_added() {
 
 #[test]
 fn network_none_has_only_loopback_and_host_shares_the_hosts() {
-    let Some(none) = run(&[], &["cat", "/proc/net/dev"]) else {
+    let Some(none) = run(&["--network", "none"], &["cat", "/proc/net/dev"]) else {
         return;
     };
     let interfaces = |out: &Output| text(&out.stdout).lines().skip(2).count();
