@@ -601,8 +601,18 @@ impl Found {
         loop {
             std::fs::write(&file, want).map_err(|e| io("writing", e))?;
             let now = std::fs::read_to_string(&file).map_err(|e| io("reading", e))?;
-            if now.trim() == want || start.elapsed() > KILL_WAIT {
+            if now.trim() == want {
                 return Ok(());
+            }
+            if start.elapsed() > KILL_WAIT {
+                return Err(io(
+                    "waiting for the freezer state to settle in",
+                    std::io::Error::other(format!(
+                        "still {:?} after {} s, wanted {want}",
+                        now.trim(),
+                        KILL_WAIT.as_secs()
+                    )),
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         }

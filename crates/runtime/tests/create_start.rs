@@ -188,3 +188,44 @@ fn a_terminal_without_a_console_socket_is_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("console socket"), "{e}");
 }
+
+#[test]
+fn a_terminal_is_sent_over_the_console_socket() {
+    if !privileged() {
+        return;
+    }
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let root = StateRoot::new(dir.path().join("state"));
+    let id = common::id("console");
+    let mut spec = sh("tty; stty size; echo done");
+    let process = spec.process_mut().as_mut().unwrap();
+    process.set_terminal(Some(true));
+    let size: oci_spec::runtime::Box =
+        serde_json::from_value(serde_json::json!({"height": 30, "width": 100})).unwrap();
+    process.set_console_size(Some(size));
+    // The connection waits in the listener's backlog until accepted after create.
+    let state = Container::builder(&id, spec, rootfs())
+        .state_dir(root.dir())
+        .console_socket(&sock)
+        .build()
+        .unwrap()
+        .create()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let (master, name) = basic_runtime::console::recv_master(conn.as_fd()).unwrap();
+    assert_eq!(name, "/dev/pts/0");
+    root.start(&id).unwrap();
+    reap(state.pid);
+    let mut out = Vec::new();
+    // Reading the master ends with EIO once the last slave holder has exited.
+    let _ = std::fs::File::from(master).read_to_end(&mut out);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "/dev/pts/0\r\n30 100\r\ndone\r\n"
+    );
+    root.delete(&id, false).unwrap();
+}
