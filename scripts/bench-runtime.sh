@@ -49,7 +49,8 @@ IMAGE=$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/busybox
 B=$WORK/bundle
 hyperfine -N --warmup 10 --runs "$RUNS" --export-markdown "$WORK/result.md" --export-json "$WORK/result.json" \
   -n basic-runtime "$OURS $B bench-ours" \
-  -n "basic-docker run --rm" "$CLI --root $STORE run --rm $IMAGE /bin/true" \
+  -n "basic-docker run --rm (no network)" "$CLI --root $STORE run --rm --network none $IMAGE /bin/true" \
+  -n "basic-docker run --rm (bridge)" "$CLI --root $STORE run --rm $IMAGE /bin/true" \
   -n runc "runc run -b $B bench-runc" \
   -n crun "unshare -m sh -c 'umount /sys/fs/cgroup/unified && exec crun run -b $B bench-crun'"
 echo
