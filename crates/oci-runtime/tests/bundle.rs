@@ -230,3 +230,58 @@ fn version_and_features() {
     assert_eq!(f["linux"]["cgroup"]["systemd"], false);
     assert!(f["linux"]["namespaces"].as_array().unwrap().len() >= 7);
 }
+
+#[test]
+fn preserved_fds_reach_the_container_and_no_pivot_runs() {
+    if !ready() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(
+        &dir.path().join("bundle"),
+        &["sh", "-c", "echo through-fd-3 >&3; ls /proc/self/fd"],
+    );
+    let root = dir.path().join("state");
+    let passed = dir.path().join("passed");
+    let file = std::fs::File::create(&passed).unwrap();
+    let raw = file.as_raw_fd();
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.arg("--root").arg(&root).args([
+        "run",
+        "--no-pivot",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &common::id("fds"),
+    ]);
+    // SAFETY: only dup2, which is async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = common::output(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&passed).unwrap(), "through-fd-3\n");
+    // stdio, the preserved fd, and the one ls opens for /proc/self/fd: nothing else leaked.
+    let fds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3", "4"],
+        "open descriptors in the container"
+    );
+}
