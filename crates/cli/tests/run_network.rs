@@ -198,12 +198,19 @@ fn a_published_port_serves_the_host_at_localhost() {
         .next()
         .unwrap()
         .to_string();
+    let veth = host_veth(root, "httpd");
+    // The monitor's gap view finds the same host end of the pair.
+    let gap = ok(basic_docker(
+        root,
+        &["monitor", "gap", "httpd", "--format", "json"],
+    ));
+    assert!(gap.contains(&format!("\"{veth}\"")), "{gap}");
     assert!(
-        !host_traces(&id, &ip).is_empty(),
+        host_traces(&id, &veth).len() >= 2,
         "a veth and rules while it runs"
     );
     ok(basic_docker(root, &["rm", "-f", "httpd"]));
-    assert_eq!(host_traces(&id, &ip), Vec::<String>::new());
+    assert_eq!(host_traces(&id, &veth), Vec::<String>::new());
     let leases = root.join("networks");
     let held = walk(&leases)
         .into_iter()
