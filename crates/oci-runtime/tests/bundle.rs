@@ -257,13 +257,20 @@ fn preserved_fds_reach_the_container_and_no_pivot_runs() {
         bundle.to_str().unwrap(),
         &common::id("fds"),
     ]);
-    // SAFETY: only dup2, which is async-signal-safe, between fork and exec.
+    // SAFETY: only dup2 and fcntl, which are async-signal-safe, between fork and exec.
+    // dup2 onto itself would keep the close-on-exec flag std sets, hence the fcntl.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(raw, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
+            let ok = if raw == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0) >= 0
+            } else {
+                libc::dup2(raw, 3) >= 0
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
             }
-            Ok(())
         });
     }
     let out = common::output(cmd);
