@@ -322,6 +322,9 @@ pub struct RunArgs {
     /// DNS servers for the container's resolv.conf
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<String>,
+    /// Log rotation: max-size=SIZE (e.g. 10m), max-file=N
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     /// Platform to pull if the image is not present (os/arch[/variant])
     #[arg(long)]
     pub platform: Option<String>,

@@ -500,3 +500,45 @@ fn container_prune_removes_only_stopped_containers() {
     assert!(ps_line(own_root, "keep", false).is_some());
     ok(basic_docker(own_root, &["rm", "-f", "keep"]));
 }
+
+#[test]
+fn logs_rotate_by_size_and_keep_the_newest_lines() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["chatty"]);
+    let id = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "chatty",
+            "--log-opt",
+            "max-size=1k",
+            "--log-opt",
+            "max-file=2",
+            image,
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+        ],
+    ));
+    assert_eq!(ok(basic_docker(root, &["wait", "chatty"])), "0");
+    let dir = root.join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    assert!(log.exists() && dir.join(format!("{id}-json.log.1")).exists());
+    assert!(
+        !dir.join(format!("{id}-json.log.2")).exists(),
+        "max-file=2 keeps two files"
+    );
+    assert!(std::fs::metadata(&log).unwrap().len() <= 1024);
+    let lines = ok(basic_docker(root, &["logs", "chatty"]));
+    assert!(lines.ends_with("line-199"), "{lines}");
+    assert!(
+        !lines.contains("line-0\n"),
+        "the oldest lines were rotated away"
+    );
+    let err = basic_docker(root, &["run", "--log-opt", "max-size=lots", image, "true"]);
+    assert_eq!(err.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("invalid --log-opt max-size"));
+}

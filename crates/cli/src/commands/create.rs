@@ -8,6 +8,7 @@ use basic_image_store::{ContainerRecord, ImageStore};
 use basic_registry::{Platform, Reference};
 use basic_rootfs::snapshot::{Mount, Snapshotter};
 use basic_runtime::Spec;
+use basic_runtime::logfile::Rotation;
 use basic_runtime::supervisor::RestartPolicy;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,6 +52,12 @@ pub struct Settings {
     /// `--dns`.
     #[serde(default)]
     pub dns: Vec<String>,
+    /// `--log-opt max-size`, in bytes.
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    /// `--log-opt max-file`.
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
     /// The image's StopSignal, or SIGTERM.
     pub stop_signal: String,
     /// `process.args` of the spec (docker's Path + Args).
@@ -62,6 +69,15 @@ impl Settings {
     pub fn of(record: &ContainerRecord) -> anyhow::Result<Self> {
         serde_json::from_value(record.config.clone())
             .with_context(|| format!("reading the settings of container {}", record.id))
+    }
+
+    /// The log's rotation: docker's json-file options, else 20 MB × 5 files.
+    pub fn log_rotation(&self) -> Rotation {
+        let default = Rotation::default();
+        Rotation {
+            max_size: self.log_max_size.unwrap_or(default.max_size),
+            max_files: self.log_max_files.unwrap_or(default.max_files),
+        }
     }
 
     /// The restart policy.
@@ -92,6 +108,7 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
     if args.tty && restart != RestartPolicy::No {
         bail!("--restart with -t is not supported: a restarted container would have no terminal");
     }
+    let log_options = parse_log_options(&args.log_opt)?;
     let network = Mode::parse(&args.network);
     container_network::check_flags(&global.root, &network, &args.publish, &args.dns)?;
     let store = image_store(global)?;
@@ -173,6 +190,8 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
             .map(|ports| ports.keys().cloned().collect())
             .unwrap_or_default(),
         dns: args.dns.clone(),
+        log_max_size: log_options.0,
+        log_max_files: log_options.1,
         stop_signal: config["config"]["StopSignal"]
             .as_str()
             .unwrap_or("SIGTERM")
@@ -377,4 +396,26 @@ pub fn check_isolation(paths: &Paths, strict: bool) -> anyhow::Result<()> {
     }
     eprintln!("WARNING: running with less isolation than asked for: {list}");
     Ok(())
+}
+
+/// `--log-opt max-size=10m` and `max-file=3`, as docker's json-file driver takes them.
+fn parse_log_options(options: &[String]) -> anyhow::Result<(Option<u64>, Option<u32>)> {
+    let (mut size, mut files) = (None, None);
+    for option in options {
+        match option.split_once('=') {
+            Some(("max-size", v)) => {
+                let bytes = run_spec::parse_bytes(v)
+                    .with_context(|| format!("invalid --log-opt max-size {v:?}"))?;
+                size = Some(u64::try_from(bytes).context("max-size must not be negative")?);
+            }
+            Some(("max-file", v)) => {
+                let n: u32 = v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("invalid --log-opt max-file {v:?}: a number of files, at least 1")
+                })?;
+                files = Some(n);
+            }
+            _ => bail!("unknown log opt {option:?}: json-file takes max-size=SIZE and max-file=N"),
+        }
+    }
+    Ok((size, files))
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use basic_image_store::{ContainerExit, ContainerRecord, ImageStore};
-use basic_runtime::logfile::Rotation;
 use basic_runtime::supervisor::{Output, Supervisor, SupervisorError, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 use basic_runtime::{Container, Spec};
@@ -116,7 +115,7 @@ fn run_container(
     // supervisor below captures into the log (and echoes) like any output.
     let relay = console.map(|socket| socket.relay_stdio_in_background(settings.interactive));
     let output = Output {
-        log: Some((paths.log(), Rotation::default())),
+        log: Some((paths.log(), settings.log_rotation())),
         echo,
         stdin: settings.interactive,
     };
