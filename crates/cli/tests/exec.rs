@@ -293,6 +293,27 @@ fn exit_codes_follow_docker() {
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("/no/such/dir"));
 
+    assert!(common::stdout(&basic_docker(c.root, &["pause", &c.name])).contains(&c.name));
+    let out = c.exec(&["true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is paused, unpause the container before exec"));
+    common::stdout(&basic_docker(c.root, &["unpause", &c.name]));
+    assert_eq!(c.exec(&["true"]).status.code(), Some(0));
+
+    let (_, image) = store().unwrap();
+    let exited = format!("exec-exited-{}", std::process::id());
+    common::stdout(&basic_docker(
+        c.root,
+        &["run", "--name", &exited, image, "true"],
+    ));
+    let out = basic_docker(c.root, &["exec", &exited, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not running"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = basic_docker(c.root, &["exec", "no-such-container", "true"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("No such container: no-such-container"));

@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal as _;
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
@@ -13,7 +14,10 @@ use basic_runtime::{Spec, resolve_user};
 use clap::Args;
 use oci_spec::runtime::Process;
 
-use super::containers::{self, RunningContainer, STATE_DIR};
+use super::containers::STATE_DIR;
+use super::create::short;
+use super::image_store;
+use super::live::{self, Paths, Status};
 use crate::cli::GlobalOptions;
 
 /// docker's exit code when the engine fails before the command runs.
@@ -59,7 +63,7 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> anyhow::Result<ExitCode> 
              leave out -t, or -d"
         );
     }
-    let container = containers::resolve(&global.root, &args.container)?;
+    let container = find(global, &args.container)?;
     let prepared = prepare(&container, &args);
     let outcome = prepared.and_then(|exec| start(exec, &args).map_err(Failure::Exec));
     Ok(match outcome {
@@ -71,7 +75,7 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> anyhow::Result<ExitCode> 
         Err(Failure::Exec(e)) => {
             eprintln!("Error: {}", chain(&e));
             match e {
-                // The container stopped since it was looked up: docker's daemon error.
+                // The container stopped since it was looked up: as when it was stopped before.
                 ExecError::NotRunning { .. } => ExitCode::FAILURE,
                 e => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(ENGINE_FAILURE)),
             }
@@ -84,17 +88,50 @@ enum Failure {
     Exec(ExecError),
 }
 
+/// A running container, as the other container verbs find it.
+struct Found {
+    id: String,
+    spec: Spec,
+    rootfs: PathBuf,
+}
+
+/// The container named by id, id prefix or name; an error unless it runs.
+fn find(global: &GlobalOptions, query: &str) -> anyhow::Result<Found> {
+    // Only for the lookup: the store is not held while the command runs.
+    let record = image_store(global)?.container(query)?;
+    match live::status(&global.root, &record) {
+        Status::Running(_) => {}
+        Status::Paused(_) => bail!(
+            "container {} is paused, unpause the container before exec",
+            record.id
+        ),
+        _ => bail!("container {} is not running", record.id),
+    }
+    let paths = Paths::new(&global.root, &record.id);
+    let spec = Spec::load(paths.spec())
+        .with_context(|| format!("reading the spec of container {}", short(&record.id)))?;
+    Ok(Found {
+        id: record.id,
+        spec,
+        rootfs: paths.rootfs,
+    })
+}
+
 /// The exec, not yet started: the container's process with the flags applied.
 fn prepare(
-    container: &RunningContainer,
+    container: &Found,
     args: &ExecArgs,
 ) -> Result<basic_runtime::exec::ExecBuilder, Failure> {
-    let spec = spec_of(container).map_err(Failure::Setup)?;
-    let process = process(&spec, container, args).map_err(Failure::Setup)?;
+    let process = process(container, args).map_err(Failure::Setup)?;
+    let seccomp = container
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().clone());
     let mut builder = Exec::in_container(&container.id, process)
         .state_dir(STATE_DIR)
         .env(env_entries(&args.env))
-        .seccomp(spec.linux().as_ref().and_then(|l| l.seccomp().clone()));
+        .seccomp(seccomp);
     let null = || -> Result<OwnedFd, Failure> {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -115,27 +152,14 @@ fn prepare(
     Ok(builder)
 }
 
-/// The runtime spec `run` saved for the container.
-fn spec_of(container: &RunningContainer) -> anyhow::Result<Spec> {
-    let value = container.spec.clone().with_context(|| {
-        format!(
-            "container {} has no saved spec under this --root (was it started with another?)",
-            container.short_id()
-        )
-    })?;
-    serde_json::from_value(value)
-        .with_context(|| format!("reading the spec of container {}", container.short_id()))
-}
-
 /// The container's process settings for `args.command`, with `-w`, `-u` and `-t`.
-fn process(spec: &Spec, container: &RunningContainer, args: &ExecArgs) -> anyhow::Result<Process> {
-    let mut process = process_from(spec, args.command.clone())?;
+fn process(container: &Found, args: &ExecArgs) -> anyhow::Result<Process> {
+    let mut process = process_from(&container.spec, args.command.clone())?;
     if let Some(dir) = &args.workdir {
         process.set_cwd(dir.into());
     }
     if let Some(user) = &args.user {
-        let rootfs = container.rootfs.clone().unwrap_or_default();
-        let resolved = resolve_user(&rootfs, user)?;
+        let resolved = resolve_user(&container.rootfs, user)?;
         let u = process.user_mut();
         u.set_uid(resolved.uid);
         u.set_gid(resolved.gid);
