@@ -76,13 +76,47 @@ fn run(root: &StateRoot, args: &CreateArgs, detach: bool) -> Result<i32> {
         root.start(&args.id)?;
         return Ok(0);
     }
-    let container = builder(root, args)?.build()?;
+    if args.pid_file.is_some() {
+        bail!("run --pid-file needs --detach (the pid is only known once created)");
+    }
     // The foreground path: the init stays our child and we wait for it; the state file
     // lets `state`/`kill` from elsewhere find it meanwhile.
-    let status = match &args.pid_file {
-        None => container.run()?,
-        Some(_) => bail!("run --pid-file needs --detach (the pid is only known once created)"),
-    };
+    let b = builder(root, args)?;
+    if args.console_socket.is_none() && wants_terminal(&args.bundle)? {
+        return run_with_terminal(b);
+    }
+    Ok(b.build()?.run()?.exit_code())
+}
+
+fn wants_terminal(bundle: &Path) -> Result<bool> {
+    let path = bundle.join("config.json");
+    let spec = oci_spec::runtime::Spec::load(&path)
+        .with_context(|| format!("loading {}", path.display()))?;
+    Ok(spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false))
+}
+
+/// As runc does for `run` without a console socket: the container's terminal is relayed to
+/// ours (raw mode while it runs), keys do the signalling.
+fn run_with_terminal(b: basic_runtime::ContainerBuilder) -> Result<i32> {
+    use basic_runtime::terminal::{ConsoleSocket, RawMode};
+    let (ours, theirs) = ConsoleSocket::pair()?;
+    let container = b.console_socket_fd(theirs).forward_signals(false).build()?;
+    let raw = RawMode::enable(std::io::stdin())?;
+    let relay = ours.relay_stdio_in_background(true);
+    let status = container.run();
+    // Our copy of the socket's other end goes with the container, so a relay still
+    // waiting for a terminal that never came ends too.
+    drop(container);
+    let relayed = relay.join();
+    drop(raw);
+    let status = status?;
+    if let Ok(Err(e)) = relayed {
+        eprintln!("basic-runtime: relaying the terminal: {e}");
+    }
     Ok(status.exit_code())
 }
 

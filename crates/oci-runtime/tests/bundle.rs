@@ -292,3 +292,45 @@ fn preserved_fds_reach_the_container_and_no_pivot_runs() {
         "open descriptors in the container"
     );
 }
+
+#[test]
+fn run_relays_a_terminal_to_the_callers_own() {
+    if !ready() {
+        return;
+    }
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["sh", "-c", "tty; exit 6"]);
+    let config = bundle.join("config.json");
+    let mut spec = oci_spec::runtime::Spec::load(&config).unwrap();
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_terminal(Some(true));
+    spec.save(&config).unwrap();
+    // The caller's terminal: the binary gets the slave as stdio, the test reads the master.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--root")
+        .arg(dir.path().join("state"))
+        .args([
+            "run",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &common::id("tty"),
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    drop(slave);
+    let status = child.wait().unwrap();
+    let mut out = Vec::new();
+    // Ends with EIO once nobody holds the slave any more.
+    let _ = std::fs::File::from(pty.master).read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(status.code(), Some(6), "{out}");
+    assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
+}
