@@ -178,36 +178,15 @@ pub fn unpause(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<E
 }
 
 fn thaw(id: &str) {
-    if live::frozen(id) {
-        let _ = freeze(id, false);
-    }
+    let _ = live::runtime().resume(id);
 }
 
 fn freeze(id: &str, frozen: bool) -> anyhow::Result<()> {
-    let v1 = Path::new("/sys/fs/cgroup/freezer/basic-docker")
-        .join(id)
-        .join("freezer.state");
-    let (path, value) = if v1.exists() {
-        (v1, if frozen { "FROZEN" } else { "THAWED" })
+    let runtime = live::runtime();
+    if frozen {
+        runtime.pause(id)?;
     } else {
-        let v2 = Path::new("/sys/fs/cgroup/basic-docker")
-            .join(id)
-            .join("cgroup.freeze");
-        (v2, if frozen { "1" } else { "0" })
-    };
-    std::fs::write(&path, value).with_context(|| {
-        format!(
-            "writing {value} to {} (is the freezer controller available?)",
-            path.display()
-        )
-    })?;
-    let settled = live::wait_for(Duration::from_secs(5), || live::frozen(id) == frozen);
-    if !settled {
-        bail!(
-            "container {} did not {}",
-            short(id),
-            if frozen { "freeze" } else { "thaw" }
-        );
+        runtime.resume(id)?;
     }
     Ok(())
 }

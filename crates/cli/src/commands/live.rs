@@ -5,7 +5,7 @@
 //! holds an exclusive `flock` on `containers/<id>/supervisor.lock` for as long
 //! as it lives (the kernel drops it when the process dies, however it dies),
 //! and the runtime's `/run/basic-docker/<id>/state.json` names the init, which
-//! must still be alive with the container's root as its root. A wiped `/run`
+//! must still be alive with the start time recorded there. A wiped `/run`
 //! or a killed supervisor therefore reads as exited, never as a running
 //! container nobody tracks.
 
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use basic_image_store::ContainerRecord;
-use serde_json::Value;
+use basic_runtime::{StateRoot, Status as RuntimeStatus};
 
 use super::containers::STATE_DIR;
 
@@ -123,12 +123,10 @@ impl Paths {
 /// The container's status now.
 pub fn status(root: &Path, record: &ContainerRecord) -> Status {
     let paths = Paths::new(root, &record.id);
-    if let Some(pid) = live_init(&paths) {
-        return if frozen(&record.id) {
-            Status::Paused(pid)
-        } else {
-            Status::Running(pid)
-        };
+    match runtime_state(&record.id) {
+        Some(state) if state.status == RuntimeStatus::Paused => return Status::Paused(state.pid),
+        Some(state) if state.status == RuntimeStatus::Running => return Status::Running(state.pid),
+        _ => {}
     }
     if supervisor_alive(&paths) {
         return match record.exit {
@@ -144,31 +142,23 @@ pub fn status(root: &Path, record: &ContainerRecord) -> Status {
     }
 }
 
-/// The init's PID, when the runtime's state names a live process that is
-/// still the one it started (a PID reused by another process has another start
-/// time).
-pub fn live_init(paths: &Paths) -> Option<i32> {
-    let text = std::fs::read_to_string(paths.state.join("state.json")).ok()?;
-    let state: Value = serde_json::from_str(&text).ok()?;
-    let pid = i32::try_from(state.get("pid")?.as_i64()?).ok()?;
-    let started = start_time(pid)?;
-    let id = paths.state.file_name()?.to_string_lossy().into_owned();
-    let same = match state.get("init_start_time").and_then(Value::as_u64) {
-        Some(recorded) => recorded == started,
-        // Without a recorded start time: the process must be in the container's cgroup.
-        None => {
-            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(&id))
-        }
-    };
-    (pid > 0 && same).then_some(pid)
+/// The runtime's view of container `id`, its status computed now (a recycled
+/// init pid does not count: the runtime checks the init's start time).
+pub fn runtime_state(id: &str) -> Option<basic_runtime::State> {
+    runtime().state(id).ok()
 }
 
-/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks after boot.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: split after its end.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+/// The runtime's state directory, where `Container::run` records its containers.
+pub fn runtime() -> StateRoot {
+    StateRoot::new(STATE_DIR)
+}
+
+/// The init's PID while the container runs (or is paused).
+pub fn live_init(paths: &Paths) -> Option<i32> {
+    let id = paths.state.file_name()?.to_string_lossy().into_owned();
+    runtime_state(&id)
+        .filter(|s| matches!(s.status, RuntimeStatus::Running | RuntimeStatus::Paused))
+        .map(|s| s.pid)
 }
 
 /// Whether a supervisor holds the container's lock.
@@ -199,20 +189,6 @@ pub fn lock_supervisor(paths: &Paths) -> anyhow::Result<Option<File>> {
             Err(e).with_context(|| format!("locking {}", path.display()))
         }
     }
-}
-
-/// Whether the container's freezer cgroup is frozen (v1 or v2).
-pub fn frozen(id: &str) -> bool {
-    let v1 = Path::new("/sys/fs/cgroup/freezer/basic-docker")
-        .join(id)
-        .join("freezer.state");
-    if let Ok(state) = std::fs::read_to_string(v1) {
-        return state.trim() != "THAWED";
-    }
-    let v2 = Path::new("/sys/fs/cgroup/basic-docker")
-        .join(id)
-        .join("cgroup.freeze");
-    std::fs::read_to_string(v2).is_ok_and(|s| s.trim() == "1")
 }
 
 /// Waits until `done` holds or `timeout` passes; returns whether it held.
