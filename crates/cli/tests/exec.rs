@@ -398,28 +398,34 @@ fn a_terminal_session_follows_the_users_terminal() {
 }
 
 #[test]
-fn sigterm_to_the_cli_restores_the_terminal_and_hangs_up_the_command() {
+fn sigterm_or_sighup_to_the_cli_restores_the_terminal_and_hangs_up_the_command() {
     let Some(c) = Background::start("exec-term") else {
         return;
     };
-    let mut s = c.exec_on_terminal(&["sh", "-c", "echo ready; exec cat"], 24, 80);
-    s.expect("ready\r\n");
-    assert!(s.is_raw());
-    let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = s.child.wait().unwrap();
-    assert_eq!(status.signal(), Some(15), "{status:?}");
-    assert!(s.is_restored(), "the user's terminal is back as it was");
-    // The command lost its terminal with the CLI and ends on the hangup.
-    let mut left = String::new();
-    for _ in 0..1000 {
-        left = text(&c.exec(&["ps", "-o", "comm"]).stdout);
-        if !left.lines().any(|l| l.trim() == "cat") {
-            break;
+    use nix::sys::signal::Signal;
+    for signal in [Signal::SIGTERM, Signal::SIGHUP] {
+        let mut s = c.exec_on_terminal(&["sh", "-c", "echo ready; exec cat"], 24, 80);
+        s.expect("ready\r\n");
+        assert!(s.is_raw());
+        let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let status = s.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(signal as i32), "{status:?}");
+        assert!(
+            s.is_restored(),
+            "{signal}: the user's terminal is back as it was"
+        );
+        // The command lost its terminal with the CLI and ends on the hangup.
+        let mut left = String::new();
+        for _ in 0..1000 {
+            left = text(&c.exec(&["ps", "-o", "comm"]).stdout);
+            if !left.lines().any(|l| l.trim() == "cat") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        assert!(!left.lines().any(|l| l.trim() == "cat"), "{signal}: {left}");
     }
-    assert!(!left.lines().any(|l| l.trim() == "cat"), "{left}");
 }
 
 #[test]

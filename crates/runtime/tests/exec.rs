@@ -27,7 +27,13 @@ impl Running {
     /// Starts `script` as the container's init and waits until it has written
     /// `/dev/shm/up` (a tmpfs only the container's mount namespace has).
     fn start(name: &str, script: &str) -> Running {
+        Self::start_with(name, script, |_| {})
+    }
+
+    /// [`Running::start`], with `adjust` applied to the container's spec.
+    fn start_with(name: &str, script: &str, adjust: impl FnOnce(&mut Spec)) -> Running {
         let mut spec = common::sh(&format!("echo up > /dev/shm/up; {script}"));
+        adjust(&mut spec);
         spec.set_hostname(Some(format!("{name}-box")));
         let process = spec.process_mut().as_mut().unwrap();
         let mut env = process.env().clone().unwrap();
@@ -306,4 +312,36 @@ fn exec_into_a_stopped_container_fails_clearly() {
         "{e}"
     );
     assert!(!Path::new(&format!("/proc/{init}")).exists());
+}
+
+#[test]
+fn exec_joins_the_containers_user_namespace_first() {
+    if !privileged() {
+        return;
+    }
+    let c = Running::start_with("userns", "exec sleep 1000", |spec| {
+        let linux = spec.linux_mut().as_mut().unwrap();
+        let mut namespaces = linux.namespaces().clone().unwrap();
+        let mut user = oci_spec::runtime::LinuxNamespace::default();
+        user.set_typ(oci_spec::runtime::LinuxNamespaceType::User);
+        namespaces.push(user);
+        linux.set_namespaces(Some(namespaces));
+        let map = oci_spec::runtime::LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(100000u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+    });
+    let script =
+        "id -u; cat /proc/self/uid_map; echo x > /dev/shm/by-exec; stat -c %u /dev/shm/by-exec";
+    let (code, out) = Running::output(c.exec(&["sh", "-c", script])).unwrap();
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines, [vec!["0"], vec!["0", "100000", "65536"], vec!["0"]]);
 }
