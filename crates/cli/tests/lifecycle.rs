@@ -542,3 +542,27 @@ fn logs_rotate_by_size_and_keep_the_newest_lines() {
     assert_eq!(err.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&err.stderr).contains("invalid --log-opt max-size"));
 }
+
+#[test]
+fn logs_follow_until_the_container_exits() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["follow"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "follow",
+            image,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo step-$i; sleep 0.2; done",
+        ],
+    ));
+    // Started while the container runs, `logs -f` ends with it, every line seen once.
+    let out = ok(basic_docker(root, &["logs", "-f", "follow"]));
+    assert_eq!(out, "step-1\nstep-2\nstep-3\nstep-4\nstep-5");
+    assert_eq!(state(root, "follow"), "exited");
+}

@@ -311,6 +311,19 @@ fn none_host_and_unknown_networks() {
     assert!(stderr.contains("network nosuchnet not found"), "{stderr}");
     let err = basic_docker(root, &["run", "--rm", "-p", "99999:80", image, "true"]);
     assert_eq!(err.status.code(), Some(125));
+    let resolv = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--dns",
+            "192.0.2.53",
+            image,
+            "cat",
+            "/etc/resolv.conf",
+        ],
+    ));
+    assert_eq!(resolv, "nameserver 192.0.2.53");
     let host = ok(basic_docker(
         root,
         &[

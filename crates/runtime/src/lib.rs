@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Modules: [`container`] (builder, run, exit status), [`cgroups`] (v1 and v2 managers),
-//! [`detect`] (what the host allows), [`spec`] (docker's defaults), [`signals`]
+//! [`detect`](mod@detect) (what the host allows), [`spec`] (docker's defaults), [`signals`]
 //! (forwarding to the container). The container side of the fork lives in `process`.
 #![deny(missing_docs)]
 
