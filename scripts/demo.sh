@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "scripts/demo.sh: run as root (it installs packages and starts local registries)" >&2
     exit 2
 fi
-command -v cargo >/dev/null || { echo "scripts/demo.sh: install Rust 1.85+ first (https://rustup.rs)" >&2; exit 2; }
+command -v cargo >/dev/null || { echo "scripts/demo.sh: install Rust 1.89+ first (https://rustup.rs)" >&2; exit 2; }
 
 scripts/install-deps.sh
 scripts/harness.sh start
@@ -26,6 +26,17 @@ image="$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/busybox"
 say "$bd" run --rm "$image" echo hello
 say "$bd" images
 say "$bd" run --rm --hostname demo -m 64m "$image" sh -c 'echo "pid $$ on $(hostname)"; ps'
+# A detached web server on the default bridge network, its port published on 127.0.0.1.
+"$bd" rm -f demo-web >/dev/null 2>&1 || true   # left by an interrupted earlier demo
+www=$(mktemp -d)
+echo "hello from a detached container" > "$www/index.html"
+say "$bd" run -d --name demo-web -p 18081:80 -v "$www:/www:ro" "$image" httpd -f -p 80 -h /www
+say "$bd" ps
+sleep 0.3
+say curl -s http://127.0.0.1:18081/
+say "$bd" logs demo-web
+say "$bd" rm -f demo-web
+rm -rf "$www"
 say "$bd" manifest inspect "$image"
 say "$bd" manifest inspect --platform linux/arm64 "$BASIC_DOCKER_TEST_REGISTRY_OPEN/fixtures/multiarch"
 

@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 if ! command -v cargo >/dev/null; then
-    echo "scripts/test.sh: cargo not found: install Rust 1.85 or newer (https://rustup.rs)" >&2
+    echo "scripts/test.sh: cargo not found: install Rust 1.89 or newer (https://rustup.rs)" >&2
     exit 2
 fi
 
