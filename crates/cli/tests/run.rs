@@ -194,13 +194,13 @@ fn network_none_has_only_loopback_and_host_shares_the_hosts() {
     };
     let interfaces = |out: &Output| text(&out.stdout).lines().skip(2).count();
     assert_eq!(interfaces(&none), 1, "only lo: {}", text(&none.stdout));
-    let host = run(&["--network", "host"], &["cat", "/proc/net/dev"]).unwrap();
-    let on_host = std::fs::read_to_string("/proc/net/dev")
-        .unwrap()
-        .lines()
-        .skip(2)
-        .count();
-    assert_eq!(interfaces(&host), on_host);
+    // The host's network namespace itself (counting interfaces would race other
+    // tests creating veths).
+    let host = run(&["--network", "host"], &["readlink", "/proc/self/ns/net"]).unwrap();
+    let on_host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(text(&host.stdout), on_host.to_string_lossy());
+    let none = run(&["--network", "none"], &["readlink", "/proc/self/ns/net"]).unwrap();
+    assert_ne!(text(&none.stdout), on_host.to_string_lossy());
 }
 
 #[test]
