@@ -224,6 +224,9 @@ pub struct SaveArgs {
 /// `import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, WORKDIR)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
     /// A rootfs tarball (gzip, zstd or plain), or `-` for STDIN
     pub file: String,
     /// Name the image: repository[:tag]

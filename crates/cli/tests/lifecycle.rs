@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{basic_docker, ok};
+use common::{basic_docker, busybox_rootfs_tar, ok};
 
 use std::path::Path;
 use std::process::Output;
@@ -565,4 +565,45 @@ fn logs_follow_until_the_container_exits() {
     let out = ok(basic_docker(root, &["logs", "-f", "follow"]));
     assert_eq!(out, "step-1\nstep-2\nstep-3\nstep-4\nstep-5");
     assert_eq!(state(root, "follow"), "exited");
+}
+
+#[test]
+fn stop_sends_the_images_stop_signal_first() {
+    let Some((dir, _)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["quitter"]);
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_rootfs_tar(work.path());
+    ok(basic_docker(
+        root,
+        &[
+            "import",
+            "-c",
+            "STOPSIGNAL SIGUSR1",
+            tar.to_str().unwrap(),
+            "local/quitter:1",
+        ],
+    ));
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "quitter",
+            "--network",
+            "none",
+            "local/quitter:1",
+            "sh",
+            "-c",
+            "trap 'exit 9' USR1; echo ready; while true; do sleep 0.05; done",
+        ],
+    ));
+    eventually("the trap set", || {
+        ok(basic_docker(root, &["logs", "quitter"])).contains("ready")
+    });
+    // USR1, not SIGTERM then SIGKILL: the trap's own exit code.
+    ok(basic_docker(root, &["stop", "-t", "5", "quitter"]));
+    assert_eq!(inspect(root, "quitter")["State"]["ExitCode"], 9);
+    assert_eq!(inspect(root, "quitter")["Config"]["StopSignal"], "SIGUSR1");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{basic_docker, ok};
+use common::{basic_docker, busybox_rootfs_tar, ok};
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -356,4 +356,51 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn publish_all_maps_the_images_exposed_ports_to_free_ports() {
+    let Some((dir, _)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["exposed"], vec![]);
+    let work = tempfile::tempdir().unwrap();
+    let tar = busybox_rootfs_tar(work.path());
+    ok(basic_docker(
+        root,
+        &[
+            "import",
+            "-c",
+            "EXPOSE 80",
+            "-c",
+            r#"CMD ["httpd", "-f", "-p", "80", "-h", "/www"]"#,
+            tar.to_str().unwrap(),
+            "local/exposed:1",
+        ],
+    ));
+    ok(basic_docker(
+        root,
+        &["run", "-d", "-P", "--name", "exposed", "local/exposed:1"],
+    ));
+    let port = ok(basic_docker(root, &["port", "exposed"]));
+    let host_port: u16 = port
+        .strip_prefix("80/tcp -> 0.0.0.0:")
+        .unwrap_or_else(|| panic!("{port}"))
+        .parse()
+        .unwrap();
+    assert!(host_port > 1024, "a free ephemeral port: {port}");
+    let url = format!("http://127.0.0.1:{host_port}/");
+    let mut body = String::new();
+    for _ in 0..50 {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &url])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body, "served by an imported image\n");
+    ok(basic_docker(root, &["rm", "-f", "exposed"]));
 }

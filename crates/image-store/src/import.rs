@@ -45,6 +45,22 @@ pub async fn import<F>(
 where
     F: Fn(PullEvent) + Send + Sync,
 {
+    import_with_config(store, input, name, tag, json!({}), progress).await
+}
+
+/// [`import`], with `container_config` as the image config's `config` object
+/// (`Cmd`, `Env`, `ExposedPorts`, ... — what `docker import --change` sets).
+pub async fn import_with_config<F>(
+    store: &ImageStore,
+    input: impl Read + Send + 'static,
+    name: &str,
+    tag: Option<&str>,
+    container_config: serde_json::Value,
+    progress: F,
+) -> Result<String, LoadError>
+where
+    F: Fn(PullEvent) + Send + Sync,
+{
     let dir = TempPath::new(temp_name(&store.tmp_dir(), "import"));
     let stage_name = name.to_string();
     let dir_path = dir.path().to_path_buf();
@@ -54,7 +70,7 @@ where
             archive: name.to_string(),
             reason: format!("the staging task failed: {e}"),
         })??;
-    let config = config_for(&layer.diff_id);
+    let config = config_for(&layer.diff_id, container_config);
     let config_digest = sha256_of(&config);
     let config_path = dir.path().join("config.json");
     fs::write(&config_path, &config).map_err(|source| ArchiveError::Stage {
@@ -162,14 +178,14 @@ impl io::Write for HashingWriter {
 }
 
 /// The config `docker import` writes: host platform, creation time, one diff ID.
-fn config_for(diff_id: &str) -> Vec<u8> {
+fn config_for(diff_id: &str, container_config: serde_json::Value) -> Vec<u8> {
     let host = Platform::host();
     let created = rfc3339(now_secs());
     let mut config = json!({
         "architecture": host.architecture,
         "os": host.os,
         "created": created,
-        "config": {},
+        "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": created, "created_by": "basic-docker import", "comment": "Imported from tarball"}],
     });

@@ -52,7 +52,7 @@ pub use check::{CheckReport, Problem};
 pub use containers::{ContainerExit, ContainerRecord};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
-pub use import::import;
+pub use import::{import, import_with_config};
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};

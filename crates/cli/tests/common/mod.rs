@@ -55,3 +55,32 @@ pub fn tmp_is_empty(root: &Path) -> bool {
         .next()
         .is_none()
 }
+
+/// A rootfs tarball made from Debian's busybox-static (`/bin/busybox` and its
+/// applets as symlinks), for `import`.
+pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "www", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(root.join("www/index.html"), "served by an imported image\n").unwrap();
+    let tar = dir.join("rootfs.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tar of the busybox rootfs");
+    tar
+}
