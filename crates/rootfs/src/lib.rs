@@ -21,6 +21,7 @@
 
 mod apply;
 mod compression;
+pub mod export;
 mod fsutil;
 mod parallel;
 mod reader;

@@ -1,0 +1,702 @@
+//! Writing a directory tree as a tar stream: what `docker export` makes of a
+//! container's root filesystem, and what `apply_layer` (or `import`) reads back.
+//!
+//! [`write_tree`] walks the tree depth first, each directory's entries sorted
+//! by name (bytes), so the same tree always gives the same archive. Members are
+//! named relative to the root (`bin/`, `bin/sh`), without a member for the root
+//! itself, as `docker export` writes them. Each member is a POSIX ustar header,
+//! preceded by a PAX extended header when something does not fit one: a long
+//! name or link target, xattrs (`SCHILY.xattr.NAME`, `security.capability`
+//! included), an owner id above 2097151, a size of 8 GiB or more, a negative or
+//! far-future mtime. Times are whole seconds and owner names are left empty, as
+//! docker's exports have them: ids are what the container's own `/etc/passwd`
+//! gives meaning to.
+//!
+//! * Regular files, directories, symlinks, character and block devices and
+//!   FIFOs are archived with their uid, gid, every mode bit (setuid, setgid,
+//!   sticky) and mtime. Sockets are left out, as GNU tar leaves them out.
+//! * A second name of an inode already archived becomes a hard link member.
+//! * The walk never crosses into another mount: a directory another
+//!   filesystem is mounted on is archived as an empty directory, a file
+//!   mounted over is left out (compared by mount id where the kernel reports
+//!   one, by device otherwise).
+//! * Xattrs in `trusted.overlay.*` (overlayfs' bookkeeping) and `system.*`
+//!   (ACLs and the like, which layers do not carry) are left out, as
+//!   [`apply_layer`](crate::apply_layer) drops them.
+//!
+//! The walk is safe against a tree that changes while it is read (a running
+//! container's root): every entry is opened relative to its parent's
+//! descriptor with `O_PATH | O_NOFOLLOW`, so a name swapped for a symlink is
+//! archived as that symlink, never followed; metadata, link targets and xattrs
+//! come from that descriptor, and a regular file's data from the same inode
+//! reopened through `/proc/self/fd` (so a name swapped for a device or FIFO is
+//! never opened). A file that shrinks while it is read is padded with zeros to
+//! the size in its header (and a warning logged), one that grows is cut at
+//! that size; an entry removed before it is opened is skipped with a warning.
+//! The archive is always well formed.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys;
+
+/// Largest value of an 8-byte octal header field (uid, gid).
+const MAX_OCTAL_ID: u64 = 0o7777777;
+/// Largest value of a 12-byte octal header field (size, mtime).
+const MAX_OCTAL_BIG: u64 = 0o77777777777;
+/// Sizes of the ustar name, prefix and link name fields.
+const NAME_LEN: usize = 100;
+const PREFIX_LEN: usize = 155;
+
+/// Errors writing a tree as a tar stream. Messages name the path concerned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Something in the tree could not be read.
+    #[error("cannot {op} {}", path.display())]
+    Read {
+        /// What was being done.
+        op: &'static str,
+        /// The path, below the root given.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// The archive could not be written to the writer given.
+    #[error("cannot write the archive (at {})", path.display())]
+    Write {
+        /// The path whose member was being written.
+        path: PathBuf,
+        /// The writer's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What [`write_tree`] archived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Members written (PAX extended headers not counted).
+    pub entries: u64,
+    /// Bytes of regular file data.
+    pub bytes: u64,
+}
+
+/// Writes the tree below the directory `root` to `out` as a tar stream, ended
+/// by the two zero blocks of an archive's end, and flushes `out`.
+///
+/// `root` itself may be a symlink to the directory; nothing below it is
+/// followed. Pass `&mut writer` to keep the writer.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let file = std::fs::File::create("rootfs.tar")?;
+/// let stats = basic_rootfs::export::write_tree(std::path::Path::new("rootfs"), file)?;
+/// println!("{} members, {} bytes of data", stats.entries, stats.bytes);
+/// # Ok(())
+/// # }
+/// ```
+pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<ExportStats, ExportError> {
+    let read_err = |op| {
+        move |source| ExportError::Read {
+            op,
+            path: root.to_owned(),
+            source,
+        }
+    };
+    let root_fd = sys::openat(
+        cwd(),
+        &sys::cstr(root.as_os_str().as_bytes()).map_err(read_err("open"))?,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .map_err(read_err("open the directory"))?;
+    let origin = Origin::of(&statx(root_fd.as_fd()).map_err(read_err("stat"))?);
+    let mut walker = Walker {
+        root,
+        origin,
+        out: tar::Builder::new(out),
+        links: HashMap::new(),
+        stats: ExportStats::default(),
+    };
+    let mut stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.next() else {
+            stack.pop();
+            continue;
+        };
+        let mut path = top.prefix.clone();
+        path.extend_from_slice(name.to_bytes());
+        if let Some(dir) = walker.entry(top.fd.as_fd(), &name, path)? {
+            stack.push(dir);
+        }
+    }
+    let end = |source| ExportError::Write {
+        path: root.to_owned(),
+        source,
+    };
+    let mut out = walker.out.into_inner().map_err(end)?;
+    out.flush().map_err(end)?;
+    Ok(walker.stats)
+}
+
+fn cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is valid for the whole process' life.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// A directory being walked: its descriptor (`O_PATH`), the member name
+/// prefix of its entries (`""` or `"a/b/"`) and the names still to visit.
+struct Dir {
+    fd: OwnedFd,
+    prefix: Vec<u8>,
+    names: std::vec::IntoIter<CString>,
+}
+
+impl Dir {
+    fn open(fd: OwnedFd, prefix: Vec<u8>) -> io::Result<Dir> {
+        let mut names = sys::read_dir_names(fd.as_fd())?;
+        names.sort();
+        Ok(Dir {
+            fd,
+            prefix,
+            names: names.into_iter(),
+        })
+    }
+}
+
+/// Where the root lives: entries elsewhere are on another mount.
+struct Origin {
+    mount_id: Option<u64>,
+    dev: (u32, u32),
+}
+
+impl Origin {
+    fn of(stx: &libc::statx) -> Self {
+        Origin {
+            mount_id: (stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id),
+            dev: (stx.stx_dev_major, stx.stx_dev_minor),
+        }
+    }
+
+    fn holds(&self, stx: &libc::statx) -> bool {
+        match self.mount_id {
+            Some(id) if stx.stx_mask & libc::STATX_MNT_ID != 0 => stx.stx_mnt_id == id,
+            // overlayfs reports the real device of a non-directory when its
+            // layers are on several filesystems: only a directory's device
+            // says which mount it is on.
+            _ => {
+                file_type(stx) != libc::S_IFDIR
+                    || self.dev == (stx.stx_dev_major, stx.stx_dev_minor)
+            }
+        }
+    }
+}
+
+struct Walker<'a, W: Write> {
+    root: &'a Path,
+    origin: Origin,
+    out: tar::Builder<W>,
+    /// Inodes with several names already archived: (device, inode) -> member name.
+    links: HashMap<(u32, u32, u64), Vec<u8>>,
+    stats: ExportStats,
+}
+
+impl<W: Write> Walker<'_, W> {
+    /// Archives the entry `name` of `parent`, member name `path`; returns the
+    /// directory to walk next when it is one.
+    fn entry(
+        &mut self,
+        parent: BorrowedFd<'_>,
+        name: &CStr,
+        path: Vec<u8>,
+    ) -> Result<Option<Dir>, ExportError> {
+        let fd = match sys::openat(parent, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(path = %self.full(&path).display(), "removed before it was archived; skipped");
+                return Ok(None);
+            }
+            Err(e) => return Err(self.read_err("open", &path, e)),
+        };
+        let stx = statx(fd.as_fd()).map_err(|e| self.read_err("stat", &path, e))?;
+        let kind = file_type(&stx);
+        let foreign = !self.origin.holds(&stx);
+        if kind == libc::S_IFSOCK || (foreign && kind != libc::S_IFDIR) {
+            return Ok(None);
+        }
+        let mut member = Member::new(&stx);
+        if !foreign {
+            for (key, value) in
+                xattrs(fd.as_fd()).map_err(|e| self.read_err("read the xattrs of", &path, e))?
+            {
+                let mut record = b"SCHILY.xattr.".to_vec();
+                record.extend_from_slice(key.to_bytes());
+                member.pax.push((record, value));
+            }
+        }
+        let key = (stx.stx_dev_major, stx.stx_dev_minor, stx.stx_ino);
+        if kind != libc::S_IFDIR && stx.stx_nlink > 1 {
+            if let Some(first) = self.links.get(&key) {
+                let first = first.clone();
+                member.header.set_entry_type(tar::EntryType::Link);
+                member.link_name(&first);
+                self.append(member, &path, io::empty())?;
+                return Ok(None);
+            }
+            self.links.insert(key, path.clone());
+        }
+        match kind {
+            libc::S_IFDIR => {
+                let mut dir_path = path.clone();
+                dir_path.push(b'/');
+                member.header.set_entry_type(tar::EntryType::Directory);
+                self.append(member, &dir_path, io::empty())?;
+                if foreign {
+                    return Ok(None);
+                }
+                let dir = Dir::open(fd, dir_path).map_err(|e| self.read_err("list", &path, e))?;
+                return Ok(Some(dir));
+            }
+            libc::S_IFREG => return self.file(member, &fd, &path, stx.stx_size).map(|()| None),
+            libc::S_IFLNK => {
+                let target = crate::fsutil::readlinkat(fd.as_fd(), c"")
+                    .map_err(|e| self.read_err("read the link", &path, e))?;
+                member.header.set_entry_type(tar::EntryType::Symlink);
+                member.link_name(target.to_bytes());
+            }
+            libc::S_IFCHR | libc::S_IFBLK => {
+                member.header.set_entry_type(if kind == libc::S_IFCHR {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                });
+                set_device(&mut member.header, &stx)
+                    .map_err(|e| self.read_err("archive", &path, e))?;
+            }
+            libc::S_IFIFO => member.header.set_entry_type(tar::EntryType::Fifo),
+            _ => {
+                let unknown = io::Error::new(io::ErrorKind::Unsupported, "unknown file type");
+                return Err(self.read_err("archive", &path, unknown));
+            }
+        }
+        self.append(member, &path, io::empty())?;
+        Ok(None)
+    }
+
+    /// A regular file: its data read from the inode `fd` refers to.
+    fn file(
+        &mut self,
+        mut member: Member,
+        fd: &OwnedFd,
+        path: &[u8],
+        size: u64,
+    ) -> Result<(), ExportError> {
+        let file = reopen(fd.as_fd()).map_err(|e| self.read_err("open", path, e))?;
+        member.header.set_entry_type(tar::EntryType::Regular);
+        member.size(size);
+        let mut data = Exactly {
+            file,
+            left: size,
+            short: false,
+            error: None,
+        };
+        let written = self.append(member, path, &mut data);
+        if let Some(e) = data.error {
+            return Err(self.read_err("read", path, e));
+        }
+        written?;
+        if data.short {
+            tracing::warn!(path = %self.full(path).display(), "shrank while it was archived; padded with zeros");
+        }
+        self.stats.bytes += size;
+        Ok(())
+    }
+
+    /// Writes `member`, named `path`, and its `data`.
+    fn append(
+        &mut self,
+        mut member: Member,
+        path: &[u8],
+        data: impl Read,
+    ) -> Result<(), ExportError> {
+        member.name(path);
+        let root = self.root;
+        let write_err = |source| ExportError::Write {
+            path: root.join(OsStr::from_bytes(path)),
+            source,
+        };
+        if !member.pax.is_empty() {
+            let records = pax_records(&member.pax);
+            let mut pax = tar::Header::new_ustar();
+            pax.set_entry_type(tar::EntryType::XHeader);
+            pax.set_mode(0o644);
+            pax.set_size(records.len() as u64);
+            set_name_field(&mut pax, &pax_name(path));
+            pax.set_cksum();
+            self.out
+                .append(&pax, records.as_slice())
+                .map_err(write_err)?;
+        }
+        member.header.set_cksum();
+        self.out.append(&member.header, data).map_err(write_err)?;
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    fn full(&self, path: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(path))
+    }
+
+    fn read_err(&self, op: &'static str, path: &[u8], source: io::Error) -> ExportError {
+        ExportError::Read {
+            op,
+            path: self.full(path),
+            source,
+        }
+    }
+}
+
+/// One member's header and the PAX records it needs.
+struct Member {
+    header: tar::Header,
+    pax: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Member {
+    /// A header with the entry's owner, mode and mtime.
+    fn new(stx: &libc::statx) -> Self {
+        let mut header = tar::Header::new_ustar();
+        let mut pax = Vec::new();
+        header.set_mode(u32::from(stx.stx_mode) & 0o7777);
+        for (key, id) in [("uid", stx.stx_uid), ("gid", stx.stx_gid)] {
+            if u64::from(id) > MAX_OCTAL_ID {
+                pax.push((key.as_bytes().to_vec(), id.to_string().into_bytes()));
+            }
+        }
+        header.set_uid(u64::from(stx.stx_uid));
+        header.set_gid(u64::from(stx.stx_gid));
+        let mtime = stx.stx_mtime.tv_sec;
+        match u64::try_from(mtime) {
+            Ok(secs) if secs <= MAX_OCTAL_BIG => header.set_mtime(secs),
+            _ => {
+                header.set_mtime(mtime.clamp(0, MAX_OCTAL_BIG as i64) as u64);
+                pax.push((b"mtime".to_vec(), mtime.to_string().into_bytes()));
+            }
+        }
+        header.set_size(0);
+        Member { header, pax }
+    }
+
+    fn size(&mut self, size: u64) {
+        self.header.set_size(size);
+        if size > MAX_OCTAL_BIG {
+            self.pax
+                .push((b"size".to_vec(), size.to_string().into_bytes()));
+        }
+    }
+
+    /// The member name: in the ustar name (and prefix) fields when it fits,
+    /// else a PAX `path` record (and a truncated name for older readers).
+    fn name(&mut self, path: &[u8]) {
+        match split_ustar(path) {
+            Some((prefix, name)) => {
+                if let Some(ustar) = self.header.as_ustar_mut() {
+                    ustar.prefix[..prefix.len()].copy_from_slice(prefix);
+                }
+                set_name_field(&mut self.header, name);
+            }
+            None => {
+                set_name_field(&mut self.header, &path[..NAME_LEN]);
+                self.pax_text(b"path", path);
+            }
+        }
+    }
+
+    /// A symlink's target or a hard link's first name.
+    fn link_name(&mut self, target: &[u8]) {
+        let field = &mut self.header.as_old_mut().linkname;
+        let n = target.len().min(NAME_LEN);
+        field[..n].copy_from_slice(&target[..n]);
+        if target.len() > NAME_LEN {
+            self.pax_text(b"linkpath", target);
+        }
+    }
+
+    /// A PAX text record; a value that is not UTF-8 marks the header binary,
+    /// as GNU tar does.
+    fn pax_text(&mut self, key: &[u8], value: &[u8]) {
+        if std::str::from_utf8(value).is_err() && !self.pax.iter().any(|(k, _)| k == b"hdrcharset")
+        {
+            self.pax
+                .insert(0, (b"hdrcharset".to_vec(), b"BINARY".to_vec()));
+        }
+        self.pax.push((key.to_vec(), value.to_vec()));
+    }
+}
+
+fn set_name_field(header: &mut tar::Header, name: &[u8]) {
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name);
+}
+
+/// Splits `path` into ustar's prefix and name fields (joined by a `/`), or
+/// `None` when it cannot be.
+fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    if path.len() <= NAME_LEN {
+        return Some((&[], path));
+    }
+    // The name part must not be empty: never split at a directory's trailing `/`.
+    let body = &path[..path.len() - 1];
+    body.iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'/' && i <= PREFIX_LEN && path.len() - i - 1 <= NAME_LEN)
+        .map(|(i, _)| (&path[..i], &path[i + 1..]))
+        .next()
+}
+
+/// The name of a PAX extended header: `PaxHeaders.0/BASENAME`, as Go's
+/// archive/tar writes it (GNU tar's puts its pid there: not reproducible).
+fn pax_name(path: &[u8]) -> Vec<u8> {
+    let trimmed = path.strip_suffix(b"/").unwrap_or(path);
+    let base = trimmed.rsplit(|&b| b == b'/').next().unwrap_or(trimmed);
+    let mut name = b"PaxHeaders.0/".to_vec();
+    name.extend_from_slice(base);
+    name.truncate(NAME_LEN);
+    name
+}
+
+/// PAX records: `LEN KEY=VALUE\n`, where LEN counts the whole record, its own
+/// digits included.
+fn pax_records(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in records {
+        let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+        let mut len = body + 1;
+        while len != body + len.to_string().len() {
+            len = body + len.to_string().len();
+        }
+        out.extend_from_slice(len.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(key);
+        out.push(b'=');
+        out.extend_from_slice(value);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn set_device(header: &mut tar::Header, stx: &libc::statx) -> io::Result<()> {
+    header.set_device_major(stx.stx_rdev_major)?;
+    header.set_device_minor(stx.stx_rdev_minor)
+}
+
+fn file_type(stx: &libc::statx) -> libc::mode_t {
+    libc::mode_t::from(stx.stx_mode) & libc::S_IFMT
+}
+
+/// `statx` of what `fd` refers to (an `O_PATH` descriptor), never following it.
+fn statx(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+    // SAFETY: an all-zero statx is a valid value to be overwritten.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd, an empty C string and a valid out pointer.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stx)
+}
+
+/// The magic link naming `fd`'s inode: following it lands on that inode
+/// itself, even a symlink, and never resolves a name again.
+fn proc_path(fd: BorrowedFd<'_>) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
+}
+
+/// The regular file `fd` (`O_PATH`) refers to, opened for reading.
+fn reopen(fd: BorrowedFd<'_>) -> io::Result<File> {
+    let path = proc_path(fd);
+    sys::openat(cwd(), &path, libc::O_RDONLY | libc::O_NOCTTY, 0).map(File::from)
+}
+
+/// The xattrs of what `fd` refers to, but `trusted.overlay.*` and `system.*`.
+fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
+    let path = proc_path(fd);
+    // SAFETY (both closures): a valid C string and a buffer of the length given.
+    let names = read_growing(|buf| unsafe {
+        libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    });
+    let names = match names {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut out = Vec::new();
+    for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
+        if key.starts_with(b"trusted.overlay.") || key.starts_with(b"system.") {
+            continue;
+        }
+        let key = sys::cstr(key)?;
+        let value = read_growing(|buf| unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                key.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        });
+        match value {
+            Ok(value) => out.push((key, value)),
+            // Removed between the listing and the read.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Calls `get` with a buffer that grows while the kernel says it is too small.
+fn read_growing(mut get: impl FnMut(&mut [u8]) -> isize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        let n = get(&mut buf);
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        // xattr values and name lists are at most 64 KiB.
+        if e.raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+        } else {
+            return Err(e);
+        }
+    }
+}
+
+/// Exactly `left` bytes of `file`: zeros after an early end (a file that
+/// shrank), nothing past it (one that grew). A read error is kept in
+/// `error`, apart from the writer's errors.
+struct Exactly {
+    file: File,
+    left: u64,
+    short: bool,
+    error: Option<io::Error>,
+}
+
+impl Read for Exactly {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        while !self.short {
+            match self.file.read(&mut buf[..want]) {
+                Ok(0) => self.short = true,
+                Ok(n) => {
+                    self.left -= n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let kind = e.kind();
+                    self.error = Some(e);
+                    return Err(io::Error::new(kind, "reading the file"));
+                }
+            }
+        }
+        buf[..want].fill(0);
+        self.left -= want as u64;
+        Ok(want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_lengths_count_themselves() {
+        // Around each power of ten the length's own digits change the length.
+        for value_len in 0..300 {
+            let value = vec![b'x'; value_len];
+            let records = pax_records(&[(b"path".to_vec(), value)]);
+            let text = String::from_utf8(records.clone()).unwrap();
+            let (len, _) = text.split_once(' ').unwrap();
+            assert_eq!(len.parse::<usize>().unwrap(), records.len(), "{text}");
+        }
+    }
+
+    #[test]
+    fn names_split_into_prefix_and_name() {
+        assert_eq!(split_ustar(b"a/b"), Some((&b""[..], &b"a/b"[..])));
+        let long = [vec![b'd'; 120], b"/".to_vec(), vec![b'f'; 90]].concat();
+        assert_eq!(split_ustar(&long), Some((&long[..120], &long[121..])));
+        // A name part over 100 bytes cannot be split.
+        let unsplittable = [vec![b'd'; 10], b"/".to_vec(), vec![b'f'; 101]].concat();
+        assert_eq!(split_ustar(&unsplittable), None);
+        // A prefix over 155 bytes cannot be split.
+        let deep = [vec![b'd'; 160], b"/".to_vec(), vec![b'f'; 10]].concat();
+        assert_eq!(split_ustar(&deep), None);
+        // A directory's trailing slash stays with its name.
+        let dir = [vec![b'd'; 100], b"/".to_vec()].concat();
+        assert_eq!(split_ustar(&dir), None);
+        let dir = [vec![b'p'; 20], b"/".to_vec(), vec![b'd'; 99], b"/".to_vec()].concat();
+        assert_eq!(split_ustar(&dir), Some((&dir[..20], &dir[21..])));
+    }
+
+    #[test]
+    fn pax_header_names_are_short_and_stable() {
+        assert_eq!(pax_name(b"a/b/c"), b"PaxHeaders.0/c");
+        assert_eq!(pax_name(b"a/dir/"), b"PaxHeaders.0/dir");
+        assert_eq!(pax_name(&[b'x'; 300]).len(), NAME_LEN);
+    }
+
+    #[test]
+    fn a_shrinking_file_is_padded_and_a_growing_one_cut() {
+        let mut tmp = tempfile::tempfile().unwrap();
+        tmp.write_all(b"hello").unwrap();
+        let reopened = |f: &File| {
+            let mut f = f.try_clone().unwrap();
+            std::io::Seek::rewind(&mut f).unwrap();
+            f
+        };
+        let mut longer = Exactly {
+            file: reopened(&tmp),
+            left: 8,
+            short: false,
+            error: None,
+        };
+        let mut out = Vec::new();
+        longer.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"hello\0\0\0");
+        assert!(longer.short);
+        let mut shorter = Exactly {
+            file: reopened(&tmp),
+            left: 3,
+            short: false,
+            error: None,
+        };
+        let mut out = Vec::new();
+        shorter.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"hel");
+        assert!(!shorter.short);
+    }
+}
