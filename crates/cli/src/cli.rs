@@ -112,6 +112,8 @@ pub enum Command {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Export a container's filesystem as a tar archive (streamed to STDOUT by default)
+    Export(crate::commands::export::ExportArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -443,6 +445,8 @@ pub enum ContainerCommand {
     Kill(KillArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::commands::export::ExportArgs),
 }
 
 /// `container prune`.

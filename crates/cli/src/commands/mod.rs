@@ -6,6 +6,7 @@ mod container_network;
 mod containers;
 mod create;
 pub mod exec;
+pub mod export;
 mod format;
 mod host;
 mod image_mount;
@@ -67,6 +68,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::load(&cli.global, args).await,
         Command::Save(args) => save::save(&cli.global, args),
         Command::Import(args) => import::import(&cli.global, args).await,
+        Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
+            export::export(&cli.global, args)
+        }
         Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
         Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
         Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
