@@ -40,6 +40,9 @@ pub struct Attachment {
     /// Where the container's `hosts`, `hostname` and `resolv.conf` are kept up to date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etc_dir: Option<PathBuf>,
+    /// Torn down in the background (see `AttachRequest::background_detach`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background_detach: bool,
     /// One entry per network, in attach order.
     pub networks: Vec<NetworkAttachment>,
     /// Things the user should know (e.g. no DNS server left for `resolv.conf`).
@@ -156,6 +159,11 @@ impl Cache {
     /// A cache in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Cache { dir: dir.into() }
+    }
+
+    /// The directory holding the records.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self, container_id: &str) -> PathBuf {

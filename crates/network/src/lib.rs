@@ -10,6 +10,9 @@
 //!   that teardown works from any process, named network namespaces,
 //!   published ports, and the container's `/etc/hosts`, `/etc/hostname` and
 //!   `/etc/resolv.conf`.
+//! - [`host_rules`]: masquerade, forwarding and isolation of the engine's
+//!   bridge networks, set up once per network instead of by plugins on every
+//!   container start.
 //! - [`ports`]: docker's `-p` syntax and a free host port picker.
 //!
 //! The reference plugins (`bridge`, `host-local`, `portmap`, `firewall`,
@@ -21,6 +24,8 @@ pub mod attachment;
 pub mod cni;
 mod error;
 pub mod etc_files;
+mod handoff;
+pub mod host_rules;
 mod manager;
 pub mod netns;
 mod network;
@@ -31,6 +36,7 @@ pub use attachment::{Attachment, Cache, NetworkAttachment};
 pub use cni::{Cni, CniResult, NetworkConfigList, RuntimeConf};
 pub use error::{Error, PLUGINS_PACKAGE, Result};
 pub use etc_files::{DnsOptions, EtcFiles};
+pub use host_rules::{BridgeRules, Firewall, Iptables};
 pub use manager::{
     AttachRequest, DEFAULT_NETNS_DIR, Networks, NetworksConfig, delete_bridge, host_network_files,
     hosts_for,

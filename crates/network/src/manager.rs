@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use crate::attachment::{Attachment, Cache, NetworkAttachment};
@@ -13,6 +12,8 @@ use crate::cni::types::{Interface, IpConfig};
 use crate::cni::{Cni, CniResult, NetworkConfigList, default_plugin_dirs};
 use crate::error::{Error, Result};
 use crate::etc_files::{self, DnsOptions, EtcFiles, HostEntry};
+use crate::handoff::{self, Handoff};
+use crate::host_rules::{self, BridgeRules, Firewall, Iptables};
 use crate::netns;
 use crate::network::{CniNetwork, Network as _, Sandbox, loopback};
 use crate::ports::{PortSpec, assign_host_ports};
@@ -67,6 +68,10 @@ pub struct AttachRequest {
     pub dns: DnsOptions,
     /// Directory for `hosts`, `hostname` and `resolv.conf`, kept current as peers come and go.
     pub etc_dir: Option<PathBuf>,
+    /// Detach in the background: [`Networks::detach`] hands the teardown to a
+    /// child process and returns at once. For containers nothing will reuse
+    /// (`--rm`): everyone else's operations on the networks still wait for it.
+    pub background_detach: bool,
 }
 
 impl AttachRequest {
@@ -88,6 +93,7 @@ pub struct Networks {
     store: NetworkStore,
     cache: Cache,
     cni: Arc<Cni>,
+    firewall: Arc<dyn Firewall>,
 }
 
 impl Networks {
@@ -102,6 +108,7 @@ impl Networks {
             store,
             cache,
             cni,
+            firewall: Arc::new(Iptables),
         })
     }
 
@@ -110,6 +117,12 @@ impl Networks {
         let mut networks = Networks::open(config)?;
         networks.cni = Arc::new(cni);
         Ok(networks)
+    }
+
+    /// The same networks with another host firewall (tests record the rules instead).
+    pub fn with_firewall(mut self, firewall: impl Firewall + 'static) -> Self {
+        self.firewall = Arc::new(firewall);
+        self
     }
 
     /// The configuration.
@@ -178,7 +191,8 @@ impl Networks {
         let info = store::info(&list, self.store.path_of(&list.name));
         self.store.delete(&list.name)?;
         if let Some(bridge) = &info.bridge {
-            delete_bridge(bridge)?;
+            let _ = std::fs::remove_file(self.host_rules_stamp_file(bridge));
+            remove_bridge(self.firewall.as_ref(), bridge)?;
         }
         Ok(info)
     }
@@ -189,10 +203,12 @@ impl Networks {
         netns::create(&self.config.netns_dir, container_id)
     }
 
-    /// Attaches a container: creates its namespace unless given one, brings up
-    /// `lo`, runs `ADD` for each network (ports published through the first),
-    /// caches the results, writes its `/etc` files and refreshes its peers'.
-    /// On failure everything done so far is undone.
+    /// Attaches a container: creates its namespace with `lo` up (or brings `lo`
+    /// up in the one given, through the `loopback` plugin), runs `ADD` for each
+    /// network (ports published through the first; `portmap` runs only then),
+    /// makes sure each network's host rules are in place, caches the results,
+    /// writes its `/etc` files and refreshes its peers'. On failure everything
+    /// done so far is undone.
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
         check_container_id(&req.container_id)?;
         let _lock = self.lock()?;
@@ -203,7 +219,9 @@ impl Networks {
         for list in &lists {
             self.cni.check_installed(list)?;
         }
-        self.cni.check_installed(&loopback())?;
+        if req.netns.is_some() {
+            self.cni.check_installed(&loopback())?;
+        }
         let taken: Vec<_> = self
             .cache
             .all()?
@@ -220,6 +238,7 @@ impl Networks {
             .cache
             .save(&att)
             .and_then(|()| self.connect(&mut att))
+            .and_then(|()| self.ensure_host_rules(&att))
             .and_then(|()| self.write_etc_files(&mut att))
             .and_then(|()| self.cache.save(&att));
         if let Err(e) = done {
@@ -230,12 +249,21 @@ impl Networks {
     }
 
     /// Detaches a container using only its cached record: `DEL` on every network
-    /// (in reverse), `lo`, then the namespace if this crate made it. Without a
-    /// record only a leftover namespace at the default path is removed
-    /// (`Ok(None)`). On failure the record stays, so detach can be retried.
+    /// (in reverse), then the namespace if this crate made it (`lo` through the
+    /// `loopback` plugin otherwise). Without a record only a leftover namespace
+    /// at the default path is removed (`Ok(None)`). On failure the record
+    /// stays, so detach can be retried.
+    ///
+    /// A record attached with [`AttachRequest::background_detach`] is torn
+    /// down by a child process holding the networks lock, when this process
+    /// can fork safely (one thread); this call then returns at once, and so
+    /// does a second `detach` of it from this process (see `handoff`).
     pub fn detach(&self, container_id: &str) -> Result<Option<Attachment>> {
         check_container_id(container_id)?;
-        let _lock = self.lock()?;
+        if handoff::handed_off(self.cache.dir(), container_id) {
+            return self.cache.load(container_id);
+        }
+        let mut lock = self.lock()?;
         let Some(att) = self.cache.load(container_id)? else {
             let leftover = self.config.netns_dir.join(container_id);
             if leftover.exists() {
@@ -243,10 +271,30 @@ impl Networks {
             }
             return Ok(None);
         };
-        self.teardown(&att)?;
-        self.cache.remove(container_id)?;
-        self.refresh_peers(&att)?;
+        if att.background_detach {
+            let work = || self.finish_detach(&att).map_err(|e| e.to_string());
+            match handoff::run_detached(lock, self.cache.dir(), container_id, work) {
+                Handoff::Taken => return Ok(Some(att)),
+                Handoff::Refused(back) => lock = back,
+            }
+        }
+        self.finish_detach(&att)?;
+        drop(lock);
         Ok(Some(att))
+    }
+
+    /// True when this process handed the teardown of `container_id` to a
+    /// background process (see [`AttachRequest::background_detach`]), which
+    /// may still be running it.
+    pub fn detached_in_background(&self, container_id: &str) -> bool {
+        handoff::handed_off(self.cache.dir(), container_id)
+    }
+
+    /// Teardown, record and peers' hosts files; the caller holds the lock.
+    fn finish_detach(&self, att: &Attachment) -> Result<()> {
+        self.teardown(att)?;
+        self.cache.remove(&att.container_id)?;
+        self.refresh_peers(att)
     }
 
     /// `DEL` without a cached result, for when the record is lost. Plugins clean up
@@ -332,10 +380,23 @@ impl Networks {
         self.store.find(name_or_id)
     }
 
+    /// Like `find`, rewriting a network this crate wrote in its previous form
+    /// (per-container rules through `ipMasq` and `firewall`) into the current one.
+    fn find_current(&self, name_or_id: &str) -> Result<NetworkConfigList> {
+        let list = self.find(name_or_id)?;
+        match store::upgraded(&list, &self.config.default_network.name) {
+            Some(current) => {
+                self.store.replace(&current)?;
+                Ok(current)
+            }
+            None => Ok(list),
+        }
+    }
+
     fn resolve(&self, networks: &[String]) -> Result<Vec<NetworkConfigList>> {
         let lists = networks
             .iter()
-            .map(|n| self.find(n))
+            .map(|n| self.find_current(n))
             .collect::<Result<Vec<_>>>()?;
         for (i, list) in lists.iter().enumerate() {
             if lists[..i].iter().any(|l| l.name == list.name) {
@@ -359,6 +420,7 @@ impl Networks {
         let networks = lists
             .into_iter()
             .enumerate()
+            .map(|(i, config)| (i, without_idle_portmap(config, i == 0 && !ports.is_empty())))
             .map(|(i, config)| NetworkAttachment {
                 network: config.name.clone(),
                 network_id: store::network_id(&config),
@@ -383,19 +445,22 @@ impl Networks {
             ports,
             dns: req.dns.clone(),
             etc_dir: req.etc_dir.clone(),
+            background_detach: req.background_detach,
             networks,
             warnings: Vec::new(),
         }
     }
 
     fn connect(&self, att: &mut Attachment) -> Result<()> {
-        let lo = CniNetwork::new(loopback(), self.cni.clone());
-        lo.add(&Sandbox {
-            container_id: &att.container_id,
-            netns: &att.netns,
-            ifname: "lo",
-            ports: &[],
-        })?;
+        if !att.netns_owned {
+            let lo = CniNetwork::new(loopback(), self.cni.clone());
+            lo.add(&Sandbox {
+                container_id: &att.container_id,
+                netns: &att.netns,
+                ifname: "lo",
+                ports: &[],
+            })?;
+        }
         for i in 0..att.networks.len() {
             let net = &att.networks[i];
             let ports = if i == 0 { att.ports.as_slice() } else { &[] };
@@ -411,7 +476,8 @@ impl Networks {
         Ok(())
     }
 
-    /// `DEL` everything of a record, networks in reverse, then `lo` and the namespace.
+    /// `DEL` everything of a record, networks in reverse, then `lo` (of a
+    /// namespace given to `attach`) or the namespace (of one made there).
     fn teardown(&self, att: &Attachment) -> Result<()> {
         let netns = usable_netns(&att.netns);
         let mut errors = Vec::new();
@@ -428,20 +494,51 @@ impl Networks {
                 errors.push(e);
             }
         }
-        let lo = Sandbox {
-            container_id: &att.container_id,
-            netns: &netns,
-            ifname: "lo",
-            ports: &[],
-        };
-        if let Err(e) = CniNetwork::new(loopback(), self.cni.clone()).del(&lo, None) {
-            errors.push(e);
+        if !att.netns_owned {
+            let lo = Sandbox {
+                container_id: &att.container_id,
+                netns: &netns,
+                ifname: "lo",
+                ports: &[],
+            };
+            if let Err(e) = CniNetwork::new(loopback(), self.cni.clone()).del(&lo, None) {
+                errors.push(e);
+            }
         }
         // The namespace goes last: bridge's DEL reads the addresses to unmasquerade from it.
         if errors.is_empty() && att.netns_owned {
             netns::remove(&att.netns)?;
         }
         into_result(errors)
+    }
+
+    /// Puts the host rules of the attachment's networks in place unless the
+    /// stamp says they already are: the same boot, the same bridge device
+    /// (ifindex). A reboot, or a bridge deleted and made anew (`network rm`,
+    /// a host cleaning up), sets them up again; a container start otherwise
+    /// runs no `iptables` at all.
+    fn ensure_host_rules(&self, att: &Attachment) -> Result<()> {
+        for net in &att.networks {
+            let Some(rules) = store::host_rules(&net.config) else {
+                continue;
+            };
+            let file = self.host_rules_stamp_file(&rules.bridge);
+            let stamp = host_rules_stamp(&rules);
+            if stamp.is_some() && std::fs::read_to_string(&file).ok() == stamp {
+                continue;
+            }
+            self.firewall.ensure(&rules)?;
+            if let Some(stamp) = stamp {
+                // Only a cache: losing it costs one more check.
+                let _ = std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")));
+                let _ = std::fs::write(&file, stamp);
+            }
+        }
+        Ok(())
+    }
+
+    fn host_rules_stamp_file(&self, bridge: &str) -> PathBuf {
+        self.config.dir.join("host-rules").join(bridge)
     }
 
     fn roll_back(&self, att: &Attachment, error: Error) -> Error {
@@ -601,84 +698,103 @@ fn into_result(mut errors: Vec<Error>) -> Result<()> {
     }
 }
 
-/// Deletes a bridge device and the firewall plugin's isolation rules naming it.
-/// A bridge that does not exist is fine.
+/// Deletes a bridge device and the host rules naming it (this crate's and
+/// the firewall plugin's isolation rules). A bridge that does not exist is fine.
 pub fn delete_bridge(bridge: &str) -> Result<()> {
-    delete_isolation_rules(bridge)?;
+    remove_bridge(&Iptables, bridge)
+}
+
+fn remove_bridge(firewall: &dyn Firewall, bridge: &str) -> Result<()> {
+    firewall.remove(bridge)?;
     if !Path::new("/sys/class/net").join(bridge).exists() {
         return Ok(());
     }
-    run_tool("ip", &["link", "delete", bridge, "type", "bridge"]).map(|_| ())
+    host_rules::run("ip", &["link", "delete", bridge, "type", "bridge"], None).map(|_| ())
 }
 
-const ISOLATION_CHAINS: [&str; 2] = ["CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"];
+/// `boot id` and the bridge's ifindex; `None` while the bridge does not exist.
+fn host_rules_stamp(rules: &BridgeRules) -> Option<String> {
+    let ifindex = std::fs::read_to_string(
+        Path::new("/sys/class/net")
+            .join(&rules.bridge)
+            .join("ifindex"),
+    )
+    .ok()?;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(format!(
+        "{} {} {}\n",
+        boot.trim(),
+        ifindex.trim(),
+        rules.subnet
+    ))
+}
 
-fn delete_isolation_rules(bridge: &str) -> Result<()> {
-    for chain in ISOLATION_CHAINS {
-        // No chain (no firewall plugin ran yet): nothing to delete.
-        let Ok(rules) = run_tool("iptables", &["-w", "-S", chain]) else {
-            continue;
-        };
-        let numbers = rule_numbers_naming(&rules, chain, bridge);
-        // Highest first, so the lower numbers stay valid.
-        for n in numbers.into_iter().rev() {
-            run_tool("iptables", &["-w", "-D", chain, &n.to_string()])?;
-        }
+/// `list` without its `portmap` plugins when no port is published through
+/// it. Without mappings portmap's `ADD` passes the result through and its
+/// `DEL` has nothing to remove, but each run costs a plugin start (2.6 ms).
+/// The list kept in the record is this one, so `DEL` runs the same chain as
+/// `ADD` did, as CNI requires.
+fn without_idle_portmap(mut list: NetworkConfigList, publishes: bool) -> NetworkConfigList {
+    let idle = |p: &serde_json::Map<String, serde_json::Value>| {
+        crate::cni::types::plugin_type(p) == Some("portmap")
+    };
+    if !publishes && list.plugins.iter().any(|p| !idle(p)) {
+        list.plugins.retain(|p| !idle(p));
     }
-    Ok(())
-}
-
-/// 1-based positions of the rules of `chain` (as `iptables -S` prints them) whose
-/// in or out interface is `bridge`.
-fn rule_numbers_naming(rules: &str, chain: &str, bridge: &str) -> Vec<usize> {
-    let prefix = format!("-A {chain} ");
-    rules
-        .lines()
-        .filter(|l| l.starts_with(&prefix))
-        .enumerate()
-        .filter(|(_, rule)| {
-            let words: Vec<&str> = rule.split_whitespace().collect();
-            words
-                .windows(2)
-                .any(|w| (w[0] == "-i" || w[0] == "-o") && w[1] == bridge)
-        })
-        .map(|(i, _)| i + 1)
-        .collect()
-}
-
-fn run_tool(program: &str, args: &[&str]) -> Result<String> {
-    let command = format!("{program} {}", args.join(" "));
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| Error::HostTool {
-            command: command.clone(),
-            message: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(Error::HostTool {
-            command,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    list
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
     use crate::cni::tests::{Recorder, env, plugin_dir, stdin};
 
-    fn setup(recorder: &Recorder, root: &Path, plugins: &Path) -> (Networks, AttachRequest) {
+    /// Records what the manager asks of the host firewall.
+    #[derive(Debug, Default, Clone)]
+    struct RecordingFirewall {
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Firewall for RecordingFirewall {
+        fn ensure(&self, rules: &BridgeRules) -> Result<()> {
+            let call = format!("ensure {} {}", rules.bridge, rules.subnet);
+            self.calls.lock().unwrap().push(call);
+            Ok(())
+        }
+
+        fn remove(&self, bridge: &str) -> Result<()> {
+            self.calls.lock().unwrap().push(format!("remove {bridge}"));
+            Ok(())
+        }
+    }
+
+    struct Setup {
+        networks: Networks,
+        req: AttachRequest,
+        firewall: RecordingFirewall,
+    }
+
+    fn setup(recorder: &Recorder, root: &Path, plugins: &Path) -> Setup {
         let mut config = NetworksConfig::new(root);
         config.plugin_dirs = vec![plugins.into()];
+        // `lo` always exists, so the host rules stamp (boot, ifindex) can be taken without root.
+        config.default_network.bridge = "lo".into();
         let cni = Cni::with_runner(config.plugin_dirs.clone(), Box::new(recorder.clone()));
-        let networks = Networks::with_cni(config, cni).unwrap();
+        let firewall = RecordingFirewall::default();
+        let networks = Networks::with_cni(config, cni)
+            .unwrap()
+            .with_firewall(firewall.clone());
         let mut req = AttachRequest::new("c1");
         // Any path: the recorder runs no plugin, so no namespace is needed (nor root).
         req.netns = Some(root.join("netns-c1"));
         req.etc_dir = Some(root.join("etc"));
-        (networks, req)
+        Setup {
+            networks,
+            req,
+            firewall,
+        }
     }
 
     fn commands(recorder: &Recorder) -> Vec<String> {
@@ -694,13 +810,18 @@ mod tests {
 
     #[test]
     fn a_failed_attach_is_undone() {
-        let plugins = plugin_dir(&["bridge", "portmap", "firewall", "loopback"]);
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
         let root = tempfile::tempdir().unwrap();
         let failing = Recorder {
-            fail: Some(("firewall", "ADD")),
+            fail: Some(("portmap", "ADD")),
             ..Recorder::default()
         };
-        let (networks, req) = setup(&failing, root.path(), plugins.path());
+        let Setup {
+            networks,
+            mut req,
+            firewall,
+        } = setup(&failing, root.path(), plugins.path());
+        req.ports = PortSpec::parse("80").unwrap();
         let err = networks.attach(&req).unwrap_err();
         assert!(matches!(err, Error::Plugin { code: 7, .. }), "{err}");
         assert_eq!(
@@ -709,8 +830,6 @@ mod tests {
                 "ADD loopback",
                 "ADD bridge",
                 "ADD portmap",
-                "ADD firewall",
-                "DEL firewall",
                 "DEL portmap",
                 "DEL bridge",
                 "DEL loopback"
@@ -720,14 +839,17 @@ mod tests {
             networks.attachments().unwrap().is_empty(),
             "no record is left"
         );
+        assert!(firewall.calls.lock().unwrap().is_empty());
     }
 
     #[test]
     fn detach_from_another_instance_uses_the_cached_config_and_result() {
-        let plugins = plugin_dir(&["bridge", "portmap", "firewall", "loopback"]);
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
         let root = tempfile::tempdir().unwrap();
         let first = Recorder::default();
-        let (networks, mut req) = setup(&first, root.path(), plugins.path());
+        let Setup {
+            networks, mut req, ..
+        } = setup(&first, root.path(), plugins.path());
         req.ports = PortSpec::parse("80").unwrap();
         let att = networks.attach(&req).unwrap();
         assert_eq!(att.networks[0].address.unwrap().to_string(), "10.1.0.2/24");
@@ -735,22 +857,22 @@ mod tests {
         assert!(hosts.contains("10.1.0.2\tc1\n"), "{hosts}");
 
         let second = Recorder::default();
-        let (fresh, _) = setup(&second, root.path(), plugins.path());
+        let fresh = setup(&second, root.path(), plugins.path()).networks;
         let detached = fresh.detach("c1").unwrap().expect("the record");
         assert_eq!(detached, att);
         assert_eq!(
             commands(&second),
-            ["DEL firewall", "DEL portmap", "DEL bridge", "DEL loopback"]
+            ["DEL portmap", "DEL bridge", "DEL loopback"]
         );
         let calls = second.calls.lock().unwrap();
         let cached = serde_json::to_value(att.networks[0].result.as_ref().unwrap()).unwrap();
-        for call in &calls[..3] {
+        for call in &calls[..2] {
             assert_eq!(stdin(call)["prevResult"], cached);
             assert_eq!(env(call, "CNI_CONTAINERID"), "c1");
         }
         let port = att.ports[0].host_port;
         assert_eq!(
-            stdin(&calls[1])["runtimeConfig"]["portMappings"][0]["hostPort"],
+            stdin(&calls[0])["runtimeConfig"]["portMappings"][0]["hostPort"],
             port
         );
         assert!(fresh.attachments().unwrap().is_empty());
@@ -762,20 +884,91 @@ mod tests {
     }
 
     #[test]
-    fn isolation_rules_are_found_by_interface() {
-        let rules = "-N CNI-ISOLATION-STAGE-1\n\
-            -A CNI-ISOLATION-STAGE-1 -i br-a ! -o br-a -m comment --comment \"x\" -j CNI-ISOLATION-STAGE-2\n\
-            -A CNI-ISOLATION-STAGE-1 -i br-b ! -o br-b -j CNI-ISOLATION-STAGE-2\n\
-            -A CNI-ISOLATION-STAGE-1 -j RETURN\n";
+    fn portmap_runs_only_for_published_ports_and_del_runs_what_add_ran() {
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let Setup { networks, req, .. } = setup(&recorder, root.path(), plugins.path());
+        let att = networks.attach(&req).unwrap();
+        assert_eq!(att.networks[0].config.plugin_types(), ["bridge"]);
+        networks.detach("c1").unwrap();
         assert_eq!(
-            rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br-b"),
-            [2]
+            commands(&recorder),
+            ["ADD loopback", "ADD bridge", "DEL bridge", "DEL loopback"]
         );
+        let network = networks.inspect("bridge").unwrap();
         assert_eq!(
-            rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br-a"),
-            [1]
+            network.plugins,
+            ["bridge", "portmap"],
+            "the network keeps portmap"
         );
-        assert!(rule_numbers_naming(rules, "CNI-ISOLATION-STAGE-1", "br").is_empty());
+    }
+
+    #[test]
+    fn host_rules_are_set_up_once_per_network_and_bridge() {
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let Setup {
+            networks,
+            mut req,
+            firewall,
+        } = setup(&recorder, root.path(), plugins.path());
+        for id in ["c1", "c2", "c3"] {
+            req.container_id = id.into();
+            networks.attach(&req).unwrap();
+            networks.detach(id).unwrap();
+        }
+        assert_eq!(
+            *firewall.calls.lock().unwrap(),
+            ["ensure lo 172.29.0.0/16"],
+            "the stamp saves the later checks"
+        );
+        let stamp = networks.host_rules_stamp_file("lo");
+        std::fs::write(&stamp, "another boot").unwrap();
+        req.container_id = "c4".into();
+        networks.attach(&req).unwrap();
+        assert_eq!(firewall.calls.lock().unwrap().len(), 2, "set up again");
+    }
+
+    #[test]
+    fn a_network_written_before_host_rules_is_upgraded_on_use() {
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let Setup {
+            networks,
+            req,
+            firewall,
+        } = setup(&recorder, root.path(), plugins.path());
+        let mut old = store::bridge_conflist(
+            "bridge",
+            "lo",
+            "172.29.0.0/16".parse().unwrap(),
+            "172.29.0.1".parse().unwrap(),
+            &root.path().join("networks/ipam"),
+        );
+        old.extra.clear();
+        old.plugins[0].insert("ipMasq".into(), true.into());
+        old.plugins.push(
+            serde_json::json!({"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let path = root.path().join("networks/bridge.conflist");
+        std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+        assert_eq!(
+            networks.inspect("bridge").unwrap().plugins,
+            ["bridge", "portmap", "firewall"]
+        );
+
+        networks.attach(&req).unwrap();
+        let upgraded = store::read_conflist(&path).unwrap();
+        assert_eq!(upgraded.plugin_types(), ["bridge", "portmap"]);
+        assert_eq!(upgraded.plugins[0]["ipMasq"], false);
+        assert!(store::host_rules(&upgraded).is_some());
+        assert_eq!(firewall.calls.lock().unwrap().len(), 1);
     }
 
     #[test]

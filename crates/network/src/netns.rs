@@ -1,6 +1,8 @@
 //! Named network namespaces, made the way `ip netns add` makes them: a thread
 //! unshares its network namespace and bind-mounts `/proc/thread-self/ns/net`
-//! onto a file, which keeps the namespace alive with no process in it.
+//! onto a file, which keeps the namespace alive with no process in it. The
+//! same thread brings `lo` up first, so a new namespace needs no `loopback`
+//! plugin run (2.6 ms each for `ADD` and `DEL`).
 //!
 //! The directory holding the files is made a shared mount point (as
 //! `/run/netns` is), so that removing a namespace also reaches the copies
@@ -32,24 +34,61 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
     let target = path.clone();
     // A new thread: unsharing changes the calling thread's namespace, and this one must
     // not be left inside; the thread ends right after the bind mount.
-    let mounted = std::thread::spawn(move || -> io::Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(io::Error::from)
-    })
+    let made = std::thread::spawn(
+        move || -> std::result::Result<(), (&'static str, io::Error)> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unsharing", e.into()))?;
+            loopback_up().map_err(|e| ("bringing up lo", e))?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| ("bind-mounting", e.into()))
+        },
+    )
     .join()
-    .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")));
-    if let Err(e) = mounted {
+    .unwrap_or_else(|_| {
+        Err((
+            "unsharing",
+            io::Error::other("the namespace thread panicked"),
+        ))
+    });
+    if let Err((what, e)) = made {
         let _ = std::fs::remove_file(&path);
-        return Err(fail("unsharing and bind-mounting", e));
+        return Err(fail(what, e));
     }
     Ok(path)
+}
+
+/// Brings `lo` up in the calling thread's network namespace, as
+/// `ip link set lo up` does.
+fn loopback_up() -> io::Result<()> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: an all-zero ifreq is valid (empty name, zero flags).
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: `request` is an ifreq naming lo; SIOCGIFFLAGS writes its flags member.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS just set the flags member of the union.
+    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above; SIOCSIFFLAGS reads the name and flags.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Unmounts and deletes a namespace file. A missing file is not an error.

@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use crate::cni::NetworkConfigList;
 use crate::cni::types::CNI_VERSION;
 use crate::error::{Error, Result};
+use crate::host_rules::BridgeRules;
 
 /// Names `network create` refuses: docker's built-ins.
 pub const PREDEFINED: &[&str] = &["bridge", "host", "none"];
@@ -234,8 +235,10 @@ impl NetworkStore {
         let id = new_id(&opts.name);
         let bridge = format!("br-{}", &id[..12]);
         let mut list = bridge_conflist(&opts.name, &bridge, subnet, gateway, &self.ipam_dir);
-        list.extra
-            .insert(META_KEY.into(), json!({"id": id, "created": now_rfc3339()}));
+        if let Some(meta) = list.extra.get_mut(META_KEY).and_then(Value::as_object_mut) {
+            meta.insert("id".into(), json!(id));
+            meta.insert("created".into(), json!(now_rfc3339()));
+        }
         self.write_new(&list)?;
         Ok(list)
     }
@@ -251,6 +254,18 @@ impl NetworkStore {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Replaces a network's conflist with `list` (same name), through a temp
+    /// file and a rename: a reader sees the old file or the new one.
+    pub fn replace(&self, list: &NetworkConfigList) -> Result<()> {
+        let path = self.path_of(&list.name);
+        let tmp = self
+            .dir
+            .join(format!(".{}.tmp-{}", list.name, std::process::id()));
+        let text = serde_json::to_string_pretty(list).expect("a conflist serializes");
+        std::fs::write(&tmp, text + "\n").map_err(|e| Error::io("writing", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("writing", &path, e))
     }
 
     fn write_new(&self, list: &NetworkConfigList) -> Result<()> {
@@ -283,10 +298,13 @@ pub fn read_conflist(path: &Path) -> Result<NetworkConfigList> {
     })
 }
 
-/// The conflist of a bridge network: bridge (with host-local IPAM, a gateway,
-/// IP masquerade and hairpin mode), portmap (published ports, reachable at
-/// 127.0.0.1 through its default `snat`), and firewall (forwarding accepted
-/// for the containers, and isolation from other bridges: `same-bridge`).
+/// The conflist of a bridge network: `bridge` (host-local IPAM, a gateway,
+/// hairpin mode) and `portmap` (published ports, reachable at 127.0.0.1
+/// through its default `snat`), marked `"hostRules": true` in its
+/// `basicDocker` object: outbound masquerade, forwarding and isolation from
+/// other bridges are kept per network by [`crate::host_rules`] rather than per
+/// container by `bridge`'s `ipMasq` and the `firewall` plugin, whose
+/// `iptables` runs cost a container start about 50 ms.
 pub fn bridge_conflist(
     name: &str,
     bridge: &str,
@@ -302,7 +320,7 @@ pub fn bridge_conflist(
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -311,11 +329,58 @@ pub fn bridge_conflist(
                     "dataDir": ipam_dir.display().to_string()
                 }
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge"}
-        ]
+            {"type": "portmap", "capabilities": {"portMappings": true}}
+        ],
+        META_KEY: {HOST_RULES_KEY: true}
     });
     serde_json::from_value(value).expect("a well-formed conflist")
+}
+
+/// The flag saying the engine keeps a network's host rules (see [`bridge_conflist`]).
+const HOST_RULES_KEY: &str = "hostRules";
+
+/// The per-network host rules a conflist asks for: its bridge and first IPv4
+/// subnet when it carries the `hostRules` flag; `None` for any other
+/// conflist, whose plugins do their own.
+pub fn host_rules(list: &NetworkConfigList) -> Option<BridgeRules> {
+    let flagged = list
+        .extra
+        .get(META_KEY)
+        .and_then(|m| m.get(HOST_RULES_KEY))
+        .and_then(Value::as_bool)
+        == Some(true);
+    if !flagged {
+        return None;
+    }
+    Some(BridgeRules {
+        bridge: bridge_name(list)?,
+        subnet: subnets_v4(list).into_iter().next()?,
+    })
+}
+
+/// The same network in the current form when `list` is what this crate wrote
+/// before host rules (bridge with `ipMasq`, portmap, firewall with
+/// `same-bridge`) for the default network or a created one; `None` otherwise.
+/// Attachments keep the configuration they were added with, so rewriting a
+/// network's file never changes how an attached container is removed.
+pub fn upgraded(list: &NetworkConfigList, default_name: &str) -> Option<NetworkConfigList> {
+    let meta = list.extra.get(META_KEY);
+    let ours = list.name == default_name || meta.and_then(|m| m.get("id")).is_some();
+    let plugin = |i: usize, key: &str| list.plugins.get(i).and_then(|p| p.get(key).cloned());
+    let previous = list.plugin_types() == ["bridge", "portmap", "firewall"]
+        && plugin(0, "ipMasq") == Some(json!(true))
+        && plugin(2, "ingressPolicy") == Some(json!("same-bridge"))
+        && meta.and_then(|m| m.get(HOST_RULES_KEY)).is_none();
+    if !ours || !previous {
+        return None;
+    }
+    let mut list = list.clone();
+    list.plugins.truncate(2);
+    list.plugins[0].insert("ipMasq".into(), json!(false));
+    let meta = list.extra.entry(META_KEY).or_insert_with(|| json!({}));
+    meta.as_object_mut()?
+        .insert(HOST_RULES_KEY.into(), json!(true));
+    Some(list)
 }
 
 /// The network's ID: recorded at creation, or derived from the name for foreign conflists.
@@ -607,7 +672,9 @@ mod tests {
             ..Default::default()
         };
         let list = store.create(&opts, &[]).unwrap();
-        assert_eq!(list.plugin_types(), ["bridge", "portmap", "firewall"]);
+        assert_eq!(list.plugin_types(), ["bridge", "portmap"]);
+        let rules = host_rules(&list).expect("the engine keeps its host rules");
+        assert_eq!(rules.subnet.to_string(), "172.30.0.0/24");
         let info = info(&list, store.path_of("web"));
         assert_eq!(info.ipam.config[0].subnet.to_string(), "172.30.0.0/24");
         assert_eq!(
@@ -619,6 +686,7 @@ mod tests {
             Some(&*format!("br-{}", &info.id[..12]))
         );
         assert_eq!(info.created.len(), 20, "{}", info.created);
+        assert_eq!(rules.bridge, info.bridge.clone().unwrap());
 
         let second = CreateOptions {
             name: "db".into(),

@@ -3,174 +3,14 @@
 //! (own bridges and subnets in 10.213.0.0/16) and container IDs, and removes
 //! them in `Drop`, failure or not.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use basic_network::{
-    AttachRequest, Attachment, CreateOptions, DefaultNetwork, Error, Networks, NetworksConfig,
-    PortSpec,
-};
-
-const NETNS_DIR: &str = "/run/basic-network-test/netns";
-
-/// One test's networks; removes its attachments, networks and bridges when dropped.
-struct Env {
-    networks: Networks,
-    tag: String,
-    _root: tempfile::TempDir,
-}
-
-impl Env {
-    /// `n` picks this test's default network: bridge `bnt<n>`, subnet 10.213.<n>.0/24.
-    fn new(tag: &str, n: u8) -> Option<Env> {
-        if !basic_test_support::require_root() {
-            return None;
-        }
-        let plugins = Path::new("/usr/lib/cni/bridge").exists();
-        if !basic_test_support::prerequisite(plugins, "containernetworking-plugins") {
-            return None;
-        }
-        let root = tempfile::tempdir().unwrap();
-        let mut config = NetworksConfig::new(root.path());
-        config.netns_dir = NETNS_DIR.into();
-        config.plugin_dirs = vec!["/usr/lib/cni".into()];
-        config.default_network = DefaultNetwork {
-            name: "bridge".into(),
-            bridge: format!("bnt{n}"),
-            subnet: format!("10.213.{n}.0/24").parse().unwrap(),
-            gateway: format!("10.213.{n}.1").parse().unwrap(),
-        };
-        let networks = Networks::open(config).unwrap();
-        let tag = format!("{tag}-{}", std::process::id());
-        Some(Env {
-            networks,
-            tag,
-            _root: root,
-        })
-    }
-
-    fn id(&self, name: &str) -> String {
-        format!("{}-{name}", self.tag)
-    }
-
-    fn create(&self, name: &str, subnet: &str) -> String {
-        let name = self.id(name);
-        let opts = CreateOptions {
-            name: name.clone(),
-            subnet: Some(subnet.parse().unwrap()),
-            gateway: None,
-        };
-        self.networks.create(&opts).unwrap();
-        name
-    }
-
-    fn attach(&self, name: &str, networks: &[&str], ports: &[&str]) -> Attachment {
-        let id = self.id(name);
-        let mut req = AttachRequest::new(&id);
-        req.name = Some(name.to_string());
-        req.networks = networks.iter().map(|n| n.to_string()).collect();
-        req.ports = ports
-            .iter()
-            .flat_map(|p| PortSpec::parse(p).unwrap())
-            .collect();
-        req.etc_dir = Some(self._root.path().join("etc").join(&id));
-        self.networks.attach(&req).unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        for att in self.networks.attachments().unwrap_or_default() {
-            let _ = self.networks.detach(&att.container_id);
-        }
-        for info in self.networks.list().unwrap_or_default() {
-            match self.networks.remove(&info.name) {
-                Ok(_) | Err(Error::Predefined(..)) => {}
-                Err(e) => eprintln!("cleanup: {e}"),
-            }
-        }
-        let _ = basic_network::delete_bridge(&self.networks.config().default_network.bridge);
-    }
-}
-
-fn in_netns(netns: &Path, command: &[&str]) -> Command {
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net={}", netns.display())).args(command);
-    cmd
-}
-
-fn ping(from: &Attachment, to: &str) -> bool {
-    in_netns(&from.netns, &["busybox", "ping", "-c1", "-W1", to])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
-/// Pings a name as the container resolves it: its hosts file mounted on /etc/hosts.
-fn ping_by_name(from: &Attachment, name: &str) -> bool {
-    let hosts = from.etc_files().unwrap().hosts;
-    let script = format!(
-        "mount --bind {} /etc/hosts && busybox ping -c1 -W1 {name}",
-        hosts.display()
-    );
-    in_netns(&from.netns, &["unshare", "-m", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
-fn ip_of(att: &Attachment) -> String {
-    att.ip().unwrap().to_string()
-}
-
-fn output(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Everything on the host that could still name a container after its detach.
-fn leftovers(att: &Attachment, ipam_dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let links = output("ip", &["-o", "link"]);
-    let rules = output("iptables-save", &[]);
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for net in &att.networks {
-        if let Some(veth) = net
-            .host_interface
-            .as_ref()
-            .filter(|v| links.contains(&format!(" {v}@")))
-        {
-            found.push(format!("link {veth}"));
-        }
-        if let Some(ip) = net.ip() {
-            if rules.contains(&format!("{ip}/32")) || rules.contains(&format!("{ip}:")) {
-                found.push(format!("iptables rule naming {ip}"));
-            }
-            if ipam_dir.join(&net.network).join(ip.to_string()).exists() {
-                found.push(format!("host-local allocation of {ip}"));
-            }
-        }
-    }
-    if rules.contains(&att.container_id) {
-        found.push(format!("iptables rule naming {}", att.container_id));
-    }
-    if mounts.contains(&att.netns.display().to_string()) {
-        found.push(format!("mount {}", att.netns.display()));
-    }
-    if att.netns.exists() {
-        found.push(format!("file {}", att.netns.display()));
-    }
-    found
-}
-
-fn ipam_dir(env: &Env) -> PathBuf {
-    env.networks.config().dir.join("ipam")
-}
+use basic_network::{AttachRequest, Error, Networks, NetworksConfig};
+use common::{Env, NETNS_DIR, in_netns, ip_of, ipam_dir, leftovers, output, ping, ping_by_name};
 
 #[test]
 fn containers_on_one_network_reach_each_other_by_ip_and_name_and_no_one_else() {
@@ -448,4 +288,146 @@ fn missing_plugins_are_named_with_the_package_and_leave_nothing() {
         "no namespace made"
     );
     assert!(networks.attachments().unwrap().is_empty());
+}
+
+/// A namespace standing for the world outside the host: reachable from the
+/// host over a veth pair, with no route back to container subnets.
+struct Outside {
+    netns: std::path::PathBuf,
+    host_ip: &'static str,
+    ip: &'static str,
+}
+
+impl Outside {
+    fn new(tag: &str) -> Outside {
+        let netns = basic_network::netns::create(Path::new(NETNS_DIR), tag).unwrap();
+        let host_end = format!("bno{}", std::process::id() % 100_000);
+        let ns = netns.display().to_string();
+        let (host_ip, ip) = ("10.213.250.1", "10.213.250.2");
+        for args in [
+            vec![
+                "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ],
+            vec!["addr", "add", "10.213.250.1/30", "dev", &host_end],
+            vec!["link", "set", &host_end, "up"],
+        ] {
+            assert!(
+                Command::new("ip").args(&args).status().unwrap().success(),
+                "ip {args:?}"
+            );
+        }
+        for ip in [
+            vec!["ip", "addr", "add", "10.213.250.2/30", "dev", "eth0"],
+            vec!["ip", "link", "set", "eth0", "up"],
+        ] {
+            assert!(in_netns(&netns, &ip).status().unwrap().success(), "{ip:?}");
+        }
+        Outside { netns, host_ip, ip }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = basic_network::netns::remove(&self.netns);
+    }
+}
+
+#[test]
+fn outbound_traffic_leaves_with_the_hosts_address() {
+    let Some(env) = Env::new("masq", 9) else {
+        return;
+    };
+    let outside = Outside::new(&env.id("outside"));
+    let www = tempfile::tempdir().unwrap();
+    let cgi = www.path().join("cgi-bin");
+    std::fs::create_dir(&cgi).unwrap();
+    let script = cgi.join("addr");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let www_dir = www.path().to_str().unwrap();
+    let mut server = in_netns(
+        &outside.netns,
+        &["busybox", "httpd", "-f", "-p", "8080", "-h", www_dir],
+    )
+    .spawn()
+    .unwrap();
+
+    let net = env.create("out", "10.213.108.0/24");
+    let att = env.attach("c1", &[&net], &[]);
+    let url = format!("http://{}:8080/cgi-bin/addr", outside.ip);
+    let fetch = || {
+        let out = in_netns(&att.netns, &["curl", "-sS", "--max-time", "2", &url])
+            .output()
+            .unwrap();
+        // busybox httpd gives IPv4 peers in IPv6 form: `[::ffff:10.0.0.1]`.
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = text.trim_start_matches('[').trim_end_matches(']');
+        text.trim_start_matches("::ffff:").to_string()
+    };
+    // The server needs a moment to listen; wait for readiness, do not time anything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = fetch();
+    while seen.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        seen = fetch();
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(
+        seen,
+        outside.host_ip,
+        "the outside sees the host, not the container ({})",
+        ip_of(&att)
+    );
+}
+
+#[test]
+fn host_rules_are_written_once_and_go_with_the_network() {
+    let Some(env) = Env::new("rules", 10) else {
+        return;
+    };
+    let net = env.create("rules", "10.213.109.0/24");
+    let att = env.attach("c1", &[&net], &[]);
+    let rules = basic_network::store::host_rules(&att.networks[0].config).expect("host rules");
+    let bridge = rules.bridge.clone();
+    let save = || output("iptables-save", &[]);
+    let before = save();
+    let naming = |text: &str| text.lines().filter(|l| l.contains(&bridge)).count();
+    assert_eq!(
+        naming(&before),
+        5,
+        "isolation, forwarding, masquerade: {before}"
+    );
+    basic_network::Firewall::ensure(&basic_network::Iptables, &rules).unwrap();
+    let after = save();
+    assert_eq!(naming(&after), 5, "a second ensure adds nothing: {after}");
+    assert!(
+        !before.contains(&ip_of(&att)),
+        "no rule is the container's own: {before}"
+    );
+
+    env.networks.detach(&att.container_id).unwrap();
+    env.networks.remove(&net).unwrap();
+    assert_eq!(naming(&save()), 0, "{}", save());
+}
+
+#[test]
+fn a_background_detach_in_a_process_with_threads_is_done_in_place() {
+    let Some(env) = Env::new("bgthreads", 11) else {
+        return;
+    };
+    let net = env.create("bg", "10.213.110.0/24");
+    let mut req = env.request("c1", &[&net], &[]);
+    req.background_detach = true;
+    let att = env.networks.attach(&req).unwrap();
+    // This test runs on one of libtest's threads: forking here would not be safe.
+    env.networks.detach(&att.container_id).unwrap();
+    assert!(!env.networks.detached_in_background(&att.container_id));
+    assert_eq!(leftovers(&att, &ipam_dir(&env)), Vec::<String>::new());
 }

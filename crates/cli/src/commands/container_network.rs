@@ -210,6 +210,7 @@ pub fn attach(
         ..DnsOptions::default()
     };
     request.etc_dir = Some(etc_dir(&Paths::new(root, id)));
+    request.background_detach = settings.auto_remove;
     let attachment = networks.attach(&request)?;
     for warning in &attachment.warnings {
         eprintln!("WARNING: {warning}");

@@ -97,7 +97,7 @@ impl PluginRunner for ProcessRunner {
 
 /// `PATH` for plugins: they run `iptables` and friends, which live in sbin
 /// directories that a caller's `PATH` may lack.
-fn plugin_search_path() -> String {
+pub(crate) fn plugin_search_path() -> String {
     let mut path = std::env::var("PATH").unwrap_or_default();
     for dir in ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
         if !path.split(':').any(|p| p == dir) {
