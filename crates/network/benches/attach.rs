@@ -1,6 +1,8 @@
-//! What networking adds to a container's start and stop: `attach` (namespace,
-//! `lo`, bridge + host-local, portmap, firewall, cache, /etc files) and `detach`,
-//! timed separately, on a user-defined network and for `--network none`.
+//! What networking adds to a container's start and stop: `attach` (namespace
+//! with `lo`, bridge + host-local, portmap when publishing, host rules check,
+//! cache, /etc files) and `detach`, timed separately, on a user-defined
+//! network and for `--network none`; and the first container on a network,
+//! which also makes the bridge and the network's host rules.
 //! Needs root and containernetworking-plugins: `sudo cargo bench -p basic-network`.
 
 use std::time::{Duration, Instant};
@@ -117,8 +119,20 @@ impl Bench {
 
     /// Times `iters` attaches (and, separately, the detaches that follow each).
     fn cycles(&mut self, iters: u64, networks: &[&str], ports: &[&str]) -> (Duration, Duration) {
+        self.cycles_after(iters, networks, ports, || {})
+    }
+
+    /// `cycles`, running `before` ahead of each attach (untimed).
+    fn cycles_after(
+        &mut self,
+        iters: u64,
+        networks: &[&str],
+        ports: &[&str],
+        before: impl Fn(),
+    ) -> (Duration, Duration) {
         let (mut attach, mut detach) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..iters {
+            before();
             let req = self.request(networks, ports);
             let start = Instant::now();
             self.networks.attach(&req).unwrap();
@@ -128,6 +142,13 @@ impl Bench {
             detach += start.elapsed();
         }
         (attach, detach)
+    }
+}
+
+impl Bench {
+    fn bridge(&self) -> String {
+        let info = self.networks.inspect(&self.network).unwrap();
+        info.bridge.expect("a bridge network")
     }
 }
 
@@ -164,6 +185,21 @@ fn bench(c: &mut Criterion) {
     group.bench_function("attach bridge network with -p", |bench| {
         bench.iter_custom(|iters| b.cycles(iters, &[&net], &["127.0.0.1::80"]).0)
     });
+    group.bench_function("detach bridge network with -p", |bench| {
+        bench.iter_custom(|iters| b.cycles(iters, &[&net], &["127.0.0.1::80"]).1)
+    });
+    let bridge = b.bridge();
+    group.bench_function(
+        "attach first container (bridge and host rules made)",
+        |bench| {
+            bench.iter_custom(|iters| {
+                b.cycles_after(iters, &[&net], &[], || {
+                    basic_network::delete_bridge(&bridge).unwrap()
+                })
+                .0
+            })
+        },
+    );
     group.bench_function("attach none (netns + lo)", |bench| {
         bench.iter_custom(|iters| b.cycles(iters, &[], &[]).0)
     });
