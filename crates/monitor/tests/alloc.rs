@@ -1,6 +1,6 @@
 //! Steady-state sampling allocates nothing: a counting global allocator
-//! watches container (v1 and v2, with network) and host sampling into
-//! reused values, after one warm-up round.
+//! watches container (v1, v2 and a recorded v2 kernel, with network) and host
+//! sampling into reused values, after one warm-up round.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -35,13 +35,15 @@ fn steady_state_sampling_does_not_allocate() {
     let mut v1 =
         ContainerSampler::v1(&data.join("v1"), "/").with_network(&data.join("proc"), 13477);
     let mut v2 = ContainerSampler::v2(&data.join("v2"), "/");
+    let mut recorded = recorded_v2(&data);
     let mut host = HostSampler::new(data.join("proc"), data.join("no-sys"));
     let mut live_host = HostSampler::new("/proc", "/sys");
-    let (mut s1, mut s2) = (ContainerStats::default(), ContainerStats::default());
+    let [mut s1, mut s2, mut s3] = [(); 3].map(|()| ContainerStats::default());
     let (mut h, mut lh) = (HostStats::default(), HostStats::default());
     let mut round = || {
         v1.sample_into(&mut s1).unwrap();
         v2.sample_into(&mut s2).unwrap();
+        recorded.sample_into(&mut s3).unwrap();
         host.sample_into(&mut h).unwrap();
         live_host.sample_into(&mut lh).unwrap();
     };
@@ -52,5 +54,18 @@ fn steady_state_sampling_does_not_allocate() {
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(allocations, 0, "allocations in 100 steady-state rounds");
-    assert!(s1.network.is_some() && s2.memory.is_some());
+    assert!(s1.network.is_some() && s2.memory.is_some() && s3.network.is_some());
+}
+
+/// The first recording of a real v2 kernel, sampled from its burner's PID.
+fn recorded_v2(data: &Path) -> ContainerSampler {
+    let dir = std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("v2-recorded-"))
+        .expect("a v2-recorded-* directory");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let pid = expected["pids"]["burner"].as_i64().unwrap() as i32;
+    ContainerSampler::for_pid(&dir.join("proc"), &dir.join("cgroup"), pid).unwrap()
 }

@@ -1,6 +1,7 @@
 //! Parsers on recorded files: cgroup v1 files recorded on the development
-//! machine (hybrid layout, cpu and cpuacct mounted separately), cgroup v2
-//! files in the kernel's exact format, and /proc files recorded there.
+//! machine (hybrid layout, cpu and cpuacct mounted separately), hand-written
+//! cgroup v2 files with round values, and /proc files recorded there. Files
+//! recorded from a real pure-v2 kernel are tested in `recorded_v2.rs`.
 
 use std::path::{Path, PathBuf};
 
