@@ -35,4 +35,4 @@ step "fuzz layer application (${BASIC_DOCKER_FUZZ_SECONDS:-60}s)"
 scripts/fuzz.sh "${BASIC_DOCKER_FUZZ_SECONDS:-60}"
 
 # One closing line for the whole suite (the fuzzer's statistics come last otherwise).
-awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$results"
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d ignored\n", p, f, s }' "$results"
