@@ -8,10 +8,10 @@
 //!
 //! - the process has a single thread, so `fork` gives the child a consistent
 //!   copy with every lock free and it may run any code;
-//! - the child takes over the networks lock the caller already holds, so any
-//!   other operation on the networks (an `attach` reusing a port, a `detach`
-//!   from `rm`, `network rm`) waits for the teardown as it would have waited
-//!   for the caller;
+//! - the child takes over the locks the caller holds (the networks lock, and
+//!   the container's teardown lock that tells others the teardown is in
+//!   flight), so operations that depend on it wait for it as they would have
+//!   waited for the caller;
 //! - the child keeps standard output and error, so a caller that reads a
 //!   command's output to its end still sees the teardown finished, and its
 //!   warnings, and closes every other descriptor, so it holds none of the
@@ -45,23 +45,24 @@ pub(crate) fn handed_off(cache_dir: &Path, container_id: &str) -> bool {
 
 /// What became of a teardown offered to [`run_detached`].
 pub(crate) enum Handoff {
-    /// A background process has it (and the lock).
+    /// A background process has it, and the locks.
     Taken,
-    /// It could not be handed off: here is the lock back, for the caller to do it.
-    Refused(File),
+    /// It could not be handed off: here are the locks back, for the caller to do it.
+    Refused(Vec<File>),
 }
 
-/// Runs `work` in a detached grandchild that holds `lock`, and returns at
-/// once; refuses (having run nothing) when this process has more than one
-/// thread or cannot fork.
+/// Runs `work` in a detached grandchild that is given `locks` (its own
+/// descriptors of the same open files, so the locks stay held until it
+/// drops them or exits) and returns at once; refuses (having run nothing)
+/// when this process has more than one thread or cannot fork.
 pub(crate) fn run_detached(
-    lock: File,
+    locks: Vec<File>,
     cache_dir: &Path,
     container_id: &str,
-    work: impl FnOnce() -> Result<(), String>,
+    work: impl FnOnce(Vec<File>) -> Result<(), String>,
 ) -> Handoff {
     if !single_threaded() {
-        return Handoff::Refused(lock);
+        return Handoff::Refused(locks);
     }
     // SAFETY: this process has one thread (checked just above, and only this
     // thread could start another), so the child starts with every lock free.
@@ -74,21 +75,27 @@ pub(crate) fn run_detached(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key);
-            drop(lock);
+            drop(locks);
             Handoff::Taken
         }
-        Ok(ForkResult::Child) => in_child(lock.as_raw_fd(), container_id, work),
-        Err(_) => Handoff::Refused(lock),
+        Ok(ForkResult::Child) => in_child(locks, container_id, work),
+        Err(_) => Handoff::Refused(locks),
     }
 }
 
 /// The first child: a new session, then the grandchild does the work. Never returns.
-fn in_child(lock: RawFd, container_id: &str, work: impl FnOnce() -> Result<(), String>) -> ! {
+fn in_child(
+    locks: Vec<File>,
+    container_id: &str,
+    work: impl FnOnce(Vec<File>) -> Result<(), String>,
+) -> ! {
     let _ = setsid();
     // SAFETY: single-threaded, as the parent was.
     if let Ok(ForkResult::Child) = unsafe { fork() } {
-        close_all_but(&[0, 1, 2, lock]);
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let mut keep: Vec<RawFd> = locks.iter().map(|l| l.as_raw_fd()).collect();
+        keep.extend([0, 1, 2]);
+        close_all_but(&keep);
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(locks)));
         let code = match done {
             Ok(Ok(())) => 0,
             Ok(Err(message)) => {
@@ -99,6 +106,7 @@ fn in_child(lock: RawFd, container_id: &str, work: impl FnOnce() -> Result<(), S
         };
         exit_now(code);
     }
+    // The first child's copies of the locks go with it; the grandchild holds its own.
     exit_now(0)
 }
 

@@ -70,7 +70,8 @@ pub struct AttachRequest {
     pub etc_dir: Option<PathBuf>,
     /// Detach in the background: [`Networks::detach`] hands the teardown to a
     /// child process and returns at once. For containers nothing will reuse
-    /// (`--rm`): everyone else's operations on the networks still wait for it.
+    /// (`--rm`); whatever depends on the container (its ports, its own
+    /// `attach` and `detach`, removing its network) still waits for it.
     pub background_detach: bool,
 }
 
@@ -169,17 +170,26 @@ impl Networks {
     /// `network rm`: refused for built-in networks and while containers are attached.
     /// Deletes the conflist, the IPAM state, the bridge device and its isolation rules.
     pub fn remove(&self, name_or_id: &str) -> Result<NetworkInfo> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         if store::PREDEFINED.contains(&name_or_id) || name_or_id == self.config.default_network.name
         {
             return Err(Error::Predefined(name_or_id.to_string(), "removed"));
         }
         let list = self.store.find(name_or_id)?;
-        let attached: Vec<String> = self
-            .cache
-            .all()?
+        let on_it = |cache: &Cache| -> Result<Vec<Attachment>> {
+            Ok(cache
+                .all()?
+                .into_iter()
+                .filter(|a| a.networks.iter().any(|n| n.network == list.name))
+                .collect())
+        };
+        let going: Vec<String> = on_it(&self.cache)?
             .into_iter()
-            .filter(|a| a.networks.iter().any(|n| n.network == list.name))
+            .map(|a| a.container_id)
+            .collect();
+        let _lock = self.wait_for_teardowns(lock, &going)?;
+        let attached: Vec<String> = on_it(&self.cache)?
+            .into_iter()
             .map(|a| a.name.unwrap_or(a.container_id))
             .collect();
         if !attached.is_empty() {
@@ -211,7 +221,18 @@ impl Networks {
     /// done so far is undone.
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
         check_container_id(&req.container_id)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        // A container going away in the background still holds its record, and its ports.
+        let in_the_way: Vec<String> = self
+            .cache
+            .all()?
+            .into_iter()
+            .filter(|a| {
+                a.container_id == req.container_id || !req.ports.is_empty() && !a.ports.is_empty()
+            })
+            .map(|a| a.container_id)
+            .collect();
+        let _lock = self.wait_for_teardowns(lock, &in_the_way)?;
         if self.cache.load(&req.container_id)?.is_some() {
             return Err(Error::AlreadyAttached(req.container_id.clone()));
         }
@@ -255,15 +276,17 @@ impl Networks {
     /// stays, so detach can be retried.
     ///
     /// A record attached with [`AttachRequest::background_detach`] is torn
-    /// down by a child process holding the networks lock, when this process
-    /// can fork safely (one thread); this call then returns at once, and so
-    /// does a second `detach` of it from this process (see `handoff`).
+    /// down by a child process when this process can fork safely (one
+    /// thread); this call then returns at once, and so does a second `detach`
+    /// of it from this process (see `handoff`). A `detach` from elsewhere
+    /// waits for that teardown.
     pub fn detach(&self, container_id: &str) -> Result<Option<Attachment>> {
         check_container_id(container_id)?;
         if handoff::handed_off(self.cache.dir(), container_id) {
             return self.cache.load(container_id);
         }
         let mut lock = self.lock()?;
+        lock = self.wait_for_teardowns(lock, &[container_id.to_string()])?;
         let Some(att) = self.cache.load(container_id)? else {
             let leftover = self.config.netns_dir.join(container_id);
             if leftover.exists() {
@@ -272,15 +295,95 @@ impl Networks {
             return Ok(None);
         };
         if att.background_detach {
-            let work = || self.finish_detach(&att).map_err(|e| e.to_string());
-            match handoff::run_detached(lock, self.cache.dir(), container_id, work) {
+            match self.detach_in_background(lock, &att) {
                 Handoff::Taken => return Ok(Some(att)),
-                Handoff::Refused(back) => lock = back,
+                Handoff::Refused(mut back) => lock = back.swap_remove(0),
             }
         }
         self.finish_detach(&att)?;
         drop(lock);
         Ok(Some(att))
+    }
+
+    /// Hands the teardown of `att` to a background process, which holds the
+    /// container's teardown lock throughout and the networks lock only at
+    /// both ends: the plugins' `DEL` (30 ms, most of it the kernel deleting
+    /// the veth) runs while other containers attach. Operations that depend
+    /// on this container's record — its own `attach` and `detach`, ports it
+    /// holds, `network rm` — find the teardown lock taken and wait for it.
+    fn detach_in_background(&self, lock: File, att: &Attachment) -> Handoff {
+        let id = &att.container_id;
+        let Ok(in_flight) = self.take_teardown_lock(id) else {
+            return Handoff::Refused(vec![lock]);
+        };
+        let work = |mut held: Vec<File>| {
+            drop(held.swap_remove(0));
+            let torn = self.teardown(att);
+            let _lock = self.lock()?;
+            torn?;
+            self.cache.remove(id)?;
+            let _ = std::fs::remove_file(self.teardown_lock_file(id));
+            self.refresh_peers(att)
+        };
+        let work = |held| work(held).map_err(|e: Error| e.to_string());
+        match handoff::run_detached(vec![lock, in_flight], self.cache.dir(), id, work) {
+            Handoff::Taken => Handoff::Taken,
+            Handoff::Refused(mut back) => {
+                let _ = std::fs::remove_file(self.teardown_lock_file(id));
+                back.truncate(1);
+                Handoff::Refused(back)
+            }
+        }
+    }
+
+    /// `<cache>/<id>.lock`, held by a background teardown while it runs.
+    fn teardown_lock_file(&self, container_id: &str) -> PathBuf {
+        self.cache.dir().join(format!("{container_id}.lock"))
+    }
+
+    fn take_teardown_lock(&self, container_id: &str) -> Result<File> {
+        let path = self.teardown_lock_file(container_id);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening the lock file", &path, e))?;
+        // Under the networks lock nobody else starts one; a failure means a stale holder.
+        file.try_lock()
+            .map_err(|e| Error::io("locking", &path, std::io::Error::other(e.to_string())))?;
+        Ok(file)
+    }
+
+    /// True while a background process tears `container_id` down.
+    fn teardown_in_flight(&self, container_id: &str) -> bool {
+        let Ok(file) = File::open(self.teardown_lock_file(container_id)) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    /// Waits, without the networks `lock`, for the background teardowns of
+    /// `ids` that are in flight, and returns the lock taken again (the same
+    /// one when there was nothing to wait for). The caller re-reads what it
+    /// decided on. Teardowns take the networks lock only after their own,
+    /// and this never waits for theirs while holding the networks lock, so
+    /// neither can wait for the other.
+    fn wait_for_teardowns(&self, lock: File, ids: &[String]) -> Result<File> {
+        let busy: Vec<&String> = ids
+            .iter()
+            .filter(|id| self.teardown_in_flight(id))
+            .collect();
+        if busy.is_empty() {
+            return Ok(lock);
+        }
+        drop(lock);
+        for id in busy {
+            if let Ok(file) = File::open(self.teardown_lock_file(id)) {
+                let _ = file.lock();
+            }
+        }
+        self.lock()
     }
 
     /// True when this process handed the teardown of `container_id` to a
@@ -294,6 +397,8 @@ impl Networks {
     fn finish_detach(&self, att: &Attachment) -> Result<()> {
         self.teardown(att)?;
         self.cache.remove(&att.container_id)?;
+        // Left by a background teardown that failed or was killed.
+        let _ = std::fs::remove_file(self.teardown_lock_file(&att.container_id));
         self.refresh_peers(att)
     }
 
@@ -304,7 +409,8 @@ impl Networks {
     /// removes a namespace at the default path.
     pub fn detach_uncached(&self, container_id: &str, networks: &[String]) -> Result<()> {
         check_container_id(container_id)?;
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        let _lock = self.wait_for_teardowns(lock, &[container_id.to_string()])?;
         let netns_path = self.config.netns_dir.join(container_id);
         let netns = usable_netns(&netns_path);
         let mut errors = Vec::new();
