@@ -8,10 +8,10 @@
 //!
 //! - the process has a single thread, so `fork` gives the child a consistent
 //!   copy with every lock free and it may run any code;
-//! - the child takes over the locks the caller holds (the networks lock, and
-//!   the container's teardown lock that tells others the teardown is in
-//!   flight), so operations that depend on it wait for it as they would have
-//!   waited for the caller;
+//! - the child takes over the locks the caller hands it (the container's
+//!   teardown lock, which tells others the teardown is in flight, and the
+//!   networks lock until it lets go of it), so operations that depend on the
+//!   teardown wait for it as they would have waited for the caller;
 //! - the child keeps standard output and error, so a caller that reads a
 //!   command's output to its end still sees the teardown finished, and its
 //!   warnings, and closes every other descriptor, so it holds none of the

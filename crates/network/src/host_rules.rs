@@ -91,42 +91,43 @@ impl BridgeRules {
         for chain in [CNI_FORWARD, CNI_ADMIN, STAGE_1, STAGE_2] {
             f.chain(chain);
         }
+        forward_jumps(&mut f);
         let tag = format!("-m comment --comment \"{ISOLATION_COMMENT}\"");
-        let isolation = format!("{tag} -j {STAGE_1}");
-        let forward = format!("-m comment --comment \"{FORWARD_COMMENT}\" -j {CNI_FORWARD}");
-        if !filter.has("FORWARD", &forward) {
-            // Isolation must be judged before the accepts: its jump goes back in front.
-            if filter.has("FORWARD", &isolation) {
-                f.lines.push(format!("-D FORWARD {isolation}"));
-            }
-            f.lines.push(format!("-I FORWARD 1 {forward}"));
-            f.lines.push(format!("-I FORWARD 1 {isolation}"));
-        } else {
-            f.first("FORWARD", &isolation);
-        }
         f.first(STAGE_1, &format!("-i {br} ! -o {br} {tag} -j {STAGE_2}"));
         f.last(STAGE_1, &format!("{tag} -j RETURN"));
         f.first(STAGE_2, &format!("-o {br} {tag} -j DROP"));
         f.last(STAGE_2, &format!("{tag} -j RETURN"));
-        f.first(
-            CNI_FORWARD,
-            &format!("-m comment --comment \"{ADMIN_COMMENT}\" -j {CNI_ADMIN}"),
-        );
-        f.last(
-            CNI_FORWARD,
-            &format!("-o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
-        );
+        let admin = format!("-m comment --comment \"{ADMIN_COMMENT}\" -j {CNI_ADMIN}");
+        f.first(CNI_FORWARD, &admin);
+        let back = format!("-o {br} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT");
+        f.last(CNI_FORWARD, &back);
         f.last(CNI_FORWARD, &format!("-i {br} -j ACCEPT"));
 
         let mut n = Edits::new(nat);
-        n.last(
-            "POSTROUTING",
-            &format!(
-                "-s {} ! -d 224.0.0.0/4 ! -o {br} -j MASQUERADE",
-                self.subnet
-            ),
-        );
+        let subnet = self.subnet;
+        let masquerade = format!("-s {subnet} ! -d 224.0.0.0/4 ! -o {br} -j MASQUERADE");
+        n.last("POSTROUTING", &masquerade);
         [f, n].iter().map(Edits::section).collect()
+    }
+}
+
+/// `FORWARD`'s jumps into the isolation chain and then `CNI-FORWARD`, in that
+/// order: the accepts there must not be reached before isolation is judged.
+fn forward_jumps(f: &mut Edits<'_>) {
+    let isolation = format!("-m comment --comment \"{ISOLATION_COMMENT}\" -j {STAGE_1}");
+    let forward = format!("-m comment --comment \"{FORWARD_COMMENT}\" -j {CNI_FORWARD}");
+    let at = |spec: &str| f.table.position("FORWARD", spec);
+    let (has_isolation, has_forward) = (at(&isolation), at(&forward));
+    if has_forward.is_none() {
+        f.lines.push(format!("-I FORWARD 1 {forward}"));
+    }
+    match (has_isolation, has_forward) {
+        (Some(i), Some(j)) if i < j => {}
+        (Some(_), _) => {
+            f.lines.push(format!("-D FORWARD {isolation}"));
+            f.lines.push(format!("-I FORWARD 1 {isolation}"));
+        }
+        (None, _) => f.lines.push(format!("-I FORWARD 1 {isolation}")),
     }
 }
 
@@ -226,8 +227,16 @@ impl Table {
     }
 
     fn has(&self, chain: &str, spec: &str) -> bool {
-        let line = format!("-A {chain} {spec}");
-        self.rules.contains(&line)
+        self.position(chain, spec).is_some()
+    }
+
+    /// Where `spec` is in `chain`, counting that chain's rules only.
+    fn position(&self, chain: &str, spec: &str) -> Option<usize> {
+        let prefix = format!("-A {chain} ");
+        self.rules
+            .iter()
+            .filter(|r| r.starts_with(&prefix))
+            .position(|r| r[prefix.len()..] == *spec)
     }
 }
 
@@ -397,9 +406,24 @@ mod tests {
         let script = rules().restore_script(&filter, &Table::parse("nat", NAT_SET_UP));
         let forward: Vec<&str> = script.lines().filter(|l| l.contains(" FORWARD ")).collect();
         assert_eq!(forward.len(), 3, "{script}");
-        assert!(forward[0].starts_with("-D FORWARD") && forward[0].ends_with(STAGE_1));
-        assert!(forward[1].ends_with(CNI_FORWARD));
+        assert!(forward[0].starts_with("-I FORWARD 1") && forward[0].ends_with(CNI_FORWARD));
+        assert!(forward[1].starts_with("-D FORWARD") && forward[1].ends_with(STAGE_1));
         assert!(forward[2].starts_with("-I FORWARD 1") && forward[2].ends_with(STAGE_1));
+    }
+
+    #[test]
+    fn isolation_behind_the_accepts_is_moved_in_front() {
+        let mut lines: Vec<&str> = SET_UP.lines().collect();
+        let isolation = lines.iter().position(|l| l.ends_with(STAGE_1)).unwrap();
+        let jump = lines.remove(isolation);
+        lines.insert(isolation + 1, jump);
+        let swapped: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let filter = Table::parse("filter", &swapped);
+        let script = rules().restore_script(&filter, &Table::parse("nat", NAT_SET_UP));
+        let forward: Vec<&str> = script.lines().filter(|l| l.contains(" FORWARD ")).collect();
+        assert_eq!(forward.len(), 2, "{script}");
+        assert!(forward[0].starts_with("-D FORWARD") && forward[0].ends_with(STAGE_1));
+        assert!(forward[1].starts_with("-I FORWARD 1") && forward[1].ends_with(STAGE_1));
     }
 
     #[test]

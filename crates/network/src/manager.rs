@@ -183,11 +183,13 @@ impl Networks {
                 .filter(|a| a.networks.iter().any(|n| n.network == list.name))
                 .collect())
         };
-        let going: Vec<String> = on_it(&self.cache)?
-            .into_iter()
-            .map(|a| a.container_id)
-            .collect();
-        let _lock = self.wait_for_teardowns(lock, &going)?;
+        let going = || -> Result<Vec<String>> {
+            Ok(on_it(&self.cache)?
+                .into_iter()
+                .map(|a| a.container_id)
+                .collect())
+        };
+        let _lock = self.wait_for_teardowns(lock, going)?;
         let attached: Vec<String> = on_it(&self.cache)?
             .into_iter()
             .map(|a| a.name.unwrap_or(a.container_id))
@@ -221,18 +223,7 @@ impl Networks {
     /// done so far is undone.
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
         check_container_id(&req.container_id)?;
-        let lock = self.lock()?;
-        // A container going away in the background still holds its record, and its ports.
-        let in_the_way: Vec<String> = self
-            .cache
-            .all()?
-            .into_iter()
-            .filter(|a| {
-                a.container_id == req.container_id || !req.ports.is_empty() && !a.ports.is_empty()
-            })
-            .map(|a| a.container_id)
-            .collect();
-        let _lock = self.wait_for_teardowns(lock, &in_the_way)?;
+        let _lock = self.clear_the_way(self.lock()?, req)?;
         if self.cache.load(&req.container_id)?.is_some() {
             return Err(Error::AlreadyAttached(req.container_id.clone()));
         }
@@ -269,6 +260,24 @@ impl Networks {
         Ok(att)
     }
 
+    /// Waits for background teardowns `req` depends on: a container going
+    /// away still holds its record, and its ports until its `DEL` is through.
+    fn clear_the_way(&self, lock: File, req: &AttachRequest) -> Result<File> {
+        let in_the_way = || -> Result<Vec<String>> {
+            Ok(self
+                .cache
+                .all()?
+                .into_iter()
+                .filter(|a| {
+                    a.container_id == req.container_id
+                        || !req.ports.is_empty() && !a.ports.is_empty()
+                })
+                .map(|a| a.container_id)
+                .collect())
+        };
+        self.wait_for_teardowns(lock, in_the_way)
+    }
+
     /// Detaches a container using only its cached record: `DEL` on every network
     /// (in reverse), then the namespace if this crate made it (`lo` through the
     /// `loopback` plugin otherwise). Without a record only a leftover namespace
@@ -285,8 +294,8 @@ impl Networks {
         if handoff::handed_off(self.cache.dir(), container_id) {
             return self.cache.load(container_id);
         }
-        let mut lock = self.lock()?;
-        lock = self.wait_for_teardowns(lock, &[container_id.to_string()])?;
+        let lock = self.lock()?;
+        let mut lock = self.wait_for_teardowns(lock, || Ok(vec![container_id.to_string()]))?;
         let Some(att) = self.cache.load(container_id)? else {
             let leftover = self.config.netns_dir.join(container_id);
             if leftover.exists() {
@@ -363,27 +372,33 @@ impl Networks {
         matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
     }
 
-    /// Waits, without the networks `lock`, for the background teardowns of
-    /// `ids` that are in flight, and returns the lock taken again (the same
-    /// one when there was nothing to wait for). The caller re-reads what it
-    /// decided on. Teardowns take the networks lock only after their own,
-    /// and this never waits for theirs while holding the networks lock, so
+    /// Waits, without the networks `lock`, for the background teardowns in
+    /// flight among the containers `ids` names (asked again after each wait:
+    /// another may have started meanwhile), and returns the lock taken again.
+    /// A teardown takes the networks lock only while holding its own, and this
+    /// never waits for a teardown's lock while holding the networks lock, so
     /// neither can wait for the other.
-    fn wait_for_teardowns(&self, lock: File, ids: &[String]) -> Result<File> {
-        let busy: Vec<&String> = ids
-            .iter()
-            .filter(|id| self.teardown_in_flight(id))
-            .collect();
-        if busy.is_empty() {
-            return Ok(lock);
-        }
-        drop(lock);
-        for id in busy {
-            if let Ok(file) = File::open(self.teardown_lock_file(id)) {
-                let _ = file.lock();
+    fn wait_for_teardowns(
+        &self,
+        mut lock: File,
+        ids: impl Fn() -> Result<Vec<String>>,
+    ) -> Result<File> {
+        loop {
+            let busy: Vec<String> = ids()?
+                .into_iter()
+                .filter(|id| self.teardown_in_flight(id))
+                .collect();
+            if busy.is_empty() {
+                return Ok(lock);
             }
+            drop(lock);
+            for id in &busy {
+                if let Ok(file) = File::open(self.teardown_lock_file(id)) {
+                    let _ = file.lock();
+                }
+            }
+            lock = self.lock()?;
         }
-        self.lock()
     }
 
     /// True when this process handed the teardown of `container_id` to a
@@ -410,7 +425,7 @@ impl Networks {
     pub fn detach_uncached(&self, container_id: &str, networks: &[String]) -> Result<()> {
         check_container_id(container_id)?;
         let lock = self.lock()?;
-        let _lock = self.wait_for_teardowns(lock, &[container_id.to_string()])?;
+        let _lock = self.wait_for_teardowns(lock, || Ok(vec![container_id.to_string()]))?;
         let netns_path = self.config.netns_dir.join(container_id);
         let netns = usable_netns(&netns_path);
         let mut errors = Vec::new();

@@ -34,32 +34,29 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
     let target = path.clone();
     // A new thread: unsharing changes the calling thread's namespace, and this one must
     // not be left inside; the thread ends right after the bind mount.
-    let made = std::thread::spawn(
-        move || -> std::result::Result<(), (&'static str, io::Error)> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unsharing", e.into()))?;
-            loopback_up().map_err(|e| ("bringing up lo", e))?;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| ("bind-mounting", e.into()))
-        },
-    )
-    .join()
-    .unwrap_or_else(|_| {
-        Err((
-            "unsharing",
-            io::Error::other("the namespace thread panicked"),
-        ))
-    });
+    let made = std::thread::spawn(move || unshare_and_mount(&target))
+        .join()
+        .unwrap_or_else(|_| Err(("unsharing", io::Error::other("the thread panicked"))));
     if let Err((what, e)) = made {
         let _ = std::fs::remove_file(&path);
         return Err(fail(what, e));
     }
     Ok(path)
+}
+
+/// Run on a thread of its own: a new network namespace with `lo` up, kept
+/// alive by a bind mount on `target`. Errors name the step.
+fn unshare_and_mount(target: &Path) -> std::result::Result<(), (&'static str, io::Error)> {
+    unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ("unsharing", e.into()))?;
+    loopback_up().map_err(|e| ("bringing up lo", e))?;
+    mount(
+        Some("/proc/thread-self/ns/net"),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| ("bind-mounting", e.into()))
 }
 
 /// Brings `lo` up in the calling thread's network namespace, as
