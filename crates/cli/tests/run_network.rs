@@ -404,3 +404,39 @@ fn publish_all_maps_the_images_exposed_ports_to_free_ports() {
     assert_eq!(body, "served by an imported image\n");
     ok(basic_docker(root, &["rm", "-f", "exposed"]));
 }
+
+#[test]
+fn network_container_shares_another_containers_namespace() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["host-of-net"], vec![]);
+    ok(basic_docker(
+        root,
+        &["run", "-d", "--name", "host-of-net", image, "sleep", "1000"],
+    ));
+    let addr = |flags: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[image.as_str(), "readlink", "/proc/self/ns/net"]);
+        ok(basic_docker(root, &args))
+    };
+    let theirs = ok(basic_docker(
+        root,
+        &["exec", "host-of-net", "readlink", "/proc/self/ns/net"],
+    ));
+    assert_eq!(addr(&["--network", "container:host-of-net"]), theirs);
+    assert_ne!(addr(&["--network", "none"]), theirs);
+    let err = basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nosuch",
+            image,
+            "true",
+        ],
+    );
+    assert_eq!(err.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("No such container: nosuch"));
+}
