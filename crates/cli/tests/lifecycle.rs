@@ -607,3 +607,76 @@ fn stop_sends_the_images_stop_signal_first() {
     assert_eq!(inspect(root, "quitter")["State"]["ExitCode"], 9);
     assert_eq!(inspect(root, "quitter")["Config"]["StopSignal"], "SIGUSR1");
 }
+
+#[test]
+fn system_df_counts_containers_and_the_images_they_use() {
+    let Some((_, image)) = store() else { return };
+    // Its own store: the counts must not see the other tests' containers.
+    let own = tempfile::tempdir().unwrap();
+    let root = own.path();
+    ok(basic_docker(root, &["pull", "-q", image]));
+    let _cleanup = Cleanup(root, vec!["df-idle", "df-busy"]);
+    let row = |kind: &str| -> Vec<String> {
+        ok(basic_docker(root, &["system", "df"]))
+            .lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} row"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let images = row("Images");
+    assert_eq!(&images[1..3], ["1", "0"], "{images:?}");
+    assert_eq!(
+        images.last().unwrap(),
+        "(100%)",
+        "an unused image is reclaimable"
+    );
+    assert_eq!(&row("Containers")[1..3], ["0", "0"]);
+
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--name",
+            "df-idle",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            "head -c 300000 /dev/zero > /big",
+        ],
+    ));
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "df-busy",
+            "--network",
+            "none",
+            image,
+            "sleep",
+            "1000",
+        ],
+    ));
+    let images = row("Images");
+    assert_eq!(&images[1..3], ["1", "1"], "{images:?}");
+    assert_eq!(
+        images.last().unwrap(),
+        "(0%)",
+        "an image in use is not reclaimable"
+    );
+    let containers = row("Containers");
+    assert_eq!(&containers[1..3], ["2", "1"], "{containers:?}");
+    assert_ne!(
+        containers[3], "0B",
+        "the written file counts: {containers:?}"
+    );
+    assert_ne!(
+        containers[4], "0B",
+        "the stopped container's layer is reclaimable: {containers:?}"
+    );
+}

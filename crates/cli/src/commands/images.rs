@@ -1,12 +1,13 @@
 //! `images` and `system df`.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 
 use basic_image_store::{ImageRecord, short_id};
 use basic_registry::Reference;
 
 use super::format::{human_size, parse_rfc3339, table, time_ago};
-use super::image_store;
+use super::{cleanup, image_store, live};
 use crate::cli::{GlobalOptions, ImagesArgs};
 
 /// One row of `images`: an image under one of its names.
@@ -156,21 +157,43 @@ pub fn system_df(global: &GlobalOptions) -> anyhow::Result<ExitCode> {
         let pct = (part * 100).checked_div(whole).unwrap_or(0);
         format!("{} ({pct}%)", human_size(part))
     };
-    // No containers exist yet, so every image is inactive and reclaimable.
+    let containers = store.containers()?;
+    // An image is active while a container (running or not) uses it, as docker counts.
+    let active_images: HashSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+    let mut used_layers = HashSet::new();
+    for image in store.images()? {
+        if active_images.contains(image.id.as_str()) {
+            used_layers.extend(image.layers.into_iter().map(|l| (l.chain_id, l.size)));
+        }
+    }
+    let used_size: u64 = used_layers.iter().map(|(_, size)| size).sum();
+    let (mut running, mut size, mut idle_size) = (0, 0, 0);
+    for c in &containers {
+        let writable = cleanup::writable_size(&global.root, &c.id);
+        size += writable;
+        if live::status(&global.root, c).is_up() {
+            running += 1;
+        } else {
+            idle_size += writable;
+        }
+    }
     let rows = vec![
         vec![
             "Images".to_string(),
             usage.images.to_string(),
-            "0".to_string(),
+            active_images.len().to_string(),
             human_size(usage.layers_size),
-            reclaimable(usage.layers_size, usage.layers_size),
+            reclaimable(
+                usage.layers_size.saturating_sub(used_size),
+                usage.layers_size,
+            ),
         ],
         vec![
             "Containers".to_string(),
-            "0".to_string(),
-            "0".to_string(),
-            "0B".to_string(),
-            "0B".to_string(),
+            containers.len().to_string(),
+            running.to_string(),
+            human_size(size),
+            reclaimable(idle_size, size),
         ],
         vec![
             "Blobs".to_string(),
