@@ -679,4 +679,10 @@ fn system_df_counts_containers_and_the_images_they_use() {
         containers[4], "0B",
         "the stopped container's layer is reclaimable: {containers:?}"
     );
+    let info: Value =
+        serde_json::from_str(&ok(basic_docker(root, &["info", "--format", "json"]))).unwrap();
+    assert_eq!(info["Containers"], 2);
+    assert_eq!(info["ContainersRunning"], 1);
+    assert_eq!(info["ContainersStopped"], 1);
+    assert_eq!(info["Images"], 1);
 }

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use basic_runtime::Environment;
 use serde_json::json;
 
-use super::host;
+use super::live::{self, Status};
+use super::{host, image_store};
 
 use crate::cli::{GlobalOptions, InfoArgs};
 
@@ -19,7 +20,13 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
         basic_rootfs::snapshot::detect(&std::env::temp_dir())
     }
     .to_string();
+    let counts = counts(global);
     let report = json!({
+        "Containers": counts.containers,
+        "ContainersRunning": counts.running,
+        "ContainersPaused": counts.paused,
+        "ContainersStopped": counts.containers - counts.running - counts.paused,
+        "Images": counts.images,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "DockerRootDir": global.root,
         "Driver": snapshotter,
@@ -45,6 +52,42 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     }
     print_table(&report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many containers (by state) and images the store has.
+#[derive(Default)]
+struct Counts {
+    containers: usize,
+    running: usize,
+    paused: usize,
+    images: usize,
+}
+
+/// Zero when there is no store yet (`info` must not create one).
+fn counts(global: &GlobalOptions) -> Counts {
+    if !global.root.join("metadata.db").exists() {
+        return Counts::default();
+    }
+    let Ok(store) = image_store(global) else {
+        return Counts::default();
+    };
+    let containers = store.containers().unwrap_or_default();
+    let statuses: Vec<Status> = containers
+        .iter()
+        .map(|c| live::status(&global.root, c))
+        .collect();
+    Counts {
+        containers: containers.len(),
+        running: statuses
+            .iter()
+            .filter(|s| matches!(s, Status::Running(_) | Status::Restarting))
+            .count(),
+        paused: statuses
+            .iter()
+            .filter(|s| matches!(s, Status::Paused(_)))
+            .count(),
+        images: store.images().map(|i| i.len()).unwrap_or(0),
+    }
 }
 
 /// One line per isolation feature a user asks about: available or why not.
@@ -94,6 +137,11 @@ fn print_table(report: &serde_json::Value) {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     };
+    println!("Containers: {}", text("Containers"));
+    println!(" Running: {}", text("ContainersRunning"));
+    println!(" Paused: {}", text("ContainersPaused"));
+    println!(" Stopped: {}", text("ContainersStopped"));
+    println!("Images: {}", text("Images"));
     println!("Server Version: {}", text("ServerVersion"));
     println!("Storage Driver: {}", text("Driver"));
     println!("Docker Root Dir: {}", text("DockerRootDir"));
