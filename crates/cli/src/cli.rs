@@ -98,6 +98,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// List a container's published ports
     Port(PortArgs),
+    /// Rename a container
+    Rename(RenameArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -417,6 +419,15 @@ pub struct LogsArgs {
     pub timestamps: bool,
     /// The container: name, id or unique id prefix
     pub container: String,
+}
+
+/// `rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The container: name, id or unique id prefix
+    pub container: String,
+    /// Its new name
+    pub new_name: String,
 }
 
 /// `port`.

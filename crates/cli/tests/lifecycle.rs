@@ -686,3 +686,29 @@ fn system_df_counts_containers_and_the_images_they_use() {
     assert_eq!(info["ContainersStopped"], 1);
     assert_eq!(info["Images"], 1);
 }
+
+#[test]
+fn rename_keeps_names_unique() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["before", "after", "taken"]);
+    let id = ok(basic_docker(
+        root,
+        &["create", "--name", "before", image, "true"],
+    ));
+    ok(basic_docker(
+        root,
+        &["create", "--name", "taken", image, "true"],
+    ));
+    ok(basic_docker(root, &["rename", "before", "after"]));
+    assert_eq!(inspect(root, &id)["Name"], "/after");
+    assert!(ps_line(root, "after", true).is_some());
+    let err = failed(&basic_docker(root, &["rename", "after", "taken"]));
+    assert!(
+        err.contains("The container name \"/taken\" is already in use"),
+        "{err}"
+    );
+    let err = failed(&basic_docker(root, &["rename", "after", "bad name"]));
+    assert!(err.contains("invalid container name"), "{err}");
+    assert_eq!(inspect(root, &id)["Name"], "/after");
+}

@@ -163,6 +163,40 @@ impl ImageStore {
         )
     }
 
+    /// Gives a container another name; fails with [`StoreError::NameInUse`]
+    /// when another container has it.
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        self.write("rename container", |tx| {
+            let db = || self.db_error("rename container");
+            let owner: Option<String> = tx
+                .query_row("SELECT id FROM containers WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(db())?;
+            match owner {
+                Some(owner) if owner == id => return Ok(()),
+                Some(owner) => {
+                    return Err(StoreError::NameInUse {
+                        name: name.to_string(),
+                        id: owner,
+                    });
+                }
+                None => {}
+            }
+            let changed = tx
+                .execute(
+                    "UPDATE containers SET name = ?2 WHERE id = ?1",
+                    params![id, name],
+                )
+                .map_err(db())?;
+            if changed == 0 {
+                return Err(StoreError::NoSuchContainer(id.to_string()));
+            }
+            Ok(())
+        })
+    }
+
     /// Replaces the engine's settings of a container.
     pub fn set_container_config(&self, id: &str, config: &Value) -> Result<(), StoreError> {
         self.update_container(

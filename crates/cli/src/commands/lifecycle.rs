@@ -18,7 +18,9 @@ use super::create::{Settings, short};
 use super::format::human_size;
 use super::live::{self, Paths, Status};
 use super::{cleanup, image_store, supervise};
-use crate::cli::{ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RmArgs, StopArgs};
+use crate::cli::{
+    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RenameArgs, RmArgs, StopArgs,
+};
 
 /// How long `rm -f` and `kill` wait for a killed container's supervisor to finish.
 const KILL_WAIT: Duration = Duration::from_secs(30);
@@ -268,5 +270,26 @@ pub fn prune(global: &GlobalOptions, _args: ContainerPruneArgs) -> anyhow::Resul
         println!();
     }
     println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rename`: a new unique name; the spec's name annotation follows, so the
+/// monitoring verbs show it too.
+pub fn rename(global: &GlobalOptions, args: RenameArgs) -> anyhow::Result<ExitCode> {
+    let store = image_store(global)?;
+    let record = store.container(&args.container)?;
+    super::run_spec::check_name(&args.new_name)?;
+    store.rename_container(&record.id, &args.new_name)?;
+    let paths = Paths::new(&global.root, &record.id);
+    if let Ok(mut spec) = basic_runtime::Spec::load(paths.spec()) {
+        let mut annotations = spec.annotations().clone().unwrap_or_default();
+        annotations.insert(
+            super::containers::NAME_ANNOTATION.to_string(),
+            args.new_name.clone(),
+        );
+        spec.set_annotations(Some(annotations));
+        spec.save(paths.spec())
+            .with_context(|| format!("writing {}", paths.spec().display()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -106,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logs::logs(&cli.global, args)
         }
         Command::Port(args) => ps::port(&cli.global, args),
+        Command::Rename(args) => lifecycle::rename(&cli.global, args),
         Command::Container(ContainerCommand::Inspect(args)) => {
             inspect::inspect_containers(&cli.global, args)
         }

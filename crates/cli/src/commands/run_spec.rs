@@ -78,7 +78,7 @@ pub fn build(
 }
 
 /// docker's name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
