@@ -403,6 +403,9 @@ pub struct PsArgs {
     /// Output format: json (one object per line), or the default table
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter: status=, name=, id=, ancestor=, exited= (repeatable)
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 /// `logs`.

@@ -712,3 +712,81 @@ fn rename_keeps_names_unique() {
     assert!(err.contains("invalid container name"), "{err}");
     assert_eq!(inspect(root, &id)["Name"], "/after");
 }
+
+#[test]
+fn ps_filters_by_status_name_and_exit_code() {
+    let Some((_, image)) = store() else { return };
+    let own = tempfile::tempdir().unwrap();
+    let root = own.path();
+    ok(basic_docker(root, &["pull", "-q", image]));
+    let _cleanup = Cleanup(root, vec!["f-up", "f-zero", "f-two"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "f-up",
+            "--network",
+            "none",
+            image,
+            "sleep",
+            "1000",
+        ],
+    ));
+    let zero = ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--name",
+            "f-zero",
+            "--network",
+            "none",
+            image,
+            "true",
+        ],
+    ));
+    assert_eq!(zero, "");
+    let two = basic_docker(
+        root,
+        &[
+            "run",
+            "--name",
+            "f-two",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            "exit 2",
+        ],
+    );
+    assert_eq!(two.status.code(), Some(2));
+    let names = |filters: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "--format", "json"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut names: Vec<String> = ok(basic_docker(root, &args))
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["Names"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&[]), ["f-up"]);
+    assert_eq!(names(&["status=exited"]), ["f-two", "f-zero"]);
+    assert_eq!(names(&["exited=2"]), ["f-two"]);
+    assert_eq!(names(&["status=exited", "name=zero"]), ["f-zero"]);
+    assert_eq!(names(&["status=running", "status=exited"]).len(), 3);
+    // The running one, by the image it was made from.
+    let ancestor = format!("ancestor={image}");
+    assert_eq!(names(&[&ancestor]), ["f-up"]);
+    let err = failed(&basic_docker(root, &["ps", "--filter", "colour=blue"]));
+    assert!(err.contains("invalid filter 'colour'"), "{err}");
+}

@@ -21,6 +21,9 @@ struct Row {
 
 /// Lists running containers (all with `-a`), newest first.
 pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
+    let filters = Filters::parse(&args.filter)?;
+    // docker: filtering on a status shows stopped containers too.
+    let all = args.all || filters.has_status();
     let store = image_store(global)?;
     let networks = container_network::networks(&global.root)?;
     let mut rows: Vec<Row> = store
@@ -43,7 +46,8 @@ pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
                 ports,
             }
         })
-        .filter(|r| args.all || r.status.is_up())
+        .filter(|r| all || r.status.is_up())
+        .filter(|r| filters.matches(&r.record, r.status))
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.record.created));
     if args.quiet {
@@ -112,6 +116,56 @@ fn as_json(r: &Row) -> serde_json::Value {
         "Ports": r.ports,
         "Names": r.record.name,
     })
+}
+
+/// `--filter` conditions: a container shows when, for every key given, one of
+/// that key's values matches (docker's rule).
+#[derive(Debug, Default)]
+struct Filters {
+    by_key: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Filters {
+    fn parse(filters: &[String]) -> anyhow::Result<Self> {
+        let mut by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for f in filters {
+            let Some((key, value)) = f.split_once('=') else {
+                anyhow::bail!("bad format of filter (expected name=value): {f}");
+            };
+            if !["status", "name", "id", "ancestor", "exited"].contains(&key) {
+                anyhow::bail!("invalid filter '{key}': use status, name, id, ancestor or exited");
+            }
+            by_key
+                .entry(key.to_string())
+                .or_default()
+                .push(value.to_string());
+        }
+        Ok(Filters { by_key })
+    }
+
+    fn has_status(&self) -> bool {
+        self.by_key.contains_key("status") || self.by_key.contains_key("exited")
+    }
+
+    fn matches(&self, record: &ContainerRecord, status: Status) -> bool {
+        self.by_key.iter().all(|(key, values)| {
+            values.iter().any(|v| match key.as_str() {
+                "status" => status.word() == v,
+                // docker matches names as a substring (a regular expression, really).
+                "name" => record.name.contains(v.as_str()),
+                "id" => record.id.starts_with(v.as_str()),
+                "ancestor" => {
+                    record.image == *v
+                        || record
+                            .image_id
+                            .trim_start_matches("sha256:")
+                            .starts_with(v.trim_start_matches("sha256:"))
+                }
+                "exited" => matches!(status, Status::Exited(code) if code.to_string() == *v),
+                _ => false,
+            })
+        })
+    }
 }
 
 /// `port CONTAINER`: one line per published port, as docker prints them.
