@@ -420,6 +420,12 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// Only lines since this time (RFC 3339, e.g. 2024-01-02T15:04:05Z) or this long ago (e.g. 10m, 1h)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only lines before this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// The container: name, id or unique id prefix
     pub container: String,
 }

@@ -790,3 +790,54 @@ fn ps_filters_by_status_name_and_exit_code() {
     let err = failed(&basic_docker(root, &["ps", "--filter", "colour=blue"]));
     assert!(err.contains("invalid filter 'colour'"), "{err}");
 }
+
+#[test]
+fn logs_since_and_until_select_by_time() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup(root, vec!["timed"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--name",
+            "timed",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            "echo early; sleep 1.5; echo late",
+        ],
+    ));
+    let stamped = ok(basic_docker(root, &["logs", "-t", "timed"]));
+    let late_at = stamped
+        .lines()
+        .find(|l| l.ends_with(" late"))
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ok(basic_docker(root, &["logs", "--since", &late_at, "timed"])),
+        "late"
+    );
+    assert_eq!(
+        ok(basic_docker(root, &["logs", "--until", &late_at, "timed"])),
+        "early"
+    );
+    assert_eq!(
+        ok(basic_docker(root, &["logs", "--since", "1h", "timed"])),
+        "early\nlate"
+    );
+    assert_eq!(
+        ok(basic_docker(root, &["logs", "--until", "1h", "timed"])),
+        ""
+    );
+    let err = failed(&basic_docker(
+        root,
+        &["logs", "--since", "yesterday-ish", "timed"],
+    ));
+    assert!(err.contains("invalid time"), "{err}");
+}
