@@ -632,26 +632,7 @@ impl Container {
     }
 
     fn wait(&self, init: Pid) -> Result<ExitStatus, ContainerError> {
-        loop {
-            match waitpid(init, None) {
-                Ok(WaitStatus::Exited(_, code)) => {
-                    return Ok(ExitStatus {
-                        code: Some(code),
-                        signal: None,
-                        oom_killed: false,
-                    });
-                }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
-                    return Ok(ExitStatus {
-                        code: None,
-                        signal: Some(sig as i32),
-                        oom_killed: false,
-                    });
-                }
-                Ok(_) | Err(nix::Error::EINTR) => continue,
-                Err(e) => return Err(self.sys(format!("waiting for init {init}"))(e)),
-            }
-        }
+        wait_exit(init).map_err(self.sys(format!("waiting for init {init}")))
     }
 
     fn start_error(&self, kind: FailureKind, message: String) -> ContainerError {
@@ -797,6 +778,30 @@ fn with_default_devices(
     let mut out = r.clone();
     out.set_devices(Some(all));
     out
+}
+
+/// Waits for child `pid` to end (through EINTR and stops) and says how it ended.
+pub(crate) fn wait_exit(pid: Pid) -> nix::Result<ExitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Ok(ExitStatus {
+                    code: Some(code),
+                    signal: None,
+                    oom_killed: false,
+                });
+            }
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return Ok(ExitStatus {
+                    code: None,
+                    signal: Some(sig as i32),
+                    oom_killed: false,
+                });
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn with_cleanup(error: ContainerError, cleanup: Result<(), CgroupError>) -> ContainerError {

@@ -58,7 +58,7 @@ pub(crate) use target::Joined;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork};
 use oci_spec::runtime::{LinuxSeccomp, Process, Spec};
 
@@ -585,26 +585,7 @@ fn reap(pid: Pid) {
 }
 
 fn wait(pid: Pid) -> Result<ExitStatus, ExecError> {
-    loop {
-        match waitpid(pid, None) {
-            Ok(WaitStatus::Exited(_, code)) => {
-                return Ok(ExitStatus {
-                    code: Some(code),
-                    signal: None,
-                    oom_killed: false,
-                });
-            }
-            Ok(WaitStatus::Signaled(_, sig, _)) => {
-                return Ok(ExitStatus {
-                    code: None,
-                    signal: Some(sig as i32),
-                    oom_killed: false,
-                });
-            }
-            Ok(_) | Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(sys(format!("waiting for pid {pid}"))(e)),
-        }
-    }
+    crate::container::wait_exit(pid).map_err(sys(format!("waiting for pid {pid}")))
 }
 
 /// Temp file and rename: a reader never sees a half-written pid.
