@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::Context as _;
 use basic_image_store::{ContainerRecord, ImageStore};
 
-use super::create::{is_mounted, short};
+use basic_image_store::short_id;
+
+use super::create::is_mounted;
 use super::host;
 use super::live::Paths;
 
@@ -30,7 +32,7 @@ pub fn remove(root: &Path, store: &ImageStore, record: &ContainerRecord) -> anyh
     if let Err(e) = snapshotter.remove(&record.id) {
         // A container whose create failed half-way may have no snapshot.
         if paths.dir.exists() {
-            tracing::debug!("removing the snapshot of {}: {e}", short(&record.id));
+            tracing::debug!("removing the snapshot of {}: {e}", short_id(&record.id));
         }
     }
     remove_runtime_leftovers(&record.id, &paths);
@@ -38,7 +40,7 @@ pub fn remove(root: &Path, store: &ImageStore, record: &ContainerRecord) -> anyh
     if let Err(e) = super::container_network::detach(root, &record.id) {
         eprintln!(
             "Warning: detaching {} from its network: {e:#}",
-            short(&record.id)
+            short_id(&record.id)
         );
     }
     match std::fs::remove_dir_all(&paths.dir) {
@@ -50,7 +52,7 @@ pub fn remove(root: &Path, store: &ImageStore, record: &ContainerRecord) -> anyh
     }
     store
         .remove_container(&record.id)
-        .with_context(|| format!("removing the record of {}", short(&record.id)))?;
+        .with_context(|| format!("removing the record of {}", short_id(&record.id)))?;
     Ok(())
 }
 
@@ -68,7 +70,7 @@ fn remove_runtime_leftovers(id: &str, paths: &Paths) {
         .iter()
         .any(|c| manager.controller_path(c).is_some_and(|p| p.exists()));
     if exists && let Err(e) = manager.remove() {
-        eprintln!("Warning: removing the cgroup of {}: {e}", short(id));
+        eprintln!("Warning: removing the cgroup of {}: {e}", short_id(id));
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use basic_image_store::{HolderKind, ImageStore};
+use basic_image_store::{HolderKind, ImageStore, short_id};
 use serde_json::Value;
 
 /// Where the runtime writes `<id>/state.json` while a container runs.
@@ -34,7 +34,7 @@ pub struct RunningContainer {
 impl RunningContainer {
     /// The first 12 characters of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
-        &self.id[..self.id.len().min(12)]
+        short_id(&self.id)
     }
 
     /// The name, or `--` when the container has none (docker's placeholder).
@@ -181,10 +181,11 @@ fn fill_images(root: &Path, containers: &mut [RunningContainer]) {
             .filter(|h| matches!(h.kind, HolderKind::Container))
         {
             if let Some(c) = containers.iter_mut().find(|c| c.id == holder.id) {
-                c.image = image.repo_tags.first().cloned().unwrap_or_else(|| {
-                    let id = image.id.trim_start_matches("sha256:");
-                    id[..id.len().min(12)].to_string()
-                });
+                c.image = image
+                    .repo_tags
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| short_id(&image.id).to_string());
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use basic_image_store::{ContainerRecord, ImageStore};
+use basic_image_store::{ContainerRecord, ImageStore, short_id};
 use basic_registry::{Platform, Reference};
 use basic_rootfs::snapshot::{Mount, Snapshotter};
 use basic_runtime::Spec;
@@ -265,7 +265,7 @@ fn prepare_snapshot(
 ) -> anyhow::Result<Vec<Mount>> {
     let mut snapshot = snapshotter
         .prepare(id, layers)
-        .with_context(|| format!("preparing the root filesystem of {}", short(id)))?;
+        .with_context(|| format!("preparing the root filesystem of {}", short_id(id)))?;
     if throwaway {
         for m in snapshot.mounts.iter_mut().filter(|m| m.fstype == "overlay") {
             m.options.push("volatile".to_string());
@@ -356,11 +356,6 @@ fn new_container_id() -> anyhow::Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom for a container id")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// The first 12 characters of an id, as docker shows it.
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
 }
 
 /// `create`: prints the new container's id.

@@ -15,10 +15,10 @@ use clap::Args;
 use oci_spec::runtime::Process;
 
 use super::containers::STATE_DIR;
-use super::create::short;
 use super::image_store;
 use super::live::{self, Paths, Status};
 use crate::cli::GlobalOptions;
+use basic_image_store::short_id;
 
 /// docker's exit code when the engine fails before the command runs.
 const ENGINE_FAILURE: u8 = 125;
@@ -109,7 +109,7 @@ fn find(global: &GlobalOptions, query: &str) -> anyhow::Result<Found> {
     }
     let paths = Paths::new(&global.root, &record.id);
     let spec = Spec::load(paths.spec())
-        .with_context(|| format!("reading the spec of container {}", short(&record.id)))?;
+        .with_context(|| format!("reading the spec of container {}", short_id(&record.id)))?;
     Ok(Found {
         id: record.id,
         spec,

@@ -26,7 +26,9 @@ use clap::Args;
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
-use super::create::{load_mounts, mount, short};
+use basic_image_store::short_id;
+
+use super::create::{load_mounts, mount};
 use super::live::Paths;
 use super::{host, image_store};
 use crate::cli::GlobalOptions;
@@ -96,9 +98,9 @@ fn export_root(
                 export_in_namespace(snapshotter.as_ref(), &paths, out)
             })
             .join()
-            .unwrap_or_else(|_| bail!("the export of {} panicked", short(&record.id)))
+            .unwrap_or_else(|_| bail!("the export of {} panicked", short_id(&record.id)))
     })
-    .with_context(|| format!("exporting container {}", short(&record.id)))
+    .with_context(|| format!("exporting container {}", short_id(&record.id)))
 }
 
 /// A shared hold on the supervisor's lock, or `None` when a supervisor holds

@@ -14,7 +14,9 @@ use basic_image_store::{ContainerRecord, ImageStore};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use super::create::{Settings, short};
+use basic_image_store::short_id;
+
+use super::create::Settings;
 use super::format::human_size;
 use super::live::{self, Paths, Status};
 use super::{cleanup, image_store, supervise};
@@ -69,7 +71,7 @@ fn start_one(root: &Path, record: &ContainerRecord) -> anyhow::Result<()> {
         Ok(()) => Ok(()),
         Err(code) => bail!(
             "container {} failed to start (exit code {code})",
-            short(&record.id)
+            short_id(&record.id)
         ),
     }
 }
@@ -133,13 +135,13 @@ pub fn kill(global: &GlobalOptions, args: KillArgs) -> anyhow::Result<ExitCode> 
         let Some(pid) = live::live_init(&paths) else {
             bail!(
                 "cannot kill container: {}: container is not running",
-                short(&record.id)
+                short_id(&record.id)
             );
         };
         // docker: a killed container is not restarted by its policy.
         request_stop(&paths)?;
         nix::sys::signal::kill(Pid::from_raw(pid), signal)
-            .with_context(|| format!("sending {signal} to container {}", short(&record.id)))?;
+            .with_context(|| format!("sending {signal} to container {}", short_id(&record.id)))?;
         Ok(None)
     })
 }
@@ -163,8 +165,8 @@ pub fn pause(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<Exi
     each(global, &args.containers, |_, record| {
         match live::status(&global.root, record) {
             Status::Running(_) => freeze(&record.id, true).map(|()| None),
-            Status::Paused(_) => bail!("container {} is already paused", short(&record.id)),
-            _ => bail!("container {} is not running", short(&record.id)),
+            Status::Paused(_) => bail!("container {} is already paused", short_id(&record.id)),
+            _ => bail!("container {} is not running", short_id(&record.id)),
         }
     })
 }
@@ -174,7 +176,7 @@ pub fn unpause(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<E
     each(global, &args.containers, |_, record| {
         match live::status(&global.root, record) {
             Status::Paused(_) => freeze(&record.id, false).map(|()| None),
-            _ => bail!("container {} is not paused", short(&record.id)),
+            _ => bail!("container {} is not paused", short_id(&record.id)),
         }
     })
 }
@@ -224,7 +226,10 @@ fn force_stop(root: &Path, record: &ContainerRecord) -> anyhow::Result<()> {
         live::live_init(&paths).is_none() && !live::supervisor_alive(&paths)
     });
     if !gone {
-        bail!("container {} did not stop after SIGKILL", short(&record.id));
+        bail!(
+            "container {} did not stop after SIGKILL",
+            short_id(&record.id)
+        );
     }
     Ok(())
 }

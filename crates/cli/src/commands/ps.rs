@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use basic_image_store::ContainerRecord;
 use serde_json::json;
 
-use super::create::{Settings, short};
+use basic_image_store::short_id;
+
+use super::create::Settings;
 use super::format::{table, time_ago};
 use super::live::{self, Status};
 use super::{container_network, image_store};
@@ -67,7 +69,7 @@ pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn id_column(id: &str, no_trunc: bool) -> &str {
-    if no_trunc { id } else { short(id) }
+    if no_trunc { id } else { short_id(id) }
 }
 
 fn as_table(rows: &[Row], no_trunc: bool) -> String {
@@ -106,7 +108,7 @@ fn as_table(rows: &[Row], no_trunc: bool) -> String {
 
 fn as_json(r: &Row) -> serde_json::Value {
     json!({
-        "ID": short(&r.record.id),
+        "ID": short_id(&r.record.id),
         "Image": r.record.image,
         "Command": format!("\"{}\"", r.command),
         "CreatedAt": live::rfc3339(Some(r.record.created)),

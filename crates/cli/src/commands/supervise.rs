@@ -17,7 +17,9 @@ use basic_runtime::supervisor::{Output, Supervisor, SupervisorError, SupervisorE
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 use basic_runtime::{Container, Spec};
 
-use super::create::{Settings, is_mounted, load_mounts, mount, short};
+use basic_image_store::short_id;
+
+use super::create::{Settings, is_mounted, load_mounts, mount};
 use super::live::{self, Paths, now_nanos};
 use super::{cleanup, container_network, host};
 
@@ -33,7 +35,7 @@ pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
     let record = store.container(id)?;
     let paths = Paths::new(root, &record.id);
     let Some(_lock) = live::lock_supervisor(&paths)? else {
-        bail!("container {} is already running", short(&record.id));
+        bail!("container {} is already running", short_id(&record.id));
     };
     let settings = Settings::of(&record)?;
     let _ = std::fs::remove_file(paths.stop_marker());
@@ -43,7 +45,7 @@ pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
     if let Err(e) = container_network::detach(root, &record.id) {
         eprintln!(
             "Warning: detaching {} from its network: {e:#}",
-            short(&record.id)
+            short_id(&record.id)
         );
     }
     let code = match result {
@@ -128,7 +130,7 @@ fn run_container(
                 if status.oom_killed && echo {
                     eprintln!(
                         "container {} was OOM killed (memory limit reached)",
-                        short(&record.id)
+                        short_id(&record.id)
                     );
                 }
                 let exit = ContainerExit {
@@ -140,7 +142,10 @@ fn run_container(
             }
         };
         if let Err(e) = recorded {
-            eprintln!("Warning: recording the state of {}: {e}", short(&record.id));
+            eprintln!(
+                "Warning: recording the state of {}: {e}",
+                short_id(&record.id)
+            );
         }
     };
     let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
@@ -213,5 +218,5 @@ fn spawn(root: &Path, id: &str) -> anyhow::Result<Child> {
     }
     command
         .spawn()
-        .with_context(|| format!("starting the supervisor of {}", short(id)))
+        .with_context(|| format!("starting the supervisor of {}", short_id(id)))
 }
