@@ -4,37 +4,17 @@
 
 mod common;
 
-use common::{basic_docker, with_stdin};
+use common::{basic_docker, busybox_store as store, with_stdin};
 
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use basic_runtime::terminal::WindowSize;
-use basic_test_support::{harness, require_root};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{LocalFlags, tcgetattr};
-
-/// One store for the whole file, with busybox pulled once.
-fn store() -> Option<&'static (tempfile::TempDir, String)> {
-    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let h = harness()?;
-            if !require_root() {
-                return None;
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let image = h.reference("busybox_latest");
-            let pull = basic_docker(dir.path(), &["pull", "-q", &image]);
-            assert!(pull.status.success(), "{}", text(&pull.stderr));
-            Some((dir, image))
-        })
-        .as_ref()
-}
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).trim().to_string()

@@ -5,48 +5,14 @@
 
 mod common;
 
-use common::{basic_docker, ok};
+use common::{Cleanup, basic_docker, busybox_store as store, ok};
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-use basic_test_support::{harness, require_root};
-
-/// One store for the file, with busybox pulled once.
-fn store() -> Option<&'static (tempfile::TempDir, String)> {
-    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let h = harness()?;
-            if !require_root() {
-                return None;
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let image = h.reference("busybox_latest");
-            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
-            Some((dir, image))
-        })
-        .as_ref()
-}
-
-/// Removes the named containers and images however the test ends.
-struct Cleanup<'a>(&'a Path, Vec<&'a str>, Vec<&'a str>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for name in &self.1 {
-            let _ = basic_docker(self.0, &["rm", "-f", name]);
-        }
-        for image in &self.2 {
-            let _ = basic_docker(self.0, &["rmi", image]);
-        }
-    }
-}
 
 /// What the container writes before it waits: one of each kind a user makes.
 const WRITES: &str = "set -e
@@ -185,7 +151,7 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 fn export_of_a_running_then_stopped_container_is_its_root() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["writer"], vec!["exported:latest"]);
+    let _cleanup = Cleanup::new(root, &["writer"]).images(&["exported:latest"]);
     let id = ok(basic_docker(
         root,
         &[
@@ -343,7 +309,7 @@ fn export_of_an_unknown_container_fails_as_docker_does() {
 fn export_refuses_to_write_to_a_terminal() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["quiet"], vec![]);
+    let _cleanup = Cleanup::new(root, &["quiet"]);
     ok(basic_docker(
         root,
         &["create", "--name", "quiet", image, "true"],

@@ -5,43 +5,13 @@
 
 mod common;
 
-use common::{basic_docker, busybox_rootfs_tar, ok};
+use common::{Cleanup, basic_docker, busybox_rootfs_tar, busybox_store as store, ok};
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use basic_test_support::{harness, require_root};
 use serde_json::Value;
-
-/// One store for the file, with busybox pulled once.
-fn store() -> Option<&'static (tempfile::TempDir, String)> {
-    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let h = harness()?;
-            if !require_root() {
-                return None;
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let image = h.reference("busybox_latest");
-            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
-            Some((dir, image))
-        })
-        .as_ref()
-}
-
-/// Removes the named containers however the test ends.
-struct Cleanup<'a>(&'a Path, Vec<&'a str>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for name in &self.1 {
-            let _ = basic_docker(self.0, &["rm", "-f", name]);
-        }
-    }
-}
 
 fn failed(out: &Output) -> String {
     assert!(
@@ -86,7 +56,7 @@ fn ps_line(root: &Path, name: &str, all: bool) -> Option<String> {
 fn detached_container_runs_logs_stops_and_is_removed() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["ticker"]);
+    let _cleanup = Cleanup::new(root, &["ticker"]);
     let id = ok(basic_docker(
         root,
         &[
@@ -155,7 +125,7 @@ fn detached_container_runs_logs_stops_and_is_removed() {
 fn create_start_wait_and_the_exit_code() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["three"]);
+    let _cleanup = Cleanup::new(root, &["three"]);
     let id = ok(basic_docker(
         root,
         &[
@@ -188,7 +158,7 @@ fn create_start_wait_and_the_exit_code() {
 fn a_foreground_run_is_recorded_and_names_are_unique() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["fg"]);
+    let _cleanup = Cleanup::new(root, &["fg"]);
     let out = basic_docker(
         root,
         &["run", "--name", "fg", image, "sh", "-c", "echo hi; exit 4"],
@@ -217,7 +187,7 @@ fn a_foreground_run_is_recorded_and_names_are_unique() {
 fn rm_refuses_a_running_container_and_rm_f_kills_it() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["busy"]);
+    let _cleanup = Cleanup::new(root, &["busy"]);
     let id = ok(basic_docker(
         root,
         &["run", "-d", "--name", "busy", image, "sleep", "1000"],
@@ -238,7 +208,7 @@ fn rm_refuses_a_running_container_and_rm_f_kills_it() {
 fn pause_freezes_and_unpause_thaws() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["frozen"]);
+    let _cleanup = Cleanup::new(root, &["frozen"]);
     ok(basic_docker(
         root,
         &[
@@ -279,7 +249,7 @@ fn pause_freezes_and_unpause_thaws() {
 fn restart_policies_restart_and_stop_ends_them() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["flaky", "forever"]);
+    let _cleanup = Cleanup::new(root, &["flaky", "forever"]);
     ok(basic_docker(
         root,
         &[
@@ -345,7 +315,7 @@ fn restart_policies_restart_and_stop_ends_them() {
 fn kill_sends_signals_and_restart_runs_again() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["trap"]);
+    let _cleanup = Cleanup::new(root, &["trap"]);
     ok(basic_docker(
         root,
         &[
@@ -384,7 +354,7 @@ fn kill_sends_signals_and_restart_runs_again() {
 fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["orphan"]);
+    let _cleanup = Cleanup::new(root, &["orphan"]);
     let id = ok(basic_docker(
         root,
         &["run", "-d", "--name", "orphan", image, "sleep", "1000"],
@@ -443,7 +413,7 @@ fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
 fn two_starts_at_once_run_one_container() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["twice"]);
+    let _cleanup = Cleanup::new(root, &["twice"]);
     ok(basic_docker(
         root,
         &["create", "--name", "twice", image, "sleep", "1000"],
@@ -482,7 +452,7 @@ fn container_prune_removes_only_stopped_containers() {
     let own_root = own.path();
     ok(basic_docker(own_root, &["pull", "-q", image]));
     let _ = root;
-    let _cleanup = Cleanup(own_root, vec!["keep", "gone"]);
+    let _cleanup = Cleanup::new(own_root, &["keep", "gone"]);
     ok(basic_docker(
         own_root,
         &["run", "-d", "--name", "keep", image, "sleep", "1000"],
@@ -505,7 +475,7 @@ fn container_prune_removes_only_stopped_containers() {
 fn logs_rotate_by_size_and_keep_the_newest_lines() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["chatty"]);
+    let _cleanup = Cleanup::new(root, &["chatty"]);
     let id = ok(basic_docker(
         root,
         &[
@@ -547,7 +517,7 @@ fn logs_rotate_by_size_and_keep_the_newest_lines() {
 fn logs_follow_until_the_container_exits() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["follow"]);
+    let _cleanup = Cleanup::new(root, &["follow"]);
     ok(basic_docker(
         root,
         &[
@@ -571,7 +541,7 @@ fn logs_follow_until_the_container_exits() {
 fn stop_sends_the_images_stop_signal_first() {
     let Some((dir, _)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["quitter"]);
+    let _cleanup = Cleanup::new(root, &["quitter"]);
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_rootfs_tar(work.path());
     ok(basic_docker(
@@ -615,7 +585,7 @@ fn system_df_counts_containers_and_the_images_they_use() {
     let own = tempfile::tempdir().unwrap();
     let root = own.path();
     ok(basic_docker(root, &["pull", "-q", image]));
-    let _cleanup = Cleanup(root, vec!["df-idle", "df-busy"]);
+    let _cleanup = Cleanup::new(root, &["df-idle", "df-busy"]);
     let row = |kind: &str| -> Vec<String> {
         ok(basic_docker(root, &["system", "df"]))
             .lines()
@@ -691,7 +661,7 @@ fn system_df_counts_containers_and_the_images_they_use() {
 fn rename_keeps_names_unique() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["before", "after", "taken"]);
+    let _cleanup = Cleanup::new(root, &["before", "after", "taken"]);
     let id = ok(basic_docker(
         root,
         &["create", "--name", "before", image, "true"],
@@ -719,7 +689,7 @@ fn ps_filters_by_status_name_and_exit_code() {
     let own = tempfile::tempdir().unwrap();
     let root = own.path();
     ok(basic_docker(root, &["pull", "-q", image]));
-    let _cleanup = Cleanup(root, vec!["f-up", "f-zero", "f-two"]);
+    let _cleanup = Cleanup::new(root, &["f-up", "f-zero", "f-two"]);
     ok(basic_docker(
         root,
         &[
@@ -795,7 +765,7 @@ fn ps_filters_by_status_name_and_exit_code() {
 fn logs_since_and_until_select_by_time() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["timed"]);
+    let _cleanup = Cleanup::new(root, &["timed"]);
     ok(basic_docker(
         root,
         &[

@@ -3,35 +3,10 @@
 
 mod common;
 
-use common::basic_docker;
+use common::{basic_docker, busybox_store as store};
 
 use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
-
-use basic_test_support::{harness, require_root};
-
-/// One store for the whole file, with busybox pulled once.
-fn store() -> Option<&'static (tempfile::TempDir, String)> {
-    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let h = harness()?;
-            if !require_root() {
-                return None;
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let image = h.reference("busybox_latest");
-            let pull = basic_docker(dir.path(), &["pull", "-q", &image]);
-            assert!(
-                pull.status.success(),
-                "{}",
-                String::from_utf8_lossy(&pull.stderr)
-            );
-            Some((dir, image))
-        })
-        .as_ref()
-}
 
 /// `run --rm IMAGE ARGS...` in the shared store.
 fn run(flags: &[&str], command: &[&str]) -> Option<Output> {

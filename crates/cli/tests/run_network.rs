@@ -3,45 +3,19 @@
 
 mod common;
 
-use common::{basic_docker, busybox_rootfs_tar, ok};
+use common::{Cleanup, basic_docker, busybox_rootfs_tar, busybox_store, fetch, ok};
 
 use std::path::Path;
-use std::sync::OnceLock;
 
-use basic_test_support::{harness, prerequisite, require_root};
+use basic_test_support::prerequisite;
 
 fn store() -> Option<&'static (tempfile::TempDir, String)> {
-    static STORE: OnceLock<Option<(tempfile::TempDir, String)>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let h = harness()?;
-            if !require_root()
-                || !prerequisite(
-                    Path::new("/usr/lib/cni/bridge").exists(),
-                    "the CNI plugins (containernetworking-plugins)",
-                )
-            {
-                return None;
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let image = h.reference("busybox_latest");
-            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
-            Some((dir, image))
-        })
-        .as_ref()
-}
-
-struct Cleanup<'a>(&'a Path, Vec<&'a str>, Vec<&'a str>);
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        for name in &self.1 {
-            let _ = basic_docker(self.0, &["rm", "-f", name]);
-        }
-        for net in &self.2 {
-            let _ = basic_docker(self.0, &["network", "rm", net]);
-        }
-    }
+    let store = busybox_store()?;
+    prerequisite(
+        Path::new("/usr/lib/cni/bridge").exists(),
+        "the CNI plugins (containernetworking-plugins)",
+    )
+    .then_some(store)
 }
 
 /// The host side of a running container's eth0 (its peer's ifindex, read inside).
@@ -90,11 +64,7 @@ fn host_traces(id: &str, veth: &str) -> Vec<String> {
 fn containers_on_one_network_reach_each_other_and_no_one_else() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(
-        root,
-        vec!["alpha", "beta", "outsider"],
-        vec!["front", "back"],
-    );
+    let _cleanup = Cleanup::new(root, &["alpha", "beta", "outsider"]).networks(&["front", "back"]);
     ok(basic_docker(
         root,
         &["network", "create", "--subnet", "10.214.1.0/24", "front"],
@@ -156,7 +126,7 @@ fn containers_on_one_network_reach_each_other_and_no_one_else() {
 fn a_published_port_serves_the_host_at_localhost() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["httpd"], vec![]);
+    let _cleanup = Cleanup::new(root, &["httpd"]);
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("index.html"), "served from the container\n").unwrap();
     let volume = format!("{}:/www:ro", www.path().display());
@@ -173,19 +143,10 @@ fn a_published_port_serves_the_host_at_localhost() {
         ok(basic_docker(root, &["port", "httpd"])),
         "80/tcp -> 0.0.0.0:18080"
     );
-    let mut body = String::new();
-    for _ in 0..50 {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "--max-time", "2", "http://127.0.0.1:18080/"])
-            .output()
-            .unwrap();
-        body = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(body, "served from the container\n");
+    assert_eq!(
+        fetch("http://127.0.0.1:18080/"),
+        "served from the container\n"
+    );
     let ip = ok(basic_docker(
         root,
         &["exec", "httpd", "sh", "-c", "ip -4 -o addr show eth0"],
@@ -223,7 +184,7 @@ fn a_published_port_serves_the_host_at_localhost() {
 fn a_killed_supervisor_leaves_nothing_after_rm_f() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["victim"], vec![]);
+    let _cleanup = Cleanup::new(root, &["victim"]);
     let id = ok(basic_docker(
         root,
         &["run", "-d", "--name", "victim", image, "sleep", "1000"],
@@ -362,7 +323,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn publish_all_maps_the_images_exposed_ports_to_free_ports() {
     let Some((dir, _)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["exposed"], vec![]);
+    let _cleanup = Cleanup::new(root, &["exposed"]);
     let work = tempfile::tempdir().unwrap();
     let tar = busybox_rootfs_tar(work.path());
     ok(basic_docker(
@@ -389,19 +350,7 @@ fn publish_all_maps_the_images_exposed_ports_to_free_ports() {
         .unwrap();
     assert!(host_port > 1024, "a free ephemeral port: {port}");
     let url = format!("http://127.0.0.1:{host_port}/");
-    let mut body = String::new();
-    for _ in 0..50 {
-        let out = std::process::Command::new("curl")
-            .args(["-s", "--max-time", "2", &url])
-            .output()
-            .unwrap();
-        body = String::from_utf8_lossy(&out.stdout).to_string();
-        if out.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(body, "served by an imported image\n");
+    assert_eq!(fetch(&url), "served by an imported image\n");
     ok(basic_docker(root, &["rm", "-f", "exposed"]));
 }
 
@@ -409,7 +358,7 @@ fn publish_all_maps_the_images_exposed_ports_to_free_ports() {
 fn network_container_shares_another_containers_namespace() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let _cleanup = Cleanup(root, vec!["host-of-net"], vec![]);
+    let _cleanup = Cleanup::new(root, &["host-of-net"]);
     ok(basic_docker(
         root,
         &["run", "-d", "--name", "host-of-net", image, "sleep", "1000"],

@@ -84,3 +84,86 @@ pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
     assert!(ok, "tar of the busybox rootfs");
     tar
 }
+
+/// One store per test binary with the harness's busybox pulled into it once;
+/// `None` (the test returns) when the harness or root is missing and skipping
+/// is allowed.
+pub fn busybox_store() -> Option<&'static (tempfile::TempDir, String)> {
+    static STORE: std::sync::OnceLock<Option<(tempfile::TempDir, String)>> =
+        std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let h = basic_test_support::harness()?;
+            if !basic_test_support::require_root() {
+                return None;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let image = h.reference("busybox_latest");
+            ok(basic_docker(dir.path(), &["pull", "-q", &image]));
+            Some((dir, image))
+        })
+        .as_ref()
+}
+
+/// Removes containers, then networks, then images, however a test ends.
+pub struct Cleanup<'a> {
+    root: &'a Path,
+    containers: Vec<&'a str>,
+    networks: Vec<&'a str>,
+    images: Vec<&'a str>,
+}
+
+impl<'a> Cleanup<'a> {
+    /// Cleans up these containers of the store at `root`.
+    pub fn new(root: &'a Path, containers: &[&'a str]) -> Self {
+        Cleanup {
+            root,
+            containers: containers.to_vec(),
+            networks: Vec::new(),
+            images: Vec::new(),
+        }
+    }
+
+    /// And these networks.
+    pub fn networks(mut self, networks: &[&'a str]) -> Self {
+        self.networks = networks.to_vec();
+        self
+    }
+
+    /// And these images.
+    pub fn images(mut self, images: &[&'a str]) -> Self {
+        self.images = images.to_vec();
+        self
+    }
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for name in &self.containers {
+            let _ = basic_docker(self.root, &["rm", "-f", name]);
+        }
+        for network in &self.networks {
+            let _ = basic_docker(self.root, &["network", "rm", network]);
+        }
+        for image in &self.images {
+            let _ = basic_docker(self.root, &["rmi", image]);
+        }
+    }
+}
+
+/// The body `curl` gets from `url`, retried for up to 5 s while the server starts.
+pub fn fetch(url: &str) -> String {
+    let mut body = String::new();
+    for _ in 0..50 {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "2", url])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    body
+}
