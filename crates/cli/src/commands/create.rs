@@ -350,11 +350,7 @@ pub fn load_mounts(paths: &Paths) -> anyhow::Result<Vec<Mount>> {
 
 /// 64 hex digits from the kernel's random source, as docker's container ids.
 fn new_container_id() -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a container id")?;
+    let bytes: [u8; 32] = names::random_bytes().context("making a container id")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

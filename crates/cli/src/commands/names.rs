@@ -1,6 +1,6 @@
 //! docker-style generated container names: `adjective_surname`.
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use basic_image_store::ImageStore;
 
 const ADJECTIVES: &[&str] = &[
@@ -113,7 +113,7 @@ const SURNAMES: &[&str] = &[
 pub fn generate(store: &ImageStore) -> anyhow::Result<String> {
     let taken: std::collections::HashSet<String> =
         store.containers()?.into_iter().map(|c| c.name).collect();
-    let mut seed = random_u64()?;
+    let mut seed = u64::from_le_bytes(random_bytes()?);
     for attempt in 0..100u32 {
         let a = ADJECTIVES[(seed % ADJECTIVES.len() as u64) as usize];
         seed /= ADJECTIVES.len() as u64;
@@ -132,9 +132,12 @@ pub fn generate(store: &ImageStore) -> anyhow::Result<String> {
     bail!("could not find a free container name: name the container with --name")
 }
 
-fn random_u64() -> anyhow::Result<u64> {
+/// `N` bytes from the kernel's random source.
+pub fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
     use std::io::Read as _;
-    let mut bytes = [0u8; 8];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(u64::from_le_bytes(bytes))
+    let mut bytes = [0u8; N];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    Ok(bytes)
 }

@@ -9,7 +9,6 @@
 use std::process::ExitCode;
 
 use basic_image_store::ImageStore;
-use serde_json::Value;
 
 use super::create::{self, Created};
 use super::supervise::{self, ENGINE_FAILURE};
@@ -72,13 +71,4 @@ fn discard(global: &GlobalOptions, created: &Created) {
     if let Ok(store) = ImageStore::open(&global.root) {
         let _ = cleanup::remove(&global.root, &store, &created.record);
     }
-}
-
-/// Reads a JSON string array field.
-pub(super) fn strings(value: &Value) -> Option<Vec<String>> {
-    value.as_array().map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    })
 }

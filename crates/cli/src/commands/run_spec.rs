@@ -11,7 +11,6 @@ use oci_spec::runtime::{
 };
 use serde_json::Value;
 
-use super::run::strings;
 use crate::cli::RunArgs;
 
 /// The parts of an image config `run` uses.
@@ -394,6 +393,15 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<i64> {
         bail!("invalid size {text:?}: must not be negative");
     }
     Ok((value * (1u64 << shift) as f64) as i64)
+}
+
+/// Reads a JSON string array field.
+fn strings(value: &Value) -> Option<Vec<String>> {
+    value.as_array().map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 #[cfg(test)]
