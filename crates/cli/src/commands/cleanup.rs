@@ -9,7 +9,7 @@ use basic_image_store::{ContainerRecord, ImageStore};
 
 use basic_image_store::short_id;
 
-use super::create::is_mounted;
+use super::create::{Settings, is_mounted};
 use super::host;
 use super::live::Paths;
 
@@ -37,12 +37,9 @@ pub fn remove(root: &Path, store: &ImageStore, record: &ContainerRecord) -> anyh
     }
     remove_runtime_leftovers(&record.id, &paths);
     // Normally detached at the final exit; not when the supervisor was killed.
-    if let Err(e) = super::container_network::detach(root, &record.id) {
-        eprintln!(
-            "Warning: detaching {} from its network: {e:#}",
-            short_id(&record.id)
-        );
-    }
+    // A record whose settings cannot be read is detached as a bridge one would be.
+    let network = Settings::of(record).map(|s| s.network).unwrap_or_default();
+    super::container_network::detach(root, &record.id, &network);
     match std::fs::remove_dir_all(&paths.dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -218,10 +218,19 @@ pub fn attach(
     Ok(Some(attachment))
 }
 
-/// Detaches the container from every network (nothing to do is not an error).
-pub fn detach(root: &Path, id: &str) -> anyhow::Result<()> {
-    networks(root)?.detach(id)?;
-    Ok(())
+/// Detaches a container of a bridge network (`--network` as recorded; the
+/// other modes attach nothing) from it. A failure is a warning: the rest of a
+/// teardown must still happen, and a later `rm` detaches again.
+pub fn detach(root: &Path, id: &str, network: &str) {
+    if !matches!(Mode::parse(network), Mode::Network(_)) {
+        return;
+    }
+    if let Err(e) = networks(root).and_then(|n| Ok(n.detach(id)?)) {
+        eprintln!(
+            "Warning: detaching {} from its network: {e:#}",
+            basic_image_store::short_id(id)
+        );
+    }
 }
 
 /// docker's PORTS column: `0.0.0.0:8080->80/tcp`, empty when none.

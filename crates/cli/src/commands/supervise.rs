@@ -42,12 +42,7 @@ pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
     let _ = std::fs::remove_file(paths.start_error());
     let result = run_container(&store, &record, &settings, &paths, echo);
     // The attachment outlives restarts; it goes with the final exit.
-    if let Err(e) = container_network::detach(root, &record.id) {
-        eprintln!(
-            "Warning: detaching {} from its network: {e:#}",
-            short_id(&record.id)
-        );
-    }
+    container_network::detach(root, &record.id, &settings.network);
     let code = match result {
         Ok(code) => code,
         Err(e) => {
