@@ -6,6 +6,9 @@
 //! prerequisite fails the test instead of hiding it.
 #![deny(missing_docs)]
 
+pub mod image;
+pub mod programs;
+
 use std::path::PathBuf;
 
 /// The environment variable that turns skips into failures.
