@@ -10,6 +10,15 @@ use clap::Parser;
 fn main() -> ExitCode {
     restore_sigpipe();
     let cli = cli::Cli::parse();
+    // Commands whose processes enter containers first re-execute this program from a
+    // read-only copy of itself, so that no container can overwrite it (CVE-2019-5736).
+    // This must happen before any thread starts.
+    if enters_containers(&cli.command)
+        && let Err(e) = basic_runtime::sealed_exe::ensure()
+    {
+        eprintln!("Error: {e}");
+        return ExitCode::from(125);
+    }
     init_logging(&cli.global);
     // A supervisor forks containers for its whole life: no async runtime at all.
     if let cli::Command::ContainerSupervise(args) = &cli.command {
@@ -54,6 +63,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The commands that fork processes into containers: the foreground `run`, `exec`, and a
+/// detached container's supervisor (which `start`, `restart` and `run -d` spawn).
+fn enters_containers(command: &cli::Command) -> bool {
+    matches!(
+        command,
+        cli::Command::Run(_) | cli::Command::Exec(_) | cli::Command::ContainerSupervise(_)
+    )
 }
 
 fn init_logging(global: &cli::GlobalOptions) {

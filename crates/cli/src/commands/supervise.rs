@@ -193,9 +193,11 @@ pub fn start_detached(root: &Path, record: &ContainerRecord) -> anyhow::Result<R
 }
 
 fn spawn(root: &Path, id: &str) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("finding this program to supervise with")?;
-    let mut command = Command::new(exe);
+    // This very program, through the kernel's handle on it rather than a path: when it runs
+    // from a sealed copy of itself (see basic_runtime::sealed_exe), that copy has no path.
+    let mut command = Command::new("/proc/self/exe");
     command
+        .arg0("basic-docker")
         .arg("--root")
         .arg(root)
         .arg("container-supervise")
