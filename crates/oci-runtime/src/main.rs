@@ -14,6 +14,19 @@ use clap::Parser;
 fn main() {
     let cli = cli::Cli::parse();
     let logger = log::Logger::open(&cli);
+    // Commands that start processes in containers first re-execute this program from a
+    // read-only copy of itself, so no container can overwrite it (CVE-2019-5736). Before
+    // any thread starts.
+    let enters = matches!(
+        cli.command,
+        cli::Command::Create(_) | cli::Command::Run { .. } | cli::Command::Exec(_)
+    );
+    if enters && let Err(e) = basic_runtime::sealed_exe::ensure() {
+        let msg = e.to_string();
+        logger.error(&msg);
+        eprintln!("basic-runtime: {msg}");
+        std::process::exit(1);
+    }
     let code = match commands::dispatch(&cli, &logger) {
         Ok(code) => code,
         Err(e) => {

@@ -6,6 +6,11 @@ use std::path::PathBuf;
 use basic_runtime::Container;
 
 fn main() {
+    // First, before any thread: no container may overwrite this program (CVE-2019-5736).
+    if let Err(e) = basic_runtime::sealed_exe::ensure() {
+        eprintln!("run_bundle: {e}");
+        std::process::exit(125);
+    }
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let init = args.iter().any(|a| a == "--init");
     args.retain(|a| a != "--init");

@@ -95,6 +95,16 @@ pub enum ContainerError {
         #[source]
         source: crate::seccomp::SeccompError,
     },
+    /// This program runs from a file a container could overwrite (see
+    /// [`crate::sealed_exe`]).
+    #[error("container {id}: refusing to start")]
+    ExposedBinary {
+        /// The container.
+        id: String,
+        /// Why the program is not sealed, or could not be checked.
+        #[source]
+        source: crate::sealed_exe::SealError,
+    },
     /// The console socket could not be reached.
     #[error("container {id}: console")]
     Console {
@@ -165,6 +175,33 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
+/// runc's rule for `root.path`: it must name the root itself, not a symlink to it nor a
+/// path through one (a bundle's `rootfs -> /` would otherwise run the container on the
+/// host's root).
+fn refuse_symlinked_root(rootfs: &Path) -> Result<(), ContainerError> {
+    let Ok(real) = rootfs.canonicalize() else {
+        return Err(ContainerError::NoRootfs(rootfs.to_path_buf()));
+    };
+    let mut lexical = PathBuf::from("/");
+    for c in rootfs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                lexical.pop();
+            }
+            std::path::Component::Normal(n) => lexical.push(n),
+            _ => {}
+        }
+    }
+    if real != lexical {
+        return Err(ContainerError::InvalidSpec(format!(
+            "root.path {} is a symlink or goes through one (to {}): give the real path",
+            rootfs.display(),
+            real.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Options shared by every way of starting a container.
 #[derive(Debug, Clone)]
 pub struct ContainerBuilder {
@@ -181,6 +218,7 @@ pub struct ContainerBuilder {
     pub(crate) no_pivot: bool,
     pub(crate) new_keyring: bool,
     pub(crate) preserve_fds: u32,
+    pub(crate) require_sealed_exe: bool,
 }
 
 /// Where the pty master of a `process.terminal` container goes.
@@ -234,6 +272,7 @@ impl Container {
             no_pivot: false,
             new_keyring: true,
             preserve_fds: 0,
+            require_sealed_exe: true,
         }
     }
 
@@ -252,11 +291,18 @@ impl Container {
             .as_ref()
             .map(|r| r.path().clone())
             .unwrap_or_else(|| PathBuf::from("rootfs"));
+        // The bundle directory is the caller's; what is inside it may come from anyone.
+        let bundle_dir = bundle.canonicalize().map_err(|source| ContainerError::Io {
+            id: String::new(),
+            path: bundle.to_path_buf(),
+            source,
+        })?;
         let rootfs = if root.is_absolute() {
             root
         } else {
-            bundle.join(root)
+            bundle_dir.join(root)
         };
+        refuse_symlinked_root(&rootfs)?;
         let mut b = Container::builder(id, spec, rootfs);
         b.bundle = Some(
             bundle
@@ -359,6 +405,14 @@ impl ContainerBuilder {
         self
     }
 
+    /// Whether to refuse to start the container's processes unless this program runs from a
+    /// sealed copy of itself (default true; see [`crate::sealed_exe`]). Turn it off only for
+    /// a program whose file does not matter once it has run, such as a test binary.
+    pub fn require_sealed_exe(mut self, on: bool) -> Self {
+        self.require_sealed_exe = on;
+        self
+    }
+
     /// Validates and returns the container.
     pub fn build(self) -> Result<Container, ContainerError> {
         let ok = !self.id.is_empty()
@@ -372,6 +426,14 @@ impl ContainerBuilder {
         }
         if !self.rootfs.is_dir() {
             return Err(ContainerError::NoRootfs(self.rootfs));
+        }
+        let last_is_link =
+            std::fs::symlink_metadata(&self.rootfs).is_ok_and(|m| m.file_type().is_symlink());
+        if last_is_link {
+            return Err(ContainerError::InvalidSpec(format!(
+                "the root filesystem {} is a symlink: give the real path",
+                self.rootfs.display()
+            )));
         }
         if self.spec.process().is_none() {
             return Err(ContainerError::InvalidSpec("no process".into()));
@@ -469,6 +531,13 @@ impl Container {
     pub(crate) fn prepare(&self) -> Result<Prepared, ContainerError> {
         let id = &self.b.id;
         crate::spec_check::refuse_unsupported(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        crate::spec_check::refuse_escapes(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        if self.b.require_sealed_exe {
+            crate::sealed_exe::check().map_err(|source| ContainerError::ExposedBinary {
+                id: id.clone(),
+                source,
+            })?;
+        }
         let seccomp = match self
             .b
             .spec

@@ -195,7 +195,10 @@ fn components(path: &Path) -> io::Result<VecDeque<OsString>> {
 
 /// `path` without its leading `/`, for lookups relative to the root's descriptor.
 fn relative(path: &Path) -> &Path {
-    path.strip_prefix("/").unwrap_or(path)
+    match path.strip_prefix("/").unwrap_or(path) {
+        p if p.as_os_str().is_empty() => Path::new("."),
+        p => p,
+    }
 }
 
 fn open_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> nix::Result<OwnedFd> {

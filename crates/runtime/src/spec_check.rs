@@ -120,6 +120,61 @@ pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
     }
 }
 
+/// Paths of the spec that would lead outside the container's root, refused as runc does:
+/// a mount destination or device path whose `..` climbs above `/` (`/../../etc`, `../x`),
+/// a device path outside `/dev`, and a relative or escaping `process.cwd`.
+pub fn refuse_escapes(spec: &Spec) -> Result<(), String> {
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if climbs_out(m.destination()) {
+            return Err(format!(
+                "mount destination {} leaves the container's root",
+                m.destination().display()
+            ));
+        }
+    }
+    let devices = spec.linux().as_ref().and_then(|l| l.devices().as_deref());
+    for d in devices.unwrap_or_default() {
+        let path = d.path();
+        if !path.is_absolute() || climbs_out(path) || !path.starts_with("/dev/") {
+            return Err(format!(
+                "device path {} must be an absolute path under /dev without '..'",
+                path.display()
+            ));
+        }
+    }
+    if let Some(p) = spec.process() {
+        if !p.cwd().is_absolute() {
+            return Err(format!(
+                "process.cwd {:?} must be an absolute path",
+                p.cwd().display().to_string()
+            ));
+        }
+        if climbs_out(p.cwd()) {
+            return Err(format!(
+                "process.cwd {} leaves the container's root",
+                p.cwd().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a `..` of `path` climbs above its start, read lexically (`/a/../..`).
+fn climbs_out(path: &std::path::Path) -> bool {
+    let mut depth = 0usize;
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            std::path::Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    false
+}
+
 fn listed<T>(v: &Option<Vec<T>>) -> bool {
     v.as_ref().is_some_and(|v| !v.is_empty())
 }
@@ -185,6 +240,39 @@ mod tests {
             assert!(e.contains(field), "{json}: {e}");
             assert!(e.contains("not supported"), "{e}");
         }
+    }
+
+    #[test]
+    fn paths_that_leave_the_root_are_refused_by_field() {
+        let cases = [
+            (
+                serde_json::json!({"mounts": [{"destination": "/../../tmp/x", "type": "tmpfs", "source": "tmpfs"}]}),
+                "mount destination /../../tmp/x",
+            ),
+            (
+                serde_json::json!({"mounts": [{"destination": "../x", "type": "tmpfs", "source": "tmpfs"}]}),
+                "mount destination ../x",
+            ),
+            (
+                serde_json::json!({"linux": {"devices": [{"path": "/dev/../../tmp/null", "type": "c", "major": 1, "minor": 3}]}}),
+                "device path /dev/../../tmp/null",
+            ),
+            (
+                serde_json::json!({"linux": {"devices": [{"path": "/tmp/null", "type": "c", "major": 1, "minor": 3}]}}),
+                "device path /tmp/null",
+            ),
+            (
+                serde_json::json!({"process": {"cwd": "relative/dir"}}),
+                "process.cwd \"relative/dir\"",
+            ),
+        ];
+        for (json, field) in cases {
+            let e = refuse_escapes(&spec(json.clone())).unwrap_err();
+            assert!(e.contains(field), "{json}: {e}");
+        }
+        let fine = serde_json::json!({"mounts": [{"destination": "/a/../b", "type": "tmpfs", "source": "tmpfs"}],
+                                      "process": {"cwd": "/work/../srv"}});
+        refuse_escapes(&spec(fine)).unwrap();
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Running {
         let id = common::id(name);
         let state = tempfile::tempdir().unwrap();
         let container = Container::builder(&id, spec.clone(), common::rootfs())
+            .require_sealed_exe(false)
             .state_dir(state.path())
             .forward_signals(false)
             .build()
@@ -68,7 +69,9 @@ impl Running {
     fn exec(&self, args: &[&str]) -> basic_runtime::exec::ExecBuilder {
         let process =
             process_from(&self.spec, args.iter().map(|s| s.to_string()).collect()).unwrap();
-        Exec::in_container(&self.id, process).state_dir(self.state.path())
+        Exec::in_container(&self.id, process)
+            .require_sealed_exe(false)
+            .state_dir(self.state.path())
     }
 
     fn exec_status(&self, args: &[&str]) -> i32 {
@@ -240,6 +243,7 @@ fn env_cwd_and_user_come_from_the_process() {
     u.set_gid(user.gid);
     u.set_additional_gids(Some(user.additional_gids));
     let builder = Exec::in_container(&c.id, process)
+        .require_sealed_exe(false)
         .state_dir(c.state.path())
         .env(["OVERRIDDEN=flag", "ADDED=new"]);
     let (code, out) = Running::output(builder).unwrap();
@@ -274,6 +278,7 @@ fn exit_codes_follow_docker() {
     let mut process = process_from(&c.spec, vec!["true".into()]).unwrap();
     process.set_cwd("/no/such/dir".into());
     let e = Exec::in_container(&c.id, process)
+        .require_sealed_exe(false)
         .state_dir(c.state.path())
         .foreground()
         .build()
@@ -303,6 +308,7 @@ fn exec_into_a_stopped_container_fails_clearly() {
         )
     );
     let e = Exec::in_process(init, process_from(&c.spec, vec!["true".into()]).unwrap())
+        .require_sealed_exe(false)
         .foreground()
         .build()
         .unwrap_err();

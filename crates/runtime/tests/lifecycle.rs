@@ -23,6 +23,7 @@ fn kill_9_with_init_reports_137() {
     let spec = sh("kill -9 $$");
     let state = tempfile::tempdir().unwrap();
     let status = Container::builder(common::id("kill9"), spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .forward_signals(false)
         .init(true)
@@ -50,6 +51,7 @@ fn init_reaps_orphans() {
     mounts.push(m);
     spec.set_mounts(Some(mounts));
     let status = Container::builder(common::id("reap"), spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .forward_signals(false)
         .init(true)
@@ -91,6 +93,7 @@ fn signal_from_outside_is_reported() {
         panic!("no state.json");
     });
     let status = Container::builder(id, sh("sleep 30"), common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .forward_signals(false)
         .build()
@@ -113,6 +116,7 @@ fn start_error(args: &[&str]) -> ContainerError {
         spec,
         common::rootfs(),
     )
+    .require_sealed_exe(false)
     .state_dir(state.path())
     .forward_signals(false)
     .build()
@@ -157,6 +161,7 @@ fn raising_a_hard_rlimit_fails_clearly() {
         .set_rlimits(Some(vec![lim]));
     let state = tempfile::tempdir().unwrap();
     let result = Container::builder(common::id("rlimit"), spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .forward_signals(false)
         .build()

@@ -25,6 +25,7 @@ fn sigterm_to_the_runner_reaches_the_container() {
     // A shell as PID 1 only gets signals it has a handler for: the trap exits 42.
     let spec = common::sh("trap 'exit 42' TERM; while :; do sleep 0.05; done");
     let status = Container::builder(id, spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .build()
         .unwrap()

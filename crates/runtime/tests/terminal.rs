@@ -32,6 +32,7 @@ impl Running {
         let id = common::id(name);
         let state = tempfile::tempdir().unwrap();
         let container = Container::builder(&id, spec.clone(), common::rootfs())
+            .require_sealed_exe(false)
             .state_dir(state.path())
             .forward_signals(false)
             .build()
@@ -64,6 +65,7 @@ impl Running {
         process.set_terminal(Some(true));
         process.set_console_size(size.map(Into::into));
         Exec::in_container(&self.id, process)
+            .require_sealed_exe(false)
             .state_dir(self.state.path())
             .foreground()
             .forward_signals(false)
@@ -325,6 +327,7 @@ fn a_container_run_with_a_terminal_sends_it_over_the_console_socket() {
     let (socket, container_end) = ConsoleSocket::pair().unwrap();
     let state = tempfile::tempdir().unwrap();
     let container = Container::builder(common::id("runit"), spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .console_socket_fd(container_end)
         .forward_signals(false)
@@ -361,6 +364,7 @@ fn a_container_that_fails_before_its_terminal_ends_the_wait_for_it() {
     let state = tempfile::tempdir().unwrap();
     let relay = socket.relay_stdio_in_background(false);
     let result = Container::builder(common::id("runfail"), spec, common::rootfs())
+        .require_sealed_exe(false)
         .state_dir(state.path())
         .console_socket_fd(container_end)
         .forward_signals(false)

@@ -147,6 +147,10 @@ pub enum ExecError {
     /// Setting up the process's terminal failed.
     #[error("the process's terminal")]
     Terminal(#[source] TerminalError),
+    /// This program runs from a file a container could overwrite (see
+    /// [`crate::sealed_exe`]).
+    #[error("refusing to enter the container")]
+    ExposedBinary(#[source] crate::sealed_exe::SealError),
     /// Writing the pid file failed.
     #[error("writing pid file {path}")]
     PidFile {
@@ -234,6 +238,7 @@ pub struct ExecBuilder<R = Undecided> {
     env: Vec<String>,
     stdio: [Option<OwnedFd>; 3],
     seccomp: Option<LinuxSeccomp>,
+    require_sealed_exe: bool,
     role: R,
 }
 
@@ -283,6 +288,7 @@ impl Exec<Undecided> {
             env: Vec::new(),
             stdio: [None, None, None],
             seccomp: None,
+            require_sealed_exe: true,
             role: Undecided,
         }
     }
@@ -334,6 +340,14 @@ impl<R> ExecBuilder<R> {
         self
     }
 
+    /// Whether to refuse to enter the container unless this program runs from a sealed copy
+    /// of itself (default true; see [`crate::sealed_exe`]). Turn it off only for a program
+    /// whose file does not matter once it has run, such as a test binary.
+    pub fn require_sealed_exe(mut self, on: bool) -> Self {
+        self.require_sealed_exe = on;
+        self
+    }
+
     fn with_role<S>(self, role: S) -> ExecBuilder<S> {
         ExecBuilder {
             target: self.target,
@@ -341,13 +355,24 @@ impl<R> ExecBuilder<R> {
             env: self.env,
             stdio: self.stdio,
             seccomp: self.seccomp,
+            require_sealed_exe: self.require_sealed_exe,
             role,
         }
     }
 
     /// Finds the running container, opens its namespaces, and checks the process.
     fn resolve(self) -> Result<Exec<R>, ExecError> {
+        if self.require_sealed_exe {
+            crate::sealed_exe::check().map_err(ExecError::ExposedBinary)?;
+        }
         let process = with_env(self.process, &self.env)?;
+        let cwd = process.cwd();
+        if !cwd.as_os_str().is_empty() && !cwd.is_absolute() {
+            return Err(ExecError::InvalidProcess(format!(
+                "the working directory {:?} is invalid, it needs to be an absolute path",
+                cwd.display().to_string()
+            )));
+        }
         let (pid, in_container) = match &self.target {
             Target::Container { id, state_dir } => (target::init_of(state_dir, id)?, true),
             Target::Pid(pid) => {
@@ -645,6 +670,7 @@ mod tests {
     fn a_container_without_state_is_not_running() {
         let dir = tempfile::tempdir().unwrap();
         let e = Exec::in_container("nope", process(&[]))
+            .require_sealed_exe(false)
             .state_dir(dir.path())
             .foreground()
             .build()
@@ -684,6 +710,7 @@ mod tests {
         );
         let err = |id: &str| {
             Exec::in_container(id, process(&[]))
+                .require_sealed_exe(false)
                 .state_dir(dir.path())
                 .detached()
                 .build()

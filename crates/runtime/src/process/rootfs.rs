@@ -1,19 +1,29 @@
 //! The container's root filesystem, in the order the kernel needs it: propagation, the rootfs
 //! bind, the spec's mounts, /dev nodes, pivot_root, then masked and read-only paths.
 
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsFd;
+
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::{ChildError, io, sys};
+use crate::in_root::{Leaf, Resolved, Root, fd_path};
 
 /// `no_pivot`: enter the root with `MS_MOVE` + `chroot` (runc's `--no-pivot`).
-pub(crate) fn setup(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), ChildError> {
-    // Nodes and mount points get exactly the modes we ask for.
-    nix::sys::stat::umask(Mode::empty());
+/// `cwd`, the process's working directory, is created when missing (0755, as runc does),
+/// before the root may become read-only.
+pub(crate) fn setup(
+    spec: &Spec,
+    rootfs: &Path,
+    no_pivot: bool,
+    cwd: &Path,
+) -> Result<(), ChildError> {
+    // What we create without an explicit mode (none: see in_root) must not come out
+    // world-writable; device nodes get their spec's mode with a chmod.
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let linux = spec.linux().as_ref();
     let propagation = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -42,41 +52,53 @@ pub(crate) fn setup(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), Ch
         rootfs.display()
     )))?;
 
+    let root =
+        Root::open(rootfs).map_err(io(format!("opening the rootfs {}", rootfs.display())))?;
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     for m in mounts {
-        mount_one(rootfs, m)?;
+        mount_one(&root, m)?;
     }
     let dev_is_ours = mounts
         .iter()
         .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs"));
     if dev_is_ours {
         for d in default_devices() {
-            create_device(rootfs, &d)?;
+            create_device(&root, &d)?;
         }
-        dev_symlinks(rootfs)?;
+        dev_symlinks(&root)?;
     }
     for d in linux
         .and_then(|l| l.devices().as_deref())
         .unwrap_or_default()
     {
-        create_device(rootfs, d)?;
+        create_device(&root, d)?;
     }
+    drop(root);
 
     enter_root(rootfs, no_pivot)?;
     // Before /proc/sys may become read-only below.
     super::security::apply_sysctl(spec)?;
 
+    // The root is `/` now: these resolve inside it too (a bundle's own masked paths may
+    // name symlinks of its rootfs).
+    let root = Root::open(Path::new("/")).map_err(io("opening the new root"))?;
+    if !cwd.as_os_str().is_empty() {
+        root.create(cwd, Leaf::Dir).map_err(io(format!(
+            "creating the working directory {}",
+            cwd.display()
+        )))?;
+    }
     for p in linux
         .and_then(|l| l.masked_paths().as_deref())
         .unwrap_or_default()
     {
-        mask(p)?;
+        mask(&root, p)?;
     }
     for p in linux
         .and_then(|l| l.readonly_paths().as_deref())
         .unwrap_or_default()
     {
-        readonly(p)?;
+        readonly(&root, p)?;
     }
     if spec
         .root()
@@ -157,14 +179,10 @@ pub(crate) fn parse_options(options: &[String]) -> (MsFlags, MsFlags, Vec<String
     (flags, prop, data)
 }
 
-/// `dest` inside `rootfs`. Symlinks in the rootfs are not resolved inside it (a hostile
-/// image could point a mount outside); rootfs trees come from our own extraction.
-fn inside(rootfs: &Path, dest: &Path) -> PathBuf {
-    rootfs.join(dest.strip_prefix("/").unwrap_or(dest))
-}
-
-fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), ChildError> {
-    let dest = inside(rootfs, m.destination());
+/// Mounts `m` at its destination resolved inside the root (created when missing: a
+/// directory, or an empty file for a bind-mounted file), through the resolved handle so
+/// that nothing can redirect it after resolution.
+fn mount_one(root: &Root, m: &Mount) -> Result<(), ChildError> {
     let (flags, prop, data) = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("none");
     let is_bind = flags.contains(MsFlags::MS_BIND) || typ == "bind";
@@ -176,39 +194,47 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), ChildError> {
             m.destination().display()
         )
     };
-
-    if is_bind && source.is_file() {
-        if !dest.exists() {
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(io(ctx()))?;
-            }
-            std::fs::write(&dest, b"").map_err(io(ctx()))?;
-        }
+    let leaf = if is_bind && !source.is_dir() {
+        Leaf::File
     } else {
-        std::fs::create_dir_all(&dest).map_err(io(ctx()))?;
+        Leaf::Dir
+    };
+    let dest = root.create(m.destination(), leaf).map_err(io(ctx()))?;
+    if matches!(typ, "proc" | "sysfs") && dest.path != clean(m.destination()) {
+        // runc's rule since CVE-2019-19921: /proc and /sys must not land elsewhere (their
+        // masked paths would then mask nothing).
+        return Err(ChildError::Spec(format!(
+            "{}: the destination is a symlink in the rootfs (to {}); {typ} must be mounted on a real directory",
+            ctx(),
+            dest.path.display()
+        )));
     }
+    let target = fd_path(dest.fd.as_fd());
 
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(&dest, flags);
+        return mount_cgroup(root, &dest.path, &target, flags);
     }
     if is_bind {
         let rec = flags & MsFlags::MS_REC;
         mount(
             Some(&source),
-            &dest,
+            &target,
             None::<&str>,
             MsFlags::MS_BIND | rec,
             None::<&str>,
         )
         .map_err(sys(ctx()))?;
-        // Bind mounts ignore other flags on the first call: apply them in a remount.
+        // Bind mounts ignore other flags on the first call: apply them in a remount. The
+        // handle still names the covered directory: reach the new mount again.
         let extra = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
+            let mounted = root.resolve(&dest.path).map_err(io(ctx()))?;
+            let target = fd_path(mounted.fd.as_fd());
             mount(
                 None::<&str>,
-                &dest,
+                &target,
                 None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&dest),
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | locked_flags(&target),
                 None::<&str>,
             )
             .map_err(sys(format!("{} (remount {extra:?})", ctx())))?;
@@ -216,12 +242,35 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), ChildError> {
     } else {
         let data = data.join(",");
         let data = (!data.is_empty()).then_some(data);
-        mount(Some(&source), &dest, Some(typ), flags, data.as_deref()).map_err(sys(ctx()))?;
+        mount(Some(&source), &target, Some(typ), flags, data.as_deref()).map_err(sys(ctx()))?;
     }
     if !prop.is_empty() {
-        mount(None::<&str>, &dest, None::<&str>, prop, None::<&str>).map_err(sys(ctx()))?;
+        let mounted = root.resolve(&dest.path).map_err(io(ctx()))?;
+        mount(
+            None::<&str>,
+            &fd_path(mounted.fd.as_fd()),
+            None::<&str>,
+            prop,
+            None::<&str>,
+        )
+        .map_err(sys(ctx()))?;
     }
     Ok(())
+}
+
+/// `path` made absolute with `.` and `..` taken lexically, as a destination is meant.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Flags the kernel refuses to drop in a remount from a less privileged namespace.
@@ -247,17 +296,23 @@ fn locked_flags(path: &Path) -> MsFlags {
 
 /// `/sys/fs/cgroup`: the unified hierarchy on v2 hosts; on v1 a tmpfs holding each
 /// controller's hierarchy (the cgroup namespace makes the container's cgroup their root).
-fn mount_cgroup(dest: &Path, flags: MsFlags) -> Result<(), ChildError> {
+fn mount_cgroup(root: &Root, dest: &Path, target: &Path, flags: MsFlags) -> Result<(), ChildError> {
     let flags = flags & !MsFlags::MS_BIND;
     if crate::cgroups::detect_version(Path::new(crate::cgroups::DEFAULT_ROOT))
         == crate::cgroups::CgroupVersion::V2
     {
-        return mount(Some("cgroup2"), dest, Some("cgroup2"), flags, None::<&str>)
-            .map_err(sys(format!("mounting cgroup2 on {}", dest.display())));
+        return mount(
+            Some("cgroup2"),
+            target,
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(sys(format!("mounting cgroup2 on {}", dest.display())));
     }
     mount(
         Some("tmpfs"),
-        dest,
+        target,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755"),
@@ -270,30 +325,31 @@ fn mount_cgroup(dest: &Path, flags: MsFlags) -> Result<(), ChildError> {
         if name == "unified" || !entry.path().is_dir() {
             continue;
         }
-        let (opts, target) = match name.as_str() {
-            "systemd" => ("none,name=systemd".to_string(), name.clone()),
-            n => (n.to_string(), name.clone()),
+        let opts = match name.as_str() {
+            "systemd" => "none,name=systemd".to_string(),
+            n => n.to_string(),
         };
-        let target = dest.join(target);
-        std::fs::create_dir_all(&target).map_err(io(format!("creating {}", target.display())))?;
+        let dir = dest.join(&name);
+        let made = root
+            .create(&dir, Leaf::Dir)
+            .map_err(io(format!("creating {}", dir.display())))?;
         // A hierarchy we cannot mount (co-mounted under another name, say) is left out
         // rather than failing the container.
         let _ = mount(
             Some("cgroup"),
-            &target,
+            &fd_path(made.fd.as_fd()),
             Some("cgroup"),
-            flags & !MsFlags::MS_RDONLY
-                | MsFlags::MS_NOSUID
-                | MsFlags::MS_NODEV
-                | MsFlags::MS_NOEXEC
-                | (flags & MsFlags::MS_RDONLY),
+            flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             Some(opts.as_str()),
         );
     }
     if flags.contains(MsFlags::MS_RDONLY) {
+        let tmpfs = root
+            .resolve(dest)
+            .map_err(io(format!("reopening {}", dest.display())))?;
         mount(
             None::<&str>,
-            dest,
+            &fd_path(tmpfs.fd.as_fd()),
             None::<&str>,
             MsFlags::MS_REMOUNT
                 | MsFlags::MS_RDONLY
@@ -329,66 +385,115 @@ pub(crate) fn default_devices() -> Vec<LinuxDevice> {
     ]
 }
 
-fn create_device(rootfs: &Path, d: &LinuxDevice) -> Result<(), ChildError> {
-    let dest = inside(rootfs, d.path());
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
-    }
+/// Makes device node `d` inside the root: `mknod` in its resolved parent directory, or,
+/// where mknod is refused (a user namespace), a bind mount of the host's node, as runc does.
+fn create_device(root: &Root, d: &LinuxDevice) -> Result<(), ChildError> {
+    let path = d.path();
+    let ctx = |what: &str| format!("{what} device {}", path.display());
+    let name = path
+        .file_name()
+        .ok_or_else(|| ChildError::Spec(format!("device path {} has no name", path.display())))?;
+    let parent = root
+        .create(path.parent().unwrap_or(Path::new("/")), Leaf::Dir)
+        .map_err(io(ctx("creating the directory of")))?;
+    // An O_PATH handle cannot be used as a directory for *at calls that write: open it.
+    let dir = nix::fcntl::openat(
+        parent.fd.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(ctx("opening the directory of")))?;
     let kind = match d.typ() {
         LinuxDeviceType::B => SFlag::S_IFBLK,
         LinuxDeviceType::P => SFlag::S_IFIFO,
         _ => SFlag::S_IFCHR,
     };
     let mode = d.file_mode().unwrap_or(0o666);
-    let _ = std::fs::remove_file(&dest);
-    let made = mknod(
-        &dest,
+    // A file the image put there is replaced; a directory is not (unlinkat fails on it).
+    let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let made = mknodat(
+        &dir,
+        name,
         kind,
         Mode::from_bits_truncate(mode),
         makedev(d.major() as u64, d.minor() as u64),
     );
     match made {
         Ok(()) => {}
-        // In a user namespace mknod is refused: bind the host's node instead, as runc does.
         Err(nix::Error::EPERM) => {
-            std::fs::write(&dest, b"").map_err(io(format!("creating {}", dest.display())))?;
+            let node = root
+                .create(path, Leaf::File)
+                .map_err(io(ctx("creating the mount point of")))?;
             mount(
-                Some(d.path()),
-                &dest,
+                Some(path),
+                &fd_path(node.fd.as_fd()),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .map_err(sys(format!("bind-mounting device {}", d.path().display())))?;
+            .map_err(sys(ctx("bind-mounting")))?;
             return Ok(());
         }
-        Err(e) => return Err(sys(format!("mknod {}", dest.display()))(e)),
+        Err(e) => return Err(sys(ctx("mknod"))(e)),
     }
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
-        .map_err(io(format!("chmod {}", dest.display())))?;
+    let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    nix::sys::stat::fchmodat(
+        &dir,
+        name,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|e| {
+        // Older kernels refuse AT_SYMLINK_NOFOLLOW for chmod; the node was just made by
+        // us in a directory we resolved, so following is harmless there.
+        if e == nix::Error::EOPNOTSUPP || e == nix::Error::ENOTSUP {
+            nix::sys::stat::fchmodat(
+                &dir,
+                name,
+                Mode::from_bits_truncate(mode),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+        } else {
+            Err(e)
+        }
+    })
+    .map_err(sys(ctx("chmod")))?;
     if d.uid().is_some() || d.gid().is_some() {
-        nix::unistd::chown(
-            &dest,
+        nix::unistd::fchownat(
+            &dir,
+            name,
             d.uid().map(nix::unistd::Uid::from_raw),
             d.gid().map(nix::unistd::Gid::from_raw),
+            at,
         )
-        .map_err(sys(format!("chown {}", dest.display())))?;
+        .map_err(sys(ctx("chown")))?;
     }
     Ok(())
 }
 
-fn dev_symlinks(rootfs: &Path) -> Result<(), ChildError> {
+/// docker's `/dev` symlinks, made in the resolved `/dev` of the root.
+fn dev_symlinks(root: &Root) -> Result<(), ChildError> {
+    let dev = root
+        .create(Path::new("/dev"), Leaf::Dir)
+        .map_err(io("opening /dev in the rootfs"))?;
+    let dir = nix::fcntl::openat(
+        dev.fd.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("opening /dev in the rootfs"))?;
     for (target, link) in [
-        ("/proc/self/fd", "dev/fd"),
-        ("/proc/self/fd/0", "dev/stdin"),
-        ("/proc/self/fd/1", "dev/stdout"),
-        ("/proc/self/fd/2", "dev/stderr"),
-        ("pts/ptmx", "dev/ptmx"),
-        ("/proc/kcore", "dev/core"),
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+        ("/proc/kcore", "core"),
     ] {
-        let link = rootfs.join(link);
-        let _ = std::fs::remove_file(&link);
-        symlink(target, &link).map_err(io(format!("symlink {}", link.display())))?;
+        let _ = nix::unistd::unlinkat(&dir, link, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        nix::unistd::symlinkat(target, &dir, link).map_err(sys(format!("symlink /dev/{link}")))?;
     }
     Ok(())
 }
@@ -456,17 +561,37 @@ pub(crate) fn root_is_ramfs() -> bool {
     })
 }
 
-fn mask(path: &str) -> Result<(), ChildError> {
-    let p = Path::new(path);
-    let meta = match std::fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(format!("masking {path}"))(e)),
+/// Where a mount onto `resolved` is aimed: its handle through `/proc/self/fd` (nothing can
+/// redirect that), or, in a root without `/proc`, its symlink-free path.
+fn target(resolved: &Resolved) -> PathBuf {
+    if Path::new("/proc/self/fd").is_dir() {
+        fd_path(resolved.fd.as_fd())
+    } else {
+        resolved.path.clone()
+    }
+}
+
+/// `root.resolve(path)`, with a missing path as `None`.
+fn existing(root: &Root, path: &str, what: &str) -> Result<Option<Resolved>, ChildError> {
+    match root.resolve(Path::new(path)) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("{what} {path}"))(e)),
+    }
+}
+
+fn mask(root: &Root, path: &str) -> Result<(), ChildError> {
+    let Some(found) = existing(root, path, "masking")? else {
+        return Ok(());
     };
-    if meta.is_dir() {
+    let is_dir = nix::sys::stat::fstat(&found.fd)
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+        .map_err(sys(format!("masking {path}")))?;
+    let at = target(&found);
+    if is_dir {
         mount(
             Some("tmpfs"),
-            p,
+            &at,
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             None::<&str>,
@@ -474,7 +599,7 @@ fn mask(path: &str) -> Result<(), ChildError> {
     } else {
         mount(
             Some("/dev/null"),
-            p,
+            &at,
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
@@ -483,20 +608,24 @@ fn mask(path: &str) -> Result<(), ChildError> {
     .map_err(sys(format!("masking {path}")))
 }
 
-fn readonly(path: &str) -> Result<(), ChildError> {
-    let p = Path::new(path);
-    if !p.exists() {
+fn readonly(root: &Root, path: &str) -> Result<(), ChildError> {
+    let Some(found) = existing(root, path, "making read-only")? else {
         return Ok(());
-    }
+    };
+    let at = target(&found);
     mount(
-        Some(p),
-        p,
+        Some(&at),
+        &at,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
     .map_err(sys(format!("bind-mounting {path} for read-only")))?;
-    remount_ro(p)
+    // The handle names the covered file: reach the new bind mount for the remount.
+    let mounted = root
+        .resolve(&found.path)
+        .map_err(io(format!("reopening {path}")))?;
+    remount_ro(&target(&mounted))
 }
 
 fn remount_ro(p: &Path) -> Result<(), ChildError> {

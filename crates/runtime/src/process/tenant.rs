@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::Path;
 
 use oci_spec::runtime::Process;
 
@@ -105,7 +104,10 @@ fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallib
             crate::terminal::attach_new_pty(socket, process.user().uid(), size)
                 .map_err(terminal_error)?
         }
-        None => redirect_stdio(&cfg.stdio)?,
+        None => {
+            redirect_stdio(&cfg.stdio)?;
+            super::new_session()?;
+        }
     }
     security::apply_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
@@ -119,18 +121,13 @@ fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallib
     security::switch_user_and_caps(process)?;
     let umask = process.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    change_dir(process.cwd())?;
+    // Descriptors the caller left open must not reach the container nor let the working
+    // directory escape it; only the pipe to the caller stays (close-on-exec).
+    super::close_inherited_fds(3, &[cfg.to_parent.as_raw_fd()]);
+    // Unlike a container's first process, an exec does not create its working directory:
+    // a missing one is the caller's mistake, reported as docker does.
+    super::enter_cwd(process.cwd())?;
     let cmd = Command::new(process)?;
-    // Descriptors the caller left open must not leak into the container.
-    // SAFETY: close_range only marks descriptors close-on-exec.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
     if no_new_privs {
         load_seccomp(cfg)?;
     }
@@ -142,20 +139,6 @@ fn load_seccomp(cfg: &TenantConfig<'_>) -> Result<(), ChildError> {
         Some(p) => p.load().map_err(sys("loading the seccomp filter")),
         None => Ok(()),
     }
-}
-
-/// Unlike a container's first process, an exec does not create its working directory:
-/// a missing one is the caller's mistake, reported as docker does.
-fn change_dir(cwd: &Path) -> Result<(), ChildError> {
-    let cwd = if cwd.as_os_str().is_empty() {
-        Path::new("/")
-    } else {
-        cwd
-    };
-    nix::unistd::chdir(cwd).map_err(sys(format!(
-        "changing directory to {} in the container",
-        cwd.display()
-    )))
 }
 
 /// Makes the given descriptors 0, 1, 2. Each is first copied above 2, so that one source
