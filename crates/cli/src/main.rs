@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start.
+    basic_runtime::descriptors::close_on_exec_from(3);
     restore_sigpipe();
     let cli = cli::Cli::parse();
     // Commands whose processes enter containers first re-execute this program from a

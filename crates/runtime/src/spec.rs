@@ -26,7 +26,29 @@ pub enum SpecError {
         /// The file searched.
         file: PathBuf,
     },
+    /// A uid or gid past what docker allows (negative as an `int32`, or `(uid_t)-1`).
+    #[error("{kind} {id} is out of range: uids and gids must be in range 0-{max}", max = MAX_ID)]
+    IdOutOfRange {
+        /// "uid" or "gid".
+        kind: &'static str,
+        /// The id as given or found.
+        id: u64,
+    },
+    /// The container's user or group file could not be read.
+    #[error("reading {file} in the container's root {root}")]
+    ReadFile {
+        /// The file, inside the root.
+        file: PathBuf,
+        /// The root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// The largest uid or gid docker accepts.
+pub const MAX_ID: u32 = i32::MAX as u32;
 
 /// The `PATH` docker sets when the image gives none.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -270,13 +292,21 @@ pub struct ResolvedUser {
     pub additional_gids: Vec<u32>,
 }
 
-/// Resolves docker's `-u user[:group]` (names or numbers) against `<rootfs>/etc/passwd` and
-/// `<rootfs>/etc/group`, as docker does: numeric ids need not exist in the files.
+/// Resolves docker's `-u user[:group]` (names or numbers) against the container's own
+/// `/etc/passwd` and `/etc/group`, as docker does: numeric ids need not exist in the files,
+/// and ids above [`MAX_ID`] are refused. The files are read inside `rootfs` (see
+/// [`crate::in_root`]): an image's `/etc/passwd` that is a symlink to a host file is
+/// followed inside the root, never to the host.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError> {
-    let passwd_path = rootfs.join("etc/passwd");
-    let group_path = rootfs.join("etc/group");
-    let passwd = std::fs::read_to_string(&passwd_path).unwrap_or_default();
-    let groups = std::fs::read_to_string(&group_path).unwrap_or_default();
+    let passwd_path = PathBuf::from("/etc/passwd");
+    let group_path = PathBuf::from("/etc/group");
+    let root = crate::in_root::Root::open(rootfs).map_err(|source| SpecError::ReadFile {
+        file: PathBuf::from("/"),
+        root: rootfs.to_path_buf(),
+        source,
+    })?;
+    let passwd = read_in_root(&root, &passwd_path)?;
+    let groups = read_in_root(&root, &group_path)?;
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -285,14 +315,14 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
-    let (uid, mut gid, name) = match (entry, u.parse::<u32>()) {
+    let (uid, mut gid, name) = match (entry, numeric(u, "uid")?) {
         (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
+            id_field(f[2], "uid")?,
+            id_field(f[3], "gid")?,
             Some(f[0].to_string()),
         ),
-        (None, Ok(n)) => (n, 0, None),
-        (None, Err(_)) => {
+        (None, Some(n)) => (n, 0, None),
+        (None, None) => {
             return Err(SpecError::UnknownName {
                 kind: "user",
                 name: u.to_string(),
@@ -307,8 +337,8 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         .collect();
     if let Some(g) = g {
         gid = match group_lines.iter().find(|f| f[0] == g || f[2] == g) {
-            Some(f) => f[2].parse().unwrap_or(0),
-            None => g.parse().map_err(|_| SpecError::UnknownName {
+            Some(f) => id_field(f[2], "gid")?,
+            None => numeric(g, "gid")?.ok_or_else(|| SpecError::UnknownName {
                 kind: "group",
                 name: g.to_string(),
                 file: group_path.clone(),
@@ -319,7 +349,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         Some(name) => group_lines
             .iter()
             .filter(|f| f.get(3).is_some_and(|m| m.split(',').any(|x| x == name)))
-            .filter_map(|f| f[2].parse().ok())
+            .filter_map(|f| id_field(f[2], "gid").ok())
             .filter(|x| *x != gid)
             .collect(),
         None => Vec::new(),
@@ -329,6 +359,38 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         gid,
         additional_gids,
     })
+}
+
+/// The file's text; a missing file reads as empty (numeric ids need no files).
+fn read_in_root(root: &crate::in_root::Root, file: &Path) -> Result<String, SpecError> {
+    match root.read(file) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(source) => Err(SpecError::ReadFile {
+            file: file.to_path_buf(),
+            root: root.path().to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// `text` as an id when it is a number (`None` for a name); a number past [`MAX_ID`] is
+/// an error, not a name.
+fn numeric(text: &str, kind: &'static str) -> Result<Option<u32>, SpecError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let id: u64 = text.parse().unwrap_or(u64::MAX);
+    match u32::try_from(id) {
+        Ok(n) if n <= MAX_ID => Ok(Some(n)),
+        _ => Err(SpecError::IdOutOfRange { kind, id }),
+    }
+}
+
+/// An id field of a passwd or group line; garbage reads as 0, as before, but a number past
+/// [`MAX_ID`] is refused.
+fn id_field(text: &str, kind: &'static str) -> Result<u32, SpecError> {
+    Ok(numeric(text, kind)?.unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -381,5 +443,49 @@ mod tests {
         assert_eq!((r.uid, r.gid, r.additional_gids), (1234, 5678, vec![]));
         assert!(resolve_user(root.path(), "nobody-here").is_err());
         assert!(resolve_user(root.path(), "web:nogroup").is_err());
+    }
+
+    #[test]
+    fn ids_past_int32_are_refused_as_docker_does() {
+        let root = tempfile::tempdir().unwrap();
+        for user in [
+            "2147483648",
+            "4294967295",
+            "4294967296",
+            "0:4294967295",
+            "1:2147483648",
+        ] {
+            let e = resolve_user(root.path(), user).unwrap_err();
+            assert!(
+                e.to_string().contains("must be in range 0-2147483647"),
+                "{user}: {e}"
+            );
+        }
+        let r = resolve_user(root.path(), "2147483647:2147483647").unwrap();
+        assert_eq!((r.uid, r.gid), (2147483647, 2147483647));
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "huge:x:4294967295:0::/:/bin/sh\n",
+        )
+        .unwrap();
+        assert!(resolve_user(root.path(), "huge").is_err());
+    }
+
+    #[test]
+    fn a_passwd_symlink_to_the_host_is_not_followed_out_of_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let host = dir.path().join("host-passwd");
+        std::fs::write(&host, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+        std::os::unix::fs::symlink(&host, root.join("etc/passwd")).unwrap();
+        // Positive control: the same name resolves when the file is the root's own.
+        let plain = dir.path().join("plain");
+        std::fs::create_dir_all(plain.join("etc")).unwrap();
+        std::fs::copy(&host, plain.join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user(&plain, "hostonly").unwrap().uid, 4242);
+        let e = resolve_user(&root, "hostonly").unwrap_err();
+        assert!(e.to_string().contains("unable to find user"), "{e}");
     }
 }

@@ -122,7 +122,8 @@ pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
 
 /// Paths of the spec that would lead outside the container's root, refused as runc does:
 /// a mount destination or device path whose `..` climbs above `/` (`/../../etc`, `../x`),
-/// a device path outside `/dev`, and a relative or escaping `process.cwd`.
+/// a device path outside `/dev`, a relative or escaping `process.cwd`, and a uid or gid of
+/// `(uid_t)-1` (which would leave the process with the runtime's own ids).
 pub fn refuse_escapes(spec: &Spec) -> Result<(), String> {
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if climbs_out(m.destination()) {
@@ -143,6 +144,7 @@ pub fn refuse_escapes(spec: &Spec) -> Result<(), String> {
         }
     }
     if let Some(p) = spec.process() {
+        refuse_unchanged_ids(p)?;
         if !p.cwd().is_absolute() {
             return Err(format!(
                 "process.cwd {:?} must be an absolute path",
@@ -153,6 +155,28 @@ pub fn refuse_escapes(spec: &Spec) -> Result<(), String> {
             return Err(format!(
                 "process.cwd {} leaves the container's root",
                 p.cwd().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A uid or gid of `(uid_t)-1`, which `setresuid`/`setresgid` read as "leave unchanged":
+/// the process would keep the runtime's own ids (root).
+pub fn refuse_unchanged_ids(p: &oci_spec::runtime::Process) -> Result<(), String> {
+    let user = p.user();
+    let ids = [("uid", user.uid()), ("gid", user.gid())]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .map(|g| ("additionalGids", *g)),
+        );
+    for (field, id) in ids {
+        if id == u32::MAX {
+            return Err(format!(
+                "process.user.{field} 4294967295 is (uid_t)-1, which the kernel reads as \"leave unchanged\": the process would keep the runtime's own ids"
             ));
         }
     }
@@ -264,6 +288,10 @@ mod tests {
             (
                 serde_json::json!({"process": {"cwd": "relative/dir"}}),
                 "process.cwd \"relative/dir\"",
+            ),
+            (
+                serde_json::json!({"process": {"user": {"uid": 4294967295u32, "gid": 0}}}),
+                "process.user.uid 4294967295",
             ),
         ];
         for (json, field) in cases {

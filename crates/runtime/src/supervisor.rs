@@ -137,8 +137,22 @@ pub struct Output {
     pub log: Option<(PathBuf, Rotation)>,
     /// Also copy the output to this process's stdout and stderr (a foreground run).
     pub echo: bool,
-    /// Let the container read this process's stdin (`-i`); otherwise it reads `/dev/null`.
-    pub stdin: bool,
+    /// What the container reads.
+    pub stdin: Input,
+}
+
+/// What a supervised container reads as its stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Input {
+    /// `/dev/null` (docker without `-i`).
+    #[default]
+    Null,
+    /// This process's stdin, copied into a pipe (`-i`): the container never holds the
+    /// caller's descriptor itself.
+    Relayed,
+    /// Nothing from here: the container's stdio is its own terminal, and this process's
+    /// stdin is left alone for the caller to relay to that terminal (`-t`).
+    Terminal,
 }
 
 /// Runs a container, restarting it by policy, with its output captured.
@@ -245,25 +259,42 @@ fn sleep_unless(total: Duration, stop_requested: &dyn Fn() -> bool) -> bool {
     !stop_requested()
 }
 
-/// This process's fds 1 and 2 pointed at pipes (and 0 at `/dev/null` unless
-/// the container reads our stdin) for as long as the container runs: the
-/// runtime gives the container the stdio of the process that runs it.
+/// This process's fds 1 and 2 pointed at pipes, and 0 at a pipe or `/dev/null`
+/// (see [`Input`]), for as long as the container runs: the runtime gives
+/// the container the stdio of the process that runs it, and that must never be
+/// the caller's own terminal or files (see [`crate::pipes`]).
+///
+/// The threads that copy the pipes start before the container is forked. They
+/// hold nothing a forked child needs: they only poll, read and write (glibc's
+/// allocator is fork-safe), and the child closes every descriptor it inherits
+/// from them.
 struct Redirect {
     saved_in: Option<OwnedFd>,
     saved_out: [OwnedFd; 2],
     readers: Vec<OwnedFd>,
+    stdin_relay: Option<crate::pipes::Relay>,
 }
 
 impl Redirect {
-    fn install(keep_stdin: bool) -> io::Result<Self> {
+    fn install(input: Input) -> io::Result<Self> {
         let saved_out = [dup(1)?, dup(2)?];
-        let saved_in = if keep_stdin {
-            None
-        } else {
-            let saved = dup(0)?;
-            let null = File::open("/dev/null")?;
-            dup2(null.as_fd(), 0)?;
-            Some(saved)
+        let saved_in = match input {
+            Input::Terminal => None,
+            Input::Null | Input::Relayed => Some(dup(0)?),
+        };
+        let stdin_relay = match (&saved_in, input) {
+            (Some(saved), Input::Relayed) => {
+                let (read, write) = crate::pipes::pipe()?;
+                dup2(read.as_fd(), 0)?;
+                let link = crate::pipes::Link::input(saved.as_fd(), write)?;
+                Some(crate::pipes::Relay::start(vec![link])?)
+            }
+            (Some(_), _) => {
+                let null = File::open("/dev/null")?;
+                dup2(null.as_fd(), 0)?;
+                None
+            }
+            (None, _) => None,
         };
         let mut readers = Vec::new();
         for fd in [1, 2] {
@@ -275,10 +306,14 @@ impl Redirect {
             saved_in,
             saved_out,
             readers,
+            stdin_relay,
         })
     }
 
-    fn restore(self) -> io::Result<()> {
+    fn restore(mut self) -> io::Result<()> {
+        if let Some(relay) = self.stdin_relay.take() {
+            relay.finish();
+        }
         dup2(self.saved_out[0].as_fd(), 1)?;
         dup2(self.saved_out[1].as_fd(), 2)?;
         if let Some(saved) = &self.saved_in {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use basic_runtime::Container;
 use basic_runtime::logfile::{self, Rotation, Stream};
-use basic_runtime::supervisor::{Output, RestartPolicy, Supervisor, SupervisorEvent};
+use basic_runtime::supervisor::{Input, Output, RestartPolicy, Supervisor, SupervisorEvent};
 use common::{privileged, rootfs, sh};
 
 fn container(name: &str, script: &str, state: &std::path::Path) -> Container {
@@ -33,7 +33,7 @@ fn supervised_containers_log_report_and_restart() {
     let output = Output {
         log: Some((log.clone(), Rotation::default())),
         echo: false,
-        stdin: false,
+        stdin: Input::Null,
     };
 
     // Output to both streams is logged line by line, with its stream; a

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use basic_image_store::{ContainerExit, ContainerRecord, ImageStore};
-use basic_runtime::supervisor::{Output, Supervisor, SupervisorError, SupervisorEvent};
+use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorError, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 use basic_runtime::{Container, Spec};
 
@@ -114,7 +114,11 @@ fn run_container(
     let output = Output {
         log: Some((paths.log(), settings.log_rotation())),
         echo,
-        stdin: settings.interactive,
+        stdin: match (settings.tty, settings.interactive) {
+            (true, _) => Input::Terminal,
+            (false, true) => Input::Relayed,
+            (false, false) => Input::Null,
+        },
     };
     let supervisor = Supervisor::new(&container, output, settings.restart_policy());
     let stop_marker = paths.stop_marker();

@@ -55,7 +55,7 @@ mod target;
 
 pub(crate) use target::Joined;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::wait::waitpid;
@@ -64,6 +64,7 @@ use oci_spec::runtime::{LinuxSeccomp, Process, Spec};
 
 use crate::channel::{self, ChannelError, FailureKind, Message};
 use crate::container::ExitStatus;
+use crate::pipes::{Link, Relay};
 use crate::process::{self, TenantConfig};
 use crate::signals;
 use crate::terminal::{self, Console, TerminalError};
@@ -151,6 +152,18 @@ pub enum ExecError {
     /// [`crate::sealed_exe`]).
     #[error("refusing to enter the container")]
     ExposedBinary(#[source] crate::sealed_exe::SealError),
+    /// The thread relaying the process's stdio could not start.
+    #[error("relaying the process's stdio")]
+    Relay(#[source] std::io::Error),
+    /// A pipe or `/dev/null` for the process's stdio could not be made.
+    #[error("setting up the process's {what}")]
+    Stdio {
+        /// "stdin", "stdout" or "stderr".
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing the pid file failed.
     #[error("writing pid file {path}")]
     PidFile {
@@ -315,19 +328,23 @@ impl<R> ExecBuilder<R> {
         self
     }
 
-    /// The process's stdin (default: the caller's). Ignored with a terminal.
+    /// The process's stdin, passed as it is. Default: in the foreground a pipe fed from this
+    /// process's stdin (the process never holds the caller's own descriptor), detached
+    /// `/dev/null`. Ignored with a terminal.
     pub fn stdin(mut self, fd: OwnedFd) -> Self {
         self.stdio[0] = Some(fd);
         self
     }
 
-    /// The process's stdout (default: the caller's). Ignored with a terminal.
+    /// The process's stdout, passed as it is. Default: in the foreground a pipe copied to
+    /// this process's stdout, detached `/dev/null`. Ignored with a terminal.
     pub fn stdout(mut self, fd: OwnedFd) -> Self {
         self.stdio[1] = Some(fd);
         self
     }
 
-    /// The process's stderr (default: the caller's). Ignored with a terminal.
+    /// The process's stderr, passed as it is. Default: in the foreground a pipe copied to
+    /// this process's stderr, detached `/dev/null`. Ignored with a terminal.
     pub fn stderr(mut self, fd: OwnedFd) -> Self {
         self.stdio[2] = Some(fd);
         self
@@ -366,6 +383,7 @@ impl<R> ExecBuilder<R> {
             crate::sealed_exe::check().map_err(ExecError::ExposedBinary)?;
         }
         let process = with_env(self.process, &self.env)?;
+        crate::spec_check::refuse_unchanged_ids(&process).map_err(ExecError::InvalidProcess)?;
         let cwd = process.cwd();
         if !cwd.as_os_str().is_empty() && !cwd.is_absolute() {
             return Err(ExecError::InvalidProcess(format!(
@@ -474,9 +492,9 @@ impl<R> Exec<R> {
         self.joined.init
     }
 
-    /// Forks the process into the container and returns once it has exec'd: its pid and,
-    /// with a terminal, the console.
-    fn spawn(&mut self, detach: bool) -> Result<(i32, Option<Console>), ExecError> {
+    /// Forks the process into the container and returns once it has exec'd: its pid, with a
+    /// terminal the console, and the links to relay for the stdio the caller did not give.
+    fn spawn(&mut self, detach: bool) -> Result<Spawned, ExecError> {
         let (mut from_child, to_parent) = channel::pipe().map_err(ExecError::Channel)?;
         let terminal = self.process.terminal().unwrap_or(false);
         let (ours, theirs) = match terminal {
@@ -486,7 +504,11 @@ impl<R> Exec<R> {
             }
             false => (None, None),
         };
-        let stdio = self.stdio.each_mut().map(Option::take);
+        let mut stdio = self.stdio.each_mut().map(Option::take);
+        let links = match terminal {
+            true => Vec::new(),
+            false => fill_stdio(&mut stdio, detach)?,
+        };
         // SAFETY: the child only runs `process::join_container`, which never returns.
         let middle = match unsafe { fork() }.map_err(sys("fork"))? {
             ForkResult::Child => {
@@ -539,7 +561,11 @@ impl<R> Exec<R> {
             .map(|m| Console::from_master(m).watch_process(pid))
             .transpose()
             .map_err(|e| give_up(ExecError::Terminal(e)))?;
-        Ok((pid, console))
+        Ok(Spawned {
+            pid,
+            console,
+            links,
+        })
     }
 
     fn failure(&self, got: Result<Message, ChannelError>) -> ExecError {
@@ -584,24 +610,83 @@ impl Exec<Foreground> {
         mut self,
         attach: impl FnOnce(Console),
     ) -> Result<ExitStatus, ExecError> {
-        let (pid, console) = self.spawn(false)?;
+        let Spawned {
+            pid,
+            console,
+            links,
+        } = self.spawn(false)?;
         let _guard = self.role.forward_signals.then(|| signals::forward_to(pid));
+        // Started only now that the fork is done: the process was forked without threads.
+        let relay = match links.is_empty() {
+            true => None,
+            false => Some(Relay::start(links).map_err(|e| {
+                let _ =
+                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                reap(Pid::from_raw(pid));
+                ExecError::Relay(e)
+            })?),
+        };
         if let Some(console) = console {
             attach(console);
         }
-        wait(Pid::from_raw(pid))
+        let status = wait(Pid::from_raw(pid));
+        if let Some(relay) = relay {
+            relay.finish();
+        }
+        status
     }
 }
 
 impl Exec<Detached> {
     /// Starts the process and returns once it runs the command.
     pub fn start(mut self) -> Result<Started, ExecError> {
-        let (pid, console) = self.spawn(true)?;
+        let Spawned { pid, console, .. } = self.spawn(true)?;
         if let Some(path) = &self.role.pid_file {
             write_pid_file(path, pid)?;
         }
         Ok(Started { pid, console })
     }
+}
+
+/// A forked process that exec'd.
+struct Spawned {
+    pid: i32,
+    console: Option<Console>,
+    links: Vec<Link>,
+}
+
+/// Gives every stdio slot the caller left empty something that is not the caller's own
+/// descriptor: in the foreground a pipe relayed to and from the caller's, detached
+/// `/dev/null` (as `docker exec -d`). Returns the links to relay.
+fn fill_stdio(stdio: &mut [Option<OwnedFd>; 3], detach: bool) -> Result<Vec<Link>, ExecError> {
+    let io = |what: &'static str| move |source| ExecError::Stdio { what, source };
+    let mut links = Vec::new();
+    for (i, slot) in stdio.iter_mut().enumerate() {
+        if slot.is_some() {
+            continue;
+        }
+        let name = ["stdin", "stdout", "stderr"][i];
+        // SAFETY: 0, 1 and 2 are this process's stdio; they are only borrowed for a dup.
+        let caller = unsafe { BorrowedFd::borrow_raw(i as i32) };
+        let caller_open = nix::fcntl::fcntl(caller, nix::fcntl::FcntlArg::F_GETFD).is_ok();
+        if detach || !caller_open {
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(io(name))?;
+            *slot = Some(OwnedFd::from(null));
+            continue;
+        }
+        let (read, write) = crate::pipes::pipe().map_err(io(name))?;
+        let (child, link) = match i {
+            0 => (read, Link::input(caller, write)),
+            _ => (write, Link::output(read, caller)),
+        };
+        links.push(link.map_err(io(name))?);
+        *slot = Some(child);
+    }
+    Ok(links)
 }
 
 /// Reaps a child we no longer need.
