@@ -14,6 +14,8 @@ mod common;
 
 #[path = "security/descriptors.rs"]
 mod descriptors;
+#[path = "security/host_binaries.rs"]
+mod host_binaries;
 #[path = "security/support.rs"]
 mod support;
 #[path = "security/terminal.rs"]

@@ -33,7 +33,7 @@
 #define FIND_SECONDS 20.0
 #define GIVE_UP_ON_TARGET_SECONDS 1.0
 #define RELEASE_SECONDS 5.0
-#define WRITE_SECONDS 3.0
+#define WRITE_SECONDS 2.0
 
 static int report = -1;
 
