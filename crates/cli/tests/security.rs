@@ -16,7 +16,11 @@ mod common;
 mod descriptors;
 #[path = "security/host_binaries.rs"]
 mod host_binaries;
+#[path = "security/paths.rs"]
+mod paths;
 #[path = "security/support.rs"]
 mod support;
 #[path = "security/terminal.rs"]
 mod terminal;
+#[path = "security/users.rs"]
+mod users;
