@@ -85,6 +85,13 @@ impl LayerBuilder {
         self
     }
 
+    /// A named pipe (FIFO), e.g. where a program will block opening it.
+    pub fn fifo(&mut self, path: &str, mode: u32) -> &mut Self {
+        let mut h = header(tar::EntryType::Fifo, mode, 0, 0);
+        self.tar.append_data(&mut h, path, &b""[..]).unwrap();
+        self
+    }
+
     /// A hard link to an earlier member.
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = header(tar::EntryType::Link, 0o644, 0, 0);

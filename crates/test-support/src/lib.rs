@@ -6,6 +6,7 @@
 //! prerequisite fails the test instead of hiding it.
 #![deny(missing_docs)]
 
+pub mod engine_binary;
 pub mod image;
 pub mod programs;
 

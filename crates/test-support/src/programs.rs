@@ -5,6 +5,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `source` compiled with `gcc -static`, or `None` (the test returns) when gcc or
 /// the static C library is missing and skipping is allowed. Built once per source
@@ -33,7 +34,14 @@ pub fn static_program(name: &str, source: &str) -> Option<PathBuf> {
         return None;
     }
     std::fs::create_dir_all(&dir).expect("creating the test programs directory");
-    let unique = format!("{}-{}", std::process::id(), name);
+    // Tests of one binary build concurrently too: the process id alone is not unique.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let unique = format!(
+        "{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        name
+    );
     let c_file = dir.join(format!("{unique}.c"));
     let partial = dir.join(format!("{unique}.partial"));
     std::fs::write(&c_file, source).expect("writing the C source");
