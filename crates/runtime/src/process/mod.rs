@@ -267,6 +267,9 @@ fn init_inner(
     cfg: &mut ChildConfig<'_>,
     started: &mut bool,
 ) -> Result<std::convert::Infallible, ChildError> {
+    // Until exec this process is the engine's program: processes already in namespaces we
+    // join must not open its /proc/<pid>/exe or memory (exec resets the flag).
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE, 0)"))?;
     // The runner adds us to the cgroup, then says go.
     channel::wait(&mut cfg.from_parent)?;
     let spec = cfg.spec;

@@ -53,6 +53,11 @@ pub(crate) fn run(
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
+            // This init stays the engine's own program inside the container for the
+            // container's whole life: its processes must not open /proc/1/exe, /proc/1/mem
+            // or ptrace it. (The command's exec resets the flag for itself.)
+            nix::sys::prctl::set_dumpable(false)
+                .map_err(super::sys("prctl(PR_SET_DUMPABLE, 0) in the init"))?;
             CHILD.store(child.as_raw(), Ordering::Relaxed);
             // Only the command holds the pipe now: its exec closes it, which tells the runner
             // the container started.
