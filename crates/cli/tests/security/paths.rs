@@ -56,10 +56,15 @@ fn etc_and_volume_links(network: &str) {
     let source = volume_source();
     let before = host.snapshot();
     let volume = format!("{}:/data", source.text());
+    // Not --rm: that detaches from the network in the background, after the
+    // test's store is gone.
+    let name = unique("etc-links");
+    let _cleanup = Cleanup::new(store.root(), &[&name]);
     let out = run_within(
         store.command(&[
             "run",
-            "--rm",
+            "--name",
+            &name,
             "--network",
             network,
             "-v",
@@ -175,6 +180,10 @@ fn proc_sys_and_dev_linked_to_the_host_create_nothing_there() {
         WAIT,
     );
     let shown = text(&out);
+    assert!(
+        shown.contains("ran") || shown.contains("/proc"),
+        "positive control: the container neither ran nor failed at its /proc:\n{shown}"
+    );
     host.assert_unchanged(&before, &format!("run:\n{shown}"));
     if shown.contains("ran") {
         assert!(
