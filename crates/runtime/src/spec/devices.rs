@@ -229,10 +229,9 @@ pub fn devices_in(dir: &Path) -> Result<Vec<LinuxDevice>, SpecError> {
         if name == "console" || name == "ptmx" {
             continue;
         }
-        match node(&entry.path()) {
-            Ok(Some(device)) => out.push(device),
-            // Gone since the listing, or not a device.
-            Ok(None) | Err(_) => {}
+        // Anything else, or gone since the listing, is not a device for the container.
+        if let Ok(Some(device)) = node(&entry.path()) {
+            out.push(device);
         }
     }
     Ok(out)
