@@ -34,11 +34,11 @@ const DEFAULT_PROFILE: &str = include_str!("default.json");
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// The text is not JSON at all.
-    #[error("seccomp profile: not valid JSON")]
+    #[error("not valid JSON")]
     Json(#[source] serde_json::Error),
     /// A field has a value this format does not allow; `path` names it
     /// (`syscalls[3].args[0].op`).
-    #[error("seccomp profile: {path}: {message}")]
+    #[error("{path}: {message}")]
     Field {
         /// Where in the document.
         path: String,
