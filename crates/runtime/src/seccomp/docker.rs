@@ -46,9 +46,7 @@ pub enum ProfileError {
         message: String,
     },
     /// The running kernel's version, needed by a `minKernel` condition, cannot be read.
-    #[error(
-        "seccomp profile: {path}.minKernel needs the running kernel's version, but {release:?} is not one"
-    )]
+    #[error("{path}.minKernel needs the running kernel's version, but {release:?} is not one")]
     KernelVersion {
         /// The rule's filter.
         path: String,
