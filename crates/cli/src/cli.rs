@@ -314,6 +314,17 @@ pub struct RunArgs {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Security options: seccomp=PROFILE.json|unconfined|builtin, no-new-privileges[=true|false],
+    /// systempaths=unconfined (apparmor= and label= are accepted where the host has neither)
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opt: Vec<String>,
+    /// Give the container every capability of the host, all its devices, no seccomp profile
+    /// and no masked paths
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS], permissions of rwm)
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub devices: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,

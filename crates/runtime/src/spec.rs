@@ -1,5 +1,8 @@
-//! [`default_spec`]: the Spec docker would hand its runtime, for the CLI to adjust; and
-//! [`resolve_user`] for `-u name[:group]` against the container's own passwd/group files.
+//! [`default_spec`]: the Spec docker would hand its runtime, for the CLI to adjust;
+//! [`resolve_user`] for `-u name[:group]` against the container's own passwd/group files;
+//! and what docker does to a spec for its security options: [`set_default_seccomp`] and
+//! [`set_seccomp_profile`] (after the capabilities are final), [`make_privileged`],
+//! [`add_device`] for `--device`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,12 +13,52 @@ use oci_spec::runtime::{
     Spec, UserBuilder,
 };
 
+mod devices;
+mod security;
+
+pub use devices::{DeviceMapping, add_device, devices_in, host_devices};
+pub use security::{
+    make_privileged, privileged_capabilities, set_default_seccomp, set_seccomp_profile,
+};
+
 /// Errors building a spec or resolving a user.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// oci-spec refused a value.
     #[error("building the default spec")]
     Build(#[source] oci_spec::OciSpecError),
+    /// The spec lacks a section the change needs.
+    #[error("the spec has no {0} section")]
+    Incomplete(&'static str),
+    /// The seccomp profile cannot be resolved for this spec.
+    #[error("resolving the seccomp profile for the container")]
+    Seccomp(#[source] crate::seccomp::ProfileError),
+    /// This process's capability bounding set cannot be read.
+    #[error("reading this process's capability bounding set")]
+    Capabilities(#[source] caps::errors::CapsError),
+    /// A device mapping is not in docker's `HOST[:CONTAINER[:PERMISSIONS]]` form.
+    #[error("invalid device mapping {value:?}: {reason}")]
+    DeviceMapping {
+        /// The mapping as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A host device (or directory of devices) cannot be read.
+    #[error("gathering device information from {path}")]
+    Device {
+        /// The host path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host path is neither a device node nor a directory holding any.
+    #[error("{path} is not a device node, nor a directory holding any")]
+    NotADevice {
+        /// The host path.
+        path: PathBuf,
+    },
     /// The user or group name is not in the container's files.
     #[error("unable to find {kind} {name:?} in {file}")]
     UnknownName {
@@ -196,8 +239,12 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
 /// A Spec with docker's defaults for running `args` with `env` in `cwd` as root:
 /// new pid, net, ipc, uts, mount and cgroup namespaces; [`default_mounts`]; docker's masked
 /// and read-only paths; [`DEFAULT_CAPABILITIES`] as bounding, effective and permitted sets;
-/// [`default_device_rules`]; `PATH` added to `env` when missing. No hostname, no resource
-/// limits, no user namespace: the caller sets those on the returned value.
+/// [`default_device_rules`]; docker's default seccomp profile for those capabilities (as
+/// in the spec docker hands its runtime); `PATH` added to `env` when missing. No hostname,
+/// no resource limits, no user namespace: the caller sets those on the returned value.
+///
+/// The seccomp profile depends on the capabilities: after changing them, call
+/// [`set_default_seccomp`] again (or [`make_privileged`], which removes it).
 pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Spec, SpecError> {
     let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
@@ -278,6 +325,7 @@ pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Sp
     spec.set_mounts(Some(default_mounts()));
     spec.set_process(Some(process));
     spec.set_linux(Some(linux));
+    set_default_seccomp(&mut spec)?;
     Ok(spec)
 }
 

@@ -60,3 +60,21 @@ pub fn static_program(name: &str, source: &str) -> Option<PathBuf> {
     let _ = std::fs::remove_file(&c_file);
     Some(binary)
 }
+
+/// C source of a program that tries, each in its own child, what docker's default seccomp
+/// profile refuses (`unshare(CLONE_NEWUSER)`, `clone` with CLONE_NEWUSER, `clone3`,
+/// `keyctl`, `add_key`, `request_key`, `io_uring_setup`, `bpf`, `perf_event_open`,
+/// `mount` of tmpfs and cgroup, `userfaultfd`, AF_ALG and AF_VSOCK sockets, an unusual
+/// `personality`) and some ordinary work (`ordinary_*`), printing `NAME=0` on success or
+/// `NAME=ERRNO`. Without a filter none of the attempts fails with EPERM, so an EPERM comes
+/// from seccomp. Build it with [`static_program`].
+pub const SECCOMP_ATTACKS: &str = include_str!("../programs/seccomp_attacks.c");
+
+/// Parses the output of [`SECCOMP_ATTACKS`] into `(name, result)` pairs, in order.
+pub fn attack_results(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

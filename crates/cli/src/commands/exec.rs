@@ -44,6 +44,10 @@ pub struct ExecArgs {
     /// Username or UID (format: "<name|uid>[:<group|gid>]")
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
+    /// Give the command every capability of the host (the container's seccomp profile
+    /// stays, as in docker)
+    #[arg(long)]
+    pub privileged: bool,
     /// The container: id, id prefix or name
     pub container: String,
     /// The command and its arguments
@@ -164,6 +168,9 @@ fn process(container: &Found, args: &ExecArgs) -> anyhow::Result<Process> {
         u.set_uid(resolved.uid);
         u.set_gid(resolved.gid);
         u.set_additional_gids(Some(resolved.additional_gids));
+    }
+    if args.privileged {
+        process.set_capabilities(Some(basic_runtime::spec::privileged_capabilities()?));
     }
     process.set_terminal(Some(args.tty));
     if args.tty {

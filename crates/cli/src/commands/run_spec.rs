@@ -1,9 +1,11 @@
 //! The runtime spec for `run`: docker's defaults, the image config, then the flags.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use basic_runtime::seccomp::{DockerProfile, Program};
+use basic_runtime::spec::{self as runtime_spec, DeviceMapping};
 use basic_runtime::{Spec, default_spec, resolve_user};
 use oci_spec::runtime::{
     Capability, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
@@ -67,6 +69,8 @@ pub fn build(
     set_capabilities(&mut spec, &args.cap_add, &args.cap_drop)?;
     add_volumes(&mut spec, &args.volumes)?;
     set_resources(&mut spec, args)?;
+    // Last: the seccomp profile depends on the final capabilities.
+    set_security(&mut spec, args)?;
     if let Some(name) = &args.name {
         check_name(name)?;
         let mut annotations = spec.annotations().clone().unwrap_or_default();
@@ -229,19 +233,36 @@ const ALL_CAPABILITIES: &[&str] = &[
     "CHECKPOINT_RESTORE",
 ];
 
-/// Parses `NET_ADMIN`, `cap_net_admin` or `CAP_NET_ADMIN`; `ALL` gives every one.
-fn capabilities(names: &[String]) -> anyhow::Result<HashSet<Capability>> {
+/// Parses `NET_ADMIN`, `cap_net_admin` or `CAP_NET_ADMIN`; `ALL` stands for `all`.
+fn capabilities(
+    names: &[String],
+    all: impl Fn() -> anyhow::Result<HashSet<Capability>>,
+) -> anyhow::Result<HashSet<Capability>> {
     let mut set = HashSet::new();
     for name in names {
         if name.eq_ignore_ascii_case("all") {
-            for c in ALL_CAPABILITIES {
-                set.insert(parse_capability(c)?);
-            }
+            set.extend(all()?);
         } else {
             set.insert(parse_capability(name)?);
         }
     }
     Ok(set)
+}
+
+/// Every capability the kernel knows: what `--cap-drop ALL` removes.
+fn every_capability() -> anyhow::Result<HashSet<Capability>> {
+    ALL_CAPABILITIES
+        .iter()
+        .map(|c| parse_capability(c))
+        .collect()
+}
+
+/// Every capability this host can hand on (its bounding set): what `--cap-add ALL` gives.
+/// A capability the host itself lacks (CAP_SYS_RESOURCE on some CI machines) cannot be
+/// given to a container, and asking for it would only make the start fail.
+fn every_host_capability() -> anyhow::Result<HashSet<Capability>> {
+    let caps = runtime_spec::privileged_capabilities()?;
+    Ok(caps.bounding().clone().unwrap_or_default())
 }
 
 fn parse_capability(name: &str) -> anyhow::Result<Capability> {
@@ -254,8 +275,8 @@ fn set_capabilities(spec: &mut Spec, add: &[String], drop: &[String]) -> anyhow:
     if add.is_empty() && drop.is_empty() {
         return Ok(());
     }
-    let add = capabilities(add)?;
-    let drop = capabilities(drop)?;
+    let add = capabilities(add, every_host_capability)?;
+    let drop = capabilities(drop, every_capability)?;
     let process = spec.process_mut().as_mut().context("spec has no process")?;
     let mut caps = process.capabilities().clone().unwrap_or_default();
     let adjust = |set: &Option<HashSet<Capability>>| -> Option<HashSet<Capability>> {
@@ -268,6 +289,174 @@ fn set_capabilities(spec: &mut Spec, add: &[String], drop: &[String]) -> anyhow:
     caps.set_effective(adjust(caps.effective()));
     caps.set_permitted(adjust(caps.permitted()));
     process.set_capabilities(Some(caps));
+    Ok(())
+}
+
+/// What `--security-opt` asks for.
+#[derive(Debug, Default)]
+struct SecurityOptions {
+    seccomp: SeccompChoice,
+    no_new_privileges: bool,
+    /// `systempaths=unconfined`: no masked or read-only paths.
+    unconfined_paths: bool,
+}
+
+#[derive(Debug, Default)]
+enum SeccompChoice {
+    /// docker's default profile (also `seccomp=builtin`).
+    #[default]
+    Default,
+    Unconfined,
+    Profile(PathBuf, Box<DockerProfile>),
+}
+
+impl SecurityOptions {
+    /// docker's reading: `KEY=VALUE`, the older `KEY:VALUE`, and a bare
+    /// `no-new-privileges`; every other key is refused by name.
+    fn parse(options: &[String]) -> anyhow::Result<Self> {
+        let mut out = SecurityOptions::default();
+        for option in options {
+            let (key, value) = split_security_option(option)?;
+            match key {
+                "no-new-privileges" => {
+                    out.no_new_privileges = match value {
+                        None => true,
+                        Some(v) => go_bool(v).with_context(|| {
+                            format!("invalid --security-opt {option:?}: use no-new-privileges=true or =false")
+                        })?,
+                    }
+                }
+                "seccomp" => out.seccomp = seccomp_choice(value.unwrap_or_default())?,
+                "systempaths" if value == Some("unconfined") => out.unconfined_paths = true,
+                "apparmor" => no_security_module("apparmor", value, "unconfined", apparmor_on())?,
+                "label" => no_security_module("label", value, "disable", selinux_on())?,
+                _ => bail!(
+                    "invalid --security-opt {option:?}: unknown option; known are \
+                     seccomp=PROFILE.json|unconfined|builtin, no-new-privileges[=true|false], \
+                     systempaths=unconfined, apparmor=PROFILE and label=OPTION"
+                ),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn split_security_option(option: &str) -> anyhow::Result<(&str, Option<&str>)> {
+    let (key, value) = match option.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None if option == "no-new-privileges" => (option, None),
+        None => match option.split_once(':') {
+            Some((k, v)) => (k, Some(v)),
+            None => (option, None),
+        },
+    };
+    if key != "no-new-privileges" && value.is_none_or(str::is_empty) {
+        bail!("invalid --security-opt {option:?}: expected KEY=VALUE (or no-new-privileges)");
+    }
+    Ok((key, value))
+}
+
+/// Go's `strconv.ParseBool`, which docker uses for `no-new-privileges=`.
+fn go_bool(text: &str) -> anyhow::Result<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => bail!("{text:?} is not a boolean"),
+    }
+}
+
+/// `unconfined`, `builtin`, or a profile file in docker's format (read, checked and
+/// compiled now, so that a bad one is refused before the container exists).
+fn seccomp_choice(value: &str) -> anyhow::Result<SeccompChoice> {
+    match value {
+        "unconfined" => return Ok(SeccompChoice::Unconfined),
+        "builtin" => return Ok(SeccompChoice::Default),
+        _ => {}
+    }
+    let path = PathBuf::from(value);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("opening seccomp profile {}", path.display()))?;
+    let profile = DockerProfile::from_json(&text)
+        .with_context(|| format!("seccomp profile {}", path.display()))?;
+    let resolved = profile
+        .to_oci(runtime_spec::DEFAULT_CAPABILITIES)
+        .with_context(|| format!("seccomp profile {}", path.display()))?;
+    Program::compile(&resolved)
+        .with_context(|| format!("seccomp profile {} cannot be enforced", path.display()))?;
+    Ok(SeccompChoice::Profile(path, Box::new(profile)))
+}
+
+/// `apparmor=` and `label=`: docker ignores them on a host without that security module,
+/// and so do we; where the module is on, a profile we would not apply is refused rather
+/// than silently dropped (only the value meaning "none" is accepted).
+fn no_security_module(
+    key: &str,
+    value: Option<&str>,
+    off: &str,
+    host_has_it: bool,
+) -> anyhow::Result<()> {
+    if host_has_it && value != Some(off) {
+        let module = if key == "apparmor" {
+            "AppArmor"
+        } else {
+            "SELinux"
+        };
+        bail!(
+            "--security-opt {key}={}: basic-docker does not apply {module} confinement, and \
+             this host has {module}: the container would run without what was asked; \
+             leave the option out or use {key}={off}",
+            value.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn apparmor_on() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+fn selinux_on() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// `--privileged`, `--device`, `--security-opt`, in docker's order: privileges first,
+/// then devices, then the seccomp profile for the capabilities the container ends with
+/// (a privileged container has none, whatever `seccomp=` says, as in docker).
+fn set_security(spec: &mut Spec, args: &RunArgs) -> anyhow::Result<()> {
+    let options = SecurityOptions::parse(&args.security_opt)?;
+    if args.privileged {
+        runtime_spec::make_privileged(spec)?;
+    }
+    for device in &args.devices {
+        let mapping: DeviceMapping = device.parse()?;
+        runtime_spec::add_device(spec, &mapping).with_context(|| format!("--device {device}"))?;
+    }
+    if options.no_new_privileges {
+        let process = spec.process_mut().as_mut().context("spec has no process")?;
+        process.set_no_new_privileges(Some(true));
+    }
+    if options.unconfined_paths {
+        let linux = spec
+            .linux_mut()
+            .as_mut()
+            .context("spec has no linux section")?;
+        linux.set_masked_paths(Some(Vec::new()));
+        linux.set_readonly_paths(Some(Vec::new()));
+    }
+    if args.privileged {
+        return Ok(());
+    }
+    match options.seccomp {
+        SeccompChoice::Default => runtime_spec::set_default_seccomp(spec)?,
+        SeccompChoice::Unconfined => {
+            if let Some(linux) = spec.linux_mut() {
+                linux.set_seccomp(None);
+            }
+        }
+        SeccompChoice::Profile(path, profile) => runtime_spec::set_seccomp_profile(spec, &profile)
+            .with_context(|| format!("seccomp profile {}", path.display()))?,
+    }
     Ok(())
 }
 
@@ -428,12 +617,79 @@ mod tests {
 
     #[test]
     fn capability_names_in_every_spelling() {
-        let caps = capabilities(&["net_admin".into(), "CAP_SYS_TIME".into()]).unwrap();
+        let caps = capabilities(
+            &["net_admin".into(), "CAP_SYS_TIME".into()],
+            every_capability,
+        )
+        .unwrap();
         assert!(caps.contains(&Capability::NetAdmin) && caps.contains(&Capability::SysTime));
         assert_eq!(
-            capabilities(&["ALL".into()]).unwrap().len(),
+            capabilities(&["ALL".into()], every_capability)
+                .unwrap()
+                .len(),
             ALL_CAPABILITIES.len()
         );
-        assert!(capabilities(&["NOT_A_CAP".into()]).is_err());
+        assert!(capabilities(&["NOT_A_CAP".into()], every_capability).is_err());
+    }
+
+    fn options(list: &[&str]) -> anyhow::Result<SecurityOptions> {
+        SecurityOptions::parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn security_options_read_as_docker_reads_them() {
+        for (given, nnp) in [
+            ("no-new-privileges", true),
+            ("no-new-privileges=true", true),
+            ("no-new-privileges:true", true),
+            ("no-new-privileges=1", true),
+            ("no-new-privileges=false", false),
+        ] {
+            assert_eq!(options(&[given]).unwrap().no_new_privileges, nnp, "{given}");
+        }
+        for given in ["seccomp=unconfined", "seccomp:unconfined"] {
+            assert!(matches!(
+                options(&[given]).unwrap().seccomp,
+                SeccompChoice::Unconfined
+            ));
+        }
+        assert!(matches!(
+            options(&["seccomp=builtin"]).unwrap().seccomp,
+            SeccompChoice::Default
+        ));
+        assert!(
+            options(&["systempaths=unconfined"])
+                .unwrap()
+                .unconfined_paths
+        );
+        for (bad, says) in [
+            ("bogus=1", "\"bogus=1\": unknown option"),
+            ("seccomp", "expected KEY=VALUE"),
+            ("seccomp=", "expected KEY=VALUE"),
+            (
+                "no-new-privileges=maybe",
+                "no-new-privileges=true or =false",
+            ),
+            ("systempaths=confined", "unknown option"),
+            ("seccomp=/surely/not/here.json", "/surely/not/here.json"),
+        ] {
+            let e = format!("{:#}", options(&[bad]).unwrap_err());
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn apparmor_and_label_are_no_ops_only_without_the_module() {
+        assert!(no_security_module("apparmor", Some("my-profile"), "unconfined", false).is_ok());
+        assert!(no_security_module("apparmor", Some("unconfined"), "unconfined", true).is_ok());
+        let e = no_security_module("apparmor", Some("my-profile"), "unconfined", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("apparmor=my-profile") && e.contains("AppArmor"),
+            "{e}"
+        );
+        assert!(no_security_module("label", Some("disable"), "disable", true).is_ok());
+        assert!(no_security_module("label", Some("level:s0"), "disable", true).is_err());
     }
 }

@@ -1,4 +1,9 @@
-//! The spec's `linux.seccomp` profile, enforced.
+//! Seccomp: docker's profile format and default profile ([`docker`]), and the spec's
+//! `linux.seccomp` enforced.
+//!
+//! libseccomp compiles the filters, as it does for docker (through runc) and podman, so the
+//! architecture handling (x86 and x32 processes on x86_64 hosts, the `socketcall`
+//! multiplexer) and the argument comparisons are exactly theirs.
 //!
 //! [`Program::compile`] turns the profile into a BPF program with libseccomp in the runner,
 //! before the fork; the container side only hands the finished program to the kernel
@@ -23,6 +28,10 @@ use libseccomp::{
 use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
+
+pub mod docker;
+
+pub use docker::{DockerProfile, Host, KernelVersion, ProfileError};
 
 /// Errors turning a profile into a filter.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +142,8 @@ impl Program {
             len: self.instructions.len() as libc::c_ushort,
             filter: self.instructions.as_ptr().cast_mut(),
         };
+        // SAFETY: `prog` points at `instructions`, which outlive the call; the kernel copies
+        // the program and keeps no pointer to it.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_seccomp,
