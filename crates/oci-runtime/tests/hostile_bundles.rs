@@ -473,9 +473,10 @@ impl ExeAttack {
         if report.got_writable() {
             reached.push("the attacker re-opened the binary for writing".to_string());
         }
-        if report.holds(&self.copy) {
+        if report.holds_writably(&self.copy) {
             reached.push(format!(
-                "the attacker holds a handle on the binary itself (dev, inode {:?})",
+                "the attacker holds a handle on the binary itself (dev, inode {:?}) through a \
+                 mount that is not read-only",
                 self.copy.identity()
             ));
         }

@@ -20,22 +20,22 @@ fn child_mode_seals_itself_and_waits() {
         return;
     }
     basic_runtime::sealed_exe::ensure().expect("sealing");
-    println!(
-        "sealed={}",
-        basic_runtime::sealed_exe::is_sealed().unwrap()
-    );
+    println!("sealed={}", basic_runtime::sealed_exe::is_sealed().unwrap());
     std::thread::sleep(Duration::from_secs(60));
 }
 
 /// Starts `command` and waits for a line of its output containing `marker`; returns the
 /// line from the marker on (libtest prints the test's name before it on the same line).
+// The child is returned to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_until(mut command: Command, marker: &str) -> (Child, String) {
     let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     loop {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap() == 0 {
-            panic!("the program ended before printing {marker:?}");
+            let status = child.wait().unwrap();
+            panic!("the program ended ({status}) before printing {marker:?}");
         }
         if let Some(at) = line.find(marker) {
             return (child, line[at..].trim().to_string());

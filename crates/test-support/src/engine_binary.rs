@@ -271,21 +271,28 @@ impl AttackReport {
             .any(|l| Self::field(l, "target") == Some("1"))
     }
 
-    /// (`st_dev`, `st_ino`) of every binary it holds a handle on.
-    pub fn opened(&self) -> Vec<(u64, u64)> {
+    /// (`st_dev`, `st_ino`) of every binary it holds a handle on, and whether that handle
+    /// is on a read-only mount.
+    pub fn opened(&self) -> Vec<((u64, u64), bool)> {
         self.lines("opened")
             .filter_map(|l| {
-                Some((
+                let identity = (
                     Self::field(l, "dev")?.parse().ok()?,
                     Self::field(l, "ino")?.parse().ok()?,
-                ))
+                );
+                Some((identity, Self::field(l, "ro") == Some("1")))
             })
             .collect()
     }
 
-    /// Whether it held a handle on `copy` itself.
-    pub fn holds(&self, copy: &BinaryCopy) -> bool {
-        self.opened().contains(&copy.identity())
+    /// Whether it held a handle on `copy` itself through a mount that is not read-only:
+    /// one it could re-open for writing once nothing runs the binary. A handle through a
+    /// read-only mount (the sealed program's own) cannot be: the kernel answers EROFS,
+    /// whoever asks (basic-runtime's `sealed_exe` test shows it).
+    pub fn holds_writably(&self, copy: &BinaryCopy) -> bool {
+        self.opened()
+            .iter()
+            .any(|(identity, read_only)| *identity == copy.identity() && !read_only)
     }
 
     /// Whether it ever re-opened a binary for writing.

@@ -13,7 +13,8 @@
  *           once its binary is in hand, which lets the target go on and exit
  *
  * Report lines: "scanning", "attempt pid= target= argv0= error=",
- * "opened pid= target= dev= ino= argv0=", "released", "no-target",
+ * "opened pid= target= dev= ino= ro= argv0=" (ro=1: the handle's mount is read-only),
+ * "released", "no-target",
  * "writable pid=", "wrote pid= bytes=", "refused pid= error=", "done".
  */
 #define _GNU_SOURCE
@@ -25,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,8 +160,10 @@ static void scan(void) {
         }
         opened_as[pid] = hash(argv0);
         handles[nhandles++] = (struct handle){pid, fd, 0, 0};
-        say("opened pid=%d target=%d dev=%llu ino=%llu argv0=%s\n", pid, target,
-            (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, argv0);
+        struct statfs fs;
+        int ro = fstatfs(fd, &fs) == 0 && (fs.f_flags & ST_RDONLY);
+        say("opened pid=%d target=%d dev=%llu ino=%llu ro=%d argv0=%s\n", pid, target,
+            (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, ro, argv0);
         if (target)
             found_target = pid;
     }

@@ -6,7 +6,12 @@
 //! `/proc/PID/exe` and keeps trying to re-open it for writing.
 //!
 //! Every attack targets a copy of the binary in a temporary directory; the
-//! copy is what runs the container, and its hash is compared afterwards.
+//! copy is what runs the container, and its hash is compared afterwards. The
+//! engine runs from a read-only mount of its own file (basic-runtime's
+//! `sealed_exe`): a handle the attacker takes through it is on that mount, and
+//! the kernel refuses to open it for writing (EROFS) even once nothing runs
+//! the binary — so a handle on the same inode counts as reaching the binary only
+//! when its mount is writable.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -157,10 +162,11 @@ impl Attack {
         if report.got_writable() {
             reached.push("the attacker re-opened the binary for writing".to_string());
         }
-        if report.holds(&self.copy) {
+        if report.holds_writably(&self.copy) {
             reached.push(format!(
-                "the attacker holds a handle on the binary itself (dev, inode {:?}), which it \
-                 can re-open once nothing runs it",
+                "the attacker holds a handle on the binary itself (dev, inode {:?}) through a \
+                 mount that is not read-only, which it can re-open for writing once nothing \
+                 runs it",
                 self.copy.identity()
             ));
         }
@@ -232,7 +238,9 @@ fn run_of_a_proc_self_exe_entrypoint_cannot_reach_the_basic_docker_binary() {
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(attack.out.path().join("run-stderr")).unwrap(),
+        ))
         .spawn()
         .unwrap();
     let attacker = attack.attacker_command("/proc/self/exe");
@@ -244,10 +252,12 @@ fn run_of_a_proc_self_exe_entrypoint_cannot_reach_the_basic_docker_binary() {
         if out.status.success() {
             break;
         }
+        let ended = run.try_wait().unwrap();
         assert!(
-            Instant::now() < until && run.try_wait().unwrap().is_none(),
-            "the attacker could not join the container: {}",
-            text(&out)
+            Instant::now() < until && ended.is_none(),
+            "the attacker could not join the container: {}\nrun ({ended:?}) said: {}",
+            text(&out),
+            std::fs::read_to_string(attack.out.path().join("run-stderr")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -326,11 +326,17 @@ impl Leak {
     /// Makes `cmd` start with the directory as its fd 7.
     pub fn hand_to(&self, cmd: &mut Command) {
         let fd = self.open.as_raw_fd();
-        // SAFETY: dup2 is async-signal-safe; it gives the child fd 7 without
-        // close-on-exec, which is the leak under test.
+        // SAFETY: dup2 and fcntl are async-signal-safe; they give the child fd 7
+        // without close-on-exec, which is the leak under test.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(fd, LEAKED_FD) < 0 {
+                // dup2 onto itself keeps close-on-exec: clear it then.
+                let leaked = if fd == LEAKED_FD {
+                    libc::fcntl(fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, LEAKED_FD)
+                };
+                if leaked < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
