@@ -18,7 +18,7 @@ pub fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
     if terminal && args.detach && args.console_socket.is_none() {
         bail!("a detached exec with a terminal needs --console-socket to hand the terminal to");
     }
-    let builder = Exec::in_container(&args.id, process)
+    let mut builder = Exec::in_container(&args.id, process)
         .state_dir(root.dir())
         .env(args.env.iter().cloned())
         .seccomp(
@@ -26,6 +26,12 @@ pub fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
                 .and_then(|s| s.linux().as_ref())
                 .and_then(|l| l.seccomp().clone()),
         );
+    if !terminal {
+        // runc's contract: the process gets this command's own stdio, which the engine
+        // driving us made for it (conmon's pipes, the containerd shim's fifos).
+        let [stdin, stdout, stderr] = own_stdio()?;
+        builder = builder.stdin(stdin).stdout(stdout).stderr(stderr);
+    }
     if args.detach {
         let mut b = builder.detached();
         if let Some(p) = &args.pid_file {
@@ -53,6 +59,20 @@ pub fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
         None => exec.run()?,
     };
     Ok(status.exit_code())
+}
+
+/// Copies of this process's stdin, stdout and stderr.
+fn own_stdio() -> Result<[std::os::fd::OwnedFd; 3]> {
+    use std::os::fd::AsFd;
+    let copy = |fd: std::os::fd::BorrowedFd<'_>, name: &str| {
+        fd.try_clone_to_owned()
+            .with_context(|| format!("duplicating this command's {name}"))
+    };
+    Ok([
+        copy(std::io::stdin().as_fd(), "stdin")?,
+        copy(std::io::stdout().as_fd(), "stdout")?,
+        copy(std::io::stderr().as_fd(), "stderr")?,
+    ])
 }
 
 fn send_console(sock: &Path, master: std::os::fd::OwnedFd) -> Result<()> {
