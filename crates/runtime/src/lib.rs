@@ -2,6 +2,8 @@
 //!
 //! ```no_run
 //! use basic_runtime::{Container, default_spec};
+//! // First in main: no container may overwrite this program (see `sealed_exe`).
+//! basic_runtime::sealed_exe::ensure()?;
 //! let mut spec = default_spec(vec!["echo".into(), "hi".into()], vec![], "/")?;
 //! spec.set_hostname(Some("box".into()));
 //! let status = Container::builder("demo", spec, "/path/to/rootfs").build()?.run()?;
@@ -11,7 +13,8 @@
 //!
 //! Modules: [`container`] (builder, run, exit status), [`cgroups`] (v1 and v2 managers),
 //! [`detect`](mod@detect) (what the host allows), [`spec`] (docker's defaults), [`signals`]
-//! (forwarding to the container). The container side of the fork lives in `process`.
+//! (forwarding to the container), [`sealed_exe`] and [`in_root`] (what keeps the host out of
+//! a container's reach). The container side of the fork lives in `process`.
 #![deny(missing_docs)]
 
 pub mod cgroups;
