@@ -545,12 +545,16 @@ impl Container {
             .as_ref()
             .and_then(|l| l.seccomp().as_ref())
         {
-            Some(profile) => Some(crate::seccomp::Program::compile(profile).map_err(|source| {
-                ContainerError::Seccomp {
+            Some(profile) => Some(
+                crate::seccomp::Program::compile_cached(
+                    profile,
+                    &self.b.state_dir.join(crate::seccomp::CACHE_DIR),
+                )
+                .map_err(|source| ContainerError::Seccomp {
                     id: id.clone(),
                     source,
-                }
-            })?),
+                })?,
+            ),
             None => None,
         };
         let terminal = self

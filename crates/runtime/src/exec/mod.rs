@@ -399,12 +399,18 @@ impl<R> ExecBuilder<R> {
             }
         };
         let joined = target::join_targets(Path::new("/proc"), pid, in_container)?;
-        let seccomp = self
-            .seccomp
-            .as_ref()
-            .map(crate::seccomp::Program::compile)
-            .transpose()
-            .map_err(ExecError::Seccomp)?;
+        let seccomp = match (&self.seccomp, &self.target) {
+            (None, _) => None,
+            (Some(profile), Target::Container { state_dir, .. }) => {
+                Some(crate::seccomp::Program::compile_cached(
+                    profile,
+                    &state_dir.join(crate::seccomp::CACHE_DIR),
+                ))
+            }
+            (Some(profile), Target::Pid(_)) => Some(crate::seccomp::Program::compile(profile)),
+        }
+        .transpose()
+        .map_err(ExecError::Seccomp)?;
         Ok(Exec {
             target: self.target,
             joined,

@@ -61,6 +61,11 @@ fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) 
     move |source| SeccompError::Library { what, source }
 }
 
+/// The directory of a state dir (the runtime's `/run/basic-docker`) where compiled
+/// programs are cached (see [`Program::compile_cached`]); container ids cannot start with
+/// a dot, so it never names a container.
+pub const CACHE_DIR: &str = ".seccomp-cache";
+
 /// A compiled filter: `struct sock_filter` instructions plus `seccomp(2)` flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
@@ -125,6 +130,84 @@ impl Program {
         })
     }
 
+    /// [`Program::compile`], remembered in `cache_dir` across processes: compiling docker's
+    /// default profile takes libseccomp about 16 ms, on every container start and exec. The
+    /// file is named by the SHA-256 of the profile and the libseccomp version, so a profile
+    /// (a bundle's, say) can only ever find its own program; it is written to a temporary
+    /// name and renamed, mode 0600, and one that does not read back whole is compiled again.
+    /// A cache that cannot be written costs only the time.
+    pub fn compile_cached(
+        profile: &LinuxSeccomp,
+        cache_dir: &std::path::Path,
+    ) -> Result<Self, SeccompError> {
+        let Some(key) = cache_key(profile) else {
+            return Self::compile(profile);
+        };
+        let path = cache_dir.join(format!("{key}.bpf"));
+        if let Some(program) = std::fs::read(&path).ok().and_then(|b| Self::from_bytes(&b)) {
+            return Ok(program);
+        }
+        let program = Self::compile(profile)?;
+        let _ = program.store(cache_dir, &path);
+        Ok(program)
+    }
+
+    /// The flags, the number of instructions, then the instructions, in this machine's byte
+    /// order. The count makes a file cut short unreadable rather than a shorter filter.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = (self.flags as u64).to_ne_bytes().to_vec();
+        out.extend_from_slice(&(self.instructions.len() as u64).to_ne_bytes());
+        for i in &self.instructions {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (flags, rest) = bytes.split_first_chunk::<8>()?;
+        let (count, rest) = rest.split_first_chunk::<8>()?;
+        let count = usize::try_from(u64::from_ne_bytes(*count)).ok()?;
+        if count == 0 || rest.len() != count.checked_mul(8)? {
+            return None;
+        }
+        let instructions = rest
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Some(Program {
+            instructions,
+            flags: u64::from_ne_bytes(*flags) as libc::c_ulong,
+        })
+    }
+
+    fn store(&self, dir: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&self.to_bytes())?;
+        drop(file);
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+
     /// Number of BPF instructions.
     pub fn len(&self) -> usize {
         self.instructions.len()
@@ -157,6 +240,18 @@ impl Program {
         }
         Ok(())
     }
+}
+
+/// SHA-256 of the profile as JSON and of the libseccomp version that compiles it.
+fn cache_key(profile: &LinuxSeccomp) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_vec(profile).ok()?;
+    let version = libseccomp::ScmpVersion::current().ok()?;
+    let mut hash = Sha256::new();
+    let (major, minor, micro) = (version.major, version.minor, version.micro);
+    hash.update(format!("libseccomp {major}.{minor}.{micro}\n").as_bytes());
+    hash.update(&json);
+    Some(hex::encode(hash.finalize()))
 }
 
 /// libseccomp 2.5 has no in-memory export: go through a memfd.
@@ -276,6 +371,38 @@ mod tests {
         );
         let prog = Program::compile(&p).unwrap();
         assert!(prog.len() > 4, "{prog:?}");
+    }
+
+    #[test]
+    fn a_cached_program_is_the_compiled_one_and_a_torn_file_is_compiled_again() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO",
+                "syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("seccomp");
+        let fresh = Program::compile(&p).unwrap();
+        assert_eq!(Program::compile_cached(&p, &cache).unwrap(), fresh);
+        let files: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "one file, no temporary left");
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&files[0].metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(Program::compile_cached(&p, &cache).unwrap(), fresh);
+        // A file cut short is not trusted, even at an instruction boundary.
+        let whole = std::fs::read(files[0].path()).unwrap();
+        for cut in [12, whole.len() - 8] {
+            std::fs::write(files[0].path(), &whole[..cut]).unwrap();
+            assert_eq!(Program::compile_cached(&p, &cache).unwrap(), fresh);
+            assert_eq!(
+                std::fs::read(files[0].path()).unwrap(),
+                whole,
+                "rewritten whole"
+            );
+        }
+        // Another profile never reads this one's program.
+        let other = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#);
+        assert_ne!(Program::compile_cached(&other, &cache).unwrap(), fresh);
     }
 
     #[test]
