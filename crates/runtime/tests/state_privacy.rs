@@ -36,6 +36,15 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
         .expect("running setpriv (util-linux)")
 }
 
+/// Deletes the container however the test ends, so a failure leaves no init or cgroup.
+struct Delete<'a>(&'a StateRoot, String);
+
+impl Drop for Delete<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.delete(&self.1, true);
+    }
+}
+
 #[test]
 fn state_is_private_and_an_unprivileged_init_still_starts() {
     if !privileged() {
@@ -73,6 +82,7 @@ fn state_is_private_and_an_unprivileged_init_still_starts() {
         .unwrap()
         .create()
         .unwrap();
+    let _delete = Delete(&root, id.clone());
     let cdir = root.dir().join(&id);
     let fifo = cdir.join("start/exec.fifo");
     assert_eq!(mode(root.dir()), 0o711);
@@ -113,7 +123,6 @@ fn state_is_private_and_an_unprivileged_init_still_starts() {
     assert_eq!(root.state(&id).unwrap().status, Status::Running);
     root.kill(&id, Signal::SIGKILL, false).unwrap();
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(state.pid), None);
-    root.delete(&id, true).unwrap();
 }
 
 #[test]
