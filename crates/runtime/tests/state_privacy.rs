@@ -26,14 +26,19 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// Runs `args` as `nobody` (uid and gid 65534, no supplementary groups): a local user
-/// with no business in the runtime's state.
+/// Runs `args` as `nobody` (uid and gid 65534, no supplementary groups), a local user
+/// with no business here. The child drops root with setgroups, setgid and setuid before
+/// it execs, so even the exec's own path lookup is made without root's capabilities
+/// (`setpriv` keeps them until its execve).
 fn as_nobody(args: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args(args)
+    use std::os::unix::process::CommandExt as _;
+    // std's Command calls setgroups(0) itself when root sets a uid without groups.
+    Command::new(args[0])
+        .args(&args[1..])
+        .uid(65534)
+        .gid(65534)
         .output()
-        .expect("running setpriv (util-linux)")
+        .unwrap_or_else(|e| panic!("running {args:?} as nobody: {e}"))
 }
 
 /// Deletes the container however the test ends, so a failure leaves no init or cgroup.
