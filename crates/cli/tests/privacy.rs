@@ -191,7 +191,7 @@ fn another_user_reads_no_secret_and_runs_no_setuid_program_as_root() {
             .contains(&env_secret)
     );
     assert!(std::fs::read_to_string(&state).unwrap().contains(&id));
-    assert!(std::fs::read(&db).unwrap().len() > 0);
+    assert!(!std::fs::read(&db).unwrap().is_empty());
     for program in [&in_layer, &in_container, &in_mount] {
         let meta = std::fs::metadata(program).unwrap();
         assert_eq!(
