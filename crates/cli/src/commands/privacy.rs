@@ -18,6 +18,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use basic_image_store::ImageStore;
+use basic_network::NetworksConfig;
 use basic_runtime::StateRoot;
 
 use super::containers::STATE_DIR;
@@ -35,7 +36,8 @@ pub const STATE_DIR_MODE: u32 = basic_runtime::state::ROOT_MODE;
 
 /// Opens the image store at `root` and makes what an older version left there private:
 /// the store's own directories (through [`ImageStore::open`]), the snapshotter's, each
-/// container's directory and files, `image-mounts/`, and the run-time state directory.
+/// container's directory and files, `image-mounts/`, `networks/`, and the run-time state
+/// directory.
 pub fn open_store(root: &Path) -> anyhow::Result<ImageStore> {
     let store = ImageStore::open(root)
         .with_context(|| format!("opening the image store at {}", root.display()))?;
@@ -44,6 +46,8 @@ pub fn open_store(root: &Path) -> anyhow::Result<ImageStore> {
         .with_context(|| format!("opening the snapshots of {}", root.display()))?;
     tighten_containers(&store.containers_dir())?;
     tighten(&root.join("image-mounts"), PRIVATE_DIR)?;
+    // `Networks::open` makes it private too, but only commands that use networks open it.
+    tighten(&NetworksConfig::new(root).dir, PRIVATE_DIR)?;
     state_dir()?;
     Ok(store)
 }
