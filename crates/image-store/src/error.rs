@@ -18,6 +18,18 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// A directory or file of the store could not be made private to its
+    /// owner (what opening a store made by an older version does).
+    #[error("image store: setting the mode of {} to {mode:04o}", path.display())]
+    Mode {
+        /// The directory or file.
+        path: PathBuf,
+        /// The mode it was to get.
+        mode: u32,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
     /// The metadata database failed.
     #[error("image store database {}: {op}", path.display())]
     Database {

@@ -1,6 +1,8 @@
 //! Temporary paths that clean up after themselves, and durable renames.
 
 use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -108,4 +110,72 @@ pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The store's root: others may pass through it (to reach what is shared with
+/// them on purpose, as containerd's root is) but not list it.
+pub(crate) const ROOT_MODE: u32 = 0o711;
+/// Directories that hold images' and containers' contents: the owner's only.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+/// Files that hold records (the database, the lock): the owner's only.
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
+/// Makes sure the directory `path` exists and gives nobody more than `mode`:
+/// created with `mode` from the start (its parents with the usual modes), or,
+/// when it exists, tightened to at most `mode` (what an older store made wider).
+pub(crate) fn private_dir(path: &Path, mode: u32) -> Result<(), StoreError> {
+    let created = match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(StoreError::io("create directory", parent))?;
+            }
+            match fs::DirBuilder::new().mode(mode).create(path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(StoreError::io("create directory", path)(e)),
+            }
+        }
+        Err(e) => return Err(StoreError::io("create directory", path)(e)),
+    };
+    // mkdir's mode is only ever narrowed by the umask: a new one is private already.
+    if created { Ok(()) } else { tighten(path, mode) }
+}
+
+/// Removes from the permission bits of `path` those `mode` does not grant;
+/// nothing else changes (owner, special bits), and nothing is written when
+/// there is nothing to remove, so it is cheap to run on every open.
+pub(crate) fn tighten(path: &Path, mode: u32) -> Result<(), StoreError> {
+    let current = match fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("read the mode of", path)(e)),
+    };
+    let wanted = current & !(0o777 & !mode);
+    if wanted == current {
+        return Ok(());
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(wanted)).map_err(|source| {
+        StoreError::Mode {
+            path: path.to_path_buf(),
+            mode: wanted,
+            source,
+        }
+    })
+}
+
+/// Makes sure the file `path` exists and gives nobody more than `mode`:
+/// created empty with `mode` (never truncated), or tightened when it exists.
+pub(crate) fn private_file(path: &Path, mode: u32) -> Result<(), StoreError> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => tighten(path, mode),
+        Err(e) => Err(StoreError::io("create", path)(e)),
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -11,7 +12,9 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehav
 
 use crate::digest::{hex_of, sha256_of, short_id};
 use crate::error::StoreError;
-use crate::fsutil::{self, TempPath, fsync_dir, now_secs, pid_alive, temp_name};
+use crate::fsutil::{
+    self, PRIVATE_DIR, PRIVATE_FILE, ROOT_MODE, TempPath, fsync_dir, now_secs, pid_alive, temp_name,
+};
 use crate::record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal, repo_name};
 use crate::schema;
 
@@ -82,22 +85,38 @@ enum Matched {
     Id,
 }
 
+/// Below the root: see [`ImageStore::containers_dir`].
+const CONTAINERS_DIR: &str = "containers";
+
 /// An exclusive `flock` on the store's lock file; released when dropped.
 struct FileLock(#[allow(dead_code)] fs::File);
 
 impl ImageStore {
     /// Opens (creating when needed) the store at `root`, and removes what dead
     /// processes left in `tmp/`.
+    ///
+    /// The store is private to its owner: the root is `0711` (others may not
+    /// list it), `blobs/`, `layers/`, `tmp/` and `containers/` are `0700`, the
+    /// database and the lock file `0600`. A store an older version made with
+    /// wider modes is tightened here, on every open, which costs a `stat` per
+    /// path once it is done; only those gating directories and files change,
+    /// never what is inside layers (their modes are the image's).
     pub fn open(root: impl AsRef<Path>) -> Result<Self, StoreError> {
         let root = root.as_ref().to_path_buf();
-        for dir in [
-            root.join("blobs/sha256"),
-            root.join("layers"),
-            root.join("tmp"),
-        ] {
-            fs::create_dir_all(&dir).map_err(StoreError::io("create directory", &dir))?;
+        fsutil::private_dir(&root, ROOT_MODE)?;
+        for dir in ["blobs", "blobs/sha256", "layers", "tmp", CONTAINERS_DIR] {
+            fsutil::private_dir(&root.join(dir), PRIVATE_DIR)?;
         }
         let db_path = root.join("metadata.db");
+        // SQLite gives its -wal and -shm files the database file's mode, so a
+        // database made 0600 before SQLite first opens it keeps them private too.
+        fsutil::private_file(&db_path, PRIVATE_FILE)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut side = db_path.clone().into_os_string();
+            side.push(suffix);
+            fsutil::tighten(Path::new(&side), PRIVATE_FILE)?;
+        }
+        fsutil::private_file(&root.join("lock"), PRIVATE_FILE)?;
         let conn = Connection::open(&db_path).map_err(|source| StoreError::Database {
             op: "open",
             path: db_path.clone(),
@@ -141,6 +160,14 @@ impl ImageStore {
         self.inner.root.join("tmp")
     }
 
+    /// `containers/`, owner-only (`0700`): where an engine keeps each container's
+    /// files (its runtime spec with the environment, its logs, its root mount),
+    /// one directory per container. The store makes it and keeps it private;
+    /// what goes in it is the engine's.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.inner.root.join(CONTAINERS_DIR)
+    }
+
     /// Whether the blob is stored (blobs are only ever renamed in verified).
     pub fn has_blob(&self, digest: &str) -> bool {
         self.blob_path(digest).is_ok_and(|p| p.exists())
@@ -182,6 +209,7 @@ impl ImageStore {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(PRIVATE_FILE)
             .open(path)
             .map_err(StoreError::io("open lock file", path))?;
         // Blocking is fine: every critical section is a few renames and one

@@ -152,6 +152,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A directory of the network store or the namespace directory could not be made
+    /// private to its owner.
+    #[error("setting the mode of {} to {mode:04o}", path.display())]
+    Mode {
+        /// The directory.
+        path: PathBuf,
+        /// The mode it was to get.
+        mode: u32,
+        /// The system error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Teardown failed and so did the cleanup of a failed setup: both are reported.
     #[error("{primary}; cleaning up afterwards also failed: {cleanup}")]
     CleanupFailed {
@@ -173,6 +185,52 @@ impl Error {
             source,
         }
     }
+}
+
+/// The mode of the network store's directory and of the namespace directory: what they
+/// hold (networks, addresses, containers' attachments, namespaces) is the engine's only.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+
+/// Makes sure the directory `path` exists with at most `mode`: created with it (parents
+/// with the usual modes), or tightened when an older version made it wider.
+pub(crate) fn private_dir(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let create = || std::fs::DirBuilder::new().mode(mode).create(path);
+    let created = match create() {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+            }
+            match create() {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(Error::io("creating", path, e)),
+            }
+        }
+        Err(e) => return Err(Error::io("creating", path, e)),
+    };
+    // mkdir's mode is only narrowed by the umask: a new directory is private already.
+    if created {
+        return Ok(());
+    }
+    let current = std::fs::metadata(path)
+        .map_err(|e| Error::io("reading the mode of", path, e))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    let wanted = current & !(0o777 & !mode);
+    if wanted == current {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)).map_err(|source| {
+        Error::Mode {
+            path: path.to_path_buf(),
+            mode: wanted,
+            source,
+        }
+    })
 }
 
 fn display_dirs(dirs: &[PathBuf]) -> String {

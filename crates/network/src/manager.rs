@@ -24,7 +24,7 @@ use crate::store::{self, CreateOptions, DefaultNetwork, Endpoint, NetworkInfo, N
 pub struct NetworksConfig {
     /// Conflists, the cache (`cache/`), host-local allocations (`ipam/`), the lock.
     pub dir: PathBuf,
-    /// Network namespace files (`/run/basic-docker/netns`).
+    /// Network namespace files (`/run/basic-docker/netns`), owner-only (`0700`).
     pub netns_dir: PathBuf,
     /// Plugin directories (`CNI_PATH`, else Debian's, Fedora's and upstream's).
     pub plugin_dirs: Vec<PathBuf>,
@@ -98,9 +98,11 @@ pub struct Networks {
 }
 
 impl Networks {
-    /// Opens (creating directories as needed) the networks of `config`.
+    /// Opens (creating directories as needed) the networks of `config`. The directory is
+    /// owner-only (`0700`; tightened when an older version made it wider): CNI plugins run
+    /// as the engine's user and reach it, nobody else does.
     pub fn open(config: NetworksConfig) -> Result<Self> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| Error::io("creating", &config.dir, e))?;
+        crate::error::private_dir(&config.dir, crate::error::PRIVATE_DIR)?;
         let store = NetworkStore::new(config.dir.clone(), config.dir.join("ipam"));
         let cache = Cache::new(config.dir.join("cache"));
         let cni = Arc::new(Cni::new(config.plugin_dirs.clone()));
@@ -927,6 +929,30 @@ mod tests {
                 format!("{} {plugin}", env(c, "CNI_COMMAND"))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_network_directory_is_private_and_older_ones_are_tightened() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let plugins = plugin_dir(&["bridge", "portmap", "loopback"]);
+        let root = tempfile::tempdir().unwrap();
+        let recorder = Recorder::default();
+        let Setup { networks, req, .. } = setup(&recorder, root.path(), plugins.path());
+        let dir = root.path().join("networks");
+        assert_eq!(mode(&dir), 0o700);
+        networks.attach(&req).unwrap();
+        assert_eq!(mode(&dir), 0o700, "attaching keeps it so");
+        drop(networks);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        setup(&recorder, root.path(), plugins.path());
+        assert_eq!(
+            mode(&dir),
+            0o700,
+            "opening tightens what an older version made"
+        );
+        assert!(dir.join("cache").exists(), "and changes nothing else");
     }
 
     #[test]

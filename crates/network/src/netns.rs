@@ -17,6 +17,8 @@ use nix::sched::{CloneFlags, unshare};
 use crate::error::{Error, Result};
 
 /// Creates a network namespace and mounts it at `dir/name`. Fails if that file exists.
+/// `dir` is made (or tightened to) owner-only: which containers exist, and handles on
+/// their namespaces, are nobody else's business.
 pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(name);
     let fail = |what, source| Error::Netns {
@@ -24,7 +26,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
         what,
         source,
     };
-    std::fs::create_dir_all(dir).map_err(|e| fail("creating its directory", e))?;
+    crate::error::private_dir(dir, crate::error::PRIVATE_DIR)?;
     make_shared_mount_point(dir).map_err(|e| fail("making its directory a shared mount", e))?;
     std::fs::OpenOptions::new()
         .write(true)

@@ -269,7 +269,7 @@ impl NetworkStore {
     }
 
     fn write_new(&self, list: &NetworkConfigList) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io("creating", &self.dir, e))?;
+        crate::error::private_dir(&self.dir, crate::error::PRIVATE_DIR)?;
         let path = self.path_of(&list.name);
         let tmp = self
             .dir

@@ -18,7 +18,9 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
              (podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)"
         );
     }
-    let root = StateRoot::new(&cli.root);
+    // Opening tightens what an older version left wide under --root (cheap once done).
+    let root = StateRoot::open(&cli.root)
+        .with_context(|| format!("opening the state root {}", cli.root.display()))?;
     log.debug(&format!("{:?}", cli.command));
     match &cli.command {
         Command::Create(args) => {

@@ -145,6 +145,11 @@ fn overlay_with_many_layers_uses_short_links() {
     let s = snap.prepare("many", &dirs).unwrap();
     let m = &s.mounts[0];
     assert!(m.relative_to.is_some(), "expected the short-link form");
+    assert_eq!(
+        mode(&snap.root().join("l")),
+        0o700,
+        "the short links are private"
+    );
     assert!(m.options.join(",").len() < 4096);
     let target = tmp.path().join("rootfs");
     fs::create_dir(&target).unwrap();
@@ -264,4 +269,96 @@ fn detection_and_keys() {
     o.mount(&e, &target).unwrap();
     assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
     o.unmount(&target).unwrap();
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The per-mount options of the mount at `target` (mountinfo's sixth field).
+fn mount_options(target: &Path) -> Vec<String> {
+    let target = target.canonicalize().unwrap();
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} is not mounted", target.display()));
+    line.split(' ')
+        .nth(5)
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect()
+}
+
+/// Snapshots are their owner's, a container's root is as the image made it
+/// (whatever the umask), and a view, looked at from the host, honours no setuid
+/// bit and no device node of the image.
+#[test]
+fn snapshots_are_private_roots_are_the_images_and_views_are_nosuid_nodev() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    // The top layer's root says how the container's `/` looks.
+    chmod(&dirs[2], 0o751);
+    std::os::unix::fs::chown(&dirs[2], Some(123), Some(456)).unwrap();
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        let root = tmp.path().join(format!("{kind}"));
+        let snap = kind.create(&root);
+        let s = snap.prepare("c1", &dirs).unwrap();
+        assert_eq!(mode(&root.join("snapshots")), 0o700, "{kind}");
+        assert_eq!(mode(&s.dir), 0o700, "{kind}");
+        let target = tmp.path().join(format!("{kind}-rootfs"));
+        fs::create_dir(&target).unwrap();
+        snap.mount(&s, &target).unwrap();
+        let meta = fs::metadata(&target).unwrap();
+        let options = mount_options(&target);
+        snap.unmount(&target).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o751, "{kind}: the root's mode");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (123, 456),
+            "{kind}: the root's owner"
+        );
+        assert!(
+            !options.iter().any(|o| o == "nosuid"),
+            "{kind}: a container's own root keeps setuid: {options:?}"
+        );
+
+        for (key, layers) in [("all", &dirs[..]), ("one", &dirs[..1])] {
+            let v = snap.view(key, layers).unwrap();
+            snap.mount(&v, &target).unwrap();
+            let options = mount_options(&target);
+            assert!(target.join("bin/tool").exists());
+            snap.unmount(&target).unwrap();
+            for want in ["ro", "nosuid", "nodev"] {
+                assert!(
+                    options.iter().any(|o| o == want),
+                    "{kind} view {key}: {want} missing from {options:?}"
+                );
+            }
+            snap.remove(key).unwrap();
+        }
+        snap.remove("c1").unwrap();
+
+        // What an older version made wide, `init` tightens; new ones start private.
+        chmod(&root.join("snapshots"), 0o755);
+        snap.init().unwrap();
+        assert_eq!(mode(&root.join("snapshots")), 0o700, "{kind}");
+        let fresh = kind.create(tmp.path().join(format!("{kind}-fresh")));
+        fresh.init().unwrap();
+        assert_eq!(
+            mode(&tmp.path().join(format!("{kind}-fresh/snapshots"))),
+            0o700
+        );
+    }
 }

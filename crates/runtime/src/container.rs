@@ -761,12 +761,15 @@ impl Container {
             let id = self.b.id.clone();
             move |source| ContainerError::Io { id, path, source }
         };
-        std::fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
-        let saved = self.saved_state(init, status);
-        saved.save(&dir).map_err(|e| match e {
+        let state_err = |e| match e {
             crate::state::StateError::Io { path, source, .. } => io(path)(source),
             other => io(dir.clone())(std::io::Error::other(other)),
-        })?;
+        };
+        // Owner-only from the start: the state names the bundle and the root filesystem.
+        crate::state::create_root(&self.b.state_dir).map_err(state_err)?;
+        crate::state::create_container_dir(&dir).map_err(state_err)?;
+        let saved = self.saved_state(init, status);
+        saved.save(&dir).map_err(state_err)?;
         Ok(saved.state)
     }
 

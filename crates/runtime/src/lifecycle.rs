@@ -22,12 +22,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! On disk, `<root>/<id>/` holds `state.json` and, until `start`, `exec.fifo`. Status is
-//! computed when asked: `stopped` when the recorded init pid is gone, a zombie, or a
+//! On disk, `<root>/<id>/` holds `state.json` and, until `start`, `start/exec.fifo`. Status
+//! is computed when asked: `stopped` when the recorded init pid is gone, a zombie, or a
 //! different process (its start time differs); `paused` when its cgroup is frozen;
 //! `created` while the fifo exists; `running` otherwise.
+//!
+//! The state is private to whoever runs the runtime (see [`crate::state`] for the modes);
+//! [`StateRoot::open`] tightens a state root an older version made wider.
 
 use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,7 +42,10 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{self, CgroupError, CgroupManager, CgroupVersion};
 use crate::container::{Container, ContainerError, kill_init};
-use crate::state::{EXEC_FIFO, Saved, State, StateError, Status};
+use crate::state::{
+    self as saved_state, CONTAINER_DIR_MODE, EXEC_FIFO, START_DIR, STATE_FILE_MODE, Saved, State,
+    StateError, Status,
+};
 
 /// Errors of the lifecycle commands. Each names the container.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +124,15 @@ pub enum LifecycleError {
         #[source]
         source: CgroupError,
     },
+    /// The state root could not be listed or made private.
+    #[error("state root {root}")]
+    Root {
+        /// The state root.
+        root: PathBuf,
+        /// The cause.
+        #[source]
+        source: StateError,
+    },
     /// The init exited before it could be started.
     #[error("container {id}: the init process exited before start")]
     InitGone {
@@ -159,8 +175,14 @@ impl Container {
                 source,
             }
         };
-        std::fs::create_dir_all(&root).map_err(io("creating state root", &root))?;
-        match std::fs::create_dir(&dir) {
+        saved_state::create_root(&root).map_err(|source| LifecycleError::State {
+            id: id.clone(),
+            source,
+        })?;
+        match std::fs::DirBuilder::new()
+            .mode(CONTAINER_DIR_MODE)
+            .create(&dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(LifecycleError::Exists { id, root });
@@ -176,16 +198,30 @@ impl Container {
 
     fn create_in(&self, dir: &Path) -> Result<State, LifecycleError> {
         let id = &self.b.id;
-        // The state directory is traversable and the fifo writable by anyone, so an init
-        // that already switched to an unprivileged user can still open it.
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
+        // The init may have switched to an unprivileged user by the time it opens the fifo:
+        // the fifo's own directory is traversable and the fifo writable by anyone. The init
+        // starts its lookup at a descriptor of that directory, so the owner-only directory
+        // around it (and its state.json) stay out of everybody else's reach.
+        let start_dir = dir.join(START_DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .create(&start_dir)
             .map_err(|source| LifecycleError::Io {
                 id: id.clone(),
-                what: "chmod",
-                path: dir.to_path_buf(),
+                what: "creating",
+                path: start_dir.clone(),
                 source,
             })?;
-        let fifo = dir.join(EXEC_FIFO);
+        // mkdir's mode went through the umask, which may have taken the search bits.
+        std::fs::set_permissions(&start_dir, std::fs::Permissions::from_mode(0o711)).map_err(
+            |source| LifecycleError::Io {
+                id: id.clone(),
+                what: "chmod",
+                path: start_dir.clone(),
+                source,
+            },
+        )?;
+        let fifo = start_dir.join(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
             .map_err(sys(id, format!("mkfifo {}", fifo.display())))?;
         nix::sys::stat::fchmodat(
@@ -196,11 +232,11 @@ impl Container {
         )
         .map_err(sys(id, format!("chmod {}", fifo.display())))?;
         let dir_fd = nix::fcntl::open(
-            dir,
+            &start_dir,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(sys(id, format!("opening {}", dir.display())))?;
+        .map_err(sys(id, format!("opening {}", start_dir.display())))?;
         let prepared = self.prepare()?;
         let cg = self.setup_cgroup()?;
         let spawned = self.spawn(cg.as_deref(), &prepared, Some(dir_fd.as_fd()));
@@ -241,9 +277,58 @@ struct Found {
 }
 
 impl StateRoot {
-    /// The containers under `dir` (e.g. `/run/basic-runtime`).
+    /// The containers under `dir` (e.g. `/run/basic-runtime`). Touches nothing on disk; see
+    /// [`StateRoot::open`].
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StateRoot { dir: dir.into() }
+    }
+
+    /// The containers under `dir`, after making what an older version left there private:
+    /// the root is tightened to at most `0711`, each container's directory to `0700` and its
+    /// `state.json` to `0600`. Nothing else changes, a missing root is fine (`create` makes
+    /// it), and once done this costs a `stat` per container.
+    ///
+    /// A container still parked in `created` with the older layout (its fifo directly in
+    /// its directory) keeps its directory's mode until it has started: its init may have
+    /// switched to a user that must still reach the fifo.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LifecycleError> {
+        let root = StateRoot::new(dir);
+        let state = |id: &str| {
+            let id = id.to_string();
+            move |source| LifecycleError::State { id, source }
+        };
+        let entries = match std::fs::read_dir(&root.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(root),
+            Err(source) => {
+                return Err(LifecycleError::Root {
+                    root: root.dir.clone(),
+                    source: StateError::Io {
+                        what: "listing",
+                        path: root.dir.clone(),
+                        source,
+                    },
+                });
+            }
+        };
+        saved_state::tighten(&root.dir, saved_state::ROOT_MODE).map_err(|source| {
+            LifecycleError::Root {
+                root: root.dir.clone(),
+                source,
+            }
+        })?;
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let dir = entry.path();
+            if check_id(&id).is_err() || !Saved::path(&dir).exists() {
+                continue;
+            }
+            saved_state::tighten(&Saved::path(&dir), STATE_FILE_MODE).map_err(state(&id))?;
+            if !dir.join(EXEC_FIFO).exists() {
+                saved_state::tighten(&dir, CONTAINER_DIR_MODE).map_err(state(&id))?;
+            }
+        }
+        Ok(root)
     }
 
     /// The directory.
@@ -427,10 +512,21 @@ impl Found {
         if self.frozen() {
             return Status::Paused;
         }
-        if self.dir.join(EXEC_FIFO).exists() {
+        if self.fifo().exists() {
             return Status::Created;
         }
         Status::Running
+    }
+
+    /// Where the exec fifo is: in [`START_DIR`], or, for a container an older version
+    /// created, directly in the container's directory.
+    fn fifo(&self) -> PathBuf {
+        let old = self.dir.join(EXEC_FIFO);
+        if old.exists() {
+            old
+        } else {
+            self.dir.join(START_DIR).join(EXEC_FIFO)
+        }
     }
 
     fn current(mut self) -> State {
@@ -457,7 +553,7 @@ impl Found {
     fn open_fifo(&self) -> Result<(), LifecycleError> {
         use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let id = self.id();
-        let path = self.dir.join(EXEC_FIFO);
+        let path = self.fifo();
         let fd = nix::fcntl::open(
             &path,
             OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,

@@ -4,13 +4,30 @@
 //! The current file is `<path>`; rotated ones are `<path>.1` (newest) to
 //! `<path>.N`, as docker's `max-size`/`max-file` options produce, so tools that
 //! read docker's logs read these.
+//!
+//! A log holds whatever the container printed, secrets included: its files are
+//! created readable by their owner only ([`LOG_FILE_MODE`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead as _, BufReader, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+/// The mode log files are created with (docker's json-file logs are `0640` root-owned;
+/// owner-only here, since nothing else needs to read them).
+pub const LOG_FILE_MODE: u32 = 0o600;
+
+/// Opens `path` for appending, creating it owner-only.
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(LOG_FILE_MODE)
+        .open(path)
+}
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,7 +82,7 @@ impl LogWriter {
     /// Opens (creating) `path` for appending.
     pub fn open(path: impl Into<PathBuf>, rotation: Rotation) -> io::Result<Self> {
         let path = path.into();
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = open_append(&path)?;
         let size = file.metadata()?.len();
         Ok(LogWriter {
             path,
@@ -107,10 +124,7 @@ impl LogWriter {
             }
         }
         std::fs::rename(&self.path, numbered(&self.path, 1))?;
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = open_append(&self.path)?;
         self.size = 0;
         Ok(())
     }

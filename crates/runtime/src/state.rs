@@ -1,10 +1,19 @@
-//! A created container on disk: `<root>/<id>/state.json` and `exec.fifo`, and its status
-//! computed from the live system.
+//! A created container on disk: `<root>/<id>/state.json` and `<root>/<id>/start/exec.fifo`,
+//! and its status computed from the live system.
 //!
 //! The file holds the OCI state (`runc state` prints exactly [`State`]) plus what the later
 //! commands need: the init's start time (so a reused pid is not taken for the init), and
 //! where its cgroup is.
+//!
+//! The state is private to whoever runs the runtime: the root is [`ROOT_MODE`] (others may
+//! pass through, as through runc's and containerd's, but not list it), each container's
+//! directory [`CONTAINER_DIR_MODE`], `state.json` [`STATE_FILE_MODE`]. The fifo sits in a
+//! directory of its own, [`START_DIR`], which the init reaches through a descriptor opened
+//! before it left the host's view, so an init that already switched to another user can
+//! still open it although nobody but the owner can reach it by path.
 
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,8 +24,22 @@ pub const OCI_VERSION: &str = "1.0.2";
 /// The state file's name inside `<root>/<id>/`.
 pub const STATE_FILE: &str = "state.json";
 
-/// The fifo the created init blocks on until `start`.
+/// The fifo the created init blocks on until `start`, in [`START_DIR`].
 pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// The directory inside `<root>/<id>/` that holds [`EXEC_FIFO`] until `start`. Unlike its
+/// parent it is `0711`: the init, whatever user it became, must be able to open the fifo in
+/// it (through a descriptor of it, never by path, since the parent is owner-only).
+pub const START_DIR: &str = "start";
+
+/// The mode of a state root (`/run/basic-docker`, runc's `--root`): no listing by others.
+pub const ROOT_MODE: u32 = 0o711;
+
+/// The mode of a container's state directory `<root>/<id>/`: the owner's only.
+pub const CONTAINER_DIR_MODE: u32 = 0o700;
+
+/// The mode of `state.json` (it names the bundle, the root filesystem and annotations).
+pub const STATE_FILE_MODE: u32 = 0o600;
 
 /// Errors reading or writing a container's state.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +51,17 @@ pub enum StateError {
         what: &'static str,
         /// The file.
         path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state directory or file could not be given its owner-only mode.
+    #[error("setting the mode of {path} to {mode:04o}")]
+    Mode {
+        /// The directory or file.
+        path: PathBuf,
+        /// The mode it was to get.
+        mode: u32,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -123,7 +157,16 @@ impl Saved {
             let path = path.to_path_buf();
             move |source| StateError::Io { what, path, source }
         };
-        std::fs::write(&tmp, json).map_err(io("writing", &tmp))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(STATE_FILE_MODE)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
+            .map_err(io("writing", &tmp))?;
+        // A temp file an older version left may be wider than a new one would be.
+        tighten(&tmp, STATE_FILE_MODE)?;
         std::fs::rename(&tmp, &path).map_err(io("renaming into", &path))
     }
 
@@ -144,6 +187,75 @@ impl Saved {
                 start == self.init_start_time && state != 'Z' && state != 'X'
             })
     }
+}
+
+/// Makes sure the state root `dir` exists with at most [`ROOT_MODE`]: created with it (its
+/// parents with the usual modes), or tightened when it is wider.
+pub(crate) fn create_root(dir: &Path) -> Result<(), StateError> {
+    private_dir(dir, ROOT_MODE, true)
+}
+
+/// Makes sure a container's directory `dir` exists with at most [`CONTAINER_DIR_MODE`]
+/// (its root must exist).
+pub(crate) fn create_container_dir(dir: &Path) -> Result<(), StateError> {
+    private_dir(dir, CONTAINER_DIR_MODE, false)
+}
+
+fn private_dir(dir: &Path, mode: u32, parents: bool) -> Result<(), StateError> {
+    let create = || std::fs::DirBuilder::new().mode(mode).create(dir);
+    let creating = |source| StateError::Io {
+        what: "creating",
+        path: dir.to_path_buf(),
+        source,
+    };
+    let created = match create() {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && parents => {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
+                    what: "creating",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            match create() {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(creating(e)),
+            }
+        }
+        Err(e) => return Err(creating(e)),
+    };
+    // mkdir's mode is only narrowed by the umask: a new directory is private already.
+    if created { Ok(()) } else { tighten(dir, mode) }
+}
+
+/// Removes from the permission bits of `path` (when it exists) those `mode` does not grant;
+/// writes nothing when there is nothing to remove, so it is cheap to repeat.
+pub(crate) fn tighten(path: &Path, mode: u32) -> Result<(), StateError> {
+    let current = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Io {
+                what: "reading the mode of",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let wanted = current & !(0o777 & !mode);
+    if wanted == current {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)).map_err(|source| {
+        StateError::Mode {
+            path: path.to_path_buf(),
+            mode: wanted,
+            source,
+        }
+    })
 }
 
 /// `(state letter, start time)` from `/proc/<pid>/stat`. The command name may hold spaces

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::container_network::{self, Mode};
 use super::live::{Paths, now_nanos};
 use super::run_spec::{self, ImageConfig};
-use super::{host, image_store, names};
+use super::{host, image_store, names, privacy};
 use crate::cli::{GlobalOptions, RunArgs};
 
 /// What the engine keeps about a container beside its runtime spec (the
@@ -134,8 +134,7 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
     let snapshotter = host::snapshotter(&global.root);
     let made = (|| {
         let layers = layer_dirs(&store, &image_id)?;
-        std::fs::create_dir_all(&paths.rootfs)
-            .with_context(|| format!("creating {}", paths.rootfs.display()))?;
+        privacy::create_container_dir(&paths)?;
         let mounts = prepare_snapshot(snapshotter.as_ref(), &id, &layers, args.rm)?;
         save_mounts(&paths, &mounts)?;
         mount(snapshotter.as_ref(), &paths, &mounts)?;
@@ -165,8 +164,8 @@ pub async fn create(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<Cr
             &paths,
             &hostname,
         )?;
-        spec.save(paths.spec())
-            .with_context(|| format!("writing {}", paths.spec().display()))?;
+        // The spec holds the container's environment: owner-only, unlike Spec::save.
+        privacy::write_private(&paths.spec(), &serde_json::to_vec(&spec)?)?;
         anyhow::Ok(spec)
     })();
     let spec = match made {
@@ -326,9 +325,7 @@ fn save_mounts(paths: &Paths, mounts: &[Mount]) -> anyhow::Result<()> {
             relative_to: m.relative_to.clone(),
         })
         .collect();
-    let path = paths.mounts();
-    std::fs::write(&path, serde_json::to_vec(&saved)?)
-        .with_context(|| format!("writing {}", path.display()))
+    privacy::write_private(&paths.mounts(), &serde_json::to_vec(&saved)?)
 }
 
 /// The mounts saved at create.

@@ -149,8 +149,10 @@ fn export_in_namespace(
         None
     } else {
         let mut mounts = load_mounts(paths)?;
+        // Only read from: not the container's root, so no setuid bit or device counts.
         for m in &mut mounts {
-            m.options.push("ro".to_string());
+            m.options
+                .extend(["ro", "nosuid", "nodev"].map(String::from));
         }
         mount(snapshotter, paths, &mounts)?;
         Some(Unmount(snapshotter, &paths.rootfs))

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use basic_rootfs::snapshot::{Snapshotter, SnapshotterKind};
 use basic_runtime::{Environment, detect};
 
+use super::privacy;
+
 /// Run-time state, as docker's `/run/docker`.
 const STATE_DIR: &str = "/run/basic-docker";
 
@@ -55,7 +57,7 @@ pub fn environment(refresh: bool) -> Environment {
         }
     }
     let env = detect();
-    if std::fs::create_dir_all(STATE_DIR).is_ok()
+    if privacy::private_dir(Path::new(STATE_DIR), privacy::STATE_DIR_MODE).is_ok()
         && let Ok(bytes) = serde_json::to_vec(&env)
     {
         write_atomically(&record, &bytes);
@@ -63,13 +65,11 @@ pub fn environment(refresh: bool) -> Environment {
     env
 }
 
-/// Temp file and rename: a reader sees the old record or the new one. A failure only
-/// means probing again next time, so it is logged, not reported.
+/// Temp file (owner-only, as everything the engine writes) and rename: a reader sees the
+/// old record or the new one. A failure only means probing again next time, so it is
+/// logged, not reported.
 fn write_atomically(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = privacy::write_private(path, bytes) {
         tracing::debug!(path = %path.display(), error = %e, "not recording host facts");
     }
 }

@@ -10,6 +10,7 @@ use super::host::snapshotter;
 use basic_image_store::HolderKind;
 
 use super::image_store;
+use super::privacy::{PRIVATE_DIR, private_dir};
 use crate::cli::{GlobalOptions, ImageMountArgs};
 
 /// Where an image's view is mounted, and the snapshot key behind it.
@@ -48,8 +49,10 @@ pub fn mount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<Exi
     store
         .hold(HolderKind::Mount, &m.id, &m.id)
         .with_context(|| format!("holding image {}", m.id))?;
-    let mounted = std::fs::create_dir_all(&m.target)
-        .with_context(|| format!("creating {}", m.target.display()))
+    // Owner-only: the view is for root to look at. The mount itself is nosuid,nodev
+    // (every snapshotter view is), so nothing in it runs setuid or opens a device.
+    let mounted = private_dir(m.target.parent().unwrap_or(&global.root), PRIVATE_DIR)
+        .and_then(|()| private_dir(&m.target, PRIVATE_DIR))
         .and_then(|()| {
             let snapshotter = snapshotter(&global.root);
             let _ = snapshotter.remove(&m.key);

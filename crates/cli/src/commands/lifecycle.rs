@@ -106,11 +106,11 @@ fn stop_one(root: &Path, record: &ContainerRecord, grace: Duration) -> anyhow::R
 
 /// Tells the supervisor not to restart the container after this exit.
 fn request_stop(paths: &Paths) -> anyhow::Result<()> {
+    use super::privacy;
     if let Some(dir) = paths.stop_marker().parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        privacy::private_dir(dir, privacy::STATE_DIR_MODE)?;
     }
-    std::fs::write(paths.stop_marker(), b"")
-        .with_context(|| format!("writing {}", paths.stop_marker().display()))
+    privacy::write_private(&paths.stop_marker(), b"")
 }
 
 fn wait_supervisor_gone(paths: &Paths, timeout: Duration) {
@@ -293,8 +293,7 @@ pub fn rename(global: &GlobalOptions, args: RenameArgs) -> anyhow::Result<ExitCo
             args.new_name.clone(),
         );
         spec.set_annotations(Some(annotations));
-        spec.save(paths.spec())
-            .with_context(|| format!("writing {}", paths.spec().display()))?;
+        super::privacy::write_private(&paths.spec(), &serde_json::to_vec(&spec)?)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@
 //! or a killed supervisor therefore reads as exited, never as a running
 //! container nobody tracks.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -176,11 +176,7 @@ pub fn supervisor_alive(paths: &Paths) -> bool {
 /// Takes the supervisor's lock, or `None` when another supervisor has it.
 pub fn lock_supervisor(paths: &Paths) -> anyhow::Result<Option<File>> {
     let path = paths.supervisor_lock();
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = super::privacy::open_private(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),

@@ -23,6 +23,7 @@ mod manifest;
 mod monitor;
 mod names;
 pub mod network;
+mod privacy;
 mod ps;
 mod pull;
 mod rmi;
@@ -117,10 +118,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The image store at `--root`.
+/// The image store at `--root`, with the store and the run-time state made private
+/// (see [`privacy::open_store`]).
 pub fn image_store(global: &GlobalOptions) -> anyhow::Result<ImageStore> {
-    ImageStore::open(&global.root)
-        .with_context(|| format!("opening the image store at {}", global.root.display()))
+    privacy::open_store(&global.root)
 }
 
 /// Docker's credential store, at `--config` when given.

@@ -21,7 +21,7 @@ use basic_image_store::short_id;
 
 use super::create::{Settings, is_mounted, load_mounts, mount};
 use super::live::{self, Paths, now_nanos};
-use super::{cleanup, container_network, host};
+use super::{cleanup, container_network, host, privacy};
 
 /// docker's exit code for a failure of the engine itself.
 pub const ENGINE_FAILURE: i32 = 125;
@@ -30,8 +30,7 @@ pub const ENGINE_FAILURE: i32 = 125;
 /// the exit code docker would report. `echo` copies its output to our stdout
 /// and stderr (a foreground run).
 pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
-    let store = ImageStore::open(root)
-        .with_context(|| format!("opening the image store at {}", root.display()))?;
+    let store = privacy::open_store(root)?;
     let record = store.container(id)?;
     let paths = Paths::new(root, &record.id);
     let Some(_lock) = live::lock_supervisor(&paths)? else {
@@ -47,7 +46,7 @@ pub fn supervise(root: &Path, id: &str, echo: bool) -> anyhow::Result<i32> {
         Ok(code) => code,
         Err(e) => {
             let message = format!("{e:#}");
-            let _ = std::fs::write(paths.start_error(), &message);
+            let _ = privacy::write_private(&paths.start_error(), message.as_bytes());
             let code = start_failure_code(&e);
             let exit = ContainerExit {
                 code,

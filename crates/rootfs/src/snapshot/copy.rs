@@ -2,7 +2,9 @@
 //! flattened copy of its layers (reflinked where the filesystem can).
 //!
 //! Layout below its root: `snapshots/<key>/fs/` holds the copy, which is
-//! bind-mounted on the target.
+//! bind-mounted on the target. `snapshots/` and `snapshots/<key>/` are
+//! owner-only (`0700`); `fs/` is the container's `/`, with the top layer's
+//! owner and mode.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -12,7 +14,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Mount, Snapshot, SnapshotError, Snapshotter, SnapshotterKind, check_key, io_err, remove_tree,
+    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, Snapshot, SnapshotError, Snapshotter, SnapshotterKind,
+    check_key, io_err, new_snapshot_dir, private_dir, remove_tree, root_like_top_layer,
 };
 use crate::apply::root::remove_contents;
 use crate::fsutil::{self, copy_meta_fd, is_opaque};
@@ -41,20 +44,10 @@ impl CopySnapshotter {
         layers: &[PathBuf],
         readonly: bool,
     ) -> Result<Snapshot, SnapshotError> {
-        check_key(key)?;
-        let parent = self.root.join("snapshots");
-        std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
-        let dir = parent.join(key);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(SnapshotError::Exists(key.to_owned()));
-            }
-            Err(e) => return Err(io_err("create", &dir)(e)),
-        }
+        let dir = new_snapshot_dir(&self.root.join("snapshots"), key)?;
         let fs_dir = dir.join("fs");
-        std::fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
         let result = (|| {
+            std::fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
             let dst = File::open(&fs_dir).map_err(io_err("open", &fs_dir))?;
             for layer in layers {
                 let src = File::open(layer).map_err(io_err("open layer", layer))?;
@@ -69,7 +62,7 @@ impl CopySnapshotter {
                         source,
                     })?;
             }
-            Ok(())
+            root_like_top_layer(&fs_dir, layers)
         })();
         if let Err(e) = result {
             let _ = remove_tree(&dir);
@@ -77,7 +70,9 @@ impl CopySnapshotter {
         }
         let mut options = vec!["bind".to_owned()];
         if readonly {
+            // Read-only snapshots are views, looked at from the host.
             options.push("ro".to_owned());
+            options.extend(HOST_VIEW_OPTIONS.map(String::from));
         }
         Ok(Snapshot {
             key: key.to_owned(),
@@ -94,6 +89,10 @@ impl CopySnapshotter {
 }
 
 impl Snapshotter for CopySnapshotter {
+    fn init(&self) -> Result<(), SnapshotError> {
+        private_dir(&self.root.join("snapshots"), PRIVATE_DIR)
+    }
+
     fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         self.create(key, layers, false)
     }

@@ -55,6 +55,18 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// A snapshotter directory could not be made private to its owner (what
+    /// [`Snapshotter::init`] does to directories an older version made wider).
+    #[error("setting the mode of {} to {mode:04o}", path.display())]
+    Mode {
+        /// The directory.
+        path: PathBuf,
+        /// The mode it was to get.
+        mode: u32,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
     /// umount(2) failed.
     #[error("cannot unmount {}", target.display())]
     Unmount {
@@ -113,11 +125,24 @@ pub struct Snapshot {
 }
 
 /// Builds container roots from layer directories.
+///
+/// Snapshots are private to the snapshotter's owner: `snapshots/` and each
+/// snapshot's directory are `0700`, so no other user reaches a container's
+/// files through them. The root of a writable snapshot (the container's `/`)
+/// takes the owner and mode of the top layer's root, as the image says. A
+/// view is mounted `nosuid,nodev`: it is meant to be looked at from the host,
+/// where a setuid program or a device node of an image must not count.
 pub trait Snapshotter: Send + Sync + fmt::Debug {
+    /// Creates the snapshotter's directories, owner-only, and tightens those
+    /// an older version made wider (nothing inside snapshots changes). Cheap
+    /// and idempotent: engines call it whenever they open their store.
+    fn init(&self) -> Result<(), SnapshotError> {
+        Ok(())
+    }
     /// A writable snapshot `key` on top of `layers` (bottom-most first).
     fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
     /// A read-only snapshot `key` of `layers` (bottom-most first), e.g. to
-    /// look at an image's root.
+    /// look at an image's root; mounted `nosuid,nodev`.
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
     /// Mount `snapshot` on the existing directory `target`.
     fn mount(&self, snapshot: &Snapshot, target: &Path) -> Result<(), SnapshotError> {
@@ -184,6 +209,99 @@ pub fn detect(root: &Path) -> SnapshotterKind {
             SnapshotterKind::Copy
         }
     }
+}
+
+/// The mode of `snapshots/`, of each snapshot's directory and of `l/`.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+
+/// Mount options for what is looked at from the host rather than run as a
+/// container's root: setuid bits and device nodes of an image mean nothing there.
+pub(crate) const HOST_VIEW_OPTIONS: [&str; 2] = ["nosuid", "nodev"];
+
+/// Makes sure the directory `path` exists with at most `mode`: created with it
+/// (parents with the usual modes), or tightened when an older version made it wider.
+pub(crate) fn private_dir(path: &Path, mode: u32) -> Result<(), SnapshotError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let create = || std::fs::DirBuilder::new().mode(mode).create(path);
+    let created = match create() {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            }
+            match create() {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(io_err("create", path)(e)),
+            }
+        }
+        Err(e) => return Err(io_err("create", path)(e)),
+    };
+    // mkdir's mode is only narrowed by the umask: a new directory is private already.
+    if created { Ok(()) } else { tighten(path, mode) }
+}
+
+/// Removes from the permission bits of `path` (when it exists) those `mode`
+/// does not grant; writes nothing when there is nothing to remove.
+pub(crate) fn tighten(path: &Path, mode: u32) -> Result<(), SnapshotError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let current = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("read the mode of", path)(e)),
+    };
+    let wanted = current & !(0o777 & !mode);
+    if wanted == current {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted)).map_err(|source| {
+        SnapshotError::Mode {
+            path: path.to_owned(),
+            mode: wanted,
+            source,
+        }
+    })
+}
+
+/// Creates a snapshot's own directory `parent/key`, owner-only, failing with
+/// [`SnapshotError::Exists`] when it is there already.
+pub(crate) fn new_snapshot_dir(parent: &Path, key: &str) -> Result<PathBuf, SnapshotError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    check_key(key)?;
+    private_dir(parent, PRIVATE_DIR)?;
+    let dir = parent.join(key);
+    match std::fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(SnapshotError::Exists(key.to_owned()))
+        }
+        Err(e) => Err(io_err("create", &dir)(e)),
+    }
+}
+
+/// Gives `dir`, the root of a snapshot, the owner and mode of the top layer's
+/// root (`0755` and this process's owner when there are no layers): the
+/// container's `/` is as the image made it, whatever the umask.
+pub(crate) fn root_like_top_layer(dir: &Path, layers: &[PathBuf]) -> Result<(), SnapshotError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let (mode, owner) = match layers.last() {
+        Some(top) => {
+            let meta = std::fs::metadata(top).map_err(io_err("read the root of", top))?;
+            (meta.mode() & 0o7777, Some((meta.uid(), meta.gid())))
+        }
+        None => (0o755, None),
+    };
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err("chown", dir))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        SnapshotError::Mode {
+            path: dir.to_owned(),
+            mode,
+            source,
+        }
+    })
 }
 
 /// Keys name directories: keep them to one plain component.

@@ -8,6 +8,9 @@
 //! empty/               the lower directory of a snapshot of no layers
 //! ```
 //!
+//! `l/`, `snapshots/` and each `snapshots/<key>/` are owner-only (`0700`);
+//! `upper/` is the container's `/`, with the top layer's owner and mode.
+//!
 //! A mount's option string is limited to one page. When the absolute
 //! lower directories do not fit, they are named by their short links
 //! (`l/0123456789abcdef`), and the mount is made from a child process whose
@@ -22,8 +25,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{
-    Mount, Snapshot, SnapshotError, Snapshotter, SnapshotterKind, check_key, cpath, io_err,
-    remove_tree,
+    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, Snapshot, SnapshotError, Snapshotter, SnapshotterKind,
+    check_key, cpath, io_err, new_snapshot_dir, private_dir, remove_tree, root_like_top_layer,
+    tighten,
 };
 
 /// Overlay snapshots: layers as lower directories, an upper and a work
@@ -59,7 +63,7 @@ impl OverlaySnapshotter {
         let abs = std::path::absolute(layer).map_err(io_err("resolve", layer))?;
         let id = hex::encode(&Sha256::digest(abs.as_os_str().as_bytes())[..8]);
         let dir = self.root.join("l");
-        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        private_dir(&dir, PRIVATE_DIR)?;
         let link = dir.join(&id);
         match std::fs::read_link(&link) {
             Ok(existing) if existing == abs => {}
@@ -130,21 +134,16 @@ impl OverlaySnapshotter {
     }
 
     fn new_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
-        check_key(key)?;
-        let parent = self.root.join("snapshots");
-        std::fs::create_dir_all(&parent).map_err(io_err("create", &parent))?;
-        let dir = parent.join(key);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => Ok(dir),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                Err(SnapshotError::Exists(key.to_owned()))
-            }
-            Err(e) => Err(io_err("create", &dir)(e)),
-        }
+        new_snapshot_dir(&self.root.join("snapshots"), key)
     }
 }
 
 impl Snapshotter for OverlaySnapshotter {
+    fn init(&self) -> Result<(), SnapshotError> {
+        private_dir(&self.root.join("snapshots"), PRIVATE_DIR)?;
+        tighten(&self.root.join("l"), PRIVATE_DIR)
+    }
+
     fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         let dir = self.new_dir(key)?;
         let mount = (|| {
@@ -153,6 +152,8 @@ impl Snapshotter for OverlaySnapshotter {
             for d in [&upper, &work] {
                 std::fs::create_dir(d).map_err(io_err("create", d))?;
             }
+            // The merged root's owner and mode are the upper directory's.
+            root_like_top_layer(&upper, layers)?;
             let lowers = if layers.is_empty() {
                 vec![self.empty_dir()?]
             } else {
@@ -180,12 +181,17 @@ impl Snapshotter for OverlaySnapshotter {
                         Some(l) => l.clone(),
                         None => self.empty_dir()?,
                     },
-                    options: vec!["bind".into(), "ro".into()],
+                    options: ["bind", "ro"]
+                        .into_iter()
+                        .chain(HOST_VIEW_OPTIONS)
+                        .map(String::from)
+                        .collect(),
                     relative_to: None,
                 },
                 _ => {
                     let mut m = self.overlay_mount(layers, None, key)?;
-                    m.options.insert(0, "ro".into());
+                    let flags = std::iter::once("ro").chain(HOST_VIEW_OPTIONS);
+                    m.options.splice(0..0, flags.map(String::from));
                     m
                 }
             })
@@ -255,7 +261,8 @@ pub(crate) fn do_mount(m: &Mount, target: &Path) -> Result<(), SnapshotError> {
     let csource = cpath(&m.source);
     let cdata = CString::new(data).map_err(|_| err(io::ErrorKind::InvalidInput.into()))?;
     if m.fstype == "bind" {
-        // A read-only bind takes a bind, then a remount.
+        // A bind ignores the flags given with it: read-only, nosuid, nodev and
+        // noexec take a remount of the new bind.
         // SAFETY: valid C strings.
         let r = unsafe {
             libc::mount(
@@ -269,14 +276,16 @@ pub(crate) fn do_mount(m: &Mount, target: &Path) -> Result<(), SnapshotError> {
         if r != 0 {
             return Err(err(io::Error::last_os_error()));
         }
-        if flags & libc::MS_RDONLY != 0 {
+        let per_mount =
+            flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
+        if per_mount != 0 {
             // SAFETY: valid C strings.
             let r = unsafe {
                 libc::mount(
                     std::ptr::null(),
                     ctarget.as_ptr(),
                     std::ptr::null(),
-                    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                    libc::MS_BIND | libc::MS_REMOUNT | per_mount,
                     std::ptr::null(),
                 )
             };
