@@ -155,7 +155,9 @@ impl Program {
     /// The flags, the number of instructions, then the instructions, in this machine's byte
     /// order. The count makes a file cut short unreadable rather than a shorter filter.
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = (self.flags as u64).to_ne_bytes().to_vec();
+        // `c_ulong` is u32 on 32-bit targets: the conversion is not useless there.
+        #[allow(clippy::useless_conversion)]
+        let mut out = u64::from(self.flags).to_ne_bytes().to_vec();
         out.extend_from_slice(&(self.instructions.len() as u64).to_ne_bytes());
         for i in &self.instructions {
             out.extend_from_slice(&i.code.to_ne_bytes());
@@ -183,7 +185,7 @@ impl Program {
             .collect();
         Some(Program {
             instructions,
-            flags: u64::from_ne_bytes(*flags) as libc::c_ulong,
+            flags: libc::c_ulong::try_from(u64::from_ne_bytes(*flags)).ok()?,
         })
     }
 
