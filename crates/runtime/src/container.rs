@@ -219,6 +219,7 @@ pub struct ContainerBuilder {
     pub(crate) new_keyring: bool,
     pub(crate) preserve_fds: u32,
     pub(crate) require_sealed_exe: bool,
+    pub(crate) seccomp_cache: Option<PathBuf>,
 }
 
 /// Where the pty master of a `process.terminal` container goes.
@@ -273,6 +274,7 @@ impl Container {
             new_keyring: true,
             preserve_fds: 0,
             require_sealed_exe: true,
+            seccomp_cache: None,
         }
     }
 
@@ -413,6 +415,14 @@ impl ContainerBuilder {
         self
     }
 
+    /// A directory (private to this program's user) where compiled seccomp programs are
+    /// kept for the next container with the same profile (see
+    /// [`crate::seccomp::Program::compile_cached`]). Default: none, compile every time.
+    pub fn seccomp_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.seccomp_cache = Some(dir.into());
+        self
+    }
+
     /// Validates and returns the container.
     pub fn build(self) -> Result<Container, ContainerError> {
         let ok = !self.id.is_empty()
@@ -546,14 +556,11 @@ impl Container {
             .and_then(|l| l.seccomp().as_ref())
         {
             Some(profile) => Some(
-                crate::seccomp::Program::compile_cached(
-                    profile,
-                    &self.b.state_dir.join(crate::seccomp::CACHE_DIR),
-                )
-                .map_err(|source| ContainerError::Seccomp {
-                    id: id.clone(),
-                    source,
-                })?,
+                crate::seccomp::Program::compile_in(profile, self.b.seccomp_cache.as_deref())
+                    .map_err(|source| ContainerError::Seccomp {
+                        id: id.clone(),
+                        source,
+                    })?,
             ),
             None => None,
         };

@@ -135,7 +135,8 @@ fn prepare(
     let mut builder = Exec::in_container(&container.id, process)
         .state_dir(STATE_DIR)
         .env(env_entries(&args.env))
-        .seccomp(seccomp);
+        .seccomp(seccomp)
+        .seccomp_cache(super::containers::seccomp_cache());
     let null = || -> Result<OwnedFd, Failure> {
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -87,8 +87,9 @@ fn run_container(
         Spec::load(paths.spec()).with_context(|| format!("reading {}", paths.spec().display()))?;
     let hostname = spec.hostname().clone().unwrap_or_default();
     container_network::attach(store.root(), &record.id, &record.name, &hostname, settings)?;
-    let mut builder =
-        Container::builder(record.id.clone(), spec, &paths.rootfs).init(settings.init);
+    let mut builder = Container::builder(record.id.clone(), spec, &paths.rootfs)
+        .init(settings.init)
+        .seccomp_cache(super::containers::seccomp_cache());
     // With a terminal the container sends its pty master over this socket; keys
     // typed by the user (Ctrl-C) signal the container through it, not through us.
     let console = if settings.tty {

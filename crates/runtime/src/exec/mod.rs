@@ -251,6 +251,7 @@ pub struct ExecBuilder<R = Undecided> {
     env: Vec<String>,
     stdio: [Option<OwnedFd>; 3],
     seccomp: Option<LinuxSeccomp>,
+    seccomp_cache: Option<PathBuf>,
     require_sealed_exe: bool,
     role: R,
 }
@@ -301,6 +302,7 @@ impl Exec<Undecided> {
             env: Vec::new(),
             stdio: [None, None, None],
             seccomp: None,
+            seccomp_cache: None,
             require_sealed_exe: true,
             role: Undecided,
         }
@@ -357,6 +359,13 @@ impl<R> ExecBuilder<R> {
         self
     }
 
+    /// A directory where the compiled seccomp program is kept for the next exec (see
+    /// [`crate::seccomp::Program::compile_cached`]). Default: none, compile every time.
+    pub fn seccomp_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.seccomp_cache = Some(dir.into());
+        self
+    }
+
     /// Whether to refuse to enter the container unless this program runs from a sealed copy
     /// of itself (default true; see [`crate::sealed_exe`]). Turn it off only for a program
     /// whose file does not matter once it has run, such as a test binary.
@@ -372,6 +381,7 @@ impl<R> ExecBuilder<R> {
             env: self.env,
             stdio: self.stdio,
             seccomp: self.seccomp,
+            seccomp_cache: self.seccomp_cache,
             require_sealed_exe: self.require_sealed_exe,
             role,
         }
@@ -399,18 +409,12 @@ impl<R> ExecBuilder<R> {
             }
         };
         let joined = target::join_targets(Path::new("/proc"), pid, in_container)?;
-        let seccomp = match (&self.seccomp, &self.target) {
-            (None, _) => None,
-            (Some(profile), Target::Container { state_dir, .. }) => {
-                Some(crate::seccomp::Program::compile_cached(
-                    profile,
-                    &state_dir.join(crate::seccomp::CACHE_DIR),
-                ))
-            }
-            (Some(profile), Target::Pid(_)) => Some(crate::seccomp::Program::compile(profile)),
-        }
-        .transpose()
-        .map_err(ExecError::Seccomp)?;
+        let seccomp = self
+            .seccomp
+            .as_ref()
+            .map(|p| crate::seccomp::Program::compile_in(p, self.seccomp_cache.as_deref()))
+            .transpose()
+            .map_err(ExecError::Seccomp)?;
         Ok(Exec {
             target: self.target,
             joined,

@@ -61,11 +61,6 @@ fn lib(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) 
     move |source| SeccompError::Library { what, source }
 }
 
-/// The directory of a state dir (the runtime's `/run/basic-docker`) where compiled
-/// programs are cached (see [`Program::compile_cached`]); container ids cannot start with
-/// a dot, so it never names a container.
-pub const CACHE_DIR: &str = ".seccomp-cache";
-
 /// A compiled filter: `struct sock_filter` instructions plus `seccomp(2)` flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
@@ -150,6 +145,17 @@ impl Program {
         let program = Self::compile(profile)?;
         let _ = program.store(cache_dir, &path);
         Ok(program)
+    }
+
+    /// [`Program::compile_cached`] when there is a cache, else [`Program::compile`].
+    pub fn compile_in(
+        profile: &LinuxSeccomp,
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<Self, SeccompError> {
+        match cache_dir {
+            Some(dir) => Self::compile_cached(profile, dir),
+            None => Self::compile(profile),
+        }
     }
 
     /// The flags, the number of instructions, then the instructions, in this machine's byte
