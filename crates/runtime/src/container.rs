@@ -182,17 +182,7 @@ fn refuse_symlinked_root(rootfs: &Path) -> Result<(), ContainerError> {
     let Ok(real) = rootfs.canonicalize() else {
         return Err(ContainerError::NoRootfs(rootfs.to_path_buf()));
     };
-    let mut lexical = PathBuf::from("/");
-    for c in rootfs.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                lexical.pop();
-            }
-            std::path::Component::Normal(n) => lexical.push(n),
-            _ => {}
-        }
-    }
-    if real != lexical {
+    if real != crate::in_root::lexical(rootfs) {
         return Err(ContainerError::InvalidSpec(format!(
             "root.path {} is a symlink or goes through one (to {}): give the real path",
             rootfs.display(),

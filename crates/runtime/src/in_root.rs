@@ -179,6 +179,22 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// `path` made absolute with `.` and `..` taken lexically (`..` at `/` stays there), as a
+/// path inside a root is meant before any symlink is read.
+pub fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The components of `path` as names and `..`, without `/` and `.`.
 fn components(path: &Path) -> io::Result<VecDeque<OsString>> {
     let mut out = VecDeque::new();

@@ -295,6 +295,44 @@ impl AttackReport {
             .any(|(identity, read_only)| *identity == copy.identity() && !read_only)
     }
 
+    /// Asserts that the attacker found the process running the engine's `copy` (the
+    /// positive control) and reached nothing of it: the copy is unchanged, was never
+    /// re-opened for writing, and no handle on it is held through a writable mount.
+    #[track_caller]
+    pub fn assert_nothing_reached(&self, copy: &BinaryCopy, what: &str) {
+        assert!(
+            self.reached_target(),
+            "positive control: {what}: the attacker never found the process running the \
+             engine's binary:\n{}",
+            self.text
+        );
+        let mut reached = Vec::new();
+        let now = copy.current_sha256();
+        if now != copy.original_sha256() {
+            reached.push(format!(
+                "the binary was overwritten (sha256 {} became {now})",
+                copy.original_sha256()
+            ));
+        }
+        if self.got_writable() {
+            reached.push("the attacker re-opened the binary for writing".to_string());
+        }
+        if self.holds_writably(copy) {
+            reached.push(format!(
+                "the attacker holds a handle on the binary itself (dev, inode {:?}) through a \
+                 mount that is not read-only, which it can re-open for writing once nothing \
+                 runs it",
+                copy.identity()
+            ));
+        }
+        assert!(
+            reached.is_empty(),
+            "{what}: {}\nthe attacker's report:\n{}",
+            reached.join("; "),
+            self.text
+        );
+    }
+
     /// Whether it ever re-opened a binary for writing.
     pub fn got_writable(&self) -> bool {
         self.lines("writable").next().is_some()

@@ -225,12 +225,15 @@ impl ImageBuilder {
     }
 
     /// Pushes the image to `registry` (plain HTTP, e.g. the harness's open one) as
-    /// `name:<this process's id>`, so concurrent test runs do not overwrite each
-    /// other's tags, and returns that reference.
+    /// `name:<this process's id>-<n>`, a tag no other push makes — not another test run's,
+    /// nor another test's of this run pushing other content under the same name — and
+    /// returns that reference.
     pub fn push(&self, registry: &str, name: &str) -> String {
+        static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile::tempdir().unwrap();
         self.write_layout(dir.path());
-        let reference = format!("{registry}/{name}:{}", std::process::id());
+        let reference = format!("{registry}/{name}:{}-{n}", std::process::id());
         let out = Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:latest", dir.path().display()))

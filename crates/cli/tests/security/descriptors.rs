@@ -32,21 +32,6 @@ fn assert_probe_saw_no_leak(leak: &Leak, what: &str, shown: &str) {
     );
 }
 
-/// A running container to exec into.
-fn sleeper(store: &Store, image: &str, name: &str) {
-    store.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        name,
-        image,
-        "sleep",
-        "1000",
-    ]);
-}
-
 #[test]
 fn run_does_not_hand_a_leaked_descriptor_to_the_container() {
     let Some(store) = Store::new() else { return };
@@ -111,7 +96,7 @@ fn exec_does_not_hand_a_leaked_descriptor_to_the_process() {
     assert_the_leak_is_visible_on_the_host(&leak);
     let name = unique("fd-exec");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    sleeper(&store, &image, &name);
+    store.sleeper(&image, &name);
     let mut cmd = store.command(&["exec", &name, "sh", "-c", FD_PROBE]);
     leak.hand_to(&mut cmd);
     let out = run_within(cmd, WAIT);
@@ -126,7 +111,7 @@ fn exec_detached_does_not_hand_a_leaked_descriptor_to_the_process() {
     assert_the_leak_is_visible_on_the_host(&leak);
     let name = unique("fd-exec-d");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    sleeper(&store, &image, &name);
+    store.sleeper(&image, &name);
     // Nothing is attached to a detached exec: it reports into a file.
     let script = format!("({FD_PROBE}) > /tmp/probe.out 2>&1");
     let mut cmd = store.command(&["exec", "-d", &name, "sh", "-c", &script]);
@@ -168,7 +153,7 @@ fn exec_workdir_through_a_descriptor_stays_in_the_container() {
     assert_the_leak_is_visible_on_the_host(&leak);
     let name = unique("cwd-exec");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    sleeper(&store, &image, &name);
+    store.sleeper(&image, &name);
     // fd 7 is the caller's leak; the others are whatever the runtime holds
     // open while it sets the process up.
     let mut escapes = Vec::new();

@@ -142,40 +142,10 @@ impl Attack {
         );
     }
 
-    /// The attacker ran, found the engine's process, and got nowhere.
+    /// The attacker ran, found the process running the binary, and got nowhere.
     #[track_caller]
     fn assert_the_binary_was_not_reached(&self, what: &str, report: &AttackReport) {
-        assert!(
-            report.reached_target(),
-            "positive control: {what}: the attacker never found the process running the \
-             engine:\n{}",
-            report.text
-        );
-        let mut reached = Vec::new();
-        let now = self.copy.current_sha256();
-        if now != self.copy.original_sha256() {
-            reached.push(format!(
-                "the binary was overwritten (sha256 {} became {now})",
-                self.copy.original_sha256()
-            ));
-        }
-        if report.got_writable() {
-            reached.push("the attacker re-opened the binary for writing".to_string());
-        }
-        if report.holds_writably(&self.copy) {
-            reached.push(format!(
-                "the attacker holds a handle on the binary itself (dev, inode {:?}) through a \
-                 mount that is not read-only, which it can re-open for writing once nothing \
-                 runs it",
-                self.copy.identity()
-            ));
-        }
-        assert!(
-            reached.is_empty(),
-            "{what}: {}\nthe attacker's report:\n{}",
-            reached.join("; "),
-            report.text
-        );
+        report.assert_nothing_reached(&self.copy, what);
     }
 }
 

@@ -91,6 +91,21 @@ impl Store {
         reference
     }
 
+    /// A running container named `name` to exec into: `image` running `sleep 1000`.
+    pub fn sleeper(&self, image: &str, name: &str) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            name,
+            image,
+            "sleep",
+            "1000",
+        ]);
+    }
+
     /// `basic-docker` from `binary` (a copy of the build output) on this store.
     pub fn command_with(&self, binary: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary);

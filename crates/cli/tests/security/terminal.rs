@@ -180,17 +180,7 @@ fn exec_cannot_type_into_the_callers_terminal() {
     assert_the_probe_types_into_a_terminal_on_the_host(&probe);
     let name = unique("tty-exec");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    store.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &image,
-        "sleep",
-        "1000",
-    ]);
+    store.sleeper(&image, &name);
     assert_the_container_cannot_type_into_the_terminal(&store, &["exec", &name, "/tty-inject"]);
 }
 
@@ -202,17 +192,7 @@ fn exec_i_cannot_type_into_the_callers_terminal() {
     assert_the_probe_types_into_a_terminal_on_the_host(&probe);
     let name = unique("tty-exec-i");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    store.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &image,
-        "sleep",
-        "1000",
-    ]);
+    store.sleeper(&image, &name);
     assert_the_container_cannot_type_into_the_terminal(
         &store,
         &["exec", "-i", &name, "/tty-inject"],

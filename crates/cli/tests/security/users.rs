@@ -116,17 +116,7 @@ fn exec_as_a_user_only_the_hosts_passwd_names_fails() {
     };
     let name = unique("exec-user-link");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    store.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &image,
-        "sleep",
-        "1000",
-    ]);
+    store.sleeper(&image, &name);
     let out = store.docker(&["exec", "-u", "hostonly", &name, "id", "-u"]);
     assert_unknown(&out, "exec -u hostonly", "user");
 }
@@ -184,17 +174,7 @@ fn exec_refuses_user_ids_beyond_2147483647() {
     let image = store.busybox();
     let name = unique("exec-uid-range");
     let _cleanup = Cleanup::new(store.root(), &[&name]);
-    store.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--name",
-        &name,
-        &image,
-        "sleep",
-        "1000",
-    ]);
+    store.sleeper(&image, &name);
     let largest = store.docker(&["exec", "-u", "2147483647", &name, "id", "-u"]);
     assert!(
         text(&largest).contains("2147483647"),

@@ -10,7 +10,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::{ChildError, io, sys};
-use crate::in_root::{Leaf, Resolved, Root, fd_path};
+use crate::in_root::{Leaf, Resolved, Root, fd_path, lexical};
 
 /// `no_pivot`: enter the root with `MS_MOVE` + `chroot` (runc's `--no-pivot`).
 /// `cwd`, the process's working directory, is created when missing (0755, as runc does),
@@ -200,7 +200,7 @@ fn mount_one(root: &Root, m: &Mount) -> Result<(), ChildError> {
         Leaf::Dir
     };
     let dest = root.create(m.destination(), leaf).map_err(io(ctx()))?;
-    if matches!(typ, "proc" | "sysfs") && dest.path != clean(m.destination()) {
+    if matches!(typ, "proc" | "sysfs") && dest.path != lexical(m.destination()) {
         // runc's rule since CVE-2019-19921: /proc and /sys must not land elsewhere (their
         // masked paths would then mask nothing).
         return Err(ChildError::Spec(format!(
@@ -256,21 +256,6 @@ fn mount_one(root: &Root, m: &Mount) -> Result<(), ChildError> {
         .map_err(sys(ctx()))?;
     }
     Ok(())
-}
-
-/// `path` made absolute with `.` and `..` taken lexically, as a destination is meant.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::Normal(n) => out.push(n),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Flags the kernel refuses to drop in a remount from a less privileged namespace.
