@@ -510,5 +510,14 @@ fn unknown_or_malformed_options_exit_125_naming_them() {
         assert_eq!(out.status.code(), Some(125), "{flags:?}");
         let err = text(&out.stderr);
         assert!(err.contains(says), "{flags:?}: {err}");
+        // `create` takes the same flags and answers the same way.
+        let (root, image) = store().unwrap();
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.extend([image.as_str(), "true"]);
+        let out = basic_docker(root, &args);
+        assert_eq!(out.status.code(), Some(125), "create {flags:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "create {flags:?}: {err}");
     }
 }

@@ -80,9 +80,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
         Command::Network(command) => network::network(&cli.global, command),
-        Command::Create(args) => create::run_create(&cli.global, &args)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        // docker's code for an engine error (a bad option, an image that cannot be found)
+        Command::Create(args) => match create::run_create(&cli.global, &args).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                Ok(ExitCode::from(125))
+            }
+        },
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
             lifecycle::start(&cli.global, args)
         }
