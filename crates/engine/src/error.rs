@@ -1,0 +1,143 @@
+//! What can go wrong in the engine, each with what a user can act on.
+
+use std::path::PathBuf;
+
+/// Errors of [`crate::Engine`]'s verbs. [`EngineError::exit_code`] gives docker's
+/// command-line codes; [`EngineError::kind`] the HTTP-like class an API maps it to.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No container by that id, id prefix or name.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// The image is not in the store (pull it first).
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    /// The request is malformed or names something impossible.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The container is in a state that does not allow this.
+    #[error("{0}")]
+    Conflict(String),
+    /// A file of the engine could not be read or written.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being done ("writing", "creating", ...).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record of the engine is not what it should be.
+    #[error("{what}: {message}")]
+    Corrupt {
+        /// What was being read.
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The image store failed.
+    #[error(transparent)]
+    Store(#[from] basic_image_store::StoreError),
+    /// The image reference is malformed.
+    #[error(transparent)]
+    Reference(#[from] basic_registry::ReferenceError),
+    /// The container could not start or run.
+    #[error(transparent)]
+    Container(#[from] basic_runtime::ContainerError),
+    /// The runtime's lifecycle operations failed (pause, resume, state).
+    #[error(transparent)]
+    Lifecycle(#[from] basic_runtime::LifecycleError),
+    /// An exec into a container failed.
+    #[error(transparent)]
+    Exec(#[from] basic_runtime::exec::ExecError),
+    /// The supervisor failed around the container.
+    #[error(transparent)]
+    Supervisor(#[from] basic_runtime::supervisor::SupervisorError),
+    /// Building the runtime spec failed.
+    #[error(transparent)]
+    Spec(#[from] basic_runtime::SpecError),
+    /// The network could not be set up or torn down.
+    #[error(transparent)]
+    Network(#[from] basic_network::Error),
+    /// The root filesystem could not be prepared or mounted.
+    #[error(transparent)]
+    Snapshot(#[from] basic_rootfs::snapshot::SnapshotError),
+    /// A terminal could not be set up.
+    #[error(transparent)]
+    Terminal(#[from] basic_runtime::terminal::TerminalError),
+    /// An OCI type refused a value.
+    #[error(transparent)]
+    Oci(#[from] oci_spec::OciSpecError),
+    /// A system call failed.
+    #[error("{what}")]
+    Sys {
+        /// The operation.
+        what: String,
+        /// The errno.
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// The class of an [`EngineError`], as docker's API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request itself is wrong.
+    InvalidArgument,
+    /// 404: what it names does not exist.
+    NotFound,
+    /// 409: the state does not allow it.
+    Conflict,
+    /// 500: the engine failed.
+    Internal,
+}
+
+impl EngineError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::NoSuchContainer(_) | EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::InvalidArgument(_)
+            | EngineError::Reference(_)
+            | EngineError::Spec(_)
+            | EngineError::Oci(_) => ErrorKind::InvalidArgument,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Store(
+                basic_image_store::StoreError::NoSuchImage(_)
+                | basic_image_store::StoreError::NoSuchContainer(_),
+            ) => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    /// docker's exit codes: 127 the command was not found in the container, 126 it
+    /// cannot be executed, 125 anything else of the engine's.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            EngineError::Container(e) => e.exit_code(),
+            EngineError::Supervisor(basic_runtime::supervisor::SupervisorError::Container(e)) => {
+                e.exit_code()
+            }
+            EngineError::Exec(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| EngineError::Io { what, path, source }
+    }
+
+    pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Self {
+        let what = what.into();
+        move |source| EngineError::Sys { what, source }
+    }
+}
+
+/// Shorthand for results of the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

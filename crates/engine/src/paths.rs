@@ -1,0 +1,109 @@
+//! Where the engine keeps things: the store root (records, images, each container's
+//! directory) and the run-time state directory (the runtime's state, stop markers,
+//! network namespaces), both chosen when the [`crate::Engine`] is opened.
+
+use std::path::PathBuf;
+
+/// docker's `/run/docker`: the default run-time state directory.
+pub const DEFAULT_STATE_DIR: &str = "/run/basic-docker";
+
+/// docker's `/var/lib/docker`: the default store root.
+pub const DEFAULT_ROOT: &str = "/var/lib/basic-docker";
+
+/// The two directories of an engine.
+#[derive(Debug, Clone)]
+pub struct EnginePaths {
+    /// The store root.
+    pub root: PathBuf,
+    /// The run-time state directory.
+    pub state: PathBuf,
+}
+
+impl EnginePaths {
+    /// The paths of container `id`.
+    pub fn container(&self, id: &str) -> ContainerPaths {
+        let dir = self.root.join("containers").join(id);
+        ContainerPaths {
+            rootfs: dir.join("rootfs"),
+            state: self.state.join(id),
+            dir,
+        }
+    }
+
+    /// Where compiled seccomp programs are kept between starts and execs.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.state.join("seccomp-cache")
+    }
+
+    /// The host facts recorded for this boot.
+    pub fn environment_record(&self) -> PathBuf {
+        self.state.join("environment.json")
+    }
+
+    /// The snapshotter recorded for this store.
+    pub fn snapshotter_record(&self) -> PathBuf {
+        self.root.join("snapshotter")
+    }
+
+    /// Read-only views of images (`image mount`).
+    pub fn image_mounts(&self) -> PathBuf {
+        self.root.join("image-mounts")
+    }
+}
+
+/// The files of one container.
+#[derive(Debug, Clone)]
+pub struct ContainerPaths {
+    /// `<root>/containers/<id>`.
+    pub dir: PathBuf,
+    /// The merged root mount point.
+    pub rootfs: PathBuf,
+    /// The runtime's state directory `<state>/<id>`.
+    pub state: PathBuf,
+}
+
+impl ContainerPaths {
+    /// The container's id (the directory's name).
+    pub fn id(&self) -> String {
+        self.dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// The runtime spec.
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// The json-file log, named as docker names it.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.id()))
+    }
+
+    /// The mounts that make the root, saved at create.
+    pub fn mounts(&self) -> PathBuf {
+        self.dir.join("mounts.json")
+    }
+
+    /// Held by the supervisor while it lives.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.dir.join("supervisor.lock")
+    }
+
+    /// Present while a stop was asked for: no restart follows the exit.
+    pub fn stop_marker(&self) -> PathBuf {
+        self.state.with_extension("stop")
+    }
+
+    /// Why the last start failed, written by the supervisor.
+    pub fn start_error(&self) -> PathBuf {
+        self.dir.join("start-error")
+    }
+
+    /// The `hosts`, `hostname` and `resolv.conf` the container sees.
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+}
