@@ -18,6 +18,16 @@ pub enum EngineError {
     /// The container is in a state that does not allow this.
     #[error("{0}")]
     Conflict(String),
+    /// A detached container did not start; `message` is what its supervisor reported.
+    #[error("{message}")]
+    StartFailed {
+        /// The container.
+        id: String,
+        /// Why (the whole error chain, as text).
+        message: String,
+        /// docker's exit code for it (125, 126 or 127).
+        code: i32,
+    },
     /// A file of the engine could not be read or written.
     #[error("{what} {}", path.display())]
     Io {
@@ -64,6 +74,9 @@ pub enum EngineError {
     /// The root filesystem could not be prepared or mounted.
     #[error(transparent)]
     Snapshot(#[from] basic_rootfs::snapshot::SnapshotError),
+    /// A root filesystem could not be written as a tarball.
+    #[error(transparent)]
+    Export(#[from] basic_rootfs::export::ExportError),
     /// A terminal could not be set up.
     #[error(transparent)]
     Terminal(#[from] basic_runtime::terminal::TerminalError),
@@ -121,6 +134,7 @@ impl EngineError {
                 e.exit_code()
             }
             EngineError::Exec(e) => e.exit_code(),
+            EngineError::StartFailed { code, .. } => *code,
             _ => 125,
         }
     }

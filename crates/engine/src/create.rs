@@ -1,0 +1,243 @@
+//! `create`: an image's root as a snapshot, a runtime spec from the image's config and
+//! the container's, and a record that holds the image.
+
+use std::path::PathBuf;
+
+use basic_image_store::{ContainerRecord, ImageStore, short_id};
+use basic_registry::Reference;
+use basic_rootfs::snapshot::Snapshotter;
+use basic_runtime::Spec;
+
+use crate::config::{ContainerConfig, StoredConfig};
+use crate::engine::{Container, Engine};
+use crate::error::{EngineError, Result};
+use crate::network::{self, Mode};
+use crate::paths::ContainerPaths;
+use crate::spec::{self, Identity, ImageDefaults};
+use crate::status::now_nanos;
+use crate::{names, privacy, rootfs};
+
+/// How to create a container, beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Its name (docker's `--name`; a leading `/` is allowed); generated when `None`.
+    pub name: Option<String>,
+    /// Refuse to create it when the host cannot give every isolation its spec asks for
+    /// (otherwise that is a warning).
+    pub strict_isolation: bool,
+    /// Leave its root mounted, for a caller that starts it right away.
+    pub keep_root_mounted: bool,
+}
+
+/// A new container and docker's warnings about it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The container.
+    pub container: Container,
+    /// Things the user should know (ports discarded, less isolation than asked).
+    pub warnings: Vec<String>,
+}
+
+impl Engine {
+    /// Creates a container from `config` (its `Image` must be in the store: pull it
+    /// first). Anything made is undone on failure.
+    pub fn create(&self, config: ContainerConfig, options: &CreateOptions) -> Result<Created> {
+        let image = config
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| EngineError::InvalidArgument("no image given (Image)".into()))?;
+        let mut warnings = self.check_config(&config)?;
+        let image_id = self.find_image(&image)?;
+        let defaults = ImageDefaults::from_image_config(&self.store.image_config(&image_id)?)?;
+        let id = names::new_container_id()?;
+        let name = match &options.name {
+            Some(name) => {
+                let name = names::normalize_name(name);
+                names::check_name(name)?;
+                name.to_string()
+            }
+            None => names::generate(&self.store)?,
+        };
+        let paths = self.paths.container(&id);
+        let snapshotter = self.snapshotter();
+        let throwaway = config
+            .host_config
+            .as_ref()
+            .and_then(|h| h.auto_remove)
+            .unwrap_or(false);
+        let made = self.make(&config, &defaults, &image_id, &id, &name, throwaway, &paths);
+        let spec = match made {
+            Ok(spec) => spec,
+            Err(e) => {
+                discard(snapshotter.as_ref(), &paths, &id);
+                return Err(e);
+            }
+        };
+        match self.isolation_gaps(&spec) {
+            Some(gaps) if options.strict_isolation => {
+                discard(snapshotter.as_ref(), &paths, &id);
+                return Err(EngineError::InvalidArgument(format!(
+                    "--isolation=strict: this host cannot give the isolation asked for: {gaps}"
+                )));
+            }
+            Some(gaps) => warnings.push(format!(
+                "running with less isolation than asked for: {gaps}"
+            )),
+            None => {}
+        }
+        let stored = StoredConfig {
+            command: spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.args().clone())
+                .unwrap_or_default(),
+            stop_signal: spec::stop_signal(&config, &defaults),
+            exposed_ports: spec::exposed_ports(&config, &defaults),
+            config,
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_id,
+            image,
+            created: now_nanos(),
+            config: serde_json::to_value(&stored).map_err(|e| EngineError::Corrupt {
+                what: "the container's configuration".into(),
+                message: e.to_string(),
+            })?,
+            started: None,
+            exit: None,
+            restart_count: 0,
+        };
+        // The record also holds the image: from here an `rmi` cannot take the layers away
+        // from under the container.
+        if let Err(e) = self.store.create_container(&record) {
+            discard(snapshotter.as_ref(), &paths, &id);
+            return Err(e.into());
+        }
+        if !options.keep_root_mounted {
+            rootfs::unmount(snapshotter.as_ref(), &paths);
+        }
+        Ok(Created {
+            container: Container {
+                record,
+                config: stored,
+                paths,
+            },
+            warnings,
+        })
+    }
+
+    /// What can be refused before anything is made; returns docker's warnings.
+    fn check_config(&self, config: &ContainerConfig) -> Result<Vec<String>> {
+        let stored = StoredConfig {
+            config: config.clone(),
+            ..Default::default()
+        };
+        let restart = stored.restart_policy();
+        let restarts = restart != basic_runtime::supervisor::RestartPolicy::No;
+        if stored.auto_remove() && restarts {
+            return Err(EngineError::InvalidArgument(
+                "Conflicting options: --restart and --rm".into(),
+            ));
+        }
+        if stored.tty() && restarts {
+            return Err(EngineError::InvalidArgument(
+                "--restart with -t is not supported: a restarted container would have no terminal"
+                    .into(),
+            ));
+        }
+        stored.log_rotation()?;
+        network::check(&self.paths, &stored)
+    }
+
+    /// The image's id, for a name, a reference or an id the store knows.
+    pub fn find_image(&self, image: &str) -> Result<String> {
+        if let Ok(record) = self.store.resolve(image) {
+            return Ok(record.id);
+        }
+        let reference = Reference::parse(image)?;
+        self.store
+            .resolve(&reference.to_string())
+            .map(|r| r.id)
+            .map_err(|_| EngineError::NoSuchImage(image.to_string()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make(
+        &self,
+        config: &ContainerConfig,
+        defaults: &ImageDefaults,
+        image_id: &str,
+        id: &str,
+        name: &str,
+        throwaway: bool,
+        paths: &ContainerPaths,
+    ) -> Result<Spec> {
+        let snapshotter = self.snapshotter();
+        let layers = layer_dirs(&self.store, image_id)?;
+        privacy::create_container_dir(paths)?;
+        let mounts = rootfs::prepare(snapshotter.as_ref(), id, &layers, throwaway)?;
+        rootfs::save_mounts(paths, &mounts)?;
+        rootfs::mount(snapshotter.as_ref(), paths, &mounts)?;
+        let who = Identity {
+            id,
+            name,
+            rootfs: &paths.rootfs,
+        };
+        let mut spec = spec::build(config, defaults, &who)?;
+        let hostname = spec.hostname().clone().unwrap_or_default();
+        let stored = StoredConfig {
+            config: config.clone(),
+            ..Default::default()
+        };
+        network::configure_spec(
+            &self.paths,
+            &self.store,
+            &mut spec,
+            &Mode::parse(&stored.network_mode()),
+            paths,
+            &hostname,
+        )?;
+        // The spec holds the container's environment: owner-only, unlike Spec::save.
+        let bytes = serde_json::to_vec(&spec).map_err(|e| EngineError::Corrupt {
+            what: "the runtime spec".into(),
+            message: e.to_string(),
+        })?;
+        privacy::write_private(&paths.spec(), &bytes)?;
+        Ok(spec)
+    }
+
+    /// What the host cannot give of what `spec` asks (namespaces, controllers), as one
+    /// line, or `None`.
+    fn isolation_gaps(&self, spec: &Spec) -> Option<String> {
+        let missing =
+            basic_runtime::unsupported(spec, &crate::host::environment(&self.paths, false));
+        (!missing.is_empty()).then(|| {
+            missing
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+}
+
+fn layer_dirs(store: &ImageStore, image_id: &str) -> Result<Vec<PathBuf>> {
+    store
+        .image(image_id)?
+        .layers
+        .iter()
+        .map(|l| Ok(store.layer_dir(&l.chain_id)?.join("diff")))
+        .collect()
+}
+
+/// Unmounts and deletes what a failed create made.
+fn discard(snapshotter: &dyn Snapshotter, paths: &ContainerPaths, id: &str) {
+    let _ = snapshotter.unmount(&paths.rootfs);
+    if let Err(e) = snapshotter.remove(id) {
+        tracing::debug!("removing the snapshot of {}: {e}", short_id(id));
+    }
+    let _ = std::fs::remove_dir_all(&paths.dir);
+}

@@ -1,0 +1,147 @@
+//! [`Engine`]: a store root and a run-time state directory, opened once, and the
+//! containers in them.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use basic_image_store::{ContainerRecord, ImageStore};
+use basic_rootfs::snapshot::Snapshotter;
+
+use crate::config::StoredConfig;
+use crate::error::{EngineError, Result};
+use crate::paths::{ContainerPaths, DEFAULT_ROOT, DEFAULT_STATE_DIR, EnginePaths};
+use crate::status::Status;
+use crate::{host, legacy, privacy, status};
+
+/// How a detached container's supervisor is started: a program and its arguments, to
+/// which the engine appends the container's id. The supervisor is a process of its own
+/// (docker's shim, podman's conmon) so that the container outlives the command that
+/// started it; it must call [`Engine::supervise`] for that id.
+#[derive(Debug, Clone)]
+pub struct SupervisorCommand {
+    /// The program (by default this very program, through `/proc/self/exe`: the path
+    /// stays right when it runs from a sealed copy of itself).
+    pub program: PathBuf,
+    /// `argv[0]` to show in `ps`.
+    pub arg0: OsString,
+    /// The arguments before the container's id.
+    pub args: Vec<OsString>,
+}
+
+/// Where an engine keeps things and how it supervises.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The store root (default `/var/lib/basic-docker`).
+    pub root: PathBuf,
+    /// The run-time state directory (default `/run/basic-docker`).
+    pub state: PathBuf,
+    /// How detached supervisors start; `None` refuses to start detached containers.
+    pub supervisor: Option<SupervisorCommand>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            root: PathBuf::from(DEFAULT_ROOT),
+            state: PathBuf::from(DEFAULT_STATE_DIR),
+            supervisor: None,
+        }
+    }
+}
+
+/// A container engine on one store.
+pub struct Engine {
+    pub(crate) paths: EnginePaths,
+    pub(crate) store: ImageStore,
+    pub(crate) supervisor: Option<SupervisorCommand>,
+}
+
+/// A container as the engine knows it: its record, its configuration, its files.
+#[derive(Debug, Clone)]
+pub struct Container {
+    /// The store's record (id, name, image, times, last exit).
+    pub record: ContainerRecord,
+    /// The configuration it was created with.
+    pub config: StoredConfig,
+    /// Its files.
+    pub paths: ContainerPaths,
+}
+
+impl Container {
+    /// The full id.
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+}
+
+impl Engine {
+    /// Opens (creating when new) the store at `options.root` and the state directory,
+    /// and makes what an older version left there private.
+    pub fn open(options: EngineOptions) -> Result<Engine> {
+        let paths = EnginePaths {
+            root: options.root,
+            state: options.state,
+        };
+        let store = privacy::open_store(&paths)?;
+        Ok(Engine {
+            paths,
+            store,
+            supervisor: options.supervisor,
+        })
+    }
+
+    /// The engine's directories.
+    pub fn paths(&self) -> &EnginePaths {
+        &self.paths
+    }
+
+    /// The image store.
+    pub fn store(&self) -> &ImageStore {
+        &self.store
+    }
+
+    /// The snapshotter of this store.
+    pub fn snapshotter(&self) -> Box<dyn Snapshotter> {
+        host::snapshotter(&self.paths)
+    }
+
+    /// The container named by `query`: a full id, a unique id prefix, or a name.
+    pub fn container(&self, query: &str) -> Result<Container> {
+        let record = self.store.container(query).map_err(|e| match e {
+            basic_image_store::StoreError::NoSuchContainer(_) => {
+                EngineError::NoSuchContainer(query.to_string())
+            }
+            e => e.into(),
+        })?;
+        self.load(record)
+    }
+
+    /// Every container, as the store lists them.
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        self.store
+            .containers()?
+            .into_iter()
+            .map(|r| self.load(r))
+            .collect()
+    }
+
+    /// What container `c` is doing now.
+    pub fn status(&self, c: &Container) -> Status {
+        status::status(&self.paths, &c.record)
+    }
+
+    pub(crate) fn load(&self, record: ContainerRecord) -> Result<Container> {
+        let config = legacy::stored_config(&record)?;
+        let paths = self.paths.container(&record.id);
+        Ok(Container {
+            record,
+            config,
+            paths,
+        })
+    }
+}

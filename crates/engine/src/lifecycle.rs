@@ -1,0 +1,225 @@
+//! Stop, kill, restart, pause, unpause, remove, wait, prune and rename, on containers
+//! named by id, id prefix or name.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use basic_image_store::short_id;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::engine::{Container, Engine};
+use crate::error::{EngineError, Result};
+use crate::paths::ContainerPaths;
+use crate::status::{self, Status};
+use crate::{names, privacy, rootfs};
+
+/// How long a removal and a kill wait for a killed container's supervisor to finish.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
+/// What [`Engine::prune`] removed.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    /// The ids of the removed containers.
+    pub deleted: Vec<String>,
+    /// Bytes their writable layers held.
+    pub reclaimed: u64,
+}
+
+impl Engine {
+    /// Stops a container: its stop signal, then SIGKILL after `grace`. No restart follows.
+    pub fn stop(&self, query: &str, grace: Duration) -> Result<()> {
+        let c = self.container(query)?;
+        self.stop_container(&c, grace)
+    }
+
+    fn stop_container(&self, c: &Container, grace: Duration) -> Result<()> {
+        request_stop(&self.paths.state, &c.paths)?;
+        let Some(pid) = status::live_init(&self.paths, c.id()) else {
+            // Not running; a supervisor waiting to restart sees the marker.
+            self.wait_supervisor_gone(&c.paths);
+            return Ok(());
+        };
+        let signal = parse_signal(&c.config.stop_signal).unwrap_or(Signal::SIGTERM);
+        self.thaw(c.id());
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        if !status::wait_for(grace, || status::live_init(&self.paths, c.id()).is_none()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        status::wait_for(KILL_WAIT, || {
+            status::live_init(&self.paths, c.id()).is_none()
+        });
+        self.wait_supervisor_gone(&c.paths);
+        Ok(())
+    }
+
+    fn wait_supervisor_gone(&self, paths: &ContainerPaths) {
+        status::wait_for(KILL_WAIT, || !status::supervisor_alive(paths));
+    }
+
+    /// Stops a container when it runs, then starts it.
+    pub fn restart(&self, query: &str, grace: Duration) -> Result<()> {
+        let c = self.container(query)?;
+        self.stop_container(&c, grace)?;
+        self.start(c.id())
+    }
+
+    /// Sends `signal` (a name such as `SIGHUP`, `HUP`, `hup`, or a number) to the
+    /// container's init. As in docker, a killed container is not restarted by its policy.
+    pub fn kill(&self, query: &str, signal: &str) -> Result<()> {
+        let signal = parse_signal(signal)?;
+        let c = self.container(query)?;
+        let Some(pid) = status::live_init(&self.paths, c.id()) else {
+            return Err(EngineError::Conflict(format!(
+                "cannot kill container: {}: container is not running",
+                short_id(c.id())
+            )));
+        };
+        request_stop(&self.paths.state, &c.paths)?;
+        nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(EngineError::sys(format!(
+            "sending {signal} to container {}",
+            short_id(c.id())
+        )))
+    }
+
+    /// Freezes every process of the container.
+    pub fn pause(&self, query: &str) -> Result<()> {
+        let c = self.container(query)?;
+        match self.status(&c) {
+            Status::Running(_) => Ok(status::runtime(&self.paths).pause(c.id())?),
+            Status::Paused(_) => Err(EngineError::Conflict(format!(
+                "container {} is already paused",
+                short_id(c.id())
+            ))),
+            _ => Err(EngineError::Conflict(format!(
+                "container {} is not running",
+                short_id(c.id())
+            ))),
+        }
+    }
+
+    /// Thaws a paused container.
+    pub fn unpause(&self, query: &str) -> Result<()> {
+        let c = self.container(query)?;
+        match self.status(&c) {
+            Status::Paused(_) => Ok(status::runtime(&self.paths).resume(c.id())?),
+            _ => Err(EngineError::Conflict(format!(
+                "container {} is not paused",
+                short_id(c.id())
+            ))),
+        }
+    }
+
+    fn thaw(&self, id: &str) {
+        let _ = status::runtime(&self.paths).resume(id);
+    }
+
+    /// Removes a container that is not running; with `force`, kills a running one first.
+    pub fn remove(&self, query: &str, force: bool) -> Result<()> {
+        let c = self.container(query)?;
+        let now = self.status(&c);
+        if now.is_up() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
+                    now.word(),
+                    c.id()
+                )));
+            }
+            self.force_stop(&c)?;
+        }
+        self.remove_stopped(&c)
+    }
+
+    /// Kills the container and waits for its supervisor to finish with it.
+    fn force_stop(&self, c: &Container) -> Result<()> {
+        request_stop(&self.paths.state, &c.paths)?;
+        self.thaw(c.id());
+        if let Some(pid) = status::live_init(&self.paths, c.id()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let gone = status::wait_for(KILL_WAIT, || {
+            status::live_init(&self.paths, c.id()).is_none() && !status::supervisor_alive(&c.paths)
+        });
+        if !gone {
+            return Err(EngineError::Conflict(format!(
+                "container {} did not stop after SIGKILL",
+                short_id(c.id())
+            )));
+        }
+        Ok(())
+    }
+
+    /// Blocks until the container is not running, then returns its exit code.
+    pub fn wait(&self, query: &str) -> Result<i32> {
+        let c = self.container(query)?;
+        let mut now = self.status(&c);
+        while now.is_up() || now == Status::Created && status::supervisor_alive(&c.paths) {
+            std::thread::sleep(Duration::from_millis(50));
+            now = status::status(&self.paths, &self.store.container(c.id())?);
+        }
+        Ok(match now {
+            Status::Exited(code) => code,
+            _ => 0,
+        })
+    }
+
+    /// Removes every container that is not running.
+    pub fn prune(&self) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        for c in self.containers()? {
+            if self.status(&c).is_up() || status::supervisor_alive(&c.paths) {
+                continue;
+            }
+            let size = rootfs::writable_size(&self.paths.root, c.id());
+            self.remove_stopped(&c)?;
+            report.reclaimed += size;
+            report.deleted.push(c.record.id);
+        }
+        Ok(report)
+    }
+
+    /// Gives the container a new unique name; the spec's name annotation follows, so
+    /// tools that read the spec show it too.
+    pub fn rename(&self, query: &str, new_name: &str) -> Result<()> {
+        let new_name = names::normalize_name(new_name);
+        names::check_name(new_name)?;
+        let c = self.container(query)?;
+        self.store.rename_container(c.id(), new_name)?;
+        if let Ok(mut spec) = basic_runtime::Spec::load(c.paths.spec()) {
+            let mut annotations = spec.annotations().clone().unwrap_or_default();
+            annotations.insert(
+                crate::spec::NAME_ANNOTATION.to_string(),
+                new_name.to_string(),
+            );
+            spec.set_annotations(Some(annotations));
+            let bytes = serde_json::to_vec(&spec).map_err(|e| EngineError::Corrupt {
+                what: "the runtime spec".into(),
+                message: e.to_string(),
+            })?;
+            privacy::write_private(&c.paths.spec(), &bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Tells the supervisor not to restart the container after this exit.
+fn request_stop(state: &std::path::Path, paths: &ContainerPaths) -> Result<()> {
+    privacy::private_dir(state, privacy::STATE_DIR_MODE)?;
+    privacy::write_private(&paths.stop_marker(), b"")
+}
+
+/// A signal by name (`SIGHUP`, `HUP`, `hup`) or number.
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    let invalid = || EngineError::InvalidArgument(format!("invalid signal: {text}"));
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| invalid());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&name).map_err(|_| invalid())
+}

@@ -1,0 +1,216 @@
+//! A container's network, as `NetworkMode`, `PortBindings`, `PublishAllPorts` and `Dns`
+//! ask, over basic-network.
+//!
+//! At create the spec is pointed at what each start will make: the named network
+//! namespace `<netns dir>/<id>` and the `hosts`, `hostname` and `resolv.conf` files in
+//! `<container dir>/etc`. Each start attaches (CNI `ADD`, which makes both); the final
+//! exit and removal detach (CNI `DEL` from the cached result, so it also works after the
+//! supervisor was killed).
+
+use std::path::{Path, PathBuf};
+
+use basic_image_store::ImageStore;
+use basic_network::{AttachRequest, Attachment, DnsOptions, EtcFiles, Networks, NetworksConfig};
+use basic_runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, MountBuilder};
+
+use crate::config::StoredConfig;
+use crate::error::{EngineError, Result};
+use crate::paths::{ContainerPaths, EnginePaths};
+
+/// What `NetworkMode` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// A private namespace with loopback only.
+    None,
+    /// The host's namespace.
+    Host,
+    /// A bridge network, by name (`bridge` is the default one).
+    Network(String),
+    /// Another container's namespace.
+    Container(String),
+}
+
+impl Mode {
+    /// Parses docker's `NetworkMode` values.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "none" => Mode::None,
+            "host" => Mode::Host,
+            "" | "default" | "bridge" => Mode::Network("bridge".to_string()),
+            other => match other.strip_prefix("container:") {
+                Some(target) => Mode::Container(target.to_string()),
+                None => Mode::Network(other.to_string()),
+            },
+        }
+    }
+
+    /// Whether a start attaches the container to a network (and its end detaches it).
+    pub fn attaches(&self) -> bool {
+        matches!(self, Mode::Network(_))
+    }
+}
+
+/// The engine's networks.
+pub fn networks(paths: &EnginePaths) -> Result<Networks> {
+    Ok(Networks::open(NetworksConfig::new(&paths.root))?)
+}
+
+/// Checks the network settings before anything is created; returns docker's warnings.
+pub(crate) fn check(paths: &EnginePaths, stored: &StoredConfig) -> Result<Vec<String>> {
+    let mode = Mode::parse(&stored.network_mode());
+    let publishes = !stored.published_ports()?.is_empty();
+    for server in stored.dns() {
+        server.parse::<std::net::IpAddr>().map_err(|_| {
+            EngineError::InvalidArgument(format!(
+                "invalid --dns {server:?}: expected an IP address"
+            ))
+        })?;
+    }
+    let mut warnings = Vec::new();
+    match &mode {
+        Mode::Network(name) if name != "bridge" => {
+            networks(paths)?
+                .inspect(name)
+                .map_err(|_| EngineError::InvalidArgument(format!("network {name} not found")))?;
+        }
+        Mode::None | Mode::Host | Mode::Container(_) if publishes => {
+            warnings.push(
+                "Published ports are discarded when using host, none or container network mode"
+                    .to_string(),
+            );
+        }
+        _ => {}
+    }
+    Ok(warnings)
+}
+
+/// Points the spec's network namespace and `/etc` files at what a start makes (or, for
+/// `host`, writes the host's files now).
+pub(crate) fn configure_spec(
+    paths: &EnginePaths,
+    store: &ImageStore,
+    spec: &mut Spec,
+    mode: &Mode,
+    container: &ContainerPaths,
+    hostname: &str,
+) -> Result<()> {
+    let etc_dir = container.etc();
+    match mode {
+        Mode::None => Ok(()),
+        Mode::Host => {
+            let files = basic_network::host_network_files(&etc_dir, hostname)?;
+            add_etc_mounts(spec, &files)
+        }
+        Mode::Network(_) => {
+            let netns = Path::new(basic_network::DEFAULT_NETNS_DIR).join(container.id());
+            set_netns(spec, &netns);
+            add_etc_mounts(spec, &EtcFiles::in_dir(&etc_dir))
+        }
+        Mode::Container(target) => {
+            let other = store.container(target)?;
+            let Some(pid) = crate::status::live_init(paths, &other.id) else {
+                return Err(EngineError::Conflict(format!(
+                    "cannot join the network of a non running container: {target}"
+                )));
+            };
+            let netns = match networks(paths)?.attachment(&other.id)? {
+                Some(att) => att.netns,
+                None => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            };
+            set_netns(spec, &netns);
+            let other_etc = paths.container(&other.id).etc();
+            if other_etc.join("hosts").exists() {
+                add_etc_mounts(spec, &EtcFiles::in_dir(&other_etc))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn set_netns(spec: &mut Spec, netns: &Path) {
+    if let Some(namespaces) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for ns in namespaces
+            .iter_mut()
+            .filter(|n| n.typ() == LinuxNamespaceType::Network)
+        {
+            ns.set_path(Some(netns.to_path_buf()));
+        }
+    }
+}
+
+fn add_etc_mounts(spec: &mut Spec, files: &EtcFiles) -> Result<()> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (destination, source) in files.mounts() {
+        mounts.retain(|m| m.destination() != Path::new(destination));
+        mounts.push(
+            MountBuilder::default()
+                .destination(destination)
+                .typ("bind")
+                .source(source)
+                .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                .build()?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
+/// Attaches the container before a start (bridge networks only); returns the attachment,
+/// or `None` for the other modes. The network's warnings are logged.
+pub(crate) fn attach(
+    paths: &EnginePaths,
+    id: &str,
+    name: &str,
+    hostname: &str,
+    stored: &StoredConfig,
+) -> Result<Option<Attachment>> {
+    let Mode::Network(network) = Mode::parse(&stored.network_mode()) else {
+        return Ok(None);
+    };
+    let networks = networks(paths)?;
+    // A supervisor killed mid-run left its attachment: start from clean.
+    networks.detach(id)?;
+    let mut request = AttachRequest::new(id);
+    request.name = Some(name.to_string());
+    request.hostname = hostname.to_string();
+    request.networks = vec![network];
+    request.ports = stored.published_ports()?;
+    request.dns = DnsOptions {
+        servers: stored
+            .dns()
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| EngineError::InvalidArgument(format!("invalid --dns {s:?}")))
+            })
+            .collect::<Result<_>>()?,
+        ..DnsOptions::default()
+    };
+    request.etc_dir = Some(paths.container(id).etc());
+    request.background_detach = stored.auto_remove();
+    let attachment = networks.attach(&request)?;
+    for warning in &attachment.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(Some(attachment))
+}
+
+/// Detaches a container of a bridge network (`NetworkMode` as recorded; the other modes
+/// attach nothing). A failure is logged: the rest of a teardown must still happen, and a
+/// later removal detaches again.
+pub(crate) fn detach(paths: &EnginePaths, id: &str, network_mode: &str) {
+    if !Mode::parse(network_mode).attaches() {
+        return;
+    }
+    if let Err(e) = networks(paths).and_then(|n| Ok(n.detach(id)?)) {
+        tracing::warn!(
+            "detaching {} from its network: {e}",
+            basic_image_store::short_id(id)
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Running a container under [`basic_runtime::supervisor`]: in the calling process for a
+//! foreground run, or in a detached process of its own (see
+//! [`crate::SupervisorCommand`]) for a detached one.
+//!
+//! The supervisor mounts the container's root, attaches its network, records each start
+//! and exit in the store, writes the json-file log, and on the final exit detaches,
+//! unmounts and, for `AutoRemove`, removes the container.
+
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use basic_image_store::{ContainerExit, short_id};
+use basic_runtime::Spec;
+use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorEvent};
+use basic_runtime::terminal::{ConsoleSocket, RawMode};
+
+use crate::engine::{Container, Engine};
+use crate::error::{EngineError, Result};
+use crate::status::{self, now_nanos};
+use crate::{network, privacy, rootfs};
+
+/// docker's exit code for a failure of the engine itself.
+pub const ENGINE_FAILURE: i32 = 125;
+
+/// How long [`Engine::start`] waits for a detached container's init to appear.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// Where a supervised container's stdio goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    /// Only into the log (a detached container).
+    Detached,
+    /// Also this process's stdout and stderr, and (with `-i`) its stdin; with `-t`, this
+    /// process's terminal in raw mode (a foreground `run`).
+    Foreground,
+}
+
+impl Engine {
+    /// Supervises container `id` in this process until it exits for good; returns the
+    /// exit code docker would report (the container's own, or 125/126/127 when it could
+    /// not start, also recorded as its exit).
+    pub fn supervise(&self, id: &str, attachment: Attachment) -> Result<i32> {
+        let c = self.container(id)?;
+        let Some(_lock) = status::lock_supervisor(&c.paths)? else {
+            return Err(EngineError::Conflict(format!(
+                "container {} is already running",
+                short_id(c.id())
+            )));
+        };
+        let echo = attachment == Attachment::Foreground;
+        let _ = std::fs::remove_file(c.paths.stop_marker());
+        let _ = std::fs::remove_file(c.paths.start_error());
+        let result = self.run_container(&c, echo);
+        // The attachment outlives restarts; it goes with the final exit.
+        network::detach(&self.paths, c.id(), &c.config.network_mode());
+        if let Err(e) = &result {
+            let message = chain(e);
+            let _ = privacy::write_private(&c.paths.start_error(), message.as_bytes());
+            let exit = ContainerExit {
+                code: e.exit_code(),
+                finished: now_nanos(),
+                oom_killed: false,
+            };
+            let _ = self.store.container_exited(c.id(), exit, false);
+        }
+        let _ = std::fs::remove_file(c.paths.stop_marker());
+        if c.config.auto_remove() {
+            self.remove_stopped(&c)?;
+        } else {
+            rootfs::unmount(self.snapshotter().as_ref(), &c.paths);
+        }
+        match result {
+            // In the foreground the caller says why; detached, the start error file does.
+            Err(e) if echo => Err(e),
+            Err(e) => Ok(e.exit_code()),
+            Ok(code) => Ok(code),
+        }
+    }
+
+    fn run_container(&self, c: &Container, echo: bool) -> Result<i32> {
+        rootfs::ensure_mounted(self.snapshotter().as_ref(), &c.paths)?;
+        let spec_path = c.paths.spec();
+        let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
+            what: spec_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let hostname = spec.hostname().clone().unwrap_or_default();
+        network::attach(&self.paths, c.id(), c.name(), &hostname, &c.config)?;
+        let mut builder = basic_runtime::Container::builder(c.id(), spec, &c.paths.rootfs)
+            .state_dir(&self.paths.state)
+            .init(c.config.init())
+            .seccomp_cache(self.paths.seccomp_cache());
+        // With a terminal the container sends its pty master over this socket; keys typed
+        // by the user (Ctrl-C) signal the container through it, not through us.
+        let console = if c.config.tty() {
+            let (socket, container_end) = ConsoleSocket::pair()?;
+            builder = builder
+                .console_socket_fd(container_end)
+                .forward_signals(false);
+            Some(socket)
+        } else {
+            None
+        };
+        let container = builder.build()?;
+        // Raw mode only for a user's terminal; restored however this function ends.
+        let _raw = match console.is_some() && echo {
+            true => RawMode::enable(std::io::stdin())?,
+            false => None,
+        };
+        // The relay writes what the terminal shows to our stdout, which the supervisor
+        // below captures into the log (and echoes) like any output.
+        let relay = console.map(|socket| socket.relay_stdio_in_background(c.config.interactive()));
+        let output = Output {
+            log: Some((c.paths.log(), c.config.log_rotation()?)),
+            echo,
+            stdin: match (c.config.tty(), c.config.interactive()) {
+                (true, _) => Input::Terminal,
+                (false, true) => Input::Relayed,
+                (false, false) => Input::Null,
+            },
+        };
+        let supervisor = Supervisor::new(&container, output, c.config.restart_policy());
+        let stop_marker = c.paths.stop_marker();
+        let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event);
+        let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
+        drop(supervisor);
+        drop(container);
+        if let Some(relay) = relay {
+            let _ = relay.join();
+        }
+        Ok(status?.exit_code())
+    }
+
+    /// Records a start or an exit in the store; a failure is logged (the container goes on).
+    fn record(&self, c: &Container, event: SupervisorEvent<'_>) {
+        let recorded = match event {
+            SupervisorEvent::Starting => self.store.container_started(c.id(), now_nanos()),
+            SupervisorEvent::Exited { status, restarting } => {
+                if status.oom_killed {
+                    tracing::warn!(
+                        "container {} was OOM killed (memory limit reached)",
+                        short_id(c.id())
+                    );
+                }
+                let exit = ContainerExit {
+                    code: status.exit_code(),
+                    finished: now_nanos(),
+                    oom_killed: status.oom_killed,
+                };
+                self.store.container_exited(c.id(), exit, restarting)
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::warn!("recording the state of {}: {e}", short_id(c.id()));
+        }
+    }
+
+    /// Starts container `query` under a detached supervisor unless it is up already, and
+    /// waits until its init runs, or reports why it did not start (with docker's exit
+    /// code).
+    pub fn start(&self, query: &str) -> Result<()> {
+        let c = self.container(query)?;
+        if self.status(&c).is_up() {
+            return Ok(());
+        }
+        self.start_detached(&c)
+    }
+
+    pub(crate) fn start_detached(&self, c: &Container) -> Result<()> {
+        let mut child = self.spawn_supervisor(c.id())?;
+        let mut exited = None;
+        status::wait_for(START_WAIT, || {
+            if status::live_init(&self.paths, c.id()).is_some() {
+                return true;
+            }
+            exited = child.try_wait().ok().flatten();
+            exited.is_some()
+        });
+        if status::live_init(&self.paths, c.id()).is_some() || exited.is_none() {
+            return Ok(());
+        }
+        // The supervisor ended before the init appeared: it failed to start it, or the
+        // container ran and exited already.
+        let record = self.store.container(c.id())?;
+        match std::fs::read_to_string(c.paths.start_error()) {
+            Ok(message) => Err(EngineError::StartFailed {
+                id: c.id().to_string(),
+                message,
+                code: record.exit.map_or(ENGINE_FAILURE, |e| e.code),
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn spawn_supervisor(&self, id: &str) -> Result<Child> {
+        let Some(how) = &self.supervisor else {
+            return Err(EngineError::InvalidArgument(
+                "this engine was opened without a supervisor command: it cannot start detached containers".into(),
+            ));
+        };
+        let mut command = Command::new(&how.program);
+        command
+            .arg0(&how.arg0)
+            .args(&how.args)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: setsid is async-signal-safe; the supervisor leaves our session so that
+        // closing the user's terminal does not hang it up.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        command
+            .spawn()
+            .map_err(EngineError::io("starting the supervisor", &how.program))
+    }
+}
+
+/// "a: b: c" from an error and its sources.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
