@@ -44,6 +44,15 @@ pub struct GlobalOptions {
         default_value = basic_image_store::DEFAULT_ROOT
     )]
     pub root: PathBuf,
+    /// Run-time state: the runtime's container state, stop markers, caches
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "BASIC_DOCKER_STATE",
+        default_value = basic_engine::paths::DEFAULT_STATE_DIR
+    )]
+    pub state: PathBuf,
 }
 
 /// The verbs.

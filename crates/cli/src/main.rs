@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     init_logging(&cli.global);
     // A supervisor forks containers for its whole life: no async runtime at all.
     if let cli::Command::ContainerSupervise(args) = &cli.command {
-        return match commands::supervise::supervise(&cli.global.root, &args.id, false) {
+        return match commands::supervise::supervise(&cli.global, &args.id) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
             Err(e) => {
                 eprintln!("Error: {e:#}");

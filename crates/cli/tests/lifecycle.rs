@@ -679,7 +679,8 @@ fn rename_keeps_names_unique() {
         "{err}"
     );
     let err = failed(&basic_docker(root, &["rename", "after", "bad name"]));
-    assert!(err.contains("invalid container name"), "{err}");
+    // docker's wording: "Invalid container name (bad name), only [a-zA-Z0-9]...".
+    assert!(err.contains("Invalid container name (bad name)"), "{err}");
     assert_eq!(inspect(root, &id)["Name"], "/after");
 }
 

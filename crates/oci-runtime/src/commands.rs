@@ -62,12 +62,12 @@ fn builder(root: &StateRoot, args: &CreateArgs) -> Result<basic_runtime::Contain
 
 fn create(root: &StateRoot, args: &CreateArgs) -> Result<State> {
     let state = builder(root, args)?.build()?.create()?;
-    if let Some(path) = &args.pid_file {
-        if let Err(e) = write_pid_file(path, state.pid) {
-            // Nobody could find the init without it: do not leave it behind.
-            let _ = root.delete(&args.id, true);
-            return Err(e);
-        }
+    if let Some(path) = &args.pid_file
+        && let Err(e) = write_pid_file(path, state.pid)
+    {
+        // Nobody could find the init without it: do not leave it behind.
+        let _ = root.delete(&args.id, true);
+        return Err(e);
     }
     Ok(state)
 }

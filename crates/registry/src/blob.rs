@@ -72,10 +72,10 @@ impl RegistryClient {
             skip: 0,
             resumes_left: self.retry_policy().max_retries,
         };
-        if let Some(len) = download.response.content_length() {
-            if len != request.size {
-                return Err(download.size_error(len));
-            }
+        if let Some(len) = download.response.content_length()
+            && len != request.size
+        {
+            return Err(download.size_error(len));
         }
         Ok(Box::pin(futures_util::stream::try_unfold(
             download,

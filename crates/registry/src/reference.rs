@@ -345,10 +345,10 @@ impl Reference {
         if !self.is_docker_hub() {
             return self.repository_name();
         }
-        if let Some(rest) = self.repository.strip_prefix(OFFICIAL_PREFIX) {
-            if !rest.contains('/') {
-                return rest.to_owned();
-            }
+        if let Some(rest) = self.repository.strip_prefix(OFFICIAL_PREFIX)
+            && !rest.contains('/')
+        {
+            return rest.to_owned();
         }
         // Docker drops "docker.io/" unconditionally, but then "docker.io/foo.bar/x"
         // would come back as registry "foo.bar"; keep the prefix where it matters.
@@ -432,10 +432,10 @@ fn validate_registry(registry: &str) -> Result<(), String> {
         }
     };
 
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("port \"{port}\" must be a decimal number"));
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("port \"{port}\" must be a decimal number"));
     }
     if registry.starts_with('[') {
         return Ok(());

@@ -41,7 +41,7 @@ fn content(seed: u64, len: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 5 == 0 {
+        if x.is_multiple_of(5) {
             out.extend_from_slice(&x.to_le_bytes()[..3]);
         } else {
             out.extend_from_slice(WORDS[(x % WORDS.len() as u64) as usize]);

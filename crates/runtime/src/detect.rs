@@ -250,10 +250,10 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
                 );
             }
         };
-        if let Some(m) = res.memory() {
-            if m.limit().is_some() {
-                need("memory", "memory limit");
-            }
+        if let Some(m) = res.memory()
+            && m.limit().is_some()
+        {
+            need("memory", "memory limit");
         }
         if let Some(c) = res.cpu() {
             if c.quota().is_some() || c.shares().is_some() {

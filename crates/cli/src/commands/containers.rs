@@ -1,24 +1,13 @@
-//! Running containers, as the monitoring verbs find them: the runtime's
-//! `/run/basic-docker/<id>/state.json` (while the container runs) joined with
-//! the spec `run` saved at `<root>/containers/<id>/config.json`.
+//! Running containers, as the monitoring verbs (`stats`, `top`, `monitor`) find them:
+//! the engine's running containers with the runtime spec each was started with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
-use basic_image_store::{HolderKind, ImageStore, short_id};
+use anyhow::bail;
+use basic_image_store::short_id;
 use serde_json::Value;
 
-/// Where the runtime writes `<id>/state.json` while a container runs.
-pub const STATE_DIR: &str = "/run/basic-docker";
-
-/// Where compiled seccomp programs are kept between container starts and execs (the same
-/// profile compiles to the same program; compiling docker's takes ~16 ms).
-pub fn seccomp_cache() -> std::path::PathBuf {
-    Path::new(STATE_DIR).join("seccomp-cache")
-}
-
-/// The spec annotation holding `run --name`.
-pub const NAME_ANNOTATION: &str = "org.basic-docker.name";
+use crate::cli::GlobalOptions;
 
 /// One running container.
 #[derive(Debug, Clone)]
@@ -103,98 +92,30 @@ impl RunningContainer {
     }
 }
 
-/// Every running container, sorted by name then id. Stale state files (the
-/// init is gone) are skipped.
-pub fn running(root: &Path) -> anyhow::Result<Vec<RunningContainer>> {
-    running_in(Path::new(STATE_DIR), root)
-}
-
-/// [`running`], with the state directory given.
-pub fn running_in(state_dir: &Path, root: &Path) -> anyhow::Result<Vec<RunningContainer>> {
-    let entries = match std::fs::read_dir(state_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", state_dir.display())),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading {}", state_dir.display()))?;
-        let path = entry.path().join("state.json");
-        // The container may just have exited (and its state been removed): not an error.
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(state) = serde_json::from_str::<Value>(&text) else {
-            continue;
-        };
-        let (Some(id), Some(pid)) = (
-            state.get("id").and_then(Value::as_str),
-            state.get("pid").and_then(Value::as_i64),
-        ) else {
-            continue;
-        };
-        let Ok(pid) = i32::try_from(pid) else {
-            continue;
-        };
-        if pid <= 0 || !Path::new("/proc").join(pid.to_string()).exists() {
-            continue;
-        }
-        let spec = std::fs::read_to_string(root.join("containers").join(id).join("config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
-        let name = spec
-            .as_ref()
-            .and_then(|s| s.pointer("/annotations"))
-            .and_then(|a| a.get(NAME_ANNOTATION))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        found.push(RunningContainer {
-            id: id.to_string(),
-            pid,
-            name,
-            image: String::new(),
-            rootfs: state
-                .get("rootfs")
-                .and_then(Value::as_str)
-                .map(PathBuf::from),
-            spec,
-        });
-    }
-    fill_images(root, &mut found);
+/// Every running (or paused) container of the engine, sorted by name then id.
+pub fn running(global: &GlobalOptions) -> anyhow::Result<Vec<RunningContainer>> {
+    let engine = super::engine(global)?;
+    let mut found: Vec<RunningContainer> = engine
+        .list(false, &basic_engine::Filters::default())?
+        .into_iter()
+        .filter_map(|listed| {
+            let pid = listed.status.pid()?;
+            let c = listed.container;
+            let spec = std::fs::read(c.paths.spec())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            Some(RunningContainer {
+                pid,
+                name: c.name().to_string(),
+                image: c.record.image.clone(),
+                rootfs: Some(c.paths.rootfs.clone()),
+                spec,
+                id: c.record.id,
+            })
+        })
+        .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     Ok(found)
-}
-
-/// Names each container's image from the store's holders (best effort: a
-/// store that cannot be read leaves the images empty).
-fn fill_images(root: &Path, containers: &mut [RunningContainer]) {
-    if containers.is_empty() || !root.join("containers").is_dir() {
-        return;
-    }
-    let Ok(store) = ImageStore::open(root) else {
-        return;
-    };
-    let Ok(images) = store.images() else {
-        return;
-    };
-    for image in images {
-        let Ok(holders) = store.holders_of(&image.id) else {
-            continue;
-        };
-        for holder in holders
-            .iter()
-            .filter(|h| matches!(h.kind, HolderKind::Container))
-        {
-            if let Some(c) = containers.iter_mut().find(|c| c.id == holder.id) {
-                c.image = image
-                    .repo_tags
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| short_id(&image.id).to_string());
-            }
-        }
-    }
 }
 
 /// Finds `query` (a full id, a name, or a unique id prefix) among `all`.
@@ -225,43 +146,36 @@ pub fn resolve_in(all: &[RunningContainer], query: &str) -> anyhow::Result<Runni
 }
 
 /// Finds one running container by id, name or id prefix.
-pub fn resolve(root: &Path, query: &str) -> anyhow::Result<RunningContainer> {
-    resolve_in(&running(root)?, query)
+pub fn resolve(global: &GlobalOptions, query: &str) -> anyhow::Result<RunningContainer> {
+    resolve_in(&running(global)?, query)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn write_state(dir: &Path, id: &str, pid: i32) {
-        let d = dir.join(id);
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("state.json"),
-            serde_json::json!({"ociVersion":"1.0.2","id":id,"status":"running","pid":pid,"rootfs":"/r"})
-                .to_string(),
-        )
-        .unwrap();
+    fn running(id: &str, name: &str, spec: Option<Value>) -> RunningContainer {
+        RunningContainer {
+            id: id.into(),
+            pid: 1,
+            name: name.into(),
+            image: "busybox".into(),
+            rootfs: None,
+            spec,
+        }
     }
 
     #[test]
-    fn discovers_live_containers_and_resolves_them() {
-        let state = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        let me = std::process::id() as i32;
-        write_state(state.path(), "abcdef0123", me);
-        write_state(state.path(), "abc9999999", me);
-        write_state(state.path(), "dead000000", i32::MAX - 1);
-        let spec_dir = root.path().join("containers/abcdef0123");
-        std::fs::create_dir_all(&spec_dir).unwrap();
-        std::fs::write(
-            spec_dir.join("config.json"),
-            r#"{"annotations":{"org.basic-docker.name":"web"},"process":{"args":["sh"]},
+    fn resolves_by_id_name_and_prefix_and_reads_the_spec() {
+        let spec = serde_json::from_str(
+            r#"{"process":{"args":["sh"]},
                 "linux":{"resources":{"memory":{"limit":1048576}},"namespaces":[{"type":"pid"}]}}"#,
         )
         .unwrap();
-        let all = running_in(state.path(), root.path()).unwrap();
-        assert_eq!(all.len(), 2, "{all:?}");
+        let all = vec![
+            running("abcdef0123", "web", Some(spec)),
+            running("abc9999999", "", None),
+        ];
         assert_eq!(resolve_in(&all, "web").unwrap().id, "abcdef0123");
         assert_eq!(resolve_in(&all, "abcd").unwrap().id, "abcdef0123");
         assert_eq!(resolve_in(&all, "abc9999999").unwrap().name, "");

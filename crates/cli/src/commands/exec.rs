@@ -4,21 +4,16 @@
 
 use std::io::IsTerminal as _;
 use std::os::fd::{AsFd as _, OwnedFd};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
-use basic_runtime::exec::{Exec, ExecError, process_from};
+use anyhow::bail;
+use basic_engine::{EngineError, ExecOptions};
+use basic_runtime::exec::{ExecBuilder, ExecError};
 use basic_runtime::terminal::{RawMode, window_size};
-use basic_runtime::{Spec, resolve_user};
 use clap::Args;
-use oci_spec::runtime::Process;
 
-use super::containers::STATE_DIR;
-use super::image_store;
-use super::live::{self, Paths, Status};
+use super::engine;
 use crate::cli::GlobalOptions;
-use basic_image_store::short_id;
 
 /// docker's exit code when the engine fails before the command runs.
 const ENGINE_FAILURE: u8 = 125;
@@ -67,16 +62,32 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> anyhow::Result<ExitCode> 
              leave out -t, or -d"
         );
     }
-    let container = find(global, &args.container)?;
-    let prepared = prepare(&container, &args);
-    let outcome = prepared.and_then(|exec| start(exec, &args).map_err(Failure::Exec));
+    let options = ExecOptions {
+        cmd: args.command.clone(),
+        env: env_entries(&args.env),
+        working_dir: args.workdir.clone(),
+        user: args.user.clone(),
+        // The command may ask before the relay copies it: size its terminal from the start.
+        tty: args
+            .tty
+            .then(|| window_size(std::io::stdin()).or_else(|| window_size(std::io::stdout()))),
+        privileged: args.privileged,
+    };
+    let builder = match engine(global)?.exec(&args.container, &options) {
+        Ok(builder) => builder,
+        // Not there, or not running: docker's 1, as for any failed command.
+        Err(e @ (EngineError::NoSuchContainer(_) | EngineError::Conflict(_))) => {
+            return Err(e.into());
+        }
+        Err(e) => {
+            eprintln!("Error: {}", chain(&e));
+            return Ok(ExitCode::from(ENGINE_FAILURE));
+        }
+    };
+    let outcome = with_stdio(builder, &args).and_then(|exec| start(exec, &args));
     Ok(match outcome {
         Ok(code) => code,
-        Err(Failure::Setup(e)) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::from(ENGINE_FAILURE)
-        }
-        Err(Failure::Exec(e)) => {
+        Err(e) => {
             eprintln!("Error: {}", chain(&e));
             match e {
                 // The container stopped since it was looked up: as when it was stopped before.
@@ -87,99 +98,27 @@ pub fn exec(global: &GlobalOptions, args: ExecArgs) -> anyhow::Result<ExitCode> 
     })
 }
 
-enum Failure {
-    Setup(anyhow::Error),
-    Exec(ExecError),
-}
-
-/// A running container, as the other container verbs find it.
-struct Found {
-    id: String,
-    spec: Spec,
-    rootfs: PathBuf,
-}
-
-/// The container named by id, id prefix or name; an error unless it runs.
-fn find(global: &GlobalOptions, query: &str) -> anyhow::Result<Found> {
-    // Only for the lookup: the store is not held while the command runs.
-    let record = image_store(global)?.container(query)?;
-    match live::status(&global.root, &record) {
-        Status::Running(_) => {}
-        Status::Paused(_) => bail!(
-            "container {} is paused, unpause the container before exec",
-            record.id
-        ),
-        _ => bail!("container {} is not running", record.id),
-    }
-    let paths = Paths::new(&global.root, &record.id);
-    let spec = Spec::load(paths.spec())
-        .with_context(|| format!("reading the spec of container {}", short_id(&record.id)))?;
-    Ok(Found {
-        id: record.id,
-        spec,
-        rootfs: paths.rootfs,
-    })
-}
-
-/// The exec, not yet started: the container's process with the flags applied.
-fn prepare(
-    container: &Found,
-    args: &ExecArgs,
-) -> Result<basic_runtime::exec::ExecBuilder, Failure> {
-    let process = process(container, args).map_err(Failure::Setup)?;
-    let seccomp = container
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().clone());
-    let mut builder = Exec::in_container(&container.id, process)
-        .state_dir(STATE_DIR)
-        .env(env_entries(&args.env))
-        .seccomp(seccomp)
-        .seccomp_cache(super::containers::seccomp_cache());
-    let null = || -> Result<OwnedFd, Failure> {
+/// What the command reads: nothing (end of file) unless `-i`; detached, it is attached
+/// to nothing at all, as under docker, and must not hold this command's output open.
+fn with_stdio(builder: ExecBuilder, args: &ExecArgs) -> Result<ExecBuilder, ExecError> {
+    let null = || -> Result<OwnedFd, ExecError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/null")
-            .context("opening /dev/null")
-            .map_err(Failure::Setup)?;
+            .map_err(|source| ExecError::Stdio {
+                what: "stdin",
+                source,
+            })?;
         Ok(OwnedFd::from(file))
     };
-    if args.detach {
-        // Nothing is attached to a detached command, as under docker: it must not hold
-        // this command's output open after it returns.
-        builder = builder.stdin(null()?).stdout(null()?).stderr(null()?);
+    Ok(if args.detach {
+        builder.stdin(null()?).stdout(null()?).stderr(null()?)
     } else if !args.interactive && !args.tty {
-        // Not attached: the command reads end of file.
-        builder = builder.stdin(null()?);
-    }
-    Ok(builder)
-}
-
-/// The container's process settings for `args.command`, with `-w`, `-u` and `-t`.
-fn process(container: &Found, args: &ExecArgs) -> anyhow::Result<Process> {
-    let mut process = process_from(&container.spec, args.command.clone())?;
-    if let Some(dir) = &args.workdir {
-        process.set_cwd(dir.into());
-    }
-    if let Some(user) = &args.user {
-        let resolved = resolve_user(&container.rootfs, user)?;
-        let u = process.user_mut();
-        u.set_uid(resolved.uid);
-        u.set_gid(resolved.gid);
-        u.set_additional_gids(Some(resolved.additional_gids));
-    }
-    if args.privileged {
-        process.set_capabilities(Some(basic_runtime::spec::privileged_capabilities()?));
-    }
-    process.set_terminal(Some(args.tty));
-    if args.tty {
-        // The command may ask before the relay copies it: size its terminal from the start.
-        let size = window_size(std::io::stdin()).or_else(|| window_size(std::io::stdout()));
-        process.set_console_size(size.map(Into::into));
-    }
-    Ok(process)
+        builder.stdin(null()?)
+    } else {
+        builder
+    })
 }
 
 /// `-e KEY=VALUE` as given; `-e KEY` takes this shell's value, or is left out
@@ -194,10 +133,7 @@ fn env_entries(flags: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn start(
-    builder: basic_runtime::exec::ExecBuilder,
-    args: &ExecArgs,
-) -> Result<ExitCode, ExecError> {
+fn start(builder: ExecBuilder, args: &ExecArgs) -> Result<ExitCode, ExecError> {
     if args.detach {
         builder.detached().build()?.start()?;
         return Ok(ExitCode::SUCCESS);

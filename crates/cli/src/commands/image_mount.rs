@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use super::host::snapshotter;
+use basic_engine::host::snapshotter;
 use basic_image_store::HolderKind;
 
 use super::image_store;
-use super::privacy::{PRIVATE_DIR, private_dir};
 use crate::cli::{GlobalOptions, ImageMountArgs};
+use basic_engine::privacy::{PRIVATE_DIR, private_dir};
 
 /// Where an image's view is mounted, and the snapshot key behind it.
 struct ImageMount {
@@ -53,8 +53,9 @@ pub fn mount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<Exi
     // (every snapshotter view is), so nothing in it runs setuid or opens a device.
     let mounted = private_dir(m.target.parent().unwrap_or(&global.root), PRIVATE_DIR)
         .and_then(|()| private_dir(&m.target, PRIVATE_DIR))
+        .map_err(anyhow::Error::from)
         .and_then(|()| {
-            let snapshotter = snapshotter(&global.root);
+            let snapshotter = snapshotter(&super::paths(global));
             let _ = snapshotter.remove(&m.key);
             let view = snapshotter
                 .view(&m.key, &layers)
@@ -79,7 +80,7 @@ pub fn unmount(global: &GlobalOptions, args: ImageMountArgs) -> anyhow::Result<E
     if !is_mount_point(&m.target) {
         anyhow::bail!("image {} is not mounted", args.image);
     }
-    let snapshotter = snapshotter(&global.root);
+    let snapshotter = snapshotter(&super::paths(global));
     snapshotter
         .unmount(&m.target)
         .with_context(|| format!("unmounting {}", m.target.display()))?;

@@ -7,7 +7,7 @@ use basic_image_store::{ImageRecord, short_id};
 use basic_registry::Reference;
 
 use super::format::{human_size, parse_rfc3339, table, time_ago};
-use super::{cleanup, image_store, live};
+use super::{engine, image_store};
 use crate::cli::{GlobalOptions, ImagesArgs};
 
 /// One row of `images`: an image under one of its names.
@@ -151,15 +151,19 @@ fn json_row(row: &Row<'_>) -> serde_json::Value {
 
 /// `system df`.
 pub fn system_df(global: &GlobalOptions) -> anyhow::Result<ExitCode> {
-    let store = image_store(global)?;
+    let engine = engine(global)?;
+    let store = engine.store();
     let usage = store.disk_usage()?;
     let reclaimable = |part: u64, whole: u64| {
         let pct = (part * 100).checked_div(whole).unwrap_or(0);
         format!("{} ({pct}%)", human_size(part))
     };
-    let containers = store.containers()?;
+    let containers = engine.containers()?;
     // An image is active while a container (running or not) uses it, as docker counts.
-    let active_images: HashSet<&str> = containers.iter().map(|c| c.image_id.as_str()).collect();
+    let active_images: HashSet<&str> = containers
+        .iter()
+        .map(|c| c.record.image_id.as_str())
+        .collect();
     let mut used_layers = HashSet::new();
     for image in store.images()? {
         if active_images.contains(image.id.as_str()) {
@@ -169,9 +173,9 @@ pub fn system_df(global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     let used_size: u64 = used_layers.iter().map(|(_, size)| size).sum();
     let (mut running, mut size, mut idle_size) = (0, 0, 0);
     for c in &containers {
-        let writable = cleanup::writable_size(&global.root, &c.id);
+        let writable = basic_engine::rootfs::writable_size(&global.root, c.id());
         size += writable;
-        if live::status(&global.root, c).is_up() {
+        if engine.status(c).is_up() {
             running += 1;
         } else {
             idle_size += writable;

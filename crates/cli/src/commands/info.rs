@@ -5,17 +5,18 @@ use std::process::ExitCode;
 use basic_runtime::Environment;
 use serde_json::json;
 
-use super::live::{self, Status};
-use super::{host, image_store};
+use basic_engine::{Status, host};
+
+use super::{engine, paths};
 
 use crate::cli::{GlobalOptions, InfoArgs};
 
 /// Prints versions, storage, snapshotter and the host's isolation features.
 pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let env = host::environment(true);
+    let env = host::environment(&paths(global), true);
     // The probe mounts below the store; without a store yet, below /tmp, unrecorded.
     let snapshotter = if global.root.is_dir() {
-        host::snapshotter_kind(&global.root)
+        host::snapshotter_kind(&paths(global))
     } else {
         basic_rootfs::snapshot::detect(&std::env::temp_dir())
     }
@@ -68,14 +69,11 @@ fn counts(global: &GlobalOptions) -> Counts {
     if !global.root.join("metadata.db").exists() {
         return Counts::default();
     }
-    let Ok(store) = image_store(global) else {
+    let Ok(engine) = engine(global) else {
         return Counts::default();
     };
-    let containers = store.containers().unwrap_or_default();
-    let statuses: Vec<Status> = containers
-        .iter()
-        .map(|c| live::status(&global.root, c))
-        .collect();
+    let containers = engine.containers().unwrap_or_default();
+    let statuses: Vec<Status> = containers.iter().map(|c| engine.status(c)).collect();
     Counts {
         containers: containers.len(),
         running: statuses
@@ -86,7 +84,7 @@ fn counts(global: &GlobalOptions) -> Counts {
             .iter()
             .filter(|s| matches!(s, Status::Paused(_)))
             .count(),
-        images: store.images().map(|i| i.len()).unwrap_or(0),
+        images: engine.store().images().map(|i| i.len()).unwrap_or(0),
     }
 }
 

@@ -6,25 +6,24 @@ use std::process::ExitCode;
 use basic_image_store::{ImageRecord, ImageStore};
 use serde_json::{Value, json};
 
-use super::create::Settings;
-use super::image_store;
-use super::live::{self, Paths, Status, rfc3339};
+use super::engine;
 use crate::cli::{GlobalOptions, InspectArgs};
 
 /// Prints what was found as one JSON array; names not found are reported
 /// on stderr and make the exit code 1, as docker does.
 pub fn inspect(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let store = image_store(global)?;
+    let engine = engine(global)?;
+    let store = engine.store();
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.images {
         // docker looks for a container first, then an image.
-        if let Ok(container) = store.container(name) {
-            found.push(describe_container(&global.root, &container)?);
+        if let Ok(container) = engine.inspect(name) {
+            found.push(serde_json::to_value(container)?);
             continue;
         }
         match store.resolve(name) {
-            Ok(record) => found.push(describe(&store, &record)?),
+            Ok(record) => found.push(describe(store, &record)?),
             Err(e) => {
                 eprintln!("Error: No such object: {name} ({e})");
                 failed = true;
@@ -78,14 +77,14 @@ fn describe(store: &ImageStore, record: &ImageRecord) -> anyhow::Result<Value> {
     }))
 }
 
-/// `container inspect`: containers only.
+/// `container inspect`: docker's document for each container.
 pub fn inspect_containers(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let store = image_store(global)?;
+    let engine = engine(global)?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.images {
-        match store.container(name) {
-            Ok(container) => found.push(describe_container(&global.root, &container)?),
+        match engine.inspect(name) {
+            Ok(doc) => found.push(serde_json::to_value(doc)?),
             Err(e) => {
                 eprintln!("Error: {e}");
                 failed = true;
@@ -98,74 +97,4 @@ pub fn inspect_containers(global: &GlobalOptions, args: InspectArgs) -> anyhow::
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// docker's container document, for the fields this engine has.
-fn describe_container(
-    root: &std::path::Path,
-    record: &basic_image_store::ContainerRecord,
-) -> anyhow::Result<Value> {
-    let settings = Settings::of(record)?;
-    let status = live::status(root, record);
-    let paths = Paths::new(root, &record.id);
-    let spec: Value = std::fs::read(paths.spec())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let (path, args) = settings
-        .command
-        .split_first()
-        .map(|(p, a)| (p.clone(), a.to_vec()))
-        .unwrap_or_default();
-    let restart = settings.restart_policy();
-    let (policy, retries) = match restart {
-        basic_runtime::supervisor::RestartPolicy::OnFailure { max_retries } => {
-            ("on-failure".to_string(), max_retries.unwrap_or(0))
-        }
-        other => (other.to_string(), 0),
-    };
-    let error = std::fs::read_to_string(paths.start_error()).unwrap_or_default();
-    Ok(json!({
-        "Id": record.id,
-        "Created": rfc3339(Some(record.created)),
-        "Path": path,
-        "Args": args,
-        "State": {
-            "Status": status.word(),
-            "Running": matches!(status, Status::Running(_) | Status::Paused(_)),
-            "Paused": matches!(status, Status::Paused(_)),
-            "Restarting": status == Status::Restarting,
-            "OOMKilled": record.exit.is_some_and(|e| e.oom_killed),
-            "Dead": false,
-            "Pid": status.pid().unwrap_or(0),
-            "ExitCode": match status {
-                Status::Exited(code) => code,
-                _ => 0,
-            },
-            "Error": error,
-            "StartedAt": rfc3339(record.started),
-            "FinishedAt": rfc3339(record.exit.map(|e| e.finished)),
-        },
-        "Image": record.image_id,
-        "LogPath": paths.log(),
-        "Name": format!("/{}", record.name),
-        "RestartCount": record.restart_count,
-        "Driver": super::host::snapshotter_kind(root).to_string(),
-        "HostConfig": {
-            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
-            "AutoRemove": settings.auto_remove,
-            "NetworkMode": settings.network,
-            "Init": settings.init,
-        },
-        "Config": {
-            "Hostname": spec["hostname"],
-            "Env": spec.pointer("/process/env").cloned().unwrap_or(Value::Null),
-            "Cmd": settings.command,
-            "Image": record.image,
-            "WorkingDir": spec.pointer("/process/cwd").cloned().unwrap_or(Value::Null),
-            "OpenStdin": settings.interactive,
-            "StopSignal": settings.stop_signal,
-        },
-        "GraphDriver": {"Data": {"MergedDir": paths.rootfs}},
-    }))
 }

@@ -1,34 +1,28 @@
 //! One module per verb; `run` dispatches.
 
 mod check;
-mod cleanup;
-mod container_network;
+mod container_config;
 mod containers;
 mod create;
 pub mod exec;
 pub mod export;
 mod format;
-mod host;
 mod image_mount;
 mod images;
 mod import;
 mod info;
 mod inspect;
 mod lifecycle;
-mod live;
 mod load;
 mod login;
 mod logs;
 mod manifest;
 mod monitor;
-mod names;
 pub mod network;
-mod privacy;
 mod ps;
 mod pull;
 mod rmi;
 pub mod run;
-mod run_spec;
 mod save;
 mod stats;
 pub mod supervise;
@@ -39,6 +33,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use basic_registry::{CredentialStore, RegistryClient};
 
+use basic_engine::{Engine, EngineOptions, EnginePaths, SupervisorCommand};
 use basic_image_store::ImageStore;
 
 use crate::cli::{
@@ -123,10 +118,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The image store at `--root`, with the store and the run-time state made private
-/// (see [`privacy::open_store`]).
+/// The engine on `--root` and `--state`; its detached supervisors are this program's
+/// `container-supervise`.
+pub fn engine(global: &GlobalOptions) -> anyhow::Result<Engine> {
+    let supervisor = SupervisorCommand {
+        // This very program, through the kernel's handle on it rather than a path: when it
+        // runs from a sealed copy of itself (see basic_runtime::sealed_exe), that copy has
+        // no path.
+        program: "/proc/self/exe".into(),
+        arg0: "basic-docker".into(),
+        args: vec![
+            "--root".into(),
+            global.root.clone().into(),
+            "--state".into(),
+            global.state.clone().into(),
+            "container-supervise".into(),
+        ],
+    };
+    Ok(Engine::open(EngineOptions {
+        root: global.root.clone(),
+        state: global.state.clone(),
+        supervisor: Some(supervisor),
+    })?)
+}
+
+/// The image store at `--root`, with the store and the run-time state made private.
 pub fn image_store(global: &GlobalOptions) -> anyhow::Result<ImageStore> {
-    privacy::open_store(&global.root)
+    Ok(basic_engine::privacy::open_store(&paths(global))?)
+}
+
+/// The engine's directories.
+pub fn paths(global: &GlobalOptions) -> EnginePaths {
+    EnginePaths {
+        root: global.root.clone(),
+        state: global.state.clone(),
+    }
 }
 
 /// Docker's credential store, at `--config` when given.

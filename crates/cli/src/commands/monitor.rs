@@ -280,7 +280,7 @@ fn container_text(t: &Tracked, host_memory: u64) -> String {
 
 fn container(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
-    let c = containers::resolve(&global.root, &args.container)?;
+    let c = containers::resolve(global, &args.container)?;
     let host_memory = stats::host_memory();
     let mut t = Tracked::new(c)?;
     std::thread::sleep(INTERVAL);
@@ -308,7 +308,7 @@ fn cgroup_of(c: &RunningContainer) -> anyhow::Result<String> {
 
 fn gap(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
-    let c = containers::resolve(&global.root, &args.container)?;
+    let c = containers::resolve(global, &args.container)?;
     let mut sampler = sampler_for(&c)?;
     let view = GapView::collect(&c.id, Path::new("/proc"), Path::new("/sys"), &mut sampler)
         .with_context(|| format!("collecting the gap view of container {}", c.short_id()))?;
@@ -322,7 +322,7 @@ fn gap(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<Ex
 
 fn correlation(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
-    let c = containers::resolve(&global.root, &args.container)?;
+    let c = containers::resolve(global, &args.container)?;
     let mut sampler = sampler_for(&c)?;
     let view = CorrelationView::collect(&c.correlation_input(), Path::new("/proc"), &mut sampler)
         .with_context(|| {
@@ -344,7 +344,7 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
     let mut host = host_sampler(global);
     let h0 = host.sample().context("sampling the host")?;
     // A container that exits meanwhile is left out.
-    let mut tracked: Vec<Tracked> = containers::running(&global.root)?
+    let mut tracked: Vec<Tracked> = containers::running(global)?
         .into_iter()
         .filter_map(|c| Tracked::new(c).ok())
         .collect();
@@ -379,7 +379,7 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
 fn snapshot(global: &GlobalOptions, host: &mut HostSampler) -> anyhow::Result<Snapshot> {
     let host = host.sample().context("sampling the host")?;
     let mut out = Vec::new();
-    for c in containers::running(&global.root)? {
+    for c in containers::running(global)? {
         // A container that exits between listing and sampling is not an error.
         let Ok(mut sampler) = sampler_for(&c) else {
             continue;

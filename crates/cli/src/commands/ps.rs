@@ -2,59 +2,22 @@
 
 use std::process::ExitCode;
 
-use basic_image_store::ContainerRecord;
+use basic_engine::status::rfc3339;
+use basic_engine::{Filters, Listed, Status};
+use basic_image_store::{ContainerRecord, short_id};
 use serde_json::json;
 
-use basic_image_store::short_id;
-
-use super::create::Settings;
+use super::engine;
 use super::format::{table, time_ago};
-use super::live::{self, Status};
-use super::{container_network, image_store};
 use crate::cli::{GlobalOptions, PortArgs, PsArgs};
-
-/// One container as `ps` shows it.
-struct Row {
-    record: ContainerRecord,
-    status: Status,
-    command: String,
-    ports: String,
-}
 
 /// Lists running containers (all with `-a`), newest first.
 pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
     let filters = Filters::parse(&args.filter)?;
-    // docker: filtering on a status shows stopped containers too.
-    let all = args.all || filters.has_status();
-    let store = image_store(global)?;
-    let networks = container_network::networks(&global.root)?;
-    let mut rows: Vec<Row> = store
-        .containers()?
-        .into_iter()
-        .map(|record| {
-            let status = live::status(&global.root, &record);
-            let command = Settings::of(&record)
-                .map(|s| s.command.join(" "))
-                .unwrap_or_default();
-            let ports = if status.is_up() {
-                container_network::ports_display(&networks, &record.id)
-            } else {
-                String::new()
-            };
-            Row {
-                record,
-                status,
-                command,
-                ports,
-            }
-        })
-        .filter(|r| all || r.status.is_up())
-        .filter(|r| filters.matches(&r.record, r.status))
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.record.created));
+    let rows = engine(global)?.list(args.all, &filters)?;
     if args.quiet {
         for r in &rows {
-            println!("{}", id_column(&r.record.id, args.no_trunc));
+            println!("{}", id_column(r.container.id(), args.no_trunc));
         }
     } else if args.format.as_deref() == Some("json") {
         for r in &rows {
@@ -72,23 +35,24 @@ fn id_column(id: &str, no_trunc: bool) -> &str {
     if no_trunc { id } else { short_id(id) }
 }
 
-fn as_table(rows: &[Row], no_trunc: bool) -> String {
+fn as_table(rows: &[Listed], no_trunc: bool) -> String {
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
+            let command = r.container.config.command.join(" ");
             let command = if no_trunc {
-                format!("\"{}\"", r.command)
+                format!("\"{command}\"")
             } else {
-                format!("\"{}\"", truncate(&r.command, 20))
+                format!("\"{}\"", truncate(&command, 20))
             };
             vec![
-                id_column(&r.record.id, no_trunc).to_string(),
-                r.record.image.clone(),
+                id_column(r.container.id(), no_trunc).to_string(),
+                r.container.record.image.clone(),
                 command,
-                time_ago(r.record.created / 1_000_000_000),
-                status_text(&r.record, r.status),
+                time_ago(r.container.record.created / 1_000_000_000),
+                status_text(&r.container.record, r.status),
                 r.ports.clone(),
-                r.record.name.clone(),
+                r.container.name().to_string(),
             ]
         })
         .collect();
@@ -106,83 +70,29 @@ fn as_table(rows: &[Row], no_trunc: bool) -> String {
     )
 }
 
-fn as_json(r: &Row) -> serde_json::Value {
+fn as_json(r: &Listed) -> serde_json::Value {
+    let record = &r.container.record;
     json!({
-        "ID": short_id(&r.record.id),
-        "Image": r.record.image,
-        "Command": format!("\"{}\"", r.command),
-        "CreatedAt": live::rfc3339(Some(r.record.created)),
-        "RunningFor": time_ago(r.record.created / 1_000_000_000).trim_end_matches(" ago"),
-        "Status": status_text(&r.record, r.status),
+        "ID": short_id(&record.id),
+        "Image": record.image,
+        "Command": format!("\"{}\"", r.container.config.command.join(" ")),
+        "CreatedAt": rfc3339(Some(record.created)),
+        "RunningFor": time_ago(record.created / 1_000_000_000).trim_end_matches(" ago"),
+        "Status": status_text(record, r.status),
         "State": r.status.word(),
         "Ports": r.ports,
-        "Names": r.record.name,
+        "Names": record.name,
     })
-}
-
-/// `--filter` conditions: a container shows when, for every key given, one of
-/// that key's values matches (docker's rule).
-#[derive(Debug, Default)]
-struct Filters {
-    by_key: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-impl Filters {
-    fn parse(filters: &[String]) -> anyhow::Result<Self> {
-        let mut by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for f in filters {
-            let Some((key, value)) = f.split_once('=') else {
-                anyhow::bail!("bad format of filter (expected name=value): {f}");
-            };
-            if !["status", "name", "id", "ancestor", "exited"].contains(&key) {
-                anyhow::bail!("invalid filter '{key}': use status, name, id, ancestor or exited");
-            }
-            by_key
-                .entry(key.to_string())
-                .or_default()
-                .push(value.to_string());
-        }
-        Ok(Filters { by_key })
-    }
-
-    fn has_status(&self) -> bool {
-        self.by_key.contains_key("status") || self.by_key.contains_key("exited")
-    }
-
-    fn matches(&self, record: &ContainerRecord, status: Status) -> bool {
-        self.by_key.iter().all(|(key, values)| {
-            values.iter().any(|v| match key.as_str() {
-                "status" => status.word() == v,
-                // docker matches names as a substring (a regular expression, really).
-                "name" => record.name.contains(v.as_str()),
-                "id" => record.id.starts_with(v.as_str()),
-                "ancestor" => {
-                    record.image == *v
-                        || record
-                            .image_id
-                            .trim_start_matches("sha256:")
-                            .starts_with(v.trim_start_matches("sha256:"))
-                }
-                "exited" => matches!(status, Status::Exited(code) if code.to_string() == *v),
-                _ => false,
-            })
-        })
-    }
 }
 
 /// `port CONTAINER`: one line per published port, as docker prints them.
 pub fn port(global: &GlobalOptions, args: PortArgs) -> anyhow::Result<ExitCode> {
-    let store = image_store(global)?;
-    let record = store.container(&args.container)?;
-    let networks = container_network::networks(&global.root)?;
-    if let Some(att) = networks.attachment(&record.id)? {
-        for p in &att.ports {
-            let ip = p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
-            println!(
-                "{}/{} -> {ip}:{}",
-                p.container_port, p.protocol, p.host_port
-            );
-        }
+    for p in engine(global)?.ports(&args.container)? {
+        let ip = p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string());
+        println!(
+            "{}/{} -> {ip}:{}",
+            p.container_port, p.protocol, p.host_port
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

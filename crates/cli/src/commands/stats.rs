@@ -189,7 +189,7 @@ pub fn wants_json(format: Option<&str>) -> anyhow::Result<bool> {
 
 /// The containers `queries` name (all running ones when empty).
 fn select(global: &GlobalOptions, queries: &[String]) -> anyhow::Result<Vec<RunningContainer>> {
-    let all = containers::running(&global.root)?;
+    let all = containers::running(global)?;
     if queries.is_empty() {
         return Ok(all);
     }
@@ -254,7 +254,7 @@ pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode
                 .iter()
                 .map(|t| (t.container.id.clone(), ()))
                 .collect();
-            for c in containers::running(&global.root)? {
+            for c in containers::running(global)? {
                 if !known.contains_key(&c.id)
                     && let Ok(t) = Tracked::new(c)
                 {

@@ -18,7 +18,7 @@ pub const HEADER: [&str; 8] = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME"
 
 /// `top CONTAINER`.
 pub fn top(global: &GlobalOptions, args: TopArgs) -> anyhow::Result<ExitCode> {
-    let c = containers::resolve(&global.root, &args.container)?;
+    let c = containers::resolve(global, &args.container)?;
     let mut sampler =
         ContainerSampler::for_pid(Path::new("/proc"), Path::new("/sys/fs/cgroup"), c.pid)
             .with_context(|| format!("finding the cgroup of container {}", c.short_id()))?;

@@ -150,7 +150,7 @@ fn resources_become_cgroup_limits() {
     }))
     .unwrap();
     let r = spec.linux().as_ref().unwrap().resources().clone().unwrap();
-    let memory = r.memory().clone().unwrap();
+    let memory = (*r.memory()).unwrap();
     assert_eq!(
         (memory.limit(), memory.swap()),
         (Some(64 << 20), Some(128 << 20))
