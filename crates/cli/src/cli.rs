@@ -105,6 +105,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Get real time events from the engine
+    Events(EventsArgs),
     /// List a container's published ports
     Port(PortArgs),
     /// Rename a container
@@ -448,6 +450,23 @@ pub struct LogsArgs {
     pub until: Option<String>,
     /// The container: name, id or unique id prefix
     pub container: String,
+}
+
+/// `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events created since this time (RFC 3339, unix seconds, or this long ago)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stream events until this time (same forms as --since); without it, follow
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Filter output: container=NAME|ID, event=ACTION, type=container
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Format: json (one object per line), or docker's text lines by default
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `rename`.

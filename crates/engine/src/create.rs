@@ -119,12 +119,14 @@ impl Engine {
         if !options.keep_root_mounted {
             rootfs::unmount(snapshotter.as_ref(), &paths);
         }
+        let container = Container {
+            record,
+            config: stored,
+            paths,
+        };
+        self.event(&container, "create", &[]);
         Ok(Created {
-            container: Container {
-                record,
-                config: stored,
-                paths,
-            },
+            container,
             warnings,
         })
     }

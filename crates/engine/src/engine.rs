@@ -135,6 +135,11 @@ impl Engine {
         status::status(&self.paths, &c.record)
     }
 
+    /// Records a docker event about `c` (see [`crate::events`]).
+    pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        crate::events::container_event(&self.paths.state, c, action, extra);
+    }
+
     pub(crate) fn load(&self, record: ContainerRecord) -> Result<Container> {
         let config = legacy::stored_config(&record)?;
         let paths = self.paths.container(&record.id);

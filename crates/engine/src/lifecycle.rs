@@ -50,6 +50,7 @@ impl Engine {
             status::live_init(&self.paths, c.id()).is_none()
         });
         self.wait_supervisor_gone(&c.paths);
+        self.event(c, "stop", &[]);
         Ok(())
     }
 
@@ -61,7 +62,9 @@ impl Engine {
     pub fn restart(&self, query: &str, grace: Duration) -> Result<()> {
         let c = self.container(query)?;
         self.stop_container(&c, grace)?;
-        self.start(c.id())
+        self.start(c.id())?;
+        self.event(&c, "restart", &[]);
+        Ok(())
     }
 
     /// Sends `signal` (a name such as `SIGHUP`, `HUP`, `hup`, or a number) to the
@@ -79,14 +82,20 @@ impl Engine {
         nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(EngineError::sys(format!(
             "sending {signal} to container {}",
             short_id(c.id())
-        )))
+        )))?;
+        self.event(&c, "kill", &[("signal", (signal as i32).to_string())]);
+        Ok(())
     }
 
     /// Freezes every process of the container.
     pub fn pause(&self, query: &str) -> Result<()> {
         let c = self.container(query)?;
         match self.status(&c) {
-            Status::Running(_) => Ok(status::runtime(&self.paths).pause(c.id())?),
+            Status::Running(_) => {
+                status::runtime(&self.paths).pause(c.id())?;
+                self.event(&c, "pause", &[]);
+                Ok(())
+            }
             Status::Paused(_) => Err(EngineError::Conflict(format!(
                 "container {} is already paused",
                 short_id(c.id())
@@ -102,7 +111,11 @@ impl Engine {
     pub fn unpause(&self, query: &str) -> Result<()> {
         let c = self.container(query)?;
         match self.status(&c) {
-            Status::Paused(_) => Ok(status::runtime(&self.paths).resume(c.id())?),
+            Status::Paused(_) => {
+                status::runtime(&self.paths).resume(c.id())?;
+                self.event(&c, "unpause", &[]);
+                Ok(())
+            }
             _ => Err(EngineError::Conflict(format!(
                 "container {} is not paused",
                 short_id(c.id())
@@ -186,6 +199,9 @@ impl Engine {
         names::check_name(new_name)?;
         let c = self.container(query)?;
         self.store.rename_container(c.id(), new_name)?;
+        let mut renamed = c.clone();
+        renamed.record.name = new_name.to_string();
+        self.event(&renamed, "rename", &[("oldName", format!("/{}", c.name()))]);
         if let Ok(mut spec) = basic_runtime::Spec::load(c.paths.spec()) {
             let mut annotations = spec.annotations().clone().unwrap_or_default();
             annotations.insert(

@@ -31,6 +31,7 @@ impl Engine {
             Err(e) => return Err(EngineError::io("removing", &c.paths.dir)(e)),
         }
         self.store.remove_container(c.id())?;
+        self.event(c, "destroy", &[]);
         Ok(())
     }
 }

@@ -135,8 +135,15 @@ impl Engine {
     /// Records a start or an exit in the store; a failure is logged (the container goes on).
     fn record(&self, c: &Container, event: SupervisorEvent<'_>) {
         let recorded = match event {
-            SupervisorEvent::Starting => self.store.container_started(c.id(), now_nanos()),
+            SupervisorEvent::Starting => {
+                self.event(c, "start", &[]);
+                self.store.container_started(c.id(), now_nanos())
+            }
             SupervisorEvent::Exited { status, restarting } => {
+                if status.oom_killed {
+                    self.event(c, "oom", &[]);
+                }
+                self.event(c, "die", &[("exitCode", status.exit_code().to_string())]);
                 if status.oom_killed {
                     tracing::warn!(
                         "container {} was OOM killed (memory limit reached)",

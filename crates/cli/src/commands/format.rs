@@ -1,6 +1,8 @@
 //! Docker's ways of printing sizes, ages and tables.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
 
 /// Decimal units with three significant digits, as docker's `units.HumanSize`:
 /// `0B`, `742kB`, `4.26MB`, `1.1GB`.
@@ -112,6 +114,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// docker's `--since`/`--until`: an RFC 3339 time, unix seconds, or a duration ago.
+pub fn parse_time(text: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
+        return Ok(at);
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds));
+    }
+    let ago = humantime::parse_duration(text).with_context(|| {
+        format!("invalid time {text:?}: an RFC 3339 time, unix seconds, or a duration such as 10m")
+    })?;
+    Ok(SystemTime::now() - ago)
 }
 
 #[cfg(test)]

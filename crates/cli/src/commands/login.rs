@@ -72,37 +72,12 @@ fn prompt(label: &str, secret: bool) -> anyhow::Result<String> {
             label.trim_end_matches(": ").to_lowercase()
         );
     }
+    if secret {
+        return rpassword::prompt_password(label).context("reading the password");
+    }
     eprint!("{label}");
     std::io::stderr().flush()?;
-    let _echo = if secret { Some(EchoOff::new()?) } else { None };
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
-    if secret {
-        eprintln!();
-    }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// Turns terminal echo off until dropped, restoring it on every exit path.
-struct EchoOff {
-    saved: nix::sys::termios::Termios,
-}
-
-impl EchoOff {
-    fn new() -> anyhow::Result<Self> {
-        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).context("reading terminal settings")?;
-        let mut quiet = saved.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).context("turning terminal echo off")?;
-        Ok(EchoOff { saved })
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        use nix::sys::termios::{SetArg, tcsetattr};
-        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
-    }
 }

@@ -2,13 +2,13 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use basic_engine::LogOptions;
 use basic_runtime::logfile::{LogEntry, Stream};
 
 use super::engine;
+use super::format::parse_time;
 use crate::cli::{GlobalOptions, LogsArgs};
 
 /// Prints the log (the last `--tail` lines); with `-f`, then what follows
@@ -28,20 +28,6 @@ pub fn logs(global: &GlobalOptions, args: LogsArgs) -> anyhow::Result<ExitCode> 
         })
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// docker's `--since`/`--until`: an RFC 3339 time, unix seconds, or a duration ago.
-fn parse_time(text: &str) -> anyhow::Result<SystemTime> {
-    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
-        return Ok(at);
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds));
-    }
-    let ago = humantime::parse_duration(text).with_context(|| {
-        format!("invalid time {text:?}: an RFC 3339 time, unix seconds, or a duration such as 10m")
-    })?;
-    Ok(SystemTime::now() - ago)
 }
 
 fn parse_tail(text: &str) -> anyhow::Result<Option<usize>> {

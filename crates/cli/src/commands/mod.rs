@@ -4,6 +4,7 @@ mod check;
 mod container_config;
 mod containers;
 mod create;
+mod events;
 pub mod exec;
 pub mod export;
 mod format;
@@ -107,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logs::logs(&cli.global, args)
         }
         Command::Port(args) => ps::port(&cli.global, args),
+        Command::Events(args) => events::events(&cli.global, args),
         Command::Rename(args) => lifecycle::rename(&cli.global, args),
         Command::Container(ContainerCommand::Inspect(args)) => {
             inspect::inspect_containers(&cli.global, args)
