@@ -137,7 +137,7 @@ impl Engine {
 
     /// Records a docker event about `c` (see [`crate::events`]).
     pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
-        crate::events::container_event(&self.paths.state, c, action, extra);
+        crate::events::container_event(&self.paths.root, c, action, extra);
     }
 
     pub(crate) fn load(&self, record: ContainerRecord) -> Result<Container> {

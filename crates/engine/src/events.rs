@@ -2,11 +2,12 @@
 //! `kill`, `pause`, `unpause`, `rename`, `destroy`…
 //!
 //! Every process of the engine — a command, a detached supervisor, an API server —
-//! appends to one journal in the run-time state directory (`events.jsonl`, one
-//! [`EventMessage`] per line, each written with a single `O_APPEND` write so lines from
-//! different processes never mix), and [`Engine::events`] reads it back and follows it.
-//! The journal lives as long as the state directory (a boot), and is cut to its newer
-//! half when it grows past [`MAX_JOURNAL`], as docker keeps only recent events.
+//! appends to one journal of the store (`<root>/events.jsonl`, one [`EventMessage`] per
+//! line, each written with a single `O_APPEND` write so lines from different processes
+//! never mix), and [`Engine::events`] reads it back and follows it. The journal is the
+//! store's, as its containers are (two stores on one machine do not see each other's
+//! events), and is cut to its newer half when it grows past [`MAX_JOURNAL`], as docker
+//! keeps only recent events.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -63,14 +64,14 @@ impl EventOptions {
     }
 }
 
-/// The journal of the state directory `state`.
-pub(crate) fn journal(state: &Path) -> PathBuf {
-    state.join("events.jsonl")
+/// The journal of the store at `root`.
+pub(crate) fn journal(root: &Path) -> PathBuf {
+    root.join("events.jsonl")
 }
 
 /// Appends a container event. A journal that cannot be written costs only the event:
 /// it is logged, and the verb goes on.
-pub(crate) fn container_event(state: &Path, c: &Container, action: &str, extra: &[(&str, String)]) {
+pub(crate) fn container_event(root: &Path, c: &Container, action: &str, extra: &[(&str, String)]) {
     let mut attributes = HashMap::from([
         ("name".to_string(), c.record.name.clone()),
         ("image".to_string(), c.record.image.clone()),
@@ -90,7 +91,7 @@ pub(crate) fn container_event(state: &Path, c: &Container, action: &str, extra: 
         time: Some(now / 1_000_000_000),
         time_nano: Some(now),
     };
-    if let Err(e) = append(&journal(state), &event) {
+    if let Err(e) = append(&journal(root), &event) {
         tracing::warn!("recording the {action} event of {}: {e}", c.record.name);
     }
 }
@@ -144,7 +145,7 @@ impl Engine {
         options: &EventOptions,
         mut on_event: impl FnMut(&EventMessage) -> Result<()>,
     ) -> Result<()> {
-        let path = journal(&self.paths.state);
+        let path = journal(&self.paths.root);
         let mut at = Position::default();
         loop {
             let (events, next) = read_from(&path, at)?;
