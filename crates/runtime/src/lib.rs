@@ -24,6 +24,7 @@ pub mod container;
 pub mod descriptors;
 pub mod detect;
 pub mod exec;
+pub mod fork_rule;
 pub mod in_root;
 pub mod lifecycle;
 pub mod logfile;
@@ -39,7 +40,7 @@ pub mod supervisor;
 pub mod terminal;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
-pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus};
+pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus, Running};
 pub use detect::{Environment, Unsupported, detect, unsupported};
 pub use lifecycle::{LifecycleError, StateRoot};
 pub use oci_spec::runtime::Spec;
