@@ -7,8 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use oci_spec::runtime::Process;
 
-use super::exec::Command;
-use super::{ChildError, clone_flag, io, report, security, sys};
+use super::confine::{KeepFds, confine};
+use super::{ChildError, clone_flag, io, report, sys};
 use crate::channel::{self, Message};
 use crate::exec::Joined;
 use crate::terminal::{TerminalError, WindowSize};
@@ -109,36 +109,16 @@ fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallib
             super::new_session()?;
         }
     }
-    security::apply_rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(io("writing /proc/self/oom_score_adj"))?;
-    }
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if !no_new_privs {
-        load_seccomp(cfg)?;
-    }
-    security::switch_user_and_caps(process)?;
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    // Descriptors the caller left open must not reach the container nor let the working
-    // directory escape it; only the pipe to the caller stays (close-on-exec).
-    super::close_inherited_fds(3, &[cfg.to_parent.as_raw_fd()]);
-    // Unlike a container's first process, an exec does not create its working directory:
-    // a missing one is the caller's mistake, reported as docker does.
-    super::enter_cwd(process.cwd())?;
-    let cmd = Command::new(process)?;
-    if no_new_privs {
-        load_seccomp(cfg)?;
-    }
+    // Descriptors the caller left open must not reach the container; only the pipe to
+    // the caller stays (close-on-exec). Unlike a container's first process, an exec does
+    // not create its working directory: a missing one is the caller's mistake, reported as
+    // docker does.
+    let fds = KeepFds {
+        first: 3,
+        keep: &[cfg.to_parent.as_raw_fd()],
+    };
+    let cmd = confine(process, cfg.seccomp, fds)?;
     Err(cmd.exec())
-}
-
-fn load_seccomp(cfg: &TenantConfig<'_>) -> Result<(), ChildError> {
-    match cfg.seccomp {
-        Some(p) => p.load().map_err(sys("loading the seccomp filter")),
-        None => Ok(()),
-    }
 }
 
 /// Makes the given descriptors 0, 1, 2. Each is first copied above 2, so that one source
