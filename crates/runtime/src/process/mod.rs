@@ -303,7 +303,7 @@ fn init_inner(
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Spec("the spec has no process".into()))?;
-    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot, process.cwd())?;
+    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot)?;
     match cfg.opts.console {
         Some(socket) => {
             let size = process

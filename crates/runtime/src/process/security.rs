@@ -1,24 +1,13 @@
-//! Privileges: sysctls, rlimits, user and groups, no_new_privs, capability sets.
+//! Privileges: rlimits, user and groups, no_new_privs, capability sets.
 
 use std::collections::HashSet;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability as Cap};
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{Capabilities, PosixRlimit, Process, Spec};
+use oci_spec::runtime::{Capabilities, PosixRlimit, Process};
 
-use super::{ChildError, io, sys};
-
-pub(crate) fn apply_sysctl(spec: &Spec) -> Result<(), ChildError> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (key, value) in sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(io(format!("setting sysctl {key}={value}")))?;
-    }
-    Ok(())
-}
+use super::{ChildError, sys};
 
 /// The libc resource for an OCI rlimit type ("RLIMIT_NOFILE" ...).
 pub(crate) fn rlimit_resource(
