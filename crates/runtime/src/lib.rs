@@ -16,6 +16,7 @@
 //! (forwarding to the container), [`sealed_exe`] and [`in_root`] (what keeps the host out of
 //! a container's reach). The container side of the fork lives in `process`.
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroups;
 pub mod channel;

@@ -150,6 +150,7 @@ fn raising_a_hard_rlimit_fails_clearly() {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one struct we own.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
     let has_sys_resource = caps_has_sys_resource();
     let mut spec = sh("true");

@@ -427,14 +427,17 @@ fn raw_mode_is_restored_on_drop_on_panic_and_on_a_signal() {
         nix::sys::signal::SaFlags::empty(),
         nix::sys::signal::SigSet::empty(),
     );
+    // SAFETY: the handler only stores to an atomic.
     let before =
         unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &mine) }.unwrap();
     let raw = RawMode::enable(&pty.slave).unwrap();
     assert_ne!(tcgetattr(&pty.slave).unwrap(), cooked);
+    // SAFETY: raise(3) takes a signal number; SIGTERM's handler is the test's own.
     unsafe { libc::raise(libc::SIGTERM) };
     assert!(GOT.load(Ordering::SeqCst), "the previous handler ran");
     assert_eq!(tcgetattr(&pty.slave).unwrap(), cooked);
     drop(raw);
+    // SAFETY: puts back the disposition found before the test.
     unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &before) }.unwrap();
 
     let (r, _w) = nix::unistd::pipe().unwrap();

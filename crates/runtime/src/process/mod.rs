@@ -143,10 +143,12 @@ pub(crate) fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
 pub(crate) fn stage1(mut cfg: ChildConfig<'_>) -> ! {
     let result = stage1_inner(&mut cfg);
     let e = match result {
+        // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
         Ok(()) => unsafe { libc::_exit(0) },
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -201,8 +203,9 @@ fn stage1_inner(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
         nix::sched::unshare(flags).map_err(sys(format!("creating namespaces {flags:?}")))?;
     }
     // CLONE_PARENT makes init the runner's child, so the runner waits on it directly and
-    // this intermediate process can exit now. We are single-threaded (a fork child), so a
-    // raw clone is as safe as fork here.
+    // this intermediate process can exit now.
+    // SAFETY: a fork-like clone (no new stack, no shared memory) from a single-threaded
+    // process (a fork child: the fork rule holds here by construction).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -259,9 +262,11 @@ fn init(cfg: &mut ChildConfig<'_>) -> ! {
             ChildError::PermissionDenied { .. } => 126,
             _ => 1,
         };
+        // SAFETY: _exit in the container's init, before anything of the caller's runs.
         unsafe { libc::_exit(code) }
     }
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -284,7 +289,7 @@ fn init_inner(
             nix::unistd::sethostname(h).map_err(sys(format!("setting hostname {h:?}")))?;
         }
         if let Some(d) = spec.domainname() {
-            // nix has no setdomainname; the syscall is trivial.
+            // SAFETY: nix has no setdomainname; it reads `d.len()` bytes of `d`.
             let ret = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
             if ret != 0 {
                 return Err(sys(format!("setting domainname {d:?}"))(nix::Error::last()));

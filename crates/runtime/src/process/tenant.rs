@@ -35,6 +35,7 @@ pub(crate) fn join_container(mut cfg: TenantConfig<'_>) -> ! {
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -58,10 +59,10 @@ fn join(cfg: &mut TenantConfig<'_>) -> Result<(), ChildError> {
         )))?;
     }
     // In the foreground the process becomes the caller's own child, so it can wait for it;
-    // detached, it is orphaned when we exit. We are single-threaded (a fork child), so a
-    // raw clone is as safe as fork here.
+    // detached, it is orphaned when we exit.
     let parent = if cfg.detach { 0 } else { libc::CLONE_PARENT };
-    // SAFETY: a fork-like clone (no new stack, no shared memory).
+    // SAFETY: a fork-like clone (no new stack, no shared memory) from a single-threaded
+    // process (a fork child: the fork rule holds here by construction).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -90,6 +91,7 @@ fn exec_process(cfg: &mut TenantConfig<'_>) -> ! {
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
