@@ -10,7 +10,9 @@
 //! (where they become SIGINT for its foreground process group) and restores it afterwards.
 //!
 //! `docker run -it`, in a few lines: the container sends its terminal over a socket pair
-//! while [`Container::run`](crate::Container::run) blocks, so a thread relays it.
+//! during [`Container::start`](crate::Container::start); once that has returned (the
+//! container's processes are forked, see [the fork rule](crate::fork_rule)) the terminal is
+//! relayed until the container's init exits, then the container is waited for.
 //!
 //! ```no_run
 //! use basic_runtime::terminal::{ConsoleSocket, RawMode};
@@ -27,13 +29,13 @@
 //!     .build()?;
 //! // Raw until dropped: also on a panic, and on SIGTERM, SIGHUP, SIGINT, SIGQUIT.
 //! let raw = RawMode::enable(std::io::stdin())?;
-//! // stdin -> container, container -> stdout, window size kept in step.
-//! let relay = socket.relay_stdio_in_background(true);
-//! let status = container.run();
-//! drop(container);
-//! if let Ok(Err(e)) = relay.join() {
+//! let running = container.start()?;
+//! // stdin -> container, container -> stdout, window size kept in step, until it exits.
+//! let console = socket.receive()?.watch_process(running.pid())?;
+//! if let Err(e) = console.relay_stdio(true) {
 //!     eprintln!("terminal: {e}");
 //! }
+//! let status = running.wait();
 //! drop(raw);
 //! std::process::exit(status?.exit_code());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -261,6 +263,10 @@ impl ConsoleSocket {
     /// container's processes have all closed it. Drop the container (and with it the other
     /// end of the pair) before joining, so that a container that failed before sending its
     /// terminal does not leave the thread waiting.
+    ///
+    /// The thread must not exist while the container's processes are forked ([the fork
+    /// rule](crate::fork_rule)): call this after [`Container::start`](crate::Container::start),
+    /// or relay in the caller's thread as the module's example does.
     pub fn relay_stdio_in_background(
         self,
         attach_stdin: bool,
