@@ -593,7 +593,12 @@ impl<R> Exec<R> {
             other => return Err(give_up(self.failure(other))),
         }
         let console = master
-            .map(|m| Console::from_master(m).watch_process(pid))
+            .map(|m| match detach {
+                // Our child: it stays until we wait for it.
+                false => Console::from_master(m).watch_process(pid),
+                // Orphaned: its new parent may reap it as soon as it exits.
+                true => Console::from_master(m).watch_unless_gone(pid),
+            })
             .transpose()
             .map_err(|e| give_up(ExecError::Terminal(e)))?;
         Ok(Spawned {

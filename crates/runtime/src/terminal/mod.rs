@@ -175,13 +175,20 @@ impl Console {
     /// have been reaped yet. Without it the relay ends when every holder of the terminal
     /// has closed it.
     pub fn watch_process(mut self, pid: i32) -> Result<Self, TerminalError> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(sys(format!("pidfd_open({pid})"))(nix::Error::last()));
+        let fd = pidfd_open(pid).map_err(sys(format!("pidfd_open({pid})")))?;
+        self.process = Some(fd);
+        Ok(self)
+    }
+
+    /// [`Console::watch_process`] for a process that is not this process's child: its
+    /// parent (a subreaper such as conmon) may already have reaped it, and then there is
+    /// nothing left to watch; the relay ends when every holder has closed the terminal.
+    pub(crate) fn watch_unless_gone(mut self, pid: i32) -> Result<Self, TerminalError> {
+        match pidfd_open(pid) {
+            Ok(fd) => self.process = Some(fd),
+            Err(nix::Error::ESRCH) => {}
+            Err(e) => return Err(sys(format!("pidfd_open({pid})"))(e)),
         }
-        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-        self.process = Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
         Ok(self)
     }
 
@@ -236,6 +243,16 @@ impl Console {
         let stdout = std::io::stdout();
         self.relay(attach_stdin.then(|| stdin.as_fd()), stdout.as_fd())
     }
+}
+
+fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The caller's end of a console socket pair, for a container started with
