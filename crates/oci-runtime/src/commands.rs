@@ -1,11 +1,10 @@
 //! Each command, over `basic_runtime`'s `Container` and `StateRoot`.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
+use basic_runtime::signals::parse_signal;
 use basic_runtime::{Container, State, StateRoot};
-use nix::sys::signal::Signal;
 
 use crate::cli::{Cli, Command, CreateArgs};
 use crate::log::Logger;
@@ -102,21 +101,23 @@ fn wants_terminal(bundle: &Path) -> Result<bool> {
 }
 
 /// As runc does for `run` without a console socket: the container's terminal is relayed to
-/// ours (raw mode while it runs), keys do the signalling.
+/// ours (raw mode while it runs), keys do the signalling. The relay runs in this thread once
+/// the container is started: no thread exists when it forks (basic-runtime's fork rule).
 fn run_with_terminal(b: basic_runtime::ContainerBuilder) -> Result<i32> {
     use basic_runtime::terminal::{ConsoleSocket, RawMode};
     let (ours, theirs) = ConsoleSocket::pair()?;
     let container = b.console_socket_fd(theirs).forward_signals(false).build()?;
     let raw = RawMode::enable(std::io::stdin())?;
-    let relay = ours.relay_stdio_in_background(true);
-    let status = container.run();
-    // Our copy of the socket's other end goes with the container, so a relay still
-    // waiting for a terminal that never came ends too.
-    drop(container);
-    let relayed = relay.join();
+    let running = container.start()?;
+    // The terminal was sent during setup; the relay ends when the init exits.
+    let relayed = ours
+        .receive()
+        .and_then(|console| console.watch_process(running.pid()))
+        .and_then(|console| console.relay_stdio(true));
+    let status = running.wait();
     drop(raw);
     let status = status?;
-    if let Ok(Err(e)) = relayed {
+    if let Err(e) = relayed {
         eprintln!("basic-runtime: relaying the terminal: {e}");
     }
     Ok(status.exit_code())
@@ -132,20 +133,6 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::write(&tmp, pid.to_string())
         .with_context(|| format!("writing pid file {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing pid file {}", path.display()))
-}
-
-/// `9`, `KILL`, `SIGKILL`, `kill`, `SIGRTMIN+3` are all accepted.
-pub fn parse_signal(s: &str) -> Result<Signal> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).with_context(|| format!("unknown signal number {n}"));
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name).with_context(|| format!("unknown signal {s:?}"))
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
@@ -204,24 +191,4 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
         other => bail!("unknown format {other:?}: use table or json"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_by_number_and_every_spelling_of_the_name() {
-        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
-            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
-        }
-        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
-        assert!(
-            parse_signal("NOPE")
-                .unwrap_err()
-                .to_string()
-                .contains("NOPE")
-        );
-        assert!(parse_signal("99").is_err());
-    }
 }

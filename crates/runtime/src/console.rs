@@ -102,7 +102,7 @@ pub fn recv_master(socket: BorrowedFd<'_>) -> Result<(OwnedFd, String), ConsoleE
     let len = msg.bytes;
     let fd = fd.ok_or(ConsoleError::NoFd)?;
     let name = String::from_utf8_lossy(&buf[..len]).into_owned();
-    // recvmsg handed us this descriptor; nothing else owns it.
+    // SAFETY: recvmsg handed us this descriptor; nothing else owns it.
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, name))
 }
 
@@ -126,6 +126,7 @@ pub(crate) fn setup_in_container(
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
+        // SAFETY: TIOCSWINSZ reads one winsize struct, which `ws` is, from an open pty.
         if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
             return Err(sys("setting the terminal size")(nix::Error::last()));
         }
@@ -142,12 +143,14 @@ pub(crate) fn setup_in_container(
     send_fd(socket, master.as_fd(), &name)?;
     drop(master);
     nix::unistd::setsid().map_err(sys("setsid"))?;
+    // SAFETY: TIOCSCTTY takes an integer argument; the slave is an open terminal.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
         return Err(sys(format!("making {name} the controlling terminal"))(
             nix::Error::last(),
         ));
     }
     for target in 0..3 {
+        // SAFETY: replaces this process's stdio with the open slave, on purpose.
         if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
             return Err(sys(format!("dup2 {name} to fd {target}"))(
                 nix::Error::last(),

@@ -105,6 +105,15 @@ pub enum ContainerError {
         #[source]
         source: crate::sealed_exe::SealError,
     },
+    /// This process has other threads (see [`crate::fork_rule`]).
+    #[error("container {id}: refusing to fork")]
+    ForkRule {
+        /// The container.
+        id: String,
+        /// How many threads, or why they could not be counted.
+        #[source]
+        source: crate::fork_rule::ForkRuleError,
+    },
     /// The console socket could not be reached.
     #[error("container {id}: console")]
     Console {
@@ -209,6 +218,7 @@ pub struct ContainerBuilder {
     pub(crate) new_keyring: bool,
     pub(crate) preserve_fds: u32,
     pub(crate) require_sealed_exe: bool,
+    pub(crate) allow_multithreaded_fork: bool,
     pub(crate) seccomp_cache: Option<PathBuf>,
 }
 
@@ -264,6 +274,7 @@ impl Container {
             new_keyring: true,
             preserve_fds: 0,
             require_sealed_exe: true,
+            allow_multithreaded_fork: false,
             seccomp_cache: None,
         }
     }
@@ -405,6 +416,16 @@ impl ContainerBuilder {
         self
     }
 
+    /// Fork even when this process has other threads, against [the fork
+    /// rule](crate::fork_rule) (default false: refused with [`ContainerError::ForkRule`]).
+    /// Only for a caller that accepts that a lock held by another thread at the moment of
+    /// the fork can hang the container's setup: a test harness, whose other threads are
+    /// other tests.
+    pub fn allow_multithreaded_fork(mut self, on: bool) -> Self {
+        self.allow_multithreaded_fork = on;
+        self
+    }
+
     /// A directory (private to this program's user) where compiled seccomp programs are
     /// kept for the next container with the same profile (see
     /// [`crate::seccomp::Program::compile_cached`]). Default: none, compile every time.
@@ -454,23 +475,54 @@ impl ContainerBuilder {
 
 impl Container {
     /// Runs the container in the foreground until its init exits; the cgroup and the state
-    /// directory are removed before returning.
+    /// directory are removed before returning. The same as [`Container::start`] then
+    /// [`Running::wait`], and under the same [fork rule](crate::fork_rule): the calling
+    /// process must be single-threaded.
     pub fn run(&self) -> Result<ExitStatus, ContainerError> {
-        let id = self.b.id.clone();
-        let cg = self.setup_cgroup()?;
-        let result = self.run_in(cg.as_deref());
-        let state = self.b.state_dir.join(&id);
-        let _ = std::fs::remove_dir_all(&state);
-        match (result, cg) {
-            (Ok(mut status), Some(m)) => {
-                status.oom_killed = m.oom_killed().unwrap_or(false);
-                m.remove()
-                    .map_err(|source| ContainerError::Cgroup { id, source })?;
-                Ok(status)
+        self.start()?.wait()
+    }
+
+    /// Starts the container and returns once its command runs (the init has exec'd): the
+    /// cgroup is set up, the processes are forked, the state file says `running`, and
+    /// signals are forwarded when [`ContainerBuilder::forward_signals`] says so.
+    ///
+    /// **The fork rule** (see [`crate::fork_rule`]): the calling process must be
+    /// single-threaded, or this returns [`ContainerError::ForkRule`] before anything is set
+    /// up. Once this has returned the forks are done, and the caller may start threads
+    /// (to relay the container's stdio, say) until it calls [`Running::wait`].
+    pub fn start(&self) -> Result<Running<'_>, ContainerError> {
+        self.enforce_fork_rule()?;
+        let cgroup = self.setup_cgroup()?;
+        match self.start_in(cgroup.as_deref()) {
+            Ok((init, forward)) => Ok(Running {
+                container: self,
+                init,
+                cgroup,
+                forward,
+                finished: false,
+            }),
+            Err(e) => {
+                self.remove_state();
+                Err(match cgroup {
+                    Some(m) => with_cleanup(e, m.remove()),
+                    None => e,
+                })
             }
-            (Err(e), Some(m)) => Err(with_cleanup(e, m.remove())),
-            (r, None) => r,
         }
+    }
+
+    /// Refuses to go on from a threaded process unless the caller accepted the risk.
+    pub(crate) fn enforce_fork_rule(&self) -> Result<(), ContainerError> {
+        crate::fork_rule::enforce(self.b.allow_multithreaded_fork).map_err(|source| {
+            ContainerError::ForkRule {
+                id: self.b.id.clone(),
+                source,
+            }
+        })
+    }
+
+    fn remove_state(&self) {
+        let _ = std::fs::remove_dir_all(self.b.state_dir.join(&self.b.id));
     }
 
     /// Creates the cgroup and writes the limits, before anything runs in it.
@@ -511,19 +563,24 @@ impl Container {
         move |source| ContainerError::Channel { id, source }
     }
 
-    fn run_in(&self, cg: Option<&dyn CgroupManager>) -> Result<ExitStatus, ContainerError> {
+    /// Forks the container's processes into `cg`, records them running and lets the init
+    /// exec; returns the init with the signal forwarding that lasts until it is waited for.
+    fn start_in(
+        &self,
+        cg: Option<&dyn CgroupManager>,
+    ) -> Result<(Pid, Option<signals::ForwardGuard>), ContainerError> {
         let prepared = self.prepare()?;
         let mut sp = self.spawn(cg, &prepared, None)?;
         let init = sp.init;
         self.write_state(init, crate::state::Status::Running)
             .map_err(|e| kill_init(init, e))?;
-        let _guard = self
+        let forward = self
             .b
             .forward_signals
             .then(|| signals::forward_to(init.as_raw()));
         channel::signal(&mut sp.to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
         self.expect_exec(&mut sp)?;
-        self.wait(init)
+        Ok((init, forward))
     }
 
     /// Refuses what the spec asks and we do not implement, compiles the seccomp profile
@@ -598,6 +655,9 @@ impl Container {
         let (mut from_child, to_parent) = channel::pipe().map_err(self.chan())?;
         let (from_parent, mut to_child) = channel::pipe().map_err(self.chan())?;
         let keyring = self.b.new_keyring.then(|| format!("_ses.{}", self.b.id));
+        // SAFETY: `start` and `create`, the only callers, enforced the fork rule (this process
+        // is single-threaded, or the caller accepted the risk): the child may run ordinary
+        // code. It never returns from `process::stage1`.
         let stage1 = match unsafe { fork() }.map_err(self.sys("fork"))? {
             ForkResult::Child => {
                 drop(from_child);
@@ -884,6 +944,66 @@ fn with_cleanup(error: ContainerError, cleanup: Result<(), CgroupError>) -> Cont
             error: Box::new(error),
             cleanup,
         },
+    }
+}
+
+/// A container whose command runs, from [`Container::start`]. [`Running::wait`] waits
+/// for its init and cleans up (the state directory, the cgroup after reading its OOM
+/// counter); dropped without waiting, the container is killed and cleaned up the same way.
+#[derive(Debug)]
+#[must_use = "dropping a running container kills it"]
+pub struct Running<'a> {
+    container: &'a Container,
+    init: Pid,
+    cgroup: Option<Box<dyn CgroupManager>>,
+    forward: Option<signals::ForwardGuard>,
+    finished: bool,
+}
+
+impl Running<'_> {
+    /// The init's pid, as this process sees it.
+    pub fn pid(&self) -> i32 {
+        self.init.as_raw()
+    }
+
+    /// Waits until the init exits and says how it ended; the cgroup and the state
+    /// directory are removed before returning.
+    pub fn wait(mut self) -> Result<ExitStatus, ContainerError> {
+        let status = self.container.wait(self.init);
+        self.finish(status)
+    }
+
+    fn finish(
+        &mut self,
+        status: Result<ExitStatus, ContainerError>,
+    ) -> Result<ExitStatus, ContainerError> {
+        self.finished = true;
+        // The pid may be reused from now on: stop forwarding to it first.
+        self.forward = None;
+        self.container.remove_state();
+        match (status, self.cgroup.take()) {
+            (Ok(mut status), Some(m)) => {
+                status.oom_killed = m.oom_killed().unwrap_or(false);
+                m.remove().map_err(|source| ContainerError::Cgroup {
+                    id: self.container.b.id.clone(),
+                    source,
+                })?;
+                Ok(status)
+            }
+            (Err(e), Some(m)) => Err(with_cleanup(e, m.remove())),
+            (r, None) => r,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let _ = nix::sys::signal::kill(self.init, nix::sys::signal::Signal::SIGKILL);
+        let status = self.container.wait(self.init);
+        let _ = self.finish(status);
     }
 }
 

@@ -71,6 +71,7 @@ pub fn detect() -> Environment {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one struct we own.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     Environment {
         root,
@@ -125,8 +126,14 @@ fn in_container() -> Option<String> {
 }
 
 /// Forks a child that tries each unshare and reports a bitmask in its exit code.
+///
+/// The one fork of this library that the fork rule (see [`crate::fork_rule`]) does not
+/// check, because it needs not: the child only calls unshare(2) and _exit(2), which are
+/// async-signal-safe, so it is sound from a multi-threaded process too (`detect` runs in
+/// engines that already have threads).
 fn probe_namespaces() -> Vec<(LinuxNamespaceType, bool)> {
     let none = || PROBED.iter().map(|t| (*t, false)).collect();
+    // SAFETY: the child runs only async-signal-safe calls (see above) and never returns.
     let child = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let mut bits = 0;
@@ -135,6 +142,7 @@ fn probe_namespaces() -> Vec<(LinuxNamespaceType, bool)> {
                     bits |= 1 << i;
                 }
             }
+            // SAFETY: _exit in the forked child, skipping the parent's atexit handlers.
             unsafe { libc::_exit(bits) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
@@ -307,6 +315,7 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
+            // SAFETY: getrlimit writes one struct we own.
             unsafe { libc::getrlimit(res, &mut cur) };
             if l.hard() > cur.rlim_max
                 && env

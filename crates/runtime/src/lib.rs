@@ -11,11 +11,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Modules: [`container`] (builder, run, exit status), [`cgroups`] (v1 and v2 managers),
-//! [`detect`](mod@detect) (what the host allows), [`spec`] (docker's defaults), [`signals`]
-//! (forwarding to the container), [`sealed_exe`] and [`in_root`] (what keeps the host out of
-//! a container's reach). The container side of the fork lives in `process`.
+//! **The fork rule**: this library forks container processes only from a single-threaded
+//! process. [`Container::start`], [`Container::run`], [`Container::create`] and
+//! [`exec::Exec`] check it and refuse otherwise ([`fork_rule`] says why and what to do):
+//! start threads (an async runtime, relays) after [`Container::start`] has returned, or run
+//! containers from a process of their own.
+//!
+//! Modules: [`container`] (builder, start, run, exit status), [`cgroups`] (v1 and v2
+//! managers), [`detect`](mod@detect) (what the host allows), [`spec`] (docker's defaults),
+//! [`signals`] (parsing, forwarding to the container), [`fork_rule`], [`sealed_exe`] and
+//! [`in_root`] (what keeps the host out of a container's reach). The container side of the
+//! fork lives in `process`.
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroups;
 pub mod channel;
@@ -24,6 +32,7 @@ pub mod container;
 pub mod descriptors;
 pub mod detect;
 pub mod exec;
+pub mod fork_rule;
 pub mod in_root;
 pub mod lifecycle;
 pub mod logfile;
@@ -39,9 +48,14 @@ pub mod supervisor;
 pub mod terminal;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
-pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus};
+pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus, Running};
 pub use detect::{Environment, Unsupported, detect, unsupported};
 pub use lifecycle::{LifecycleError, StateRoot};
 pub use oci_spec::runtime::Spec;
 pub use spec::{SpecError, default_spec, resolve_user};
 pub use state::{State, Status};
+
+/// The README's examples, compiled with the doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -162,7 +162,12 @@ impl Container {
     /// The init is this process's child until this process exits (a subreaper such as
     /// conmon then adopts it); a long-lived caller reaps it with `waitpid`. An id that is
     /// already in use under the state directory is refused.
+    ///
+    /// **The fork rule** (see [`crate::fork_rule`]): the calling process must be
+    /// single-threaded, or this returns [`ContainerError::ForkRule`] before anything is set
+    /// up.
     pub fn create(&self) -> Result<State, LifecycleError> {
+        self.enforce_fork_rule()?;
         let id = self.b.id.clone();
         let root = self.b.state_dir.clone();
         let dir = root.join(&id);

@@ -1,12 +1,34 @@
-//! Forwarding the runner's signals to running containers' inits.
+//! Signals: [`parse_signal`] for what users type (`docker kill -s`, `runc kill`), and
+//! forwarding the runner's signals to running containers' inits.
 //!
-//! A signal handler may only do async-signal-safe work, so the registry is a fixed array of
-//! atomics the handler walks, calling kill(2) for each registered pid.
+//! A signal handler may only do async-signal-safe work, so the forwarding registry is a
+//! fixed array of atomics the handler walks, calling kill(2) for each registered pid.
 
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+/// A signal name or number that names no signal.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid signal {0:?}: give a name (SIGTERM, TERM or term) or a number (15)")]
+pub struct InvalidSignal(String);
+
+/// A signal by number (`15`) or by name, with or without `SIG` and in any case (`SIGTERM`,
+/// `TERM`, `term`), as docker and runc accept them.
+pub fn parse_signal(text: &str) -> Result<Signal, InvalidSignal> {
+    let invalid = || InvalidSignal(text.to_string());
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| invalid());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = match upper.starts_with("SIG") {
+        true => upper,
+        false => format!("SIG{upper}"),
+    };
+    Signal::from_str(&name).map_err(|_| invalid())
+}
 
 /// Signals a foreground runner forwards (what docker forwards with `--sig-proxy`).
 pub const FORWARDED_SIGNALS: &[Signal] = &[
@@ -35,6 +57,7 @@ extern "C" fn forward(sig: libc::c_int) {
     for slot in &PIDS {
         let pid = slot.load(Ordering::Relaxed);
         if pid > 0 {
+            // SAFETY: kill(2) is async-signal-safe and takes plain integers.
             unsafe { libc::kill(pid, sig) };
         }
     }
@@ -62,6 +85,8 @@ pub fn forward_to(pid: i32) -> ForwardGuard {
                 SigSet::empty(),
             );
             for sig in FORWARDED_SIGNALS {
+                // SAFETY: the handler only reads atomics and calls kill(2), both
+                // async-signal-safe.
                 if let Ok(prev) = unsafe { sigaction(*sig, &action) } {
                     state.previous.push((*sig, prev));
                 }
@@ -80,8 +105,30 @@ impl Drop for ForwardGuard {
         state.count -= 1;
         if state.count == 0 {
             for (sig, prev) in state.previous.drain(..) {
+                // SAFETY: puts back the disposition that was there before `forward_to`.
                 let _ = unsafe { sigaction(sig, &prev) };
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_number_and_every_spelling_of_the_name() {
+        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill", "Kill"] {
+            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("15").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("term").unwrap(), Signal::SIGTERM);
+        for bad in ["NOPE", "99", "0", "-9", "", "SIG"] {
+            let e = parse_signal(bad).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("SIGTERM"),
+                "{e}"
+            );
         }
     }
 }

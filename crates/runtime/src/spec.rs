@@ -18,7 +18,8 @@ mod security;
 
 pub use devices::{DeviceMapping, add_device, devices_in, host_devices};
 pub use security::{
-    make_privileged, privileged_capabilities, set_default_seccomp, set_seccomp_profile,
+    make_privileged, make_privileged_with, privileged_capabilities, set_default_seccomp,
+    set_seccomp_profile, set_seccomp_profile_on,
 };
 
 /// Errors building a spec or resolving a user.
@@ -244,7 +245,9 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
 /// no resource limits, no user namespace: the caller sets those on the returned value.
 ///
 /// The seccomp profile depends on the capabilities: after changing them, call
-/// [`set_default_seccomp`] again (or [`make_privileged`], which removes it).
+/// [`set_default_seccomp`] again (or [`make_privileged`], which removes it). It also depends
+/// on this machine's architecture and kernel release, the only host facts this function
+/// reads; [`set_seccomp_profile_on`] resolves it for another.
 pub fn default_spec(args: Vec<String>, env: Vec<String>, cwd: &str) -> Result<Spec, SpecError> {
     let caps: HashSet<Capability> = DEFAULT_CAPABILITIES.iter().copied().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::container::{Container, ContainerError, ExitStatus};
+use crate::container::{Container, ContainerError, ExitStatus, Running};
 use crate::logfile::{LogWriter, Rotation, Stream};
+use crate::terminal::ConsoleSocket;
 
 /// When the supervisor starts a container again after it exits (docker's `--restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,11 +157,17 @@ pub enum Input {
 }
 
 /// Runs a container, restarting it by policy, with its output captured.
+///
+/// It forks the container from the calling process, so that process must be
+/// single-threaded when [`Supervisor::run`] is called ([the fork rule](crate::fork_rule));
+/// the supervisor's own threads (relaying the container's stdio) run only between a start
+/// and the container's exit.
 #[derive(Debug)]
 pub struct Supervisor<'a> {
     container: &'a Container,
     output: Output,
     restart: RestartPolicy,
+    console: Option<(ConsoleSocket, bool)>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -170,12 +177,27 @@ impl<'a> Supervisor<'a> {
             container,
             output,
             restart,
+            console: None,
         }
+    }
+
+    /// Relays the container's terminal (`process.terminal`, with the other end of `socket`
+    /// given to [`ContainerBuilder::console_socket_fd`](crate::ContainerBuilder::console_socket_fd))
+    /// to this process's stdout, and this process's stdin to it when `attach_stdin`: at each
+    /// start, from when the container's processes are forked until its init exits (see
+    /// [`Console::relay`](crate::terminal::Console::relay)). Use it with [`Input::Terminal`];
+    /// with [`Output::log`] the terminal's output is logged as stdout.
+    pub fn console(mut self, socket: ConsoleSocket, attach_stdin: bool) -> Self {
+        self.console = Some((socket, attach_stdin));
+        self
     }
 
     /// Runs the container until it exits for good: the policy says no more
     /// restarts, or `stop_requested` turns true (`docker stop`). Returns the last
     /// exit status. Replaces this process's stdio while the container runs.
+    ///
+    /// The calling process must be single-threaded: each start is refused otherwise
+    /// ([`ContainerError::ForkRule`], see [`crate::fork_rule`]).
     pub fn run(
         &self,
         stop_requested: &dyn Fn() -> bool,
@@ -213,32 +235,61 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// One start of the container, with its stdio captured until it exits.
+    ///
+    /// The fork rule (see [`crate::fork_rule`]) orders the steps: this process's stdio is
+    /// pointed at pipes first (no thread needed), the container's processes are forked
+    /// while this process is still single-threaded, and only then do the threads that copy
+    /// the pipes start. They are all joined before the next start.
     fn run_once(&self, log: Option<Arc<Mutex<LogWriter>>>) -> Result<ExitStatus, SupervisorError> {
         let mut redirect =
             Redirect::install(self.output.stdin).map_err(self.io("redirecting output"))?;
-        let echo = self.output.echo;
-        let relays = std::mem::take(&mut redirect.readers)
-            .into_iter()
-            .zip([Stream::Stdout, Stream::Stderr])
-            .zip(redirect.saved_out.iter())
-            .map(|((reader, stream), saved)| {
-                let echo_to = if echo {
-                    saved.try_clone().ok().map(File::from)
-                } else {
-                    None
-                };
-                relay(reader, stream, log.clone(), echo_to)
-            })
-            .collect::<Vec<_>>();
-        let result = self.container.run();
+        let started = self.container.start();
+        // Also after a failed start: whatever its processes wrote before they were killed
+        // still goes to the log.
+        let outputs = redirect.relay_outputs(self.output.echo, log);
+        let result = match started {
+            Err(e) => Err(e.into()),
+            Ok(running) => match redirect.relay_input() {
+                // Dropping `running` kills the container: nobody could feed its stdin.
+                Err(e) => Err(self.io("relaying input")(e)),
+                Ok(()) => {
+                    self.relay_console(&running, &redirect);
+                    running.wait().map_err(SupervisorError::from)
+                }
+            },
+        };
         // Restoring our stdio closes our ends of the pipes; the relays end
         // once the container's processes have closed theirs too.
         let restored = redirect.restore();
-        for r in relays {
+        for r in outputs {
             let _ = r.join();
         }
         restored.map_err(self.io("restoring output"))?;
-        Ok(result?)
+        result
+    }
+
+    /// With [`Supervisor::console`]: the container's terminal, relayed in this thread until
+    /// its init exits. A relay that fails is reported on the caller's stderr; the container
+    /// runs on without it.
+    fn relay_console(&self, running: &Running<'_>, redirect: &Redirect) {
+        let Some((socket, attach_stdin)) = &self.console else {
+            return;
+        };
+        let relayed = socket
+            .receive()
+            .and_then(|console| console.watch_process(running.pid()))
+            .and_then(|console| console.relay_stdio(*attach_stdin));
+        if let Err(e) = relayed
+            && let Ok(stderr) = redirect.saved_out[1].try_clone()
+        {
+            let _ = writeln!(
+                File::from(stderr),
+                "relaying the terminal of container {}: {}",
+                self.container.id(),
+                crate::process::chain(&e)
+            );
+        }
     }
 
     fn io(&self, what: &str) -> impl FnOnce(io::Error) -> SupervisorError {
@@ -264,14 +315,14 @@ fn sleep_unless(total: Duration, stop_requested: &dyn Fn() -> bool) -> bool {
 /// the container the stdio of the process that runs it, and that must never be
 /// the caller's own terminal or files (see [`crate::pipes`]).
 ///
-/// The threads that copy the pipes start before the container is forked. They
-/// hold nothing a forked child needs: they only poll, read and write (glibc's
-/// allocator is fork-safe), and the child closes every descriptor it inherits
-/// from them.
+/// Installing it starts no thread; the relays that copy the pipes are started
+/// once the container's processes are forked ([`Redirect::relay_outputs`],
+/// [`Redirect::relay_input`]), as the fork rule requires.
 struct Redirect {
     saved_in: Option<OwnedFd>,
     saved_out: [OwnedFd; 2],
     readers: Vec<OwnedFd>,
+    stdin_link: Option<crate::pipes::Link>,
     stdin_relay: Option<crate::pipes::Relay>,
 }
 
@@ -282,12 +333,11 @@ impl Redirect {
             Input::Terminal => None,
             Input::Null | Input::Relayed => Some(dup(0)?),
         };
-        let stdin_relay = match (&saved_in, input) {
+        let stdin_link = match (&saved_in, input) {
             (Some(saved), Input::Relayed) => {
                 let (read, write) = crate::pipes::pipe()?;
                 dup2(read.as_fd(), 0)?;
-                let link = crate::pipes::Link::input(saved.as_fd(), write)?;
-                Some(crate::pipes::Relay::start(vec![link])?)
+                Some(crate::pipes::Link::input(saved.as_fd(), write)?)
             }
             (Some(_), _) => {
                 let null = File::open("/dev/null")?;
@@ -306,8 +356,38 @@ impl Redirect {
             saved_in,
             saved_out,
             readers,
-            stdin_relay,
+            stdin_link,
+            stdin_relay: None,
         })
+    }
+
+    /// Starts copying the container's stdout and stderr into `log`, and to the
+    /// caller's own stdout and stderr when `echo`.
+    fn relay_outputs(
+        &mut self,
+        echo: bool,
+        log: Option<Arc<Mutex<LogWriter>>>,
+    ) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.readers)
+            .into_iter()
+            .zip([Stream::Stdout, Stream::Stderr])
+            .zip(self.saved_out.iter())
+            .map(|((reader, stream), saved)| {
+                let echo_to = match echo {
+                    true => saved.try_clone().ok().map(File::from),
+                    false => None,
+                };
+                relay(reader, stream, log.clone(), echo_to)
+            })
+            .collect()
+    }
+
+    /// Starts copying the caller's stdin into the container's, for [`Input::Relayed`].
+    fn relay_input(&mut self) -> io::Result<()> {
+        if let Some(link) = self.stdin_link.take() {
+            self.stdin_relay = Some(crate::pipes::Relay::start(vec![link])?);
+        }
+        Ok(())
     }
 
     fn restore(mut self) -> io::Result<()> {

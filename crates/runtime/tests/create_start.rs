@@ -28,6 +28,7 @@ fn wait_for(root: &StateRoot, id: &str, want: Status) {
 fn create(root: &Path, id: &str, script: &str) -> Result<basic_runtime::State, LifecycleError> {
     Container::builder(id, sh(script), rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(root)
         .forward_signals(false)
         .build()
@@ -60,6 +61,7 @@ fn create_parks_the_init_until_start() {
     spec.set_mounts(Some(mounts));
     let state = Container::builder(&id, spec, rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(root.dir())
         .build()
         .unwrap()
@@ -184,6 +186,7 @@ fn a_terminal_without_a_console_socket_is_refused() {
         .set_terminal(Some(true));
     let e = Container::builder(common::id("tty"), spec, rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(dir.path())
         .build()
         .unwrap()
@@ -213,6 +216,7 @@ fn a_terminal_is_sent_over_the_console_socket() {
     // The connection waits in the listener's backlog until accepted after create.
     let state = Container::builder(&id, spec, rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(root.dir())
         .console_socket(&sock)
         .build()

@@ -43,6 +43,7 @@ impl Running {
         let state = tempfile::tempdir().unwrap();
         let container = Container::builder(&id, spec.clone(), common::rootfs())
             .require_sealed_exe(false)
+            .allow_multithreaded_fork(true)
             .state_dir(state.path())
             .forward_signals(false)
             .build()
@@ -71,6 +72,7 @@ impl Running {
             process_from(&self.spec, args.iter().map(|s| s.to_string()).collect()).unwrap();
         Exec::in_container(&self.id, process)
             .require_sealed_exe(false)
+            .allow_multithreaded_fork(true)
             .state_dir(self.state.path())
     }
 
@@ -244,6 +246,7 @@ fn env_cwd_and_user_come_from_the_process() {
     u.set_additional_gids(Some(user.additional_gids));
     let builder = Exec::in_container(&c.id, process)
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(c.state.path())
         .env(["OVERRIDDEN=flag", "ADDED=new"]);
     let (code, out) = Running::output(builder).unwrap();
@@ -279,6 +282,7 @@ fn exit_codes_follow_docker() {
     process.set_cwd("/no/such/dir".into());
     let e = Exec::in_container(&c.id, process)
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(c.state.path())
         .foreground()
         .build()
@@ -309,6 +313,7 @@ fn exec_into_a_stopped_container_fails_clearly() {
     );
     let e = Exec::in_process(init, process_from(&c.spec, vec!["true".into()]).unwrap())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .foreground()
         .build()
         .unwrap_err();

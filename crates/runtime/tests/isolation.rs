@@ -185,7 +185,8 @@ fn user_namespace_with_maps() {
     if !privileged() {
         return;
     }
-    let mut spec = sh("id -u; cat /proc/self/uid_map");
+    // In a user namespace the device nodes are the host's, bind-mounted.
+    let mut spec = sh("id -u; cat /proc/self/uid_map; stat -c %t:%T /dev/null");
     let linux = spec.linux_mut().as_mut().unwrap();
     let mut ns = linux.namespaces().clone().unwrap();
     let mut user = oci_spec::runtime::LinuxNamespace::default();
@@ -207,5 +208,50 @@ fn user_namespace_with_maps() {
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
         ["0", "100000", "65536"]
+    );
+    assert_eq!(lines[2], "1:3");
+}
+
+#[test]
+fn sysctls_devices_file_binds_and_root_propagation_as_planned() {
+    if !privileged() {
+        return;
+    }
+    let host = tempfile::tempdir().unwrap();
+    let greeting = host.path().join("greeting");
+    std::fs::write(&greeting, "hello").unwrap();
+    let mut spec = sh(
+        "cat /etc/greeting; echo; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+         stat -c '%a %u %g %t:%T' /dev/mine",
+    );
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination("/etc/greeting".into());
+    m.set_typ(Some("bind".into()));
+    m.set_source(Some(greeting.clone()));
+    m.set_options(Some(vec!["bind".into(), "ro".into()]));
+    spec.mounts_mut().as_mut().unwrap().push(m);
+    let mut device = oci_spec::runtime::LinuxDevice::default();
+    device.set_path("/dev/mine".into());
+    device.set_typ(oci_spec::runtime::LinuxDeviceType::C);
+    device.set_major(1);
+    device.set_minor(3);
+    device.set_file_mode(Some(0o640));
+    device.set_uid(Some(1000));
+    device.set_gid(Some(2000));
+    let linux = spec.linux_mut().as_mut().unwrap();
+    linux.set_devices(Some(vec![device]));
+    linux.set_rootfs_propagation(Some("private".into()));
+    linux.set_sysctl(Some(
+        [(
+            "net.ipv4.ip_unprivileged_port_start".to_string(),
+            "80".to_string(),
+        )]
+        .into(),
+    ));
+    let (status, out) = run("planned", spec);
+    assert_eq!(status.exit_code(), 0, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["hello", "80", "640 1000 2000 1:3"]
     );
 }

@@ -24,6 +24,7 @@ fn kill_9_with_init_reports_137() {
     let state = tempfile::tempdir().unwrap();
     let status = Container::builder(common::id("kill9"), spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .forward_signals(false)
         .init(true)
@@ -52,6 +53,7 @@ fn init_reaps_orphans() {
     spec.set_mounts(Some(mounts));
     let status = Container::builder(common::id("reap"), spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .forward_signals(false)
         .init(true)
@@ -94,6 +96,7 @@ fn signal_from_outside_is_reported() {
     });
     let status = Container::builder(id, sh("sleep 30"), common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .forward_signals(false)
         .build()
@@ -117,6 +120,7 @@ fn start_error(args: &[&str]) -> ContainerError {
         common::rootfs(),
     )
     .require_sealed_exe(false)
+    .allow_multithreaded_fork(true)
     .state_dir(state.path())
     .forward_signals(false)
     .build()
@@ -146,6 +150,7 @@ fn raising_a_hard_rlimit_fails_clearly() {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: getrlimit writes one struct we own.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut cur) };
     let has_sys_resource = caps_has_sys_resource();
     let mut spec = sh("true");
@@ -162,6 +167,7 @@ fn raising_a_hard_rlimit_fails_clearly() {
     let state = tempfile::tempdir().unwrap();
     let result = Container::builder(common::id("rlimit"), spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .forward_signals(false)
         .build()

@@ -26,6 +26,7 @@ fn sigterm_to_the_runner_reaches_the_container() {
     let spec = common::sh("trap 'exit 42' TERM; while :; do sleep 0.05; done");
     let status = Container::builder(id, spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .build()
         .unwrap()

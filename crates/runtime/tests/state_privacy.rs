@@ -82,6 +82,7 @@ fn state_is_private_and_an_unprivileged_init_still_starts() {
     process.set_capabilities(Some(Default::default()));
     let state = Container::builder(&id, spec, rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(root.dir())
         .forward_signals(false)
         .build()
@@ -156,6 +157,7 @@ fn a_foreground_run_keeps_its_state_private() {
     });
     let status = Container::builder(&id, sh("sleep 1"), rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(&root)
         .forward_signals(false)
         .build()

@@ -17,6 +17,7 @@ use common::{privileged, rootfs, sh};
 fn container(name: &str, script: &str, state: &std::path::Path) -> Container {
     Container::builder(common::id(name), sh(script), rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state)
         .forward_signals(false)
         .build()

@@ -33,6 +33,7 @@ impl Running {
         let state = tempfile::tempdir().unwrap();
         let container = Container::builder(&id, spec.clone(), common::rootfs())
             .require_sealed_exe(false)
+            .allow_multithreaded_fork(true)
             .state_dir(state.path())
             .forward_signals(false)
             .build()
@@ -66,6 +67,7 @@ impl Running {
         process.set_console_size(size.map(Into::into));
         Exec::in_container(&self.id, process)
             .require_sealed_exe(false)
+            .allow_multithreaded_fork(true)
             .state_dir(self.state.path())
             .foreground()
             .forward_signals(false)
@@ -328,6 +330,7 @@ fn a_container_run_with_a_terminal_sends_it_over_the_console_socket() {
     let state = tempfile::tempdir().unwrap();
     let container = Container::builder(common::id("runit"), spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .console_socket_fd(container_end)
         .forward_signals(false)
@@ -365,6 +368,7 @@ fn a_container_that_fails_before_its_terminal_ends_the_wait_for_it() {
     let relay = socket.relay_stdio_in_background(false);
     let result = Container::builder(common::id("runfail"), spec, common::rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .console_socket_fd(container_end)
         .forward_signals(false)
@@ -423,14 +427,17 @@ fn raw_mode_is_restored_on_drop_on_panic_and_on_a_signal() {
         nix::sys::signal::SaFlags::empty(),
         nix::sys::signal::SigSet::empty(),
     );
+    // SAFETY: the handler only stores to an atomic.
     let before =
         unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &mine) }.unwrap();
     let raw = RawMode::enable(&pty.slave).unwrap();
     assert_ne!(tcgetattr(&pty.slave).unwrap(), cooked);
+    // SAFETY: raise(3) takes a signal number; SIGTERM's handler is the test's own.
     unsafe { libc::raise(libc::SIGTERM) };
     assert!(GOT.load(Ordering::SeqCst), "the previous handler ran");
     assert_eq!(tcgetattr(&pty.slave).unwrap(), cooked);
     drop(raw);
+    // SAFETY: puts back the disposition found before the test.
     unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &before) }.unwrap();
 
     let (r, _w) = nix::unistd::pipe().unwrap();

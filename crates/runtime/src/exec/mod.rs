@@ -7,6 +7,10 @@
 //! and environment from its OCI [`Process`], and execs the command found on the
 //! container's `PATH`.
 //!
+//! **The fork rule** (see [`crate::fork_rule`]): starting the process forks, so the calling
+//! process must be single-threaded; otherwise [`ExecError::ForkRule`] is returned before
+//! anything happens. The thread that relays the process's stdio starts after the fork.
+//!
 //! The builder changes type by role: the shared options first, then [`ExecBuilder::foreground`]
 //! (wait for the process, like `docker exec`) or [`ExecBuilder::detached`] (return its pid,
 //! like `docker exec -d` and `runc exec --detach`), each with the options only that role has.
@@ -152,6 +156,9 @@ pub enum ExecError {
     /// [`crate::sealed_exe`]).
     #[error("refusing to enter the container")]
     ExposedBinary(#[source] crate::sealed_exe::SealError),
+    /// This process has other threads (see [`crate::fork_rule`]).
+    #[error("refusing to fork into the container")]
+    ForkRule(#[source] crate::fork_rule::ForkRuleError),
     /// The thread relaying the process's stdio could not start.
     #[error("relaying the process's stdio")]
     Relay(#[source] std::io::Error),
@@ -253,6 +260,7 @@ pub struct ExecBuilder<R = Undecided> {
     seccomp: Option<LinuxSeccomp>,
     seccomp_cache: Option<PathBuf>,
     require_sealed_exe: bool,
+    allow_multithreaded_fork: bool,
     role: R,
 }
 
@@ -264,6 +272,7 @@ pub struct Exec<R> {
     process: Process,
     stdio: [Option<OwnedFd>; 3],
     seccomp: Option<crate::seccomp::Program>,
+    allow_multithreaded_fork: bool,
     role: R,
 }
 
@@ -304,6 +313,7 @@ impl Exec<Undecided> {
             seccomp: None,
             seccomp_cache: None,
             require_sealed_exe: true,
+            allow_multithreaded_fork: false,
             role: Undecided,
         }
     }
@@ -374,6 +384,16 @@ impl<R> ExecBuilder<R> {
         self
     }
 
+    /// Fork even when this process has other threads, against [the fork
+    /// rule](crate::fork_rule) (default false: refused with [`ExecError::ForkRule`]). Only
+    /// for a caller that accepts that a lock held by another thread at the moment of the
+    /// fork can hang the process before it execs: a test harness, whose other threads are
+    /// other tests.
+    pub fn allow_multithreaded_fork(mut self, on: bool) -> Self {
+        self.allow_multithreaded_fork = on;
+        self
+    }
+
     fn with_role<S>(self, role: S) -> ExecBuilder<S> {
         ExecBuilder {
             target: self.target,
@@ -383,6 +403,7 @@ impl<R> ExecBuilder<R> {
             seccomp: self.seccomp,
             seccomp_cache: self.seccomp_cache,
             require_sealed_exe: self.require_sealed_exe,
+            allow_multithreaded_fork: self.allow_multithreaded_fork,
             role,
         }
     }
@@ -421,6 +442,7 @@ impl<R> ExecBuilder<R> {
             process,
             stdio: self.stdio,
             seccomp,
+            allow_multithreaded_fork: self.allow_multithreaded_fork,
             role: self.role,
         })
     }
@@ -505,6 +527,7 @@ impl<R> Exec<R> {
     /// Forks the process into the container and returns once it has exec'd: its pid, with a
     /// terminal the console, and the links to relay for the stdio the caller did not give.
     fn spawn(&mut self, detach: bool) -> Result<Spawned, ExecError> {
+        crate::fork_rule::enforce(self.allow_multithreaded_fork).map_err(ExecError::ForkRule)?;
         let (mut from_child, to_parent) = channel::pipe().map_err(ExecError::Channel)?;
         let terminal = self.process.terminal().unwrap_or(false);
         let (ours, theirs) = match terminal {
@@ -519,7 +542,9 @@ impl<R> Exec<R> {
             true => Vec::new(),
             false => fill_stdio(&mut stdio, detach)?,
         };
-        // SAFETY: the child only runs `process::join_container`, which never returns.
+        // SAFETY: the fork rule was enforced above (this process is single-threaded, or the
+        // caller accepted the risk), so the child may run ordinary code; it only runs
+        // `process::join_container`, which never returns.
         let middle = match unsafe { fork() }.map_err(sys("fork"))? {
             ForkResult::Child => {
                 drop(from_child);
@@ -568,7 +593,12 @@ impl<R> Exec<R> {
             other => return Err(give_up(self.failure(other))),
         }
         let console = master
-            .map(|m| Console::from_master(m).watch_process(pid))
+            .map(|m| match detach {
+                // Our child: it stays until we wait for it.
+                false => Console::from_master(m).watch_process(pid),
+                // Orphaned: its new parent may reap it as soon as it exits.
+                true => Console::from_master(m).watch_unless_gone(pid),
+            })
             .transpose()
             .map_err(|e| give_up(ExecError::Terminal(e)))?;
         Ok(Spawned {
@@ -605,7 +635,8 @@ impl<R> Exec<R> {
 impl Exec<Foreground> {
     /// Runs the process until it exits and returns how it ended. With `process.terminal`,
     /// its terminal is relayed to this process's stdin and stdout (without raw mode; use
-    /// [`Exec::run_with_console`] to drive it).
+    /// [`Exec::run_with_console`] to drive it). The calling process must be
+    /// single-threaded ([the fork rule](crate::fork_rule)).
     pub fn run(self) -> Result<ExitStatus, ExecError> {
         self.run_with_console(|console| {
             // A relay that fails leaves the process to end on its terminal's hangup.
@@ -615,7 +646,9 @@ impl Exec<Foreground> {
 
     /// Runs the process; with `process.terminal`, calls `attach` with its terminal once it
     /// runs (typically to relay it until the process exits), then waits for it. `attach` is
-    /// not called without a terminal. The terminal is closed when `attach` returns.
+    /// not called without a terminal. The terminal is closed when `attach` returns. The
+    /// calling process must be single-threaded ([the fork rule](crate::fork_rule)); `attach`
+    /// runs after the fork and may start threads.
     pub fn run_with_console(
         mut self,
         attach: impl FnOnce(Console),
@@ -648,7 +681,8 @@ impl Exec<Foreground> {
 }
 
 impl Exec<Detached> {
-    /// Starts the process and returns once it runs the command.
+    /// Starts the process and returns once it runs the command. The calling process must
+    /// be single-threaded ([the fork rule](crate::fork_rule)).
     pub fn start(mut self) -> Result<Started, ExecError> {
         let Spawned { pid, console, .. } = self.spawn(true)?;
         if let Some(path) = &self.role.pid_file {

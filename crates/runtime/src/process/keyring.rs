@@ -10,6 +10,8 @@ const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
 pub(crate) fn join_session(name: &str) -> Result<(), ChildError> {
     let cname = std::ffi::CString::new(name)
         .map_err(|_| ChildError::Spec(format!("NUL byte in keyring name {name:?}")))?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads the NUL-terminated name, which outlives
+    // the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_keyctl,

@@ -2,6 +2,7 @@
 //! [`stage1`] enters/creates namespaces and clones the init; [`init`] waits for the runner,
 //! builds the root filesystem, drops privileges and execs the command.
 
+mod confine;
 mod exec;
 mod keyring;
 mod rootfs;
@@ -16,12 +17,13 @@ pub(crate) use tenant::{TenantConfig, join_container};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::channel::{self, FailureKind, Message};
+use confine::{KeepFds, confine};
 
 /// Errors on the container side, before exec. They travel to the runner as text.
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +143,12 @@ pub(crate) fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
 pub(crate) fn stage1(mut cfg: ChildConfig<'_>) -> ! {
     let result = stage1_inner(&mut cfg);
     let e = match result {
+        // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
         Ok(()) => unsafe { libc::_exit(0) },
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -199,8 +203,9 @@ fn stage1_inner(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
         nix::sched::unshare(flags).map_err(sys(format!("creating namespaces {flags:?}")))?;
     }
     // CLONE_PARENT makes init the runner's child, so the runner waits on it directly and
-    // this intermediate process can exit now. We are single-threaded (a fork child), so a
-    // raw clone is as safe as fork here.
+    // this intermediate process can exit now.
+    // SAFETY: a fork-like clone (no new stack, no shared memory) from a single-threaded
+    // process (a fork child: the fork rule holds here by construction).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -257,9 +262,11 @@ fn init(cfg: &mut ChildConfig<'_>) -> ! {
             ChildError::PermissionDenied { .. } => 126,
             _ => 1,
         };
+        // SAFETY: _exit in the container's init, before anything of the caller's runs.
         unsafe { libc::_exit(code) }
     }
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -282,7 +289,7 @@ fn init_inner(
             nix::unistd::sethostname(h).map_err(sys(format!("setting hostname {h:?}")))?;
         }
         if let Some(d) = spec.domainname() {
-            // nix has no setdomainname; the syscall is trivial.
+            // SAFETY: nix has no setdomainname; it reads `d.len()` bytes of `d`.
             let ret = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
             if ret != 0 {
                 return Err(sys(format!("setting domainname {d:?}"))(nix::Error::last()));
@@ -301,7 +308,7 @@ fn init_inner(
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Spec("the spec has no process".into()))?;
-    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot, process.cwd())?;
+    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot)?;
     match cfg.opts.console {
         Some(socket) => {
             let size = process
@@ -312,30 +319,16 @@ fn init_inner(
         }
         None => new_session()?,
     }
-    security::apply_rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(io("writing /proc/self/oom_score_adj"))?;
-    }
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if !no_new_privs {
-        load_seccomp(cfg)?;
-    }
-    security::switch_user_and_caps(process)?;
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    // Descriptors the embedding program left open must not reach the container, nor serve
-    // as a way out for the working directory below (`/proc/self/fd/N`). The preserved ones
-    // are passed on on purpose; the sync pipes and the exec fifo's directory are ours and
-    // close on exec.
+    // Descriptors the embedding program left open must not reach the container; the
+    // preserved ones are passed on on purpose; the sync pipes and the exec fifo's directory
+    // are ours and close on exec.
     let mut keep = vec![cfg.to_parent.as_raw_fd(), cfg.from_parent.as_raw_fd()];
     keep.extend(cfg.opts.exec_fifo.map(|fd| fd.as_raw_fd()));
-    close_inherited_fds(3u32.saturating_add(cfg.opts.preserve_fds), &keep);
-    enter_cwd(process.cwd())?;
-    let cmd = exec::Command::new(process)?;
-    if no_new_privs {
-        load_seccomp(cfg)?;
-    }
+    let fds = KeepFds {
+        first: 3u32.saturating_add(cfg.opts.preserve_fds),
+        keep: &keep,
+    };
+    let cmd = confine(process, cfg.opts.seccomp, fds)?;
     channel::send(&mut cfg.to_parent, &Message::Ready)?;
     wait_for_start(cfg)?;
     *started = true;
@@ -343,14 +336,6 @@ fn init_inner(
         tiny_init::run(cmd, &mut cfg.to_parent)
     } else {
         Err(cmd.exec())
-    }
-}
-
-/// As close to exec as the profile allows (see [`crate::seccomp`]).
-fn load_seccomp(cfg: &ChildConfig<'_>) -> Result<(), ChildError> {
-    match cfg.opts.seccomp {
-        Some(p) => p.load().map_err(sys("loading the seccomp filter")),
-        None => Ok(()),
     }
 }
 
@@ -378,78 +363,4 @@ pub(crate) fn new_session() -> Result<(), ChildError> {
     nix::unistd::setsid()
         .map(drop)
         .map_err(sys("starting a new session"))
-}
-
-/// Closes every descriptor from `first` up except those in `keep`. Not close-on-exec: a
-/// descriptor still open when the working directory is entered would let a `cwd` of
-/// `/proc/self/fd/N` land on the host (CVE-2024-21626).
-pub(crate) fn close_inherited_fds(first: u32, keep: &[i32]) {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter_map(|fd| u32::try_from(*fd).ok())
-        .filter(|fd| *fd >= first)
-        .collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let mut low = first;
-    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
-        if fd > low {
-            close_range(low, fd - 1);
-        }
-        low = fd.saturating_add(1);
-    }
-}
-
-fn close_range(low: u32, high: u32) {
-    // SAFETY: close_range only closes descriptors of this process; nothing in this
-    // single-threaded child uses the ones in the range afterwards.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, low, high, 0u32) };
-    if ret == 0 {
-        return;
-    }
-    // Kernels before 5.9: one by one, up to the descriptor limit.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one struct we own.
-    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    let top = u32::try_from(limit.rlim_cur).unwrap_or(u32::MAX).min(high);
-    for fd in low..=top {
-        // SAFETY: as above; closing a descriptor that is not open is harmless.
-        unsafe { libc::close(fd as i32) };
-    }
-}
-
-/// Enters the working directory, resolved inside the root and never through a `/proc`
-/// magic link, then checks that it is reachable from the root, as runc does since
-/// CVE-2024-21626.
-pub(crate) fn enter_cwd(cwd: &Path) -> Result<(), ChildError> {
-    let cwd = if cwd.as_os_str().is_empty() {
-        Path::new("/")
-    } else {
-        cwd
-    };
-    let what = || format!("changing directory to {}", cwd.display());
-    let root = crate::in_root::Root::open(Path::new("/")).map_err(io(what()))?;
-    let dir = root
-        .open_file(
-            cwd,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
-        )
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => ChildError::Spec(format!(
-                "{}: the path goes through a /proc magic link or a symlink loop",
-                what()
-            )),
-            _ => io(what())(e),
-        })?;
-    nix::unistd::fchdir(&dir).map_err(sys(what()))?;
-    match nix::unistd::getcwd() {
-        Ok(now) if now.is_absolute() => Ok(()),
-        _ => Err(ChildError::Spec(format!(
-            "{}: the working directory is outside the container",
-            what()
-        ))),
-    }
 }

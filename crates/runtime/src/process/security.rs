@@ -1,24 +1,13 @@
-//! Privileges: sysctls, rlimits, user and groups, no_new_privs, capability sets.
+//! Privileges: rlimits, user and groups, no_new_privs, capability sets.
 
 use std::collections::HashSet;
 use std::str::FromStr;
 
 use caps::{CapSet, Capability as Cap};
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{Capabilities, PosixRlimit, Process, Spec};
+use oci_spec::runtime::{Capabilities, PosixRlimit, Process};
 
-use super::{ChildError, io, sys};
-
-pub(crate) fn apply_sysctl(spec: &Spec) -> Result<(), ChildError> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
-        return Ok(());
-    };
-    for (key, value) in sysctl {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(io(format!("setting sysctl {key}={value}")))?;
-    }
-    Ok(())
-}
+use super::{ChildError, sys};
 
 /// The libc resource for an OCI rlimit type ("RLIMIT_NOFILE" ...).
 pub(crate) fn rlimit_resource(
@@ -57,12 +46,14 @@ pub(crate) fn apply_rlimits(process: &Process) -> Result<(), ChildError> {
             rlim_cur: 0,
             rlim_max: 0,
         };
+        // SAFETY: getrlimit writes one struct we own.
         unsafe { libc::getrlimit(res, &mut cur) };
         let raising = limit.hard() > cur.rlim_max;
         let new = libc::rlimit {
             rlim_cur: limit.soft(),
             rlim_max: limit.hard(),
         };
+        // SAFETY: setrlimit reads one struct we own.
         if unsafe { libc::setrlimit(res, &new) } != 0 {
             let source = nix::Error::last();
             let what = if raising && source == nix::Error::EPERM {
@@ -209,6 +200,8 @@ fn capset(
             inheritable: (i >> 32) as u32,
         },
     ];
+    // SAFETY: capset(2) with a version 3 header reads the header and two data structs,
+    // laid out as the kernel's (repr(C)).
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) } != 0 {
         return Err(sys(format!(
             "capset(effective={e:#x}, permitted={p:#x}, inheritable={i:#x})"

@@ -7,8 +7,8 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use oci_spec::runtime::Process;
 
-use super::exec::Command;
-use super::{ChildError, clone_flag, io, report, security, sys};
+use super::confine::{KeepFds, confine};
+use super::{ChildError, clone_flag, io, report, sys};
 use crate::channel::{self, Message};
 use crate::exec::Joined;
 use crate::terminal::{TerminalError, WindowSize};
@@ -35,6 +35,7 @@ pub(crate) fn join_container(mut cfg: TenantConfig<'_>) -> ! {
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -58,10 +59,10 @@ fn join(cfg: &mut TenantConfig<'_>) -> Result<(), ChildError> {
         )))?;
     }
     // In the foreground the process becomes the caller's own child, so it can wait for it;
-    // detached, it is orphaned when we exit. We are single-threaded (a fork child), so a
-    // raw clone is as safe as fork here.
+    // detached, it is orphaned when we exit.
     let parent = if cfg.detach { 0 } else { libc::CLONE_PARENT };
-    // SAFETY: a fork-like clone (no new stack, no shared memory).
+    // SAFETY: a fork-like clone (no new stack, no shared memory) from a single-threaded
+    // process (a fork child: the fork rule holds here by construction).
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -90,6 +91,7 @@ fn exec_process(cfg: &mut TenantConfig<'_>) -> ! {
         Err(e) => e,
     };
     report(&mut cfg.to_parent, &e);
+    // SAFETY: _exit in a forked child, skipping the caller's atexit handlers.
     unsafe { libc::_exit(1) }
 }
 
@@ -109,36 +111,16 @@ fn prepare_and_exec(cfg: &mut TenantConfig<'_>) -> Result<std::convert::Infallib
             super::new_session()?;
         }
     }
-    security::apply_rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(io("writing /proc/self/oom_score_adj"))?;
-    }
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    if !no_new_privs {
-        load_seccomp(cfg)?;
-    }
-    security::switch_user_and_caps(process)?;
-    let umask = process.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
-    // Descriptors the caller left open must not reach the container nor let the working
-    // directory escape it; only the pipe to the caller stays (close-on-exec).
-    super::close_inherited_fds(3, &[cfg.to_parent.as_raw_fd()]);
-    // Unlike a container's first process, an exec does not create its working directory:
-    // a missing one is the caller's mistake, reported as docker does.
-    super::enter_cwd(process.cwd())?;
-    let cmd = Command::new(process)?;
-    if no_new_privs {
-        load_seccomp(cfg)?;
-    }
+    // Descriptors the caller left open must not reach the container; only the pipe to
+    // the caller stays (close-on-exec). Unlike a container's first process, an exec does
+    // not create its working directory: a missing one is the caller's mistake, reported as
+    // docker does.
+    let fds = KeepFds {
+        first: 3,
+        keep: &[cfg.to_parent.as_raw_fd()],
+    };
+    let cmd = confine(process, cfg.seccomp, fds)?;
     Err(cmd.exec())
-}
-
-fn load_seccomp(cfg: &TenantConfig<'_>) -> Result<(), ChildError> {
-    match cfg.seccomp {
-        Some(p) => p.load().map_err(sys("loading the seccomp filter")),
-        None => Ok(()),
-    }
 }
 
 /// Makes the given descriptors 0, 1, 2. Each is first copied above 2, so that one source

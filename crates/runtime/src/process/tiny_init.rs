@@ -16,6 +16,7 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::Relaxed);
     if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and takes plain integers.
         unsafe { libc::kill(pid, sig) };
     }
 }
@@ -41,15 +42,20 @@ pub(crate) fn run(
         SigSet::empty(),
     );
     for sig in FORWARDED {
+        // SAFETY: the handler only reads an atomic and calls kill(2), both
+        // async-signal-safe.
         unsafe { nix::sys::signal::sigaction(*sig, &action) }
             .map_err(super::sys(format!("installing a handler for {sig}")))?;
     }
+    // SAFETY: the init is single-threaded (a fork child: the fork rule holds here by
+    // construction); the child only execs or reports and exits.
     match unsafe { fork() }.map_err(super::sys("forking the command from the init"))? {
         ForkResult::Child => {
             // The command must not inherit our handlers' disposition (exec resets handled
             // signals to default anyway, but ignored ones would stay ignored).
             let e = cmd.exec();
             report(to_parent, &e);
+            // SAFETY: _exit in a forked child, skipping the init's atexit handlers.
             unsafe { libc::_exit(127) }
         }
         ForkResult::Parent { child } => {
@@ -68,15 +74,15 @@ pub(crate) fn run(
 }
 
 fn reap_until(child: Pid) -> ! {
-    loop {
+    let code = loop {
         match waitpid(Pid::from_raw(-1), None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == child => unsafe { libc::_exit(code) },
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => unsafe {
-                libc::_exit(128 + sig as i32)
-            },
-            Ok(_) => {}
-            Err(nix::Error::EINTR) => {}
-            Err(_) => unsafe { libc::_exit(1) },
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => break code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => break 128 + sig as i32,
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(_) => break 1,
         }
-    }
+    };
+    // SAFETY: PID 1 of the container ends with its command's status; nothing of the
+    // caller's is left to run in this process.
+    unsafe { libc::_exit(code) }
 }

@@ -1,16 +1,20 @@
 //! Confinement as docker decides it: the seccomp profile for a spec's final
 //! capabilities, and everything `--privileged` lifts.
+//!
+//! Each decision is a function of the spec and of what is known about the host, given as
+//! values ([`set_seccomp_profile_on`], [`make_privileged_with`]); the plain forms read the
+//! host first (the kernel release, the bounding set, `/dev`).
 
 use std::collections::HashSet;
 
 use caps::CapSet;
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxDeviceCgroup, LinuxDeviceType, Mount, Spec,
+    Capability, LinuxCapabilities, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, Mount, Spec,
 };
 
 use super::SpecError;
 use super::devices::{host_devices, put_device};
-use crate::seccomp::DockerProfile;
+use crate::seccomp::{DockerProfile, Host};
 
 /// Puts docker's default seccomp profile, resolved for the spec's bounding set, in
 /// `linux.seccomp`. Call it after the capabilities are final: as in docker, CAP_SYS_ADMIN
@@ -22,13 +26,25 @@ pub fn set_default_seccomp(spec: &mut Spec) -> Result<(), SpecError> {
 /// Puts `profile`, resolved for the spec's bounding set on this machine, in
 /// `linux.seccomp`.
 pub fn set_seccomp_profile(spec: &mut Spec, profile: &DockerProfile) -> Result<(), SpecError> {
+    set_seccomp_profile_on(spec, profile, &Host::current())
+}
+
+/// [`set_seccomp_profile`] for the architecture and kernel `host` describes (a spec made
+/// for another machine, or a test that must not depend on this one).
+pub fn set_seccomp_profile_on(
+    spec: &mut Spec,
+    profile: &DockerProfile,
+    host: &Host,
+) -> Result<(), SpecError> {
     let bounding = spec
         .process()
         .as_ref()
         .and_then(|p| p.capabilities().as_ref())
         .and_then(|c| c.bounding().clone())
         .unwrap_or_default();
-    let resolved = profile.to_oci(&bounding).map_err(SpecError::Seccomp)?;
+    let resolved = profile
+        .to_oci_on(&bounding, host)
+        .map_err(SpecError::Seccomp)?;
     linux(spec)?.set_seccomp(Some(resolved));
     Ok(())
 }
@@ -57,7 +73,16 @@ pub fn privileged_capabilities() -> Result<LinuxCapabilities, SpecError> {
 /// cgroup that allows all. Capability and seccomp choices made before are overridden, as
 /// in docker; `noNewPrivileges` and the user are kept.
 pub fn make_privileged(spec: &mut Spec) -> Result<(), SpecError> {
-    let caps = privileged_capabilities()?;
+    make_privileged_with(spec, privileged_capabilities()?, host_devices()?)
+}
+
+/// [`make_privileged`] with the host's capabilities (see [`privileged_capabilities`]) and
+/// device nodes (see [`host_devices`](super::host_devices)) given.
+pub fn make_privileged_with(
+    spec: &mut Spec,
+    caps: LinuxCapabilities,
+    devices: Vec<LinuxDevice>,
+) -> Result<(), SpecError> {
     spec.process_mut()
         .as_mut()
         .ok_or(SpecError::Incomplete("process"))?
@@ -71,7 +96,6 @@ pub fn make_privileged(spec: &mut Spec) -> Result<(), SpecError> {
             })
             .for_each(clear_read_only);
     }
-    let devices = host_devices()?;
     let linux = linux(spec)?;
     linux.set_seccomp(None);
     linux.set_masked_paths(Some(Vec::new()));
@@ -134,6 +158,57 @@ mod tests {
         process.set_capabilities(Some(caps));
         set_default_seccomp(&mut s).unwrap();
         assert!(seccomp_names(&s).iter().any(|n| n == "mount"));
+    }
+
+    fn host(kernel: &str) -> Host {
+        Host {
+            arch_name: "amd64".into(),
+            arch: Some(oci_spec::runtime::Arch::ScmpArchX86_64),
+            kernel_release: kernel.into(),
+        }
+    }
+
+    #[test]
+    fn the_profile_is_resolved_for_the_kernel_given() {
+        let mut s = spec();
+        let profile = DockerProfile::docker_default();
+        set_seccomp_profile_on(&mut s, &profile, &host("4.4.0-generic")).unwrap();
+        assert!(!seccomp_names(&s).iter().any(|n| n == "ptrace"));
+        set_seccomp_profile_on(&mut s, &profile, &host("6.1.0-13-amd64")).unwrap();
+        assert!(seccomp_names(&s).iter().any(|n| n == "ptrace"));
+        let arches = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|p| p.architectures().clone())
+            .unwrap();
+        assert!(arches.contains(&oci_spec::runtime::Arch::ScmpArchX86_64));
+    }
+
+    #[test]
+    fn privileged_with_given_capabilities_and_devices() {
+        let mut s = spec();
+        let set: HashSet<Capability> = [Capability::Chown, Capability::SysAdmin].into();
+        let mut caps = LinuxCapabilities::default();
+        caps.set_bounding(Some(set.clone()));
+        caps.set_effective(Some(set));
+        let mut sda = LinuxDevice::default();
+        sda.set_path("/dev/sda".into());
+        sda.set_typ(LinuxDeviceType::B);
+        sda.set_major(8);
+        make_privileged_with(&mut s, caps.clone(), vec![sda]).unwrap();
+        let process = s.process().as_ref().unwrap();
+        assert_eq!(process.capabilities().as_ref(), Some(&caps));
+        let linux = s.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        let paths: Vec<_> = linux
+            .devices()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|d| d.path().clone())
+            .collect();
+        assert_eq!(paths, [std::path::PathBuf::from("/dev/sda")]);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! (where they become SIGINT for its foreground process group) and restores it afterwards.
 //!
 //! `docker run -it`, in a few lines: the container sends its terminal over a socket pair
-//! while [`Container::run`](crate::Container::run) blocks, so a thread relays it.
+//! during [`Container::start`](crate::Container::start); once that has returned (the
+//! container's processes are forked, see [the fork rule](crate::fork_rule)) the terminal is
+//! relayed until the container's init exits, then the container is waited for.
 //!
 //! ```no_run
 //! use basic_runtime::terminal::{ConsoleSocket, RawMode};
@@ -27,13 +29,13 @@
 //!     .build()?;
 //! // Raw until dropped: also on a panic, and on SIGTERM, SIGHUP, SIGINT, SIGQUIT.
 //! let raw = RawMode::enable(std::io::stdin())?;
-//! // stdin -> container, container -> stdout, window size kept in step.
-//! let relay = socket.relay_stdio_in_background(true);
-//! let status = container.run();
-//! drop(container);
-//! if let Ok(Err(e)) = relay.join() {
+//! let running = container.start()?;
+//! // stdin -> container, container -> stdout, window size kept in step, until it exits.
+//! let console = socket.receive()?.watch_process(running.pid())?;
+//! if let Err(e) = console.relay_stdio(true) {
 //!     eprintln!("terminal: {e}");
 //! }
+//! let status = running.wait();
 //! drop(raw);
 //! std::process::exit(status?.exit_code());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -173,13 +175,20 @@ impl Console {
     /// have been reaped yet. Without it the relay ends when every holder of the terminal
     /// has closed it.
     pub fn watch_process(mut self, pid: i32) -> Result<Self, TerminalError> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(sys(format!("pidfd_open({pid})"))(nix::Error::last()));
+        let fd = pidfd_open(pid).map_err(sys(format!("pidfd_open({pid})")))?;
+        self.process = Some(fd);
+        Ok(self)
+    }
+
+    /// [`Console::watch_process`] for a process that is not this process's child: its
+    /// parent (a subreaper such as conmon) may already have reaped it, and then there is
+    /// nothing left to watch; the relay ends when every holder has closed the terminal.
+    pub(crate) fn watch_unless_gone(mut self, pid: i32) -> Result<Self, TerminalError> {
+        match pidfd_open(pid) {
+            Ok(fd) => self.process = Some(fd),
+            Err(nix::Error::ESRCH) => {}
+            Err(e) => return Err(sys(format!("pidfd_open({pid})"))(e)),
         }
-        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-        self.process = Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
         Ok(self)
     }
 
@@ -236,6 +245,16 @@ impl Console {
     }
 }
 
+fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// The caller's end of a console socket pair, for a container started with
 /// [`ContainerBuilder::console_socket_fd`](crate::ContainerBuilder::console_socket_fd): the
 /// container's process sends its pty master over it (see [`crate::console`]).
@@ -261,6 +280,10 @@ impl ConsoleSocket {
     /// container's processes have all closed it. Drop the container (and with it the other
     /// end of the pair) before joining, so that a container that failed before sending its
     /// terminal does not leave the thread waiting.
+    ///
+    /// The thread must not exist while the container's processes are forked ([the fork
+    /// rule](crate::fork_rule)): call this after [`Container::start`](crate::Container::start),
+    /// or relay in the caller's thread as the module's example does.
     pub fn relay_stdio_in_background(
         self,
         attach_stdin: bool,

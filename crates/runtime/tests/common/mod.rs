@@ -1,4 +1,11 @@
 //! Shared fixtures: a busybox rootfs and privilege gating.
+//!
+//! Containers and execs in these tests say `allow_multithreaded_fork(true)`: libtest runs
+//! each test in a thread of its own, beside the main thread and the other tests, so the
+//! fork rule (`basic_runtime::fork_rule`) would refuse every one of them. The risk taken is
+//! a test hanging if another test's thread holds a lock at the moment of a fork that the
+//! child then needs; the container side takes few (glibc keeps its allocator consistent
+//! across fork). `tests/fork_rule.rs` runs without libtest and without the opt-out.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -125,6 +132,7 @@ pub fn run(name: &str, mut spec: Spec) -> (ExitStatus, String) {
     let state = tempfile::tempdir().unwrap();
     let status = Container::builder(id(name), spec, rootfs())
         .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
         .state_dir(state.path())
         .forward_signals(false)
         .build()

@@ -1,0 +1,265 @@
+//! Carrying out the plan's mounts: each onto its destination resolved inside the root,
+//! through the resolved handle; masked and read-only paths inside the new root.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::SFlag;
+
+use super::super::{ChildError, io, sys};
+use super::plan::{MountAction, MountStep};
+use super::set_propagation;
+use crate::in_root::{Leaf, Resolved, Root, fd_path, lexical};
+
+/// Mounts `step` at its destination resolved inside the root (created when missing),
+/// through the resolved handle, so that nothing can redirect it after resolution.
+pub(super) fn mount_one(root: &Root, step: &MountStep) -> Result<(), ChildError> {
+    let what = || step.what.clone();
+    let dest = root
+        .create(&step.destination, step.mount_point)
+        .map_err(io(what()))?;
+    if step.real_directory && dest.path != lexical(&step.destination) {
+        return Err(ChildError::Spec(format!(
+            "{}: the destination is a symlink in the rootfs (to {}); it must be a real directory",
+            what(),
+            dest.path.display()
+        )));
+    }
+    let target = fd_path(dest.fd.as_fd());
+    match &step.action {
+        MountAction::Bind {
+            source,
+            recursive,
+            remount,
+        } => bind(root, &dest, source, *recursive, *remount, &step.what)?,
+        MountAction::Filesystem {
+            source,
+            fstype,
+            flags,
+            data,
+        } => mount(
+            Some(source),
+            &target,
+            Some(fstype.as_str()),
+            *flags,
+            data.as_deref(),
+        )
+        .map_err(sys(what()))?,
+        MountAction::Cgroup2 { flags } => {
+            mount(
+                Some("cgroup2"),
+                &target,
+                Some("cgroup2"),
+                *flags,
+                None::<&str>,
+            )
+            .map_err(sys(format!("mounting cgroup2 on {}", dest.path.display())))?;
+        }
+        MountAction::CgroupV1 {
+            flags,
+            hierarchies,
+            readonly,
+        } => cgroup_v1(root, &dest, *flags, hierarchies, *readonly)?,
+    }
+    if !step.propagation.is_empty() {
+        let mounted = root.resolve(&dest.path).map_err(io(what()))?;
+        set_propagation(&fd_path(mounted.fd.as_fd()), step.propagation).map_err(sys(what()))?;
+    }
+    Ok(())
+}
+
+/// A bind mount, then a remount for the flags a first bind ignores.
+fn bind(
+    root: &Root,
+    dest: &Resolved,
+    source: &Path,
+    recursive: bool,
+    remount: MsFlags,
+    what: &str,
+) -> Result<(), ChildError> {
+    let rec = match recursive {
+        true => MsFlags::MS_REC,
+        false => MsFlags::empty(),
+    };
+    mount(
+        Some(source),
+        &fd_path(dest.fd.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+    .map_err(sys(what))?;
+    if remount.is_empty() {
+        return Ok(());
+    }
+    // The handle still names the covered directory: reach the new mount again.
+    let mounted = root.resolve(&dest.path).map_err(io(what))?;
+    let target = fd_path(mounted.fd.as_fd());
+    mount(
+        None::<&str>,
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | remount | locked_flags(&target),
+        None::<&str>,
+    )
+    .map_err(sys(format!("{what} (remount {remount:?})")))
+}
+
+/// `/sys/fs/cgroup` on a v1 host: a tmpfs with each hierarchy mounted in it.
+fn cgroup_v1(
+    root: &Root,
+    dest: &Resolved,
+    flags: MsFlags,
+    hierarchies: &[(String, String)],
+    readonly: bool,
+) -> Result<(), ChildError> {
+    let shown = dest.path.display();
+    let sealed = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("tmpfs"),
+        &fd_path(dest.fd.as_fd()),
+        Some("tmpfs"),
+        sealed,
+        Some("mode=755"),
+    )
+    .map_err(sys(format!("mounting tmpfs on {shown}")))?;
+    for (name, options) in hierarchies {
+        let dir = dest.path.join(name);
+        let made = root
+            .create(&dir, Leaf::Dir)
+            .map_err(io(format!("creating {}", dir.display())))?;
+        // A hierarchy we cannot mount (co-mounted under another name, say) is left out
+        // rather than failing the container.
+        let _ = mount(
+            Some("cgroup"),
+            &fd_path(made.fd.as_fd()),
+            Some("cgroup"),
+            flags,
+            Some(options.as_str()),
+        );
+    }
+    if !readonly {
+        return Ok(());
+    }
+    let tmpfs = root
+        .resolve(&dest.path)
+        .map_err(io(format!("reopening {shown}")))?;
+    mount(
+        None::<&str>,
+        &fd_path(tmpfs.fd.as_fd()),
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | sealed,
+        Some("mode=755"),
+    )
+    .map_err(sys(format!("remounting {shown} read-only")))
+}
+
+/// Flags the kernel refuses to drop in a remount from a less privileged namespace.
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let Ok(st) = statvfs(path) else {
+        return MsFlags::empty();
+    };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// Where a mount onto `resolved` is aimed: its handle through `/proc/self/fd` (nothing can
+/// redirect that), or, in a root without `/proc`, its symlink-free path.
+fn target(resolved: &Resolved) -> PathBuf {
+    if Path::new("/proc/self/fd").is_dir() {
+        fd_path(resolved.fd.as_fd())
+    } else {
+        resolved.path.clone()
+    }
+}
+
+/// `root.resolve(path)`, with a missing path as `None`.
+fn existing(root: &Root, path: &Path, what: &str) -> Result<Option<Resolved>, ChildError> {
+    match root.resolve(path) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(format!("{what} {}", path.display()))(e)),
+    }
+}
+
+/// Hides `path` under an empty read-only tmpfs (a directory) or `/dev/null` (anything
+/// else), as found at this moment; a missing path needs no hiding.
+pub(super) fn mask(root: &Root, path: &Path) -> Result<(), ChildError> {
+    let shown = path.display();
+    let Some(found) = existing(root, path, "masking")? else {
+        return Ok(());
+    };
+    let is_dir = nix::sys::stat::fstat(&found.fd)
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+        .map_err(sys(format!("masking {shown}")))?;
+    let at = target(&found);
+    if is_dir {
+        mount(
+            Some("tmpfs"),
+            &at,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        mount(
+            Some("/dev/null"),
+            &at,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+    .map_err(sys(format!("masking {shown}")))
+}
+
+/// Bind-mounts `path` onto itself read-only; a missing path is left alone.
+pub(super) fn readonly(root: &Root, path: &Path) -> Result<(), ChildError> {
+    let shown = path.display();
+    let Some(found) = existing(root, path, "making read-only")? else {
+        return Ok(());
+    };
+    let at = target(&found);
+    mount(
+        Some(&at),
+        &at,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys(format!("bind-mounting {shown} for read-only")))?;
+    // The handle names the covered file: reach the new bind mount for the remount.
+    let mounted = root
+        .resolve(&found.path)
+        .map_err(io(format!("reopening {shown}")))?;
+    remount_ro(&target(&mounted))
+}
+
+/// Remounts the mount at `p` read-only, keeping the flags it is locked with.
+pub(super) fn remount_ro(p: &Path) -> Result<(), ChildError> {
+    mount(
+        None::<&str>,
+        p,
+        None::<&str>,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_REC
+            | locked_flags(p),
+        None::<&str>,
+    )
+    .map_err(sys(format!("remounting {} read-only", p.display())))
+}
