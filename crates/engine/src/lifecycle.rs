@@ -1,7 +1,6 @@
 //! Stop, kill, restart, pause, unpause, remove, wait, prune and rename, on containers
 //! named by id, id prefix or name.
 
-use std::str::FromStr as _;
 use std::time::Duration;
 
 use basic_image_store::short_id;
@@ -227,15 +226,6 @@ fn request_stop(state: &std::path::Path, paths: &ContainerPaths) -> Result<()> {
 
 /// A signal by name (`SIGHUP`, `HUP`, `hup`) or number.
 pub fn parse_signal(text: &str) -> Result<Signal> {
-    let invalid = || EngineError::InvalidArgument(format!("invalid signal: {text}"));
-    if let Ok(n) = text.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| invalid());
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name).map_err(|_| invalid())
+    basic_runtime::signals::parse_signal(text)
+        .map_err(|_| EngineError::InvalidArgument(format!("invalid signal: {text}")))
 }

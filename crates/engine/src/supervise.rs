@@ -108,9 +108,6 @@ impl Engine {
             true => RawMode::enable(std::io::stdin())?,
             false => None,
         };
-        // The relay writes what the terminal shows to our stdout, which the supervisor
-        // below captures into the log (and echoes) like any output.
-        let relay = console.map(|socket| socket.relay_stdio_in_background(c.config.interactive()));
         let output = Output {
             log: Some((c.paths.log(), c.config.log_rotation()?)),
             echo,
@@ -120,15 +117,18 @@ impl Engine {
                 (false, false) => Input::Null,
             },
         };
-        let supervisor = Supervisor::new(&container, output, c.config.restart_policy());
+        let mut supervisor = Supervisor::new(&container, output, c.config.restart_policy());
+        // The supervisor relays the terminal to our stdout, which it captures into the log
+        // (and echoes) like any output; it starts the relay only once the container's
+        // processes are forked.
+        if let Some(socket) = console {
+            supervisor = supervisor.console(socket, c.config.interactive());
+        }
         let stop_marker = c.paths.stop_marker();
         let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event);
         let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
         drop(supervisor);
         drop(container);
-        if let Some(relay) = relay {
-            let _ = relay.join();
-        }
         Ok(status?.exit_code())
     }
 
