@@ -10,7 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start.
     basic_runtime::descriptors::close_on_exec_from(3);
-    restore_sigpipe();
+    basic_runtime::signals::die_on_broken_pipe();
     let cli = cli::Cli::parse();
     // Commands whose processes enter containers first re-execute this program from a
     // read-only copy of itself, so that no container can overwrite it (CVE-2019-5736).
@@ -88,12 +88,4 @@ fn init_logging(global: &cli::GlobalOptions) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-/// Dies quietly on a closed pipe (`basic-docker manifest inspect x | head`), as
-/// other command-line tools do, instead of reporting "Broken pipe" as an error.
-fn restore_sigpipe() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: SIG_DFL installs no Rust handler; this runs before any thread starts.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }

@@ -1,5 +1,6 @@
-//! Signals: [`parse_signal`] for what users type (`docker kill -s`, `runc kill`), and
-//! forwarding the runner's signals to running containers' inits.
+//! Signals: [`parse_signal`] for what users type (`docker kill -s`, `runc kill`),
+//! forwarding the runner's signals to running containers' inits, and
+//! [`die_on_broken_pipe`] for command-line programs.
 //!
 //! A signal handler may only do async-signal-safe work, so the forwarding registry is a
 //! fixed array of atomics the handler walks, calling kill(2) for each registered pid.
@@ -9,6 +10,16 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+/// Restores SIGPIPE's default action (Rust programs start with it ignored), so a
+/// command-line program whose output pipe closes (`… | head`) ends quietly, as other
+/// tools do, instead of reporting "Broken pipe" as an error. Call it first in `main`,
+/// before any thread starts.
+pub fn die_on_broken_pipe() {
+    // SAFETY: SIG_DFL installs no handler; nothing else changes the disposition meanwhile
+    // (the caller runs it before any thread starts).
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
 
 /// A signal name or number that names no signal.
 #[derive(Debug, thiserror::Error)]
