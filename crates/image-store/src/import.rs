@@ -14,6 +14,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::{ArchiveError, decompressed};
+use crate::config::RunConfig;
 use crate::digest::sha256_of;
 use crate::fsutil::{TempPath, now_secs, temp_name};
 use crate::load::{EntryRef, LoadError, ingest_one};
@@ -46,6 +47,26 @@ where
     F: Fn(PullEvent) + Send + Sync,
 {
     import_with_config(store, input, name, tag, json!({}), progress).await
+}
+
+/// [`import`], with `run` as the image's run defaults (`Cmd`, `Env`,
+/// `ExposedPorts`, ... — what `docker import --change` sets), typed.
+pub async fn import_with_run_config<F>(
+    store: &ImageStore,
+    input: impl Read + Send + 'static,
+    name: &str,
+    tag: Option<&str>,
+    run: &RunConfig,
+    progress: F,
+) -> Result<String, LoadError>
+where
+    F: Fn(PullEvent) + Send + Sync,
+{
+    let container_config = serde_json::to_value(run).map_err(|e| LoadError::Format {
+        archive: name.to_string(),
+        reason: format!("the run config cannot be written: {e}"),
+    })?;
+    import_with_config(store, input, name, tag, container_config, progress).await
 }
 
 /// [`import`], with `container_config` as the image config's `config` object

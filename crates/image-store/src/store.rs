@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use basic_registry::Reference;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior, params};
 
+use crate::config::ImageConfig;
 use crate::digest::{hex_of, sha256_of, short_id};
 use crate::error::StoreError;
 use crate::fsutil::{
@@ -443,7 +444,19 @@ impl ImageStore {
         self.image(&id)
     }
 
-    /// The image's config, parsed.
+    /// The image's config, typed: the OCI configuration and docker's additions
+    /// (see [`ImageConfig`]). Fails with [`StoreError::Corrupt`] when the blob
+    /// is not a config document.
+    pub fn image_configuration(&self, id: &str) -> Result<ImageConfig, StoreError> {
+        let raw = self.read_blob(id)?;
+        ImageConfig::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+            what: format!("config blob {id}"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The image's config as untyped JSON; prefer
+    /// [`image_configuration`](Self::image_configuration).
     pub fn image_config(&self, id: &str) -> Result<serde_json::Value, StoreError> {
         let raw = self.read_blob(id)?;
         serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
