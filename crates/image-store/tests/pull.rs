@@ -76,6 +76,9 @@ async fn pull_and_check(store: &ImageStore, reference: &str, image: &Value, opti
                 .is_dir()
         );
     }
+    let paths = store.layer_paths(&record.id).unwrap();
+    assert_eq!(paths.len(), diff_ids.len());
+    assert!(paths.iter().all(|p| p.is_dir()), "{paths:?}");
     assert!(record.size > 0);
     let config = store.image_configuration(&record.id).unwrap();
     assert_eq!(config.oci.rootfs().diff_ids(), &diff_ids);

@@ -535,6 +535,30 @@ fn a_snapshot_without_a_record_says_so() {
     assert!(matches!(err, SnapshotError::NoMetadata(_)), "{err}");
     assert!(err.to_string().contains("remove it and prepare it again"));
     assert!(snap.snapshots().unwrap().is_empty());
+    // An engine that knows what it was prepared on records it, and goes on.
+    fs::create_dir_all(tmp.path().join("snapshots/old/work")).unwrap();
+    let layer = tmp.path().join("layer");
+    fs::create_dir(&layer).unwrap();
+    let adopted = snap
+        .adopt(
+            "old",
+            std::slice::from_ref(&layer),
+            &basic_rootfs::PrepareOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(snap.mounts("old").unwrap(), adopted.mounts);
+    assert_eq!(
+        snap.stat("old").unwrap().parents,
+        std::slice::from_ref(&layer)
+    );
+    assert!(matches!(
+        snap.adopt("old", &[layer], &Default::default()),
+        Err(SnapshotError::Exists(_))
+    ));
+    assert!(matches!(
+        snap.adopt("never", &[], &Default::default()),
+        Err(SnapshotError::NotFound(_))
+    ));
     snap.remove("old").unwrap();
     assert!(matches!(snap.usage("old"), Err(SnapshotError::NotFound(_))));
 }

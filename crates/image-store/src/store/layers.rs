@@ -22,6 +22,18 @@ impl ImageStore {
         Ok(self.inner.root.join("layers").join(hex_of(chain_id)?))
     }
 
+    /// The extracted layers of image `id`, in overlay form, bottom-most
+    /// first: the parents a snapshotter stacks a container's root on. Hold
+    /// the image ([`hold`](Self::hold)) before using them, so that no `rmi`
+    /// takes them away meanwhile.
+    pub fn layer_paths(&self, id: &str) -> Result<Vec<PathBuf>, StoreError> {
+        self.image(id)?
+            .layers
+            .iter()
+            .map(|l| Ok(self.layer_dir(&l.chain_id)?.join("diff")))
+            .collect()
+    }
+
     /// If the layer is recorded, leases it and returns `true`.
     pub(crate) fn hold_layer(&self, lease: &Lease, chain_id: &str) -> Result<bool, StoreError> {
         self.write("look up layer", |tx| {

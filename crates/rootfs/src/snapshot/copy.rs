@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use super::{
     HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
-    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, discard_on_error, io_err,
-    list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in, remove_tree,
+    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, discard_on_error,
+    io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in, remove_tree,
     root_like_top_layer, stat_in, usage_of,
 };
 use crate::apply::root::remove_contents;
@@ -143,6 +143,22 @@ impl Snapshotter for CopySnapshotter {
         options: &PrepareOptions,
     ) -> Result<Snapshot, SnapshotError> {
         self.create(key, parents, SnapshotKind::Active, options.volatile)
+    }
+
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = adopt_in(&dir, "fs", key, parents, options)?;
+        Ok(Snapshot {
+            mounts: self.mounts_of(&info)?,
+            key: info.key,
+            dir,
+            readonly: false,
+        })
     }
 
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {

@@ -232,6 +232,16 @@ pub trait Snapshotter: Send + Sync + fmt::Debug {
     fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         self.prepare_with(key, layers, &PrepareOptions::default())
     }
+    /// Records the writable snapshot `key` that an older version prepared
+    /// (it has a directory and no record: [`SnapshotError::NoMetadata`]) on
+    /// `parents` with `options`, as it was prepared; from then on it is like
+    /// any other. Fails with [`SnapshotError::Exists`] when it has a record.
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError>;
     /// A read-only snapshot `key` of `layers` (bottom-most first), e.g. to
     /// look at an image's root; mounted `nosuid,nodev`.
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
@@ -503,6 +513,36 @@ pub(crate) fn discard_on_error<T>(
         let _ = remove_tree(dir);
     }
     r
+}
+
+/// Writes the record of the unrecorded writable snapshot `key`, whose
+/// directory `dir` must hold `own` (its upper directory, or its copy).
+pub(crate) fn adopt_in(
+    dir: &Path,
+    own: &str,
+    key: &str,
+    parents: &[PathBuf],
+    options: &PrepareOptions,
+) -> Result<SnapshotInfo, SnapshotError> {
+    match stat_in(dir, key) {
+        Err(SnapshotError::NoMetadata(_)) => {}
+        Ok(_) => return Err(SnapshotError::Exists(key.to_owned())),
+        Err(e) => return Err(e),
+    }
+    if !dir.join(own).is_dir() {
+        return Err(SnapshotError::Metadata {
+            path: dir.join(own),
+            reason: "missing: this is not a writable snapshot of this snapshotter".into(),
+        });
+    }
+    let info = SnapshotInfo {
+        key: key.to_owned(),
+        kind: SnapshotKind::Active,
+        parents: absolute_all(parents)?,
+        volatile: options.volatile,
+    };
+    meta::write(dir, &info)?;
+    Ok(info)
 }
 
 /// Parents are recorded absolute: a record must not depend on the working

@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 
 use super::{
     HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
-    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, cpath, discard_on_error,
-    io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in, remove_tree,
-    root_like_top_layer, stat_in, tighten, usage_of,
+    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, cpath,
+    discard_on_error, io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in,
+    remove_tree, root_like_top_layer, stat_in, tighten, usage_of,
 };
 
 /// Overlay snapshots: layers as lower directories, an upper and a work
@@ -251,6 +251,22 @@ impl Snapshotter for OverlaySnapshotter {
             self.record(&dir, info)
         })();
         discard_on_error(&dir, made)
+    }
+
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = adopt_in(&dir, "upper", key, parents, options)?;
+        Ok(Snapshot {
+            mounts: self.mounts_of(&info)?,
+            key: info.key,
+            dir,
+            readonly: false,
+        })
     }
 
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
