@@ -281,20 +281,15 @@ fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// The per-mount options of the mount at `target` (mountinfo's sixth field).
+/// The per-mount options of the mount at `target` (the last one mounted there).
 fn mount_options(target: &Path) -> Vec<String> {
     let target = target.canonicalize().unwrap();
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
-        .unwrap_or_else(|| panic!("{} is not mounted", target.display()));
-    line.split(' ')
-        .nth(5)
+    basic_mountinfo::mounts()
         .unwrap()
-        .split(',')
-        .map(String::from)
-        .collect()
+        .into_iter()
+        .rfind(|m| m.mount_point == target)
+        .unwrap_or_else(|| panic!("{} is not mounted", target.display()))
+        .options
 }
 
 /// Snapshots are their owner's, a container's root is as the image made it
