@@ -293,7 +293,7 @@ impl<'de> Deserialize<'de> for ImageConfig {
 fn fill_what_oci_requires(value: &mut Value) {
     let Value::Object(top) = value else { return };
     for key in ["architecture", "os"] {
-        if !top.get(key).is_some_and(Value::is_string) {
+        if top.get(key).is_none_or(Value::is_null) {
             top.insert(key.into(), Value::String(String::new()));
         }
     }
@@ -304,7 +304,7 @@ fn fill_what_oci_requires(value: &mut Value) {
         *rootfs = Value::Object(Map::new());
     }
     if let Value::Object(rootfs) = rootfs {
-        if !rootfs.get("type").is_some_and(Value::is_string) {
+        if rootfs.get("type").is_none_or(Value::is_null) {
             rootfs.insert("type".into(), "layers".into());
         }
         if rootfs.get("diff_ids").is_none_or(Value::is_null) {

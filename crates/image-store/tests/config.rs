@@ -124,6 +124,7 @@ fn nulls_and_absent_fields_read_as_unset() {
     assert_eq!(bare.run_config(), Default::default());
     assert!(serde_json::from_value::<ImageConfig>(json!([1])).is_err());
     assert!(serde_json::from_value::<ImageConfig>(json!({"config": {"Cmd": "sh"}})).is_err());
+    assert!(serde_json::from_value::<ImageConfig>(json!({"architecture": 64})).is_err());
 }
 
 #[test]

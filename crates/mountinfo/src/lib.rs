@@ -63,7 +63,7 @@ pub enum Error {
         /// The line.
         text: String,
     },
-    /// The path asked about does not resolve (it must exist to be a mount point).
+    /// The path asked about cannot be resolved (a loop of symlinks, no permission).
     #[error("resolving {}", path.display())]
     Resolve {
         /// The path.
@@ -103,12 +103,18 @@ pub fn mounts() -> Result<Vec<MountInfo>, Error> {
 
 /// Whether `path` is the root of a mount in the calling thread's mount
 /// namespace. A directory bind-mounted onto itself counts; symlinks in `path`
-/// are resolved first.
+/// are resolved first; a path that does not exist is no mount point.
 pub fn is_mount_point(path: &Path) -> Result<bool, Error> {
-    let path = path.canonicalize().map_err(|source| Error::Resolve {
-        path: path.to_owned(),
-        source,
-    })?;
+    let path = match path.canonicalize() {
+        Ok(path) => path,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Resolve {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
     Ok(mounts()?.iter().any(|m| m.mount_point == path))
 }
 
@@ -272,8 +278,11 @@ mod tests {
         assert!(is_mount_point(Path::new("/")).unwrap());
         let dir = tempfile::tempdir().unwrap();
         assert!(!is_mount_point(dir.path()).unwrap());
+        assert!(!is_mount_point(&dir.path().join("missing")).unwrap());
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
         assert!(matches!(
-            is_mount_point(&dir.path().join("missing")),
+            is_mount_point(&looped),
             Err(Error::Resolve { .. })
         ));
     }
