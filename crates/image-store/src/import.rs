@@ -14,6 +14,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::{ArchiveError, decompressed};
+use crate::config::RunConfig;
 use crate::digest::sha256_of;
 use crate::fsutil::{TempPath, now_secs, temp_name};
 use crate::load::{EntryRef, LoadError, ingest_one};
@@ -46,6 +47,26 @@ where
     F: Fn(PullEvent) + Send + Sync,
 {
     import_with_config(store, input, name, tag, json!({}), progress).await
+}
+
+/// [`import`], with `run` as the image's run defaults (`Cmd`, `Env`,
+/// `ExposedPorts`, ... — what `docker import --change` sets), typed.
+pub async fn import_with_run_config<F>(
+    store: &ImageStore,
+    input: impl Read + Send + 'static,
+    name: &str,
+    tag: Option<&str>,
+    run: &RunConfig,
+    progress: F,
+) -> Result<String, LoadError>
+where
+    F: Fn(PullEvent) + Send + Sync,
+{
+    let container_config = serde_json::to_value(run).map_err(|e| LoadError::Format {
+        archive: name.to_string(),
+        reason: format!("the run config cannot be written: {e}"),
+    })?;
+    import_with_config(store, input, name, tag, container_config, progress).await
 }
 
 /// [`import`], with `container_config` as the image config's `config` object
@@ -195,26 +216,13 @@ fn config_for(diff_id: &str, container_config: serde_json::Value) -> Vec<u8> {
     config.to_string().into_bytes()
 }
 
-/// `2024-05-01T12:00:00Z` from unix seconds (civil-from-days, Howard Hinnant's
-/// algorithm), to avoid a date crate for one timestamp.
+/// `2024-05-01T12:00:00Z` from unix seconds: whole seconds, as docker writes
+/// an imported image's creation time. Out of RFC 3339's range (a clock set
+/// absurdly far) it gives the epoch rather than a panic.
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::from_second(secs)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -225,5 +233,7 @@ mod tests {
     fn timestamps_are_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MAX), "1970-01-01T00:00:00Z");
     }
 }

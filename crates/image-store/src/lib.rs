@@ -9,6 +9,9 @@
 //! * [`pull`] resolves a reference on any [`basic_registry::Registry`], then
 //!   downloads, verifies and extracts the layers concurrently in one streaming
 //!   pass each, reusing the layers already present (by chain ID).
+//! * [`ImageStore::image_configuration`] reads an image's config as an
+//!   [`ImageConfig`]: OCI's `ImageConfiguration`, plus the fields only docker
+//!   writes (`Healthcheck`, `OnBuild`, `Shell`, `container_config`, ...).
 //! * Removing the last reference to an image ([`ImageStore::remove`]) collects
 //!   the layers and blobs nothing else refers to. Containers and mounts
 //!   [`hold`](ImageStore::hold) the image they use: it cannot be removed
@@ -34,6 +37,7 @@
 
 mod archive;
 mod check;
+mod config;
 mod containers;
 mod digest;
 mod error;
@@ -49,10 +53,11 @@ mod store;
 
 pub use archive::ArchiveError;
 pub use check::{CheckReport, Problem};
+pub use config::{DockerImageConfig, DockerRunConfig, HealthConfig, ImageConfig, RunConfig};
 pub use containers::{ContainerExit, ContainerRecord};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
-pub use import::{import, import_with_config};
+pub use import::{import, import_with_config, import_with_run_config};
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};

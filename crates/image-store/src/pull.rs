@@ -14,9 +14,10 @@ use basic_rootfs::{ApplyError, ApplyMode, ApplyOptions, LayerStats, apply_layer}
 use bytes::Bytes;
 use futures_util::{StreamExt as _, stream};
 use oci_spec::image::Descriptor;
-use serde::Deserialize;
+
 use tokio::sync::mpsc;
 
+use crate::config::ImageConfig;
 use crate::digest::chain_ids;
 use crate::error::StoreError;
 use crate::fsutil::{TempPath, temp_name};
@@ -146,7 +147,7 @@ pub enum PullError {
         #[source]
         source: RegistryError,
     },
-    /// The config is not JSON, or lacks `rootfs.diff_ids`.
+    /// The config is not an image config (not JSON, or a field of the wrong type).
     #[error("image {reference}: config {digest} is not a valid image config: {reason}")]
     InvalidConfig {
         /// The reference.
@@ -233,17 +234,27 @@ pub enum LayerFailure {
 }
 
 /// The parts of an image config a pull needs.
-#[derive(Debug, Deserialize)]
+/// What the pipeline needs from an image's config.
+#[derive(Debug)]
 struct ConfigFacts {
     created: Option<String>,
     architecture: Option<String>,
     os: Option<String>,
-    rootfs: RootFs,
+    diff_ids: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RootFs {
-    diff_ids: Vec<String>,
+impl ConfigFacts {
+    /// Read through [`ImageConfig`], so a pull takes every config the store
+    /// can read back (docker's `null`s, an image without layers).
+    fn of(config: &ImageConfig) -> Self {
+        let word = |w: String| Some(w).filter(|w| !w.is_empty());
+        ConfigFacts {
+            created: config.oci.created().clone(),
+            architecture: word(config.oci.architecture().to_string()),
+            os: word(config.oci.os().to_string()),
+            diff_ids: config.oci.rootfs().diff_ids().clone(),
+        }
+    }
 }
 
 /// What every layer task shares.
@@ -327,7 +338,7 @@ where
     store_metadata(store, &lease, &resolved, &config_raw).map_err(store_err)?;
 
     let layers = resolved.image.layers();
-    let chains = chain_ids(&facts.rootfs.diff_ids);
+    let chains = chain_ids(&facts.diff_ids);
     progress(PullEvent::Resolved {
         manifest_digest: resolved.manifest.digest.clone(),
         layers: layers.iter().map(|l| l.digest().to_string()).collect(),
@@ -343,7 +354,7 @@ where
         } else {
             jobs.push(LayerJob {
                 descriptor: descriptor.clone(),
-                diff_id: facts.rootfs.diff_ids[i].clone(),
+                diff_id: facts.diff_ids[i].clone(),
                 chain_id: chains[i].clone(),
                 parent: i.checked_sub(1).map(|p| chains[p].clone()),
             });
@@ -417,19 +428,19 @@ async fn fetch_facts<R: Registry>(
             digest: digest.clone(),
             source,
         })?;
-    let facts: ConfigFacts =
-        serde_json::from_slice(&raw).map_err(|e| PullError::InvalidConfig {
-            reference: reference.to_string(),
-            digest: digest.clone(),
-            reason: e.to_string(),
-        })?;
+    let config = ImageConfig::from_slice(&raw).map_err(|e| PullError::InvalidConfig {
+        reference: reference.to_string(),
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })?;
+    let facts = ConfigFacts::of(&config);
     let layers = resolved.image.layers().len();
-    if facts.rootfs.diff_ids.len() != layers {
+    if facts.diff_ids.len() != layers {
         return Err(PullError::LayerCount {
             reference: reference.to_string(),
             manifest: resolved.manifest.digest.clone(),
             layers,
-            diff_ids: facts.rootfs.diff_ids.len(),
+            diff_ids: facts.diff_ids.len(),
         });
     }
     Ok((raw, facts))

@@ -230,3 +230,38 @@ async fn an_oci_archive_loads_by_its_ref_name() {
     assert_eq!(loaded[0].tags, vec!["oci/test:v1".to_string()]);
     assert_eq!(store.resolve("oci/test:v1").unwrap().id, digest(&cfg));
 }
+
+/// docker writes `"rootfs": {"type": "layers"}`, without `diff_ids`, for an
+/// image with no layer (`FROM scratch` and a `CMD`): it loads, and runs on an
+/// empty root.
+#[tokio::test]
+async fn an_image_without_layers_loads() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let cfg = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/nothing"], "Entrypoint": null},
+        "rootfs": {"type": "layers"},
+    })
+    .to_string()
+    .into_bytes();
+    let cfg_name = format!("{}.json", hex(&cfg));
+    let manifest = json!([{"Config": cfg_name, "RepoTags": ["empty:1"], "Layers": []}]);
+    let bytes = archive(&[
+        (&cfg_name, &cfg),
+        ("manifest.json", manifest.to_string().as_bytes()),
+    ]);
+    let loaded = load_bytes(&store, bytes).await.unwrap();
+    assert_eq!(loaded[0].id, digest(&cfg));
+    let image = store.resolve("empty:1").unwrap();
+    assert!(image.layers.is_empty());
+    assert_eq!(image.architecture.as_deref(), Some("amd64"));
+    assert!(store.layer_paths(&image.id).unwrap().is_empty());
+    assert_eq!(
+        store.image_configuration(&image.id).unwrap().cmd(),
+        ["/nothing"]
+    );
+}

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use basic_image_store::{ImageStore, LayerFailure, PullError, PullOptions};
 use basic_registry::RegistryError;
+use basic_test_support::fake_registry::{FakeServer, Reply, Request};
 use basic_test_support::require_root;
 use sha2::{Digest as _, Sha256};
-use support::fake::{FakeServer, Reply, Request};
 use support::*;
 
 fn digest(bytes: &[u8]) -> String {

@@ -76,9 +76,37 @@ async fn pull_and_check(store: &ImageStore, reference: &str, image: &Value, opti
                 .is_dir()
         );
     }
+    let paths = store.layer_paths(&record.id).unwrap();
+    assert_eq!(paths.len(), diff_ids.len());
+    assert!(paths.iter().all(|p| p.is_dir()), "{paths:?}");
     assert!(record.size > 0);
-    let config = store.image_config(&record.id).unwrap();
-    assert!(config["rootfs"]["diff_ids"].is_array());
+    let config = store.image_configuration(&record.id).unwrap();
+    assert_eq!(config.oci.rootfs().diff_ids(), &diff_ids);
+    // The harness recorded each fixture's run defaults with skopeo.
+    let run = &image["image_config"];
+    let listed = |key: &str| run.get(key).map(strings).unwrap_or_default();
+    assert_eq!(config.env(), listed("Env"), "{reference}");
+    assert_eq!(config.cmd(), listed("Cmd"), "{reference}");
+    assert_eq!(config.entrypoint(), listed("Entrypoint"), "{reference}");
+    assert_eq!(
+        config.working_dir(),
+        run["WorkingDir"].as_str(),
+        "{reference}"
+    );
+    assert_eq!(config.user(), run["User"].as_str(), "{reference}");
+    let mut ports: Vec<String> = run
+        .get("ExposedPorts")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    ports.sort();
+    assert_eq!(config.exposed_ports(), ports, "{reference}");
+    let labels = run.get("Labels").and_then(Value::as_object);
+    assert_eq!(
+        config.labels().len(),
+        labels.map_or(0, |l| l.len()),
+        "{reference}"
+    );
 }
 
 fn anyhow_chain(e: &dyn std::error::Error) -> String {

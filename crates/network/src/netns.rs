@@ -143,39 +143,7 @@ fn make_shared_mount_point(dir: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// True when `dir` is the mount point of some mount (`/proc/self/mountinfo`, field 5).
+/// True when `dir` is the mount point of some mount in this thread's namespace.
 fn is_mount_point(dir: &Path) -> io::Result<bool> {
-    let dir = dir.canonicalize()?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mount_point| unescape_octal(mount_point) == dir.as_os_str().to_string_lossy()))
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_octal(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let code: String = chars.by_ref().take(3).collect();
-            match u8::from_str_radix(&code, 8) {
-                Ok(b) => out.push(b as char),
-                Err(_) => out.push_str(&code),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes_are_undone() {
-        assert_eq!(super::unescape_octal("/run/a\\040b"), "/run/a b");
-        assert_eq!(super::unescape_octal("/plain"), "/plain");
-    }
+    basic_mountinfo::is_mount_point(dir).map_err(io::Error::other)
 }

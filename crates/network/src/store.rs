@@ -622,36 +622,22 @@ fn new_id(name: &str) -> String {
 }
 
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
+    rfc3339(jiff::Timestamp::now().as_second())
 }
 
 fn file_mtime_rfc3339(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata(path).ok().map(|m| rfc3339(m.mtime()))
+    let mtime = std::fs::metadata(path).ok()?.mtime();
+    Some(rfc3339(mtime))
 }
 
-/// `2024-05-01T12:00:00Z` from unix seconds (Howard Hinnant's civil-from-days).
+/// `2024-05-01T12:00:00Z` from unix seconds: whole seconds, as the network
+/// documents have always shown. A time outside what RFC 3339 can write (a file
+/// whose mtime was set to year -40000, say) gives the epoch rather than a panic.
 fn rfc3339(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::from_second(secs)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -773,5 +759,25 @@ mod tests {
     fn rfc3339_formats_unix_seconds() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_714_564_800), "2024-05-01T12:00:00Z");
+        assert_eq!(rfc3339(-86_400), "1969-12-31T00:00:00Z");
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_file_from_before_1970_has_a_creation_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.conflist");
+        std::fs::write(&file, b"{}").unwrap();
+        let old = std::time::UNIX_EPOCH - std::time::Duration::from_secs(86_400 * 365);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(
+            file_mtime_rfc3339(&file).as_deref(),
+            Some("1969-01-01T00:00:00Z")
+        );
     }
 }

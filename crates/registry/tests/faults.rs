@@ -2,8 +2,6 @@
 //! tampered and oversized blobs, connections reset mid-body, rate limits, server
 //! errors, redirects to another host, schema 1 and lying digests.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,9 +9,9 @@ use std::time::Duration;
 use basic_registry::{
     BlobRequest, Credentials, Reference, RegistryClient, RegistryError, RetryPolicy,
 };
+use basic_test_support::fake_registry::{FakeServer, Reply, Request};
 use futures_util::TryStreamExt as _;
 use sha2::{Digest as _, Sha256};
-use support::fake::{FakeServer, Reply, Request};
 
 fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))

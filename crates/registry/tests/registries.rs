@@ -2,8 +2,6 @@
 //! `scripts/harness.sh`: open, Basic auth and Bearer token auth, with fixture
 //! images built by umoci and pushed by skopeo.
 
-mod support;
-
 use basic_registry::{
     BlobRequest, Credentials, ManifestContent, Platform, Reference, RegistryClient, RegistryError,
     fetch_config, resolve_image,

@@ -13,7 +13,9 @@
 //! * [`Snapshotter`]s turn a chain of layer directories into a container's
 //!   root: [`OverlaySnapshotter`] mounts overlayfs, [`CopySnapshotter`]
 //!   makes a flattened copy where overlayfs is not available, and
-//!   [`snapshot::detect`] picks one.
+//!   [`snapshot::detect`] picks one. Each records its snapshots, so callers
+//!   keep only a key: mounts, usage and commits (a container's changes as a
+//!   new layer) are asked for by key.
 //!
 //! The crate knows nothing of registries or image stores: it takes readers
 //! and paths.
@@ -35,8 +37,8 @@ pub use apply::{
 pub use compression::{Compression, CompressionError};
 pub use parallel::{LayerJob, apply_layers_parallel};
 pub use snapshot::{
-    CopySnapshotter, Mount, OverlaySnapshotter, Snapshot, SnapshotError, Snapshotter,
-    SnapshotterKind,
+    CopySnapshotter, Mount, OverlaySnapshotter, PrepareOptions, Snapshot, SnapshotError,
+    SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage,
 };
 
 /// The README's examples, compiled as doctests.

@@ -281,20 +281,15 @@ fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// The per-mount options of the mount at `target` (mountinfo's sixth field).
+/// The per-mount options of the mount at `target` (the last one mounted there).
 fn mount_options(target: &Path) -> Vec<String> {
     let target = target.canonicalize().unwrap();
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = info
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some(target.to_str().unwrap()))
-        .unwrap_or_else(|| panic!("{} is not mounted", target.display()));
-    line.split(' ')
-        .nth(5)
+    basic_mountinfo::mounts()
         .unwrap()
-        .split(',')
-        .map(String::from)
-        .collect()
+        .into_iter()
+        .rfind(|m| m.mount_point == target)
+        .unwrap_or_else(|| panic!("{} is not mounted", target.display()))
+        .options
 }
 
 /// Snapshots are their owner's, a container's root is as the image made it
@@ -361,4 +356,204 @@ fn snapshots_are_private_roots_are_the_images_and_views_are_nosuid_nodev() {
             0o700
         );
     }
+}
+
+/// The file names below `root` (sorted, relative), and the contents of regular files.
+fn listing(root: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    tree(root)
+        .into_iter()
+        .map(|(name, node)| {
+            let data = (node.kind == "file").then(|| fs::read(root.join(&name)).unwrap());
+            (name, data)
+        })
+        .collect()
+}
+
+/// A snapshot recorded by `prepare_with` needs only its key afterwards, also
+/// from a new snapshotter value on the same root (a later process).
+#[test]
+fn a_prepared_snapshot_is_recorded_and_mounted_by_key() {
+    use basic_rootfs::{PrepareOptions, SnapshotKind};
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        let root = tmp.path().join(format!("{kind}"));
+        let made = kind
+            .create(&root)
+            .prepare_with("c1", &dirs, &PrepareOptions::new().volatile(true))
+            .unwrap();
+        let snap = kind.create(&root);
+        let info = snap.stat("c1").unwrap();
+        assert_eq!(info.kind, SnapshotKind::Active);
+        assert_eq!(info.parents, dirs, "{kind}: parents, absolute");
+        assert!(info.volatile);
+        assert_eq!(snap.mounts("c1").unwrap(), made.mounts, "{kind}");
+        let volatile = made.mounts[0].options.iter().any(|o| o == "volatile");
+        assert_eq!(volatile, kind == SnapshotterKind::Overlay, "{kind}");
+        assert_eq!(
+            snap.snapshots()
+                .unwrap()
+                .iter()
+                .map(|s| s.key.as_str())
+                .collect::<Vec<_>>(),
+            ["c1"]
+        );
+
+        let target = tmp.path().join(format!("{kind}-rootfs"));
+        fs::create_dir(&target).unwrap();
+        assert!(!snap.is_mounted(&target).unwrap());
+        snap.mount_key("c1", &target).unwrap();
+        assert!(snap.is_mounted(&target).unwrap(), "{kind}");
+        check_merged(&target);
+        let before = snap.usage("c1").unwrap();
+        fs::write(target.join("etc/written"), vec![7u8; 100_000]).unwrap();
+        fs::create_dir(target.join("new-dir")).unwrap();
+        snap.unmount(&target).unwrap();
+        assert!(!snap.is_mounted(&target).unwrap());
+        let after = snap.usage("c1").unwrap();
+        assert!(
+            after.bytes >= before.bytes + 100_000,
+            "{kind}: {before:?} -> {after:?}"
+        );
+        assert!(
+            after.inodes >= before.inodes + 2,
+            "{kind}: {before:?} -> {after:?}"
+        );
+        snap.remove("c1").unwrap();
+        assert!(matches!(snap.stat("c1"), Err(SnapshotError::NotFound(_))));
+        assert!(snap.snapshots().unwrap().is_empty());
+    }
+}
+
+/// Commit: a container's changes (a new file, a deleted one, a replaced
+/// directory) become a read-only layer that later snapshots stack on, by both
+/// snapshotters, with the same result.
+#[test]
+fn committed_changes_are_a_layer_for_the_next_snapshot() {
+    use basic_rootfs::SnapshotKind;
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let mut results = Vec::new();
+    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+        let snap = kind.create(tmp.path().join(format!("{kind}")));
+        snap.prepare("step1", &dirs).unwrap();
+        let target = tmp.path().join(format!("{kind}-target"));
+        fs::create_dir(&target).unwrap();
+        snap.mount_key("step1", &target).unwrap();
+        fs::write(target.join("etc/added"), b"added").unwrap();
+        fs::remove_file(target.join("etc/keep")).unwrap();
+        fs::remove_dir_all(target.join("x")).unwrap();
+        fs::create_dir(target.join("x")).unwrap();
+        fs::write(target.join("x/fresh"), b"fresh").unwrap();
+        // Busy while mounted: its changes are still being made.
+        assert!(
+            matches!(snap.commit("step1", "layer1"), Err(SnapshotError::Busy(_))),
+            "{kind}"
+        );
+        snap.unmount(&target).unwrap();
+
+        let layer = snap.commit("step1", "layer1").unwrap();
+        assert!(matches!(
+            snap.stat("step1"),
+            Err(SnapshotError::NotFound(_))
+        ));
+        let info = snap.stat("layer1").unwrap();
+        assert_eq!((info.kind, &info.parents), (SnapshotKind::Committed, &dirs));
+        assert!(snap.usage("layer1").unwrap().inodes >= 3, "{kind}");
+        assert!(matches!(
+            snap.mounts("layer1"),
+            Err(SnapshotError::WrongKind { .. })
+        ));
+        // The layer is in overlay form: a whiteout for what went.
+        let whiteout = fs::symlink_metadata(layer.join("etc/keep")).unwrap();
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        assert!(
+            whiteout.file_type().is_char_device() && whiteout.rdev() == 0,
+            "{kind}"
+        );
+
+        let mut stacked = dirs.clone();
+        stacked.push(layer.clone());
+        snap.prepare("step2", &stacked).unwrap();
+        snap.mount_key("step2", &target).unwrap();
+        let seen = listing(&target);
+        snap.unmount(&target).unwrap();
+        assert!(
+            seen.iter()
+                .any(|(n, d)| n == "etc/added" && d.as_deref() == Some(&b"added"[..]))
+        );
+        assert!(
+            !seen.iter().any(|(n, _)| n == "etc/keep" || n == "x/in"),
+            "{kind}: {seen:?}"
+        );
+        assert!(seen.iter().any(|(n, _)| n == "x/fresh"), "{kind}");
+        results.push(seen);
+
+        // Only an active snapshot commits.
+        snap.view("v", &dirs).unwrap();
+        assert!(matches!(
+            snap.commit("v", "nope"),
+            Err(SnapshotError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            snap.commit("missing", "nope"),
+            Err(SnapshotError::NotFound(_))
+        ));
+        for key in ["v", "step2", "layer1"] {
+            snap.remove(key).unwrap();
+        }
+    }
+    assert_eq!(
+        results[0], results[1],
+        "overlay and copy commit the same changes"
+    );
+}
+
+/// A snapshot an older version made has a directory and no record: it is
+/// reported as such, not listed, and still removable.
+#[test]
+fn a_snapshot_without_a_record_says_so() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = OverlaySnapshotter::new(tmp.path());
+    snap.init().unwrap();
+    fs::create_dir_all(tmp.path().join("snapshots/old/upper")).unwrap();
+    let err = snap.mounts("old").unwrap_err();
+    assert!(matches!(err, SnapshotError::NoMetadata(_)), "{err}");
+    assert!(err.to_string().contains("remove it and prepare it again"));
+    assert!(snap.snapshots().unwrap().is_empty());
+    // An engine that knows what it was prepared on records it, and goes on.
+    fs::create_dir_all(tmp.path().join("snapshots/old/work")).unwrap();
+    let layer = tmp.path().join("layer");
+    fs::create_dir(&layer).unwrap();
+    let adopted = snap
+        .adopt(
+            "old",
+            std::slice::from_ref(&layer),
+            &basic_rootfs::PrepareOptions::new(),
+        )
+        .unwrap();
+    assert_eq!(snap.mounts("old").unwrap(), adopted.mounts);
+    assert_eq!(
+        snap.stat("old").unwrap().parents,
+        std::slice::from_ref(&layer)
+    );
+    assert!(matches!(
+        snap.adopt("old", &[layer], &Default::default()),
+        Err(SnapshotError::Exists(_))
+    ));
+    assert!(matches!(
+        snap.adopt("never", &[], &Default::default()),
+        Err(SnapshotError::NotFound(_))
+    ));
+    snap.remove("old").unwrap();
+    assert!(matches!(snap.usage("old"), Err(SnapshotError::NotFound(_))));
 }

@@ -7,6 +7,8 @@
 #![deny(missing_docs)]
 
 pub mod engine_binary;
+#[cfg(feature = "fake-registry")]
+pub mod fake_registry;
 pub mod image;
 pub mod programs;
 

@@ -1,8 +1,6 @@
 //! Shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod fake;
-
 use std::path::Path;
 
 use basic_image_store::{ImageStore, PullError, PullEvent, PullOptions, PullReport, pull};

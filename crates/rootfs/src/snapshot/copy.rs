@@ -2,7 +2,9 @@
 //! flattened copy of its layers (reflinked where the filesystem can).
 //!
 //! Layout below its root: `snapshots/<key>/fs/` holds the copy, which is
-//! bind-mounted on the target. `snapshots/` and `snapshots/<key>/` are
+//! bind-mounted on the target; `snapshots/<key>/snapshot.json` the record; a
+//! committed snapshot has `diff/` instead (its changes against its parents,
+//! found by comparing the trees). `snapshots/` and `snapshots/<key>/` are
 //! owner-only (`0700`); `fs/` is the container's `/`, with the top layer's
 //! owner and mode.
 
@@ -14,8 +16,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
-    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, Snapshot, SnapshotError, Snapshotter, SnapshotterKind,
-    check_key, io_err, new_snapshot_dir, private_dir, remove_tree, root_like_top_layer,
+    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
+    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, discard_on_error,
+    io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in, remove_tree,
+    root_like_top_layer, stat_in, usage_of,
 };
 use crate::apply::root::remove_contents;
 use crate::fsutil::{self, copy_meta_fd, is_opaque};
@@ -38,54 +42,91 @@ impl CopySnapshotter {
         &self.root
     }
 
+    fn snapshot_dir(&self, key: &str) -> PathBuf {
+        self.root.join("snapshots").join(key)
+    }
+
     fn create(
         &self,
         key: &str,
         layers: &[PathBuf],
-        readonly: bool,
+        kind: SnapshotKind,
+        volatile: bool,
     ) -> Result<Snapshot, SnapshotError> {
         let dir = new_snapshot_dir(&self.root.join("snapshots"), key)?;
-        let fs_dir = dir.join("fs");
-        let result = (|| {
-            std::fs::create_dir(&fs_dir).map_err(io_err("create", &fs_dir))?;
-            let dst = File::open(&fs_dir).map_err(io_err("open", &fs_dir))?;
-            for layer in layers {
-                let src = File::open(layer).map_err(io_err("open layer", layer))?;
-                let mut m = Merger {
-                    dst_root: dst.as_fd(),
-                    links: HashMap::new(),
-                };
-                m.merge_dir(src.as_fd(), dst.as_fd(), Vec::new())
-                    .map_err(|(path, source)| SnapshotError::Io {
-                        op: "copy",
-                        path: layer.join(String::from_utf8_lossy(&path).as_ref()),
-                        source,
-                    })?;
-            }
-            root_like_top_layer(&fs_dir, layers)
+        let made = (|| {
+            let fs_dir = dir.join("fs");
+            flatten(layers, &fs_dir)?;
+            root_like_top_layer(&fs_dir, layers)?;
+            let info = SnapshotInfo {
+                key: key.to_owned(),
+                kind,
+                parents: absolute_all(layers)?,
+                volatile,
+            };
+            meta::write(&dir, &info)?;
+            Ok(Snapshot {
+                key: key.to_owned(),
+                mounts: self.mounts_of(&info)?,
+                dir: dir.clone(),
+                readonly: kind != SnapshotKind::Active,
+            })
         })();
-        if let Err(e) = result {
-            let _ = remove_tree(&dir);
-            return Err(e);
-        }
-        let mut options = vec!["bind".to_owned()];
-        if readonly {
-            // Read-only snapshots are views, looked at from the host.
-            options.push("ro".to_owned());
-            options.extend(HOST_VIEW_OPTIONS.map(String::from));
-        }
-        Ok(Snapshot {
-            key: key.to_owned(),
-            dir,
-            mounts: vec![Mount {
-                fstype: "bind".into(),
-                source: fs_dir,
-                options,
-                relative_to: None,
-            }],
-            readonly,
-        })
+        discard_on_error(&dir, made)
     }
+
+    fn mounts_of(&self, info: &SnapshotInfo) -> Result<Vec<Mount>, SnapshotError> {
+        let mut options = vec!["bind".to_owned()];
+        match info.kind {
+            SnapshotKind::Active => {}
+            // Read-only snapshots are views, looked at from the host.
+            SnapshotKind::View => {
+                options.push("ro".to_owned());
+                options.extend(HOST_VIEW_OPTIONS.map(String::from));
+            }
+            kind => {
+                return Err(SnapshotError::WrongKind {
+                    key: info.key.clone(),
+                    kind,
+                    wanted: "an active snapshot or a view",
+                });
+            }
+        }
+        Ok(vec![Mount {
+            fstype: "bind".into(),
+            source: self.snapshot_dir(&info.key).join("fs"),
+            options,
+            relative_to: None,
+        }])
+    }
+
+    /// Whether a bind mount shows `key`'s copy (mountinfo's root field is the
+    /// path inside the filesystem, so the tail of it is compared).
+    fn copy_in_use(&self, key: &str) -> Result<bool, SnapshotError> {
+        let tail = std::path::PathBuf::from(format!("snapshots/{key}/fs"));
+        let table = basic_mountinfo::mounts().map_err(SnapshotError::MountTable)?;
+        Ok(table.iter().any(|m| m.root.ends_with(&tail)))
+    }
+}
+
+/// The layers (bottom-most first) applied in order onto the new directory `dir`.
+fn flatten(layers: &[PathBuf], dir: &Path) -> Result<(), SnapshotError> {
+    std::fs::create_dir(dir).map_err(io_err("create", dir))?;
+    let dst = File::open(dir).map_err(io_err("open", dir))?;
+    for layer in layers {
+        let src = File::open(layer).map_err(io_err("open layer", layer))?;
+        let mut m = Merger {
+            dst_root: dst.as_fd(),
+            links: HashMap::new(),
+        };
+        m.merge_dir(src.as_fd(), dst.as_fd(), Vec::new())
+            .map_err(|(path, source)| SnapshotError::Io {
+                op: "copy",
+                path: layer.join(String::from_utf8_lossy(&path).as_ref()),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 impl Snapshotter for CopySnapshotter {
@@ -93,21 +134,88 @@ impl Snapshotter for CopySnapshotter {
         private_dir(&self.root.join("snapshots"), PRIVATE_DIR)
     }
 
-    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
-        self.create(key, layers, false)
+    /// `volatile` is recorded, but has nothing to skip here: nobody syncs a
+    /// bind mount's writes at unmount.
+    fn prepare_with(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        self.create(key, parents, SnapshotKind::Active, options.volatile)
+    }
+
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = adopt_in(&dir, "fs", key, parents, options)?;
+        Ok(Snapshot {
+            mounts: self.mounts_of(&info)?,
+            key: info.key,
+            dir,
+            readonly: false,
+        })
     }
 
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
-        self.create(key, layers, true)
+        self.create(key, layers, SnapshotKind::View, false)
+    }
+
+    /// A copy holds everything, not only the changes: they are found by
+    /// comparing it with a fresh copy of its parents (see `diff`).
+    fn commit(&self, key: &str, name: &str) -> Result<PathBuf, SnapshotError> {
+        let from = self.snapshot_dir(key);
+        let info = recorded(&from, key, &[SnapshotKind::Active], "an active snapshot")?;
+        if self.copy_in_use(key)? {
+            return Err(SnapshotError::Busy(key.to_owned()));
+        }
+        let to = new_snapshot_dir(&self.root.join("snapshots"), name)?;
+        let diff = to.join("diff");
+        let made = (|| {
+            let base = to.join("base");
+            flatten(&info.parents, &base)?;
+            let written = super::diff::write_changes(&base, &from.join("fs"), &diff);
+            remove_tree(&base)?;
+            written?;
+            let committed = SnapshotInfo {
+                key: name.to_owned(),
+                kind: SnapshotKind::Committed,
+                parents: info.parents.clone(),
+                volatile: false,
+            };
+            meta::write(&to, &committed)
+        })();
+        discard_on_error(&to, made)?;
+        remove_tree(&from)?;
+        Ok(diff)
+    }
+
+    fn stat(&self, key: &str) -> Result<SnapshotInfo, SnapshotError> {
+        stat_in(&self.snapshot_dir(key), key)
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        list_in(&self.root.join("snapshots"))
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
+        self.mounts_of(&self.stat(key)?)
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        match self.stat(key)?.kind {
+            SnapshotKind::Active | SnapshotKind::View => usage_of(&dir.join("fs")),
+            SnapshotKind::Committed => usage_of(&dir.join("diff")),
+        }
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        check_key(key)?;
-        let dir = self.root.join("snapshots").join(key);
-        if !dir.exists() {
-            return Err(SnapshotError::NotFound(key.to_owned()));
-        }
-        remove_tree(&dir)
+        remove_in(&self.snapshot_dir(key), key)
     }
 
     fn kind(&self) -> SnapshotterKind {

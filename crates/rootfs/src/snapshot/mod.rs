@@ -4,8 +4,17 @@
 //! Layer chains are given bottom-most first, the order of an image
 //! manifest's `layers`. A snapshot has a key (a container id, say) naming
 //! its private directory below the snapshotter's root.
+//!
+//! As in containerd, the snapshotter owns what it knows about a snapshot: it
+//! records each one (its kind, parents and options) in the snapshot's own
+//! directory, so a caller keeps only the key — [`Snapshotter::mounts`],
+//! [`Snapshotter::mount_key`], [`Snapshotter::usage`] and
+//! [`Snapshotter::commit`] need nothing else, and nobody outside this module
+//! knows where a snapshot's files are.
 
 mod copy;
+mod diff;
+mod meta;
 mod overlay;
 
 use std::ffi::CString;
@@ -16,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use copy::CopySnapshotter;
+pub use meta::{SnapshotInfo, SnapshotKind, Usage};
 pub use overlay::OverlaySnapshotter;
 
 /// Errors of the snapshotters. Messages name the path or key concerned.
@@ -83,6 +93,37 @@ pub enum SnapshotError {
     /// Unknown snapshotter name.
     #[error("unknown snapshotter `{0}` (expected `overlay` or `copy`)")]
     UnknownKind(String),
+    /// The snapshot's directory exists but holds no record: an older version
+    /// prepared it. Remove it and prepare it again.
+    #[error(
+        "snapshot `{0}` has no record (made by an older version): remove it and prepare it again"
+    )]
+    NoMetadata(String),
+    /// A snapshot's record cannot be read.
+    #[error("snapshot record {} is unreadable: {reason}", path.display())]
+    Metadata {
+        /// The record file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The operation needs another kind of snapshot (committing a view,
+    /// mounting a committed snapshot, ...).
+    #[error("snapshot `{key}` is {kind:?}; this needs {wanted}")]
+    WrongKind {
+        /// The snapshot.
+        key: String,
+        /// What it is.
+        kind: SnapshotKind,
+        /// What the operation needs.
+        wanted: &'static str,
+    },
+    /// The snapshot is mounted somewhere; unmount it first.
+    #[error("snapshot `{0}` is mounted: unmount it first")]
+    Busy(String),
+    /// The mount table could not be read.
+    #[error("reading the mount table")]
+    MountTable(#[source] basic_mountinfo::Error),
 }
 
 pub(crate) fn io_err<'p>(
@@ -111,6 +152,33 @@ pub struct Mount {
     pub relative_to: Option<PathBuf>,
 }
 
+/// How to prepare a writable snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrepareOptions {
+    /// Let the snapshot's writes skip syncing: overlayfs' `volatile` (Linux
+    /// 5.10; dropped where the kernel does not know it; the copy snapshotter
+    /// has nothing to skip). For throwaway roots (`run --rm`): their writes are
+    /// deleted at exit, so the sync unmounting would do (tens of milliseconds
+    /// on ext4) is wasted. After a crash the snapshot's contents are undefined,
+    /// and overlayfs mounts a volatile upper directory only once: remove the
+    /// snapshot rather than mounting it again.
+    pub volatile: bool,
+}
+
+impl PrepareOptions {
+    /// The defaults: a durable snapshot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`volatile`](Self::volatile).
+    pub fn volatile(mut self, volatile: bool) -> Self {
+        self.volatile = volatile;
+        self
+    }
+}
+
 /// A prepared snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
@@ -132,6 +200,18 @@ pub struct Snapshot {
 /// takes the owner and mode of the top layer's root, as the image says. A
 /// view is mounted `nosuid,nodev`: it is meant to be looked at from the host,
 /// where a setuid program or a device node of an image must not count.
+///
+/// Every snapshot is recorded where it lives; after [`prepare_with`] or
+/// [`view`] a caller needs only the key ([`mounts`], [`mount_key`],
+/// [`usage`], [`commit`], [`remove`]).
+///
+/// [`prepare_with`]: Snapshotter::prepare_with
+/// [`view`]: Snapshotter::view
+/// [`mounts`]: Snapshotter::mounts
+/// [`mount_key`]: Snapshotter::mount_key
+/// [`usage`]: Snapshotter::usage
+/// [`commit`]: Snapshotter::commit
+/// [`remove`]: Snapshotter::remove
 pub trait Snapshotter: Send + Sync + fmt::Debug {
     /// Creates the snapshotter's directories, owner-only, and tightens those
     /// an older version made wider (nothing inside snapshots changes). Cheap
@@ -139,18 +219,66 @@ pub trait Snapshotter: Send + Sync + fmt::Debug {
     fn init(&self) -> Result<(), SnapshotError> {
         Ok(())
     }
-    /// A writable snapshot `key` on top of `layers` (bottom-most first).
-    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
+    /// A writable snapshot `key` on top of `parents`: layer directories in
+    /// overlay form (an image store's layers, or what [`commit`](Self::commit)
+    /// returned), bottom-most first.
+    fn prepare_with(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError>;
+    /// [`prepare_with`](Self::prepare_with) with the default options.
+    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+        self.prepare_with(key, layers, &PrepareOptions::default())
+    }
+    /// Records the writable snapshot `key` that an older version prepared
+    /// (it has a directory and no record: [`SnapshotError::NoMetadata`]) on
+    /// `parents` with `options`, as it was prepared; from then on it is like
+    /// any other. Fails with [`SnapshotError::Exists`] when it has a record.
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError>;
     /// A read-only snapshot `key` of `layers` (bottom-most first), e.g. to
     /// look at an image's root; mounted `nosuid,nodev`.
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError>;
+    /// Keeps the changes of the active snapshot `key` as the read-only
+    /// snapshot `name`, and removes `key`. Returns the directory of the
+    /// committed layer, in overlay form: a parent for later snapshots, or a
+    /// tree to export as an image layer. `key` must not be mounted.
+    fn commit(&self, key: &str, name: &str) -> Result<PathBuf, SnapshotError>;
+    /// What is recorded about `key`.
+    fn stat(&self, key: &str) -> Result<SnapshotInfo, SnapshotError>;
+    /// Every recorded snapshot, by key (snapshots an older version made,
+    /// which have no record, are not listed; [`remove`](Self::remove) takes them).
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, SnapshotError>;
+    /// The mounts that make the root of the active snapshot or view `key`,
+    /// derived from its record (so they are right after a reboot too).
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError>;
+    /// Mounts `key` on the existing directory `target`. A `volatile` snapshot
+    /// is mounted without `volatile` where the kernel does not know it.
+    fn mount_key(&self, key: &str, target: &Path) -> Result<(), SnapshotError> {
+        mount_all_volatile_or_not(&self.mounts(key)?, target)
+    }
+    /// Disk use of the snapshot's own files: an active snapshot's writes, a
+    /// committed snapshot's layer (a view has none of its own).
+    fn usage(&self, key: &str) -> Result<Usage, SnapshotError>;
     /// Mount `snapshot` on the existing directory `target`.
     fn mount(&self, snapshot: &Snapshot, target: &Path) -> Result<(), SnapshotError> {
         mount_all(&snapshot.mounts, target)
     }
-    /// Unmount what [`Snapshotter::mount`] mounted on `target`.
+    /// Unmount what [`Snapshotter::mount`] or [`Snapshotter::mount_key`]
+    /// mounted on `target`.
     fn unmount(&self, target: &Path) -> Result<(), SnapshotError> {
         unmount(target)
+    }
+    /// Whether something is mounted on `target` (in the calling thread's
+    /// mount namespace).
+    fn is_mounted(&self, target: &Path) -> Result<bool, SnapshotError> {
+        is_mount_point(target)
     }
     /// Delete snapshot `key` and its private directory (unmount it first).
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;
@@ -329,6 +457,126 @@ pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), SnapshotE
         overlay::do_mount(m, target)?;
     }
     Ok(())
+}
+
+/// [`mount_all`]; where the kernel refuses an overlay's `volatile` (before
+/// 5.10 it fails with EINVAL), again without it.
+fn mount_all_volatile_or_not(mounts: &[Mount], target: &Path) -> Result<(), SnapshotError> {
+    let first = match mount_all(mounts, target) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let volatile = |m: &Mount| m.options.iter().any(|o| o == "volatile");
+    let einval = matches!(&first, SnapshotError::Mount { source, .. }
+        if source.raw_os_error() == Some(libc::EINVAL));
+    if !einval || !mounts.iter().any(volatile) {
+        return Err(first);
+    }
+    let mut plain = mounts.to_vec();
+    for m in &mut plain {
+        m.options.retain(|o| o != "volatile");
+    }
+    mount_all(&plain, target)
+}
+
+/// Whether `target` is the root of a mount in this thread's namespace.
+pub(crate) fn is_mount_point(target: &Path) -> Result<bool, SnapshotError> {
+    basic_mountinfo::is_mount_point(target).map_err(SnapshotError::MountTable)
+}
+
+/// The record of `key`, which must be of kind `wanted`.
+pub(crate) fn recorded(
+    dir: &Path,
+    key: &str,
+    wanted: &[SnapshotKind],
+    what: &'static str,
+) -> Result<SnapshotInfo, SnapshotError> {
+    check_key(key)?;
+    let info = meta::read(dir, key)?;
+    if !wanted.contains(&info.kind) {
+        return Err(SnapshotError::WrongKind {
+            key: key.to_owned(),
+            kind: info.kind,
+            wanted: what,
+        });
+    }
+    Ok(info)
+}
+
+/// A snapshot that could not be made leaves no directory behind (so its key
+/// can be used again).
+pub(crate) fn discard_on_error<T>(
+    dir: &Path,
+    r: Result<T, SnapshotError>,
+) -> Result<T, SnapshotError> {
+    if r.is_err() {
+        let _ = remove_tree(dir);
+    }
+    r
+}
+
+/// Writes the record of the unrecorded writable snapshot `key`, whose
+/// directory `dir` must hold `own` (its upper directory, or its copy).
+pub(crate) fn adopt_in(
+    dir: &Path,
+    own: &str,
+    key: &str,
+    parents: &[PathBuf],
+    options: &PrepareOptions,
+) -> Result<SnapshotInfo, SnapshotError> {
+    match stat_in(dir, key) {
+        Err(SnapshotError::NoMetadata(_)) => {}
+        Ok(_) => return Err(SnapshotError::Exists(key.to_owned())),
+        Err(e) => return Err(e),
+    }
+    if !dir.join(own).is_dir() {
+        return Err(SnapshotError::Metadata {
+            path: dir.join(own),
+            reason: "missing: this is not a writable snapshot of this snapshotter".into(),
+        });
+    }
+    let info = SnapshotInfo {
+        key: key.to_owned(),
+        kind: SnapshotKind::Active,
+        parents: absolute_all(parents)?,
+        volatile: options.volatile,
+    };
+    meta::write(dir, &info)?;
+    Ok(info)
+}
+
+/// Parents are recorded absolute: a record must not depend on the working
+/// directory of whoever reads it.
+pub(crate) fn absolute_all(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SnapshotError> {
+    paths
+        .iter()
+        .map(|p| std::path::absolute(p).map_err(io_err("resolve", p)))
+        .collect()
+}
+
+/// What is recorded about `key`, whose directory is `dir`.
+pub(crate) fn stat_in(dir: &Path, key: &str) -> Result<SnapshotInfo, SnapshotError> {
+    check_key(key)?;
+    meta::read(dir, key)
+}
+
+/// Every recorded snapshot in `snapshots/`.
+pub(crate) fn list_in(snapshots: &Path) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    meta::list(snapshots)
+}
+
+/// Deletes the snapshot `key` whose directory is `dir`.
+pub(crate) fn remove_in(dir: &Path, key: &str) -> Result<(), SnapshotError> {
+    check_key(key)?;
+    if !dir.exists() {
+        return Err(SnapshotError::NotFound(key.to_owned()));
+    }
+    remove_tree(dir)
+}
+
+/// The usage of the tree at `dir` (nothing when it is absent).
+pub(crate) fn usage_of(dir: &Path) -> Result<Usage, SnapshotError> {
+    meta::usage(dir)
 }
 
 /// Unmount `target`.

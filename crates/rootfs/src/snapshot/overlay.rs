@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! l/<16 hex>           short symlinks to layer directories (made when needed)
-//! snapshots/<key>/     upper/ and work/ of a writable snapshot
+//! snapshots/<key>/     snapshot.json (the record); upper/ and work/ of a
+//!                      writable snapshot; diff/ of a committed one (its
+//!                      former upper directory, a layer in overlay form)
 //! empty/               the lower directory of a snapshot of no layers
 //! ```
 //!
@@ -25,9 +27,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{
-    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, Snapshot, SnapshotError, Snapshotter, SnapshotterKind,
-    check_key, cpath, io_err, new_snapshot_dir, private_dir, remove_tree, root_like_top_layer,
-    tighten,
+    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
+    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, cpath,
+    discard_on_error, io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in,
+    remove_tree, root_like_top_layer, stat_in, tighten, usage_of,
 };
 
 /// Overlay snapshots: layers as lower directories, an upper and a work
@@ -138,94 +141,213 @@ impl OverlaySnapshotter {
     }
 }
 
+impl OverlaySnapshotter {
+    /// The mounts of a recorded active snapshot or view.
+    fn mounts_of(&self, info: &SnapshotInfo) -> Result<Vec<Mount>, SnapshotError> {
+        let mount = match info.kind {
+            SnapshotKind::Active => {
+                let dir = self.snapshot_dir(&info.key);
+                let (upper, work) = (dir.join("upper"), dir.join("work"));
+                let lowers = if info.parents.is_empty() {
+                    vec![self.empty_dir()?]
+                } else {
+                    info.parents.clone()
+                };
+                let mut m = self.overlay_mount(&lowers, Some((&upper, &work)), &info.key)?;
+                if info.volatile {
+                    m.options.push("volatile".into());
+                }
+                m
+            }
+            SnapshotKind::View => self.view_mount(&info.parents, &info.key)?,
+            kind => {
+                return Err(SnapshotError::WrongKind {
+                    key: info.key.clone(),
+                    kind,
+                    wanted: "an active snapshot or a view",
+                });
+            }
+        };
+        Ok(vec![mount])
+    }
+
+    fn view_mount(&self, layers: &[PathBuf], key: &str) -> Result<Mount, SnapshotError> {
+        Ok(match layers {
+            // overlayfs wants two lower directories when there is no upper.
+            [] | [_] => Mount {
+                fstype: "bind".into(),
+                source: match layers.first() {
+                    Some(l) => l.clone(),
+                    None => self.empty_dir()?,
+                },
+                options: ["bind", "ro"]
+                    .into_iter()
+                    .chain(HOST_VIEW_OPTIONS)
+                    .map(String::from)
+                    .collect(),
+                relative_to: None,
+            },
+            _ => {
+                let mut m = self.overlay_mount(layers, None, key)?;
+                let flags = std::iter::once("ro").chain(HOST_VIEW_OPTIONS);
+                m.options.splice(0..0, flags.map(String::from));
+                m
+            }
+        })
+    }
+
+    /// Records a new snapshot in its fresh directory and derives its mounts.
+    fn record(&self, dir: &Path, info: SnapshotInfo) -> Result<Snapshot, SnapshotError> {
+        meta::write(dir, &info)?;
+        Ok(Snapshot {
+            mounts: self.mounts_of(&info)?,
+            key: info.key,
+            dir: dir.to_owned(),
+            readonly: info.kind != SnapshotKind::Active,
+        })
+    }
+
+    /// Whether an overlay mount uses `key`'s upper directory (by absolute
+    /// path, or relative to the root when the short-link form was used).
+    fn upper_in_use(&self, key: &str) -> Result<bool, SnapshotError> {
+        let suffix = format!("snapshots/{key}/upper");
+        let table = basic_mountinfo::mounts().map_err(SnapshotError::MountTable)?;
+        Ok(table
+            .iter()
+            .filter(|m| m.fs_type == "overlay")
+            .flat_map(|m| &m.super_options)
+            .filter_map(|o| o.strip_prefix("upperdir="))
+            .any(|upper| upper == suffix || upper.ends_with(&format!("/{suffix}"))))
+    }
+}
+
 impl Snapshotter for OverlaySnapshotter {
     fn init(&self) -> Result<(), SnapshotError> {
         private_dir(&self.root.join("snapshots"), PRIVATE_DIR)?;
         tighten(&self.root.join("l"), PRIVATE_DIR)
     }
 
-    fn prepare(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
+    fn prepare_with(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
         let dir = self.new_dir(key)?;
-        let mount = (|| {
+        let made = (|| {
             let upper = dir.join("upper");
             let work = dir.join("work");
             for d in [&upper, &work] {
                 std::fs::create_dir(d).map_err(io_err("create", d))?;
             }
             // The merged root's owner and mode are the upper directory's.
-            root_like_top_layer(&upper, layers)?;
-            let lowers = if layers.is_empty() {
-                vec![self.empty_dir()?]
-            } else {
-                layers.to_vec()
+            root_like_top_layer(&upper, parents)?;
+            let info = SnapshotInfo {
+                key: key.to_owned(),
+                kind: SnapshotKind::Active,
+                parents: absolute_all(parents)?,
+                volatile: options.volatile,
             };
-            self.overlay_mount(&lowers, Some((&upper, &work)), key)
+            self.record(&dir, info)
         })();
-        let mount = discard_on_error(&dir, mount)?;
+        discard_on_error(&dir, made)
+    }
+
+    fn adopt(
+        &self,
+        key: &str,
+        parents: &[PathBuf],
+        options: &PrepareOptions,
+    ) -> Result<Snapshot, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = adopt_in(&dir, "upper", key, parents, options)?;
         Ok(Snapshot {
-            key: key.to_owned(),
+            mounts: self.mounts_of(&info)?,
+            key: info.key,
             dir,
-            mounts: vec![mount],
             readonly: false,
         })
     }
 
     fn view(&self, key: &str, layers: &[PathBuf]) -> Result<Snapshot, SnapshotError> {
         let dir = self.new_dir(key)?;
-        let mount = (|| {
-            Ok(match layers {
-                // overlayfs wants two lower directories when there is no upper.
-                [] | [_] => Mount {
-                    fstype: "bind".into(),
-                    source: match layers.first() {
-                        Some(l) => l.clone(),
-                        None => self.empty_dir()?,
-                    },
-                    options: ["bind", "ro"]
-                        .into_iter()
-                        .chain(HOST_VIEW_OPTIONS)
-                        .map(String::from)
-                        .collect(),
-                    relative_to: None,
-                },
-                _ => {
-                    let mut m = self.overlay_mount(layers, None, key)?;
-                    let flags = std::iter::once("ro").chain(HOST_VIEW_OPTIONS);
-                    m.options.splice(0..0, flags.map(String::from));
-                    m
-                }
-            })
+        let made = (|| {
+            let info = SnapshotInfo {
+                key: key.to_owned(),
+                kind: SnapshotKind::View,
+                parents: absolute_all(layers)?,
+                volatile: false,
+            };
+            self.record(&dir, info)
         })();
-        let mount = discard_on_error(&dir, mount)?;
-        Ok(Snapshot {
-            key: key.to_owned(),
-            dir,
-            mounts: vec![mount],
-            readonly: true,
-        })
+        discard_on_error(&dir, made)
+    }
+
+    /// The upper directory becomes the committed layer as it is: overlayfs
+    /// already keeps a snapshot's changes apart, in overlay form (whiteouts,
+    /// opaque directories), which is the form lower directories take.
+    fn commit(&self, key: &str, name: &str) -> Result<PathBuf, SnapshotError> {
+        let from = self.snapshot_dir(key);
+        let info = recorded(&from, key, &[SnapshotKind::Active], "an active snapshot")?;
+        if self.upper_in_use(key)? {
+            return Err(SnapshotError::Busy(key.to_owned()));
+        }
+        let to = self.new_dir(name)?;
+        let (upper, diff) = (from.join("upper"), to.join("diff"));
+        if info.volatile {
+            // Nothing synced a volatile upper directory; a layer must be durable.
+            let dir = std::fs::File::open(&upper).map_err(io_err("open", &upper))?;
+            crate::sys::syncfs(std::os::fd::AsFd::as_fd(&dir)).map_err(io_err("sync", &upper))?;
+        }
+        std::fs::rename(&upper, &diff)
+            .map_err(io_err("move the changes to", &diff))
+            .inspect_err(|_| {
+                let _ = remove_tree(&to);
+            })?;
+        let committed = SnapshotInfo {
+            key: name.to_owned(),
+            kind: SnapshotKind::Committed,
+            parents: info.parents,
+            volatile: false,
+        };
+        if let Err(e) = meta::write(&to, &committed) {
+            // Back where they were: the active snapshot is as it was.
+            let _ = std::fs::rename(&diff, &upper);
+            let _ = remove_tree(&to);
+            return Err(e);
+        }
+        remove_tree(&from)?;
+        Ok(diff)
+    }
+
+    fn stat(&self, key: &str) -> Result<SnapshotInfo, SnapshotError> {
+        stat_in(&self.snapshot_dir(key), key)
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        list_in(&self.root.join("snapshots"))
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
+        self.mounts_of(&self.stat(key)?)
+    }
+
+    fn usage(&self, key: &str) -> Result<Usage, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        match self.stat(key)?.kind {
+            SnapshotKind::Active => usage_of(&dir.join("upper")),
+            SnapshotKind::View => Ok(Usage::default()),
+            SnapshotKind::Committed => usage_of(&dir.join("diff")),
+        }
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        check_key(key)?;
-        let dir = self.snapshot_dir(key);
-        if !dir.exists() {
-            return Err(SnapshotError::NotFound(key.to_owned()));
-        }
-        remove_tree(&dir)
+        remove_in(&self.snapshot_dir(key), key)
     }
 
     fn kind(&self) -> SnapshotterKind {
         SnapshotterKind::Overlay
     }
-}
-
-/// A snapshot that could not be prepared leaves no directory behind (so
-/// its key can be used again).
-fn discard_on_error<T>(dir: &Path, r: Result<T, SnapshotError>) -> Result<T, SnapshotError> {
-    if r.is_err() {
-        let _ = remove_tree(dir);
-    }
-    r
 }
 
 /// Split mount(8)-style options into flags and the data string.

@@ -1,5 +1,8 @@
 //! A tiny in-process HTTP/1.1 server for faults a real registry cannot produce:
 //! tampered bodies, connections reset mid-body, rate limits, hostile redirects.
+//!
+//! Behind the `fake-registry` feature, so that tests which never speak HTTP do
+//! not build tokio for it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,13 +14,18 @@ use tokio::net::{TcpListener, TcpStream};
 /// A request as the handler sees it.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// `GET`, `HEAD`, ...
     pub method: String,
+    /// The request target, with its query.
     pub path: String,
+    /// Header names in lower case.
     pub headers: HashMap<String, String>,
+    /// As many bytes as `Content-Length` announced.
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// The header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(&name.to_ascii_lowercase())
@@ -29,25 +37,34 @@ impl Request {
 pub enum Reply {
     /// A whole response.
     Full {
+        /// The HTTP status.
         status: u16,
+        /// Headers besides `Content-Length` (added unless given).
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
     },
     /// Announce `headers` (with the full Content-Length), send `body`'s first `cut`
     /// bytes, then drop the connection.
     Cut {
+        /// The HTTP status.
         status: u16,
+        /// Headers besides `Content-Length` (added unless given).
         headers: Vec<(String, String)>,
+        /// The body announced.
         body: Vec<u8>,
+        /// How many of its bytes are sent.
         cut: usize,
     },
 }
 
 impl Reply {
+    /// A 200 with `body`.
     pub fn ok(body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
         Reply::status(200, body, headers)
     }
 
+    /// A `status` with `body`.
     pub fn status(status: u16, body: impl Into<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
         Reply::Full {
             status,
@@ -68,11 +85,14 @@ type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
 /// A running fake server; it stops when the test's runtime ends.
 pub struct FakeServer {
+    /// Where it listens (loopback, a free port).
     pub addr: SocketAddr,
+    /// Every request received, in order.
     pub requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl FakeServer {
+    /// Starts serving on the current tokio runtime; `handler` answers each request.
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -94,6 +114,7 @@ impl FakeServer {
         self.addr.to_string()
     }
 
+    /// The requests received so far.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }

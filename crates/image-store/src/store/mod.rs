@@ -1,0 +1,171 @@
+//! The store on disk: where things are, the database connection, the lock
+//! file and transactions. What is stored lives in the modules below, each
+//! one kind of thing: `content` (blobs), `layers`, `metadata` (images, names,
+//! holders) and `gc` (leases, removal, collection, usage).
+
+mod content;
+mod gc;
+mod layers;
+mod metadata;
+
+pub use gc::Lease;
+pub(crate) use layers::NewLayer;
+pub(crate) use metadata::NewImage;
+
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::fsutil::{self, PRIVATE_DIR, PRIVATE_FILE, ROOT_MODE};
+use crate::schema;
+
+/// A store rooted at one directory. Cheap to clone; clones share one
+/// database connection.
+#[derive(Clone, Debug)]
+pub struct ImageStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    db_path: PathBuf,
+    lock_path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+/// Below the root: see [`ImageStore::containers_dir`].
+const CONTAINERS_DIR: &str = "containers";
+
+/// An exclusive `flock` on the store's lock file; released when dropped.
+struct FileLock(#[allow(dead_code)] fs::File);
+
+impl ImageStore {
+    /// Opens (creating when needed) the store at `root`, and removes what dead
+    /// processes left in `tmp/`.
+    ///
+    /// The store is private to its owner: the root is `0711` (others may not
+    /// list it), `blobs/`, `layers/`, `tmp/` and `containers/` are `0700`, the
+    /// database and the lock file `0600`. A store an older version made with
+    /// wider modes is tightened here, on every open, which costs a `stat` per
+    /// path once it is done; only those gating directories and files change,
+    /// never what is inside layers (their modes are the image's).
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = root.as_ref().to_path_buf();
+        fsutil::private_dir(&root, ROOT_MODE)?;
+        for dir in ["blobs", "blobs/sha256", "layers", "tmp", CONTAINERS_DIR] {
+            fsutil::private_dir(&root.join(dir), PRIVATE_DIR)?;
+        }
+        let db_path = root.join("metadata.db");
+        // SQLite gives its -wal and -shm files the database file's mode, so a
+        // database made 0600 before SQLite first opens it keeps them private too.
+        fsutil::private_file(&db_path, PRIVATE_FILE)?;
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut side = db_path.clone().into_os_string();
+            side.push(suffix);
+            fsutil::tighten(Path::new(&side), PRIVATE_FILE)?;
+        }
+        fsutil::private_file(&root.join("lock"), PRIVATE_FILE)?;
+        let conn = Connection::open(&db_path).map_err(|source| StoreError::Database {
+            op: "open",
+            path: db_path.clone(),
+            source,
+        })?;
+        schema::init(&conn).map_err(|source| StoreError::Database {
+            op: "create tables",
+            path: db_path.clone(),
+            source,
+        })?;
+        let store = ImageStore {
+            inner: Arc::new(Inner {
+                lock_path: root.join("lock"),
+                root,
+                db_path,
+                conn: Mutex::new(conn),
+            }),
+        };
+        fsutil::sweep_tmp(&store.tmp_dir())?;
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// `tmp/`: ingest in progress, never read as content.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.inner.root.join("tmp")
+    }
+
+    /// `containers/`, owner-only (`0700`): where an engine keeps each container's
+    /// files (its runtime spec with the environment, its logs, its root mount),
+    /// one directory per container. The store makes it and keeps it private;
+    /// what goes in it is the engine's.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.inner.root.join(CONTAINERS_DIR)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the connection leaves no half transaction
+        // (rusqlite rolls back on drop), so the poison carries no meaning.
+        self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn db_error(
+        &self,
+        op: &'static str,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Database {
+            op,
+            path: self.inner.db_path.clone(),
+            source,
+        }
+    }
+
+    fn file_lock(&self) -> Result<FileLock, StoreError> {
+        let path = &self.inner.lock_path;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(PRIVATE_FILE)
+            .open(path)
+            .map_err(StoreError::io("open lock file", path))?;
+        // Blocking is fine: every critical section is a few renames and one
+        // transaction, and none of them awaits while holding the lock.
+        file.lock().map_err(StoreError::io("lock", path))?;
+        Ok(FileLock(file))
+    }
+
+    /// Runs `f` in one immediate transaction while holding the store's lock
+    /// file, so filesystem renames and the records that describe them change
+    /// together as far as any other process can see.
+    pub(crate) fn write<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let _lock = self.file_lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.db_error(op))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(self.db_error(op))?;
+        Ok(value)
+    }
+
+    pub(crate) fn read<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn();
+        f(&conn).map_err(self.db_error(op))
+    }
+}

@@ -1,0 +1,294 @@
+//! The Linux mount table, `/proc/<pid>/mountinfo`, parsed.
+//!
+//! Each line becomes a [`MountInfo`]. The kernel writes space, tab, newline
+//! and backslash in paths as `\ooo` octal escapes (`/mnt/a\040b`); they are
+//! undone here, in the root, the mount point and the source, so a mount point
+//! compares equal to the path it names. Paths keep non-UTF-8 bytes.
+//!
+//! [`is_mount_point`] answers the question most callers have, from the
+//! calling thread's table (a thread may have unshared its mount namespace).
+#![deny(missing_docs)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStringExt as _;
+use std::path::{Path, PathBuf};
+
+/// One mount, as one line of `mountinfo` describes it (see `proc(5)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// The mount's id (reused after it is unmounted).
+    pub id: u32,
+    /// The parent mount's id (its own for the root of the namespace).
+    pub parent: u32,
+    /// `major:minor` of the filesystem's device (`st_dev`).
+    pub major_minor: String,
+    /// The directory of the filesystem that is the root of this mount (`/`,
+    /// or the directory a bind mount took).
+    pub root: PathBuf,
+    /// Where it is mounted, relative to the process's root.
+    pub mount_point: PathBuf,
+    /// Per-mount options (`rw`, `nosuid`, `relatime`, ...).
+    pub options: Vec<String>,
+    /// Optional fields (`shared:1`, `master:2`, `propagate_from:3`, `unbindable`).
+    pub optional: Vec<String>,
+    /// The filesystem type (`ext4`, `overlay`, `nsfs`, ...).
+    pub fs_type: String,
+    /// The mount source (a device, `overlay`, `none`...), escapes undone.
+    pub source: OsString,
+    /// Per-superblock options (`lowerdir=...`, `errors=remount-ro`, ...).
+    pub super_options: Vec<String>,
+}
+
+/// What can go wrong reading a mount table.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The table could not be read.
+    #[error("reading the mount table {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// A line is not in the format `proc(5)` describes.
+    #[error("mount table line {line}: {reason} in {text:?}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+        /// The line.
+        text: String,
+    },
+    /// The path asked about cannot be resolved (a loop of symlinks, no permission).
+    #[error("resolving {}", path.display())]
+    Resolve {
+        /// The path.
+        path: PathBuf,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Parses a whole table (the contents of a `mountinfo` file).
+pub fn parse(text: &str) -> Result<Vec<MountInfo>, Error> {
+    parse_bytes(text.as_bytes())
+}
+
+/// Reads and parses the table at `path` (`/proc/<pid>/mountinfo`).
+pub fn read(path: &Path) -> Result<Vec<MountInfo>, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    // Parsed as bytes: the kernel writes a path's bytes as they are (only
+    // " \t\n\\" are escaped), and a name need not be UTF-8.
+    parse_bytes(&bytes)
+}
+
+/// The calling thread's mount table (`/proc/thread-self/mountinfo`, or
+/// `/proc/self/mountinfo` on kernels before 3.17).
+pub fn mounts() -> Result<Vec<MountInfo>, Error> {
+    let thread = Path::new("/proc/thread-self/mountinfo");
+    if thread.exists() {
+        read(thread)
+    } else {
+        read(Path::new("/proc/self/mountinfo"))
+    }
+}
+
+/// Whether `path` is the root of a mount in the calling thread's mount
+/// namespace. A directory bind-mounted onto itself counts; symlinks in `path`
+/// are resolved first; a path that does not exist is no mount point.
+pub fn is_mount_point(path: &Path) -> Result<bool, Error> {
+    let path = match path.canonicalize() {
+        Ok(path) => path,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(Error::Resolve {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    Ok(mounts()?.iter().any(|m| m.mount_point == path))
+}
+
+/// [`parse`] for a table read as bytes.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Vec<MountInfo>, Error> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, l)| {
+            parse_line_bytes(l).map_err(|reason| Error::Parse {
+                line: i + 1,
+                reason,
+                text: String::from_utf8_lossy(l).into_owned(),
+            })
+        })
+        .collect()
+}
+
+fn parse_line_bytes(line: &[u8]) -> Result<MountInfo, &'static str> {
+    // Fields are separated by single spaces; escaped paths hold none.
+    let mut fields = line.split(|&b| b == b' ');
+    let mut next = |what| fields.next().ok_or(what);
+    let id = number(next("no mount id")?).ok_or("bad mount id")?;
+    let parent = number(next("no parent id")?).ok_or("bad parent id")?;
+    let major_minor = text(next("no device")?);
+    let root = path(next("no root")?);
+    let mount_point = path(next("no mount point")?);
+    let options = list(next("no mount options")?);
+    let mut optional = Vec::new();
+    loop {
+        match next("no `-` separator")? {
+            b"-" => break,
+            field => optional.push(text(field)),
+        }
+    }
+    let fs_type = text(next("no filesystem type")?);
+    let source = OsString::from_vec(unescape(next("no mount source")?));
+    let super_options = list(next("no superblock options")?);
+    Ok(MountInfo {
+        id,
+        parent,
+        major_minor,
+        root,
+        mount_point,
+        options,
+        optional,
+        fs_type,
+        source,
+        super_options,
+    })
+}
+
+fn number(field: &[u8]) -> Option<u32> {
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+fn text(field: &[u8]) -> String {
+    String::from_utf8_lossy(field).into_owned()
+}
+
+fn list(field: &[u8]) -> Vec<String> {
+    text(field).split(',').map(str::to_owned).collect()
+}
+
+fn path(field: &[u8]) -> PathBuf {
+    PathBuf::from(OsString::from_vec(unescape(field)))
+}
+
+/// Undoes the kernel's `\ooo` escapes; a backslash not followed by three
+/// octal digits stays as it is.
+pub fn unescape(field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal = field
+            .get(i + 1..i + 4)
+            .filter(|d| field[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0')));
+        match octal {
+            Some(code) if code <= 0xff => {
+                out.push(code as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(field[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    const PROC5: &str =
+        "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue";
+
+    #[test]
+    fn the_example_of_proc5_parses_field_by_field() {
+        let m = &parse(PROC5).unwrap()[0];
+        assert_eq!((m.id, m.parent), (36, 35));
+        assert_eq!(m.major_minor, "98:0");
+        assert_eq!(m.root, Path::new("/mnt1"));
+        assert_eq!(m.mount_point, Path::new("/mnt2"));
+        assert_eq!(m.options, ["rw", "noatime"]);
+        assert_eq!(m.optional, ["master:1"]);
+        assert_eq!(m.fs_type, "ext3");
+        assert_eq!(m.source, "/dev/root");
+        assert_eq!(m.super_options, ["rw", "errors=continue"]);
+    }
+
+    #[test]
+    fn escapes_are_undone_in_paths_and_source() {
+        let line = r"40 1 0:50 /a\134b /run/a\040b\011c\012d rw - tmpfs my\040fs rw";
+        let m = &parse(line).unwrap()[0];
+        assert_eq!(m.root, Path::new("/a\\b"));
+        assert_eq!(m.mount_point, Path::new("/run/a b\tc\nd"));
+        assert_eq!(m.source, "my fs");
+        assert!(m.optional.is_empty());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_survive() {
+        let line = b"41 1 0:51 / /run/\xff rw - tmpfs none rw\n";
+        let m = &parse_bytes(line).unwrap()[0];
+        assert_eq!(m.mount_point.as_os_str().as_bytes(), b"/run/\xff");
+    }
+
+    #[test]
+    fn a_lone_backslash_stays() {
+        assert_eq!(unescape(br"a\b\0"), br"a\b\0");
+        assert_eq!(unescape(br"\040\400"), br" \400");
+    }
+
+    #[test]
+    fn malformed_lines_name_their_number_and_fault() {
+        let text = format!("{PROC5}\n36 35 98:0 /mnt1 /mnt2 rw shared:2 ext3\n");
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Parse {
+                    line: 2,
+                    reason: "no `-` separator",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(parse("x 1 0:1 / / rw - t s o").is_err());
+    }
+
+    #[test]
+    fn this_threads_table_has_a_root() {
+        let table = mounts().unwrap();
+        assert!(table.iter().any(|m| m.mount_point == Path::new("/")));
+        assert!(is_mount_point(Path::new("/")).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()).unwrap());
+        assert!(!is_mount_point(&dir.path().join("missing")).unwrap());
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        assert!(matches!(
+            is_mount_point(&looped),
+            Err(Error::Resolve { .. })
+        ));
+    }
+}
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

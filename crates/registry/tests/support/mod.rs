@@ -1,4 +1,0 @@
-//! Shared by the integration tests.
-#![allow(dead_code)]
-
-pub mod fake;
