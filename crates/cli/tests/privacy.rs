@@ -240,7 +240,8 @@ fn another_user_reads_no_secret_and_runs_no_setuid_program_as_root() {
         assert_eq!(mode(&root.join(dir)), 0o700, "{dir}");
     }
     assert_eq!(mode(&container), 0o700);
-    for file in [&config, &log, &db, &container.join("mounts.json")] {
+    let snapshot_record = root.join("snapshots").join(&id).join("snapshot.json");
+    for file in [&config, &log, &db, &snapshot_record] {
         assert_eq!(mode(file), 0o600, "{}", file.display());
     }
     assert_eq!(mode(&Path::new(STATE_DIR).join(&id)), 0o700);
@@ -339,7 +340,6 @@ fn a_store_made_wide_by_an_older_version_is_tightened_by_the_next_command() {
         root.join("metadata.db"),
         root.join("lock"),
         container.join("config.json"),
-        container.join("mounts.json"),
     ];
     for dir in &dirs {
         chmod(dir, 0o755);

@@ -1,9 +1,7 @@
 //! `create`: an image's root as a snapshot, a runtime spec from the image's config and
 //! the container's, and a record that holds the image.
 
-use std::path::PathBuf;
-
-use basic_image_store::{ContainerRecord, ImageStore, short_id};
+use basic_image_store::{ContainerRecord, short_id};
 use basic_registry::Reference;
 use basic_rootfs::snapshot::Snapshotter;
 use basic_runtime::Spec;
@@ -49,7 +47,7 @@ impl Engine {
             .ok_or_else(|| EngineError::InvalidArgument("no image given (Image)".into()))?;
         let mut warnings = self.check_config(&config)?;
         let image_id = self.find_image(&image)?;
-        let defaults = ImageDefaults::from_image_config(&self.store.image_config(&image_id)?)?;
+        let defaults = ImageDefaults::from(&self.store.image_configuration(&image_id)?);
         let id = names::new_container_id()?;
         let name = match &options.name {
             Some(name) => {
@@ -66,7 +64,9 @@ impl Engine {
             .as_ref()
             .and_then(|h| h.auto_remove)
             .unwrap_or(false);
-        let made = self.make(&config, &defaults, &image_id, &id, &name, throwaway, &paths);
+        // A volatile snapshot mounts only once: only a root mounted from create to start.
+        let volatile = throwaway && options.keep_root_mounted;
+        let made = self.make(&config, &defaults, &image_id, &id, &name, volatile, &paths);
         let spec = match made {
             Ok(spec) => spec,
             Err(e) => {
@@ -174,15 +174,13 @@ impl Engine {
         image_id: &str,
         id: &str,
         name: &str,
-        throwaway: bool,
+        volatile: bool,
         paths: &ContainerPaths,
     ) -> Result<Spec> {
         let snapshotter = self.snapshotter();
-        let layers = layer_dirs(&self.store, image_id)?;
+        let layers = self.store.layer_paths(image_id)?;
         privacy::create_container_dir(paths)?;
-        let mounts = rootfs::prepare(snapshotter.as_ref(), id, &layers, throwaway)?;
-        rootfs::save_mounts(paths, &mounts)?;
-        rootfs::mount(snapshotter.as_ref(), paths, &mounts)?;
+        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
         let who = Identity {
             id,
             name,
@@ -224,15 +222,6 @@ impl Engine {
                 .join("; ")
         })
     }
-}
-
-fn layer_dirs(store: &ImageStore, image_id: &str) -> Result<Vec<PathBuf>> {
-    store
-        .image(image_id)?
-        .layers
-        .iter()
-        .map(|l| Ok(store.layer_dir(&l.chain_id)?.join("diff")))
-        .collect()
 }
 
 /// Unmounts and deletes what a failed create made.

@@ -4,15 +4,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use basic_image_store::short_id;
-use basic_rootfs::snapshot::Snapshotter;
+use basic_image_store::{ImageStore, short_id};
+use basic_rootfs::snapshot::{PrepareOptions, Snapshot, SnapshotError, Snapshotter};
 use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 
-use crate::engine::Engine;
+use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
 use crate::paths::ContainerPaths;
-use crate::rootfs;
 
 impl Engine {
     /// Writes container `query`'s root filesystem to `out` as a rootfs tarball. A running
@@ -29,7 +28,7 @@ impl Engine {
             scope
                 .spawn(|| {
                     private_mount_namespace()?;
-                    export_in_namespace(snapshotter.as_ref(), &c.paths, out)
+                    export_in_namespace(snapshotter.as_ref(), &self.store, &c, out)
                 })
                 .join()
                 .unwrap_or_else(|_| {
@@ -79,19 +78,43 @@ fn private_mount_namespace() -> Result<()> {
 
 fn export_in_namespace(
     snapshotter: &dyn Snapshotter,
-    paths: &ContainerPaths,
+    store: &ImageStore,
+    c: &Container,
     out: impl Write,
 ) -> Result<()> {
-    let _unmount = if mounted_here(&paths.rootfs)? {
+    let paths = &c.paths;
+    let mounted =
+        basic_mountinfo::is_mount_point(&paths.rootfs).map_err(|e| EngineError::Corrupt {
+            what: "this thread's mount table".into(),
+            message: e.to_string(),
+        })?;
+    let _unmount = if mounted {
         None
     } else {
-        let mut mounts = rootfs::load_mounts(paths)?;
+        let mounts = match snapshotter.mounts(c.id()) {
+            Err(SnapshotError::NoMetadata(_)) => {
+                let parents = store.layer_paths(&c.record.image_id)?;
+                snapshotter.adopt(c.id(), &parents, &PrepareOptions::new())?;
+                snapshotter.mounts(c.id())?
+            }
+            other => other?,
+        };
         // Only read from: not the container's root, so no setuid bit or device counts.
-        for m in &mut mounts {
-            m.options
-                .extend(["ro", "nosuid", "nodev"].map(String::from));
-        }
-        rootfs::mount(snapshotter, paths, &mounts)?;
+        let view = Snapshot {
+            key: c.id().to_string(),
+            dir: paths.dir.clone(),
+            mounts: mounts
+                .into_iter()
+                .map(|mut m| {
+                    m.options.retain(|o| o != "volatile");
+                    m.options
+                        .extend(["ro", "nosuid", "nodev"].map(String::from));
+                    m
+                })
+                .collect(),
+            readonly: true,
+        };
+        snapshotter.mount(&view, &paths.rootfs)?;
         Some(Unmount(snapshotter, &paths.rootfs))
     };
     basic_rootfs::export::write_tree(&paths.rootfs, out)?;
@@ -108,16 +131,4 @@ impl Drop for Unmount<'_> {
             tracing::debug!("unmounting the export's view of {}: {e}", self.1.display());
         }
     }
-}
-
-/// Whether `target` is a mount point in this thread's mount namespace (`/proc/self` would
-/// show the process' namespace, not this thread's).
-fn mounted_here(target: &Path) -> Result<bool> {
-    let table = fs::read_to_string("/proc/thread-self/mountinfo")
-        .map_err(EngineError::io("reading", "/proc/thread-self/mountinfo"))?;
-    let want = target.to_string_lossy();
-    Ok(table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mount_point| mount_point == want))
 }

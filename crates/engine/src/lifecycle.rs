@@ -11,7 +11,7 @@ use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
 use crate::paths::ContainerPaths;
 use crate::status::{self, Status};
-use crate::{names, privacy, rootfs};
+use crate::{names, privacy};
 
 /// How long a removal and a kill wait for a killed container's supervisor to finish.
 const KILL_WAIT: Duration = Duration::from_secs(30);
@@ -183,7 +183,7 @@ impl Engine {
             if self.status(&c).is_up() || status::supervisor_alive(&c.paths) {
                 continue;
             }
-            let size = rootfs::writable_size(&self.paths.root, c.id());
+            let size = self.writable_size(&c);
             self.remove_stopped(&c)?;
             report.reclaimed += size;
             report.deleted.push(c.record.id);

@@ -82,11 +82,6 @@ impl ContainerPaths {
         self.dir.join(format!("{}-json.log", self.id()))
     }
 
-    /// The mounts that make the root, saved at create.
-    pub fn mounts(&self) -> PathBuf {
-        self.dir.join("mounts.json")
-    }
-
     /// Held by the supervisor while it lives.
     pub fn supervisor_lock(&self) -> PathBuf {
         self.dir.join("supervisor.lock")

@@ -45,18 +45,23 @@ pub struct ImageDefaults {
     pub exposed_ports: Option<HashMap<String, serde_json::Value>>,
 }
 
-impl ImageDefaults {
-    /// Reads them from an image config document (its `config` section; a missing or
-    /// `null` one means no defaults).
-    pub fn from_image_config(config: &serde_json::Value) -> Result<Self> {
-        match config.get("config") {
-            None | Some(serde_json::Value::Null) => Ok(ImageDefaults::default()),
-            Some(section) => {
-                serde_json::from_value(section.clone()).map_err(|e| EngineError::Corrupt {
-                    what: "the image's config".into(),
-                    message: e.to_string(),
-                })
-            }
+impl From<&basic_image_store::ImageConfig> for ImageDefaults {
+    fn from(image: &basic_image_store::ImageConfig) -> Self {
+        let list = |items: &[String]| (!items.is_empty()).then(|| items.to_vec());
+        ImageDefaults {
+            entrypoint: list(image.entrypoint()),
+            cmd: list(image.cmd()),
+            env: list(image.env()),
+            working_dir: image.working_dir().map(str::to_string),
+            user: image.user().map(str::to_string),
+            stop_signal: image.stop_signal().map(str::to_string),
+            exposed_ports: Some(
+                image
+                    .exposed_ports()
+                    .iter()
+                    .map(|p| (p.clone(), serde_json::json!({})))
+                    .collect(),
+            ),
         }
     }
 }

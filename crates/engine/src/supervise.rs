@@ -79,7 +79,7 @@ impl Engine {
     }
 
     fn run_container(&self, c: &Container, echo: bool) -> Result<i32> {
-        rootfs::ensure_mounted(self.snapshotter().as_ref(), &c.paths)?;
+        rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
             what: spec_path.display().to_string(),

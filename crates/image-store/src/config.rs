@@ -50,6 +50,9 @@ pub struct DockerImageConfig {
     /// The version of docker that built the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
+    /// `docker commit -m`'s message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// Docker's `container.Config` as image configs carry it: the OCI run

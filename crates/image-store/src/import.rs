@@ -46,7 +46,7 @@ pub async fn import<F>(
 where
     F: Fn(PullEvent) + Send + Sync,
 {
-    import_with_config(store, input, name, tag, json!({}), progress).await
+    import_with_run_config(store, input, name, tag, &RunConfig::default(), progress).await
 }
 
 /// [`import`], with `run` as the image's run defaults (`Cmd`, `Env`,
@@ -69,9 +69,9 @@ where
     import_with_config(store, input, name, tag, container_config, progress).await
 }
 
-/// [`import`], with `container_config` as the image config's `config` object
-/// (`Cmd`, `Env`, `ExposedPorts`, ... — what `docker import --change` sets).
-pub async fn import_with_config<F>(
+/// The pipeline behind the imports: `container_config` is written as the image
+/// config's `config`.
+async fn import_with_config<F>(
     store: &ImageStore,
     input: impl Read + Send + 'static,
     name: &str,

@@ -57,7 +57,7 @@ pub use config::{DockerImageConfig, DockerRunConfig, HealthConfig, ImageConfig, 
 pub use containers::{ContainerExit, ContainerRecord};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
-pub use import::{import, import_with_config, import_with_run_config};
+pub use import::{import, import_with_run_config};
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};

@@ -173,7 +173,7 @@ pub fn system_df(global: &GlobalOptions) -> anyhow::Result<ExitCode> {
     let used_size: u64 = used_layers.iter().map(|(_, size)| size).sum();
     let (mut running, mut size, mut idle_size) = (0, 0, 0);
     for c in &containers {
-        let writable = basic_engine::rootfs::writable_size(&global.root, c.id());
+        let writable = engine.writable_size(c);
         size += writable;
         if engine.status(c).is_up() {
             running += 1;

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use basic_image_store::RunConfig;
 use serde_json::{Map, Value, json};
 
 use super::image_store;
@@ -22,8 +23,10 @@ pub async fn import(global: &GlobalOptions, args: ImportArgs) -> anyhow::Result<
         (Box::new(file), args.file.clone())
     };
     let reference = args.reference.as_deref();
-    let id = basic_image_store::import_with_config(&store, input, &name, reference, config, |_| {})
-        .await?;
+    let run: RunConfig = serde_json::from_value(config).context("the --change instructions")?;
+    let id =
+        basic_image_store::import_with_run_config(&store, input, &name, reference, &run, |_| {})
+            .await?;
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

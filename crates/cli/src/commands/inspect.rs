@@ -39,7 +39,7 @@ pub fn inspect(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<Exit
 }
 
 fn describe(store: &ImageStore, record: &ImageRecord) -> anyhow::Result<Value> {
-    let config = store.image_config(&record.id)?;
+    let config = store.image_configuration(&record.id)?;
     let layer_dirs: Vec<String> = record
         .layers
         .iter()
@@ -55,13 +55,13 @@ fn describe(store: &ImageStore, record: &ImageRecord) -> anyhow::Result<Value> {
         "RepoTags": record.repo_tags,
         "RepoDigests": record.repo_digests,
         "Parent": "",
-        "Comment": config.get("comment").cloned().unwrap_or(json!("")),
+        "Comment": config.docker.comment.clone().unwrap_or_default(),
         "Created": record.created,
-        "DockerVersion": config.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": config.get("author").cloned().unwrap_or(json!("")),
-        "Config": config.get("config").cloned().unwrap_or(Value::Null),
+        "DockerVersion": config.docker.docker_version.clone().unwrap_or_default(),
+        "Author": config.oci.author().clone().unwrap_or_default(),
+        "Config": config.run_config(),
         "Architecture": record.architecture,
-        "Variant": config.get("variant").cloned(),
+        "Variant": config.oci.variant(),
         "Os": record.os,
         "Size": record.size,
         "GraphDriver": {

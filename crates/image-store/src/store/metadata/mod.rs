@@ -69,16 +69,6 @@ impl ImageStore {
             reason: e.to_string(),
         })
     }
-
-    /// The image's config as untyped JSON; prefer
-    /// [`image_configuration`](Self::image_configuration).
-    pub fn image_config(&self, id: &str) -> Result<serde_json::Value, StoreError> {
-        let raw = self.read_blob(id)?;
-        serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-            what: format!("config blob {id}"),
-            reason: e.to_string(),
-        })
-    }
 }
 
 /// An image whose blobs and layers are all in place, ready to be recorded.
