@@ -9,6 +9,7 @@ pub mod events;
 mod exec;
 mod export;
 pub mod host;
+mod images;
 mod inspect;
 mod legacy;
 mod lifecycle;

@@ -103,28 +103,17 @@ fn row(p: &ProcessSample, users: &HashMap<u32, String>, clock: &Clock) -> Vec<St
 
 /// `HH:MM` when it started today (UTC), else `MonDD`, as ps's STIME.
 fn stime(started_unix: u64, now_unix: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    if started_unix / 86400 == now_unix / 86400 {
-        let s = started_unix % 86400;
-        return format!("{:02}:{:02}", s / 3600, s / 60 % 60);
+    let utc = |seconds: u64| {
+        let t = jiff::Timestamp::from_second(i64::try_from(seconds).unwrap_or(0))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        jiff::tz::Offset::UTC.to_datetime(t)
+    };
+    let (started, now) = (utc(started_unix), utc(now_unix));
+    if started.date() == now.date() {
+        started.strftime("%H:%M").to_string()
+    } else {
+        started.strftime("%b%d").to_string()
     }
-    let (_, month, day) = civil_from_days((started_unix / 86400) as i64);
-    format!("{}{:02}", MONTHS[(month - 1) as usize], day)
-}
-
-/// Howard Hinnant's days-to-civil: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The controlling terminal from `/proc/PID/stat`'s `tty_nr`, or `?`.

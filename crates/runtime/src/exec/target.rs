@@ -220,54 +220,24 @@ fn cgroup_dirs(membership: &str, mountinfo: &str) -> Vec<PathBuf> {
 }
 
 fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            // ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let right: Vec<&str> = right.split(' ').collect();
-            let fstype = *right.first()?;
-            let v2 = match fstype {
+    // A table that does not parse (it always does, from the kernel) joins nothing.
+    basic_mountinfo::parse(mountinfo)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| {
+            let v2 = match m.fs_type.as_str() {
                 "cgroup2" => true,
                 "cgroup" => false,
                 _ => return None,
             };
             Some(CgroupMount {
-                root: unescape(left.get(3)?),
-                point: PathBuf::from(unescape(left.get(4)?)),
+                root: m.root.to_string_lossy().into_owned(),
+                point: m.mount_point,
                 v2,
-                options: right
-                    .get(2)
-                    .map(|s| s.split(',').map(str::to_string).collect())
-                    .unwrap_or_default(),
+                options: m.super_options,
             })
         })
         .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        let code = rest
-            .get(i + 1..i + 4)
-            .and_then(|o| u8::from_str_radix(o, 8).ok());
-        match code {
-            Some(c) => {
-                out.push(char::from(c));
-                rest = &rest[i + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

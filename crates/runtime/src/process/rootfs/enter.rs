@@ -54,18 +54,11 @@ fn move_and_chroot(rootfs: &Path) -> Result<(), ChildError> {
 
 /// Whether `/` is the initramfs (rootfs/ramfs/tmpfs-as-rootfs), where pivot_root fails.
 pub(crate) fn root_is_ramfs() -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    info.lines().any(|l| {
-        let mut halves = l.split(" - ");
-        let left: Vec<&str> = halves.next().unwrap_or("").split(' ').collect();
-        let fstype = halves
-            .next()
-            .and_then(|r| r.split(' ').next())
-            .unwrap_or("");
-        left.get(4) == Some(&"/")
-            && left.get(3) == Some(&"/")
-            && matches!(fstype, "rootfs" | "ramfs")
+    basic_mountinfo::mounts().is_ok_and(|table| {
+        table.iter().any(|m| {
+            m.root == std::path::Path::new("/")
+                && m.mount_point == std::path::Path::new("/")
+                && matches!(m.fs_type.as_str(), "rootfs" | "ramfs")
+        })
     })
 }
