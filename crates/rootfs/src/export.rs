@@ -537,7 +537,7 @@ fn reopen(fd: BorrowedFd<'_>) -> io::Result<File> {
 /// The xattrs of what `fd` refers to, but `trusted.overlay.*` and `system.*`.
 fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
     let path = proc_path(fd);
-    // SAFETY (both closures): a valid C string and a buffer of the length given.
+    // SAFETY: a valid C string and a buffer of the length given.
     let names = read_growing(|buf| unsafe {
         libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
     });
@@ -551,6 +551,7 @@ fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
             continue;
         }
         let key = sys::cstr(key)?;
+        // SAFETY: valid C strings and a buffer of the length given.
         let value = read_growing(|buf| unsafe {
             libc::getxattr(
                 path.as_ptr(),

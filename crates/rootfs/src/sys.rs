@@ -37,6 +37,8 @@ pub(crate) fn openat2(
     mode: libc::mode_t,
     resolve: u64,
 ) -> io::Result<OwnedFd> {
+    // SAFETY: open_how is plain integers, for which all zeroes is a valid value (and what
+    // openat2 requires of the fields it does not know).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
@@ -136,6 +138,7 @@ pub(crate) fn unlinkat(dirfd: BorrowedFd<'_>, name: &CStr, dir: bool) -> io::Res
 
 /// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; an empty name stats `dirfd` itself.
 pub(crate) fn lstatat(dirfd: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain integers, for which all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let mut flags = libc::AT_SYMLINK_NOFOLLOW;
     if name.is_empty() {
