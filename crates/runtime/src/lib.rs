@@ -17,8 +17,9 @@
 //! start threads (an async runtime, relays) after [`Container::start`] has returned, or run
 //! containers from a process of their own.
 //!
-//! Modules: [`container`] (builder, start, run, exit status), [`cgroups`] (v1 and v2
-//! managers), [`detect`](mod@detect) (what the host allows), [`spec`] (docker's defaults),
+//! At the root: [`Container`] (builder, start, run, exit status), [`StateRoot`] (runc's
+//! create/start/state/kill/delete), [`detect()`] and [`unsupported`] (what the host
+//! allows). Modules: [`cgroups`] (v1 and v2 managers), [`spec`] (docker's defaults),
 //! [`signals`] (parsing, forwarding to the container), [`fork_rule`], [`sealed_exe`] and
 //! [`in_root`] (what keeps the host out of a container's reach). The container side of the
 //! fork lives in `process`.
@@ -26,15 +27,15 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cgroups;
-pub mod channel;
+mod channel;
 pub mod console;
-pub mod container;
+mod container;
 pub mod descriptors;
-pub mod detect;
+mod detect;
 pub mod exec;
 pub mod fork_rule;
 pub mod in_root;
-pub mod lifecycle;
+mod lifecycle;
 pub mod logfile;
 mod pipes;
 mod process;
@@ -42,13 +43,16 @@ pub mod sealed_exe;
 pub mod seccomp;
 pub mod signals;
 pub mod spec;
-pub mod spec_check;
+mod spec_check;
 pub mod state;
 pub mod supervisor;
 pub mod terminal;
 
 pub use cgroups::{CgroupError, CgroupManager, CgroupVersion};
-pub use container::{Container, ContainerBuilder, ContainerError, ExitStatus, Running};
+pub use channel::{ChannelError, FailureKind};
+pub use container::{
+    Container, ContainerBuilder, ContainerError, ExitStatus, Running, wants_namespace,
+};
 pub use detect::{Environment, Unsupported, detect, unsupported};
 pub use lifecycle::{LifecycleError, StateRoot};
 pub use oci_spec::runtime::Spec;
