@@ -51,9 +51,17 @@ impl Mode {
     }
 }
 
+/// The engine's network configuration: networks under the store, namespaces under the
+/// run-time state directory (`<state>/netns`).
+pub fn config(paths: &EnginePaths) -> NetworksConfig {
+    let mut config = NetworksConfig::new(&paths.root);
+    config.netns_dir = paths.state.join("netns");
+    config
+}
+
 /// The engine's networks.
 pub fn networks(paths: &EnginePaths) -> Result<Networks> {
-    Ok(Networks::open(NetworksConfig::new(&paths.root))?)
+    Ok(Networks::open(config(paths))?)
 }
 
 /// Checks the network settings before anything is created; returns docker's warnings.
@@ -103,7 +111,7 @@ pub(crate) fn configure_spec(
             add_etc_mounts(spec, &files)
         }
         Mode::Network(_) => {
-            let netns = Path::new(basic_network::DEFAULT_NETNS_DIR).join(container.id());
+            let netns = config(paths).netns_dir.join(container.id());
             set_netns(spec, &netns);
             add_etc_mounts(spec, &EtcFiles::in_dir(&etc_dir))
         }

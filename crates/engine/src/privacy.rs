@@ -17,7 +17,6 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::Path;
 
 use basic_image_store::ImageStore;
-use basic_network::NetworksConfig;
 use basic_runtime::StateRoot;
 
 use crate::error::{EngineError, Result};
@@ -44,7 +43,7 @@ pub fn open_store(paths: &EnginePaths) -> Result<ImageStore> {
     tighten_containers(&store.containers_dir())?;
     tighten(&paths.image_mounts(), PRIVATE_DIR)?;
     // `Networks::open` makes it private too, but only commands that use networks open it.
-    tighten(&NetworksConfig::new(root).dir, PRIVATE_DIR)?;
+    tighten(&crate::network::config(paths).dir, PRIVATE_DIR)?;
     state_dir(paths)?;
     Ok(store)
 }
@@ -55,7 +54,7 @@ pub fn open_store(paths: &EnginePaths) -> Result<ImageStore> {
 pub fn state_dir(paths: &EnginePaths) -> Result<()> {
     let dir = &paths.state;
     private_dir(dir, STATE_DIR_MODE)?;
-    tighten(Path::new(basic_network::DEFAULT_NETNS_DIR), PRIVATE_DIR)?;
+    tighten(&crate::network::config(paths).netns_dir, PRIVATE_DIR)?;
     StateRoot::open(dir)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use basic_network::{CreateOptions, NetworkInfo, Networks, NetworksConfig};
+use basic_network::{CreateOptions, NetworkInfo, Networks};
 use clap::{Args, Subcommand};
 
 use super::format::table;
@@ -84,10 +84,9 @@ pub fn network(global: &GlobalOptions, command: NetworkCommand) -> anyhow::Resul
     }
 }
 
-/// The networks of `--root` (namespaces in `/run/basic-docker/netns`).
+/// The networks of `--root` (namespaces under `--state`).
 pub fn networks(global: &GlobalOptions) -> anyhow::Result<Networks> {
-    let config = NetworksConfig::new(&global.root);
-    Networks::open(config).map_err(Into::into)
+    Ok(basic_engine::network::networks(&super::paths(global))?)
 }
 
 fn create(networks: &Networks, args: NetworkCreateArgs) -> anyhow::Result<ExitCode> {
