@@ -1,4 +1,4 @@
-//! `basic-engine`: containers made from images, as docker's engine makes them.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod config;
