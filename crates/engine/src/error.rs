@@ -83,6 +83,9 @@ pub enum EngineError {
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
+    /// A stream's consumer stopped it (its callback returned this: the client went away).
+    #[error("the stream was stopped by its reader")]
+    Stopped,
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -107,6 +110,22 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The class of an image store error: what it names is missing, in use, or malformed.
+fn store_kind(e: &basic_image_store::StoreError) -> ErrorKind {
+    use basic_image_store::StoreError as S;
+    match e {
+        S::NoSuchImage(_) | S::NoSuchContainer(_) => ErrorKind::NotFound,
+        S::NameInUse { .. } | S::Conflict { .. } | S::InUse { .. } | S::InUseById { .. } => {
+            ErrorKind::Conflict
+        }
+        S::InvalidTag(_)
+        | S::InvalidDigest(_)
+        | S::AmbiguousContainer { .. }
+        | S::Ambiguous { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Internal,
+    }
+}
+
 impl EngineError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
@@ -117,10 +136,7 @@ impl EngineError {
             | EngineError::Spec(_)
             | EngineError::Oci(_) => ErrorKind::InvalidArgument,
             EngineError::Conflict(_) => ErrorKind::Conflict,
-            EngineError::Store(
-                basic_image_store::StoreError::NoSuchImage(_)
-                | basic_image_store::StoreError::NoSuchContainer(_),
-            ) => ErrorKind::NotFound,
+            EngineError::Store(e) => store_kind(e),
             _ => ErrorKind::Internal,
         }
     }
