@@ -6,6 +6,7 @@ mod error;
 mod filters;
 mod images;
 mod json;
+mod networks;
 mod socket;
 mod stream;
 mod system;
@@ -137,6 +138,7 @@ impl Service {
             .merge(system::routes())
             .merge(containers::routes())
             .merge(images::routes())
+            .merge(networks::routes())
             .fallback(unknown_endpoint)
             .with_state(self.state.clone())
     }

@@ -12,6 +12,9 @@ pub enum EngineError {
     /// The image is not in the store (pull it first).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// Something else a request names does not exist (a network driver, a volume...).
+    #[error("{0}")]
+    NotFound(String),
     /// The request is malformed or names something impossible.
     #[error("{0}")]
     InvalidArgument(String),
@@ -126,11 +129,31 @@ fn store_kind(e: &basic_image_store::StoreError) -> ErrorKind {
     }
 }
 
+/// The class of a network error.
+fn network_kind(e: &basic_network::Error) -> ErrorKind {
+    use basic_network::Error as N;
+    match e {
+        N::NetworkNotFound(_) => ErrorKind::NotFound,
+        N::NetworkExists(_)
+        | N::NetworkInUse { .. }
+        | N::Predefined(..)
+        | N::PortAllocated { .. }
+        | N::AlreadyAttached(_) => ErrorKind::Conflict,
+        N::InvalidName(_) | N::InvalidSubnet(_) | N::InvalidContainerId(_) => {
+            ErrorKind::InvalidArgument
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
 impl EngineError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Network(e) => network_kind(e),
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)
             | EngineError::Spec(_)

@@ -18,6 +18,7 @@ pub mod list;
 mod logs;
 pub mod names;
 pub mod network;
+mod networks;
 pub mod paths;
 pub mod privacy;
 mod remove;
