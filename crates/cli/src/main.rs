@@ -58,7 +58,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(commands::run(cli));
+    // A verb is done when its future is: blocking work still running (a stream's producer
+    // whose client left mid-read) must not hold the process, so it gets a moment, no more.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -170,6 +170,18 @@ impl Engine {
     /// Blocks until `condition` holds for container `query`, then returns its last exit
     /// code (docker's `wait?condition=`).
     pub fn wait_until(&self, query: &str, condition: WaitCondition) -> Result<i32> {
+        self.wait_while_wanted(query, condition, &|| true)
+    }
+
+    /// [`Engine::wait_until`] for a caller that may stop waiting: `wanted` is asked between
+    /// looks at the container, and once it says no the wait ends with
+    /// [`EngineError::Stopped`](crate::EngineError::Stopped) (an API client that hung up).
+    pub fn wait_while_wanted(
+        &self,
+        query: &str,
+        condition: WaitCondition,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<i32> {
         let c = self.container(query)?;
         let first_exit = c.record.exit.map(|e| e.finished);
         let mut last_code = c.record.exit.map_or(0, |e| e.code);
@@ -197,6 +209,9 @@ impl Engine {
                     Status::Exited(code) => code,
                     _ => last_code,
                 });
+            }
+            if !wanted() {
+                return Err(crate::EngineError::Stopped);
             }
             std::thread::sleep(Duration::from_millis(50));
         }

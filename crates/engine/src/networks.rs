@@ -46,7 +46,10 @@ impl Engine {
             keys.sort();
             return Err(EngineError::InvalidArgument(format!(
                 "network driver options are not supported (given: {}): bridge networks here take a name, a subnet, a gateway and labels",
-                keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let (subnet, gateway) = ipv4_range(request.ipam.as_ref())?;

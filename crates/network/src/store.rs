@@ -775,7 +775,10 @@ mod tests {
             ..Default::default()
         };
         let list = store.create(&opts, &[]).unwrap();
-        let info = info(&read_conflist(&store.path_of(&list.name)).unwrap(), PathBuf::new());
+        let info = info(
+            &read_conflist(&store.path_of(&list.name)).unwrap(),
+            PathBuf::new(),
+        );
         assert_eq!(info.labels, opts.labels);
         assert_eq!(info.options, opts.options);
     }
