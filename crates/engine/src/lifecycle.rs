@@ -128,7 +128,12 @@ impl Engine {
 
     /// Removes a container that is not running; with `force`, kills a running one first.
     pub fn remove(&self, query: &str, force: bool) -> Result<()> {
+        self.on_storage(self.remove_container(query, force))
+    }
+
+    fn remove_container(&self, query: &str, force: bool) -> Result<()> {
         let c = self.container(query)?;
+        self.store.writable("remove container")?;
         let now = self.status(&c);
         if now.is_up() {
             if !force {
@@ -168,7 +173,7 @@ impl Engine {
         let mut now = self.status(&c);
         while now.is_up() || now == Status::Created && status::supervisor_alive(&c.paths) {
             std::thread::sleep(Duration::from_millis(50));
-            now = status::status(&self.paths, &self.store.container(c.id())?);
+            now = status::status(&self.paths, &self.stored(c.id())?);
         }
         Ok(match now {
             Status::Exited(code) => code,
@@ -178,6 +183,11 @@ impl Engine {
 
     /// Removes every container that is not running.
     pub fn prune(&self) -> Result<PruneReport> {
+        self.on_storage(self.prune_containers())
+    }
+
+    fn prune_containers(&self) -> Result<PruneReport> {
+        self.store.writable("prune containers")?;
         let mut report = PruneReport::default();
         for c in self.containers()? {
             if self.status(&c).is_up() || status::supervisor_alive(&c.paths) {
@@ -194,6 +204,10 @@ impl Engine {
     /// Gives the container a new unique name; the spec's name annotation follows, so
     /// tools that read the spec show it too.
     pub fn rename(&self, query: &str, new_name: &str) -> Result<()> {
+        self.on_storage(self.rename_container(query, new_name))
+    }
+
+    fn rename_container(&self, query: &str, new_name: &str) -> Result<()> {
         let new_name = names::normalize_name(new_name);
         names::check_name(new_name)?;
         let c = self.container(query)?;

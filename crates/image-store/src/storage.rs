@@ -2,11 +2,14 @@
 //! read-only. Both must reach the user as what they are, naming the filesystem,
 //! whatever layer found them (a `write(2)`, SQLite's journal, a `mkdir`).
 
+use std::error::Error;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::sys::statvfs::{FsFlags, statvfs};
+
+use crate::error::StoreError;
 
 /// Why a filesystem refused a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,41 @@ impl StorageFault {
         }
     }
 
+    /// The fault behind `error`: an `io::Error` or an errno with it anywhere in the
+    /// chain of sources.
+    pub fn within(error: &(dyn Error + 'static)) -> Option<StorageFault> {
+        chain(error).find_map(|e| {
+            let io = e.downcast_ref::<io::Error>().and_then(StorageFault::of);
+            let errno = e
+                .downcast_ref::<nix::Error>()
+                .and_then(|errno| StorageFault::of(&io::Error::from(*errno)));
+            io.or(errno)
+        })
+    }
+
+    /// What `error`'s message lacks, if anything: the fault behind it (see
+    /// [`within`](Self::within)) and the mount point of the filesystem holding
+    /// the first of `dirs` that is in that state now. `None` when nothing in the
+    /// chain is such a fault, when a [`StoreError::Storage`] in it says so already,
+    /// or when none of `dirs` is on a full or read-only filesystem (the fault was
+    /// somewhere else, which its own message names).
+    pub fn diagnose(
+        error: &(dyn Error + 'static),
+        dirs: &[&Path],
+    ) -> Option<(StorageFault, PathBuf)> {
+        let said = chain(error).any(|e| {
+            matches!(
+                e.downcast_ref::<StoreError>(),
+                Some(StoreError::Storage { .. })
+            )
+        });
+        let fault = StorageFault::within(error).filter(|_| !said)?;
+        let dir = dirs
+            .iter()
+            .find(|d| StorageFault::probe(d) == Some(fault))?;
+        Some((fault, filesystem_of(dir)))
+    }
+
     /// What the filesystem holding `path` is like now: read-only, full (less
     /// than a megabyte or no inode left), or neither (`None`). Used where the
     /// error itself does not say (SQLite's I/O errors keep `errno` to themselves).
@@ -39,11 +77,17 @@ impl StorageFault {
         if stat.flags().contains(FsFlags::ST_RDONLY) {
             return Some(StorageFault::ReadOnly);
         }
-        // fsblkcnt_t is 32 bits wide on some targets.
-        #[allow(clippy::useless_conversion)]
-        let free = u64::from(stat.blocks_available()).saturating_mul(stat.fragment_size());
+        let free = Self::free_bytes(path)?;
         let no_inodes = stat.files() > 0 && stat.files_available() == 0;
         (free < NEARLY_FULL || no_inodes).then_some(StorageFault::NoSpace)
+    }
+
+    /// Bytes the filesystem holding `path` has free for unprivileged writers.
+    pub(crate) fn free_bytes(path: &Path) -> Option<u64> {
+        let stat = statvfs(path).ok()?;
+        // fsblkcnt_t is 32 bits wide on some targets.
+        #[allow(clippy::useless_conversion)]
+        Some(u64::from(stat.blocks_available()).saturating_mul(stat.fragment_size()))
     }
 
     /// How the filesystem is, after its mount point: "is full", "is mounted read-only".
@@ -63,6 +107,11 @@ impl fmt::Display for StorageFault {
             StorageFault::ReadOnly => "read-only file system",
         })
     }
+}
+
+/// `error` and its sources, outermost first.
+fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
+    std::iter::successors(Some(error), |&e| e.source())
 }
 
 /// The mount point of the filesystem holding `path`, to name it in a message;

@@ -36,6 +36,9 @@ use crate::storage::StorageFault;
 /// an image or a container alters.
 pub(crate) const JOURNAL_RESERVE: u64 = 1 << 20;
 
+/// The free space a filesystem must have for the journal to be reserved on it.
+const RESERVE_ROOM: u64 = 4 * JOURNAL_RESERVE;
+
 /// How long a command waits for another process's write to end.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -142,11 +145,17 @@ fn wal_is_empty(path: &Path) -> bool {
 /// Makes the journal at least [`JOURNAL_RESERVE`] bytes of written zeros (a
 /// journal whose header is zero is an empty one to SQLite). Done under a
 /// RESERVED lock, which keeps every other writer out of the journal; skipped
-/// when the journal is that big already, so an open costs a `stat`. Failing
-/// (the disk is full already) only means a later open tries again.
+/// when the journal is that big already, so an open costs a `stat`, and on a
+/// filesystem nearly full, whose last blocks are for the removals that free
+/// space (a later open tries again).
 fn reserve_journal(conn: &Connection, path: &Path) {
     let journal = side_file(path, "-journal");
     if fs::metadata(&journal).is_ok_and(|m| m.len() >= JOURNAL_RESERVE) {
+        return;
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if StorageFault::free_bytes(dir).is_none_or(|free| free < RESERVE_ROOM) {
+        tracing::debug!(journal = %journal.display(), "too little room to reserve the journal");
         return;
     }
     let reserved = conn.execute_batch("BEGIN IMMEDIATE").map(|()| {

@@ -130,6 +130,17 @@ impl ImageStore {
         self.inner.read_only
     }
 
+    /// Fails with [`StoreError::Storage`], saying `op` could not be done, when the
+    /// store was opened on a filesystem that allows only reading: for callers about
+    /// to change files beside the records (an engine's container directories), so
+    /// that they refuse before they change anything.
+    pub fn writable(&self, op: &'static str) -> Result<(), StoreError> {
+        match self.inner.read_only {
+            Some(fault) => Err(StoreError::storage(op, self.inner.root.clone(), fault)),
+            None => Ok(()),
+        }
+    }
+
     /// The store's lock. A lock needs no write access (`flock` works on a
     /// descriptor opened for reading), so reads under it work on a read-only store.
     fn file_lock(&self) -> Result<FileLock, StoreError> {
@@ -185,9 +196,7 @@ impl ImageStore {
         op: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<(T, FileLock), StoreError> {
-        if let Some(fault) = self.inner.read_only {
-            return Err(StoreError::storage(op, self.inner.root.clone(), fault));
-        }
+        self.writable(op)?;
         let mut conn = self.conn();
         let lock = self.file_lock()?;
         let tx = conn
