@@ -89,7 +89,9 @@ impl Engine {
     /// match `filters`, newest first.
     pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<Listed>> {
         let all = all || filters.has_status();
-        let networks = network::networks(&self.paths)?;
+        // Opened only when a container runs: the PORTS column is all it gives, and a
+        // store that cannot be written (read-only, and never given networks/) still lists.
+        let mut networks = None;
         let mut listed: Vec<Listed> = self
             .containers()?
             .into_iter()
@@ -98,9 +100,9 @@ impl Engine {
                 if !(all || status.is_up()) || !filters.matches(&container, status) {
                     return None;
                 }
-                let ports = match (status.is_up(), networks.attachment(container.id())) {
-                    (true, Ok(Some(att))) => att.ports_display(),
-                    _ => String::new(),
+                let ports = match status.is_up() {
+                    true => self.ports_column(&mut networks, container.id()),
+                    false => String::new(),
                 };
                 Some(Listed {
                     container,
@@ -111,6 +113,25 @@ impl Engine {
             .collect();
         listed.sort_by_key(|l| std::cmp::Reverse(l.container.record.created));
         Ok(listed)
+    }
+
+    /// docker's PORTS column for running container `id`, opening the networks once.
+    fn ports_column(
+        &self,
+        networks: &mut Option<Option<basic_network::Networks>>,
+        id: &str,
+    ) -> String {
+        let opened = networks.get_or_insert_with(|| match network::networks(&self.paths) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("listing published ports: {e}");
+                None
+            }
+        });
+        match opened.as_ref().map(|n| n.attachment(id)) {
+            Some(Ok(Some(attachment))) => attachment.ports_display(),
+            _ => String::new(),
+        }
     }
 
     /// The ports container `query` publishes now.
