@@ -15,7 +15,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
     /// Location of client config files (docker's `--config`; default $DOCKER_CONFIG or ~/.docker)
     #[arg(long, global = true, value_name = "DIR", env = "DOCKER_CONFIG")]
@@ -629,6 +629,19 @@ pub enum SystemCommand {
     Df,
     /// Re-hash every blob and check every record's references
     Check(CheckArgs),
+    /// Serve the Docker Engine API (v1.41) on a unix socket, for docker's CLI, docker-compose and docker-py
+    Service(ServiceArgs),
+}
+
+/// `system service`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// Exit after this many seconds without a request (0: never), for socket activation
+    #[arg(short, long, default_value_t = 5, value_name = "SECONDS")]
+    pub time: u64,
+    /// Where to listen: unix:///path/to/socket
+    #[arg(default_value = "unix:///run/basic-docker/docker.sock")]
+    pub uri: String,
 }
 
 /// `manifest` sub-verbs.

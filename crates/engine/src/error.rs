@@ -16,6 +16,9 @@ pub enum EngineError {
     /// The image is not in the store (pull it first).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// Something else a request names does not exist (a network driver, a volume...).
+    #[error("{0}")]
+    NotFound(String),
     /// The request is malformed or names something impossible.
     #[error("{0}")]
     InvalidArgument(String),
@@ -99,6 +102,9 @@ pub enum EngineError {
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
+    /// A stream's consumer stopped it (its callback returned this: the client went away).
+    #[error("the stream was stopped by its reader")]
+    Stopped,
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -123,20 +129,53 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The class of an image store error: what it names is missing, in use, or malformed.
+fn store_kind(e: &basic_image_store::StoreError) -> ErrorKind {
+    use basic_image_store::StoreError as S;
+    match e {
+        S::NoSuchImage(_) | S::NoSuchContainer(_) => ErrorKind::NotFound,
+        S::NameInUse { .. } | S::Conflict { .. } | S::InUse { .. } | S::InUseById { .. } => {
+            ErrorKind::Conflict
+        }
+        S::InvalidTag(_)
+        | S::InvalidDigest(_)
+        | S::AmbiguousContainer { .. }
+        | S::Ambiguous { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The class of a network error.
+fn network_kind(e: &basic_network::Error) -> ErrorKind {
+    use basic_network::Error as N;
+    match e {
+        N::NetworkNotFound(_) => ErrorKind::NotFound,
+        N::NetworkExists(_)
+        | N::NetworkInUse { .. }
+        | N::Predefined(..)
+        | N::PortAllocated { .. }
+        | N::AlreadyAttached(_) => ErrorKind::Conflict,
+        N::InvalidName(_) | N::InvalidSubnet(_) | N::InvalidContainerId(_) => {
+            ErrorKind::InvalidArgument
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
 impl EngineError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Network(e) => network_kind(e),
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)
             | EngineError::Spec(_)
             | EngineError::Oci(_) => ErrorKind::InvalidArgument,
             EngineError::Conflict(_) => ErrorKind::Conflict,
-            EngineError::Store(
-                basic_image_store::StoreError::NoSuchImage(_)
-                | basic_image_store::StoreError::NoSuchContainer(_),
-            ) => ErrorKind::NotFound,
+            EngineError::Store(e) => store_kind(e),
             _ => ErrorKind::Internal,
         }
     }

@@ -169,16 +169,44 @@ impl Engine {
 
     /// Blocks until the container is not running, then returns its exit code.
     pub fn wait(&self, query: &str) -> Result<i32> {
+        self.wait_until(query, WaitCondition::NotRunning)
+    }
+
+    /// Blocks until `condition` holds for container `query`, then returns its last exit
+    /// code (docker's `wait?condition=`).
+    pub fn wait_until(&self, query: &str, condition: WaitCondition) -> Result<i32> {
         let c = self.container(query)?;
-        let mut now = self.status(&c);
-        while now.is_up() || now == Status::Created && status::supervisor_alive(&c.paths) {
+        let first_exit = c.record.exit.map(|e| e.finished);
+        let mut last_code = c.record.exit.map_or(0, |e| e.code);
+        loop {
+            let record = match self.stored(c.id()) {
+                Ok(record) => record,
+                // Gone (removed, by `rm` or by AutoRemove): every condition has held.
+                Err(EngineError::Store(basic_image_store::StoreError::NoSuchContainer(_))) => {
+                    return Ok(last_code);
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(exit) = record.exit {
+                last_code = exit.code;
+            }
+            let now = status::status(&self.paths, &record);
+            let settled =
+                !(now.is_up() || now == Status::Created && status::supervisor_alive(&c.paths));
+            let exited_since = record.exit.map(|e| e.finished) != first_exit;
+            let done = match condition {
+                WaitCondition::NotRunning => settled,
+                WaitCondition::NextExit => exited_since && settled,
+                WaitCondition::Removed => false,
+            };
+            if done {
+                return Ok(match now {
+                    Status::Exited(code) => code,
+                    _ => last_code,
+                });
+            }
             std::thread::sleep(Duration::from_millis(50));
-            now = status::status(&self.paths, &self.stored(c.id())?);
         }
-        Ok(match now {
-            Status::Exited(code) => code,
-            _ => 0,
-        })
     }
 
     /// Removes every container that is not running.
@@ -229,6 +257,34 @@ impl Engine {
             privacy::write_private(&c.paths.spec(), &bytes)?;
         }
         Ok(())
+    }
+}
+
+/// What [`Engine::wait_until`] waits for (docker's `condition` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// The container is not running (now, or once it stops): `not-running`.
+    #[default]
+    NotRunning,
+    /// The container exits after this call, also when it is not running yet (a client
+    /// that waits, then starts): `next-exit`.
+    NextExit,
+    /// The container is removed: `removed`.
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = EngineError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(EngineError::InvalidArgument(format!(
+                "invalid condition: {other:?}: expected not-running, next-exit or removed"
+            ))),
+        }
     }
 }
 

@@ -33,33 +33,10 @@ pub fn time_ago(unix_seconds: i64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let seconds = (now - unix_seconds).max(0);
-    let minutes = seconds / 60;
-    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
-    let text = if seconds < 1 {
-        "Less than a second".to_string()
-    } else if seconds == 1 {
-        "1 second".to_string()
-    } else if seconds < 60 {
-        format!("{seconds} seconds")
-    } else if minutes == 1 {
-        "About a minute".to_string()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".to_string()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    };
-    format!("{text} ago")
+    format!(
+        "{} ago",
+        basic_engine::status::human_duration(now - unix_seconds)
+    )
 }
 
 /// Parses an RFC 3339 time (`2024-01-02T03:04:05.123Z`, `…+02:00`) to unix seconds.

@@ -25,6 +25,7 @@ mod pull;
 mod rmi;
 pub mod run;
 mod save;
+mod service;
 mod stats;
 pub mod supervise;
 mod top;
@@ -32,7 +33,7 @@ mod top;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use basic_registry::{CredentialStore, RegistryClient};
+use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder};
 
 use basic_engine::{Engine, EngineOptions, EnginePaths, SupervisorCommand};
 use basic_image_store::ImageStore;
@@ -69,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export::export(&cli.global, args)
         }
         Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
+        Command::System(SystemCommand::Service(args)) => service::service(&cli.global, args).await,
         Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
         Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
         Command::Stats(args) => stats::stats(&cli.global, args),
@@ -123,6 +125,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The engine on `--root` and `--state`; its detached supervisors are this program's
 /// `container-supervise`.
 pub fn engine(global: &GlobalOptions) -> anyhow::Result<Engine> {
+    Ok(Engine::open(engine_options(global))?)
+}
+
+/// What [`engine`] opens.
+pub fn engine_options(global: &GlobalOptions) -> EngineOptions {
     let supervisor = SupervisorCommand {
         // This very program, through the kernel's handle on it rather than a path: when it
         // runs from a sealed copy of itself (see basic_runtime::sealed_exe), that copy has
@@ -137,11 +144,11 @@ pub fn engine(global: &GlobalOptions) -> anyhow::Result<Engine> {
             "container-supervise".into(),
         ],
     };
-    Ok(Engine::open(EngineOptions {
+    EngineOptions {
         root: global.root.clone(),
         state: global.state.clone(),
         supervisor: Some(supervisor),
-    })?)
+    }
 }
 
 /// The image store at `--root`, with the store and the run-time state made private.
@@ -167,11 +174,18 @@ pub fn credential_store(global: &GlobalOptions) -> CredentialStore {
 
 /// A registry client with the user's credentials and insecure registries.
 pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient> {
+    registry_builder(global)
+        .build()
+        .context("setting up the registry client")
+}
+
+/// What [`registry_client`] builds.
+pub fn registry_builder(global: &GlobalOptions) -> RegistryClientBuilder {
     let mut builder = RegistryClient::builder()
         .credential_store(credential_store(global))
         .user_agent(concat!("basic-docker/", env!("CARGO_PKG_VERSION")));
     for registry in &global.insecure_registries {
         builder = builder.insecure_registry(registry);
     }
-    builder.build().context("setting up the registry client")
+    builder
 }

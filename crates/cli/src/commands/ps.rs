@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use basic_engine::status::rfc3339;
-use basic_engine::{Filters, Listed, Status};
-use basic_image_store::{ContainerRecord, short_id};
+use basic_engine::status::{rfc3339, status_text};
+use basic_engine::{Filters, Listed};
+use basic_image_store::short_id;
 use serde_json::json;
 
 use super::engine;
@@ -105,29 +105,6 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
-}
-
-/// "Up 5 seconds", "Exited (0) 2 minutes ago", "Created", "Up 1 second (Paused)".
-pub fn status_text(record: &ContainerRecord, status: Status) -> String {
-    let since = |nanos: Option<i64>| {
-        time_ago(nanos.unwrap_or(record.created) / 1_000_000_000)
-            .trim_end_matches(" ago")
-            .to_string()
-    };
-    match status {
-        Status::Created => "Created".to_string(),
-        Status::Running(_) => format!("Up {}", since(record.started)),
-        Status::Paused(_) => format!("Up {} (Paused)", since(record.started)),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            record.exit.map_or(0, |e| e.code),
-            since(record.exit.map(|e| e.finished))
-        ),
-        Status::Exited(code) => {
-            let finished = record.exit.map(|e| e.finished).or(record.started);
-            format!("Exited ({code}) {} ago", since(finished))
-        }
-    }
 }
 
 #[cfg(test)]
