@@ -40,6 +40,15 @@ impl Engine {
     /// Creates a container from `config` (its `Image` must be in the store: pull it
     /// first). Anything made is undone on failure.
     pub fn create(&self, config: ContainerConfig, options: &CreateOptions) -> Result<Created> {
+        self.on_storage(self.create_container(config, options))
+    }
+
+    fn create_container(
+        &self,
+        config: ContainerConfig,
+        options: &CreateOptions,
+    ) -> Result<Created> {
+        self.store.writable("create container")?;
         let image = config
             .image
             .clone()

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use basic_image_store::{StorageFault, filesystem_of};
+
+use crate::paths::EnginePaths;
+
 /// Errors of [`crate::Engine`]'s verbs. [`EngineError::exit_code`] gives docker's
 /// command-line codes; [`EngineError::kind`] the HTTP-like class an API maps it to.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,18 @@ pub enum EngineError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The filesystem of the store or of the run-time state is full or mounted
+    /// read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<EngineError>,
     },
     /// A record of the engine is not what it should be.
     #[error("{what}: {message}")]
@@ -178,12 +194,35 @@ impl EngineError {
         }
     }
 
+    /// An I/O error of `what` on `path`; a full or read-only filesystem is said as such
+    /// ([`EngineError::Storage`]).
     pub(crate) fn io(
         what: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| EngineError::Io { what, path, source }
+        move |source| match StorageFault::of(&source) {
+            Some(fault) => EngineError::Storage {
+                fault,
+                filesystem: filesystem_of(&path),
+                source: Box::new(EngineError::Io { what, path, source }),
+            },
+            None => EngineError::Io { what, path, source },
+        }
+    }
+
+    /// This error, said as a full or read-only filesystem when that is what it comes
+    /// down to (an `ENOSPC` or `EROFS` somewhere in its chain, from any crate) and the
+    /// store's or the state's filesystem is in that state now, naming that filesystem.
+    pub(crate) fn on_storage(self, paths: &EnginePaths) -> Self {
+        match StorageFault::diagnose(&self, &[&paths.root, &paths.state]) {
+            Some((fault, filesystem)) => EngineError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
     }
 
     pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Self {

@@ -7,6 +7,7 @@ mod engine;
 pub mod error;
 pub mod events;
 mod exec;
+mod exits;
 mod export;
 pub mod host;
 mod image_docs;

@@ -128,7 +128,12 @@ impl Engine {
 
     /// Removes a container that is not running; with `force`, kills a running one first.
     pub fn remove(&self, query: &str, force: bool) -> Result<()> {
+        self.on_storage(self.remove_container(query, force))
+    }
+
+    fn remove_container(&self, query: &str, force: bool) -> Result<()> {
         let c = self.container(query)?;
+        self.store.writable("remove container")?;
         let now = self.status(&c);
         if now.is_up() {
             if !force {
@@ -186,11 +191,13 @@ impl Engine {
         let first_exit = c.record.exit.map(|e| e.finished);
         let mut last_code = c.record.exit.map_or(0, |e| e.code);
         loop {
-            let record = match self.store.container(c.id()) {
+            let record = match self.stored(c.id()) {
                 Ok(record) => record,
                 // Gone (removed, by `rm` or by AutoRemove): every condition has held.
-                Err(basic_image_store::StoreError::NoSuchContainer(_)) => return Ok(last_code),
-                Err(e) => return Err(e.into()),
+                Err(EngineError::Store(basic_image_store::StoreError::NoSuchContainer(_))) => {
+                    return Ok(last_code);
+                }
+                Err(e) => return Err(e),
             };
             if let Some(exit) = record.exit {
                 last_code = exit.code;
@@ -219,6 +226,11 @@ impl Engine {
 
     /// Removes every container that is not running.
     pub fn prune(&self) -> Result<PruneReport> {
+        self.on_storage(self.prune_containers())
+    }
+
+    fn prune_containers(&self) -> Result<PruneReport> {
+        self.store.writable("prune containers")?;
         let mut report = PruneReport::default();
         for c in self.containers()? {
             if self.status(&c).is_up() || status::supervisor_alive(&c.paths) {
@@ -235,6 +247,10 @@ impl Engine {
     /// Gives the container a new unique name; the spec's name annotation follows, so
     /// tools that read the spec show it too.
     pub fn rename(&self, query: &str, new_name: &str) -> Result<()> {
+        self.on_storage(self.rename_container(query, new_name))
+    }
+
+    fn rename_container(&self, query: &str, new_name: &str) -> Result<()> {
         let new_name = names::normalize_name(new_name);
         names::check_name(new_name)?;
         let c = self.container(query)?;

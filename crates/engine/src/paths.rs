@@ -92,6 +92,12 @@ impl ContainerPaths {
         self.state.with_extension("stop")
     }
 
+    /// The last exit the supervisor saw, kept for when the store could not record it
+    /// (see `exits`).
+    pub fn last_exit(&self) -> PathBuf {
+        self.dir.join("last-exit")
+    }
+
     /// Why the last start failed, written by the supervisor.
     pub fn start_error(&self) -> PathBuf {
         self.dir.join("start-error")

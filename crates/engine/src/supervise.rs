@@ -17,6 +17,7 @@ use basic_runtime::terminal::{ConsoleSocket, RawMode};
 
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
+use crate::exits::{self, LastRun};
 use crate::status::{self, now_nanos};
 use crate::{network, privacy, rootfs};
 
@@ -51,7 +52,11 @@ impl Engine {
         let echo = attachment == Attachment::Foreground;
         let _ = std::fs::remove_file(c.paths.stop_marker());
         let _ = std::fs::remove_file(c.paths.start_error());
-        let result = self.run_container(&c, echo);
+        if let Err(e) = exits::reserve(&c.paths) {
+            tracing::warn!("reserving {}: {e}", c.paths.last_exit().display());
+        }
+        let mut started = c.record.started.unwrap_or_else(now_nanos);
+        let result = self.run_container(&c, echo, &mut started);
         // The attachment outlives restarts; it goes with the final exit.
         network::detach(&self.paths, c.id(), &c.config.network_mode());
         if let Err(e) = &result {
@@ -62,7 +67,7 @@ impl Engine {
                 finished: now_nanos(),
                 oom_killed: false,
             };
-            let _ = self.store.container_exited(c.id(), exit, false);
+            self.record_exit(&c, LastRun { started, exit }, false);
         }
         let _ = std::fs::remove_file(c.paths.stop_marker());
         if c.config.auto_remove() {
@@ -78,7 +83,7 @@ impl Engine {
         }
     }
 
-    fn run_container(&self, c: &Container, echo: bool) -> Result<i32> {
+    fn run_container(&self, c: &Container, echo: bool, started: &mut i64) -> Result<i32> {
         rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
@@ -125,19 +130,23 @@ impl Engine {
             supervisor = supervisor.console(socket, c.config.interactive());
         }
         let stop_marker = c.paths.stop_marker();
-        let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event);
+        let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event, started);
         let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
         drop(supervisor);
         drop(container);
         Ok(status?.exit_code())
     }
 
-    /// Records a start or an exit in the store; a failure is logged (the container goes on).
-    fn record(&self, c: &Container, event: SupervisorEvent<'_>) {
-        let recorded = match event {
+    /// Records a start or an exit in the store; a failure is logged (the container goes
+    /// on). `started` keeps the last start for the exit that follows it.
+    fn record(&self, c: &Container, event: SupervisorEvent<'_>, started: &mut i64) {
+        match event {
             SupervisorEvent::Starting => {
                 self.event(c, "start", &[]);
-                self.store.container_started(c.id(), now_nanos())
+                *started = now_nanos();
+                if let Err(e) = self.store.container_started(c.id(), *started) {
+                    tracing::warn!("recording the start of {}: {e}", short_id(c.id()));
+                }
             }
             SupervisorEvent::Exited { status, restarting } => {
                 if status.oom_killed {
@@ -155,11 +164,32 @@ impl Engine {
                     finished: now_nanos(),
                     oom_killed: status.oom_killed,
                 };
-                self.store.container_exited(c.id(), exit, restarting)
+                let run = LastRun {
+                    started: *started,
+                    exit,
+                };
+                self.record_exit(c, run, restarting);
             }
+        }
+    }
+
+    /// Records an exit in the store, or, when the store cannot take it (a full disk),
+    /// in the container's reserved `last-exit` file, which readers fold into the record.
+    fn record_exit(&self, c: &Container, run: LastRun, restarting: bool) {
+        let Err(e) = self.store.container_exited(c.id(), run.exit, restarting) else {
+            return;
         };
-        if let Err(e) = recorded {
-            tracing::warn!("recording the state of {}: {e}", short_id(c.id()));
+        match exits::write(&c.paths, run) {
+            Ok(()) => tracing::warn!(
+                "recording the exit of {} in the store: {e}; kept in {}",
+                short_id(c.id()),
+                c.paths.last_exit().display()
+            ),
+            Err(kept) => tracing::warn!(
+                "recording the exit of {}: {e}; keeping it in {} failed too: {kept}",
+                short_id(c.id()),
+                c.paths.last_exit().display()
+            ),
         }
     }
 
@@ -171,7 +201,8 @@ impl Engine {
         if self.status(&c).is_up() {
             return Ok(());
         }
-        self.start_detached(&c)
+        self.store.writable("start container")?;
+        self.on_storage(self.start_detached(&c))
     }
 
     pub(crate) fn start_detached(&self, c: &Container) -> Result<()> {
@@ -189,7 +220,7 @@ impl Engine {
         }
         // The supervisor ended before the init appeared: it failed to start it, or the
         // container ran and exited already.
-        let record = self.store.container(c.id())?;
+        let record = self.stored(c.id())?;
         match std::fs::read_to_string(c.paths.start_error()) {
             Ok(message) => Err(EngineError::StartFailed {
                 id: c.id().to_string(),

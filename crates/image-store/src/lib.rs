@@ -49,6 +49,7 @@ mod record;
 mod save;
 mod schema;
 mod staged;
+mod storage;
 mod store;
 
 pub use archive::ArchiveError;
@@ -62,6 +63,7 @@ pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
 pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};
 pub use save::{SaveError, save};
+pub use storage::{StorageFault, filesystem_of};
 pub use store::{ImageStore, Lease};
 
 /// The root used when neither `--root` nor `BASIC_DOCKER_ROOT` says otherwise.

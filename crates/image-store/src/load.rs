@@ -7,6 +7,7 @@
 //! leaves the store as it was.
 
 use std::io::Read;
+use std::path::PathBuf;
 
 use basic_registry::Reference;
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::archive::{ArchiveError, Member, Staged, stage};
 use crate::error::StoreError;
 use crate::pull::{Naming, PullError, PullEvent, PullOptions, ingest};
 use crate::staged::StagedSource;
+use crate::storage::StorageFault;
 use crate::store::ImageStore;
 
 /// Docker's media types for what `docker save` writes.
@@ -83,6 +85,32 @@ pub enum LoadError {
         #[source]
         source: Box<StoreError>,
     },
+    /// The store's filesystem is full or read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<LoadError>,
+    },
+}
+
+impl LoadError {
+    /// This error, said as a full or read-only store filesystem when it comes down
+    /// to one (see [`StorageFault::diagnose`]).
+    pub(crate) fn on_storage(self, store: &ImageStore) -> Self {
+        match StorageFault::diagnose(&self, &[store.root()]) {
+            Some((fault, filesystem)) => LoadError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// One image a load stored.
@@ -140,7 +168,7 @@ where
             tracing::warn!(error = %e, "cannot collect what a failed load left");
         }
     }
-    result
+    result.map_err(|e| e.on_storage(store))
 }
 
 async fn ingest_all<F: Fn(PullEvent) + Send + Sync>(

@@ -22,6 +22,7 @@ use crate::digest::chain_ids;
 use crate::error::StoreError;
 use crate::fsutil::{TempPath, temp_name};
 use crate::record::repo_name;
+use crate::storage::StorageFault;
 use crate::store::{ImageStore, Lease, NewImage, NewLayer};
 
 /// Chunks in flight between the download and the extraction of one layer.
@@ -191,6 +192,32 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// The store's filesystem is full or read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<PullError>,
+    },
+}
+
+impl PullError {
+    /// This error, said as a full or read-only store filesystem when it comes down
+    /// to one (see [`StorageFault::diagnose`]).
+    fn on_storage(self, store: &ImageStore) -> Self {
+        match StorageFault::diagnose(&self, &[store.root()]) {
+            Some((fault, filesystem)) => PullError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// Why one layer failed.
@@ -294,7 +321,9 @@ where
         repo_digest: true,
         source: reference.registry().to_string(),
     };
-    ingest(store, registry, reference, options, progress, naming).await
+    ingest(store, registry, reference, options, progress, naming)
+        .await
+        .map_err(|e| e.on_storage(store))
 }
 
 /// How an ingested image is named, and what errors call its source.
