@@ -1,5 +1,7 @@
 //! A tiny in-process HTTP/1.1 server for faults a real registry cannot produce:
-//! tampered bodies, connections reset mid-body, rate limits, hostile redirects.
+//! tampered bodies, connections reset mid-body, rate limits, hostile redirects,
+//! a registry that accepts a request and then says nothing, one that answers
+//! slowly but steadily.
 //!
 //! Behind the `fake-registry` feature, so that tests which never speak HTTP do
 //! not build tokio for it.
@@ -7,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -55,6 +58,24 @@ pub enum Reply {
         body: Vec<u8>,
         /// How many of its bytes are sent.
         cut: usize,
+    },
+    /// Read the request, then send nothing and keep the connection open until
+    /// the client gives up: a registry that accepts and goes silent.
+    Silent,
+    /// Send `headers` at once, then `body` `chunk` bytes at a time with `pause`
+    /// between chunks: slow, but never silent for longer than `pause` (or, with a
+    /// long `pause`, a body that stops part way and the connection kept open).
+    Slow {
+        /// The HTTP status.
+        status: u16,
+        /// Headers besides `Content-Length` (added unless given).
+        headers: Vec<(String, String)>,
+        /// The body.
+        body: Vec<u8>,
+        /// Bytes per write.
+        chunk: usize,
+        /// The wait between two writes.
+        pause: Duration,
     },
 }
 
@@ -130,6 +151,20 @@ async fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Request>>
         let reply = handler(&request);
         let head_only = request.method == "HEAD";
         let keep = match reply {
+            Reply::Silent => {
+                hold_silently(&mut stream).await;
+                false
+            }
+            Reply::Slow {
+                status,
+                headers,
+                body,
+                chunk,
+                pause,
+            } => {
+                write_head(&mut stream, status, &headers, body.len()).await;
+                head_only || write_slowly(&mut stream, &body, chunk, pause).await
+            }
             Reply::Full {
                 status,
                 headers,
@@ -160,6 +195,36 @@ async fn serve(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Request>>
             return;
         }
     }
+}
+
+/// Reads (and drops) whatever comes until the client closes the connection.
+async fn hold_silently(stream: &mut BufReader<TcpStream>) {
+    let mut sink = [0u8; 1024];
+    while let Ok(n) = tokio::io::AsyncReadExt::read(stream, &mut sink).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// Writes `body` in `chunk`-byte pieces with `pause` between them; false when
+/// the client went away.
+async fn write_slowly(
+    stream: &mut BufReader<TcpStream>,
+    body: &[u8],
+    chunk: usize,
+    pause: Duration,
+) -> bool {
+    for (i, piece) in body.chunks(chunk.max(1)).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        let out = stream.get_mut();
+        if out.write_all(piece).await.is_err() || out.flush().await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn write_head(
