@@ -231,7 +231,10 @@ pub enum RegistryError {
     },
 
     /// Content did not hash to the digest that names it.
-    #[error("{what} from {registry}: digest mismatch, expected {expected}, got {actual}")]
+    #[error(
+        "{what} from {registry}: digest mismatch, expected {}, got {actual}",
+        escape(expected)
+    )]
     DigestMismatch {
         /// Registry host.
         registry: String,

@@ -73,7 +73,7 @@ pub enum ManifestError {
     #[error("unsupported manifest media type \"{}\"", escape(.0))]
     UnsupportedMediaType(String),
     /// The document is not valid JSON of the announced kind.
-    #[error("malformed {kind} manifest: {source}")]
+    #[error("malformed {kind} manifest: {}", escape(&source.to_string()))]
     Malformed {
         /// "image" or "index".
         kind: &'static str,
