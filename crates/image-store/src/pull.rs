@@ -328,6 +328,9 @@ struct LayerJob {
 
 /// Pulls `reference` from `registry` into `store`, reporting progress to
 /// `progress`, and records it under its tag and repo digest.
+///
+/// Runs on a Tokio runtime with its time driver enabled (`enable_all`), which
+/// the [`PullEvent::Waiting`] reports use, as `load` and `import` do.
 pub async fn pull<R, F>(
     store: &ImageStore,
     registry: &R,

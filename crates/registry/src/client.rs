@@ -175,6 +175,9 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 }
 
 /// A client for any number of registries. Cheap to clone; clones share caches.
+///
+/// Its requests run on a Tokio runtime with the time driver enabled
+/// (`enable_all`): every wait is bounded by [`Timeouts`].
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
