@@ -736,16 +736,7 @@ impl RegistryClient {
         {
             return Ok(format!("{proto}://{endpoint}"));
         }
-        // docker's rule for insecure registries: try TLS (unverified) first, and
-        // speak plain HTTP only when the server does not answer TLS.
-        let probe = format!("https://{endpoint}/v2/");
-        let sent = self.inner.http_insecure.get(&probe).send();
-        let proto = match budget.wait(sent, Stall::Answer).await {
-            Err(stall) => return Err(budget.timed_out(stall)),
-            Ok(Ok(_)) => "https",
-            Ok(Err(e)) if e.is_connect() && !e.is_timeout() => "http",
-            Ok(Err(source)) => return Err(budget.transport(&probe, source)),
-        };
+        let proto = self.probe_tls(endpoint, budget).await?;
         tracing::debug!(endpoint, proto, "insecure registry protocol");
         self.inner
             .protocols
@@ -753,6 +744,35 @@ impl RegistryClient {
             .expect("protocols lock")
             .insert(endpoint.to_string(), proto);
         Ok(format!("{proto}://{endpoint}"))
+    }
+
+    /// docker's rule for insecure registries: try TLS (unverified) first, and
+    /// speak plain HTTP only when the server does not answer TLS. A server that
+    /// says nothing is asked again, within `budget`, as any request is.
+    async fn probe_tls(
+        &self,
+        endpoint: &str,
+        budget: &Budget,
+    ) -> Result<&'static str, RegistryError> {
+        let probe = format!("https://{endpoint}/v2/");
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let sent = self.inner.http_insecure.get(&probe).send();
+            match budget.wait(sent, Stall::Answer).await {
+                Ok(Ok(_)) => return Ok("https"),
+                Ok(Err(e)) if e.is_connect() && !e.is_timeout() => return Ok("http"),
+                Ok(Err(source)) => return Err(budget.transport(&probe, source)),
+                Err(stall)
+                    if attempt >= policy.max_retries
+                        || budget.cannot_wait(policy.delay(attempt)) =>
+                {
+                    return Err(budget.timed_out(stall));
+                }
+                Err(_) => tokio::time::sleep(policy.delay(attempt)).await,
+            }
+            attempt += 1;
+        }
     }
 
     fn http_for(&self, reference: &Reference) -> &reqwest::Client {

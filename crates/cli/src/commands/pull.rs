@@ -124,15 +124,16 @@ struct Display {
     output: Output,
     registry: String,
     bars: Option<MultiProgress>,
-    layers: HashMap<String, Layer>,
+    layers: HashMap<String, Row>,
     /// The line saying the manifest or config is late, with its label.
-    waiting: Option<(String, Layer)>,
+    waiting: Option<(String, Row)>,
 }
 
 /// In plain output a wait is reported when it starts, then every this many seconds.
 const PLAIN_WAIT_EVERY: u64 = 5;
 
-struct Layer {
+/// One line of the display: a layer's, or the registry's while it is late.
+struct Row {
     bar: Option<ProgressBar>,
     last: String,
 }
@@ -160,16 +161,16 @@ impl Display {
             return;
         }
         match event {
-            PullEvent::Layer { digest, status } => {
-                self.done_waiting();
-                self.layer_status(&digest, &status);
-            }
             PullEvent::Waiting {
                 fetching: Fetching::Layer { digest },
                 silent,
             } => self.layer_waiting(&digest, silent),
             PullEvent::Waiting { fetching, silent } => self.registry_waiting(&fetching, silent),
-            _ => {}
+            PullEvent::Layer { digest, status } => {
+                self.done_waiting();
+                self.layer_status(&digest, &status);
+            }
+            _ => self.done_waiting(),
         }
     }
 
@@ -211,24 +212,24 @@ impl Display {
         let output = self.output;
         let (_, row) = self
             .waiting
-            .get_or_insert_with(|| (label.clone(), Layer::new(bars, &label)));
+            .get_or_insert_with(|| (label.clone(), Row::new(bars, &label)));
         row.wait(output, &format!("{label}: "), silent);
     }
 
     fn done_waiting(&mut self) {
-        if let Some((_, Layer { bar: Some(bar), .. })) = self.waiting.take() {
+        if let Some((_, Row { bar: Some(bar), .. })) = self.waiting.take() {
             bar.finish_and_clear();
         }
     }
 
     /// The row of `digest`, made on first use.
-    fn layer(&mut self, digest: &str) -> (String, &mut Layer) {
+    fn layer(&mut self, digest: &str) -> (String, &mut Row) {
         let id = short_id(digest).to_string();
         let bars = self.bars.as_ref();
         let layer = self
             .layers
             .entry(id.clone())
-            .or_insert_with(|| Layer::new(bars, &id));
+            .or_insert_with(|| Row::new(bars, &id));
         (id, layer)
     }
 
@@ -242,9 +243,9 @@ impl Display {
     }
 }
 
-impl Layer {
+impl Row {
     fn new(bars: Option<&MultiProgress>, prefix: &str) -> Self {
-        Layer {
+        Row {
             bar: bars.map(|m| {
                 let bar = m.add(ProgressBar::new(0));
                 bar.set_style(
