@@ -16,16 +16,20 @@ use common::{stdout, with_stdin};
 /// What a crafted name tries to do to a terminal: clear it and print a message.
 const CRAFTED: &str = "\x1b[2J\x1b[1;1HLoaded image: trusted:latest\r\n";
 
-/// A fake registry answering with `handler`, served by its own runtime for as
-/// long as the returned runtime lives.
-fn serve(
-    handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
-) -> (tokio::runtime::Runtime, FakeServer) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime for a fake registry, which serves for as long as it lives.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A fake registry answering with `handler`.
+fn serve(
+    handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+) -> (tokio::runtime::Runtime, FakeServer) {
+    let runtime = runtime();
     let server = runtime.block_on(FakeServer::start(handler));
     (runtime, server)
 }
@@ -57,7 +61,9 @@ fn assert_inert(what: &str, bytes: &[u8]) {
 
 #[test]
 fn a_silent_registry_shows_waiting_and_fails_within_the_timeout() {
-    let (_runtime, server) = serve(|_: &Request| Reply::Silent);
+    // It accepts connections and never sends a byte, not even to a TLS handshake.
+    let runtime = runtime();
+    let server = runtime.block_on(FakeServer::start_mute());
     let dir = tempfile::tempdir().unwrap();
     let reference = format!("{}/test/app:latest", server.host());
     let started = Instant::now();

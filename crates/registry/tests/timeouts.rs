@@ -99,6 +99,29 @@ async fn a_silent_registry_fails_within_the_total_naming_the_manifest() {
     );
 }
 
+/// Silent from the first byte: even the TLS probe of a loopback registry gets
+/// no answer, and is asked again until the total runs out.
+#[tokio::test]
+async fn a_registry_mute_after_accepting_fails_within_the_total() {
+    let server = FakeServer::start_mute().await;
+    let started = Instant::now();
+    let err = client(short())
+        .fetch_manifest(&reference(&server))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        matches!(err, RegistryError::TimedOut { .. })
+            && message.contains("timed out after 2s waiting for manifest test/app:latest"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_blob_that_stops_part_way_fails_counting_from_its_last_bytes() {
     let body = blob_body();

@@ -130,6 +130,24 @@ impl FakeServer {
         FakeServer { addr, requests }
     }
 
+    /// A server that accepts every connection and never sends a byte, whatever
+    /// it receives (a TLS handshake included): a registry hung after `accept`.
+    pub async fn start_mute() -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake server");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move { hold_silently(&mut BufReader::new(stream)).await });
+            }
+        });
+        FakeServer {
+            addr,
+            requests: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     /// `127.0.0.1:PORT`, usable as a registry host (loopback speaks plain HTTP).
     pub fn host(&self) -> String {
         self.addr.to_string()
