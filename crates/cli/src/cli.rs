@@ -1,6 +1,7 @@
 //! The command line, as clap types. Verbs and flags follow docker's.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -29,6 +30,33 @@ pub struct GlobalOptions {
         env = "BASIC_DOCKER_INSECURE_REGISTRIES"
     )]
     pub insecure_registries: Vec<String>,
+    /// How long to wait for a connection to a registry (default 10s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_CONNECT_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_connect_timeout: Option<Duration>,
+    /// How long a registry may send nothing before the request is retried (default 15s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_IDLE_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_idle_timeout: Option<Duration>,
+    /// How long one manifest or blob may go without progress, over all retries, before the command fails (default 30s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_timeout: Option<Duration>,
     /// Enable debug output
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
@@ -53,6 +81,18 @@ pub struct GlobalOptions {
         default_value = basic_engine::paths::DEFAULT_STATE_DIR
     )]
     pub state: PathBuf,
+}
+
+/// A timeout: seconds (`30`) or a duration (`30s`, `1m30s`, `500ms`), above zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let parsed = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string())?,
+    };
+    if parsed.is_zero() {
+        return Err("a timeout must be longer than zero".to_string());
+    }
+    Ok(parsed)
 }
 
 /// The verbs.

@@ -9,6 +9,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use basic_escape::escape;
 use basic_registry::Reference;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -28,7 +29,8 @@ pub(crate) const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.d
 pub(crate) const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub(crate) const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-/// Why a load failed.
+/// Why a load failed. Names and text from the archive are escaped in the
+/// messages: an archive is not trusted to write to a terminal.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
@@ -36,7 +38,7 @@ pub enum LoadError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// The archive is neither a docker nor an OCI archive, or its index is broken.
-    #[error("archive {archive}: {reason}")]
+    #[error("archive {archive}: {}", escape(reason))]
     Format {
         /// The archive.
         archive: String,
@@ -44,7 +46,11 @@ pub enum LoadError {
         reason: String,
     },
     /// A member a manifest names is not in the archive.
-    #[error("archive {archive}: member {member} is missing (named by {by})")]
+    #[error(
+        "archive {archive}: member {} is missing (named by {})",
+        escape(member),
+        escape(by)
+    )]
     MissingMember {
         /// The archive.
         archive: String,
@@ -54,7 +60,11 @@ pub enum LoadError {
         by: String,
     },
     /// A blob's bytes do not hash to the digest that names it.
-    #[error("archive {archive}: member {member} hashes to {actual}, but is named {expected}")]
+    #[error(
+        "archive {archive}: member {} hashes to {actual}, but is named {}",
+        escape(member),
+        escape(expected)
+    )]
     DigestMismatch {
         /// The archive.
         archive: String,
@@ -66,7 +76,7 @@ pub enum LoadError {
         actual: String,
     },
     /// An image of the archive failed in the pipeline (layer digest, diff ID, …).
-    #[error("archive {archive}: loading image {image}")]
+    #[error("archive {archive}: loading image {}", escape(image))]
     Image {
         /// The archive.
         archive: String,
@@ -390,7 +400,7 @@ fn familiar_tag(staged: &Staged, tag: &str) -> Result<String, LoadError> {
         .map(|r| r.familiar())
         .map_err(|e| LoadError::Format {
             archive: staged.archive.clone(),
-            reason: format!("RepoTags entry {tag:?}: {e}"),
+            reason: format!("RepoTags entry \"{tag}\": {e}"),
         })
 }
 

@@ -33,7 +33,7 @@ mod top;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder};
+use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder, Timeouts};
 
 use basic_engine::{Engine, EngineOptions, EnginePaths, SupervisorCommand};
 use basic_image_store::ImageStore;
@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => match create::run_create(&cli.global, &args).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", error_text(&e));
                 Ok(ExitCode::from(125))
             }
         },
@@ -172,7 +172,7 @@ pub fn credential_store(global: &GlobalOptions) -> CredentialStore {
     }
 }
 
-/// A registry client with the user's credentials and insecure registries.
+/// A registry client with the user's credentials, insecure registries and timeouts.
 pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient> {
     registry_builder(global)
         .build()
@@ -183,9 +183,32 @@ pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient>
 pub fn registry_builder(global: &GlobalOptions) -> RegistryClientBuilder {
     let mut builder = RegistryClient::builder()
         .credential_store(credential_store(global))
+        .timeouts(timeouts(global))
         .user_agent(concat!("basic-docker/", env!("CARGO_PKG_VERSION")));
     for registry in &global.insecure_registries {
         builder = builder.insecure_registry(registry);
     }
     builder
+}
+
+/// The library's timeouts, with those given on the command line or in the environment.
+fn timeouts(global: &GlobalOptions) -> Timeouts {
+    let default = Timeouts::default();
+    Timeouts {
+        connect: global.registry_connect_timeout.unwrap_or(default.connect),
+        idle: global.registry_idle_timeout.unwrap_or(default.idle),
+        total: global.registry_timeout.unwrap_or(default.total),
+    }
+}
+
+/// An error as the user sees it: the whole chain, each line escaped. The
+/// libraries escape the registry's, archive's and image's text they put into
+/// messages; this also catches text they pass through unknowingly (a system or
+/// parser error quoting a name), keeping only the message's own line breaks.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines()
+        .map(basic_escape::escape)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
