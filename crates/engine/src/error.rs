@@ -80,6 +80,9 @@ pub enum EngineError {
     /// A terminal could not be set up.
     #[error(transparent)]
     Terminal(#[from] basic_runtime::terminal::TerminalError),
+    /// Attaching to a container's stdio failed.
+    #[error(transparent)]
+    Attach(#[from] basic_runtime::attach::AttachError),
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
@@ -116,7 +119,10 @@ impl EngineError {
             | EngineError::Reference(_)
             | EngineError::Spec(_)
             | EngineError::Oci(_) => ErrorKind::InvalidArgument,
-            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Conflict(_)
+            | EngineError::Attach(basic_runtime::attach::AttachError::NotServing { .. }) => {
+                ErrorKind::Conflict
+            }
             EngineError::Store(
                 basic_image_store::StoreError::NoSuchImage(_)
                 | basic_image_store::StoreError::NoSuchContainer(_),
