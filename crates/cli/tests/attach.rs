@@ -434,3 +434,56 @@ fn attaching_to_a_stopped_or_unknown_container_fails_as_docker() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Invalid detach keys (ctrl-)"), "{err}");
 }
+
+#[test]
+fn attaching_to_a_container_whose_supervisor_was_killed_says_so() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let name = unique("attach-orphan");
+    let _cleanup = Cleanup::new(root, &[&name]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            image,
+            "sleep",
+            "1000",
+        ],
+    ));
+    let text = ok(basic_docker(root, &["inspect", &name]));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let pid = doc[0]["State"]["Pid"].as_i64().unwrap();
+    let supervisor: i32 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let until = Instant::now() + WAIT;
+    while Path::new(&format!("/proc/{supervisor}/cmdline")).exists()
+        && !std::fs::read(format!("/proc/{supervisor}/cmdline"))
+            .unwrap_or_default()
+            .is_empty()
+    {
+        assert!(Instant::now() < until, "the supervisor did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Its socket is left behind, and nobody listens on it.
+    assert_eq!(state(root, &name), "running");
+    let out = basic_docker(root, &["attach", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("runs without its supervisor"), "{err}");
+}

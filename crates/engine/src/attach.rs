@@ -467,7 +467,14 @@ impl Engine {
         let endpoint = Endpoint::new(c.paths.attach_dir());
         let client = match (options.stream, waits) {
             (false, _) => None,
-            (true, false) => Some(endpoint.connect(request)?),
+            (true, false) => Some(endpoint.connect(request).map_err(|e| match e {
+                // Its init runs, but nothing serves its stdio.
+                AttachError::NotServing { .. } => EngineError::Conflict(format!(
+                    "container {id} runs without its supervisor (it was killed, or \
+                     predates attach): its stdio cannot be attached; restart the container"
+                )),
+                e => e.into(),
+            })?),
             (true, true) => Some(endpoint.connect_or_wait(request)?),
         };
         let logs = match options.logs {
