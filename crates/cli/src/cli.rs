@@ -126,7 +126,9 @@ pub enum Command {
     /// Create a new container without starting it
     Create(Box<RunArgs>),
     /// Start one or more stopped containers
-    Start(ContainersArgs),
+    Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
     /// Stop one or more running containers (StopSignal, then SIGKILL after a grace period)
     Stop(StopArgs),
     /// Restart one or more containers
@@ -417,6 +419,23 @@ pub struct ContainersArgs {
     pub containers: Vec<String>,
 }
 
+/// `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container (with -a or -i)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
 /// `stop` and `restart`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
@@ -537,7 +556,9 @@ pub enum ContainerCommand {
     /// Display detailed information on one or more containers
     Inspect(InspectArgs),
     /// Start one or more stopped containers
-    Start(ContainersArgs),
+    Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers

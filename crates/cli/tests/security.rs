@@ -12,6 +12,8 @@
 
 mod common;
 
+#[path = "security/attach.rs"]
+mod attach;
 #[path = "security/descriptors.rs"]
 mod descriptors;
 #[path = "security/host_binaries.rs"]

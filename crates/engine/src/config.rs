@@ -69,6 +69,12 @@ impl StoredConfig {
         self.config.open_stdin.unwrap_or(false)
     }
 
+    /// docker's `StdinOnce` (`run -i` without `-d`): the container's stdin closes when
+    /// the first attached client's input ends.
+    pub fn stdin_once(&self) -> bool {
+        self.config.stdin_once.unwrap_or(false)
+    }
+
     /// `--network`, as docker writes it (`bridge` when none was given).
     pub fn network_mode(&self) -> String {
         match self.host().network_mode.as_deref() {

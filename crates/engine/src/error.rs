@@ -99,6 +99,9 @@ pub enum EngineError {
     /// A terminal could not be set up.
     #[error(transparent)]
     Terminal(#[from] basic_runtime::terminal::TerminalError),
+    /// Attaching to a container's stdio failed.
+    #[error(transparent)]
+    Attach(#[from] basic_runtime::attach::AttachError),
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
@@ -174,7 +177,10 @@ impl EngineError {
             | EngineError::Reference(_)
             | EngineError::Spec(_)
             | EngineError::Oci(_) => ErrorKind::InvalidArgument,
-            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Conflict(_)
+            | EngineError::Attach(basic_runtime::attach::AttachError::NotServing { .. }) => {
+                ErrorKind::Conflict
+            }
             EngineError::Store(e) => store_kind(e),
             _ => ErrorKind::Internal,
         }

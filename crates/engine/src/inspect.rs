@@ -65,6 +65,7 @@ impl Engine {
                 working_dir: process.as_ref().map(|p| p.cwd().display().to_string()),
                 tty: Some(c.config.tty()),
                 open_stdin: Some(c.config.interactive()),
+                stdin_once: Some(c.config.stdin_once()),
                 labels: config.labels.clone(),
                 stop_signal: Some(c.config.stop_signal.clone()),
                 exposed_ports: Some(c.config.exposed_ports.clone()),

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod config;
 mod create;
 mod engine;
@@ -28,6 +29,9 @@ pub mod spec;
 pub mod status;
 mod supervise;
 
+pub use attach::{
+    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
+};
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use create::{CreateOptions, Created};
 pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};

@@ -87,6 +87,15 @@ impl ContainerPaths {
         self.dir.join("supervisor.lock")
     }
 
+    /// The directory where the container's supervisor serves attach clients
+    /// (`<state>/containers/<id>`, see [`basic_runtime::attach`]): beside the runtime's
+    /// `<state>/<id>`, which the runtime removes at each exit, while this one lasts as
+    /// long as the container (clients wait in it for the next start).
+    pub fn attach_dir(&self) -> PathBuf {
+        let state_root = self.state.parent().unwrap_or(&self.state);
+        state_root.join("containers").join(self.id())
+    }
+
     /// Present while a stop was asked for: no restart follows the exit.
     pub fn stop_marker(&self) -> PathBuf {
         self.state.with_extension("stop")

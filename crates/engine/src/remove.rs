@@ -37,9 +37,11 @@ impl Engine {
 }
 
 /// What a runtime killed with its supervisor leaves: its state directory and its cgroup
-/// (removed by the runtime itself after a normal exit).
+/// (removed by the runtime itself after a normal exit); and the attach directory, which
+/// lasts as long as the container.
 fn remove_runtime_leftovers(c: &Container) {
     let _ = std::fs::remove_dir_all(&c.paths.state);
+    let _ = std::fs::remove_dir_all(c.paths.attach_dir());
     let _ = std::fs::remove_file(c.paths.stop_marker());
     let cgroup = Path::new("basic-docker").join(c.id());
     let manager = basic_runtime::cgroups::manager_for(

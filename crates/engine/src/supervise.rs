@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use basic_image_store::{ContainerExit, short_id};
 use basic_runtime::Spec;
+use basic_runtime::attach::{Endpoint, Serve};
 use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 
@@ -117,6 +118,8 @@ impl Engine {
             log: Some((c.paths.log(), c.config.log_rotation()?)),
             echo,
             stdin: match (c.config.tty(), c.config.interactive()) {
+                // Detached, the container reads what attach clients send.
+                (_, true) if !echo => Input::Attach,
                 (true, _) => Input::Terminal,
                 (false, true) => Input::Relayed,
                 (false, false) => Input::Null,
@@ -129,6 +132,11 @@ impl Engine {
         if let Some(socket) = console {
             supervisor = supervisor.console(socket, c.config.interactive());
         }
+        // Also in the foreground: others may watch (and resize) what runs there.
+        supervisor = supervisor.attach(Serve {
+            endpoint: Endpoint::new(c.paths.attach_dir()),
+            stdin_once: c.config.stdin_once(),
+        });
         let stop_marker = c.paths.stop_marker();
         let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event, started);
         let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);

@@ -32,6 +32,9 @@ pub fn from_run_args(args: &RunArgs) -> anyhow::Result<(ContainerConfig, CreateO
         tty: Some(args.tty),
         open_stdin: Some(args.interactive),
         attach_stdin: Some(args.interactive && !args.detach),
+        // As docker's command line: a container whose stdin this command attaches
+        // closes it when that input ends.
+        stdin_once: Some(args.interactive && !args.detach),
         host_config: Some(host_config(args)?),
         ..Default::default()
     };

@@ -12,7 +12,8 @@ use basic_engine::Engine;
 use super::engine;
 use super::format::human_size;
 use crate::cli::{
-    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RenameArgs, RmArgs, StopArgs,
+    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RenameArgs, RmArgs, StartArgs,
+    StopArgs,
 };
 
 /// Runs `verb` on each container, printing what it returns (the name given, by default);
@@ -53,8 +54,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `start`: a detached supervisor for each container that is not running.
-pub fn start(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<ExitCode> {
+/// `start`: a detached supervisor for each container that is not running; with `-a` or
+/// `-i`, attached to the one container (see [`super::attach`]).
+pub fn start(global: &GlobalOptions, args: StartArgs) -> anyhow::Result<ExitCode> {
+    if args.attach || args.interactive {
+        return super::attach::start_attached(global, &args);
+    }
     each(global, &args.containers, |engine, query| {
         engine.start(query).map(|()| None)
     })

@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+pub mod attach;
 mod check;
 mod container_config;
 mod containers;
@@ -88,6 +89,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
             lifecycle::start(&cli.global, args)
+        }
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            attach::attach(&cli.global, args)
         }
         Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
             lifecycle::stop(&cli.global, args)
