@@ -12,6 +12,9 @@ pub enum EngineError {
     /// The image is not in the store (pull it first).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No volume by that name.
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     /// The request is malformed or names something impossible.
     #[error("{0}")]
     InvalidArgument(String),
@@ -83,6 +86,17 @@ pub enum EngineError {
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
+    /// The image's content could not be copied into a new volume.
+    #[error("copying the image's {destination} into volume {volume}: {source}")]
+    CopyUp {
+        /// The volume.
+        volume: String,
+        /// The mount's destination in the container.
+        destination: String,
+        /// What went wrong, and where in the tree.
+        #[source]
+        source: basic_rootfs::tree::TreeError,
+    },
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -111,7 +125,9 @@ impl EngineError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NoSuchVolume(_) => ErrorKind::NotFound,
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)
             | EngineError::Spec(_)
