@@ -179,6 +179,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 /// `stats`.
@@ -352,9 +355,18 @@ pub struct RunArgs {
     /// Limit on the number of processes (-1 for unlimited)
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// Bind mount a volume (HOST:CONTAINER[:ro])
-    #[arg(short = 'v', long = "volume")]
+    /// Bind mount a volume: NAME:/PATH (a named volume, created when missing),
+    /// /HOST/PATH:/PATH (a host directory) or /PATH (an anonymous volume), with
+    /// :ro, :rw, :nocopy or a propagation (rshared, rslave, rprivate, ...)
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]PATH[:MODE]")]
     pub volumes: Vec<String>,
+    /// Attach a filesystem mount: type=volume|bind,source=NAME|/HOST,target=/PATH
+    /// [,readonly][,volume-nocopy][,volume-label=K=V][,volume-opt=K=V][,bind-propagation=P]
+    #[arg(long = "mount", value_name = "FIELDS")]
+    pub mounts: Vec<String>,
+    /// Mount the volumes of a container: CONTAINER[:ro|:rw]
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:MODE]")]
+    pub volumes_from: Vec<String>,
     /// Container host name (default: the short container id)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -464,6 +476,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
     /// Containers: names, ids or unique id prefixes
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,

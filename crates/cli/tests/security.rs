@@ -26,3 +26,5 @@ mod support;
 mod terminal;
 #[path = "security/users.rs"]
 mod users;
+#[path = "security/volumes.rs"]
+mod volumes;

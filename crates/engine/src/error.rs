@@ -19,6 +19,9 @@ pub enum EngineError {
     /// Something else a request names does not exist (a network driver, a volume...).
     #[error("{0}")]
     NotFound(String),
+    /// No volume by that name.
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     /// The request is malformed or names something impossible.
     #[error("{0}")]
     InvalidArgument(String),
@@ -108,6 +111,17 @@ pub enum EngineError {
     /// A stream's consumer stopped it (its callback returned this: the client went away).
     #[error("the stream was stopped by its reader")]
     Stopped,
+    /// The image's content could not be copied into a new volume.
+    #[error("copying the image's {destination} into volume {volume}: {source}")]
+    CopyUp {
+        /// The volume.
+        volume: String,
+        /// The mount's destination in the container.
+        destination: String,
+        /// What went wrong, and where in the tree.
+        #[source]
+        source: basic_rootfs::tree::TreeError,
+    },
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -171,7 +185,8 @@ impl EngineError {
         match self {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchImage(_)
-            | EngineError::NotFound(_) => ErrorKind::NotFound,
+            | EngineError::NotFound(_)
+            | EngineError::NoSuchVolume(_) => ErrorKind::NotFound,
             EngineError::Network(e) => network_kind(e),
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)

@@ -48,6 +48,7 @@ impl Engine {
             driver: Some(host::snapshotter_kind(&self.paths).to_string()),
             platform: Some("linux".into()),
             host_config: Some(host),
+            mounts: Some(mounts(c)),
             graph_driver: Some(DriverData {
                 name: host::snapshotter_kind(&self.paths).to_string(),
                 data: HashMap::from([(
@@ -113,4 +114,13 @@ fn restart_policy(stored: &crate::config::StoredConfig) -> RestartPolicy {
         }),
         maximum_retry_count: Some(given.maximum_retry_count.unwrap_or(0)),
     }
+}
+
+/// docker's `Mounts`: the container's volumes and binds, by destination.
+fn mounts(c: &Container) -> Vec<bollard_stubs::models::MountPoint> {
+    c.config
+        .mounts
+        .iter()
+        .map(crate::mounts::ContainerMount::mount_point)
+        .collect()
 }

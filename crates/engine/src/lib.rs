@@ -18,6 +18,7 @@ mod legacy;
 mod lifecycle;
 pub mod list;
 mod logs;
+pub mod mounts;
 pub mod names;
 pub mod network;
 mod networks;
@@ -28,6 +29,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod status;
 mod supervise;
+pub mod volumes;
 
 pub use attach::{
     AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
@@ -39,9 +41,11 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
 pub use image_docs::delete_item;
-pub use lifecycle::{PruneReport, WaitCondition, parse_signal};
+pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;
+pub use mounts::{ContainerMount, MountKind};
 pub use paths::{ContainerPaths, EnginePaths};
 pub use status::Status;
 pub use supervise::{Attachment, ENGINE_FAILURE};
+pub use volumes::{Volume, VolumeCreateRequest, VolumeFilters, VolumePruneReport};

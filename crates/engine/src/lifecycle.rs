@@ -16,6 +16,16 @@ use crate::{names, privacy};
 /// How long a removal and a kill wait for a killed container's supervisor to finish.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
+/// How [`Engine::remove_with`] removes a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// Kill it first when it runs (`rm -f`).
+    pub force: bool,
+    /// Remove its anonymous volumes too, unless another container uses them (`rm -v`);
+    /// named volumes always stay.
+    pub volumes: bool,
+}
+
 /// What [`Engine::prune`] removed.
 #[derive(Debug, Clone, Default)]
 pub struct PruneReport {
@@ -127,16 +137,29 @@ impl Engine {
     }
 
     /// Removes a container that is not running; with `force`, kills a running one first.
+    /// Its volumes stay (see [`Engine::remove_with`]).
     pub fn remove(&self, query: &str, force: bool) -> Result<()> {
-        self.on_storage(self.remove_container(query, force))
+        self.remove_with(
+            query,
+            &RemoveOptions {
+                force,
+                volumes: false,
+            },
+        )
     }
 
-    fn remove_container(&self, query: &str, force: bool) -> Result<()> {
+    /// Removes a container as `options` say (`docker rm [-f] [-v]`, `DELETE
+    /// /containers/{id}?force=&v=`).
+    pub fn remove_with(&self, query: &str, options: &RemoveOptions) -> Result<()> {
+        self.on_storage(self.remove_container(query, options))
+    }
+
+    fn remove_container(&self, query: &str, options: &RemoveOptions) -> Result<()> {
         let c = self.container(query)?;
         self.store.writable("remove container")?;
         let now = self.status(&c);
         if now.is_up() {
-            if !force {
+            if !options.force {
                 return Err(EngineError::Conflict(format!(
                     "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
                     now.word(),
@@ -145,7 +168,7 @@ impl Engine {
             }
             self.force_stop(&c)?;
         }
-        self.remove_stopped(&c)
+        self.remove_stopped(&c, options.volumes)
     }
 
     /// Kills the container and waits for its supervisor to finish with it.
@@ -237,7 +260,7 @@ impl Engine {
                 continue;
             }
             let size = self.writable_size(&c);
-            self.remove_stopped(&c)?;
+            self.remove_stopped(&c, false)?;
             report.reclaimed += size;
             report.deleted.push(c.record.id);
         }

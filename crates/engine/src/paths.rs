@@ -45,6 +45,11 @@ impl EnginePaths {
         self.root.join("snapshotter")
     }
 
+    /// docker's `local` volumes: `volumes/<name>/_data` and each volume's record.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
     /// Read-only views of images (`image mount`).
     pub fn image_mounts(&self) -> PathBuf {
         self.root.join("image-mounts")

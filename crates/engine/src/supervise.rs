@@ -2,9 +2,10 @@
 //! foreground run, or in a detached process of its own (see
 //! [`crate::SupervisorCommand`]) for a detached one.
 //!
-//! The supervisor mounts the container's root, attaches its network, records each start
-//! and exit in the store, writes the json-file log, and on the final exit detaches,
-//! unmounts and, for `AutoRemove`, removes the container.
+//! The supervisor mounts the container's root and its option volumes (tmpfs, bind), attaches
+//! its network, records each start and exit in the store, writes the json-file log, and on
+//! the final exit detaches, unmounts and, for `AutoRemove`, removes the container and its
+//! anonymous volumes.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -60,6 +61,8 @@ impl Engine {
         let result = self.run_container(&c, echo, &mut started);
         // The attachment outlives restarts; it goes with the final exit.
         network::detach(&self.paths, c.id(), &c.config.network_mode());
+        // So does a tmpfs or bind volume's mount, unless another container uses it.
+        self.release_volumes(&c);
         if let Err(e) = &result {
             let message = chain(e);
             let _ = privacy::write_private(&c.paths.start_error(), message.as_bytes());
@@ -72,7 +75,8 @@ impl Engine {
         }
         let _ = std::fs::remove_file(c.paths.stop_marker());
         if c.config.auto_remove() {
-            self.remove_stopped(&c)?;
+            // As docker's `--rm`: the anonymous volumes go too.
+            self.remove_stopped(&c, true)?;
         } else {
             rootfs::unmount(self.snapshotter().as_ref(), &c.paths);
         }
@@ -86,6 +90,7 @@ impl Engine {
 
     fn run_container(&self, c: &Container, echo: bool, started: &mut i64) -> Result<i32> {
         rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
+        self.mount_volumes(c)?;
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
             what: spec_path.display().to_string(),

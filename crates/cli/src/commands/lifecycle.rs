@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use basic_engine::Engine;
+use basic_engine::{Engine, RemoveOptions};
 
 use super::engine;
 use super::format::human_size;
@@ -104,10 +104,15 @@ pub fn unpause(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<E
     })
 }
 
-/// `rm`: removes stopped containers; `-f` kills running ones first.
+/// `rm`: removes stopped containers; `-f` kills running ones first; `-v` removes their
+/// anonymous volumes.
 pub fn rm(global: &GlobalOptions, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let options = RemoveOptions {
+        force: args.force,
+        volumes: args.volumes,
+    };
     each(global, &args.containers, |engine, query| {
-        engine.remove(query, args.force).map(|()| None)
+        engine.remove_with(query, &options).map(|()| None)
     })
 }
 

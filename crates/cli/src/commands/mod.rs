@@ -30,6 +30,7 @@ mod service;
 mod stats;
 pub mod supervise;
 mod top;
+pub mod volume;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
         Command::Network(command) => network::network(&cli.global, command),
+        Command::Volume(command) => volume::volume(&cli.global, command),
         // docker's code for an engine error (a bad option, an image that cannot be found)
         Command::Create(args) => match create::run_create(&cli.global, &args).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
