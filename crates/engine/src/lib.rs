@@ -31,6 +31,7 @@ pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
+pub use inspect::{ContainerDocument, Empty, EndpointSettings, InspectConfig, NetworkSettings};
 pub use lifecycle::{PruneReport, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;

@@ -27,6 +27,7 @@ pub mod run;
 mod save;
 mod stats;
 pub mod supervise;
+pub mod template;
 mod top;
 
 use std::process::ExitCode;
