@@ -16,8 +16,7 @@ use basic_engine::{
 };
 use basic_runtime::logfile::Stream;
 use bollard_stubs::models::{
-    ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
-    ContainerWaitResponse,
+    ContainerCreateResponse, ContainerPruneResponse, ContainerSummary, ContainerWaitResponse,
 };
 use serde::Deserialize;
 
@@ -148,7 +147,7 @@ async fn list(
 async fn inspect(
     Shared(state): Shared<Arc<State>>,
     Path(id): Path<String>,
-) -> Result<Json<ContainerInspectResponse>, ApiError> {
+) -> Result<Json<basic_engine::ContainerDocument>, ApiError> {
     Ok(Json(
         state.engine(move |engine| Ok(engine.inspect(&id)?)).await?,
     ))

@@ -190,8 +190,9 @@ pub struct StatsArgs {
     /// Disable streaming stats and only pull the first result
     #[arg(long = "no-stream")]
     pub no_stream: bool,
-    /// Output format: `table` (default) or `json`
-    #[arg(long)]
+    /// Format output: `table` (default), `table TEMPLATE`, `json` (one object per line),
+    /// or a Go template such as '{{.Name}} {{.CPUPerc}}'
+    #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Containers (id, id prefix or name); all running ones when none is given
     pub containers: Vec<String>,
@@ -322,6 +323,10 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Set metadata on the container (KEY=VALUE, or KEY for an empty value); `-l` is the
+    /// global --log-level here
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
     /// Set environment variables (KEY=VALUE, or KEY to copy the caller's value)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -496,8 +501,12 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Output format: json (one object per line), or the default table
-    #[arg(long)]
+    /// Display total file sizes
+    #[arg(short = 's', long)]
+    pub size: bool,
+    /// Format output: `table` (default), `table TEMPLATE`, `json` (one object per line),
+    /// or a Go template such as '{{.Names}}\t{{.Status}}'
+    #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Filter: status=, name=, id=, ancestor=, exited= (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
@@ -635,8 +644,9 @@ pub struct ImagesArgs {
     /// Show digests
     #[arg(long)]
     pub digests: bool,
-    /// Output format: `table` (default) or `json`
-    #[arg(long)]
+    /// Format output: `table` (default), `table TEMPLATE`, `json` (one object per line),
+    /// or a Go template such as '{{.Repository}}:{{.Tag}}'
+    #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
     /// Only images of this repository (optionally :tag)
     pub reference: Option<String>,
@@ -656,6 +666,10 @@ pub struct RmiArgs {
 /// `inspect` / `image inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// Format the output using the given Go template (docker 20.10: without it, a JSON
+    /// array; `json` is a template too)
+    #[arg(short = 'f', long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
     /// Containers (name or id) or images (name[:tag], name@digest, or a prefix of an id)
     #[arg(required = true, value_name = "NAME|ID")]
     pub images: Vec<String>,

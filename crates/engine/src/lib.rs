@@ -41,6 +41,7 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
 pub use image_docs::delete_item;
+pub use inspect::{ContainerDocument, Empty, EndpointSettings, InspectConfig, NetworkSettings};
 pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;

@@ -234,9 +234,9 @@ fn runs_and_records(f: &Fixture) {
         ]
     );
     let doc = engine.inspect(&id[..12]).unwrap();
-    let state = doc.state.unwrap();
+    let state = doc.base.state.unwrap();
     assert_eq!(state.exit_code, Some(3));
-    assert_eq!(doc.name.as_deref(), Some("/verbs-runs"));
+    assert_eq!(doc.base.name.as_deref(), Some("/verbs-runs"));
     let mut actions = Vec::new();
     let options = EventOptions {
         filters: [("container".to_string(), vec![id.clone()])].into(),

@@ -455,7 +455,7 @@ fn shared_data(f: &Fixture) {
     );
     assert_eq!((code, out.as_str()), (0, "written-by-the-first\n"));
     let doc = engine.inspect("ev-reader").unwrap();
-    let mounts = serde_json::to_value(doc.mounts.unwrap()).unwrap();
+    let mounts = serde_json::to_value(doc.base.mounts.unwrap()).unwrap();
     assert_eq!(
         mounts,
         serde_json::json!([{
@@ -559,7 +559,8 @@ fn anonymous(f: &Fixture) {
         2,
         "/data from the image, /extra from Config.Volumes"
     );
-    let doc = serde_json::to_value(engine.inspect("ev-anon").unwrap().mounts.unwrap()).unwrap();
+    let doc =
+        serde_json::to_value(engine.inspect("ev-anon").unwrap().base.mounts.unwrap()).unwrap();
     let data = doc
         .as_array()
         .unwrap()

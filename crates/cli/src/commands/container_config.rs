@@ -27,6 +27,7 @@ pub fn from_run_args(args: &RunArgs) -> anyhow::Result<(ContainerConfig, CreateO
         cmd: (!command.is_empty()).then(|| command.to_vec()),
         entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
         env: Some(environment(args)?),
+        labels: (!args.labels.is_empty()).then(|| labels(&args.labels)),
         working_dir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
@@ -173,6 +174,17 @@ fn device(text: &str) -> DeviceMapping {
 
 /// `--env-file`, then `-e`, later ones winning; a bare `KEY` copies this shell's value,
 /// or is left out when the shell has none (docker's command line does this).
+/// `--label KEY=VALUE` (a bare `KEY` is an empty value, as docker takes it).
+fn labels(given: &[String]) -> std::collections::HashMap<String, String> {
+    given
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
 fn environment(args: &RunArgs) -> anyhow::Result<Vec<String>> {
     let mut env = Vec::new();
     for file in &args.env_file {

@@ -29,6 +29,7 @@ mod save;
 mod service;
 mod stats;
 pub mod supervise;
+pub mod template;
 mod top;
 pub mod volume;
 
