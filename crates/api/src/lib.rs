@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod attach;
 mod containers;
 mod error;
 mod filters;
+mod hijack;
 mod images;
 mod json;
 mod networks;
@@ -20,6 +22,8 @@ use axum::extract::Request;
 use axum::http::Uri;
 use basic_engine::{Engine, EngineOptions};
 use basic_registry::RegistryClientBuilder;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use tower::ServiceExt as _;
 
 pub use error::ApiError;
@@ -61,10 +65,10 @@ pub(crate) struct State {
 
 /// A request being answered: the service is not idle while one is (the count goes down
 /// when its response body has been sent or dropped).
-struct Busy(Arc<State>);
+pub(crate) struct Busy(Arc<State>);
 
 impl Busy {
-    fn new(state: &Arc<State>) -> Self {
+    pub(crate) fn new(state: &Arc<State>) -> Self {
         state.busy.fetch_add(1, Ordering::Relaxed);
         Busy(state.clone())
     }
@@ -124,7 +128,8 @@ impl Service {
     ) -> std::io::Result<()> {
         let router = self.router();
         let state = self.state.clone();
-        let app = tower::service_fn(move |mut request: Request| {
+        let app = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
             state.last_request.store(now_millis(), Ordering::Relaxed);
             let busy = Busy::new(&state);
             strip_version(&mut request);
@@ -158,21 +163,62 @@ impl Service {
                 }
             }
         };
-        let stop = async move {
+        let mut stop = std::pin::pin!(async move {
             tokio::select! {
                 () = shutdown => {}
                 () = idle_exit => {}
             }
-        };
-        axum::serve(listener, tower::make::Shared::new(app))
-            .with_graceful_shutdown(stop)
-            .await
+        });
+        // hyper's own HTTP/1 connections rather than axum::serve: a hijacked connection
+        // (attach, exec) must come back as the unix socket itself, to be split and
+        // watched for a hang-up, and axum's server wraps it in a private type.
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => break,
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), app.clone())
+                .with_upgrades();
+            let mut closed = closed.clone();
+            connections.spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!("a connection ended: {e}");
+                        }
+                        return;
+                    }
+                    _ = closed.wait_for(|closing| *closing) => {}
+                }
+                // Stopping: the request in flight is answered, then the connection closes.
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            });
+            // Connections that ended are reaped as others come.
+            while connections.try_join_next().is_some() {}
+        }
+        let _ = closing.send(true);
+        // Requests in flight are answered (a stream's client may keep reading: bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(10), connections.join_all()).await;
+        Ok(())
     }
 
     fn router(&self) -> Router {
         Router::new()
             .merge(system::routes())
             .merge(containers::routes())
+            .merge(attach::routes())
             .merge(images::routes())
             .merge(networks::routes())
             .fallback(unknown_endpoint)

@@ -369,6 +369,30 @@ impl AttachWriter {
     pub fn detach(&self) {
         detach(self.client.as_ref(), &self.detached);
     }
+
+    /// A handle that ends the attachment from elsewhere, while this writer is busy (a
+    /// `send` blocked on a container that does not read its stdin) and the reader waits
+    /// for output: what a server needs when its client hangs up.
+    pub fn detacher(&self) -> Detacher {
+        Detacher {
+            client: self.client.clone(),
+            detached: self.detached.clone(),
+        }
+    }
+}
+
+/// Ends an attachment from any thread; see [`AttachWriter::detacher`].
+#[derive(Debug, Clone)]
+pub struct Detacher {
+    client: Option<Client>,
+    detached: Arc<AtomicBool>,
+}
+
+impl Detacher {
+    /// As [`AttachWriter::detach`].
+    pub fn detach(&self) {
+        detach(self.client.as_ref(), &self.detached);
+    }
 }
 
 fn detach(client: Option<&Client>, detached: &AtomicBool) {

@@ -32,7 +32,8 @@ mod supervise;
 pub mod volumes;
 
 pub use attach::{
-    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
+    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Detacher, Frame,
+    Sent,
 };
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use create::{CreateOptions, Created};

@@ -232,16 +232,19 @@ impl Engine {
             return Ok(());
         }
         // The supervisor ended before the init appeared: it failed to start it, or the
-        // container ran and exited already.
-        let record = self.stored(c.id())?;
-        match std::fs::read_to_string(c.paths.start_error()) {
-            Ok(message) => Err(EngineError::StartFailed {
-                id: c.id().to_string(),
-                message,
-                code: record.exit.map_or(ENGINE_FAILURE, |e| e.code),
-            }),
-            Err(_) => Ok(()),
-        }
+        // container ran and exited already (and, with AutoRemove, may be gone).
+        let Ok(message) = std::fs::read_to_string(c.paths.start_error()) else {
+            return Ok(());
+        };
+        let code = match self.stored(c.id()) {
+            Ok(record) => record.exit.map_or(ENGINE_FAILURE, |e| e.code),
+            Err(_) => ENGINE_FAILURE,
+        };
+        Err(EngineError::StartFailed {
+            id: c.id().to_string(),
+            message,
+            code,
+        })
     }
 
     fn spawn_supervisor(&self, id: &str) -> Result<Child> {
