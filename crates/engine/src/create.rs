@@ -13,7 +13,7 @@ use crate::network::{self, Mode};
 use crate::paths::ContainerPaths;
 use crate::spec::{self, Identity, ImageDefaults};
 use crate::status::now_nanos;
-use crate::{names, privacy, rootfs};
+use crate::{names, privacy, rootfs, status};
 
 /// How to create a container, beyond its configuration.
 #[derive(Debug, Clone, Default)]
@@ -67,8 +67,8 @@ impl Engine {
         // A volatile snapshot mounts only once: only a root mounted from create to start.
         let volatile = throwaway && options.keep_root_mounted;
         let made = self.make(&config, &defaults, &image_id, &id, &name, volatile, &paths);
-        let spec = match made {
-            Ok(spec) => spec,
+        let (spec, _making) = match made {
+            Ok(made) => made,
             Err(e) => {
                 discard(snapshotter.as_ref(), &paths, &id);
                 return Err(e);
@@ -176,10 +176,15 @@ impl Engine {
         name: &str,
         volatile: bool,
         paths: &ContainerPaths,
-    ) -> Result<Spec> {
+    ) -> Result<(Spec, std::fs::File)> {
         let snapshotter = self.snapshotter();
         let layers = self.store.layer_paths(image_id)?;
         privacy::create_container_dir(paths)?;
+        // Held until the record exists: `system check` leaves alone a container directory
+        // without a record while this lock is taken (a create in progress).
+        let making = status::lock_supervisor(paths)?.ok_or_else(|| {
+            EngineError::Conflict(format!("container {} is being created", short_id(id)))
+        })?;
         rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
         let who = Identity {
             id,
@@ -206,7 +211,7 @@ impl Engine {
             message: e.to_string(),
         })?;
         privacy::write_private(&paths.spec(), &bytes)?;
-        Ok(spec)
+        Ok((spec, making))
     }
 
     /// What the host cannot give of what `spec` asks (namespaces, controllers), as one

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod check;
 pub mod config;
 mod create;
 mod engine;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod events;
 mod exec;
 mod export;
+mod foreground;
 pub mod host;
 mod images;
 mod inspect;
@@ -31,6 +33,7 @@ pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
+pub use foreground::ForegroundOptions;
 pub use lifecycle::{PruneReport, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;
