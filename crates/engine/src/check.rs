@@ -164,6 +164,10 @@ impl Engine {
         if survey.snapshots.contains(id) {
             leftovers.push(Leftover::Snapshot);
         }
+        // Lasts as long as the container: left only by one removed without it.
+        if paths.attach_dir().exists() {
+            leftovers.push(Leftover::RuntimeState(paths.attach_dir()));
+        }
         leftovers.extend(self.run_time_leftovers(&paths, survey));
         (!leftovers.is_empty()).then(|| ContainerProblem {
             id: id.to_string(),
@@ -260,7 +264,8 @@ impl Engine {
         if problem.leftovers.contains(&Leftover::Lost) {
             self.record_lost(&c)?;
             if c.config.auto_remove() {
-                return self.remove_stopped(&c);
+                // As docker's `--rm`: the anonymous volumes go too.
+                return self.remove_stopped(&c, true);
             }
         }
         remove_runtime_state(paths);
@@ -285,6 +290,7 @@ impl Engine {
 
     fn repair_removed(&self, id: &str, paths: &ContainerPaths) -> Result<()> {
         remove_runtime_state(paths);
+        let _ = std::fs::remove_dir_all(paths.attach_dir());
         network::detach_any(&self.paths, id);
         let snapshotter = self.snapshotter();
         rootfs::unmount(snapshotter.as_ref(), paths);

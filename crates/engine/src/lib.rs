@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod check;
 pub mod config;
 mod create;
@@ -8,17 +9,21 @@ mod engine;
 pub mod error;
 pub mod events;
 mod exec;
+mod exits;
 mod export;
 mod foreground;
 pub mod host;
+mod image_docs;
 mod images;
 mod inspect;
 mod legacy;
 mod lifecycle;
 pub mod list;
 mod logs;
+pub mod mounts;
 pub mod names;
 pub mod network;
+mod networks;
 pub mod paths;
 pub mod privacy;
 mod remove;
@@ -26,7 +31,11 @@ pub mod rootfs;
 pub mod spec;
 pub mod status;
 mod supervise;
+pub mod volumes;
 
+pub use attach::{
+    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
+};
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use create::{CreateOptions, Created};
 pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
@@ -34,9 +43,13 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
 pub use foreground::ForegroundOptions;
-pub use lifecycle::{PruneReport, parse_signal};
+pub use image_docs::delete_item;
+pub use inspect::{ContainerDocument, Empty, EndpointSettings, InspectConfig, NetworkSettings};
+pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;
+pub use mounts::{ContainerMount, MountKind};
 pub use paths::{ContainerPaths, EnginePaths};
 pub use status::Status;
 pub use supervise::{Attachment, ENGINE_FAILURE};
+pub use volumes::{Volume, VolumeCreateRequest, VolumeFilters, VolumePruneReport};

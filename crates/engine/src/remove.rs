@@ -1,6 +1,6 @@
 //! Taking a stopped container apart: its root mount, snapshot, leftover runtime state
-//! and cgroup, network attachment, directory, and last its record (which lets go of the
-//! image).
+//! and cgroup, network attachment, directory, its record (which lets go of the image),
+//! and when asked its anonymous volumes.
 
 use std::path::{Path, PathBuf};
 
@@ -12,9 +12,11 @@ use crate::paths::ContainerPaths;
 use crate::{network, rootfs};
 
 impl Engine {
-    /// Removes a container that is not running. The record goes last: while any file is
-    /// left the image stays held, so its layers stay under the snapshot.
-    pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
+    /// Removes a container that is not running, and with `volumes` its anonymous volumes
+    /// no other container uses. The record goes before the volumes (it is what makes them
+    /// in use) and after everything else: while any file is left the image stays held, so
+    /// its layers stay under the snapshot.
+    pub(crate) fn remove_stopped(&self, c: &Container, volumes: bool) -> Result<()> {
         let snapshotter = self.snapshotter();
         rootfs::unmount(snapshotter.as_ref(), &c.paths);
         if let Err(e) = snapshotter.remove(c.id()) {
@@ -33,19 +35,24 @@ impl Engine {
         }
         self.store.remove_container(c.id())?;
         self.event(c, "destroy", &[]);
+        if volumes {
+            self.remove_anonymous_volumes(c);
+        }
         Ok(())
     }
 }
 
 /// What a runtime killed with its supervisor leaves: its state directory and its cgroup
-/// (removed by the runtime itself after a normal exit), and the stop marker.
+/// (removed by the runtime itself after a normal exit), the stop marker; and the attach
+/// directory, which lasts as long as the container.
 fn remove_runtime_leftovers(c: &Container) {
     remove_runtime_state(&c.paths);
+    let _ = std::fs::remove_dir_all(c.paths.attach_dir());
 }
 
 /// Removes container `paths`'s run-time state: the runtime's record (killing an init that
 /// still runs, and removing the cgroup it names), the container's cgroup at its default
-/// path, the stop marker.
+/// path, the stop marker (not the attach directory, where clients may wait for a start).
 pub(crate) fn remove_runtime_state(paths: &ContainerPaths) {
     let id = paths.id();
     if let Some(state) = paths.state.parent() {

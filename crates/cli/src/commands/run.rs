@@ -52,7 +52,7 @@ pub fn execute(global: &GlobalOptions, prepared: Prepared) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(ENGINE_FAILURE as u8)),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", super::error_text(&e));
             ExitCode::from(exit_code_of(&e))
         }
     }

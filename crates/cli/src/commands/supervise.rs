@@ -10,5 +10,5 @@ use crate::cli::GlobalOptions;
 
 /// Supervises container `id` until it exits for good; returns docker's exit code.
 pub fn supervise(global: &GlobalOptions, id: &str) -> anyhow::Result<i32> {
-    Ok(engine(global)?.supervise(id, Attachment::Foreground)?)
+    Ok(engine(global)?.supervise(id, Attachment::of_supervisor_process())?)
 }

@@ -114,6 +114,7 @@ impl Client {
                 stdout: Stdio::from(slave),
                 stderr: Stdio::from(their_stderr),
                 terminal: true,
+                attached: true,
             };
             return Ok((
                 Client::Terminal {
@@ -137,6 +138,7 @@ impl Client {
             stdout: Stdio::from(their_stdout),
             stderr: Stdio::from(their_stderr),
             terminal: false,
+            attached: true,
         };
         let client = Client::Pipes {
             stdin: ours_in,

@@ -64,6 +64,8 @@ pub(crate) struct SupervisorStdio {
     /// Its stdin is a terminal to make its controlling terminal (so that it receives
     /// SIGWINCH when the caller resizes it).
     pub terminal: bool,
+    /// A caller is attached to its stdio (see [`crate::Attachment::of_supervisor_process`]).
+    pub attached: bool,
 }
 
 impl SupervisorStdio {
@@ -74,6 +76,7 @@ impl SupervisorStdio {
             stdout: Stdio::null(),
             stderr: Stdio::null(),
             terminal: false,
+            attached: false,
         }
     }
 }
