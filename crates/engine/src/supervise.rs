@@ -264,7 +264,17 @@ impl Engine {
         }
         // The supervisor ended before the init appeared: it failed to start it, or the
         // container ran and exited already.
-        let record = self.stored(c.id())?;
+        let record = match self.stored(c.id()) {
+            Ok(record) => record,
+            // An `AutoRemove` container that ran, ended and was removed meanwhile (a quick
+            // command): started, as docker reports it.
+            Err(EngineError::Store(basic_image_store::StoreError::NoSuchContainer(_)))
+                if c.config.auto_remove() =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         match std::fs::read_to_string(c.paths.start_error()) {
             Ok(message) => Err(EngineError::StartFailed {
                 id: c.id().to_string(),
