@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 
 use std::io::IsTerminal as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,14 +28,16 @@ fn main() -> ExitCode {
     if let cli::Command::ContainerSupervise(args) = &cli.command {
         return match commands::supervise::supervise(&cli.global, &args.id) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
+            // The attached `run` shows this to the user (docker's 125, 126 or 127); nobody
+            // may be reading any more, which is no reason to panic.
             Err(e) => {
-                eprintln!("Error: {}", commands::error_text(&e));
-                ExitCode::from(125)
+                let _ = writeln!(std::io::stderr(), "Error: {}", commands::error_text(&e));
+                ExitCode::from(commands::run::exit_code_of(&e))
             }
         };
     }
-    // `run` forks the container from this process and must not wait for worker threads
-    // to wind down before it does: it gets a runtime without any. So does `exec`, which forks.
+    // `exec` forks the process from this one and must not wait for worker threads to wind
+    // down before it does: it gets a runtime without any. So does `run`, which is short.
     let mut builder = if matches!(cli.command, cli::Command::Run(_) | cli::Command::Exec(_)) {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -49,7 +52,6 @@ fn main() -> ExitCode {
     };
     if let cli::Command::Run(args) = cli.command {
         let prepared = runtime.block_on(commands::run::prepare(&cli.global, *args));
-        // The container is forked from this process: no other threads may be left.
         drop(runtime);
         return match prepared {
             Ok(prepared) => commands::run::execute(&cli.global, prepared),
@@ -72,8 +74,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The commands that fork processes into containers: the foreground `run`, `exec`, and a
-/// detached container's supervisor (which `start`, `restart` and `run -d` spawn).
+/// The commands that fork processes into containers, `exec` and a container's supervisor
+/// (which `run`, `start` and `restart` spawn), and `run`, whose supervisor then starts from
+/// the sealed copy already.
 fn enters_containers(command: &cli::Command) -> bool {
     matches!(
         command,

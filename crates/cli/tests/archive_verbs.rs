@@ -4,18 +4,20 @@
 
 mod common;
 
-use common::{basic_docker, stdout, tmp_is_empty, with_stdin};
+use common::{LOCAL_TOOL_LIMIT, basic_docker, stdout, tmp_is_empty, with_stdin};
 
 use std::io::Write as _;
 use std::process::{Command, Output};
 
+use basic_test_support::bounded::{COMMAND_LIMIT, output_within};
 use basic_test_support::{harness, require_root};
 
 fn skopeo(args: &[&str]) -> Output {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo (scripts/harness.sh install)");
+    let out = output_within(
+        Command::new("skopeo").args(args),
+        COMMAND_LIMIT,
+        &format!("skopeo {args:?} (scripts/harness.sh install)"),
+    );
     assert!(
         out.status.success(),
         "skopeo {args:?}: {}",
@@ -48,12 +50,12 @@ fn skopeo_archives_load_and_save_round_trips() {
         &format!("docker://{busybox}"),
         &docker_ref,
     ]);
-    let gz = Command::new("gzip")
-        .arg("-k")
-        .arg(&docker)
-        .status()
-        .unwrap();
-    assert!(gz.success());
+    let gz = output_within(
+        Command::new("gzip").arg("-k").arg(&docker),
+        LOCAL_TOOL_LIMIT,
+        "gzip",
+    );
+    assert!(gz.status.success());
     let root = dir.path().join("root");
     let gz_path = format!("{}.gz", docker.display());
     let text = stdout(&basic_docker(&root, &["load", "-i", &gz_path]));
@@ -131,14 +133,13 @@ fn import_makes_a_one_layer_image() {
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/hello"), "imported\n").unwrap();
     let tarball = dir.path().join("rootfs.tar.gz");
-    let status = Command::new("tar")
-        .arg("-C")
+    let mut tar = Command::new("tar");
+    tar.arg("-C")
         .arg(&rootfs)
         .arg("-czf")
         .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
+        .arg(".");
+    let status = output_within(&mut tar, LOCAL_TOOL_LIMIT, "tar -czf").status;
     assert!(status.success());
     let root = dir.path().join("root");
     let id = stdout(&basic_docker(
@@ -154,11 +155,13 @@ fn import_makes_a_one_layer_image() {
     let layers = inspect[0]["RootFS"]["Layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
     // The diff ID is the sha256 of the uncompressed tar.
-    let plain = Command::new("sh")
-        .arg("-c")
-        .arg(format!("gzip -dc {} | sha256sum", tarball.display()))
-        .output()
-        .unwrap();
+    let plain = output_within(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("gzip -dc {} | sha256sum", tarball.display())),
+        LOCAL_TOOL_LIMIT,
+        "gzip -dc | sha256sum",
+    );
     let plain = String::from_utf8_lossy(&plain.stdout);
     assert_eq!(layers[0], format!("sha256:{}", &plain[..64]));
     assert!(tmp_is_empty(&root));

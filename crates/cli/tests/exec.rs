@@ -13,8 +13,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use basic_runtime::terminal::WindowSize;
+use basic_test_support::bounded::wait_within;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{LocalFlags, tcgetattr};
+
+/// How long a CLI the test ended may take to exit.
+const LIMIT: Duration = Duration::from_secs(30);
 
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).trim().to_string()
@@ -92,7 +96,7 @@ impl Background {
         if let Ok(None) = self.run.try_wait() {
             let pid = nix::unistd::Pid::from_raw(self.run.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.run.wait();
+            wait_within(&mut self.run, LIMIT, "basic-docker run after SIGTERM");
         }
     }
 
@@ -119,6 +123,12 @@ impl Background {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
+                // The test signals the CLI: it must not inherit a SIGHUP ignored by whoever
+                // started the tests (`nohup`, a service manager).
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGHUP,
+                    nix::sys::signal::SigHandler::SigDfl,
+                )?;
                 nix::unistd::setsid()?;
                 if nix::libc::ioctl(0, nix::libc::TIOCSCTTY, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -220,8 +230,8 @@ fn exec_runs_in_the_container_with_its_settings_and_the_flags() {
     let host = nix::unistd::gethostname().unwrap();
     assert_ne!(lines[2], host.to_string_lossy(), "the container's hostname");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
+    let mut exec = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+    exec.arg("--root")
         .arg(c.root)
         .args([
             "exec",
@@ -241,9 +251,8 @@ fn exec_runs_in_the_container_with_its_settings_and_the_flags() {
             "echo $A $COPIED ${UNSET_HERE-unset}; pwd; id -u; id -g",
         ])
         .env("COPIED", "from-cli")
-        .env_remove("UNSET_HERE")
-        .output()
-        .unwrap();
+        .env_remove("UNSET_HERE");
+    let out = basic_test_support::bounded::output_within(&mut exec, LIMIT, "exec with flags");
     assert_eq!(common::ok(out), "x from-cli unset\n/tmp\n1234\n5678");
 
     // By id and by unique id prefix, as well as by name.
@@ -372,7 +381,7 @@ fn a_terminal_session_follows_the_users_terminal() {
     // Ctrl-C is a byte on the raw terminal; the container's terminal makes it SIGINT for
     // its foreground process group: the shell, or the sleep it became. Either dies of it.
     s.type_keys(b"\x03");
-    let status = s.child.wait().unwrap();
+    let status = wait_within(&mut s.child, LIMIT, "exec -it after Ctrl-C");
     assert_eq!(status.code(), Some(130), "{status:?}: {:?}", s.seen);
     assert!(s.is_restored(), "the user's terminal is back as it was");
 }
@@ -389,7 +398,7 @@ fn sigterm_or_sighup_to_the_cli_restores_the_terminal_and_hangs_up_the_command()
         assert!(s.is_raw());
         let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
         nix::sys::signal::kill(pid, signal).unwrap();
-        let status = s.child.wait().unwrap();
+        let status = wait_within(&mut s.child, LIMIT, &format!("exec -it after {signal}"));
         assert_eq!(status.signal(), Some(signal as i32), "{status:?}");
         assert!(
             s.is_restored(),

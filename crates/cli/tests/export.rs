@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use basic_test_support::bounded::{COMMAND_LIMIT, output_within, wait_with_output_within};
+
 /// What the container writes before it waits: one of each kind a user makes.
 const WRITES: &str = "set -e
 echo hello > /data.txt
@@ -29,25 +31,28 @@ exec sleep 1000";
 
 /// `export ARGS... > FILE`, waited for.
 fn export_to(root: &Path, args: &[&str], file: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+    let child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
         .arg("--root")
         .arg(root)
         .arg("export")
         .args(args)
         .stdout(File::create(file).unwrap())
         .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+        .spawn()
+        .unwrap();
+    wait_with_output_within(child, COMMAND_LIMIT, &format!("export {args:?}"))
 }
 
 fn gnu_tar(args: &[&str], archive: &Path, extra: &[&Path]) -> String {
-    let out = Command::new("tar")
-        .env("LC_ALL", "C")
-        .args(args)
-        .arg(archive)
-        .args(extra)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("tar")
+            .env("LC_ALL", "C")
+            .args(args)
+            .arg(archive)
+            .args(extra),
+        COMMAND_LIMIT,
+        &format!("tar {args:?}"),
+    );
     assert!(
         out.status.success(),
         "tar {args:?}: {}",
@@ -321,8 +326,9 @@ fn export_refuses_to_write_to_a_terminal() {
         .args(["export", "quiet"])
         .stdout(File::from(pty.slave))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .unwrap();
+    let out = wait_with_output_within(out, COMMAND_LIMIT, "export to a terminal");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

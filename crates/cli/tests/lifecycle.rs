@@ -418,17 +418,11 @@ fn two_starts_at_once_run_one_container() {
         root,
         &["create", "--name", "twice", image, "sleep", "1000"],
     ));
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-            .arg("--root")
-            .arg(root)
-            .args(["start", "twice"])
-            .output()
-    };
+    let spawn = || basic_docker(root, &["start", "twice"]);
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(spawn);
         let b = s.spawn(spawn);
-        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+        (a.join().unwrap(), b.join().unwrap())
     });
     assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
     assert_eq!(state(root, "twice"), "running");

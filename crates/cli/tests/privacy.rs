@@ -47,11 +47,19 @@ fn chmod(path: &Path, mode: u32) {
 fn as_nobody(args: &[&str]) -> std::io::Result<Output> {
     use std::os::unix::process::CommandExt as _;
     // std's Command calls setgroups(0) itself when root sets a uid without groups.
-    Command::new(args[0])
+    let child = Command::new(args[0])
         .args(&args[1..])
         .uid(65534)
         .gid(65534)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    Ok(basic_test_support::bounded::wait_with_output_within(
+        child,
+        basic_test_support::bounded::COMMAND_LIMIT,
+        &format!("{args:?} as nobody"),
+    ))
 }
 
 /// Asserts that `nobody` running `args` fails, and does not see `secret` (when given).

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use basic_test_support::bounded::{COMMAND_LIMIT, wait_with_output_within};
 use basic_test_support::harness;
 use serde_json::Value;
 
@@ -23,7 +24,7 @@ fn basic_docker(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
         input.write_all(text.as_bytes()).unwrap();
     }
     drop(input);
-    child.wait_with_output().unwrap()
+    wait_with_output_within(child, COMMAND_LIMIT, &format!("basic-docker {args:?}"))
 }
 
 fn stdout_json(out: &Output) -> Value {
@@ -202,7 +203,7 @@ fn login_through_a_credential_helper() {
             input.write_all(text.as_bytes()).unwrap();
         }
         drop(input);
-        child.wait_with_output().unwrap()
+        wait_with_output_within(child, COMMAND_LIMIT, &format!("basic-docker {args:?}"))
     };
     let login = run(
         &["login", "-u", &h.basic_user, "--password-stdin", &h.basic],

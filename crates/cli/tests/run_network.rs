@@ -3,11 +3,26 @@
 
 mod common;
 
-use common::{Cleanup, basic_docker, busybox_rootfs_tar, busybox_store, fetch, ok};
+use common::{
+    Cleanup, LOCAL_TOOL_LIMIT, basic_docker, busybox_rootfs_tar, busybox_store, fetch, ok,
+};
 
 use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
+use basic_test_support::bounded::{output_within, until};
 use basic_test_support::prerequisite;
+
+/// `program args...`'s standard output (a local tool, bounded).
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = output_within(
+        Command::new(program).args(args),
+        LOCAL_TOOL_LIMIT,
+        &format!("{program} {args:?}"),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 fn store() -> Option<&'static (tempfile::TempDir, String)> {
     let store = busybox_store()?;
@@ -24,11 +39,7 @@ fn host_veth(root: &Path, name: &str) -> String {
         root,
         &["exec", name, "cat", "/sys/class/net/eth0/iflink"],
     ));
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&links.stdout)
+    tool("ip", &["-o", "link"])
         .lines()
         .find(|l| l.starts_with(&format!("{index}: ")))
         .and_then(|l| l.split(": ").nth(1))
@@ -40,19 +51,12 @@ fn host_veth(root: &Path, name: &str) -> String {
 /// iptables rules naming it (CNI's rules carry the container id).
 fn host_traces(id: &str, veth: &str) -> Vec<String> {
     let mut found = Vec::new();
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    for line in String::from_utf8_lossy(&links.stdout).lines() {
+    for line in tool("ip", &["-o", "link"]).lines() {
         if line.contains(&format!(" {veth}@")) {
             found.push(line.to_string());
         }
     }
-    let rules = std::process::Command::new("iptables-save")
-        .output()
-        .unwrap();
-    for line in String::from_utf8_lossy(&rules.stdout).lines() {
+    for line in tool("iptables-save", &[]).lines() {
         if line.contains(id) {
             found.push(line.to_string());
         }
@@ -216,33 +220,80 @@ fn a_killed_supervisor_leaves_nothing_after_rm_f() {
 fn fifty_containers_leak_nothing() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
-    let netns_before = count("/run/basic-docker/netns");
-    for _ in 0..50 {
-        let out = basic_docker(root, &["run", "--rm", image, "true"]);
+    // Other engines and tests on the machine have containers too: only these fifty count.
+    let tag = format!("fifty-{}", std::process::id());
+    for i in 0..50 {
+        let name = format!("{tag}-{i}");
+        let out = basic_docker(root, &["run", "--rm", "--name", &name, image, "true"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .unwrap();
-    let veths = String::from_utf8_lossy(&links.stdout)
-        .matches("veth")
-        .count();
-    // Other tests of this file may have a container running meanwhile.
-    assert!(veths <= 4, "{veths} veths left");
-    assert!(count("/run/basic-docker/netns") <= netns_before + 4);
-    let allocations = walk(&root.join("networks"))
-        .into_iter()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("172.29."))
+    let ids = created_ids(root, &tag);
+    assert_eq!(ids.len(), 50, "the fifty containers in the events journal");
+    // A `--rm` container's network is torn down in the background after `run` returns.
+    until(
+        Duration::from_secs(60),
+        "the fifty containers' networks torn down",
+        || network_traces(root, &ids).is_empty(),
+    );
+}
+
+/// The ids of the containers created in the store at `root` whose names start with `tag`,
+/// from its events journal.
+fn created_ids(root: &Path, tag: &str) -> Vec<String> {
+    let journal = std::fs::read_to_string(root.join("events.jsonl")).unwrap();
+    journal
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["Action"] == "create")
+        .filter(|e| {
+            e["Actor"]["Attributes"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(tag))
         })
-        .count();
-    assert!(allocations <= 4, "{allocations} IP allocations left");
+        .filter_map(|e| e["Actor"]["ID"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// What the networking of containers `ids` could still hold: namespaces, network records,
+/// address allocations (host-local writes the container's id into each) and iptables rules
+/// naming them. A veth lives only as long as its container's namespace.
+fn network_traces(root: &Path, ids: &[String]) -> Vec<String> {
+    let rules = tool("iptables-save", &[]);
+    let allocations: Vec<(std::path::PathBuf, String)> = walk(&root.join("networks").join("ipam"))
+        .into_iter()
+        .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+        .collect();
+    let mut found = Vec::new();
+    for id in ids {
+        let netns = Path::new("/run/basic-docker/netns").join(id);
+        let record = root
+            .join("networks")
+            .join("cache")
+            .join(format!("{id}.json"));
+        found.extend(
+            [netns, record]
+                .into_iter()
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string()),
+        );
+        found.extend(
+            allocations
+                .iter()
+                .filter(|(_, owner)| owner.contains(id.as_str()))
+                .map(|(p, _)| format!("allocation {}", p.display())),
+        );
+        found.extend(
+            rules
+                .lines()
+                .filter(|l| l.contains(id.as_str()))
+                .map(str::to_string),
+        );
+    }
+    found
 }
 
 #[test]
@@ -298,10 +349,6 @@ fn none_host_and_unknown_networks() {
         ],
     ));
     assert!(!host.is_empty());
-}
-
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -16,7 +16,7 @@ use crate::paths::ContainerPaths;
 use crate::spec::{self, Identity, ImageDefaults};
 use crate::status::now_nanos;
 use crate::volumes::local::Lock;
-use crate::{names, privacy, rootfs};
+use crate::{names, privacy, rootfs, status};
 
 /// How to create a container, beyond its configuration.
 #[derive(Debug, Clone, Default)]
@@ -112,7 +112,7 @@ impl Engine {
             volumes.as_ref().map(|(_, lock)| lock),
             &mut new_volumes,
         );
-        let (spec, container_mounts) = match made {
+        let (spec, container_mounts, _making) = match made {
             Ok(made) => made,
             Err(e) => {
                 undo(&new_volumes);
@@ -232,11 +232,16 @@ impl Engine {
         volatile: bool,
         volumes: Option<&Lock>,
         new_volumes: &mut Vec<String>,
-    ) -> Result<(Spec, Vec<ContainerMount>)> {
+    ) -> Result<(Spec, Vec<ContainerMount>, std::fs::File)> {
         let Identified { id, name, paths } = who;
         let snapshotter = self.snapshotter();
         let layers = self.store.layer_paths(image_id)?;
         privacy::create_container_dir(paths)?;
+        // Held until the record exists: `system check` leaves alone a container directory
+        // without a record while this lock is taken (a create in progress).
+        let making = status::lock_supervisor(paths)?.ok_or_else(|| {
+            EngineError::Conflict(format!("container {} is being created", short_id(id)))
+        })?;
         rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
         // The root is mounted: an empty volume can be filled from it.
         let container_mounts = match volumes {
@@ -275,7 +280,7 @@ impl Engine {
             message: e.to_string(),
         })?;
         privacy::write_private(&paths.spec(), &bytes)?;
-        Ok((spec, container_mounts))
+        Ok((spec, container_mounts, making))
     }
 
     /// What the host cannot give of what `spec` asks (namespaces, controllers), as one

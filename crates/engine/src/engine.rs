@@ -13,10 +13,15 @@ use crate::paths::{ContainerPaths, DEFAULT_ROOT, DEFAULT_STATE_DIR, EnginePaths}
 use crate::status::Status;
 use crate::{exits, host, legacy, privacy, status};
 
-/// How a detached container's supervisor is started: a program and its arguments, to
-/// which the engine appends the container's id. The supervisor is a process of its own
-/// (docker's shim, podman's conmon) so that the container outlives the command that
-/// started it; it must call [`Engine::supervise`] for that id.
+/// How a container's supervisor is started: a program and its arguments, to which the
+/// engine appends the container's id. The supervisor is a process of its own (docker's
+/// shim, podman's conmon) so that the container outlives the command that started it; it
+/// must call [`Engine::supervise`] for that id with
+/// [`Attachment::of_supervisor_process`](crate::Attachment::of_supervisor_process), exit
+/// with the code that
+/// returns and, on an error, print it on its stderr and exit with
+/// [`EngineError::exit_code`](crate::EngineError::exit_code). Its stdio is `/dev/null`
+/// for [`Engine::start`], and the attached caller's for [`Engine::start_attached`].
 #[derive(Debug, Clone)]
 pub struct SupervisorCommand {
     /// The program (by default this very program, through `/proc/self/exe`: the path
@@ -35,7 +40,8 @@ pub struct EngineOptions {
     pub root: PathBuf,
     /// The run-time state directory (default `/run/basic-docker`).
     pub state: PathBuf,
-    /// How detached supervisors start; `None` refuses to start detached containers.
+    /// How supervisors start; `None` refuses [`Engine::start`] and
+    /// [`Engine::start_attached`] (only [`Engine::supervise`] in this process is left).
     pub supervisor: Option<SupervisorCommand>,
 }
 

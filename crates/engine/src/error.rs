@@ -108,6 +108,27 @@ pub enum EngineError {
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
+    /// The caller's side of a foreground container (Engine::start_attached) could not be set up.
+    #[error("attaching to container {id}: {what}")]
+    Foreground {
+        /// The container.
+        id: String,
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A container's supervisor was killed: nothing recorded the container's end.
+    #[error(
+        "the supervisor of container {id} was killed by signal {signal}; `system check` reports what it left behind"
+    )]
+    SupervisorKilled {
+        /// The container.
+        id: String,
+        /// The signal.
+        signal: i32,
+    },
     /// A stream's consumer stopped it (its callback returned this: the client went away).
     #[error("the stream was stopped by its reader")]
     Stopped,

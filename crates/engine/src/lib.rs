@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod attach;
+pub mod check;
 pub mod config;
 mod create;
 mod engine;
@@ -10,6 +11,7 @@ pub mod events;
 mod exec;
 mod exits;
 mod export;
+mod foreground;
 pub mod host;
 mod image_docs;
 mod images;
@@ -41,6 +43,7 @@ pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
+pub use foreground::ForegroundOptions;
 pub use image_docs::delete_item;
 pub use inspect::{ContainerDocument, Empty, EndpointSettings, InspectConfig, NetworkSettings};
 pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};

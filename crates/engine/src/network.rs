@@ -257,3 +257,34 @@ pub(crate) fn detach(paths: &EnginePaths, id: &str, network_mode: &str) {
         );
     }
 }
+
+/// Detaches container `id` from whatever network record or namespace it left, whatever
+/// its `NetworkMode` (a removed container has none any more). A failure is logged.
+pub(crate) fn detach_any(paths: &EnginePaths, id: &str) {
+    if is_attached(paths, id) {
+        detach(paths, id, "bridge");
+    }
+}
+
+/// Whether container `id` has a network record or a namespace of the engine's.
+pub(crate) fn is_attached(paths: &EnginePaths, id: &str) -> bool {
+    let recorded = has_networks(paths)
+        && networks(paths).is_ok_and(|n| n.attachment(id).is_ok_and(|a| a.is_some()));
+    recorded || config(paths).netns_dir.join(id).exists()
+}
+
+/// Whether this store has network records at all (opening them would make the directory).
+fn has_networks(paths: &EnginePaths) -> bool {
+    config(paths).dir.exists()
+}
+
+/// The containers this store's networks have records of.
+pub(crate) fn attached_ids(paths: &EnginePaths) -> Vec<String> {
+    if !has_networks(paths) {
+        return Vec::new();
+    }
+    networks(paths)
+        .and_then(|n| Ok(n.attachments()?))
+        .map(|all| all.into_iter().map(|a| a.container_id).collect())
+        .unwrap_or_default()
+}

@@ -2,12 +2,13 @@
 //! and cgroup, network attachment, directory, its record (which lets go of the image),
 //! and when asked its anonymous volumes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use basic_image_store::short_id;
 
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
+use crate::paths::ContainerPaths;
 use crate::{network, rootfs};
 
 impl Engine {
@@ -42,23 +43,49 @@ impl Engine {
 }
 
 /// What a runtime killed with its supervisor leaves: its state directory and its cgroup
-/// (removed by the runtime itself after a normal exit); and the attach directory, which
-/// lasts as long as the container.
+/// (removed by the runtime itself after a normal exit), the stop marker; and the attach
+/// directory, which lasts as long as the container.
 fn remove_runtime_leftovers(c: &Container) {
-    let _ = std::fs::remove_dir_all(&c.paths.state);
+    remove_runtime_state(&c.paths);
     let _ = std::fs::remove_dir_all(c.paths.attach_dir());
-    let _ = std::fs::remove_file(c.paths.stop_marker());
-    let cgroup = Path::new("basic-docker").join(c.id());
-    let manager = basic_runtime::cgroups::manager_for(
+}
+
+/// Removes container `paths`'s run-time state: the runtime's record (killing an init that
+/// still runs, and removing the cgroup it names), the container's cgroup at its default
+/// path, the stop marker (not the attach directory, where clients may wait for a start).
+pub(crate) fn remove_runtime_state(paths: &ContainerPaths) {
+    let id = paths.id();
+    if let Some(state) = paths.state.parent() {
+        let _ = basic_runtime::StateRoot::new(state).delete(&id, true);
+    }
+    let _ = std::fs::remove_dir_all(&paths.state);
+    let _ = std::fs::remove_file(paths.stop_marker());
+    let manager = cgroup(&id);
+    if cgroup_exists(manager.as_ref())
+        && let Err(e) = manager.remove()
+    {
+        tracing::warn!("removing the cgroup of {}: {e}", short_id(&id));
+    }
+}
+
+/// Container `id`'s cgroup, where the runtime puts it when the spec names none.
+pub(crate) fn cgroup(id: &str) -> Box<dyn basic_runtime::CgroupManager> {
+    basic_runtime::cgroups::manager_for(
         Path::new(basic_runtime::cgroups::DEFAULT_ROOT),
-        &cgroup,
-    );
-    let exists = ["pids", "memory", "cpu"].iter().any(|controller| {
+        &cgroup_path(id),
+    )
+}
+
+/// Container `id`'s cgroup path below each hierarchy's root.
+pub(crate) fn cgroup_path(id: &str) -> PathBuf {
+    Path::new("basic-docker").join(id)
+}
+
+/// Whether the cgroup has a directory in any of the hierarchies containers always use.
+pub(crate) fn cgroup_exists(manager: &dyn basic_runtime::CgroupManager) -> bool {
+    ["pids", "memory", "cpu"].iter().any(|controller| {
         manager
             .controller_path(controller)
             .is_some_and(|p| p.exists())
-    });
-    if exists && let Err(e) = manager.remove() {
-        tracing::warn!("removing the cgroup of {}: {e}", short_id(c.id()));
-    }
+    })
 }

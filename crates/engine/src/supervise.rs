@@ -1,14 +1,17 @@
-//! Running a container under [`basic_runtime::supervisor`]: in the calling process for a
-//! foreground run, or in a detached process of its own (see
-//! [`crate::SupervisorCommand`]) for a detached one.
+//! Running a container under [`basic_runtime::supervisor`]: in a process of its own (see
+//! [`crate::SupervisorCommand`]), detached or with a caller attached to it (see
+//! [`Engine::start_attached`]), or in an embedding program's own process.
 //!
 //! The supervisor mounts the container's root and its option volumes (tmpfs, bind), attaches
 //! its network, records each start and exit in the store, writes the json-file log, and on
 //! the final exit detaches, unmounts and, for `AutoRemove`, removes the container and its
 //! anonymous volumes.
+//!
+//! It outlives whoever watches it: a caller that is killed, a terminal that hangs up, a
+//! pipe nobody reads any more.
 
 use std::os::unix::process::CommandExt as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use basic_image_store::{ContainerExit, short_id};
@@ -16,10 +19,12 @@ use basic_runtime::Spec;
 use basic_runtime::attach::{Endpoint, Serve};
 use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
 use crate::exits::{self, LastRun};
+use crate::foreground::SupervisorStdio;
 use crate::status::{self, now_nanos};
 use crate::{network, privacy, rootfs};
 
@@ -32,18 +37,44 @@ const START_WAIT: Duration = Duration::from_secs(60);
 /// Where a supervised container's stdio goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attachment {
-    /// Only into the log (a detached container).
+    /// Only into the log and to attach clients (`Engine::attach`), who also give a `-i`
+    /// container its input: this process's stdio is not the container's. What a
+    /// [`SupervisorCommand`](crate::SupervisorCommand) process started by
+    /// [`Engine::start`] uses (its stdio is `/dev/null`).
     Detached,
     /// Also this process's stdout and stderr, and (with `-i`) its stdin; with `-t`, this
-    /// process's terminal in raw mode (a foreground `run`).
+    /// process's terminal in raw mode. What a supervisor process started by
+    /// [`Engine::start_attached`] uses: its stdio is the attached caller's pipes or pty.
+    /// Start failures are returned as errors, for the process to report on its stderr.
     Foreground,
+}
+
+/// Set in the environment of a supervisor process that [`Engine::start_attached`] starts:
+/// its stdio is the attached caller's.
+const ATTACHED_ENV: &str = "BASIC_ENGINE_SUPERVISOR_ATTACHED";
+
+impl Attachment {
+    /// The attachment a [`SupervisorCommand`](crate::SupervisorCommand) process passes to
+    /// [`Engine::supervise`]: [`Attachment::Foreground`] when the engine started it with a
+    /// caller attached ([`Engine::start_attached`]), [`Attachment::Detached`] otherwise.
+    pub fn of_supervisor_process() -> Attachment {
+        match std::env::var_os(ATTACHED_ENV) {
+            Some(v) if v == "1" => Attachment::Foreground,
+            _ => Attachment::Detached,
+        }
+    }
 }
 
 impl Engine {
     /// Supervises container `id` in this process until it exits for good; returns the
     /// exit code docker would report (the container's own, or 125/126/127 when it could
     /// not start, also recorded as its exit).
+    ///
+    /// Meanwhile this process ignores SIGHUP and SIGPIPE (the container's processes start
+    /// with default dispositions all the same): a supervisor must outlive the caller
+    /// attached to it, whose terminal hangs up and whose pipes break when it is killed.
     pub fn supervise(&self, id: &str, attachment: Attachment) -> Result<i32> {
+        let _outlive = OutliveCaller::install();
         let c = self.container(id)?;
         let Some(_lock) = status::lock_supervisor(&c.paths)? else {
             return Err(EngineError::Conflict(format!(
@@ -219,7 +250,7 @@ impl Engine {
     }
 
     pub(crate) fn start_detached(&self, c: &Container) -> Result<()> {
-        let mut child = self.spawn_supervisor(c.id())?;
+        let mut child = self.spawn_supervisor(c.id(), SupervisorStdio::null())?;
         let mut exited = None;
         status::wait_for(START_WAIT, || {
             if status::live_init(&self.paths, c.id()).is_some() {
@@ -247,10 +278,14 @@ impl Engine {
         })
     }
 
-    fn spawn_supervisor(&self, id: &str) -> Result<Child> {
+    /// Starts the supervisor process of container `id` in a session of its own, with
+    /// `stdio`.
+    pub(crate) fn spawn_supervisor(&self, id: &str, stdio: SupervisorStdio) -> Result<Child> {
         let Some(how) = &self.supervisor else {
             return Err(EngineError::InvalidArgument(
-                "this engine was opened without a supervisor command: it cannot start detached containers".into(),
+                "this engine was opened without a supervisor command: it cannot start a container's \
+                 supervisor process (Engine::supervise runs one in this process)"
+                    .into(),
             ));
         };
         let mut command = Command::new(&how.program);
@@ -258,20 +293,55 @@ impl Engine {
             .arg0(&how.arg0)
             .args(&how.args)
             .arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: setsid is async-signal-safe; the supervisor leaves our session so that
-        // closing the user's terminal does not hang it up.
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        match stdio.attached {
+            true => command.env(ATTACHED_ENV, "1"),
+            false => command.env_remove(ATTACHED_ENV),
+        };
+        let terminal = stdio.terminal;
+        // SAFETY: setsid and ioctl are async-signal-safe. The supervisor leaves our session
+        // so that closing the user's terminal does not hang it up; a pty the engine made for
+        // it becomes its controlling terminal, so that resizing it sends SIGWINCH.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
         command
             .spawn()
             .map_err(EngineError::io("starting the supervisor", &how.program))
+    }
+}
+
+/// SIGHUP and SIGPIPE ignored for as long as it lives, then as they were.
+struct OutliveCaller {
+    previous: Vec<(Signal, SigAction)>,
+}
+
+impl OutliveCaller {
+    fn install() -> Self {
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let previous = [Signal::SIGHUP, Signal::SIGPIPE]
+            .into_iter()
+            // SAFETY: SIG_IGN installs no handler.
+            .filter_map(|signal| Some((signal, unsafe { sigaction(signal, &ignore) }.ok()?)))
+            .collect();
+        OutliveCaller { previous }
+    }
+}
+
+impl Drop for OutliveCaller {
+    fn drop(&mut self) {
+        for (signal, previous) in self.previous.drain(..) {
+            // SAFETY: puts back the disposition that was there before `install`.
+            let _ = unsafe { sigaction(signal, &previous) };
+        }
     }
 }
 

@@ -43,7 +43,7 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("supervise") {
         let engine = open(Path::new(&args[2]), Path::new(&args[3]));
         let code = engine
-            .supervise(&args[4], Attachment::Detached)
+            .supervise(&args[4], Attachment::of_supervisor_process())
             .unwrap_or_else(|e| e.exit_code());
         std::process::exit(code);
     }

@@ -10,7 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use basic_network::{AttachRequest, Error, Networks, NetworksConfig};
-use common::{Env, NETNS_DIR, in_netns, ip_of, ipam_dir, leftovers, output, ping, ping_by_name};
+use basic_test_support::bounded::output_within;
+use common::{
+    Env, NETNS_DIR, TOOL_LIMIT, in_netns, ip_of, ipam_dir, leftovers, output, ping, ping_by_name,
+    succeeds,
+};
 
 #[test]
 fn containers_on_one_network_reach_each_other_by_ip_and_name_and_no_one_else() {
@@ -101,13 +105,12 @@ fn detach_from_a_fresh_process_leaves_nothing_behind() {
     );
 
     // A new process that only has the store on disk does the detach.
-    let status = Command::new(std::env::current_exe().unwrap())
+    let mut helper = Command::new(std::env::current_exe().unwrap());
+    helper
         .args(["detach_helper", "--exact", "--ignored", "--nocapture"])
         .env("BASIC_NETWORK_TEST_DIR", &env.networks.config().dir)
-        .env("BASIC_NETWORK_TEST_ID", &att.container_id)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        .env("BASIC_NETWORK_TEST_ID", &att.container_id);
+    assert!(succeeds(helper), "the detach in a fresh process");
     assert_eq!(leftovers(&att, &ipam_dir(&env)), Vec::<String>::new());
     assert!(
         env.networks
@@ -222,9 +225,11 @@ fn the_default_network_is_created_on_first_use_with_its_files() {
     );
     let resolv = std::fs::read_to_string(&files.resolv_conf).unwrap();
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
-    let lo = in_netns(&att.netns, &["ip", "-o", "link", "show", "lo"])
-        .output()
-        .unwrap();
+    let lo = output_within(
+        &mut in_netns(&att.netns, &["ip", "-o", "link", "show", "lo"]),
+        TOOL_LIMIT,
+        "ip link show lo",
+    );
     assert!(
         String::from_utf8_lossy(&lo.stdout).contains("UP"),
         "lo is up"
@@ -311,16 +316,15 @@ impl Outside {
             vec!["addr", "add", "10.213.250.1/30", "dev", &host_end],
             vec!["link", "set", &host_end, "up"],
         ] {
-            assert!(
-                Command::new("ip").args(&args).status().unwrap().success(),
-                "ip {args:?}"
-            );
+            let mut ip = Command::new("ip");
+            ip.args(&args);
+            assert!(succeeds(ip), "ip {args:?}");
         }
         for ip in [
             vec!["ip", "addr", "add", "10.213.250.2/30", "dev", "eth0"],
             vec!["ip", "link", "set", "eth0", "up"],
         ] {
-            assert!(in_netns(&netns, &ip).status().unwrap().success(), "{ip:?}");
+            assert!(succeeds(in_netns(&netns, &ip)), "{ip:?}");
         }
         Outside { netns, host_ip, ip }
     }
@@ -362,9 +366,11 @@ fn outbound_traffic_leaves_with_the_hosts_address() {
     let att = env.attach("c1", &[&net], &[]);
     let url = format!("http://{}:8080/cgi-bin/addr", outside.ip);
     let fetch = || {
-        let out = in_netns(&att.netns, &["curl", "-sS", "--max-time", "2", &url])
-            .output()
-            .unwrap();
+        let out = output_within(
+            &mut in_netns(&att.netns, &["curl", "-sS", "--max-time", "2", &url]),
+            TOOL_LIMIT,
+            "curl in the container's namespace",
+        );
         // busybox httpd gives IPv4 peers in IPv6 form: `[::ffff:10.0.0.1]`.
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let text = text.trim_start_matches('[').trim_end_matches(']');

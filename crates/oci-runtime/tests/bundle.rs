@@ -171,6 +171,50 @@ fn run_waits_and_passes_the_exit_code_through() {
 }
 
 #[test]
+fn run_starts_the_process_with_default_signal_dispositions() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["cat", "/proc/self/status"]);
+    let root = dir.path().join("state");
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.arg("--root").arg(&root).args([
+        "run",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &common::id("signals"),
+    ]);
+    // A caller that ignores SIGHUP (`nohup`) and SIGPIPE and blocks SIGUSR1: runc starts
+    // the container's process with default dispositions all the same, and so must we.
+    // SAFETY: signal and sigprocmask are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal};
+            signal(Signal::SIGHUP, SigHandler::SigIgn)?;
+            signal(Signal::SIGPIPE, SigHandler::SigIgn)?;
+            let mut usr1 = SigSet::empty();
+            usr1.add(Signal::SIGUSR1);
+            nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&usr1), None)?;
+            Ok(())
+        });
+    }
+    let out = common::output(cmd);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |name: &str| {
+        let hex = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+        u64::from_str_radix(hex.trim(), 16).unwrap()
+    };
+    assert_eq!(field("SigIgn:"), 0, "ignored: {status}");
+    assert_eq!(field("SigBlk:"), 0, "blocked: {status}");
+}
+
+#[test]
 fn errors_reach_the_log_file_as_json_lines() {
     if !ready() {
         return;

@@ -6,6 +6,7 @@
 //! prerequisite fails the test instead of hiding it.
 #![deny(missing_docs)]
 
+pub mod bounded;
 pub mod engine_binary;
 #[cfg(feature = "fake-registry")]
 pub mod fake_registry;

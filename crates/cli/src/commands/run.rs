@@ -1,14 +1,15 @@
-//! `run`: `create`, then the container under a supervisor — in this process for a
-//! foreground run, in a detached one with `-d`.
+//! `run`: `create`, then the container under a supervisor process of its own — with this
+//! process attached to it in the foreground, on its own with `-d`. The supervisor outlives
+//! this process: killed, it leaves a container that still exits, is recorded and, with
+//! `--rm`, removed.
 //!
-//! The work is split in two because the runtime forks: [`prepare`] does the async part
-//! (creating, pulling the image when absent) while the tokio runtime runs, and
-//! [`execute`] runs the container after that runtime and its threads are gone, so the
-//! forked child never inherits locks held by other threads.
+//! The work is split in two: [`prepare`] does the async part (creating, pulling the image
+//! when absent) while the tokio runtime runs, and [`execute`] starts and attaches after
+//! that runtime is gone, so that nothing of it outlives the pull.
 
 use std::process::ExitCode;
 
-use basic_engine::{Attachment, Created, ENGINE_FAILURE};
+use basic_engine::{Created, ENGINE_FAILURE, ForegroundOptions};
 
 use super::{create, engine};
 use crate::cli::{GlobalOptions, RunArgs};
@@ -17,6 +18,7 @@ use crate::cli::{GlobalOptions, RunArgs};
 pub struct Prepared {
     created: Created,
     detach: bool,
+    interactive: bool,
 }
 
 /// Creates the container (pulling the image when absent, as docker does) and leaves its
@@ -26,6 +28,7 @@ pub async fn prepare(global: &GlobalOptions, args: RunArgs) -> anyhow::Result<Pr
     Ok(Prepared {
         created,
         detach: args.detach,
+        interactive: args.interactive,
     })
 }
 
@@ -39,21 +42,27 @@ pub fn execute(global: &GlobalOptions, prepared: Prepared) -> ExitCode {
             println!("{}", container.id());
             Ok(0)
         } else {
-            Ok(engine.supervise(container.id(), Attachment::Foreground)?)
+            let options = ForegroundOptions {
+                stdin: prepared.interactive,
+                sig_proxy: true,
+            };
+            Ok(engine.start_attached(container.id(), options)?)
         }
     });
     match result {
-        Ok(code) => exit_code(code),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(ENGINE_FAILURE as u8)),
         Err(e) => {
             eprintln!("Error: {}", super::error_text(&e));
-            let code = e
-                .downcast_ref::<basic_engine::EngineError>()
-                .map_or(ENGINE_FAILURE, |e| e.exit_code());
-            exit_code(code)
+            ExitCode::from(exit_code_of(&e))
         }
     }
 }
 
-fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code).unwrap_or(ENGINE_FAILURE as u8))
+/// docker's exit code for a failed `run`: 126 or 127 when the command could not be
+/// executed or found, 125 for anything else.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    let code = e
+        .downcast_ref::<basic_engine::EngineError>()
+        .map_or(ENGINE_FAILURE, |e| e.exit_code());
+    u8::try_from(code).unwrap_or(ENGINE_FAILURE as u8)
 }

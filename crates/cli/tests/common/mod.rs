@@ -7,17 +7,25 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-/// `basic-docker --root ROOT ARGS...`, waited for.
+use basic_test_support::bounded::{COMMAND_LIMIT, output_within, wait_with_output_within};
+
+/// How long a local tool (tar, busybox, curl) may take.
+pub const LOCAL_TOOL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `basic-docker --root ROOT ARGS...`, waited for (at most [`COMMAND_LIMIT`]).
+#[track_caller]
 pub fn basic_docker(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("start basic-docker")
+    let mut command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+    command.arg("--root").arg(root).args(args);
+    output_within(
+        &mut command,
+        COMMAND_LIMIT,
+        &format!("basic-docker {args:?}"),
+    )
 }
 
 /// The same, with `input` on its standard input.
+#[track_caller]
 pub fn with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
         .arg("--root")
@@ -29,7 +37,7 @@ pub fn with_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
         .spawn()
         .expect("start basic-docker");
     child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    wait_with_output_within(child, COMMAND_LIMIT, &format!("basic-docker {args:?}"))
 }
 
 /// Asserts the command succeeded and returns its standard output.
@@ -66,7 +74,11 @@ pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    let list = output_within(
+        Command::new("/bin/busybox").arg("--list"),
+        LOCAL_TOOL_LIMIT,
+        "busybox --list",
+    );
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
@@ -74,15 +86,18 @@ pub fn busybox_rootfs_tar(dir: &Path) -> std::path::PathBuf {
     }
     std::fs::write(root.join("www/index.html"), "served by an imported image\n").unwrap();
     let tar = dir.join("rootfs.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success();
+    let ok = output_within(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        LOCAL_TOOL_LIMIT,
+        "tar of the busybox rootfs",
+    )
+    .status
+    .success();
     assert!(ok, "tar of the busybox rootfs");
     tar
 }
@@ -157,10 +172,11 @@ impl Drop for Cleanup<'_> {
 pub fn fetch(url: &str) -> String {
     let mut body = String::new();
     for _ in 0..50 {
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "2", url])
-            .output()
-            .unwrap();
+        let out = output_within(
+            Command::new("curl").args(["-s", "--max-time", "2", url]),
+            LOCAL_TOOL_LIMIT,
+            "curl",
+        );
         body = String::from_utf8_lossy(&out.stdout).to_string();
         if out.status.success() {
             break;

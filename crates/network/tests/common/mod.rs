@@ -5,12 +5,14 @@
 #![allow(dead_code)] // Each test binary uses its own part.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use basic_network::{
     AttachRequest, Attachment, CreateOptions, DefaultNetwork, Error, Networks, NetworksConfig,
     PortSpec,
 };
+use basic_test_support::bounded::output_within;
 
 pub const NETNS_DIR: &str = "/run/basic-network-test/netns";
 
@@ -109,12 +111,10 @@ pub fn in_netns(netns: &Path, command: &[&str]) -> Command {
 }
 
 pub fn ping(from: &Attachment, to: &str) -> bool {
-    in_netns(&from.netns, &["busybox", "ping", "-c1", "-W1", to])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    succeeds(in_netns(
+        &from.netns,
+        &["busybox", "ping", "-c1", "-W1", to],
+    ))
 }
 
 /// Pings a name as the container resolves it: its hosts file mounted on /etc/hosts.
@@ -124,11 +124,20 @@ pub fn ping_by_name(from: &Attachment, name: &str) -> bool {
         "mount --bind {} /etc/hosts && busybox ping -c1 -W1 {name}",
         hosts.display()
     );
-    in_netns(&from.netns, &["unshare", "-m", "sh", "-c", &script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
+    succeeds(in_netns(
+        &from.netns,
+        &["unshare", "-m", "sh", "-c", &script],
+    ))
+}
+
+/// How long a tool of these tests (ip, iptables-save, curl, ping, a helper) may take.
+pub const TOOL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Whether `command` succeeds, waited for at most [`TOOL_LIMIT`].
+pub fn succeeds(mut command: Command) -> bool {
+    let what = format!("{:?}", command.get_program());
+    output_within(&mut command, TOOL_LIMIT, &what)
+        .status
         .success()
 }
 
@@ -137,7 +146,11 @@ pub fn ip_of(att: &Attachment) -> String {
 }
 
 pub fn output(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
+    let out = output_within(
+        Command::new(program).args(args),
+        TOOL_LIMIT,
+        &format!("{program} {args:?}"),
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -27,7 +27,11 @@ pub fn make_rootfs(dir: &Path) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    let list = basic_test_support::bounded::output_within(
+        Command::new("/bin/busybox").arg("--list"),
+        std::time::Duration::from_secs(60),
+        "busybox --list",
+    );
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
@@ -60,15 +64,22 @@ pub fn runtime(state: &Path, args: &[&str]) -> Output {
 /// Like `Command::output`, but through files: a created container's init inherits the
 /// runtime's stdout and stderr and keeps them open, so pipes would not see end-of-file
 /// when `create` returns (runc behaves the same).
+/// Waited for at most [`COMMAND_LIMIT`](basic_test_support::bounded::COMMAND_LIMIT).
 pub fn output(mut cmd: Command) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let status = cmd
+    let what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
-        .status()
+        .spawn()
         .unwrap();
+    let status = basic_test_support::bounded::wait_within(
+        &mut child,
+        basic_test_support::bounded::COMMAND_LIMIT,
+        &format!("basic-runtime {what}"),
+    );
     Output {
         status,
         stdout: std::fs::read(&out).unwrap(),

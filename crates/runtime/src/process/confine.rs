@@ -1,6 +1,9 @@
 //! The last steps before a container process execs, shared by a container's init and an
 //! exec, in the one order that keeps each property:
 //!
+//! 0. every signal's disposition back to its default and none blocked
+//!    ([`default_signals`]): first, so nothing of the caller's handling reaches the
+//!    container;
 //! 1. rlimits, then `oom_score_adj`: while the process still has the privileges to set
 //!    them;
 //! 2. the seccomp filter when `noNewPrivileges` is not set: loading one needs
@@ -44,6 +47,7 @@ pub(crate) fn confine(
     seccomp: Option<&crate::seccomp::Program>,
     fds: KeepFds<'_>,
 ) -> Result<Command, ChildError> {
+    default_signals()?;
     security::apply_rlimits(process)?;
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -64,6 +68,58 @@ pub(crate) fn confine(
     }
     Ok(cmd)
 }
+
+/// Step 0: runc and docker start every container process with default signal
+/// dispositions and an empty signal mask, and so must we. The caller may ignore SIGHUP
+/// (`nohup`, some service managers) or SIGPIPE, or block signals, and a fork inherits all
+/// of it; `exec` resets caught signals but keeps ignored ones ignored and the mask as it is,
+/// and the spec has no field for it. The runtime's own handlers, inherited from the
+/// runner, go too.
+///
+/// The kernel's `rt_sigaction` is called directly: the C library's `signal`/`sigaction`
+/// refuse the two real-time signals it reserves for its threads (32 and 33 with glibc),
+/// yet a caller that is not a C program (cargo is one) may leave them ignored, and the
+/// container's own C library would then find them so.
+fn default_signals() -> Result<(), ChildError> {
+    for sig in 1..=KERNEL_NSIG {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // The kernel's `struct sigaction` (its layout differs between architectures):
+        // all zeros is SIG_DFL (0), no flags and an empty mask on every one of them.
+        let default = [0u64; 8];
+        // SAFETY: rt_sigaction reads a kernel `struct sigaction` from `default` (zeroed and
+        // larger than any architecture's), writes nothing back (null), and installs no
+        // handler; this process is a single-threaded fork child about to exec.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_SIZE,
+            )
+        };
+        if rc != 0 {
+            return Err(sys(format!("resetting the disposition of signal {sig}"))(
+                nix::Error::last(),
+            ));
+        }
+    }
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(sys("unblocking every signal"))
+}
+
+/// The kernel's number of signals (`_NSIG`), and the size of its signal set in bytes.
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+const KERNEL_NSIG: i32 = 128;
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+const KERNEL_NSIG: i32 = 64;
+const KERNEL_SIGSET_SIZE: usize = KERNEL_NSIG as usize / 8;
 
 fn load_seccomp(program: Option<&crate::seccomp::Program>) -> Result<(), ChildError> {
     match program {
