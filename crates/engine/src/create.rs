@@ -13,7 +13,7 @@ use crate::network::{self, Mode};
 use crate::paths::ContainerPaths;
 use crate::spec::{self, Identity, ImageDefaults};
 use crate::status::now_nanos;
-use crate::{names, privacy, rootfs};
+use crate::{names, privacy, rootfs, validate};
 
 /// How to create a container, beyond its configuration.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +133,7 @@ impl Engine {
 
     /// What can be refused before anything is made; returns docker's warnings.
     fn check_config(&self, config: &ContainerConfig) -> Result<Vec<String>> {
+        validate::check(config, &validate::HostCpus::read())?;
         let stored = StoredConfig {
             config: config.clone(),
             ..Default::default()

@@ -24,6 +24,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod status;
 mod supervise;
+pub mod validate;
 
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use create::{CreateOptions, Created};
