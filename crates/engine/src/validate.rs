@@ -143,9 +143,7 @@ fn check_cpuset(wanted: &str, available: &str) -> Result<()> {
         return Ok(());
     };
     let covered = |cpu: u32| host_ranges.iter().any(|(a, b)| (*a..=*b).contains(&cpu));
-    let all_there = wanted_ranges
-        .iter()
-        .all(|(a, b)| (*a..=*b).all(covered));
+    let all_there = wanted_ranges.iter().all(|(a, b)| (*a..=*b).all(covered));
     if all_there {
         return Ok(());
     }
