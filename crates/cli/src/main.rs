@@ -2,7 +2,10 @@
 
 mod cli;
 mod commands;
+mod message;
 mod usage;
+
+use message::chain;
 
 use std::process::ExitCode;
 
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
         return match commands::supervise::supervise(&cli.global, &args.id) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", chain(&e));
                 ExitCode::from(125)
             }
         };
@@ -56,7 +59,7 @@ fn main() -> ExitCode {
         return match prepared {
             Ok(prepared) => commands::run::execute(&cli.global, prepared),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", chain(&e));
                 ExitCode::from(125)
             }
         };
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -68,7 +68,10 @@ impl Engine {
         let volatile = throwaway && options.keep_root_mounted;
         let made = self.make(&config, &defaults, &image_id, &id, &name, volatile, &paths);
         let spec = match made {
-            Ok(spec) => spec,
+            Ok((spec, merged)) => {
+                warnings.extend(merged);
+                spec
+            }
             Err(e) => {
                 discard(snapshotter.as_ref(), &paths, &id);
                 return Err(e);
@@ -177,11 +180,13 @@ impl Engine {
         name: &str,
         volatile: bool,
         paths: &ContainerPaths,
-    ) -> Result<Spec> {
+    ) -> Result<(Spec, Option<String>)> {
         let snapshotter = self.snapshotter();
-        let layers = self.store.layer_paths(image_id)?;
+        let stack = rootfs::layer_stack(snapshotter.as_ref(), &self.store, image_id)?;
+        // Said once, when the merge is made: that is when it costs time and disk.
+        let merged = stack.merged.filter(|m| m.made_now).map(|m| m.to_string());
         privacy::create_container_dir(paths)?;
-        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
+        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &stack.paths, volatile, paths)?;
         let who = Identity {
             id,
             name,
@@ -207,7 +212,7 @@ impl Engine {
             message: e.to_string(),
         })?;
         privacy::write_private(&paths.spec(), &bytes)?;
-        Ok(spec)
+        Ok((spec, merged))
     }
 
     /// What the host cannot give of what `spec` asks (namespaces, controllers), as one

@@ -60,7 +60,9 @@ pub use error::StoreError;
 pub use import::{import, import_with_run_config};
 pub use load::{LoadError, LoadedImage, load};
 pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
-pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};
+pub use record::{
+    DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, LayerStack, MergedLayers, Removal,
+};
 pub use save::{SaveError, save};
 pub use store::{ImageStore, Lease};
 

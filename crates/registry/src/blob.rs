@@ -125,7 +125,7 @@ impl Download {
             return Err(match cause {
                 Some(source) => RegistryError::Http {
                     url: self.response.url().to_string(),
-                    source,
+                    source: source.without_url(),
                 },
                 None => self.size_error(self.received),
             });

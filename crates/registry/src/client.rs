@@ -389,7 +389,7 @@ impl RegistryClient {
                 Err(source) if last || !is_transient(&source) => {
                     return Err(RegistryError::Http {
                         url: url.to_string(),
-                        source,
+                        source: source.without_url(),
                     });
                 }
                 Err(source) => {
@@ -666,7 +666,12 @@ impl RegistryClient {
         let proto = match self.inner.http_insecure.get(&probe).send().await {
             Ok(_) => "https",
             Err(e) if e.is_connect() => "http",
-            Err(source) => return Err(RegistryError::Http { url: probe, source }),
+            Err(source) => {
+                return Err(RegistryError::Http {
+                    url: probe,
+                    source: source.without_url(),
+                });
+            }
         };
         tracing::debug!(endpoint, proto, "insecure registry protocol");
         self.inner
@@ -788,7 +793,7 @@ pub(crate) async fn read_limited(
     let mut body = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(|source| RegistryError::Http {
         url: url.to_string(),
-        source,
+        source: source.without_url(),
     })? {
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_big(body.len() as u64 + chunk.len() as u64));

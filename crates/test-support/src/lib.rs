@@ -11,6 +11,7 @@ pub mod engine_binary;
 pub mod fake_registry;
 pub mod image;
 pub mod programs;
+mod push;
 
 use std::path::PathBuf;
 
