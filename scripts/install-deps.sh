@@ -13,3 +13,13 @@ need podman           # basic-oci-runtime's tests: podman (with conmon) drives t
 need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
 need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces
 need containerd       # basic-oci-runtime's tests: containerd's runc shim drives the runtime binary
+# The Docker Engine API's tests drive our service with docker's own clients. Installing
+# docker.io must not start its daemon (its tests compare with one they start themselves,
+# on a private socket): policy-rc.d tells the package scripts not to start services.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+need docker.io        # docker's CLI (20.10, API 1.41)
+need docker-compose   # compose 1.29
+need python3-docker   # docker-py 5

@@ -1,22 +1,27 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod config;
 mod create;
 mod engine;
 pub mod error;
 pub mod events;
 mod exec;
+mod exits;
 mod export;
 pub mod host;
+mod image_docs;
 mod images;
 mod inspect;
 mod legacy;
 mod lifecycle;
 pub mod list;
 mod logs;
+pub mod mounts;
 pub mod names;
 pub mod network;
+mod networks;
 pub mod paths;
 pub mod privacy;
 mod remove;
@@ -25,16 +30,24 @@ pub mod spec;
 pub mod status;
 mod supervise;
 pub mod validate;
+pub mod volumes;
 
+pub use attach::{
+    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
+};
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use create::{CreateOptions, Created};
 pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
-pub use lifecycle::{PruneReport, parse_signal};
+pub use image_docs::delete_item;
+pub use inspect::{ContainerDocument, Empty, EndpointSettings, InspectConfig, NetworkSettings};
+pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;
+pub use mounts::{ContainerMount, MountKind};
 pub use paths::{ContainerPaths, EnginePaths};
 pub use status::Status;
 pub use supervise::{Attachment, ENGINE_FAILURE};
+pub use volumes::{Volume, VolumeCreateRequest, VolumeFilters, VolumePruneReport};

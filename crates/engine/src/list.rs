@@ -2,13 +2,21 @@
 
 use std::collections::BTreeMap;
 
+use basic_network::{Attachment, NetworkAttachment, PortMapping, Protocol};
+use bollard_stubs::models::{
+    ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings,
+    ContainerSummaryStateEnum, EndpointSettings, PortSummary, PortSummaryTypeEnum,
+};
+
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
 use crate::network;
-use crate::status::Status;
+use crate::status::{self, Status};
 
 /// The filter keys this engine knows.
-pub const FILTER_KEYS: &[&str] = &["status", "name", "id", "ancestor", "exited"];
+pub const FILTER_KEYS: &[&str] = &[
+    "status", "name", "id", "ancestor", "exited", "label", "network",
+];
 
 /// docker's `--filter` conditions: a container shows when, for every key given, one of
 /// that key's values matches.
@@ -39,7 +47,7 @@ impl Filters {
     pub fn from_map(by_key: BTreeMap<String, Vec<String>>) -> Result<Self> {
         if let Some(key) = by_key.keys().find(|k| !FILTER_KEYS.contains(&k.as_str())) {
             return Err(EngineError::InvalidArgument(format!(
-                "invalid filter '{key}': use status, name, id, ancestor or exited"
+                "invalid filter '{key}': use status, name, id, ancestor, exited, label or network"
             )));
         }
         Ok(Filters { by_key })
@@ -67,6 +75,18 @@ impl Filters {
                             .starts_with(v.trim_start_matches("sha256:"))
                 }
                 "exited" => matches!(status, Status::Exited(code) if code.to_string() == *v),
+                // `key` (any value) or `key=value`, as docker's label filter.
+                "label" => {
+                    let labels = c.config.config.labels.as_ref();
+                    match v.split_once('=') {
+                        Some((k, want)) => labels.and_then(|l| l.get(k)).is_some_and(|x| x == want),
+                        None => labels.is_some_and(|l| l.contains_key(v.as_str())),
+                    }
+                }
+                "network" => {
+                    let mode = c.config.network_mode();
+                    mode == *v || (v == "bridge" && matches!(mode.as_str(), "" | "default"))
+                }
                 _ => false,
             })
         })
@@ -82,6 +102,84 @@ pub struct Listed {
     pub status: Status,
     /// docker's PORTS column (`0.0.0.0:8080->80/tcp`), empty when none or not running.
     pub ports: String,
+    /// Its network attachment while it runs on a bridge network.
+    pub attachment: Option<Attachment>,
+}
+
+impl Listed {
+    /// docker's listing entry (`GET /containers/json`).
+    pub fn summary(&self) -> ContainerSummary {
+        let c = &self.container;
+        let record = &c.record;
+        let config = &c.config.config;
+        let attachment = self.attachment.as_ref();
+        let ports = attachment
+            .map(|a| a.ports.iter().map(port_summary).collect())
+            .unwrap_or_default();
+        let networks = attachment
+            .map(|a| {
+                a.networks
+                    .iter()
+                    .map(|n| (n.network.clone(), endpoint(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ContainerSummary {
+            id: Some(record.id.clone()),
+            names: Some(vec![format!("/{}", record.name)]),
+            image: Some(record.image.clone()),
+            image_id: Some(record.image_id.clone()),
+            command: Some(c.config.command.join(" ")),
+            created: Some(record.created / 1_000_000_000),
+            ports: Some(ports),
+            labels: Some(config.labels.clone().unwrap_or_default()),
+            state: summary_state(self.status),
+            status: Some(status::status_text(record, self.status)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: Some(c.config.network_mode()),
+                ..Default::default()
+            }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(networks),
+            }),
+            mounts: Some(Vec::new()),
+            ..Default::default()
+        }
+    }
+}
+
+fn summary_state(status: Status) -> Option<ContainerSummaryStateEnum> {
+    Some(match status {
+        Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running(_) => ContainerSummaryStateEnum::RUNNING,
+        Status::Paused(_) => ContainerSummaryStateEnum::PAUSED,
+        Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+        Status::Exited(_) => ContainerSummaryStateEnum::EXITED,
+    })
+}
+
+fn port_summary(p: &PortMapping) -> PortSummary {
+    PortSummary {
+        ip: Some(p.host_ip.map_or("0.0.0.0".to_string(), |ip| ip.to_string())),
+        private_port: p.container_port,
+        public_port: Some(p.host_port),
+        typ: Some(match p.protocol {
+            Protocol::Tcp => PortSummaryTypeEnum::TCP,
+            Protocol::Udp => PortSummaryTypeEnum::UDP,
+            Protocol::Sctp => PortSummaryTypeEnum::SCTP,
+        }),
+    }
+}
+
+fn endpoint(n: &NetworkAttachment) -> EndpointSettings {
+    EndpointSettings {
+        network_id: Some(n.network_id.clone()),
+        gateway: n.gateway.map(|g| g.to_string()),
+        ip_address: n.address.map(|a| a.addr().to_string()),
+        ip_prefix_len: n.address.map(|a| i64::from(a.prefix_len())),
+        mac_address: n.mac.clone(),
+        ..Default::default()
+    }
 }
 
 impl Engine {
@@ -89,7 +187,9 @@ impl Engine {
     /// match `filters`, newest first.
     pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<Listed>> {
         let all = all || filters.has_status();
-        let networks = network::networks(&self.paths)?;
+        // Opened only when a container runs: only running containers have attachments,
+        // and a store that cannot be written (read-only, never given networks/) still lists.
+        let mut networks = None;
         let mut listed: Vec<Listed> = self
             .containers()?
             .into_iter()
@@ -98,19 +198,40 @@ impl Engine {
                 if !(all || status.is_up()) || !filters.matches(&container, status) {
                     return None;
                 }
-                let ports = match (status.is_up(), networks.attachment(container.id())) {
-                    (true, Ok(Some(att))) => att.ports_display(),
-                    _ => String::new(),
+                let attachment = match status.is_up() {
+                    true => self.attachment_of(&mut networks, container.id()),
+                    false => None,
                 };
+                let ports = attachment
+                    .as_ref()
+                    .map(Attachment::ports_display)
+                    .unwrap_or_default();
                 Some(Listed {
                     container,
                     status,
                     ports,
+                    attachment,
                 })
             })
             .collect();
         listed.sort_by_key(|l| std::cmp::Reverse(l.container.record.created));
         Ok(listed)
+    }
+
+    /// The network attachment of running container `id`, opening the networks once.
+    fn attachment_of(
+        &self,
+        networks: &mut Option<Option<basic_network::Networks>>,
+        id: &str,
+    ) -> Option<Attachment> {
+        let opened = networks.get_or_insert_with(|| match network::networks(&self.paths) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("listing published ports: {e}");
+                None
+            }
+        });
+        opened.as_ref()?.attachment(id).ok().flatten()
     }
 
     /// The ports container `query` publishes now.

@@ -140,6 +140,59 @@ pub(crate) fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> boo
     }
 }
 
+/// docker's `Status` text of a listed container: "Up 5 seconds", "Exited (0) 2 minutes
+/// ago", "Created", "Up 1 second (Paused)", "Restarting (1) 3 seconds ago".
+pub fn status_text(record: &ContainerRecord, status: Status) -> String {
+    let since = |nanos: Option<i64>| {
+        let at = nanos.unwrap_or(record.created) / 1_000_000_000;
+        human_duration(now_nanos() / 1_000_000_000 - at)
+    };
+    match status {
+        Status::Created => "Created".to_string(),
+        Status::Running(_) => format!("Up {}", since(record.started)),
+        Status::Paused(_) => format!("Up {} (Paused)", since(record.started)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            record.exit.map_or(0, |e| e.code),
+            since(record.exit.map(|e| e.finished))
+        ),
+        Status::Exited(code) => {
+            let finished = record.exit.map(|e| e.finished).or(record.started);
+            format!("Exited ({code}) {} ago", since(finished))
+        }
+    }
+}
+
+/// docker's `units.HumanDuration`: "Less than a second", "2 minutes", "About an hour".
+pub fn human_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let minutes = seconds / 60;
+    let hours = (seconds as f64 / 3600.0 + 0.5) as i64;
+    if seconds < 1 {
+        "Less than a second".to_string()
+    } else if seconds == 1 {
+        "1 second".to_string()
+    } else if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if minutes == 1 {
+        "About a minute".to_string()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".to_string()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
 /// Now, in unix nanoseconds.
 pub fn now_nanos() -> i64 {
     SystemTime::now()

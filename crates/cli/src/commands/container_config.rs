@@ -11,6 +11,7 @@ use basic_engine::config::{
     ContainerConfig, DeviceMapping, HostConfig, HostConfigLogConfig, JSON_FILE, parse_restart,
     parse_size, port_bindings,
 };
+use basic_engine::mounts::parse_mount_flag;
 use basic_engine::spec::read_seccomp_option;
 
 use crate::cli::RunArgs;
@@ -26,12 +27,24 @@ pub fn from_run_args(args: &RunArgs) -> anyhow::Result<(ContainerConfig, CreateO
         cmd: (!command.is_empty()).then(|| command.to_vec()),
         entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
         env: Some(environment(args)?),
+        labels: (!args.labels.is_empty()).then(|| labels(&args.labels)),
         working_dir: args.workdir.clone(),
         user: args.user.clone(),
         hostname: args.hostname.clone(),
         tty: Some(args.tty),
         open_stdin: Some(args.interactive),
         attach_stdin: Some(args.interactive && !args.detach),
+        // As docker's command line: a container whose stdin this command attaches
+        // closes it when that input ends.
+        stdin_once: Some(args.interactive && !args.detach),
+        // `-v /path` is an anonymous volume: docker's command line sends it here.
+        volumes: Some(
+            args.volumes
+                .iter()
+                .filter(|v| !v.contains(':'))
+                .cloned()
+                .collect(),
+        ),
         host_config: Some(host_config(args)?),
         ..Default::default()
     };
@@ -55,8 +68,15 @@ fn host_config(args: &RunArgs) -> anyhow::Result<HostConfig> {
         .iter()
         .map(|o| read_seccomp_option(o))
         .collect::<Result<Vec<_>, _>>()?;
+    let mounts = args
+        .mounts
+        .iter()
+        .map(|m| parse_mount_flag(m))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HostConfig {
-        binds: Some(args.volumes.clone()),
+        binds: Some(binds(&args.volumes)?),
+        mounts: Some(mounts),
+        volumes_from: Some(args.volumes_from.clone()),
         network_mode: Some(args.network.clone()),
         port_bindings: Some(port_bindings(&args.publish)?),
         publish_all_ports: Some(args.publish_all),
@@ -79,6 +99,22 @@ fn host_config(args: &RunArgs) -> anyhow::Result<HostConfig> {
         init: Some(args.init),
         ..Default::default()
     })
+}
+
+/// The `-v` values with a source, as docker's command line sends them in `Binds`: a host
+/// path given as `.` or `./…` made absolute (docker's command line does that).
+fn binds(volumes: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut binds = Vec::new();
+    for volume in volumes.iter().filter(|v| v.contains(':')) {
+        let (source, rest) = volume.split_once(':').unwrap_or((volume, ""));
+        if source == "." || source.starts_with("./") {
+            let cwd = std::env::current_dir().context("finding the working directory")?;
+            binds.push(format!("{}:{rest}", cwd.join(source).display()));
+        } else {
+            binds.push(volume.clone());
+        }
+    }
+    Ok(binds)
 }
 
 /// `--log-opt max-size=10m` and `max-file=3`, as docker's json-file driver takes them.
@@ -133,6 +169,17 @@ fn device(text: &str) -> DeviceMapping {
 
 /// `--env-file`, then `-e`, later ones winning; a bare `KEY` copies this shell's value,
 /// or is left out when the shell has none (docker's command line does this).
+/// `--label KEY=VALUE` (a bare `KEY` is an empty value, as docker takes it).
+fn labels(given: &[String]) -> std::collections::HashMap<String, String> {
+    given
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
 fn environment(args: &RunArgs) -> anyhow::Result<Vec<String>> {
     let mut env = Vec::new();
     for file in &args.env_file {
@@ -187,6 +234,20 @@ mod tests {
         set_env(&mut env, "");
         set_env(&mut env, "=x");
         assert_eq!(env, ["PATH=/bin", "A=2", "", "=x"]);
+    }
+
+    #[test]
+    fn volumes_split_into_binds_and_anonymous_paths_as_dockers_command_line_does() {
+        let binds = binds(&[
+            "/anon".to_string(),
+            "data:/d:ro".to_string(),
+            "./here:/h".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(binds[0], "data:/d:ro");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(binds[1], format!("{}:/h", cwd.join("./here").display()));
+        assert_eq!(binds.len(), 2, "/anon is no bind");
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use basic_image_store::{ImageRecord, short_id};
 use basic_registry::Reference;
 
-use super::format::{human_size, parse_rfc3339, table, time_ago};
+use super::format::{
+    go_time, human_size, human_size_with_precision, parse_rfc3339, table, time_ago,
+};
+use super::template::{self, ErrorWords, Listing, ListingFormat, print_listing};
 use super::{engine, image_store};
 use crate::cli::{GlobalOptions, ImagesArgs};
 
@@ -18,8 +21,48 @@ struct Row<'a> {
     image: &'a ImageRecord,
 }
 
-/// `images [-a] [-q] [--digests] [--format json] [REPOSITORY[:TAG]]`.
+/// docker's image columns (`formatter.ImageContext`).
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("VirtualSize", "SIZE"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+];
+
+/// `images`' default table.
+const IMAGES: Listing = Listing {
+    default_table: "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    headers: HEADERS,
+    errors: ErrorWords::Formatter,
+};
+
+/// `images --digests`' default table.
+const IMAGES_WITH_DIGESTS: Listing = Listing {
+    default_table: "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+    ..IMAGES
+};
+
+/// `images [-a] [-q] [--digests] [--format FORMAT] [REPOSITORY[:TAG]]`.
 pub fn images(global: &GlobalOptions, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let listing = if args.digests {
+        IMAGES_WITH_DIGESTS
+    } else {
+        IMAGES
+    };
+    let format = match ListingFormat::new(listing, args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let store = image_store(global)?;
     let records = store.images()?;
     let mut rows: Vec<Row<'_>> = records.iter().flat_map(rows_of).collect();
@@ -35,16 +78,8 @@ pub fn images(global: &GlobalOptions, args: ImagesArgs) -> anyhow::Result<ExitCo
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            for row in &rows {
-                println!("{}", json_row(row));
-            }
-        }
-        Some("table") | None => print!("{}", table_of(&rows, args.digests)),
-        Some(other) => anyhow::bail!("unsupported --format {other:?}: use table or json"),
-    }
-    Ok(ExitCode::SUCCESS)
+    let rows: Vec<template::Row> = rows.iter().map(template_row).collect();
+    Ok(print_listing(&format, &rows))
 }
 
 /// Docker lists an image once per tag; untagged ones once, as `<none>`,
@@ -109,44 +144,24 @@ fn created_secs(image: &ImageRecord) -> i64 {
         .unwrap_or(image.added)
 }
 
-fn table_of(rows: &[Row<'_>], digests: bool) -> String {
-    let mut header = vec!["REPOSITORY", "TAG"];
-    if digests {
-        header.push("DIGEST");
-    }
-    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut cells = vec![r.repository.clone(), r.tag.clone()];
-            if digests {
-                cells.push(r.digest.clone());
-            }
-            cells.extend([
-                short_id(&r.image.id).to_string(),
-                time_ago(created_secs(r.image)),
-                human_size(r.image.size),
-            ]);
-            cells
-        })
-        .collect();
-    table(&header, &cells)
-}
-
-fn json_row(row: &Row<'_>) -> serde_json::Value {
-    serde_json::json!({
-        "Containers": "N/A",
-        "CreatedAt": row.image.created.clone().unwrap_or_default(),
-        "CreatedSince": time_ago(created_secs(row.image)),
-        "Digest": row.digest,
-        "ID": short_id(&row.image.id),
-        "Repository": row.repository,
-        "SharedSize": "N/A",
-        "Size": human_size(row.image.size),
-        "Tag": row.tag,
-        "UniqueSize": "N/A",
-        "VirtualSize": human_size(row.image.size),
-    })
+/// One image under one name, with docker's fields.
+fn template_row(row: &Row<'_>) -> template::Row {
+    let created = created_secs(row.image);
+    template::Row::new()
+        .text("ID", short_id(&row.image.id))
+        .text("Repository", row.repository.clone())
+        .text("Tag", row.tag.clone())
+        .text("Digest", row.digest.clone())
+        .text("CreatedSince", time_ago(created))
+        .text(
+            "CreatedAt",
+            go_time(created.saturating_mul(1_000_000_000), false),
+        )
+        .text("Size", human_size(row.image.size))
+        .text("Containers", "N/A")
+        .text("VirtualSize", human_size_with_precision(row.image.size, 4))
+        .text("SharedSize", "N/A")
+        .text("UniqueSize", "N/A")
 }
 
 /// `system df`.

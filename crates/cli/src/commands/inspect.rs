@@ -1,100 +1,86 @@
 //! `inspect NAME...`: docker's JSON array of containers and images (plus the
-//! layers' chain IDs); `container inspect` looks at containers only.
+//! layers' chain IDs), or `-f TEMPLATE` per object; `container inspect` looks at
+//! containers only.
 
 use std::process::ExitCode;
 
-use basic_image_store::{ImageRecord, ImageStore};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::engine;
+use super::template::{InspectFormat, canonical};
 use crate::cli::{GlobalOptions, InspectArgs};
 
-/// Prints what was found as one JSON array; names not found are reported
-/// on stderr and make the exit code 1, as docker does.
+/// Prints what was found as one JSON array, or `-f`'s template once per object; names
+/// not found are reported on stderr and make the exit code 1, as docker does.
 pub fn inspect(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let Some(format) = checked_format(&args)? else {
+        return Ok(ExitCode::from(BAD_FORMAT));
+    };
     let engine = engine(global)?;
-    let store = engine.store();
     let mut found = Vec::new();
-    let mut failed = false;
+    let mut errors = Vec::new();
     for name in &args.images {
         // docker looks for a container first, then an image.
         if let Ok(container) = engine.inspect(name) {
             found.push(serde_json::to_value(container)?);
             continue;
         }
-        match store.resolve(name) {
-            Ok(record) => found.push(describe(store, &record)?),
-            Err(e) => {
-                eprintln!("Error: No such object: {name} ({e})");
-                failed = true;
-            }
+        match engine.inspect_image(name) {
+            Ok(image) => found.push(serde_json::to_value(image)?),
+            Err(e) => errors.push(format!("Error: No such object: {name} ({e})")),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(found))?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(print_documents(&format, found, errors))
 }
 
-fn describe(store: &ImageStore, record: &ImageRecord) -> anyhow::Result<Value> {
-    let config = store.image_configuration(&record.id)?;
-    let layer_dirs: Vec<String> = record
-        .layers
-        .iter()
-        .rev()
-        .map(|l| {
-            store
-                .layer_dir(&l.chain_id)
-                .map(|d| d.join("diff").display().to_string())
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(json!({
-        "Id": record.id,
-        "RepoTags": record.repo_tags,
-        "RepoDigests": record.repo_digests,
-        "Parent": "",
-        "Comment": config.docker.comment.clone().unwrap_or_default(),
-        "Created": record.created,
-        "DockerVersion": config.docker.docker_version.clone().unwrap_or_default(),
-        "Author": config.oci.author().clone().unwrap_or_default(),
-        "Config": config.run_config(),
-        "Architecture": record.architecture,
-        "Variant": config.oci.variant(),
-        "Os": record.os,
-        "Size": record.size,
-        "GraphDriver": {
-            "Name": "overlay",
-            "Data": { "LowerDir": layer_dirs.join(":") },
-        },
-        "RootFS": {
-            "Type": "layers",
-            "Layers": record.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
-        },
-        "ChainIDs": record.layers.iter().map(|l| l.chain_id.clone()).collect::<Vec<_>>(),
-        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-    }))
+/// docker's exit code for a `--format` that does not parse.
+const BAD_FORMAT: u8 = 64;
+
+/// The `-f` template, or `None` after printing why it does not parse.
+fn checked_format(args: &InspectArgs) -> anyhow::Result<Option<InspectFormat>> {
+    match InspectFormat::new(args.format.as_deref()) {
+        Ok(format) => Ok(Some(format)),
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Prints the documents (as docker writes them: struct fields in order, maps sorted)
+/// through the format, then the errors; exit code 1 when there were any.
+pub fn print_documents(
+    format: &InspectFormat,
+    documents: Vec<Value>,
+    mut errors: Vec<String>,
+) -> ExitCode {
+    let documents: Vec<Value> = documents.into_iter().map(canonical).collect();
+    let out = format.render(&documents);
+    print!("{}", out.stdout);
+    errors.extend(out.errors);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `container inspect`: docker's document for each container.
 pub fn inspect_containers(global: &GlobalOptions, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let Some(format) = checked_format(&args)? else {
+        return Ok(ExitCode::from(BAD_FORMAT));
+    };
     let engine = engine(global)?;
     let mut found = Vec::new();
-    let mut failed = false;
+    let mut errors = Vec::new();
     for name in &args.images {
         match engine.inspect(name) {
             Ok(doc) => found.push(serde_json::to_value(doc)?),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
+            Err(e) => errors.push(format!("Error: {e}")),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Array(found))?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(print_documents(&format, found, errors))
 }

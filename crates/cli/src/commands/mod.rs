@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+pub mod attach;
 mod check;
 mod container_config;
 mod containers;
@@ -25,14 +26,17 @@ mod pull;
 mod rmi;
 pub mod run;
 mod save;
+mod service;
 mod stats;
 pub mod supervise;
+pub mod template;
 mod top;
+pub mod volume;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use basic_registry::{CredentialStore, RegistryClient};
+use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder, Timeouts};
 
 use basic_engine::{Engine, EngineOptions, EnginePaths, SupervisorCommand};
 use basic_image_store::ImageStore;
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export::export(&cli.global, args)
         }
         Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
+        Command::System(SystemCommand::Service(args)) => service::service(&cli.global, args).await,
         Command::Image(ImageCommand::Mount(args)) => image_mount::mount(&cli.global, args),
         Command::Image(ImageCommand::Unmount(args)) => image_mount::unmount(&cli.global, args),
         Command::Stats(args) => stats::stats(&cli.global, args),
@@ -76,16 +81,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
         Command::Network(command) => network::network(&cli.global, command),
+        Command::Volume(command) => volume::volume(&cli.global, command),
         // docker's code for an engine error (a bad option, an image that cannot be found)
         Command::Create(args) => match create::run_create(&cli.global, &args).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", error_text(&e));
                 Ok(ExitCode::from(125))
             }
         },
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
             lifecycle::start(&cli.global, args)
+        }
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            attach::attach(&cli.global, args)
         }
         Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
             lifecycle::stop(&cli.global, args)
@@ -123,6 +132,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The engine on `--root` and `--state`; its detached supervisors are this program's
 /// `container-supervise`.
 pub fn engine(global: &GlobalOptions) -> anyhow::Result<Engine> {
+    Ok(Engine::open(engine_options(global))?)
+}
+
+/// What [`engine`] opens.
+pub fn engine_options(global: &GlobalOptions) -> EngineOptions {
     let supervisor = SupervisorCommand {
         // This very program, through the kernel's handle on it rather than a path: when it
         // runs from a sealed copy of itself (see basic_runtime::sealed_exe), that copy has
@@ -137,11 +151,11 @@ pub fn engine(global: &GlobalOptions) -> anyhow::Result<Engine> {
             "container-supervise".into(),
         ],
     };
-    Ok(Engine::open(EngineOptions {
+    EngineOptions {
         root: global.root.clone(),
         state: global.state.clone(),
         supervisor: Some(supervisor),
-    })?)
+    }
 }
 
 /// The image store at `--root`, with the store and the run-time state made private.
@@ -165,13 +179,43 @@ pub fn credential_store(global: &GlobalOptions) -> CredentialStore {
     }
 }
 
-/// A registry client with the user's credentials and insecure registries.
+/// A registry client with the user's credentials, insecure registries and timeouts.
 pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient> {
+    registry_builder(global)
+        .build()
+        .context("setting up the registry client")
+}
+
+/// What [`registry_client`] builds.
+pub fn registry_builder(global: &GlobalOptions) -> RegistryClientBuilder {
     let mut builder = RegistryClient::builder()
         .credential_store(credential_store(global))
+        .timeouts(timeouts(global))
         .user_agent(concat!("basic-docker/", env!("CARGO_PKG_VERSION")));
     for registry in &global.insecure_registries {
         builder = builder.insecure_registry(registry);
     }
-    builder.build().context("setting up the registry client")
+    builder
+}
+
+/// The library's timeouts, with those given on the command line or in the environment.
+fn timeouts(global: &GlobalOptions) -> Timeouts {
+    let default = Timeouts::default();
+    Timeouts {
+        connect: global.registry_connect_timeout.unwrap_or(default.connect),
+        idle: global.registry_idle_timeout.unwrap_or(default.idle),
+        total: global.registry_timeout.unwrap_or(default.total),
+    }
+}
+
+/// An error as the user sees it: the whole chain, each line escaped. The
+/// libraries escape the registry's, archive's and image's text they put into
+/// messages; this also catches text they pass through unknowingly (a system or
+/// parser error quoting a name), keeping only the message's own line breaks.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let text = crate::message::chain(error);
+    text.lines()
+        .map(basic_escape::escape)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

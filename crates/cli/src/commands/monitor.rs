@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::containers::{self, RunningContainer};
 use super::format::{human_size, table};
 use super::stats::{self, INTERVAL, Tracked, bytes_size, wants_json};
+use super::template::ListingFormat;
 use crate::cli::{
     GlobalOptions, MonitorCommand, MonitorContainerArgs, MonitorFormatArgs, MonitorProcessArgs,
     MonitorServeArgs,
@@ -366,12 +367,9 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
             "containers": containers,
         }));
     }
-    let rows: Vec<Vec<String>> = tracked.iter().map(|t| t.row(host_memory)).collect();
-    print!(
-        "HOST\n{}\nCONTAINERS\n{}",
-        host_text(&h, &hr),
-        table(&stats::HEADER, &rows)
-    );
+    let rows: Vec<_> = tracked.iter().map(|t| t.row(host_memory)).collect();
+    let containers = ListingFormat::new(stats::STATS, None)?.render(&rows)?;
+    print!("HOST\n{}\nCONTAINERS\n{containers}", host_text(&h, &hr));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,12 +1,14 @@
 //! `network create|ls|inspect|rm` over basic-network: bridge networks stored as
 //! CNI conflists under `<root>/networks/`.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use basic_network::{CreateOptions, NetworkInfo, Networks};
+use basic_network::{CreateOptions, Networks};
 use clap::{Args, Subcommand};
 
-use super::format::table;
+use super::format::go_time;
+use super::template::{self, ErrorWords, InspectFormat, Listing, ListingFormat, print_listing};
 use crate::cli::GlobalOptions;
 
 /// `network` sub-verbs.
@@ -49,16 +51,17 @@ pub struct NetworkLsArgs {
     /// Do not truncate the output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// Output format: `table` (default) or `json`
-    #[arg(long)]
+    /// Format output: `table` (default), `table TEMPLATE`, `json` (one object per line),
+    /// or a Go template such as '{{.Name}} {{.Driver}}'
+    #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 }
 
 /// `network inspect`.
 #[derive(Debug, Args)]
 pub struct NetworkInspectArgs {
-    /// Output format: `json` (the default, docker's array)
-    #[arg(short, long)]
+    /// Format the output using the given Go template (without it, docker's JSON array)
+    #[arg(short, long, value_name = "TEMPLATE")]
     pub format: Option<String>,
     /// Networks: names, IDs or unique ID prefixes
     #[arg(required = true, value_name = "NETWORK")]
@@ -120,6 +123,7 @@ fn create(networks: &Networks, args: NetworkCreateArgs) -> anyhow::Result<ExitCo
         name: args.name,
         subnet,
         gateway,
+        ..Default::default()
     })?;
     println!("{}", info.id);
     Ok(ExitCode::SUCCESS)
@@ -156,7 +160,30 @@ fn rows(networks: &Networks) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// docker's network columns (`formatter.NetworkContext`).
+const NETWORKS: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+    headers: &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+    ],
+    errors: ErrorWords::Formatter,
+};
+
 fn ls(networks: &Networks, args: NetworkLsArgs) -> anyhow::Result<ExitCode> {
+    let format = match ListingFormat::new(NETWORKS, args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let rows = rows(networks)?;
     let id = |r: &Row| {
         if args.no_trunc {
@@ -169,62 +196,49 @@ fn ls(networks: &Networks, args: NetworkLsArgs) -> anyhow::Result<ExitCode> {
         rows.iter().for_each(|r| println!("{}", id(r)));
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            for r in &rows {
-                let json = serde_json::json!({
-                    "CreatedAt": r.created,
-                    "Driver": r.driver,
-                    "ID": id(r),
-                    "IPv6": "false",
-                    "Internal": "false",
-                    "Labels": "",
-                    "Name": r.name,
-                    "Scope": "local",
-                });
-                println!("{json}");
-            }
-        }
-        Some("table") | None => {
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| vec![id(r), r.name.clone(), r.driver.clone(), "local".into()])
-                .collect();
-            print!(
-                "{}",
-                table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &cells)
-            );
-        }
-        Some(other) => anyhow::bail!("unsupported --format {other:?}: use table or json"),
-    }
-    Ok(ExitCode::SUCCESS)
+    let rows: Vec<template::Row> = rows
+        .iter()
+        .map(|r| {
+            let created = parse_rfc3339_nanos(&r.created)
+                .map(|n| go_time(n, true))
+                .unwrap_or_default();
+            template::Row::new()
+                .text("ID", id(r))
+                .text("Name", r.name.clone())
+                .text("Driver", r.driver.clone())
+                .text("Scope", "local")
+                .text("IPv6", "false")
+                .text("Internal", "false")
+                .text("CreatedAt", created)
+                .labels(&BTreeMap::new())
+        })
+        .collect();
+    Ok(print_listing(&format, &rows))
+}
+
+/// An RFC 3339 time in nanoseconds since the epoch.
+fn parse_rfc3339_nanos(text: &str) -> Option<i64> {
+    let at: jiff::Timestamp = text.parse().ok()?;
+    i64::try_from(at.as_nanosecond()).ok()
 }
 
 fn inspect(networks: &Networks, args: NetworkInspectArgs) -> anyhow::Result<ExitCode> {
-    if let Some(other) = args
-        .format
-        .as_deref()
-        .filter(|f| *f != "json" && *f != "{{json .}}")
-    {
-        anyhow::bail!("unsupported --format {other:?}: use json");
-    }
-    let mut found: Vec<NetworkInfo> = Vec::new();
-    let mut failed = false;
+    let format = match InspectFormat::new(args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(64));
+        }
+    };
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
     for name in &args.networks {
         match networks.inspect(name) {
-            Ok(info) => found.push(info),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
+            Ok(info) => found.push(serde_json::to_value(info)?),
+            Err(e) => errors.push(format!("Error: {e}")),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&found)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::inspect::print_documents(&format, found, errors))
 }
 
 fn rm(networks: &Networks, args: NetworkRmArgs) -> anyhow::Result<ExitCode> {

@@ -1,88 +1,151 @@
-//! `ps`: docker's container table, or one JSON object per line.
+//! `ps`: docker's container table, or its `--format` (a Go template per container,
+//! `table ...`, or `json`).
 
 use std::process::ExitCode;
 
-use basic_engine::status::rfc3339;
-use basic_engine::{Filters, Listed, Status};
-use basic_image_store::{ContainerRecord, short_id};
-use serde_json::json;
+use basic_engine::network::Mode;
+use basic_engine::status::status_text;
+use basic_engine::{Engine, Filters, Listed};
+use basic_image_store::short_id;
 
 use super::engine;
-use super::format::{table, time_ago};
+use super::format::{go_time, human_size, time_ago};
+use super::template::{ErrorWords, Listing, ListingFormat, Row, print_listing};
 use crate::cli::{GlobalOptions, PortArgs, PsArgs};
+
+/// docker's container columns (`formatter.ContainerContext`).
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "CONTAINER ID"),
+    ("Names", "NAMES"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Size", "SIZE"),
+    ("Labels", "LABELS"),
+    ("Mounts", "MOUNTS"),
+    ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Networks", "NETWORKS"),
+];
+
+/// `ps`'s default table.
+const CONTAINERS: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}",
+    headers: HEADERS,
+    errors: ErrorWords::Check,
+};
+
+/// `ps -s`'s default table: the size last.
+const CONTAINERS_WITH_SIZE: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}\t{{.Size}}",
+    ..CONTAINERS
+};
 
 /// Lists running containers (all with `-a`), newest first.
 pub fn ps(global: &GlobalOptions, args: PsArgs) -> anyhow::Result<ExitCode> {
     let filters = Filters::parse(&args.filter)?;
-    let rows = engine(global)?.list(args.all, &filters)?;
+    // The format is checked before anything is listed, as docker does.
+    let listing = if args.size {
+        CONTAINERS_WITH_SIZE
+    } else {
+        CONTAINERS
+    };
+    let format = match ListingFormat::new(listing, args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let engine = engine(global)?;
+    let listed = engine.list(args.all, &filters)?;
     if args.quiet {
-        for r in &rows {
+        for r in &listed {
             println!("{}", id_column(r.container.id(), args.no_trunc));
         }
-    } else if args.format.as_deref() == Some("json") {
-        for r in &rows {
-            println!("{}", as_json(r));
-        }
-    } else if let Some(other) = args.format {
-        anyhow::bail!("unsupported --format {other:?}: use json or leave it out for the table");
-    } else {
-        print!("{}", as_table(&rows, args.no_trunc));
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    // Sizes walk each container's writable layer: only when they are shown.
+    let sizes = args.size || format.mentions("Size") || args.format.as_deref() == Some("json");
+    let rows: Vec<Row> = listed
+        .iter()
+        .map(|r| row(&engine, r, !args.no_trunc, sizes))
+        .collect();
+    Ok(print_listing(&format, &rows))
 }
 
 fn id_column(id: &str, no_trunc: bool) -> &str {
     if no_trunc { id } else { short_id(id) }
 }
 
-fn as_table(rows: &[Listed], no_trunc: bool) -> String {
-    let lines: Vec<Vec<String>> = rows
+/// One container as docker's `ps` formatter sees it; `trunc` shortens ids, commands
+/// and mount names as docker does without `--no-trunc`.
+fn row(engine: &Engine, r: &Listed, trunc: bool, sizes: bool) -> Row {
+    let c = &r.container;
+    let record = &c.record;
+    let command = c.config.command.join(" ");
+    let command = if trunc {
+        truncate(&command, 20)
+    } else {
+        command
+    };
+    let size = if sizes {
+        let writable = engine.writable_size(c);
+        let image = engine.store().image(&record.image_id).map_or(0, |i| i.size);
+        format!(
+            "{} (virtual {})",
+            human_size(writable),
+            human_size(writable + image)
+        )
+    } else {
+        "0B".to_string()
+    };
+    let host = c.config.host();
+    let mounts: Vec<String> = host
+        .binds
+        .unwrap_or_default()
         .iter()
-        .map(|r| {
-            let command = r.container.config.command.join(" ");
-            let command = if no_trunc {
-                format!("\"{command}\"")
+        .map(|b| {
+            let source = b.split(':').next().unwrap_or_default();
+            if trunc {
+                truncate(source, 15)
             } else {
-                format!("\"{}\"", truncate(&command, 20))
-            };
-            vec![
-                id_column(r.container.id(), no_trunc).to_string(),
-                r.container.record.image.clone(),
-                command,
-                time_ago(r.container.record.created / 1_000_000_000),
-                status_text(&r.container.record, r.status),
-                r.ports.clone(),
-                r.container.name().to_string(),
-            ]
+                source.to_string()
+            }
         })
         .collect();
-    table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &lines,
-    )
-}
-
-fn as_json(r: &Listed) -> serde_json::Value {
-    let record = &r.container.record;
-    json!({
-        "ID": short_id(&record.id),
-        "Image": record.image,
-        "Command": format!("\"{}\"", r.container.config.command.join(" ")),
-        "CreatedAt": rfc3339(Some(record.created)),
-        "RunningFor": time_ago(record.created / 1_000_000_000).trim_end_matches(" ago"),
-        "Status": status_text(record, r.status),
-        "State": r.status.word(),
-        "Ports": r.ports,
-        "Names": record.name,
-    })
+    let networks = match Mode::parse(&c.config.network_mode()) {
+        Mode::None => "none".to_string(),
+        Mode::Host => "host".to_string(),
+        Mode::Network(name) => name,
+        Mode::Container(_) => String::new(),
+    };
+    Row::new()
+        .text(
+            "ID",
+            if trunc {
+                short_id(&record.id)
+            } else {
+                &record.id
+            },
+        )
+        .text("Names", record.name.clone())
+        .text("Image", record.image.clone())
+        // Go's strconv.Quote.
+        .text("Command", format!("{command:?}"))
+        .text("CreatedAt", go_time(record.created, false))
+        .text("RunningFor", time_ago(record.created / 1_000_000_000))
+        .text("Ports", r.ports.clone())
+        .text("State", r.status.word())
+        .text("Status", status_text(record, r.status))
+        .text("Size", size)
+        .text("Mounts", mounts.join(","))
+        .text("LocalVolumes", "0")
+        .text("Networks", networks)
+        .labels(c.config.config.labels.iter().flatten())
 }
 
 /// `port CONTAINER`: one line per published port, as docker prints them.
@@ -105,29 +168,6 @@ fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
-}
-
-/// "Up 5 seconds", "Exited (0) 2 minutes ago", "Created", "Up 1 second (Paused)".
-pub fn status_text(record: &ContainerRecord, status: Status) -> String {
-    let since = |nanos: Option<i64>| {
-        time_ago(nanos.unwrap_or(record.created) / 1_000_000_000)
-            .trim_end_matches(" ago")
-            .to_string()
-    };
-    match status {
-        Status::Created => "Created".to_string(),
-        Status::Running(_) => format!("Up {}", since(record.started)),
-        Status::Paused(_) => format!("Up {} (Paused)", since(record.started)),
-        Status::Restarting => format!(
-            "Restarting ({}) {} ago",
-            record.exit.map_or(0, |e| e.code),
-            since(record.exit.map(|e| e.finished))
-        ),
-        Status::Exited(code) => {
-            let finished = record.exit.map(|e| e.finished).or(record.started);
-            format!("Exited ({code}) {} ago", since(finished))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -6,28 +6,35 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use basic_monitor::{ContainerRates, ContainerSampler, ContainerStats, HostSampler};
 use serde_json::json;
 
 use super::containers::{self, RunningContainer};
-use super::format::{human_size, table};
+use super::format::human_size;
+use super::template::{ErrorWords, Listing, ListingFormat, Row};
 use crate::cli::{GlobalOptions, StatsArgs};
 
 /// The interval between the two samples a rate is computed from.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Docker's stats columns.
-pub const HEADER: [&str; 8] = [
-    "CONTAINER ID",
-    "NAME",
-    "CPU %",
-    "MEM USAGE / LIMIT",
-    "MEM %",
-    "NET I/O",
-    "BLOCK I/O",
-    "PIDS",
-];
+/// docker's stats columns (`formatter.StatsContext`). Rows also carry `.Raw`, the
+/// numbers behind the text (this program's own field).
+pub const STATS: Listing = Listing {
+    default_table: "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}",
+    headers: &[
+        ("Container", "CONTAINER"),
+        ("ID", "CONTAINER ID"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ],
+    errors: ErrorWords::Formatter,
+};
 
 /// A container being sampled.
 pub struct Tracked {
@@ -135,15 +142,24 @@ impl Tracked {
         })
     }
 
-    /// One `stats` table row.
-    pub fn row(&self, host_memory: u64) -> Vec<String> {
+    /// One `stats` row for `--format`: docker's fields, as text, and `.Raw`.
+    pub fn row(&self, host_memory: u64) -> Row {
         let j = self.json(host_memory);
-        [
-            "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
-        ]
-        .iter()
-        .map(|k| j[k].as_str().unwrap_or_default().to_string())
-        .collect()
+        let mut row = Row::new();
+        for field in [
+            "Container",
+            "ID",
+            "Name",
+            "CPUPerc",
+            "MemUsage",
+            "MemPerc",
+            "NetIO",
+            "BlockIO",
+            "PIDs",
+        ] {
+            row = row.text(field, j[field].as_str().unwrap_or_default());
+        }
+        row.json("Raw", &j["Raw"])
     }
 }
 
@@ -178,12 +194,13 @@ pub fn host_memory() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether `--format` asks for JSON; anything but table/json is refused.
+/// Whether a `monitor` verb's `--format` asks for JSON; anything but table/json is
+/// refused (those are this program's own verbs: docker's templates are for `stats`).
 pub fn wants_json(format: Option<&str>) -> anyhow::Result<bool> {
     match format {
         None | Some("table") => Ok(false),
         Some("json") => Ok(true),
-        Some(other) => bail!("unsupported format {other:?}: use \"table\" or \"json\""),
+        Some(other) => anyhow::bail!("unsupported format {other:?}: use \"table\" or \"json\""),
     }
 }
 
@@ -199,24 +216,21 @@ fn select(global: &GlobalOptions, queries: &[String]) -> anyhow::Result<Vec<Runn
         .collect()
 }
 
-/// Renders one frame: a table, or one JSON object per line.
-fn frame(tracked: &[Tracked], json: bool, host_memory: u64) -> String {
-    if json {
-        let mut out = String::new();
-        for t in tracked {
-            out.push_str(&t.json(host_memory).to_string());
-            out.push('\n');
-        }
-        out
-    } else {
-        let rows: Vec<Vec<String>> = tracked.iter().map(|t| t.row(host_memory)).collect();
-        table(&HEADER, &rows)
-    }
+/// Renders one frame through `--format`.
+fn frame(tracked: &[Tracked], format: &ListingFormat, host_memory: u64) -> anyhow::Result<String> {
+    let rows: Vec<Row> = tracked.iter().map(|t| t.row(host_memory)).collect();
+    Ok(format.render(&rows)?)
 }
 
 /// `stats`.
 pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let json = wants_json(args.format.as_deref())?;
+    let format = match ListingFormat::new(STATS, args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let host_memory = host_memory();
     let explicit = !args.containers.is_empty();
     let mut tracked: Vec<Tracked> = Vec::new();
@@ -234,7 +248,13 @@ pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode
     loop {
         // A container that exited since is dropped (docker leaves it at zeros).
         tracked.retain_mut(|t| t.resample().is_ok());
-        let text = frame(&tracked, json, host_memory);
+        let text = match frame(&tracked, &format, host_memory) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
         if args.no_stream {
             stdout.write_all(text.as_bytes())?;
             return Ok(ExitCode::SUCCESS);
@@ -281,12 +301,5 @@ mod tests {
         assert_eq!(bytes_size(1_536_000), "1.465MiB");
         assert_eq!(bytes_size(512), "512B");
         assert_eq!(bytes_size(8_345_000_000), "7.772GiB");
-    }
-
-    #[test]
-    fn only_table_and_json_formats() {
-        assert!(!wants_json(None).unwrap());
-        assert!(wants_json(Some("json")).unwrap());
-        assert!(wants_json(Some("{{.Name}}")).is_err());
     }
 }

@@ -1,0 +1,42 @@
+//! `system service [--time S] [URI]`: the Docker Engine API on a unix socket.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use basic_api::{Service, ServiceOptions, bind_socket, socket_path};
+
+use super::{engine_options, registry_builder};
+use crate::cli::{GlobalOptions, ServiceArgs};
+
+/// Serves until SIGINT or SIGTERM, or until `--time` seconds pass without a request.
+/// Containers keep running when it stops: each has its own supervisor.
+pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Result<ExitCode> {
+    let path = socket_path(&args.uri)?;
+    let listener = bind_socket(&path)?;
+    let registry_global = global.clone();
+    let options = ServiceOptions {
+        engine: engine_options(global),
+        registry: Arc::new(move || registry_builder(&registry_global)),
+        idle_exit: (args.time > 0).then(|| Duration::from_secs(args.time)),
+    };
+    let served = Service::new(options).serve(listener, stop_signal()).await;
+    let _ = std::fs::remove_file(&path);
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
