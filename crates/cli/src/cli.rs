@@ -349,7 +349,7 @@ pub struct RunArgs {
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs (e.g. 0.5)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares")]

@@ -2,18 +2,22 @@
 
 mod cli;
 mod commands;
+mod message;
+mod usage;
 
 use std::io::IsTerminal as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start.
     basic_runtime::descriptors::close_on_exec_from(3);
     basic_runtime::signals::die_on_broken_pipe();
-    let cli = cli::Cli::parse();
+    // docker's exit codes for a command line it cannot parse (125 for a bad flag).
+    let cli = match usage::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     // Commands whose processes enter containers first re-execute this program from a
     // read-only copy of itself, so that no container can overwrite it (CVE-2019-5736).
     // This must happen before any thread starts.

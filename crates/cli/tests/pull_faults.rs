@@ -174,3 +174,36 @@ fn a_pull_killed_mid_layer_is_completed_by_the_next() {
         "No problems found"
     );
 }
+
+/// What a user reads when the registry cannot be reached: each piece of context once
+/// (no `pulling X: pulling X:`, no URL said twice), with docker's exit code.
+#[test]
+fn an_unreachable_registry_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = basic_docker(dir.path(), &["run", "--rm", "127.0.0.1:1/nothing", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    let url = "http://127.0.0.1:1/v2/nothing/manifests/latest";
+    assert!(
+        line.starts_with(&format!(
+            "Error: pulling 127.0.0.1:1/nothing:latest: request to {url} failed: \
+             error sending request: "
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("Connection refused (os error 111)"),
+        "{line}"
+    );
+    assert_eq!(line.matches("pulling").count(), 1, "{line}");
+    assert_eq!(line.matches(url).count(), 1, "{line}");
+    let pieces: Vec<&str> = line.split(": ").collect();
+    assert!(
+        pieces.windows(2).all(|w| w[0] != w[1]),
+        "a piece repeated: {line}"
+    );
+}

@@ -16,7 +16,7 @@ use crate::paths::ContainerPaths;
 use crate::spec::{self, Identity, ImageDefaults};
 use crate::status::now_nanos;
 use crate::volumes::local::Lock;
-use crate::{names, privacy, rootfs, status};
+use crate::{names, privacy, rootfs, status, validate};
 
 /// How to create a container, beyond its configuration.
 #[derive(Debug, Clone, Default)]
@@ -113,7 +113,10 @@ impl Engine {
             &mut new_volumes,
         );
         let (spec, container_mounts, _making) = match made {
-            Ok(made) => made,
+            Ok((spec, mounts, making, merged)) => {
+                warnings.extend(merged);
+                (spec, mounts, making)
+            }
             Err(e) => {
                 undo(&new_volumes);
                 return Err(e);
@@ -186,6 +189,7 @@ impl Engine {
 
     /// What can be refused before anything is made; returns docker's warnings.
     fn check_config(&self, config: &ContainerConfig) -> Result<Vec<String>> {
+        validate::check(config, &validate::HostCpus::read())?;
         let stored = StoredConfig {
             config: config.clone(),
             ..Default::default()
@@ -220,8 +224,9 @@ impl Engine {
             .map_err(|_| EngineError::NoSuchImage(image.to_string()))
     }
 
-    /// The container's root, mounts and spec. `volumes` is the volumes lock, held when
-    /// the container mounts any; volumes made are added to `new_volumes`.
+    /// The container's root, mounts and spec, and a warning when the image's bottom
+    /// layers were merged for it. `volumes` is the volumes lock, held when the container
+    /// mounts any; volumes made are added to `new_volumes`.
     #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
@@ -232,17 +237,19 @@ impl Engine {
         volatile: bool,
         volumes: Option<&Lock>,
         new_volumes: &mut Vec<String>,
-    ) -> Result<(Spec, Vec<ContainerMount>, std::fs::File)> {
+    ) -> Result<(Spec, Vec<ContainerMount>, std::fs::File, Option<String>)> {
         let Identified { id, name, paths } = who;
         let snapshotter = self.snapshotter();
-        let layers = self.store.layer_paths(image_id)?;
+        let stack = rootfs::layer_stack(snapshotter.as_ref(), &self.store, image_id)?;
+        // Said once, when the merge is made: that is when it costs time and disk.
+        let merged = stack.merged.filter(|m| m.made_now).map(|m| m.to_string());
         privacy::create_container_dir(paths)?;
         // Held until the record exists: `system check` leaves alone a container directory
         // without a record while this lock is taken (a create in progress).
         let making = status::lock_supervisor(paths)?.ok_or_else(|| {
             EngineError::Conflict(format!("container {} is being created", short_id(id)))
         })?;
-        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
+        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &stack.paths, volatile, paths)?;
         // The root is mounted: an empty volume can be filled from it.
         let container_mounts = match volumes {
             Some(lock) => self.resolve_mounts(
@@ -280,7 +287,7 @@ impl Engine {
             message: e.to_string(),
         })?;
         privacy::write_private(&paths.spec(), &bytes)?;
-        Ok((spec, container_mounts, making))
+        Ok((spec, container_mounts, making, merged))
     }
 
     /// What the host cannot give of what `spec` asks (namespaces, controllers), as one

@@ -93,7 +93,8 @@ fn export_in_namespace(
     } else {
         let mounts = match snapshotter.mounts(c.id()) {
             Err(SnapshotError::NoMetadata(_)) => {
-                let parents = store.layer_paths(&c.record.image_id)?;
+                let parents =
+                    crate::rootfs::layer_stack(snapshotter, store, &c.record.image_id)?.paths;
                 snapshotter.adopt(c.id(), &parents, &PrepareOptions::new())?;
                 snapshotter.mounts(c.id())?
             }

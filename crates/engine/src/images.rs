@@ -42,7 +42,8 @@ impl Engine {
             .and_then(|()| private_dir(&view.target, PRIVATE_DIR))
             .and_then(|()| {
                 let _ = snapshotter.remove(&view.key);
-                let layers = self.store.layer_paths(&view.id)?;
+                let layers =
+                    crate::rootfs::layer_stack(snapshotter.as_ref(), &self.store, &view.id)?.paths;
                 let snapshot = snapshotter.view(&view.key, &layers)?;
                 Ok(snapshotter.mount(&snapshot, &view.target)?)
             });

@@ -31,6 +31,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod status;
 mod supervise;
+pub mod validate;
 pub mod volumes;
 
 pub use attach::{

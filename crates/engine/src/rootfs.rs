@@ -4,12 +4,28 @@
 
 use std::path::PathBuf;
 
-use basic_image_store::ImageStore;
-use basic_rootfs::snapshot::{PrepareOptions, SnapshotError, Snapshotter};
+use basic_image_store::{ImageStore, LayerStack};
+use basic_rootfs::MAX_LOWER_DIRS;
+use basic_rootfs::snapshot::{PrepareOptions, SnapshotError, Snapshotter, SnapshotterKind};
 
 use crate::engine::{Container, Engine};
 use crate::error::Result;
 use crate::paths::ContainerPaths;
+
+/// The layers of image `image_id` as `snapshotter` stacks them: for overlay, an image
+/// of more layers than one mount stacks has its bottom ones merged into one directory
+/// (once: the store keeps it by chain ID); a copy snapshot has no such limit.
+pub(crate) fn layer_stack(
+    snapshotter: &dyn Snapshotter,
+    store: &ImageStore,
+    image_id: &str,
+) -> Result<LayerStack> {
+    let max = match snapshotter.kind() {
+        SnapshotterKind::Overlay => MAX_LOWER_DIRS,
+        SnapshotterKind::Copy => usize::MAX,
+    };
+    Ok(store.stackable_layer_paths(image_id, max)?)
+}
 
 /// Prepares container `id`'s snapshot on `layers` and mounts it. `volatile` lets its
 /// writes skip syncing: for a container removed at its exit whose root stays mounted
@@ -38,7 +54,7 @@ pub(crate) fn ensure_mounted(
     }
     match snapshotter.mount_key(c.id(), &c.paths.rootfs) {
         Err(SnapshotError::NoMetadata(_)) => {
-            let parents = store.layer_paths(&c.record.image_id)?;
+            let parents = layer_stack(snapshotter, store, &c.record.image_id)?.paths;
             snapshotter.adopt(c.id(), &parents, &PrepareOptions::new())?;
             Ok(snapshotter.mount_key(c.id(), &c.paths.rootfs)?)
         }

@@ -160,7 +160,9 @@ pub fn exposed_ports(config: &ContainerConfig, image: &ImageDefaults) -> Vec<Str
     ports
 }
 
-/// Builds the runtime spec.
+/// Builds the runtime spec. The values in `config` are taken as they are: what docker's
+/// daemon refuses is refused by [`crate::validate::check`], which
+/// [`Engine::create`](crate::Engine::create) runs first.
 pub fn build(config: &ContainerConfig, image: &ImageDefaults, who: &Identity<'_>) -> Result<Spec> {
     refuse_unimplemented(config)?;
     let host = config.host_config.clone().unwrap_or_default();
@@ -172,11 +174,8 @@ pub fn build(config: &ContainerConfig, image: &ImageDefaults, who: &Identity<'_>
         .filter(|w| !w.is_empty())
         .or_else(|| image.working_dir.clone())
         .unwrap_or_default();
-    if !cwd.is_empty() && !cwd.starts_with('/') {
-        return Err(EngineError::InvalidArgument(format!(
-            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-        )));
-    }
+    // The config's was checked at create; the image's may be relative too.
+    crate::validate::check_working_dir(&cwd)?;
     let mut spec = default_spec(argv, env, &cwd)?;
     let hostname = config
         .hostname
@@ -642,21 +641,9 @@ fn device_mapping(device: &crate::config::DeviceMapping) -> Result<DeviceMapping
 fn set_resources(spec: &mut Spec, host: &HostConfig) -> Result<()> {
     let linux = linux_of(spec)?;
     let mut resources = linux.resources().clone().unwrap_or_default();
+    // The values were checked against docker's rules at create (crate::validate).
     let memory = host.memory.filter(|m| *m > 0);
     let swap = host.memory_swap.filter(|s| *s != 0);
-    if swap.is_some() && memory.is_none() {
-        return Err(EngineError::InvalidArgument(
-            "--memory-swap needs --memory: set a memory limit as well".into(),
-        ));
-    }
-    if let (Some(m), Some(s)) = (memory, swap)
-        && s != -1
-        && s < m
-    {
-        return Err(EngineError::InvalidArgument(format!(
-            "--memory-swap ({s} bytes) must be at least --memory ({m} bytes), or -1 for unlimited"
-        )));
-    }
     if let Some(limit) = memory {
         let mut mem = LinuxMemoryBuilder::default().limit(limit);
         if let Some(s) = swap {
@@ -666,13 +653,7 @@ fn set_resources(spec: &mut Spec, host: &HostConfig) -> Result<()> {
     }
     let mut cpu = LinuxCpuBuilder::default();
     let mut any_cpu = false;
-    if let Some(nano) = host.nano_cpus.filter(|n| *n != 0) {
-        if nano < 0 {
-            return Err(EngineError::InvalidArgument(format!(
-                "--cpus must be positive, got {}",
-                nano as f64 / 1e9
-            )));
-        }
+    if let Some(nano) = host.nano_cpus.filter(|n| *n > 0) {
         let period: u64 = 100_000;
         let quota = (nano as f64 * period as f64 / 1e9).round() as i64;
         cpu = cpu.period(period).quota(quota);

@@ -148,6 +148,25 @@ pub enum StoreError {
     /// A blob the store needs is missing from `blobs/`.
     #[error("image store: blob {0} is missing (run `system check --repair`, then pull again)")]
     MissingBlob(String),
+    /// The bottom layers of an image of more layers than overlayfs stacks could
+    /// not be merged into one directory.
+    #[error(
+        "image store: image {image} has {layers} layers, more than overlayfs stacks in one \
+         mount ({max}); merging its bottom {merged} into one directory failed"
+    )]
+    MergeLayers {
+        /// The image id.
+        image: String,
+        /// How many layers it has.
+        layers: usize,
+        /// How many were to be merged.
+        merged: usize,
+        /// The most a mount stacks.
+        max: usize,
+        /// What went wrong.
+        #[source]
+        source: Box<basic_rootfs::SnapshotError>,
+    },
     /// A stored record or blob cannot be understood.
     #[error("image store: {what} is corrupt: {reason}")]
     Corrupt {

@@ -63,7 +63,9 @@ pub use load::{LoadError, LoadedImage, load};
 pub use pull::{
     Fetching, LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull,
 };
-pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};
+pub use record::{
+    DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, LayerStack, MergedLayers, Removal,
+};
 pub use save::{SaveError, save};
 pub use storage::{StorageFault, filesystem_of};
 pub use store::{ImageStore, Lease};

@@ -30,6 +30,52 @@ pub struct ImageRecord {
     pub layers: Vec<LayerRecord>,
 }
 
+/// An image's layers as one overlay mount can stack them: see
+/// [`ImageStore::stackable_layer_paths`](crate::ImageStore::stackable_layer_paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerStack {
+    /// The directories to stack, bottom-most first.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Set when the image's bottom layers stand merged in `paths[0]`.
+    pub merged: Option<MergedLayers>,
+}
+
+/// The bottom layers of an image merged into one directory, because the image has more
+/// layers than one overlay mount stacks. The merge is kept with the layer whose chain ID
+/// covers them (`layers/<chain-id>/merged`), so it is made once, shared by every image
+/// with the same bottom layers, and removed with that layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedLayers {
+    /// How many bottom layers were merged.
+    pub merged: usize,
+    /// How many layers the image has.
+    pub layers: usize,
+    /// The most one mount stacks.
+    pub max: usize,
+    /// The chain ID of the top-most merged layer: what the merge is kept under.
+    pub chain_id: String,
+    /// Whether this call made the merge (it took a while), rather than finding it made.
+    pub made_now: bool,
+}
+
+impl std::fmt::Display for MergedLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the image has {} layers, more than overlayfs stacks in one mount ({}): its bottom \
+             {} layers {} one directory, kept with the image for its next containers",
+            self.layers,
+            self.max,
+            self.merged,
+            if self.made_now {
+                "were merged into"
+            } else {
+                "stand merged in"
+            }
+        )
+    }
+}
+
 /// One extracted layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerRecord {

@@ -283,12 +283,19 @@ fn append_bytes<W: Write>(
         })
 }
 
-/// Fixed metadata, so that saving the same images twice gives the same bytes.
+/// Fixed metadata, so that saving the same images twice gives the same bytes. Every
+/// numeric field is written, owner and device numbers included: a field left as NUL
+/// bytes is 0 to GNU tar, but an error to stricter readers.
 fn header(size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
     h.set_mode(0o444);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(0);
     h.set_entry_type(tar::EntryType::Regular);
+    // A ustar header always has the device fields.
+    let _ = h.set_device_major(0);
+    let _ = h.set_device_minor(0);
     h
 }

@@ -112,7 +112,8 @@ pub enum RegistryError {
         source: ChallengeError,
     },
 
-    /// The request could not be sent or its body not read (after retries).
+    /// The request could not be sent or its body not read (after retries). The
+    /// source does not repeat the URL.
     #[error("request to {url} failed: {source}")]
     Http {
         /// The URL requested.

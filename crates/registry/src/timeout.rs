@@ -137,9 +137,10 @@ impl Budget {
                 Stall::Answer
             });
         }
+        // The error names the URL once: reqwest's own message would repeat it.
         RegistryError::Http {
             url: url.to_string(),
-            source,
+            source: source.without_url(),
         }
     }
 }

@@ -334,7 +334,7 @@ impl<W: Write> Walker<'_, W> {
         };
         if !member.pax.is_empty() {
             let records = pax_records(&member.pax);
-            let mut pax = tar::Header::new_ustar();
+            let mut pax = ustar_header();
             pax.set_entry_type(tar::EntryType::XHeader);
             pax.set_mode(0o644);
             pax.set_size(records.len() as u64);
@@ -363,6 +363,20 @@ impl<W: Write> Walker<'_, W> {
     }
 }
 
+/// A ustar header with every numeric field written as 0: a field left as NUL bytes is 0
+/// to GNU tar, but an error to stricter readers (the `tar` crate among them).
+fn ustar_header() -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(0);
+    // Cannot fail on a ustar header.
+    let _ = header.set_device_major(0);
+    let _ = header.set_device_minor(0);
+    header
+}
+
 /// One member's header and the PAX records it needs.
 struct Member {
     header: tar::Header,
@@ -372,7 +386,7 @@ struct Member {
 impl Member {
     /// A header with the entry's owner, mode and mtime.
     fn new(stx: &libc::statx) -> Self {
-        let mut header = tar::Header::new_ustar();
+        let mut header = ustar_header();
         let mut pax = Vec::new();
         header.set_mode(u32::from(stx.stx_mode) & 0o7777);
         for (key, id) in [("uid", stx.stx_uid), ("gid", stx.stx_gid)] {

@@ -656,3 +656,41 @@ fn very_deep_paths() {
 fn l_clone(l: &Layer) -> Vec<u8> {
     l.bytes_so_far()
 }
+
+/// Owner, mode and time fields left as NUL bytes (as `tar::Header::new_ustar` leaves
+/// them, and other writers too) are 0, as GNU tar and Python read them; PAX `uid` and
+/// `gid` records give owners too large for the header.
+#[test]
+fn numeric_fields_as_gnu_tar_reads_them() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut blank = tar::Header::new_ustar();
+    blank.set_size(3);
+    blank.set_entry_type(EntryType::Regular);
+    let fields = blank.as_old_mut();
+    fields.uid = [0; 8];
+    fields.gid = [0; 8];
+    fields.mode = *b"  644 \0\0";
+    let mut l = Layer::new();
+    l.add(blank, "blank", b"abc")
+        .pax(&[("uid", b"3000000"), ("gid", b"3000001")])
+        .file("big-owner", b"", 0o600);
+    let mut tar = l.finish();
+    let uid_field = 108..116;
+    assert_eq!(&tar[uid_field], &[0u8; 8], "the header keeps its NUL uid");
+    apply(&tar, tmp.path(), &flatten()).unwrap();
+    let n = node(&tmp.path().join("blank"));
+    assert_eq!((n.uid, n.gid, n.mode), (0, 0, 0o644));
+    let n = node(&tmp.path().join("big-owner"));
+    assert_eq!((n.uid, n.gid), (3_000_000, 3_000_001));
+    // Garbage in a numeric field is still refused, naming the member and the field.
+    tar[108] = b'x';
+    let mut header = tar::Header::from_byte_slice(&tar[..512]).clone();
+    header.set_cksum();
+    tar[..512].copy_from_slice(header.as_bytes());
+    let dir = tempfile::tempdir_in(tmp.path()).unwrap();
+    let e = apply(&tar, dir.path(), &flatten()).unwrap_err().to_string();
+    assert!(e.contains("blank") && e.contains("uid"), "{e}");
+}

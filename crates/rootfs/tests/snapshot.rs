@@ -120,61 +120,191 @@ fn overlay_view_is_read_only() {
     }
 }
 
+/// `n` overlay-form layers as an image store keeps them (`layers/<chain-id>/diff`):
+/// layer `i` writes `data/f<i>` and `top` = `i`; the third whites out `data/f1` and the
+/// last one `data/f0`.
+fn numbered_layers(base: &Path, n: usize) -> Vec<PathBuf> {
+    (0..n)
+        .map(|i| {
+            let chain = format!("{:064x}", i * 7919 + 1);
+            let d = base.join("layers").join(chain).join("diff");
+            fs::create_dir_all(&d).unwrap();
+            let mut l = Layer::new();
+            l.file(&format!("data/f{i}"), format!("{i}").as_bytes(), 0o644)
+                .file("top", format!("{i}").as_bytes(), 0o644);
+            if i == 2 {
+                l.file("data/.wh.f1", b"", 0o644);
+            }
+            if i == n - 1 {
+                l.file("data/.wh.f0", b"", 0o644);
+            }
+            apply_layer(&l.finish()[..], &d, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
+            d
+        })
+        .collect()
+}
+
+/// Mounts snapshot `s`, writes in it, and returns how many names `data/` has, whether
+/// `f0` or `f1` is among them, and `top`.
+fn mounted_data(
+    snap: &OverlaySnapshotter,
+    s: &basic_rootfs::Snapshot,
+    target: &Path,
+) -> (usize, bool, String) {
+    fs::create_dir_all(target).unwrap();
+    snap.mount(s, target).unwrap();
+    let names: Vec<_> = fs::read_dir(target.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let top = fs::read_to_string(target.join("top")).unwrap();
+    fs::write(target.join("data/written"), b"x").unwrap();
+    snap.unmount(target).unwrap();
+    let hidden = names.iter().any(|n| n == "f0" || n == "f1");
+    (names.len(), hidden, top)
+}
+
 #[test]
 fn overlay_with_many_layers_uses_short_links() {
     if !privileged() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let n = 130;
-    let mut dirs = Vec::new();
-    for i in 0..n {
-        // Paths as long as an image store's `layers/<chain-id>/diff`.
-        let chain = format!("{:064x}", i * 7919 + 1);
-        let d = tmp.path().join("layers").join(chain).join("diff");
-        fs::create_dir_all(&d).unwrap();
-        let mut l = Layer::new();
-        l.file(&format!("data/f{i}"), format!("{i}").as_bytes(), 0o644);
-        if i == n - 1 {
-            l.file("data/.wh.f0", b"", 0o644);
-        }
-        apply_layer(&l.finish()[..], &d, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
-        dirs.push(d);
-    }
+    // overlayfs' own limit: as many as it stacks, named by the snapshot's short links.
+    let n = basic_rootfs::MAX_LOWER_DIRS;
+    let dirs = numbered_layers(tmp.path(), n);
     let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
     let s = snap.prepare("many", &dirs).unwrap();
     let m = &s.mounts[0];
-    assert!(m.relative_to.is_some(), "expected the short-link form");
     assert_eq!(
-        mode(&snap.root().join("l")),
-        0o700,
-        "the short links are private"
+        m.relative_to.as_deref(),
+        Some(s.dir.as_path()),
+        "short-link form"
     );
+    assert_eq!(mode(&s.dir.join("l")), 0o700, "the short links are private");
     assert!(m.options.join(",").len() < 4096);
     let target = tmp.path().join("rootfs");
-    fs::create_dir(&target).unwrap();
-    snap.mount(&s, &target).unwrap();
-    let names: Vec<_> = fs::read_dir(target.join("data"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    fs::write(target.join("data/written"), b"x").unwrap();
+    let (count, f0, top) = mounted_data(&snap, &s, &target);
+    assert_eq!(
+        (count, f0),
+        (n - 2, false),
+        "f1 and f0 are whited out by the third and the top layer"
+    );
+    assert_eq!(top, format!("{}", n - 1));
+    // Mounted again by key, from its record: the same links.
+    snap.mount_key("many", &target).unwrap();
+    assert!(target.join("data/written").exists());
     snap.unmount(&target).unwrap();
-    assert_eq!(names.len(), n - 1, "f0 is whited out by the top layer");
-    assert!(!names.iter().any(|n| n == "f0"));
-    // Far too many layers for one mount: an error, and the key stays free.
-    let too_many: Vec<PathBuf> = (0..400).map(|_| dirs[0].clone()).collect();
-    assert!(matches!(
-        snap.prepare("huge", &too_many),
-        Err(SnapshotError::TooManyLayers(400))
-    ));
-    assert!(!snap.root().join("snapshots/huge").exists());
     // This process' working directory was not changed by the mount.
     assert_ne!(
         std::env::current_dir().unwrap(),
-        snap.root().canonicalize().unwrap()
+        s.dir.canonicalize().unwrap()
     );
     snap.remove("many").unwrap();
+}
+
+/// More layers than overlayfs stacks (an image can have them): refused with the limit
+/// named, and the key stays free; with the bottom ones merged into one directory, the
+/// rest stack on it and whiteouts work on both sides of the merge.
+#[test]
+fn overlay_refuses_more_layers_than_it_stacks_and_takes_them_merged() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = basic_rootfs::MAX_LOWER_DIRS + 100;
+    let dirs = numbered_layers(tmp.path(), n);
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let refused = snap.prepare("more", &dirs).unwrap_err();
+    assert!(
+        matches!(refused, SnapshotError::TooManyLowerDirs(600)),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("(500 lower directories)"),
+        "{refused}"
+    );
+    assert!(snap.stat("more").is_err(), "the key stays free");
+    assert!(matches!(
+        snap.view("more-view", &dirs),
+        Err(SnapshotError::TooManyLowerDirs(600))
+    ));
+
+    let (bottom, top) = dirs.split_at(101);
+    let merged = tmp.path().join("merged");
+    basic_rootfs::merge_layers(bottom, &merged).unwrap();
+    assert_eq!(fs::read_to_string(merged.join("top")).unwrap(), "100");
+    assert!(
+        merged.join("data/f0").is_file(),
+        "f0 goes only above the merge"
+    );
+    assert!(
+        !merged.join("data/f1").exists(),
+        "f1 is whited out inside the merge, and the whiteout itself is gone"
+    );
+    let stack: Vec<PathBuf> = std::iter::once(merged.clone())
+        .chain(top.iter().cloned())
+        .collect();
+    assert_eq!(stack.len(), basic_rootfs::MAX_LOWER_DIRS);
+    let s = snap.prepare("more", &stack).unwrap();
+    let target = tmp.path().join("rootfs");
+    let (count, hidden, top_file) = mounted_data(&snap, &s, &target);
+    assert_eq!((count, hidden), (n - 2, false), "f0 and f1 are whited out");
+    assert_eq!(top_file, format!("{}", n - 1));
+    // A view of them, as `image mount` makes it.
+    let v = snap.view("more-view", &stack).unwrap();
+    snap.mount(&v, &target).unwrap();
+    assert_eq!(fs::read_to_string(target.join("data/f2")).unwrap(), "2");
+    assert!(!target.join("data/f0").exists());
+    snap.unmount(&target).unwrap();
+    snap.remove("more-view").unwrap();
+    snap.remove("more").unwrap();
+    assert!(
+        merged.join("data/f2").is_file(),
+        "the merge is the caller's to keep"
+    );
+}
+
+/// A hostile image's symlink in a bottom layer, with a directory of the same name in a
+/// later one: merging never writes through the link (out of the layers, onto the host).
+#[test]
+fn merging_layers_never_follows_their_symlinks() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host");
+    fs::create_dir(&host).unwrap();
+    let mut l0 = Layer::new();
+    l0.symlink("abs", host.to_str().unwrap())
+        .symlink("rel", "../../../host");
+    let mut l1 = Layer::new();
+    l1.dir("abs", 0o755)
+        .file("abs/pwned", b"abs", 0o644)
+        .dir("rel", 0o755)
+        .file("rel/pwned", b"rel", 0o644);
+    let mut dirs = Vec::new();
+    for (i, l) in [l0, l1].into_iter().enumerate() {
+        let d = tmp.path().join(format!("layers/{i}/diff"));
+        fs::create_dir_all(&d).unwrap();
+        apply_layer(&l.finish()[..], &d, &ApplyOptions::new(ApplyMode::Overlay)).unwrap();
+        dirs.push(d);
+    }
+    let merged = tmp.path().join("layers/merged");
+    basic_rootfs::merge_layers(&dirs, &merged).unwrap();
+    assert_eq!(
+        fs::read_dir(&host).unwrap().count(),
+        0,
+        "nothing reached the host"
+    );
+    for (name, content) in [("abs", "abs"), ("rel", "rel")] {
+        let d = merged.join(name);
+        assert!(
+            d.symlink_metadata().unwrap().is_dir(),
+            "{name} is a directory"
+        );
+        assert_eq!(fs::read_to_string(d.join("pwned")).unwrap(), content);
+    }
 }
 
 #[test]

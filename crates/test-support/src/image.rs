@@ -12,11 +12,14 @@
 //!     .push("127.0.0.1:5100", "hostile/hosts-link");
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 /// A fixed modification time, so the same layer always has the same digest.
 const MTIME: u64 = 1_600_000_000;
@@ -173,19 +176,19 @@ impl ImageBuilder {
         self
     }
 
-    /// Writes the image as an OCI image layout in `dir`, tagged `latest`.
-    pub fn write_layout(&self, dir: &Path) {
-        let blobs = dir.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).unwrap();
-        let put = |data: &[u8]| {
-            let digest = sha256_hex(data);
-            std::fs::write(blobs.join(&digest), data).unwrap();
-            (format!("sha256:{digest}"), data.len())
+    /// The image's blobs (distinct, by digest: config and layers) and its manifest.
+    fn assemble(&self) -> (BTreeMap<String, Vec<u8>>, Vec<u8>) {
+        let mut blobs = BTreeMap::new();
+        let mut put = |data: Vec<u8>| {
+            let digest = format!("sha256:{}", sha256_hex(&data));
+            let size = data.len();
+            blobs.insert(digest.clone(), data);
+            (digest, size)
         };
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         for layer in &self.layers {
-            let (digest, size) = put(layer);
+            let (digest, size) = put(layer.clone());
             diff_ids.push(digest.clone());
             layers.push(json!({
                 "mediaType": "application/vnd.oci.image.layer.v1.tar",
@@ -199,10 +202,10 @@ impl ImageBuilder {
             "config": self.config,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
-        let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+        let (config_digest, config_size) = put(serde_json::to_vec(&config).unwrap());
         let manifest = json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "mediaType": OCI_MANIFEST,
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": config_digest,
@@ -210,13 +213,29 @@ impl ImageBuilder {
             },
             "layers": layers,
         });
-        let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+        (blobs, serde_json::to_vec(&manifest).unwrap())
+    }
+
+    /// Writes the image as an OCI image layout in `dir`, tagged `latest`.
+    pub fn write_layout(&self, dir: &Path) {
+        let dir_blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&dir_blobs).unwrap();
+        let (blobs, manifest) = self.assemble();
+        let write = |digest: &str, data: &[u8]| {
+            let hex = digest.strip_prefix("sha256:").unwrap();
+            std::fs::write(dir_blobs.join(hex), data).unwrap();
+        };
+        for (digest, data) in &blobs {
+            write(digest, data);
+        }
+        let manifest_digest = format!("sha256:{}", sha256_hex(&manifest));
+        write(&manifest_digest, &manifest);
         let index = json!({
             "schemaVersion": 2,
             "manifests": [{
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "mediaType": OCI_MANIFEST,
                 "digest": manifest_digest,
-                "size": manifest_size,
+                "size": manifest.len(),
                 "annotations": {"org.opencontainers.image.ref.name": "latest"},
             }],
         });
@@ -224,16 +243,28 @@ impl ImageBuilder {
         std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     }
 
+    /// Pushes the image to `registry` (plain HTTP, no credentials: the harness's open
+    /// one) with the distribution API's requests themselves, each distinct blob once,
+    /// and returns its reference (tagged as [`ImageBuilder::push`] tags). For images of
+    /// thousands of layers, which skopeo pushes at about four a second.
+    pub fn push_direct(&self, registry: &str, name: &str) -> String {
+        let tag = unique_tag();
+        let (blobs, manifest) = self.assemble();
+        for (digest, data) in &blobs {
+            crate::push::blob(registry, name, digest, data);
+        }
+        crate::push::manifest(registry, name, &tag, OCI_MANIFEST, &manifest);
+        format!("{registry}/{name}:{tag}")
+    }
+
     /// Pushes the image to `registry` (plain HTTP, e.g. the harness's open one) as
     /// `name:<this process's id>-<n>`, a tag no other push makes — not another test run's,
     /// nor another test's of this run pushing other content under the same name — and
     /// returns that reference.
     pub fn push(&self, registry: &str, name: &str) -> String {
-        static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = tempfile::tempdir().unwrap();
         self.write_layout(dir.path());
-        let reference = format!("{registry}/{name}:{}-{n}", std::process::id());
+        let reference = format!("{registry}/{name}:{}", unique_tag());
         let out = Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:latest", dir.path().display()))
@@ -247,6 +278,13 @@ impl ImageBuilder {
         );
         reference
     }
+}
+
+/// `<this process's id>-<n>`: a tag no other push makes.
+fn unique_tag() -> String {
+    static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
 }
 
 /// The OCI name of this machine's architecture (`amd64`, `arm64`, ...).

@@ -12,6 +12,7 @@ pub mod engine_binary;
 pub mod fake_registry;
 pub mod image;
 pub mod programs;
+mod push;
 pub mod small_fs;
 
 use std::path::PathBuf;

@@ -63,11 +63,6 @@ fn host_config(args: &RunArgs) -> anyhow::Result<HostConfig> {
         Some(s) => Some(parse_size(s)?),
         None => None,
     };
-    if let Some(cpus) = args.cpus
-        && cpus <= 0.0
-    {
-        bail!("--cpus must be positive, got {cpus}");
-    }
     let security_opt = args
         .security_opt
         .iter()
@@ -205,6 +200,16 @@ fn environment(args: &RunArgs) -> anyhow::Result<Vec<String>> {
 }
 
 fn set_env(env: &mut Vec<String>, entry: &str) {
+    // An entry without a name (`""`, `=x`) goes as it is, for the engine to refuse.
+    if entry
+        .split_once('=')
+        .map_or(entry, |(k, _)| k)
+        .trim()
+        .is_empty()
+    {
+        env.push(entry.to_string());
+        return;
+    }
     let (key, value) = match entry.split_once('=') {
         Some((k, v)) => (k.to_string(), v.to_string()),
         None => match std::env::var(entry) {
@@ -226,6 +231,9 @@ mod tests {
         set_env(&mut env, "A=2");
         set_env(&mut env, "BASIC_DOCKER_SURELY_UNSET_VAR");
         assert_eq!(env, ["PATH=/bin", "A=2"]);
+        set_env(&mut env, "");
+        set_env(&mut env, "=x");
+        assert_eq!(env, ["PATH=/bin", "A=2", "", "=x"]);
     }
 
     #[test]

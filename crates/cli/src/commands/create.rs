@@ -2,7 +2,6 @@
 //! image pulled when it is not in the store (as docker's command line does), and the
 //! engine's create.
 
-use anyhow::Context as _;
 use basic_engine::{Created, EngineError};
 use basic_registry::{Platform, Reference};
 
@@ -37,9 +36,8 @@ async fn pull(global: &GlobalOptions, image: &str, platform: Option<&str>) -> an
     let reference = Reference::parse(image)?;
     eprintln!("Unable to find image '{}' locally", reference.familiar());
     let platform = platform.map(Platform::parse).transpose()?;
-    super::pull::pull_to_stderr(global, &reference, platform)
-        .await
-        .with_context(|| format!("pulling {}", reference.familiar()))?;
+    // pull_to_stderr's error says what it was pulling.
+    super::pull::pull_to_stderr(global, &reference, platform).await?;
     Ok(())
 }
 

@@ -213,7 +213,7 @@ fn timeouts(global: &GlobalOptions) -> Timeouts {
 /// messages; this also catches text they pass through unknowingly (a system or
 /// parser error quoting a name), keeping only the message's own line breaks.
 pub fn error_text(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
+    let text = crate::message::chain(error);
     text.lines()
         .map(basic_escape::escape)
         .collect::<Vec<_>>()

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use basic_image_store::{Fetching, LayerStatus, PullEvent, PullOptions, PullReport, short_id};
 use basic_registry::{Platform, Reference};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -105,7 +104,13 @@ async fn pull_image(
     })
     .await;
     display.lock().unwrap_or_else(|e| e.into_inner()).finish();
-    let report = report.with_context(|| format!("pulling {}", reference.familiar()))?;
+    // Every pull error but a layer's names the image already: said once.
+    let report = report.map_err(|e| match e {
+        e @ basic_image_store::PullError::Layer { .. } => {
+            anyhow::Error::new(e).context(format!("pulling {}", reference.familiar()))
+        }
+        e => e.into(),
+    })?;
     output.line(&format!("Digest: {}", report.repo_digest));
     let status = if report.up_to_date {
         "Image is up to date for"

@@ -1,7 +1,9 @@
 //! Layers: extracted directories under `layers/<chain-id-hex>/diff`, each
 //! recorded with its diff ID, its parent's chain ID and the blob it came from.
 //! A directory without a record never counts: it is what a crash between the
-//! rename and the commit leaves, and is replaced.
+//! rename and the commit leaves, and is replaced. `layers/<chain-id-hex>/merged`,
+//! made only for images of more layers than one overlay mount stacks, holds the
+//! layers up to that one merged into one directory; it goes with its layer.
 
 use std::fs;
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use crate::digest::hex_of;
 use crate::error::StoreError;
 use crate::fsutil::{TempPath, fsync_dir, now_secs, temp_name};
-use crate::record::LayerRecord;
+use crate::record::{LayerRecord, LayerStack, MergedLayers};
 use crate::store::ImageStore;
 use crate::store::Lease;
 
@@ -32,6 +34,82 @@ impl ImageStore {
             .iter()
             .map(|l| Ok(self.layer_dir(&l.chain_id)?.join("diff")))
             .collect()
+    }
+
+    /// The extracted layers of image `id` as one overlay mount stacks them: at most
+    /// `max` directories, bottom-most first. When the image has more layers, its bottom
+    /// ones are merged into one directory ([`basic_rootfs::merge_layers`]) standing for
+    /// them under the top `max - 1`. The merge is made once and kept with the top-most
+    /// merged layer (`layers/<chain-id>/merged`: the chain ID names exactly those
+    /// layers), so later containers of this image, or of any image on the same bottom
+    /// layers, stack at once; it is deleted with that layer. Hold the image first, as
+    /// for [`layer_paths`](Self::layer_paths).
+    pub fn stackable_layer_paths(&self, id: &str, max: usize) -> Result<LayerStack, StoreError> {
+        let image = self.image(id)?;
+        let mut paths = image
+            .layers
+            .iter()
+            .map(|l| Ok(self.layer_dir(&l.chain_id)?.join("diff")))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if paths.len() <= max.max(1) {
+            return Ok(LayerStack {
+                paths,
+                merged: None,
+            });
+        }
+        let layers = paths.len();
+        let count = layers - (max.max(2) - 1);
+        let chain_id = image.layers[count - 1].chain_id.clone();
+        let target = self.layer_dir(&chain_id)?.join(MERGED);
+        let made_now = !target.is_dir()
+            && self
+                .merge_into(&paths[..count], &target)
+                .map_err(|e| match e {
+                    MergeFailure::Merge(source) => StoreError::MergeLayers {
+                        image: image.id.clone(),
+                        layers,
+                        merged: count,
+                        max,
+                        source: Box::new(source),
+                    },
+                    MergeFailure::Store(e) => e,
+                })?;
+        paths.splice(..count, [target]);
+        Ok(LayerStack {
+            paths,
+            merged: Some(MergedLayers {
+                merged: count,
+                layers,
+                max,
+                chain_id,
+                made_now,
+            }),
+        })
+    }
+
+    /// Merges `layers` into `target`: built in `tmp/`, renamed into place only
+    /// complete. Returns `false` when another process put its merge there first.
+    fn merge_into(
+        &self,
+        layers: &[PathBuf],
+        target: &std::path::Path,
+    ) -> Result<bool, MergeFailure> {
+        let temp = TempPath::new(temp_name(&self.tmp_dir(), "merge"));
+        basic_rootfs::merge_layers(layers, temp.path()).map_err(MergeFailure::Merge)?;
+        match fs::rename(temp.path(), target) {
+            Ok(()) => {
+                temp.keep();
+                let parent = target.parent().unwrap_or(target);
+                fsync_dir(parent).map_err(MergeFailure::Store)?;
+                Ok(true)
+            }
+            // Theirs is as good as ours (ours goes with `temp`).
+            Err(_) if target.is_dir() => Ok(false),
+            Err(e) => Err(MergeFailure::Store(StoreError::io(
+                "move merged layers to",
+                target,
+            )(e))),
+        }
     }
 
     /// If the layer is recorded, leases it and returns `true`.
@@ -94,6 +172,15 @@ impl ImageStore {
             .collect()
         })
     }
+}
+
+/// The directory in a layer's own holding it and every layer below merged into one.
+const MERGED: &str = "merged";
+
+/// Why [`ImageStore::merge_into`] failed: merging, or the store around it.
+enum MergeFailure {
+    Merge(basic_rootfs::SnapshotError),
+    Store(StoreError),
 }
 
 /// A layer extracted and verified in `tmp/`, ready to be recorded.

@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::io;
 
-use super::{ApplyError, Limits};
+use super::{ApplyError, Limits, numeric};
 
 /// Member metadata, independent of the entry type.
 pub(crate) struct Meta {
@@ -37,6 +37,18 @@ pub(crate) fn parse_u64_pub(v: &[u8]) -> Option<u64> {
 
 fn parse_u64(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
+}
+
+/// A uid or gid, which must fit the kernel's 32 bits.
+fn id(what: &str, value: u64) -> Result<u32, String> {
+    u32::try_from(value).map_err(|_| format!("{what} {value} out of range"))
+}
+
+/// A PAX `uid` or `gid` record: decimal.
+fn pax_id(what: &str, value: &[u8]) -> Result<u32, String> {
+    let number = parse_u64(value)
+        .ok_or_else(|| format!("malformed PAX {what} {:?}", String::from_utf8_lossy(value)))?;
+    id(what, number)
 }
 
 /// PAX time: decimal seconds with an optional fraction, possibly negative.
@@ -81,16 +93,14 @@ pub(crate) fn read_meta<R: io::Read>(
         member: member.to_owned(),
         reason,
     };
-    let uid = header
-        .uid()
-        .map_err(|e| bad(format!("bad uid: {e}")))
-        .and_then(|u| u32::try_from(u).map_err(|_| bad(format!("uid {u} out of range"))))?;
-    let gid = header
-        .gid()
-        .map_err(|e| bad(format!("bad gid: {e}")))
-        .and_then(|g| u32::try_from(g).map_err(|_| bad(format!("gid {g} out of range"))))?;
-    let mode = header.mode().map_err(|e| bad(format!("bad mode: {e}")))? & 0o7777;
-    let mtime_secs = header.mtime().unwrap_or(0);
+    let fields = header.as_old();
+    let number = |what: &str, raw: &[u8]| {
+        numeric::field(raw).map_err(|e| bad(format!("bad {what} field: {e}")))
+    };
+    let mut uid = id("uid", number("uid", &fields.uid)?).map_err(&bad)?;
+    let mut gid = id("gid", number("gid", &fields.gid)?).map_err(&bad)?;
+    let mode = number("mode", &fields.mode)? as u32 & 0o7777;
+    let mtime_secs = numeric::field(&fields.mtime).unwrap_or(0);
     let mut mtime = crate::sys::timespec(i64::try_from(mtime_secs).unwrap_or(i64::MAX), 0);
     let mut atime = None;
     let mut xattrs = Vec::new();
@@ -117,6 +127,9 @@ pub(crate) fn read_meta<R: io::Read>(
                         .ok_or_else(|| bad("malformed PAX mtime".to_owned()))?;
                 }
                 b"atime" => atime = parse_pax_time(value),
+                // Owners too large for the header's field (GNU tar and our export write them).
+                b"uid" => uid = pax_id("uid", value).map_err(&bad)?,
+                b"gid" => gid = pax_id("gid", value).map_err(&bad)?,
                 b"GNU.sparse.major" => sparse_major = parse_u64(value),
                 b"GNU.sparse.minor" => sparse_minor = parse_u64(value),
                 b"GNU.sparse.name" => sparse_name = Some(value.to_vec()),

@@ -5,6 +5,7 @@ mod create;
 mod data;
 mod lower;
 mod meta;
+mod numeric;
 mod resolve;
 pub(crate) mod root;
 mod whiteout;

@@ -110,7 +110,7 @@ impl CopySnapshotter {
 }
 
 /// The layers (bottom-most first) applied in order onto the new directory `dir`.
-fn flatten(layers: &[PathBuf], dir: &Path) -> Result<(), SnapshotError> {
+pub(super) fn flatten(layers: &[PathBuf], dir: &Path) -> Result<(), SnapshotError> {
     std::fs::create_dir(dir).map_err(io_err("create", dir))?;
     let dst = File::open(dir).map_err(io_err("open", dir))?;
     for layer in layers {

@@ -26,7 +26,7 @@ use std::str::FromStr;
 
 pub use copy::CopySnapshotter;
 pub use meta::{SnapshotInfo, SnapshotKind, Usage};
-pub use overlay::OverlaySnapshotter;
+pub use overlay::{MAX_LOWER_DIRS, OverlaySnapshotter};
 
 /// Errors of the snapshotters. Messages name the path or key concerned.
 #[derive(Debug, thiserror::Error)]
@@ -86,10 +86,20 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
-    /// The lower directories do not fit in a mount option string even
-    /// with short links.
-    #[error("too many layers ({0}) for one overlay mount")]
+    /// The lower directories do not fit in a mount option string even with
+    /// short links (the snapshotter's root path is too long).
+    #[error(
+        "the overlay mount of {0} lower directories does not fit in one page even with \
+         short links: use a snapshotter root with a shorter path"
+    )]
     TooManyLayers(usize),
+    /// More lower directories than overlayfs stacks in one mount: merge the
+    /// bottom ones into one first ([`merge_layers`]).
+    #[error(
+        "{0} layers are more than overlayfs stacks in one mount ({MAX_LOWER_DIRS} lower \
+         directories): merge the bottom ones into one directory first"
+    )]
+    TooManyLowerDirs(usize),
     /// Unknown snapshotter name.
     #[error("unknown snapshotter `{0}` (expected `overlay` or `copy`)")]
     UnknownKind(String),
@@ -345,6 +355,21 @@ pub(crate) const PRIVATE_DIR: u32 = 0o700;
 /// Mount options for what is looked at from the host rather than run as a
 /// container's root: setuid bits and device nodes of an image mean nothing there.
 pub(crate) const HOST_VIEW_OPTIONS: [&str; 2] = ["nosuid", "nodev"];
+
+/// Merges overlay-form `layers` (bottom-most first) into the new directory
+/// `target`, which must not exist: each applied onto the ones below as
+/// overlayfs would show them (whiteouts and opaque directories remove what they
+/// hide, and are not kept). The result stands for all of them as the bottom
+/// lower directory of a snapshot, for stacks of more than [`MAX_LOWER_DIRS`].
+/// Symlinks in the layers are never followed: a layer's directory replaces a
+/// lower layer's symlink of the same name, as overlayfs shows it. The result is
+/// synced to disk before this returns, so a caller that renames it into place
+/// never finds half of it after a crash.
+pub fn merge_layers(layers: &[PathBuf], target: &Path) -> Result<(), SnapshotError> {
+    copy::flatten(layers, target)?;
+    let dir = std::fs::File::open(target).map_err(io_err("open", target))?;
+    crate::sys::syncfs(std::os::fd::AsFd::as_fd(&dir)).map_err(io_err("sync", target))
+}
 
 /// Makes sure the directory `path` exists with at most `mode`: created with it
 /// (parents with the usual modes), or tightened when an older version made it wider.

@@ -3,28 +3,32 @@
 //! Layout below its root:
 //!
 //! ```text
-//! l/<16 hex>           short symlinks to layer directories (made when needed)
 //! snapshots/<key>/     snapshot.json (the record); upper/ and work/ of a
 //!                      writable snapshot; diff/ of a committed one (its
-//!                      former upper directory, a layer in overlay form)
+//!                      former upper directory, a layer in overlay form);
+//!                      l/<n>: short links to its lower directories (made
+//!                      only when needed, see below)
 //! empty/               the lower directory of a snapshot of no layers
+//! l/                   short links older versions made (no longer used)
 //! ```
 //!
-//! `l/`, `snapshots/` and each `snapshots/<key>/` are owner-only (`0700`);
-//! `upper/` is the container's `/`, with the top layer's owner and mode.
+//! `l/`, `snapshots/` and each `snapshots/<key>/` with its `l/` are owner-only
+//! (`0700`); `upper/` is the container's `/`, with the top layer's owner and mode.
 //!
-//! A mount's option string is limited to one page. When the absolute
-//! lower directories do not fit, they are named by their short links
-//! (`l/0123456789abcdef`), and the mount is made from a child process whose
-//! working directory is the root, as docker's overlay2 driver does. That
-//! allows about 200 layers (overlayfs itself stops at 500).
+//! Two limits bound one overlay mount: its option string must fit in one page,
+//! and overlayfs stacks at most [`MAX_LOWER_DIRS`] lower directories. When the
+//! absolute lower directories do not fit in the page, they are named by short
+//! links in the snapshot's own `l/` (`l/0`, `l/1`, ...) and the mount is made
+//! from a child process working in the snapshot's directory, as docker's overlay2
+//! driver does with its `l/`: that fits all 500. More layers than that are
+//! refused ([`SnapshotError::TooManyLowerDirs`]): the caller merges the bottom
+//! ones into one directory first ([`crate::merge_layers`]), where it can keep
+//! the result for the next snapshot of the same layers (an image store, keyed
+//! by chain ID).
 
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use super::{
     HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
@@ -32,6 +36,10 @@ use super::{
     discard_on_error, io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in,
     remove_tree, root_like_top_layer, stat_in, tighten, usage_of,
 };
+
+/// The most lower directories overlayfs stacks in one mount (the kernel's
+/// `OVL_MAX_STACK`).
+pub const MAX_LOWER_DIRS: usize = 500;
 
 /// Overlay snapshots: layers as lower directories, an upper and a work
 /// directory per snapshot.
@@ -61,54 +69,39 @@ impl OverlaySnapshotter {
         self.root.join("snapshots").join(key)
     }
 
-    /// A short link in `l/` to `layer`, named after a hash of its path.
-    fn short_link(&self, layer: &Path) -> Result<String, SnapshotError> {
-        let abs = std::path::absolute(layer).map_err(io_err("resolve", layer))?;
-        let id = hex::encode(&Sha256::digest(abs.as_os_str().as_bytes())[..8]);
-        let dir = self.root.join("l");
-        private_dir(&dir, PRIVATE_DIR)?;
-        let link = dir.join(&id);
-        match std::fs::read_link(&link) {
-            Ok(existing) if existing == abs => {}
-            Ok(_) => {
-                std::fs::remove_file(&link).map_err(io_err("replace", &link))?;
-                std::os::unix::fs::symlink(&abs, &link).map_err(io_err("create", &link))?;
-            }
-            Err(_) => match std::os::unix::fs::symlink(&abs, &link) {
-                Ok(()) => {}
-                // Another thread made the same link.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("create", &link)(e)),
-            },
-        }
-        Ok(format!("l/{id}"))
-    }
-
     fn empty_dir(&self) -> Result<PathBuf, SnapshotError> {
         let empty = self.root.join("empty");
         std::fs::create_dir_all(&empty).map_err(io_err("create", &empty))?;
         Ok(empty)
     }
 
+    /// The lower directories of a snapshot on `parents` (bottom-most first):
+    /// the parents, or the empty directory when there are none.
+    fn lower_dirs(&self, parents: &[PathBuf]) -> Result<Vec<PathBuf>, SnapshotError> {
+        if parents.len() > MAX_LOWER_DIRS {
+            return Err(SnapshotError::TooManyLowerDirs(parents.len()));
+        }
+        if parents.is_empty() {
+            return Ok(vec![self.empty_dir()?]);
+        }
+        Ok(parents.to_vec())
+    }
+
     /// The overlay mount for `lowers` (bottom-most first) and optional
-    /// (upper, work), in absolute form when it fits, relative otherwise.
+    /// (upper, work) of the snapshot in `dir`: the lower directories named by
+    /// their absolute paths when they fit, else by short links in `dir/l/`.
     fn overlay_mount(
         &self,
         lowers: &[PathBuf],
         upper_work: Option<(&Path, &Path)>,
-        key: &str,
+        dir: &Path,
     ) -> Result<Mount, SnapshotError> {
-        let abs = |p: &Path| std::path::absolute(p).map_err(io_err("resolve", p));
-        let mut lower_abs = Vec::with_capacity(lowers.len());
+        let mut absolute = Vec::with_capacity(lowers.len());
         for l in lowers.iter().rev() {
-            lower_abs.push(abs(l)?.display().to_string());
+            absolute.push(absolute_path(l)?.display().to_string());
         }
-        let mut options = vec![format!("lowerdir={}", lower_abs.join(":"))];
-        if let Some((u, w)) = upper_work {
-            options.push(format!("upperdir={}", abs(u)?.display()));
-            options.push(format!("workdir={}", abs(w)?.display()));
-        }
-        if options.join(",").len() <= page_limit() {
+        let options = overlay_options(&absolute, upper_work)?;
+        if fits(&options) {
             return Ok(Mount {
                 fstype: "overlay".into(),
                 source: "overlay".into(),
@@ -116,23 +109,17 @@ impl OverlaySnapshotter {
                 relative_to: None,
             });
         }
-        let mut short = Vec::with_capacity(lowers.len());
-        for l in lowers.iter().rev() {
-            short.push(self.short_link(l)?);
-        }
-        let mut options = vec![format!("lowerdir={}", short.join(":"))];
-        if upper_work.is_some() {
-            options.push(format!("upperdir=snapshots/{key}/upper"));
-            options.push(format!("workdir=snapshots/{key}/work"));
-        }
-        if options.join(",").len() > page_limit() {
+        let mut short = short_links(dir, lowers)?;
+        short.reverse();
+        let options = overlay_options(&short, upper_work)?;
+        if !fits(&options) {
             return Err(SnapshotError::TooManyLayers(lowers.len()));
         }
         Ok(Mount {
             fstype: "overlay".into(),
             source: "overlay".into(),
             options,
-            relative_to: Some(abs(&self.root)?),
+            relative_to: Some(absolute_path(dir)?),
         })
     }
 
@@ -144,22 +131,18 @@ impl OverlaySnapshotter {
 impl OverlaySnapshotter {
     /// The mounts of a recorded active snapshot or view.
     fn mounts_of(&self, info: &SnapshotInfo) -> Result<Vec<Mount>, SnapshotError> {
+        let dir = self.snapshot_dir(&info.key);
         let mount = match info.kind {
             SnapshotKind::Active => {
-                let dir = self.snapshot_dir(&info.key);
                 let (upper, work) = (dir.join("upper"), dir.join("work"));
-                let lowers = if info.parents.is_empty() {
-                    vec![self.empty_dir()?]
-                } else {
-                    info.parents.clone()
-                };
-                let mut m = self.overlay_mount(&lowers, Some((&upper, &work)), &info.key)?;
+                let lowers = self.lower_dirs(&info.parents)?;
+                let mut m = self.overlay_mount(&lowers, Some((&upper, &work)), &dir)?;
                 if info.volatile {
                     m.options.push("volatile".into());
                 }
                 m
             }
-            SnapshotKind::View => self.view_mount(&info.parents, &info.key)?,
+            SnapshotKind::View => self.view_mount(&info.parents, &dir)?,
             kind => {
                 return Err(SnapshotError::WrongKind {
                     key: info.key.clone(),
@@ -171,7 +154,7 @@ impl OverlaySnapshotter {
         Ok(vec![mount])
     }
 
-    fn view_mount(&self, layers: &[PathBuf], key: &str) -> Result<Mount, SnapshotError> {
+    fn view_mount(&self, layers: &[PathBuf], dir: &Path) -> Result<Mount, SnapshotError> {
         Ok(match layers {
             // overlayfs wants two lower directories when there is no upper.
             [] | [_] => Mount {
@@ -188,7 +171,8 @@ impl OverlaySnapshotter {
                 relative_to: None,
             },
             _ => {
-                let mut m = self.overlay_mount(layers, None, key)?;
+                let lowers = self.lower_dirs(layers)?;
+                let mut m = self.overlay_mount(&lowers, None, dir)?;
                 let flags = std::iter::once("ro").chain(HOST_VIEW_OPTIONS);
                 m.options.splice(0..0, flags.map(String::from));
                 m
@@ -207,8 +191,8 @@ impl OverlaySnapshotter {
         })
     }
 
-    /// Whether an overlay mount uses `key`'s upper directory (by absolute
-    /// path, or relative to the root when the short-link form was used).
+    /// Whether an overlay mount uses `key`'s upper directory (named by its
+    /// absolute path; older versions named it relative to the root).
     fn upper_in_use(&self, key: &str) -> Result<bool, SnapshotError> {
         let suffix = format!("snapshots/{key}/upper");
         let table = basic_mountinfo::mounts().map_err(SnapshotError::MountTable)?;
@@ -347,6 +331,57 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn kind(&self) -> SnapshotterKind {
         SnapshotterKind::Overlay
+    }
+}
+
+/// `path` made absolute (against the working directory), without resolving links.
+fn absolute_path(path: &Path) -> Result<PathBuf, SnapshotError> {
+    std::path::absolute(path).map_err(io_err("resolve", path))
+}
+
+/// overlayfs' options for `lowers` (top-most first, as overlayfs lists them)
+/// and the absolute upper and work directories.
+fn overlay_options(
+    lowers: &[String],
+    upper_work: Option<(&Path, &Path)>,
+) -> Result<Vec<String>, SnapshotError> {
+    let mut options = vec![format!("lowerdir={}", lowers.join(":"))];
+    if let Some((u, w)) = upper_work {
+        options.push(format!("upperdir={}", absolute_path(u)?.display()));
+        options.push(format!("workdir={}", absolute_path(w)?.display()));
+    }
+    Ok(options)
+}
+
+/// Whether `options` fit in the one page mount(2) copies, with room for a
+/// `volatile` added later.
+fn fits(options: &[String]) -> bool {
+    options.join(",").len() + ",volatile".len() <= page_limit()
+}
+
+/// Short links `dir/l/<i>` to each of `lowers`, as names relative to `dir`.
+fn short_links(dir: &Path, lowers: &[PathBuf]) -> Result<Vec<String>, SnapshotError> {
+    let links = dir.join("l");
+    private_dir(&links, PRIVATE_DIR)?;
+    let mut names = Vec::with_capacity(lowers.len());
+    for (i, lower) in lowers.iter().enumerate() {
+        point_link(&links.join(i.to_string()), &absolute_path(lower)?)?;
+        names.push(format!("l/{i}"));
+    }
+    Ok(names)
+}
+
+/// Makes `link` a symlink to `target`, replacing one that points elsewhere.
+fn point_link(link: &Path, target: &Path) -> Result<(), SnapshotError> {
+    match std::fs::read_link(link) {
+        Ok(existing) if existing == target => return Ok(()),
+        Ok(_) => std::fs::remove_file(link).map_err(io_err("replace", link))?,
+        Err(_) => {}
+    }
+    match std::os::unix::fs::symlink(target, link) {
+        // Another process mounting the same snapshot made the same link.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map_err(io_err("create", link)),
     }
 }
 
