@@ -1,7 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod archive;
+mod changes;
 pub mod config;
+mod cp;
 mod create;
 mod engine;
 pub mod error;
@@ -25,8 +28,12 @@ pub mod rootfs;
 pub mod spec;
 pub mod status;
 mod supervise;
+mod view;
 
+pub use archive::{CopyToOptions, PathStat, file_mode};
+pub use changes::change_letter;
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
+pub use cp::{CpOptions, CpSource, CpTarget};
 pub use create::{CreateOptions, Created};
 pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};

@@ -87,6 +87,12 @@ impl ContainerPaths {
         self.dir.join("supervisor.lock")
     }
 
+    /// Held shared by every view of the container's files (`cp`, `export`), and
+    /// exclusively around mounting its root (a start) and removing it.
+    pub fn view_lock(&self) -> PathBuf {
+        self.dir.join("view.lock")
+    }
+
     /// Present while a stop was asked for: no restart follows the exit.
     pub fn stop_marker(&self) -> PathBuf {
         self.state.with_extension("stop")

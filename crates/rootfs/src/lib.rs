@@ -37,8 +37,8 @@ pub use apply::{
 pub use compression::{Compression, CompressionError};
 pub use parallel::{LayerJob, apply_layers_parallel};
 pub use snapshot::{
-    CopySnapshotter, Mount, OverlaySnapshotter, PrepareOptions, Snapshot, SnapshotError,
-    SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage,
+    Change, ChangeKind, CopySnapshotter, Mount, OverlaySnapshotter, PrepareOptions, Snapshot,
+    SnapshotError, SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage,
 };
 
 /// The README's examples, compiled as doctests.
