@@ -11,7 +11,9 @@ use axum::extract::{Path, Query, State as Shared};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use basic_engine::{ContainerConfig, CreateOptions, Filters, LogOptions, WaitCondition};
+use basic_engine::{
+    ContainerConfig, CreateOptions, EngineError, Filters, LogOptions, WaitCondition,
+};
 use basic_runtime::logfile::Stream;
 use bollard_stubs::models::{
     ContainerCreateResponse, ContainerInspectResponse, ContainerPruneResponse, ContainerSummary,
@@ -286,11 +288,12 @@ async fn wait(
         .await?;
     let (lines, body) = Lines::channel();
     state.spawn_engine(move |engine| {
-        let response = match engine.wait_until(&id, condition) {
+        let response = match engine.wait_while_wanted(&id, condition, &|| !lines.is_closed()) {
             Ok(code) => ContainerWaitResponse {
                 status_code: i64::from(code),
                 error: None,
             },
+            Err(EngineError::Stopped) => return,
             Err(e) => ContainerWaitResponse {
                 status_code: -1,
                 error: Some(bollard_stubs::models::ContainerWaitExitError {

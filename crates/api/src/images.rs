@@ -208,6 +208,8 @@ fn progress_message(event: &PullEvent) -> Vec<Value> {
             };
             vec![message]
         }
+        // docker's progress has no word for a silent registry; the pull's timeouts end it.
+        _ => Vec::new(),
     }
 }
 

@@ -8,6 +8,11 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
+/// Fields of API 1.41 that the models (of a newer API) dropped, and that ask for what
+/// this engine does anyway: `CheckDuplicate` (network create: a duplicate name is always
+/// refused).
+const LEGACY_FIELDS: &[&str] = &["CheckDuplicate"];
+
 /// `body` as `T`. An empty body is `T`'s default, as docker treats an absent body.
 pub(crate) fn parse<T: DeserializeOwned + Serialize + Default>(
     body: &Bytes,
@@ -46,7 +51,7 @@ fn unknown_field(raw: &Value, known: &Value, at: &str) -> Option<String> {
             format!("{at}.{key}")
         };
         match known.get(key) {
-            None if is_empty(value) => {}
+            None if is_empty(value) || LEGACY_FIELDS.contains(&path.as_str()) => {}
             None => return Some(path),
             Some(k) => {
                 if let Some(deeper) = unknown_field(value, k, &path) {

@@ -6,6 +6,7 @@ mod error;
 mod filters;
 mod images;
 mod json;
+mod networks;
 mod socket;
 mod stream;
 mod system;
@@ -55,6 +56,25 @@ pub struct Service {
 pub(crate) struct State {
     pub options: ServiceOptions,
     last_request: AtomicI64,
+    busy: AtomicI64,
+}
+
+/// A request being answered: the service is not idle while one is (the count goes down
+/// when its response body has been sent or dropped).
+struct Busy(Arc<State>);
+
+impl Busy {
+    fn new(state: &Arc<State>) -> Self {
+        state.busy.fetch_add(1, Ordering::Relaxed);
+        Busy(state.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.last_request.store(now_millis(), Ordering::Relaxed);
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl State {
@@ -89,7 +109,8 @@ impl Service {
         Service {
             state: Arc::new(State {
                 options,
-                last_request: AtomicI64::new(now_secs()),
+                last_request: AtomicI64::new(now_millis()),
+                busy: AtomicI64::new(0),
             }),
         }
     }
@@ -104,9 +125,22 @@ impl Service {
         let router = self.router();
         let state = self.state.clone();
         let app = tower::service_fn(move |mut request: Request| {
-            state.last_request.store(now_secs(), Ordering::Relaxed);
+            state.last_request.store(now_millis(), Ordering::Relaxed);
+            let busy = Busy::new(&state);
             strip_version(&mut request);
-            router.clone().oneshot(request)
+            let answer = router.clone().oneshot(request);
+            async move {
+                let response = answer.await?;
+                // Busy until the body is sent (a stream of logs, events or a wait).
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    let stream =
+                        futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+                            let _ = &busy;
+                            chunk
+                        });
+                    axum::body::Body::from_stream(stream)
+                }))
+            }
         });
         let idle = self.state.clone();
         let idle_exit = async move {
@@ -115,8 +149,11 @@ impl Service {
             };
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                let quiet = now_secs() - idle.last_request.load(Ordering::Relaxed);
-                if quiet >= limit.as_secs() as i64 {
+                if idle.busy.load(Ordering::Relaxed) > 0 {
+                    continue;
+                }
+                let quiet = now_millis() - idle.last_request.load(Ordering::Relaxed);
+                if quiet >= i64::try_from(limit.as_millis()).unwrap_or(i64::MAX) {
                     return;
                 }
             }
@@ -137,6 +174,7 @@ impl Service {
             .merge(system::routes())
             .merge(containers::routes())
             .merge(images::routes())
+            .merge(networks::routes())
             .fallback(unknown_endpoint)
             .with_state(self.state.clone())
     }
@@ -172,8 +210,8 @@ fn strip_version(request: &mut Request) {
     }
 }
 
-fn now_secs() -> i64 {
+fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

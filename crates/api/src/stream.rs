@@ -42,6 +42,11 @@ impl Lines {
             .map_err(|_| EngineError::Stopped)
     }
 
+    /// Whether the client has gone away (its body was dropped).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Sends `value` as one line of JSON.
     pub fn send_json<T: Serialize>(&self, value: &T) -> Result<(), EngineError> {
         let mut line = serde_json::to_vec(value).map_err(|e| EngineError::Corrupt {

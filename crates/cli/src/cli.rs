@@ -1,6 +1,7 @@
 //! The command line, as clap types. Verbs and flags follow docker's.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -29,6 +30,33 @@ pub struct GlobalOptions {
         env = "BASIC_DOCKER_INSECURE_REGISTRIES"
     )]
     pub insecure_registries: Vec<String>,
+    /// How long to wait for a connection to a registry (default 10s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_CONNECT_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_connect_timeout: Option<Duration>,
+    /// How long a registry may send nothing before the request is retried (default 15s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_IDLE_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_idle_timeout: Option<Duration>,
+    /// How long one manifest or blob may go without progress, over all retries, before the command fails (default 30s)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "BASIC_DOCKER_REGISTRY_TIMEOUT",
+        value_parser = parse_timeout
+    )]
+    pub registry_timeout: Option<Duration>,
     /// Enable debug output
     #[arg(short = 'D', long, global = true)]
     pub debug: bool,
@@ -53,6 +81,18 @@ pub struct GlobalOptions {
         default_value = basic_engine::paths::DEFAULT_STATE_DIR
     )]
     pub state: PathBuf,
+}
+
+/// A timeout: seconds (`30`) or a duration (`30s`, `1m30s`, `500ms`), above zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let parsed = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string())?,
+    };
+    if parsed.is_zero() {
+        return Err("a timeout must be longer than zero".to_string());
+    }
+    Ok(parsed)
 }
 
 /// The verbs.
@@ -86,7 +126,9 @@ pub enum Command {
     /// Create a new container without starting it
     Create(Box<RunArgs>),
     /// Start one or more stopped containers
-    Start(ContainersArgs),
+    Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
     /// Stop one or more running containers (StopSignal, then SIGKILL after a grace period)
     Stop(StopArgs),
     /// Restart one or more containers
@@ -141,6 +183,9 @@ pub enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(crate::commands::network::NetworkCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::commands::volume::VolumeCommand),
 }
 
 /// `stats`.
@@ -314,9 +359,18 @@ pub struct RunArgs {
     /// Limit on the number of processes (-1 for unlimited)
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// Bind mount a volume (HOST:CONTAINER[:ro])
-    #[arg(short = 'v', long = "volume")]
+    /// Bind mount a volume: NAME:/PATH (a named volume, created when missing),
+    /// /HOST/PATH:/PATH (a host directory) or /PATH (an anonymous volume), with
+    /// :ro, :rw, :nocopy or a propagation (rshared, rslave, rprivate, ...)
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]PATH[:MODE]")]
     pub volumes: Vec<String>,
+    /// Attach a filesystem mount: type=volume|bind,source=NAME|/HOST,target=/PATH
+    /// [,readonly][,volume-nocopy][,volume-label=K=V][,volume-opt=K=V][,bind-propagation=P]
+    #[arg(long = "mount", value_name = "FIELDS")]
+    pub mounts: Vec<String>,
+    /// Mount the volumes of a container: CONTAINER[:ro|:rw]
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:MODE]")]
+    pub volumes_from: Vec<String>,
     /// Container host name (default: the short container id)
     #[arg(long)]
     pub hostname: Option<String>,
@@ -381,6 +435,23 @@ pub struct ContainersArgs {
     pub containers: Vec<String>,
 }
 
+/// `start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach the container's STDIN
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container (with -a or -i)
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Containers: names, ids or unique id prefixes
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
 /// `stop` and `restart`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
@@ -409,6 +480,9 @@ pub struct RmArgs {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Remove the anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
     /// Containers: names, ids or unique id prefixes
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
@@ -501,7 +575,9 @@ pub enum ContainerCommand {
     /// Display detailed information on one or more containers
     Inspect(InspectArgs),
     /// Start one or more stopped containers
-    Start(ContainersArgs),
+    Start(StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(crate::commands::attach::AttachArgs),
     /// Stop one or more running containers
     Stop(StopArgs),
     /// Kill one or more running containers

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         return match commands::supervise::supervise(&cli.global, &args.id) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(125)),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", commands::error_text(&e));
                 ExitCode::from(125)
             }
         };
@@ -53,15 +54,19 @@ fn main() -> ExitCode {
         return match prepared {
             Ok(prepared) => commands::run::execute(&cli.global, prepared),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", commands::error_text(&e));
                 ExitCode::from(125)
             }
         };
     }
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(commands::run(cli));
+    // A verb is done when its future is: blocking work still running (a stream's producer
+    // whose client left mid-read) must not hold the process, so it gets a moment, no more.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", commands::error_text(&e));
             ExitCode::FAILURE
         }
     }
@@ -84,8 +89,11 @@ fn init_logging(global: &cli::GlobalOptions) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BASIC_DOCKER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: a pipe or a log file gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
 }

@@ -42,7 +42,10 @@ fn a_full_disk_fails_cleanly_and_a_bigger_root_pulls() {
     let out = basic_docker(&small, &["pull", &reference]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.to_lowercase().contains("no space left on device"),
+        "{err}"
+    );
     assert!(tmp_is_empty(&small), "tmp/ not empty after a full disk");
     assert_eq!(stdout(&basic_docker(&small, &["images", "-q"])).trim(), "");
     assert_eq!(

@@ -12,6 +12,8 @@
 
 mod common;
 
+#[path = "security/attach.rs"]
+mod attach;
 #[path = "security/descriptors.rs"]
 mod descriptors;
 #[path = "security/host_binaries.rs"]
@@ -24,3 +26,5 @@ mod support;
 mod terminal;
 #[path = "security/users.rs"]
 mod users;
+#[path = "security/volumes.rs"]
+mod volumes;

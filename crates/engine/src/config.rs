@@ -9,7 +9,8 @@
 //!
 //! What the engine keeps for a container is a [`StoredConfig`]: the config as created,
 //! plus what was taken from the image at create (the command that runs, the stop signal,
-//! the exposed ports), so that later verbs do not depend on the image still being there.
+//! the exposed ports, the volumes mounted), so that later verbs do not depend on the image
+//! still being there.
 
 use std::collections::HashMap;
 
@@ -41,6 +42,9 @@ pub struct StoredConfig {
     /// The ports the image and the config expose (`80/tcp`), for `-P`.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// Its volumes and binds, resolved at create (see [`crate::mounts`]).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::ContainerMount>,
 }
 
 impl StoredConfig {
@@ -67,6 +71,12 @@ impl StoredConfig {
     /// `-i`: the container reads what its attached client sends.
     pub fn interactive(&self) -> bool {
         self.config.open_stdin.unwrap_or(false)
+    }
+
+    /// docker's `StdinOnce` (`run -i` without `-d`): the container's stdin closes when
+    /// the first attached client's input ends.
+    pub fn stdin_once(&self) -> bool {
+        self.config.stdin_once.unwrap_or(false)
     }
 
     /// `--network`, as docker writes it (`bridge` when none was given).

@@ -1,5 +1,6 @@
-//! `create`: an image's root as a snapshot, a runtime spec from the image's config and
-//! the container's, and a record that holds the image.
+//! `create`: an image's root as a snapshot, its volumes found or made (and filled from the
+//! image), a runtime spec from the image's config and the container's, and a record that
+//! holds the image.
 
 use basic_image_store::{ContainerRecord, short_id};
 use basic_registry::Reference;
@@ -9,10 +10,12 @@ use basic_runtime::Spec;
 use crate::config::{ContainerConfig, StoredConfig};
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
+use crate::mounts::{self, ContainerMount};
 use crate::network::{self, Mode};
 use crate::paths::ContainerPaths;
 use crate::spec::{self, Identity, ImageDefaults};
 use crate::status::now_nanos;
+use crate::volumes::local::Lock;
 use crate::{names, privacy, rootfs};
 
 /// How to create a container, beyond its configuration.
@@ -40,6 +43,15 @@ impl Engine {
     /// Creates a container from `config` (its `Image` must be in the store: pull it
     /// first). Anything made is undone on failure.
     pub fn create(&self, config: ContainerConfig, options: &CreateOptions) -> Result<Created> {
+        self.on_storage(self.create_container(config, options))
+    }
+
+    fn create_container(
+        &self,
+        config: ContainerConfig,
+        options: &CreateOptions,
+    ) -> Result<Created> {
+        self.store.writable("create container")?;
         let image = config
             .image
             .clone()
@@ -66,17 +78,50 @@ impl Engine {
             .unwrap_or(false);
         // A volatile snapshot mounts only once: only a root mounted from create to start.
         let volatile = throwaway && options.keep_root_mounted;
-        let made = self.make(&config, &defaults, &image_id, &id, &name, volatile, &paths);
-        let spec = match made {
-            Ok(spec) => spec,
+        // Held from finding or making the container's volumes until its record names
+        // them, so that no `volume rm` or `volume prune` takes one away in between.
+        let volumes = match mounts::wanted(&config, &defaults.volume_paths())? {
+            true => {
+                let local = self.local_volumes();
+                let lock = local.lock()?;
+                Some((local, lock))
+            }
+            false => None,
+        };
+        let mut new_volumes = Vec::new();
+        let undo = |new_volumes: &[String]| {
+            discard(snapshotter.as_ref(), &paths, &id);
+            if let Some((local, lock)) = &volumes {
+                for name in new_volumes {
+                    if let Err(e) = local.remove(lock, name) {
+                        tracing::warn!("removing volume {name} made for a failed create: {e}");
+                    }
+                }
+            }
+        };
+        let made = self.make(
+            &config,
+            &defaults,
+            &image_id,
+            Identified {
+                id: &id,
+                name: &name,
+                paths: &paths,
+            },
+            volatile,
+            volumes.as_ref().map(|(_, lock)| lock),
+            &mut new_volumes,
+        );
+        let (spec, container_mounts) = match made {
+            Ok(made) => made,
             Err(e) => {
-                discard(snapshotter.as_ref(), &paths, &id);
+                undo(&new_volumes);
                 return Err(e);
             }
         };
         match self.isolation_gaps(&spec) {
             Some(gaps) if options.strict_isolation => {
-                discard(snapshotter.as_ref(), &paths, &id);
+                undo(&new_volumes);
                 return Err(EngineError::InvalidArgument(format!(
                     "--isolation=strict: this host cannot give the isolation asked for: {gaps}"
                 )));
@@ -94,6 +139,7 @@ impl Engine {
                 .unwrap_or_default(),
             stop_signal: spec::stop_signal(&config, &defaults),
             exposed_ports: spec::exposed_ports(&config, &defaults),
+            mounts: container_mounts,
             config,
         };
         let record = ContainerRecord {
@@ -102,10 +148,16 @@ impl Engine {
             image_id,
             image,
             created: now_nanos(),
-            config: serde_json::to_value(&stored).map_err(|e| EngineError::Corrupt {
-                what: "the container's configuration".into(),
-                message: e.to_string(),
-            })?,
+            config: match serde_json::to_value(&stored) {
+                Ok(value) => value,
+                Err(e) => {
+                    undo(&new_volumes);
+                    return Err(EngineError::Corrupt {
+                        what: "the container's configuration".into(),
+                        message: e.to_string(),
+                    });
+                }
+            },
             started: None,
             exit: None,
             restart_count: 0,
@@ -113,9 +165,10 @@ impl Engine {
         // The record also holds the image: from here an `rmi` cannot take the layers away
         // from under the container.
         if let Err(e) = self.store.create_container(&record) {
-            discard(snapshotter.as_ref(), &paths, &id);
+            undo(&new_volumes);
             return Err(e.into());
         }
+        drop(volumes);
         if !options.keep_root_mounted {
             rootfs::unmount(snapshotter.as_ref(), &paths);
         }
@@ -151,6 +204,7 @@ impl Engine {
             ));
         }
         stored.log_rotation()?;
+        mounts::check(config)?;
         network::check(&self.paths, &stored)
     }
 
@@ -166,25 +220,40 @@ impl Engine {
             .map_err(|_| EngineError::NoSuchImage(image.to_string()))
     }
 
+    /// The container's root, mounts and spec. `volumes` is the volumes lock, held when
+    /// the container mounts any; volumes made are added to `new_volumes`.
     #[allow(clippy::too_many_arguments)]
     fn make(
         &self,
         config: &ContainerConfig,
         defaults: &ImageDefaults,
         image_id: &str,
-        id: &str,
-        name: &str,
+        who: Identified<'_>,
         volatile: bool,
-        paths: &ContainerPaths,
-    ) -> Result<Spec> {
+        volumes: Option<&Lock>,
+        new_volumes: &mut Vec<String>,
+    ) -> Result<(Spec, Vec<ContainerMount>)> {
+        let Identified { id, name, paths } = who;
         let snapshotter = self.snapshotter();
         let layers = self.store.layer_paths(image_id)?;
         privacy::create_container_dir(paths)?;
         rootfs::prepare_and_mount(snapshotter.as_ref(), id, &layers, volatile, paths)?;
+        // The root is mounted: an empty volume can be filled from it.
+        let container_mounts = match volumes {
+            Some(lock) => self.resolve_mounts(
+                config,
+                &defaults.volume_paths(),
+                &paths.rootfs,
+                lock,
+                new_volumes,
+            )?,
+            None => Vec::new(),
+        };
         let who = Identity {
             id,
             name,
             rootfs: &paths.rootfs,
+            mounts: &container_mounts,
         };
         let mut spec = spec::build(config, defaults, &who)?;
         let hostname = spec.hostname().clone().unwrap_or_default();
@@ -206,7 +275,7 @@ impl Engine {
             message: e.to_string(),
         })?;
         privacy::write_private(&paths.spec(), &bytes)?;
-        Ok(spec)
+        Ok((spec, container_mounts))
     }
 
     /// What the host cannot give of what `spec` asks (namespaces, controllers), as one
@@ -222,6 +291,14 @@ impl Engine {
                 .join("; ")
         })
     }
+}
+
+/// A new container's id, name and files.
+#[derive(Clone, Copy)]
+struct Identified<'a> {
+    id: &'a str,
+    name: &'a str,
+    paths: &'a ContainerPaths,
 }
 
 /// Unmounts and deletes what a failed create made.

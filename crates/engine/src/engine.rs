@@ -11,7 +11,7 @@ use crate::config::StoredConfig;
 use crate::error::{EngineError, Result};
 use crate::paths::{ContainerPaths, DEFAULT_ROOT, DEFAULT_STATE_DIR, EnginePaths};
 use crate::status::Status;
-use crate::{host, legacy, privacy, status};
+use crate::{exits, host, legacy, privacy, status};
 
 /// How a detached container's supervisor is started: a program and its arguments, to
 /// which the engine appends the container's id. The supervisor is a process of its own
@@ -135,14 +135,29 @@ impl Engine {
         status::status(&self.paths, &c.record)
     }
 
+    /// `result`, its error said as a full or read-only filesystem when it comes down to
+    /// one (see [`EngineError::on_storage`]): for the verbs that write.
+    pub(crate) fn on_storage<T>(&self, result: Result<T>) -> Result<T> {
+        result.map_err(|e| e.on_storage(&self.paths))
+    }
+
     /// Records a docker event about `c` (see [`crate::events`]).
     pub(crate) fn event(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
         crate::events::container_event(&self.paths.root, c, action, extra);
     }
 
-    pub(crate) fn load(&self, record: ContainerRecord) -> Result<Container> {
+    /// The store's record of container `id` (a full id), with the last run its
+    /// supervisor kept aside when the store could not take it.
+    pub(crate) fn stored(&self, id: &str) -> Result<ContainerRecord> {
+        let mut record = self.store.container(id)?;
+        exits::fold(&mut record, &self.paths.container(id));
+        Ok(record)
+    }
+
+    pub(crate) fn load(&self, mut record: ContainerRecord) -> Result<Container> {
         let config = legacy::stored_config(&record)?;
         let paths = self.paths.container(&record.id);
+        exits::fold(&mut record, &paths);
         Ok(Container {
             record,
             config,

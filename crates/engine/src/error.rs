@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use basic_image_store::{StorageFault, filesystem_of};
+
+use crate::paths::EnginePaths;
+
 /// Errors of [`crate::Engine`]'s verbs. [`EngineError::exit_code`] gives docker's
 /// command-line codes; [`EngineError::kind`] the HTTP-like class an API maps it to.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +24,12 @@ pub enum EngineError {
         /// The path inside it.
         path: String,
     },
+    /// Something else a request names does not exist (a network driver, a volume...).
+    #[error("{0}")]
+    NotFound(String),
+    /// No volume by that name.
+    #[error("No such volume: {0}")]
+    NoSuchVolume(String),
     /// The request is malformed or names something impossible.
     #[error("{0}")]
     InvalidArgument(String),
@@ -46,6 +56,18 @@ pub enum EngineError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The filesystem of the store or of the run-time state is full or mounted
+    /// read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<EngineError>,
     },
     /// A record of the engine is not what it should be.
     #[error("{what}: {message}")]
@@ -97,12 +119,26 @@ pub enum EngineError {
     /// A terminal could not be set up.
     #[error(transparent)]
     Terminal(#[from] basic_runtime::terminal::TerminalError),
+    /// Attaching to a container's stdio failed.
+    #[error(transparent)]
+    Attach(#[from] basic_runtime::attach::AttachError),
     /// An OCI type refused a value.
     #[error(transparent)]
     Oci(#[from] oci_spec::OciSpecError),
     /// A stream's consumer stopped it (its callback returned this: the client went away).
     #[error("the stream was stopped by its reader")]
     Stopped,
+    /// The image's content could not be copied into a new volume.
+    #[error("copying the image's {destination} into volume {volume}: {source}")]
+    CopyUp {
+        /// The volume.
+        volume: String,
+        /// The mount's destination in the container.
+        destination: String,
+        /// What went wrong, and where in the tree.
+        #[source]
+        source: basic_rootfs::tree::TreeError,
+    },
     /// A system call failed.
     #[error("{what}")]
     Sys {
@@ -159,19 +195,42 @@ fn archive_kind(e: &basic_rootfs::ApplyError) -> ErrorKind {
     }
 }
 
+/// The class of a network error.
+fn network_kind(e: &basic_network::Error) -> ErrorKind {
+    use basic_network::Error as N;
+    match e {
+        N::NetworkNotFound(_) => ErrorKind::NotFound,
+        N::NetworkExists(_)
+        | N::NetworkInUse { .. }
+        | N::Predefined(..)
+        | N::PortAllocated { .. }
+        | N::AlreadyAttached(_) => ErrorKind::Conflict,
+        N::InvalidName(_) | N::InvalidSubnet(_) | N::InvalidContainerId(_) => {
+            ErrorKind::InvalidArgument
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
 impl EngineError {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchImage(_)
+            | EngineError::NotFound(_)
+            | EngineError::NoSuchVolume(_)
             | EngineError::NoSuchPath { .. } => ErrorKind::NotFound,
             EngineError::Archive { source, .. } => archive_kind(source),
+            EngineError::Network(e) => network_kind(e),
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)
             | EngineError::Spec(_)
             | EngineError::Oci(_) => ErrorKind::InvalidArgument,
-            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Conflict(_)
+            | EngineError::Attach(basic_runtime::attach::AttachError::NotServing { .. }) => {
+                ErrorKind::Conflict
+            }
             EngineError::Store(e) => store_kind(e),
             _ => ErrorKind::Internal,
         }
@@ -191,12 +250,35 @@ impl EngineError {
         }
     }
 
+    /// An I/O error of `what` on `path`; a full or read-only filesystem is said as such
+    /// ([`EngineError::Storage`]).
     pub(crate) fn io(
         what: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| EngineError::Io { what, path, source }
+        move |source| match StorageFault::of(&source) {
+            Some(fault) => EngineError::Storage {
+                fault,
+                filesystem: filesystem_of(&path),
+                source: Box::new(EngineError::Io { what, path, source }),
+            },
+            None => EngineError::Io { what, path, source },
+        }
+    }
+
+    /// This error, said as a full or read-only filesystem when that is what it comes
+    /// down to (an `ENOSPC` or `EROFS` somewhere in its chain, from any crate) and the
+    /// store's or the state's filesystem is in that state now, naming that filesystem.
+    pub(crate) fn on_storage(self, paths: &EnginePaths) -> Self {
+        match StorageFault::diagnose(&self, &[&paths.root, &paths.state]) {
+            Some((fault, filesystem)) => EngineError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
     }
 
     pub(crate) fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Self {

@@ -48,6 +48,7 @@ impl Engine {
             driver: Some(host::snapshotter_kind(&self.paths).to_string()),
             platform: Some("linux".into()),
             host_config: Some(host),
+            mounts: Some(mounts(c)),
             graph_driver: Some(DriverData {
                 name: host::snapshotter_kind(&self.paths).to_string(),
                 data: HashMap::from([(
@@ -65,6 +66,7 @@ impl Engine {
                 working_dir: process.as_ref().map(|p| p.cwd().display().to_string()),
                 tty: Some(c.config.tty()),
                 open_stdin: Some(c.config.interactive()),
+                stdin_once: Some(c.config.stdin_once()),
                 labels: config.labels.clone(),
                 stop_signal: Some(c.config.stop_signal.clone()),
                 exposed_ports: Some(c.config.exposed_ports.clone()),
@@ -112,4 +114,13 @@ fn restart_policy(stored: &crate::config::StoredConfig) -> RestartPolicy {
         }),
         maximum_retry_count: Some(given.maximum_retry_count.unwrap_or(0)),
     }
+}
+
+/// docker's `Mounts`: the container's volumes and binds, by destination.
+fn mounts(c: &Container) -> Vec<bollard_stubs::models::MountPoint> {
+    c.config
+        .mounts
+        .iter()
+        .map(crate::mounts::ContainerMount::mount_point)
+        .collect()
 }

@@ -84,6 +84,7 @@ pub(crate) fn stored_config(record: &ContainerRecord) -> Result<StoredConfig> {
         command: old.command,
         stop_signal: old.stop_signal,
         exposed_ports: old.exposed,
+        mounts: Vec::new(),
     })
 }
 

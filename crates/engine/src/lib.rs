@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod archive;
+pub mod attach;
 mod changes;
 pub mod config;
 mod cp;
@@ -10,6 +11,7 @@ mod engine;
 pub mod error;
 pub mod events;
 mod exec;
+mod exits;
 mod export;
 pub mod host;
 mod image_docs;
@@ -19,8 +21,10 @@ mod legacy;
 mod lifecycle;
 pub mod list;
 mod logs;
+pub mod mounts;
 pub mod names;
 pub mod network;
+mod networks;
 pub mod paths;
 pub mod privacy;
 mod remove;
@@ -29,8 +33,12 @@ pub mod spec;
 pub mod status;
 mod supervise;
 mod view;
+pub mod volumes;
 
 pub use archive::{CopyToOptions, PathStat, file_mode};
+pub use attach::{
+    AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Frame, Sent,
+};
 pub use changes::change_letter;
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use cp::{CpOptions, CpSource, CpTarget};
@@ -40,9 +48,11 @@ pub use error::{EngineError, ErrorKind, Result};
 pub use events::EventOptions;
 pub use exec::ExecOptions;
 pub use image_docs::delete_item;
-pub use lifecycle::{PruneReport, WaitCondition, parse_signal};
+pub use lifecycle::{PruneReport, RemoveOptions, WaitCondition, parse_signal};
 pub use list::{Filters, Listed};
 pub use logs::LogOptions;
+pub use mounts::{ContainerMount, MountKind};
 pub use paths::{ContainerPaths, EnginePaths};
 pub use status::Status;
 pub use supervise::{Attachment, ENGINE_FAILURE};
+pub use volumes::{Volume, VolumeCreateRequest, VolumeFilters, VolumePruneReport};

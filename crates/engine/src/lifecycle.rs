@@ -16,6 +16,16 @@ use crate::{names, privacy};
 /// How long a removal and a kill wait for a killed container's supervisor to finish.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 
+/// How [`Engine::remove_with`] removes a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// Kill it first when it runs (`rm -f`).
+    pub force: bool,
+    /// Remove its anonymous volumes too, unless another container uses them (`rm -v`);
+    /// named volumes always stay.
+    pub volumes: bool,
+}
+
 /// What [`Engine::prune`] removed.
 #[derive(Debug, Clone, Default)]
 pub struct PruneReport {
@@ -127,11 +137,29 @@ impl Engine {
     }
 
     /// Removes a container that is not running; with `force`, kills a running one first.
+    /// Its volumes stay (see [`Engine::remove_with`]).
     pub fn remove(&self, query: &str, force: bool) -> Result<()> {
+        self.remove_with(
+            query,
+            &RemoveOptions {
+                force,
+                volumes: false,
+            },
+        )
+    }
+
+    /// Removes a container as `options` say (`docker rm [-f] [-v]`, `DELETE
+    /// /containers/{id}?force=&v=`).
+    pub fn remove_with(&self, query: &str, options: &RemoveOptions) -> Result<()> {
+        self.on_storage(self.remove_container(query, options))
+    }
+
+    fn remove_container(&self, query: &str, options: &RemoveOptions) -> Result<()> {
         let c = self.container(query)?;
+        self.store.writable("remove container")?;
         let now = self.status(&c);
         if now.is_up() {
-            if !force {
+            if !options.force {
                 return Err(EngineError::Conflict(format!(
                     "You cannot remove a {} container {}. Stop the container before attempting removal or force remove",
                     now.word(),
@@ -140,7 +168,7 @@ impl Engine {
             }
             self.force_stop(&c)?;
         }
-        self.remove_stopped(&c)
+        self.remove_stopped(&c, options.volumes)
     }
 
     /// Kills the container and waits for its supervisor to finish with it.
@@ -170,15 +198,29 @@ impl Engine {
     /// Blocks until `condition` holds for container `query`, then returns its last exit
     /// code (docker's `wait?condition=`).
     pub fn wait_until(&self, query: &str, condition: WaitCondition) -> Result<i32> {
+        self.wait_while_wanted(query, condition, &|| true)
+    }
+
+    /// [`Engine::wait_until`] for a caller that may stop waiting: `wanted` is asked between
+    /// looks at the container, and once it says no the wait ends with
+    /// [`EngineError::Stopped`](crate::EngineError::Stopped) (an API client that hung up).
+    pub fn wait_while_wanted(
+        &self,
+        query: &str,
+        condition: WaitCondition,
+        wanted: &dyn Fn() -> bool,
+    ) -> Result<i32> {
         let c = self.container(query)?;
         let first_exit = c.record.exit.map(|e| e.finished);
         let mut last_code = c.record.exit.map_or(0, |e| e.code);
         loop {
-            let record = match self.store.container(c.id()) {
+            let record = match self.stored(c.id()) {
                 Ok(record) => record,
                 // Gone (removed, by `rm` or by AutoRemove): every condition has held.
-                Err(basic_image_store::StoreError::NoSuchContainer(_)) => return Ok(last_code),
-                Err(e) => return Err(e.into()),
+                Err(EngineError::Store(basic_image_store::StoreError::NoSuchContainer(_))) => {
+                    return Ok(last_code);
+                }
+                Err(e) => return Err(e),
             };
             if let Some(exit) = record.exit {
                 last_code = exit.code;
@@ -198,19 +240,27 @@ impl Engine {
                     _ => last_code,
                 });
             }
+            if !wanted() {
+                return Err(crate::EngineError::Stopped);
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Removes every container that is not running.
     pub fn prune(&self) -> Result<PruneReport> {
+        self.on_storage(self.prune_containers())
+    }
+
+    fn prune_containers(&self) -> Result<PruneReport> {
+        self.store.writable("prune containers")?;
         let mut report = PruneReport::default();
         for c in self.containers()? {
             if self.status(&c).is_up() || status::supervisor_alive(&c.paths) {
                 continue;
             }
             let size = self.writable_size(&c);
-            self.remove_stopped(&c)?;
+            self.remove_stopped(&c, false)?;
             report.reclaimed += size;
             report.deleted.push(c.record.id);
         }
@@ -220,6 +270,10 @@ impl Engine {
     /// Gives the container a new unique name; the spec's name annotation follows, so
     /// tools that read the spec show it too.
     pub fn rename(&self, query: &str, new_name: &str) -> Result<()> {
+        self.on_storage(self.rename_container(query, new_name))
+    }
+
+    fn rename_container(&self, query: &str, new_name: &str) -> Result<()> {
         let new_name = names::normalize_name(new_name);
         names::check_name(new_name)?;
         let c = self.container(query)?;

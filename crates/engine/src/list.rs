@@ -187,7 +187,9 @@ impl Engine {
     /// match `filters`, newest first.
     pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<Listed>> {
         let all = all || filters.has_status();
-        let networks = network::networks(&self.paths)?;
+        // Opened only when a container runs: only running containers have attachments,
+        // and a store that cannot be written (read-only, never given networks/) still lists.
+        let mut networks = None;
         let mut listed: Vec<Listed> = self
             .containers()?
             .into_iter()
@@ -197,7 +199,7 @@ impl Engine {
                     return None;
                 }
                 let attachment = match status.is_up() {
-                    true => networks.attachment(container.id()).ok().flatten(),
+                    true => self.attachment_of(&mut networks, container.id()),
                     false => None,
                 };
                 let ports = attachment
@@ -214,6 +216,22 @@ impl Engine {
             .collect();
         listed.sort_by_key(|l| std::cmp::Reverse(l.container.record.created));
         Ok(listed)
+    }
+
+    /// The network attachment of running container `id`, opening the networks once.
+    fn attachment_of(
+        &self,
+        networks: &mut Option<Option<basic_network::Networks>>,
+        id: &str,
+    ) -> Option<Attachment> {
+        let opened = networks.get_or_insert_with(|| match network::networks(&self.paths) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!("listing published ports: {e}");
+                None
+            }
+        });
+        opened.as_ref()?.attachment(id).ok().flatten()
     }
 
     /// The ports container `query` publishes now.

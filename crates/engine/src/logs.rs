@@ -58,7 +58,7 @@ impl Engine {
             return Ok(());
         };
         loop {
-            let record = self.store.container(c.id())?;
+            let record = self.stored(c.id())?;
             let up =
                 status::status(&self.paths, &record).is_up() || status::supervisor_alive(&c.paths);
             let batch = follower

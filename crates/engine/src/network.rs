@@ -77,10 +77,13 @@ pub(crate) fn check(paths: &EnginePaths, stored: &StoredConfig) -> Result<Vec<St
     }
     let mut warnings = Vec::new();
     match &mode {
-        Mode::Network(name) if name != "bridge" => {
-            networks(paths)?
-                .inspect(name)
-                .map_err(|_| EngineError::InvalidArgument(format!("network {name} not found")))?;
+        Mode::Network(name) => {
+            let (named, _) = endpoints(stored, name);
+            for name in named.iter().filter(|n| *n != "bridge") {
+                networks(paths)?
+                    .inspect(name)
+                    .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;
+            }
         }
         Mode::None | Mode::Host | Mode::Container(_) if publishes => {
             warnings.push(
@@ -186,7 +189,9 @@ pub(crate) fn attach(
     let mut request = AttachRequest::new(id);
     request.name = Some(name.to_string());
     request.hostname = hostname.to_string();
-    request.networks = vec![network];
+    let (networks_named, aliases) = endpoints(stored, &network);
+    request.networks = networks_named;
+    request.aliases = aliases;
     request.ports = stored.published_ports()?;
     request.dns = DnsOptions {
         servers: stored
@@ -206,6 +211,36 @@ pub(crate) fn attach(
         tracing::warn!("{warning}");
     }
     Ok(Some(attachment))
+}
+
+/// The networks a start attaches to (`NetworkMode`'s first, then the other networks of
+/// `NetworkingConfig.EndpointsConfig`, as a create with several networks asks) and the
+/// aliases peers reach the container by on them (docker-compose's service names).
+fn endpoints(stored: &StoredConfig, mode_network: &str) -> (Vec<String>, Vec<String>) {
+    let mut networks = vec![mode_network.to_string()];
+    let mut aliases: Vec<String> = Vec::new();
+    let configured = stored
+        .config
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref());
+    let mut names: Vec<&String> = configured.map(|c| c.keys().collect()).unwrap_or_default();
+    names.sort();
+    for name in names {
+        let endpoint = &configured.expect("names come from it")[name];
+        let Mode::Network(named) = Mode::parse(name) else {
+            continue;
+        };
+        if !networks.contains(&named) {
+            networks.push(named);
+        }
+        for alias in endpoint.aliases.iter().flatten() {
+            if !aliases.contains(alias) {
+                aliases.push(alias.clone());
+            }
+        }
+    }
+    (networks, aliases)
 }
 
 /// Detaches a container of a bridge network (`NetworkMode` as recorded; the other modes

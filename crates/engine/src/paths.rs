@@ -45,6 +45,11 @@ impl EnginePaths {
         self.root.join("snapshotter")
     }
 
+    /// docker's `local` volumes: `volumes/<name>/_data` and each volume's record.
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+
     /// Read-only views of images (`image mount`).
     pub fn image_mounts(&self) -> PathBuf {
         self.root.join("image-mounts")
@@ -93,9 +98,24 @@ impl ContainerPaths {
         self.dir.join("view.lock")
     }
 
+    /// The directory where the container's supervisor serves attach clients
+    /// (`<state>/containers/<id>`, see [`basic_runtime::attach`]): beside the runtime's
+    /// `<state>/<id>`, which the runtime removes at each exit, while this one lasts as
+    /// long as the container (clients wait in it for the next start).
+    pub fn attach_dir(&self) -> PathBuf {
+        let state_root = self.state.parent().unwrap_or(&self.state);
+        state_root.join("containers").join(self.id())
+    }
+
     /// Present while a stop was asked for: no restart follows the exit.
     pub fn stop_marker(&self) -> PathBuf {
         self.state.with_extension("stop")
+    }
+
+    /// The last exit the supervisor saw, kept for when the store could not record it
+    /// (see `exits`).
+    pub fn last_exit(&self) -> PathBuf {
+        self.dir.join("last-exit")
     }
 
     /// Why the last start failed, written by the supervisor.

@@ -141,11 +141,18 @@ fn narrower(path: &Path, mode: u32) -> Result<Option<u32>> {
 /// Removes from the permission bits of `path` (when it exists) those `mode` does not
 /// grant. Nothing else changes, and nothing is written when nothing needs to.
 fn tighten(path: &Path, mode: u32) -> Result<()> {
-    if let Some(wanted) = narrower(path, mode)? {
-        fs::set_permissions(path, fs::Permissions::from_mode(wanted))
-            .map_err(EngineError::io("tightening the mode of", path))?;
+    let Some(wanted) = narrower(path, mode)? else {
+        return Ok(());
+    };
+    match fs::set_permissions(path, fs::Permissions::from_mode(wanted)) {
+        // A read-only store (a mounted backup) can still be read; it is tightened the
+        // first time it is opened writable.
+        Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => {
+            tracing::warn!(path = %path.display(), "read-only: its mode stays as it is");
+            Ok(())
+        }
+        other => other.map_err(EngineError::io("tightening the mode of", path)),
     }
-    Ok(())
 }
 
 /// Each `containers/<id>/` made wide by an older version becomes `0700` and the files

@@ -1,6 +1,6 @@
 //! Taking a stopped container apart: its root mount, snapshot, leftover runtime state
-//! and cgroup, network attachment, directory, and last its record (which lets go of the
-//! image).
+//! and cgroup, network attachment, directory, its record (which lets go of the image),
+//! and when asked its anonymous volumes.
 
 use std::path::Path;
 
@@ -11,9 +11,11 @@ use crate::error::{EngineError, Result};
 use crate::{network, rootfs};
 
 impl Engine {
-    /// Removes a container that is not running. The record goes last: while any file is
-    /// left the image stays held, so its layers stay under the snapshot.
-    pub(crate) fn remove_stopped(&self, c: &Container) -> Result<()> {
+    /// Removes a container that is not running, and with `volumes` its anonymous volumes
+    /// no other container uses. The record goes before the volumes (it is what makes them
+    /// in use) and after everything else: while any file is left the image stays held, so
+    /// its layers stay under the snapshot.
+    pub(crate) fn remove_stopped(&self, c: &Container, volumes: bool) -> Result<()> {
         // Not from under a copy or an export (of a container whose create failed half-way
         // there may be no directory to lock in).
         let _no_views = match c.paths.dir.exists() {
@@ -38,14 +40,19 @@ impl Engine {
         }
         self.store.remove_container(c.id())?;
         self.event(c, "destroy", &[]);
+        if volumes {
+            self.remove_anonymous_volumes(c);
+        }
         Ok(())
     }
 }
 
 /// What a runtime killed with its supervisor leaves: its state directory and its cgroup
-/// (removed by the runtime itself after a normal exit).
+/// (removed by the runtime itself after a normal exit); and the attach directory, which
+/// lasts as long as the container.
 fn remove_runtime_leftovers(c: &Container) {
     let _ = std::fs::remove_dir_all(&c.paths.state);
+    let _ = std::fs::remove_dir_all(c.paths.attach_dir());
     let _ = std::fs::remove_file(c.paths.stop_marker());
     let cgroup = Path::new("basic-docker").join(c.id());
     let manager = basic_runtime::cgroups::manager_for(

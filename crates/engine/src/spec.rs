@@ -3,9 +3,9 @@
 //!
 //! [`build`] is a pure function of the configuration, the image's defaults and the
 //! container's identity, except where docker itself looks at the machine: `-u NAME` is
-//! looked up in the container's own `/etc/passwd` and `/etc/group` (inside its root), a
-//! missing `-v` source directory is created, `--device` reads the host's node, and
-//! `--cap-add ALL` and `--privileged` take the host's bounding set.
+//! looked up in the container's own `/etc/passwd` and `/etc/group` (inside its root),
+//! `--device` reads the host's node, and `--cap-add ALL` and `--privileged` take the host's
+//! bounding set. Volumes and binds come resolved (see [`crate::mounts`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,12 +15,12 @@ use basic_runtime::spec::{self as runtime_spec, DeviceMapping};
 use basic_runtime::{Spec, default_spec, resolve_user};
 use oci_spec::runtime::{
     Capability, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    MountBuilder,
 };
 use serde::Deserialize;
 
 use crate::config::{ContainerConfig, HostConfig};
 use crate::error::{EngineError, Result};
+use crate::mounts::ContainerMount;
 
 /// The spec annotation holding the container's name, for tools that see only the spec.
 pub const NAME_ANNOTATION: &str = "org.basic-docker.name";
@@ -43,6 +43,9 @@ pub struct ImageDefaults {
     pub stop_signal: Option<String>,
     /// `EXPOSE`: `{"80/tcp": {}}`.
     pub exposed_ports: Option<HashMap<String, serde_json::Value>>,
+    /// `VOLUME`: `{"/data": {}}`; each gets an anonymous volume unless something else is
+    /// mounted there.
+    pub volumes: Option<HashMap<String, serde_json::Value>>,
 }
 
 impl From<&basic_image_store::ImageConfig> for ImageDefaults {
@@ -62,11 +65,14 @@ impl From<&basic_image_store::ImageConfig> for ImageDefaults {
                     .map(|p| (p.clone(), serde_json::json!({})))
                     .collect(),
             ),
+            volumes: list(image.volumes())
+                .map(|v| v.into_iter().map(|p| (p, serde_json::json!({}))).collect()),
         }
     }
 }
 
-/// Who the container is: its id (the hostname's default) and name.
+/// Who the container is: its id (the hostname's default) and name, its root and what is
+/// mounted in it.
 #[derive(Debug, Clone)]
 pub struct Identity<'a> {
     /// The 64-hex-digit id.
@@ -75,6 +81,22 @@ pub struct Identity<'a> {
     pub name: &'a str,
     /// The mounted root filesystem.
     pub rootfs: &'a Path,
+    /// Its volumes and binds, resolved from the config's `Binds`, `Mounts`, `VolumesFrom`
+    /// and `Volumes` and the image's by [`crate::mounts`] (which [`build`] does not read).
+    pub mounts: &'a [ContainerMount],
+}
+
+impl ImageDefaults {
+    /// The image's `VOLUME` paths, sorted.
+    pub fn volume_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .volumes
+            .iter()
+            .flat_map(|v| v.keys().cloned())
+            .collect();
+        paths.sort();
+        paths
+    }
 }
 
 /// docker's rule for what runs: the config's `Entrypoint` replaces the image's (`[""]`
@@ -181,7 +203,7 @@ pub fn build(config: &ContainerConfig, image: &ImageDefaults, who: &Identity<'_>
         host.cap_add.as_deref().unwrap_or_default(),
         host.cap_drop.as_deref().unwrap_or_default(),
     )?;
-    add_binds(&mut spec, host.binds.as_deref().unwrap_or_default())?;
+    crate::mounts::add_to_spec(&mut spec, who.mounts)?;
     set_resources(&mut spec, &host)?;
     // Last: the seccomp profile depends on the final capabilities.
     set_security(&mut spec, &host)?;
@@ -202,18 +224,6 @@ fn refuse_unimplemented(config: &ContainerConfig) -> Result<()> {
         }
     };
     set(config.healthcheck.is_some(), "Healthcheck");
-    set(
-        config.volumes.as_ref().is_some_and(|v| !v.is_empty()),
-        "Volumes",
-    );
-    set(
-        host.mounts.as_ref().is_some_and(|m| !m.is_empty()),
-        "HostConfig.Mounts",
-    );
-    set(
-        host.volumes_from.as_ref().is_some_and(|v| !v.is_empty()),
-        "HostConfig.VolumesFrom",
-    );
     set(
         host.tmpfs.as_ref().is_some_and(|t| !t.is_empty()),
         "HostConfig.Tmpfs",
@@ -627,47 +637,6 @@ fn device_mapping(device: &crate::config::DeviceMapping) -> Result<DeviceMapping
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "rwm".to_string());
     Ok(format!("{host}:{container}:{permissions}").parse()?)
-}
-
-/// `Binds`: `HOST:CONTAINER[:ro|rw]` bind mounts. Named volumes are not supported.
-fn add_binds(spec: &mut Spec, binds: &[String]) -> Result<()> {
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    for bind in binds {
-        let bad =
-            |why: String| EngineError::InvalidArgument(format!("invalid volume {bind:?}: {why}"));
-        let parts: Vec<&str> = bind.split(':').collect();
-        let (host, target, mode) = match parts.as_slice() {
-            [h, t] => (*h, *t, "rw"),
-            [h, t, m] => (*h, *t, *m),
-            _ => return Err(bad("expected HOST:CONTAINER[:ro|rw]".into())),
-        };
-        if !host.starts_with('/') {
-            return Err(bad(
-                "named volumes are not supported, give an absolute host path".into(),
-            ));
-        }
-        if !target.starts_with('/') {
-            return Err(bad("the container path must be absolute".into()));
-        }
-        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-        match mode {
-            "ro" => options.push("ro".to_string()),
-            "rw" => {}
-            other => return Err(bad(format!("mode {other:?}: expected ro or rw"))),
-        }
-        // docker creates a missing host directory for a bind.
-        std::fs::create_dir_all(host).map_err(EngineError::io("creating volume source", host))?;
-        mounts.push(
-            MountBuilder::default()
-                .destination(target)
-                .typ("bind")
-                .source(host)
-                .options(options)
-                .build()?,
-        );
-    }
-    spec.set_mounts(Some(mounts));
-    Ok(())
 }
 
 fn set_resources(spec: &mut Spec, host: &HostConfig) -> Result<()> {

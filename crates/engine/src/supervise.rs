@@ -2,9 +2,10 @@
 //! foreground run, or in a detached process of its own (see
 //! [`crate::SupervisorCommand`]) for a detached one.
 //!
-//! The supervisor mounts the container's root, attaches its network, records each start
-//! and exit in the store, writes the json-file log, and on the final exit detaches,
-//! unmounts and, for `AutoRemove`, removes the container.
+//! The supervisor mounts the container's root and its option volumes (tmpfs, bind), attaches
+//! its network, records each start and exit in the store, writes the json-file log, and on
+//! the final exit detaches, unmounts and, for `AutoRemove`, removes the container and its
+//! anonymous volumes.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -12,11 +13,13 @@ use std::time::Duration;
 
 use basic_image_store::{ContainerExit, short_id};
 use basic_runtime::Spec;
+use basic_runtime::attach::{Endpoint, Serve};
 use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 
 use crate::engine::{Container, Engine};
 use crate::error::{EngineError, Result};
+use crate::exits::{self, LastRun};
 use crate::status::{self, now_nanos};
 use crate::{network, privacy, rootfs};
 
@@ -51,9 +54,15 @@ impl Engine {
         let echo = attachment == Attachment::Foreground;
         let _ = std::fs::remove_file(c.paths.stop_marker());
         let _ = std::fs::remove_file(c.paths.start_error());
-        let result = self.run_container(&c, echo);
+        if let Err(e) = exits::reserve(&c.paths) {
+            tracing::warn!("reserving {}: {e}", c.paths.last_exit().display());
+        }
+        let mut started = c.record.started.unwrap_or_else(now_nanos);
+        let result = self.run_container(&c, echo, &mut started);
         // The attachment outlives restarts; it goes with the final exit.
         network::detach(&self.paths, c.id(), &c.config.network_mode());
+        // So does a tmpfs or bind volume's mount, unless another container uses it.
+        self.release_volumes(&c);
         if let Err(e) = &result {
             let message = chain(e);
             let _ = privacy::write_private(&c.paths.start_error(), message.as_bytes());
@@ -62,11 +71,12 @@ impl Engine {
                 finished: now_nanos(),
                 oom_killed: false,
             };
-            let _ = self.store.container_exited(c.id(), exit, false);
+            self.record_exit(&c, LastRun { started, exit }, false);
         }
         let _ = std::fs::remove_file(c.paths.stop_marker());
         if c.config.auto_remove() {
-            self.remove_stopped(&c)?;
+            // As docker's `--rm`: the anonymous volumes go too.
+            self.remove_stopped(&c, true)?;
         } else {
             rootfs::unmount(self.snapshotter().as_ref(), &c.paths);
         }
@@ -78,13 +88,14 @@ impl Engine {
         }
     }
 
-    fn run_container(&self, c: &Container, echo: bool) -> Result<i32> {
+    fn run_container(&self, c: &Container, echo: bool, started: &mut i64) -> Result<i32> {
         {
             // A copy or an export of the stopped container may have its snapshot mounted:
             // wait for it to end rather than mount the snapshot a second time.
             let _no_views = crate::view::lock_exclusive(&c.paths)?;
             rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
         }
+        self.mount_volumes(c)?;
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
             what: spec_path.display().to_string(),
@@ -117,6 +128,8 @@ impl Engine {
             log: Some((c.paths.log(), c.config.log_rotation()?)),
             echo,
             stdin: match (c.config.tty(), c.config.interactive()) {
+                // Detached, the container reads what attach clients send.
+                (_, true) if !echo => Input::Attach,
                 (true, _) => Input::Terminal,
                 (false, true) => Input::Relayed,
                 (false, false) => Input::Null,
@@ -129,20 +142,29 @@ impl Engine {
         if let Some(socket) = console {
             supervisor = supervisor.console(socket, c.config.interactive());
         }
+        // Also in the foreground: others may watch (and resize) what runs there.
+        supervisor = supervisor.attach(Serve {
+            endpoint: Endpoint::new(c.paths.attach_dir()),
+            stdin_once: c.config.stdin_once(),
+        });
         let stop_marker = c.paths.stop_marker();
-        let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event);
+        let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event, started);
         let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
         drop(supervisor);
         drop(container);
         Ok(status?.exit_code())
     }
 
-    /// Records a start or an exit in the store; a failure is logged (the container goes on).
-    fn record(&self, c: &Container, event: SupervisorEvent<'_>) {
-        let recorded = match event {
+    /// Records a start or an exit in the store; a failure is logged (the container goes
+    /// on). `started` keeps the last start for the exit that follows it.
+    fn record(&self, c: &Container, event: SupervisorEvent<'_>, started: &mut i64) {
+        match event {
             SupervisorEvent::Starting => {
                 self.event(c, "start", &[]);
-                self.store.container_started(c.id(), now_nanos())
+                *started = now_nanos();
+                if let Err(e) = self.store.container_started(c.id(), *started) {
+                    tracing::warn!("recording the start of {}: {e}", short_id(c.id()));
+                }
             }
             SupervisorEvent::Exited { status, restarting } => {
                 if status.oom_killed {
@@ -160,11 +182,32 @@ impl Engine {
                     finished: now_nanos(),
                     oom_killed: status.oom_killed,
                 };
-                self.store.container_exited(c.id(), exit, restarting)
+                let run = LastRun {
+                    started: *started,
+                    exit,
+                };
+                self.record_exit(c, run, restarting);
             }
+        }
+    }
+
+    /// Records an exit in the store, or, when the store cannot take it (a full disk),
+    /// in the container's reserved `last-exit` file, which readers fold into the record.
+    fn record_exit(&self, c: &Container, run: LastRun, restarting: bool) {
+        let Err(e) = self.store.container_exited(c.id(), run.exit, restarting) else {
+            return;
         };
-        if let Err(e) = recorded {
-            tracing::warn!("recording the state of {}: {e}", short_id(c.id()));
+        match exits::write(&c.paths, run) {
+            Ok(()) => tracing::warn!(
+                "recording the exit of {} in the store: {e}; kept in {}",
+                short_id(c.id()),
+                c.paths.last_exit().display()
+            ),
+            Err(kept) => tracing::warn!(
+                "recording the exit of {}: {e}; keeping it in {} failed too: {kept}",
+                short_id(c.id()),
+                c.paths.last_exit().display()
+            ),
         }
     }
 
@@ -176,7 +219,8 @@ impl Engine {
         if self.status(&c).is_up() {
             return Ok(());
         }
-        self.start_detached(&c)
+        self.store.writable("start container")?;
+        self.on_storage(self.start_detached(&c))
     }
 
     pub(crate) fn start_detached(&self, c: &Container) -> Result<()> {
@@ -194,7 +238,7 @@ impl Engine {
         }
         // The supervisor ended before the init appeared: it failed to start it, or the
         // container ran and exited already.
-        let record = self.store.container(c.id())?;
+        let record = self.stored(c.id())?;
         match std::fs::read_to_string(c.paths.start_error()) {
             Ok(message) => Err(EngineError::StartFailed {
                 id: c.id().to_string(),

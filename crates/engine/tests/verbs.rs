@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use basic_engine::config::{ContainerConfig, HostConfig, parse_restart};
 use basic_engine::{
-    Attachment, CopyToOptions, CreateOptions, Engine, EngineError, EngineOptions, ErrorKind,
-    EventOptions, ExecOptions, Filters, LogOptions, Status, SupervisorCommand,
+    AttachEnd, AttachOptions, Attachment, CopyToOptions, CreateOptions, Engine, EngineError,
+    EngineOptions, ErrorKind, EventOptions, ExecOptions, Filters, Frame, LogOptions, Sent, Status,
+    SupervisorCommand,
 };
 use basic_image_store::PullOptions;
 use basic_registry::{Reference, RegistryClient};
@@ -81,6 +82,19 @@ fn main() {
             "archive_routes_stat_copy_and_list_changes_as_docker",
             archive_routes,
         ),
+        (
+            "attach_before_start_loses_no_output_in_a_long_state_path",
+            attach_before_start,
+        ),
+        (
+            "attach_with_stdin_once_closes_stdin_when_the_input_ends",
+            attach_stdin_once,
+        ),
+        (
+            "attach_two_clients_logs_replay_and_detach_keys",
+            attach_running,
+        ),
+        ("attach_refusals_are_dockers", attach_refusals),
     ];
     let mut failed = Vec::new();
     for (name, test) in tests {
@@ -123,7 +137,8 @@ fn open(root: &Path, state: &Path) -> Engine {
 fn fixture(image: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let state = dir.path().join("state");
+    // Longer than a unix socket's path may be: the attach socket lives under it.
+    let state = dir.path().join(format!("state-{}", "s".repeat(100)));
     let engine = open(&root, &state);
     let reference = Reference::parse(image).unwrap();
     let client = RegistryClient::builder().build().unwrap();
@@ -547,4 +562,289 @@ fn base64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .unwrap()
+}
+
+/// Ends the whole run if a test is still going after `limit`: an attachment's reads
+/// block, and a test must not hang the suite. Dropped (and its thread joined) when the
+/// test ends.
+struct Watchdog {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    fn start(what: &'static str, limit: Duration) -> Watchdog {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                eprintln!("{what}: still running after {limit:?}; giving up");
+                std::process::exit(1);
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every frame until the end, and the end.
+fn drain(reader: &mut basic_engine::AttachReader) -> (Vec<Frame>, Option<AttachEnd>) {
+    let frames = reader.by_ref().map(|f| f.unwrap()).collect();
+    (frames, reader.end())
+}
+
+/// The frames of `stream`, joined.
+fn text(frames: &[Frame], stream: Stream) -> String {
+    frames
+        .iter()
+        .filter(|f| f.stream == stream)
+        .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn attach_before_start(f: &Fixture) {
+    let _watchdog = Watchdog::start("attach_before_start", Duration::from_secs(120));
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-attach-early"]);
+    // It writes from its first instruction and is gone at once.
+    let id = f.create(
+        &engine,
+        "verbs-attach-early",
+        f.config(&["sh", "-c", "echo first; echo second >&2; exit 7"]),
+    );
+    let attached = engine
+        .attach("verbs-attach-early", &AttachOptions::default())
+        .unwrap();
+    assert!(!attached.tty());
+    let (mut reader, _writer) = attached.split();
+    engine.start("verbs-attach-early").unwrap();
+    let (frames, end) = drain(&mut reader);
+    assert_eq!(text(&frames, Stream::Stdout), "first\n");
+    assert_eq!(text(&frames, Stream::Stderr), "second\n");
+    assert_eq!(end, Some(AttachEnd::Exited(7)));
+    let dir = engine.container(&id).unwrap().paths.attach_dir();
+    assert!(dir.as_os_str().len() > 108, "{}", dir.display());
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("pending")), 0o700);
+    // The supervisor is gone, and its socket with it; the exit was recorded as the
+    // client saw it.
+    assert_eq!(engine.wait("verbs-attach-early").unwrap(), 7);
+    assert!(!dir.join("attach").exists());
+    // Removing the container removes the directory.
+    engine.remove("verbs-attach-early", false).unwrap();
+    assert!(!dir.exists());
+}
+
+fn attach_stdin_once(f: &Fixture) {
+    let _watchdog = Watchdog::start("attach_stdin_once", Duration::from_secs(120));
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-attach-cat"]);
+    let mut config = f.config(&["cat"]);
+    config.open_stdin = Some(true);
+    config.stdin_once = Some(true);
+    f.create(&engine, "verbs-attach-cat", config);
+    let options = AttachOptions {
+        stdin: true,
+        ..Default::default()
+    };
+    let attached = engine.attach("verbs-attach-cat", &options).unwrap();
+    assert!(attached.stdin());
+    let (mut reader, mut writer) = attached.split();
+    engine.start("verbs-attach-cat").unwrap();
+    // Written from another thread while this one reads, as an API server does.
+    let typing = std::thread::spawn(move || {
+        assert_eq!(writer.send(b"hello\n").unwrap(), Sent::Delivered);
+        assert_eq!(writer.send(b"world\n").unwrap(), Sent::Delivered);
+        writer.close_stdin().unwrap();
+    });
+    let (frames, end) = drain(&mut reader);
+    typing.join().unwrap();
+    // cat saw the end of its input and exited.
+    assert_eq!(text(&frames, Stream::Stdout), "hello\nworld\n");
+    assert_eq!(end, Some(AttachEnd::Exited(0)));
+}
+
+fn attach_running(f: &Fixture) {
+    let _watchdog = Watchdog::start("attach_running", Duration::from_secs(120));
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-attach-two", "verbs-attach-tty"]);
+    let mut config = f.config(&[
+        "sh",
+        "-c",
+        "echo ready; while read line; do echo \"got $line\"; echo \"err $line\" >&2; done",
+    ]);
+    config.open_stdin = Some(true);
+    f.create(&engine, "verbs-attach-two", config);
+    engine.start("verbs-attach-two").unwrap();
+    // The log is replayed first when asked: the line written before attaching.
+    let wait_for_log = || {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut seen = false;
+            engine
+                .logs("verbs-attach-two", &LogOptions::default(), |_| {
+                    seen = true;
+                    Ok(())
+                })
+                .unwrap();
+            if seen {
+                return;
+            }
+            assert!(std::time::Instant::now() < until, "no log");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_log();
+    let with_log = AttachOptions {
+        logs: true,
+        stderr: false,
+        ..Default::default()
+    };
+    let (mut first, _first_writer) = engine
+        .attach("verbs-attach-two", &with_log)
+        .unwrap()
+        .split();
+    let typist = AttachOptions {
+        stdin: true,
+        ..Default::default()
+    };
+    let (mut second, mut writer) = engine.attach("verbs-attach-two", &typist).unwrap().split();
+    assert_eq!(
+        first.next().unwrap().unwrap(),
+        Frame {
+            stream: Stream::Stdout,
+            bytes: b"ready\n".to_vec()
+        }
+    );
+    // Both see what the input made, each its own streams.
+    assert_eq!(writer.send(b"one\n").unwrap(), Sent::Delivered);
+    let mut seen = String::new();
+    while !seen.contains("got one\n") {
+        seen.push_str(&text(&[first.next().unwrap().unwrap()], Stream::Stdout));
+    }
+    let mut both = Vec::new();
+    while !text(&both, Stream::Stdout).contains("got one\n")
+        || !text(&both, Stream::Stderr).contains("err one\n")
+    {
+        both.push(second.next().unwrap().unwrap());
+    }
+    // Without a terminal the detach keys are input like any other (docker's rule).
+    assert_eq!(writer.send(b"\x10\x11\n").unwrap(), Sent::Delivered);
+    // Detaching one attachment leaves the other and the container.
+    writer.detach();
+    assert_eq!(drain(&mut second).1, Some(AttachEnd::Detached));
+    assert!(matches!(
+        engine.status(&engine.container("verbs-attach-two").unwrap()),
+        Status::Running(_)
+    ));
+    engine
+        .stop("verbs-attach-two", Duration::from_secs(1))
+        .unwrap();
+    let (frames, end) = drain(&mut first);
+    assert!(
+        text(&frames, Stream::Stdout).contains("got \x10\x11"),
+        "{frames:?}"
+    );
+    assert!(matches!(end, Some(AttachEnd::Exited(_))), "{end:?}");
+
+    // With a terminal, ctrl-p ctrl-q detach and are not typed.
+    let mut config = f.config(&["sh"]);
+    config.open_stdin = Some(true);
+    config.tty = Some(true);
+    f.create(&engine, "verbs-attach-tty", config);
+    engine.start("verbs-attach-tty").unwrap();
+    let attached = engine.attach("verbs-attach-tty", &typist).unwrap();
+    assert!(attached.tty());
+    let (mut output, mut input) = attached.split();
+    engine
+        .resize(
+            "verbs-attach-tty",
+            basic_runtime::terminal::WindowSize { rows: 31, cols: 97 },
+        )
+        .unwrap();
+    assert_eq!(input.send(b"stty size\n").unwrap(), Sent::Delivered);
+    let mut shown = String::new();
+    while !shown.contains("31 97") {
+        let frame = output.next().unwrap().unwrap();
+        assert_eq!(frame.stream, Stream::Stdout, "one stream with a terminal");
+        shown.push_str(&String::from_utf8_lossy(&frame.bytes));
+    }
+    assert_eq!(input.send(b"echo a\x10").unwrap(), Sent::Delivered);
+    assert_eq!(input.send(b"\x11echo never\n").unwrap(), Sent::Detached);
+    let (frames, end) = drain(&mut output);
+    assert_eq!(end, Some(AttachEnd::Detached));
+    assert!(!text(&frames, Stream::Stdout).contains("never"));
+    // The shell runs on and got "echo a" without the keys.
+    let (mut output, mut input) = engine.attach("verbs-attach-tty", &typist).unwrap().split();
+    input.send(b"\nexit 4\n").unwrap();
+    let (frames, end) = drain(&mut output);
+    assert_eq!(end, Some(AttachEnd::Exited(4)), "{frames:?}");
+    let mut log = String::new();
+    engine
+        .logs("verbs-attach-tty", &LogOptions::default(), |e| {
+            log.push_str(&e.log);
+            Ok(())
+        })
+        .unwrap();
+    assert!(log.contains("echo a") && !log.contains("\u{10}"), "{log:?}");
+    assert!(!log.contains("never"), "{log:?}");
+}
+
+fn attach_refusals(f: &Fixture) {
+    let _watchdog = Watchdog::start("attach_refusals", Duration::from_secs(120));
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-attach-done", "verbs-attach-paused"]);
+    let missing = engine
+        .attach("verbs-surely-not-there", &AttachOptions::default())
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound, "{missing}");
+    f.create(&engine, "verbs-attach-done", f.config(&["true"]));
+    engine.start("verbs-attach-done").unwrap();
+    engine.wait("verbs-attach-done").unwrap();
+    let stopped = engine
+        .attach("verbs-attach-done", &AttachOptions::default())
+        .unwrap_err();
+    assert_eq!(stopped.kind(), ErrorKind::Conflict, "{stopped}");
+    assert_eq!(
+        stopped.to_string(),
+        "You cannot attach to a stopped container, start it first"
+    );
+    // As the Docker API allows it: attached, it waits for the next start.
+    let options = AttachOptions {
+        await_start: true,
+        ..Default::default()
+    };
+    let (mut reader, _w) = engine
+        .attach("verbs-attach-done", &options)
+        .unwrap()
+        .split();
+    engine.start("verbs-attach-done").unwrap();
+    assert_eq!(drain(&mut reader), (Vec::new(), Some(AttachEnd::Exited(0))));
+    f.create(&engine, "verbs-attach-paused", f.config(&["sleep", "1000"]));
+    engine.start("verbs-attach-paused").unwrap();
+    engine.pause("verbs-attach-paused").unwrap();
+    let paused = engine
+        .attach("verbs-attach-paused", &AttachOptions::default())
+        .unwrap_err();
+    assert_eq!(paused.kind(), ErrorKind::Conflict, "{paused}");
+    assert!(paused.to_string().contains("unpause"), "{paused}");
+    let bad = "ctrl-x,alt-y"
+        .parse::<basic_engine::DetachKeys>()
+        .unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::InvalidArgument, "{bad}");
 }

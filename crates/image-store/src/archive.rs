@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write as _};
 use std::path::{Component, Path, PathBuf};
 
+use basic_escape::escape;
 use sha2::{Digest as _, Sha256};
 
 use crate::fsutil::{TempPath, temp_name};
@@ -30,7 +31,8 @@ pub enum ArchiveError {
     },
     /// A member name is absolute, climbs out with `..`, or is not UTF-8.
     #[error(
-        "archive {archive}: member {member:?} has an unsafe name (absolute or containing `..`)"
+        "archive {archive}: member \"{}\" has an unsafe name (absolute or containing `..`)",
+        escape(member)
     )]
     UnsafeMember {
         /// The archive.
@@ -39,7 +41,11 @@ pub enum ArchiveError {
         member: String,
     },
     /// Writing the staged copy failed (a full disk, most likely).
-    #[error("archive {archive}: staging member {member} in {}", path.display())]
+    #[error(
+        "archive {archive}: staging member {} in {}",
+        escape(member),
+        path.display()
+    )]
     Stage {
         /// The archive.
         archive: String,

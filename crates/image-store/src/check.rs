@@ -11,13 +11,12 @@ use std::fmt;
 use std::fs;
 use std::io;
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::StoreError;
-use crate::fsutil::{TempPath, temp_name};
 use crate::record::Removal;
-use crate::store::ImageStore;
+use crate::store::{Garbage, ImageStore};
 
 /// One thing wrong with the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,21 +109,32 @@ impl ImageStore {
     /// Checks the whole store; with `repair`, removes corrupt blobs, layers
     /// whose directory is gone, images that cannot be used any more, and
     /// then collects garbage. The check runs under the store's lock, so a
-    /// concurrent pull's half-committed work is never mistaken for damage.
+    /// concurrent pull's half-committed work is never mistaken for damage;
+    /// without `repair` it only reads, so it works on a full or read-only store.
     pub fn check(&self, repair: bool) -> Result<CheckReport, StoreError> {
-        let (report, trash) = self.write("check the store", |tx| {
-            let mut report = CheckReport::default();
-            let bad_blobs = self.check_blobs(&mut report.problems)?;
-            let bad_layers = self.check_layers(tx, &mut report.problems)?;
-            let bad_images = self.check_images(tx, &bad_blobs, &bad_layers, &mut report)?;
-            let mut trash = Vec::new();
-            if repair {
-                trash = self.repair(tx, &bad_blobs, &bad_layers, &bad_images, &mut report)?;
-            }
-            Ok((report, trash))
-        })?;
-        drop(trash);
-        Ok(report)
+        if !repair {
+            return self.read_locked("check the store", |c| Ok(self.examine(c)?.report));
+        }
+        self.write_collecting("check the store", |tx, garbage| {
+            let mut found = self.examine(tx)?;
+            self.repair(tx, garbage, &found.damage, &mut found.report)?;
+            Ok(found.report)
+        })
+    }
+
+    fn examine(&self, c: &Connection) -> Result<Examined, StoreError> {
+        let mut report = CheckReport::default();
+        let blobs = self.check_blobs(&mut report.problems)?;
+        let layers = self.check_layers(c, &mut report.problems)?;
+        let images = self.check_images(c, &blobs, &layers, &mut report)?;
+        Ok(Examined {
+            report,
+            damage: Damage {
+                blobs,
+                layers,
+                images,
+            },
+        })
     }
 
     fn check_blobs(&self, problems: &mut Vec<Problem>) -> Result<HashSet<String>, StoreError> {
@@ -155,7 +165,7 @@ impl ImageStore {
 
     fn check_layers(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         problems: &mut Vec<Problem>,
     ) -> Result<HashSet<String>, StoreError> {
         let db = || self.db_error("check layers");
@@ -192,7 +202,7 @@ impl ImageStore {
     /// Returns the images that cannot be used any more.
     fn check_images(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         bad_blobs: &HashSet<String>,
         bad_layers: &HashSet<String>,
         report: &mut CheckReport,
@@ -255,17 +265,17 @@ impl ImageStore {
     fn repair(
         &self,
         tx: &Transaction<'_>,
-        bad_blobs: &HashSet<String>,
-        bad_layers: &HashSet<String>,
-        bad_images: &[String],
+        garbage: &mut Garbage,
+        damage: &Damage,
         report: &mut CheckReport,
-    ) -> Result<Vec<TempPath>, StoreError> {
+    ) -> Result<(), StoreError> {
         let db = || self.db_error("repair");
-        for digest in bad_blobs {
+        for digest in &damage.blobs {
+            // A corrupt blob is no content whatever the records say: it goes now.
             let path = self.blob_path(digest)?;
             fs::remove_file(&path).map_err(StoreError::io("remove corrupt blob", &path))?;
         }
-        for id in bad_images {
+        for id in &damage.images {
             // ON DELETE CASCADE takes its tags, digests and layer references.
             tx.execute("DELETE FROM images WHERE id = ?1", [id])
                 .map_err(db())?;
@@ -281,32 +291,35 @@ impl ImageStore {
             [],
         )
         .map_err(db())?;
-        let mut trash = Vec::new();
-        for chain_id in bad_layers {
+        for chain_id in &damage.layers {
             tx.execute("DELETE FROM layers WHERE chain_id = ?1", [chain_id])
                 .map_err(db())?;
             // What is left of its directory (layer.json) goes too.
-            let dir = self.layer_dir(chain_id)?;
-            if dir.exists() {
-                let to = temp_name(&self.tmp_dir(), "trash");
-                fs::rename(&dir, &to).map_err(StoreError::io("move aside", &dir))?;
-                trash.push(TempPath::new(to));
-            }
+            garbage.add(self.layer_dir(chain_id)?);
             report.removed.push(Removal::Deleted(chain_id.clone()));
         }
         // Unrecorded directories never counted: move them out of the way.
         let dir = self.root().join("layers");
         for problem in &report.problems {
             if let Problem::UnrecordedLayerDir { name } = problem {
-                let to = temp_name(&self.tmp_dir(), "trash");
-                let from = dir.join(name);
-                fs::rename(&from, &to).map_err(StoreError::io("move aside", &from))?;
-                trash.push(TempPath::new(to));
+                garbage.add(dir.join(name));
             }
         }
-        trash.extend(self.collect(tx, &mut report.removed)?);
-        Ok(trash)
+        self.collect(tx, garbage, &mut report.removed)
     }
+}
+
+/// What a check found: the report, and what a repair removes.
+struct Examined {
+    report: CheckReport,
+    damage: Damage,
+}
+
+/// Corrupt blobs, layers whose directory is gone, images that cannot be used.
+struct Damage {
+    blobs: HashSet<String>,
+    layers: HashSet<String>,
+    images: Vec<String>,
 }
 
 fn hash_file(path: &std::path::Path) -> io::Result<String> {

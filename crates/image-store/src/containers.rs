@@ -210,12 +210,10 @@ impl ImageStore {
     /// Deletes the record and releases its image, in one transaction; an image
     /// `rmi -f` removed while this container used it is collected now.
     pub fn remove_container(&self, id: &str) -> Result<Vec<Removal>, StoreError> {
-        let (removals, trash) = self.write("remove container", |tx| {
+        self.write_collecting("remove container", |tx, garbage| {
             delete_row(self, tx, id)?;
-            self.release_in(tx, HolderKind::Container, id)
-        })?;
-        drop(trash);
-        Ok(removals)
+            self.release_in(tx, garbage, HolderKind::Container, id)
+        })
     }
 
     fn update_container(

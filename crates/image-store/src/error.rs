@@ -1,7 +1,11 @@
 //! Errors of the store itself (the pull pipeline has its own, in `pull`).
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+use crate::storage::{StorageFault, filesystem_of};
 
 /// What can go wrong reading or changing the store.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,25 @@ pub enum StoreError {
         /// The system error.
         #[source]
         source: io::Error,
+    },
+    /// The store's filesystem refused a change: it is full, or mounted
+    /// read-only. Reading still works; removing containers and images frees
+    /// space on a full one.
+    #[error(
+        "image store: cannot {op} {}: {fault} ({} {})",
+        path.display(),
+        filesystem.display(),
+        fault.state()
+    )]
+    Storage {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
     },
     /// The metadata database failed.
     #[error("image store database {}: {op}", path.display())]
@@ -136,8 +159,56 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// An I/O error of `op` on `path`; a full or read-only filesystem is said
+    /// as such ([`StoreError::Storage`]).
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
-        move |source| StoreError::Io { op, path, source }
+        move |source| match StorageFault::of(&source) {
+            Some(fault) => StoreError::storage(op, path, fault),
+            None => StoreError::Io { op, path, source },
+        }
+    }
+
+    /// A database error of `op` on the database at `path`. SQLite says "database
+    /// or disk is full" for `ENOSPC`, but only "disk I/O error", "unable to open"
+    /// or "readonly database" for the rest: those are checked against the
+    /// filesystem, so a full or read-only one is said as such.
+    pub(crate) fn database(op: &'static str, path: &Path, source: rusqlite::Error) -> Self {
+        let fault = match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Some(StorageFault::NoSpace),
+            Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen | ErrorCode::ReadOnly) => {
+                StorageFault::probe(path.parent().unwrap_or(path))
+            }
+            _ => None,
+        };
+        match fault {
+            Some(fault) => StoreError::storage(op, path.to_path_buf(), fault),
+            None => StoreError::Database {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+
+    /// [`StoreError::Storage`], with the filesystem found from `path`.
+    pub(crate) fn storage(op: &'static str, path: PathBuf, fault: StorageFault) -> Self {
+        StoreError::Storage {
+            op,
+            filesystem: filesystem_of(&path),
+            path,
+            fault,
+        }
+    }
+
+    /// Whether the filesystem was full: what a smaller change may get past.
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Storage {
+                fault: StorageFault::NoSpace,
+                ..
+            }
+        )
     }
 }

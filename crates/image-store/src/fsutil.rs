@@ -156,13 +156,20 @@ pub(crate) fn tighten(path: &Path, mode: u32) -> Result<(), StoreError> {
     if wanted == current {
         return Ok(());
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(wanted)).map_err(|source| {
-        StoreError::Mode {
+    match fs::set_permissions(path, fs::Permissions::from_mode(wanted)) {
+        Ok(()) => Ok(()),
+        // A read-only store (a mounted backup) can still be read; it is
+        // tightened the first time it is opened writable.
+        Err(e) if e.kind() == io::ErrorKind::ReadOnlyFilesystem => {
+            tracing::warn!(path = %path.display(), "read-only: its mode stays {current:04o}");
+            Ok(())
+        }
+        Err(source) => Err(StoreError::Mode {
             path: path.to_path_buf(),
             mode: wanted,
             source,
-        }
-    })
+        }),
+    }
 }
 
 /// Makes sure the file `path` exists and gives nobody more than `mode`:

@@ -66,7 +66,9 @@ where
         archive: name.to_string(),
         reason: format!("the run config cannot be written: {e}"),
     })?;
-    import_with_config(store, input, name, tag, container_config, progress).await
+    import_with_config(store, input, name, tag, container_config, progress)
+        .await
+        .map_err(|e| e.on_storage(store))
 }
 
 /// The pipeline behind the imports: `container_config` is written as the image

@@ -49,6 +49,7 @@ mod record;
 mod save;
 mod schema;
 mod staged;
+mod storage;
 mod store;
 
 pub use archive::ArchiveError;
@@ -59,9 +60,12 @@ pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
 pub use import::{import, import_with_run_config};
 pub use load::{LoadError, LoadedImage, load};
-pub use pull::{LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull};
+pub use pull::{
+    Fetching, LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull,
+};
 pub use record::{DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, Removal};
 pub use save::{SaveError, save};
+pub use storage::{StorageFault, filesystem_of};
 pub use store::{ImageStore, Lease};
 
 /// The root used when neither `--root` nor `BASIC_DOCKER_ROOT` says otherwise.

@@ -7,7 +7,9 @@
 //! leaves the store as it was.
 
 use std::io::Read;
+use std::path::PathBuf;
 
+use basic_escape::escape;
 use basic_registry::Reference;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -17,6 +19,7 @@ use crate::archive::{ArchiveError, Member, Staged, stage};
 use crate::error::StoreError;
 use crate::pull::{Naming, PullError, PullEvent, PullOptions, ingest};
 use crate::staged::StagedSource;
+use crate::storage::StorageFault;
 use crate::store::ImageStore;
 
 /// Docker's media types for what `docker save` writes.
@@ -26,7 +29,8 @@ pub(crate) const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.d
 pub(crate) const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub(crate) const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-/// Why a load failed.
+/// Why a load failed. Names and text from the archive are escaped in the
+/// messages: an archive is not trusted to write to a terminal.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
@@ -34,7 +38,7 @@ pub enum LoadError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// The archive is neither a docker nor an OCI archive, or its index is broken.
-    #[error("archive {archive}: {reason}")]
+    #[error("archive {archive}: {}", escape(reason))]
     Format {
         /// The archive.
         archive: String,
@@ -42,7 +46,11 @@ pub enum LoadError {
         reason: String,
     },
     /// A member a manifest names is not in the archive.
-    #[error("archive {archive}: member {member} is missing (named by {by})")]
+    #[error(
+        "archive {archive}: member {} is missing (named by {})",
+        escape(member),
+        escape(by)
+    )]
     MissingMember {
         /// The archive.
         archive: String,
@@ -52,7 +60,11 @@ pub enum LoadError {
         by: String,
     },
     /// A blob's bytes do not hash to the digest that names it.
-    #[error("archive {archive}: member {member} hashes to {actual}, but is named {expected}")]
+    #[error(
+        "archive {archive}: member {} hashes to {actual}, but is named {}",
+        escape(member),
+        escape(expected)
+    )]
     DigestMismatch {
         /// The archive.
         archive: String,
@@ -64,7 +76,7 @@ pub enum LoadError {
         actual: String,
     },
     /// An image of the archive failed in the pipeline (layer digest, diff ID, …).
-    #[error("archive {archive}: loading image {image}")]
+    #[error("archive {archive}: loading image {}", escape(image))]
     Image {
         /// The archive.
         archive: String,
@@ -83,6 +95,32 @@ pub enum LoadError {
         #[source]
         source: Box<StoreError>,
     },
+    /// The store's filesystem is full or read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<LoadError>,
+    },
+}
+
+impl LoadError {
+    /// This error, said as a full or read-only store filesystem when it comes down
+    /// to one (see [`StorageFault::diagnose`]).
+    pub(crate) fn on_storage(self, store: &ImageStore) -> Self {
+        match StorageFault::diagnose(&self, &[store.root()]) {
+            Some((fault, filesystem)) => LoadError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// One image a load stored.
@@ -140,7 +178,7 @@ where
             tracing::warn!(error = %e, "cannot collect what a failed load left");
         }
     }
-    result
+    result.map_err(|e| e.on_storage(store))
 }
 
 async fn ingest_all<F: Fn(PullEvent) + Send + Sync>(
@@ -362,7 +400,7 @@ fn familiar_tag(staged: &Staged, tag: &str) -> Result<String, LoadError> {
         .map(|r| r.familiar())
         .map_err(|e| LoadError::Format {
             archive: staged.archive.clone(),
-            reason: format!("RepoTags entry {tag:?}: {e}"),
+            reason: format!("RepoTags entry \"{tag}\": {e}"),
         })
 }
 

@@ -1,17 +1,25 @@
 //! The pull pipeline: reference → manifest → config → layers, each layer in
 //! one streaming pass (download, verify, decompress, verify, extract).
+//!
+//! Each wait on the registry is watched: once nothing has arrived for
+//! [`PullOptions::waiting_after`], [`PullEvent::Waiting`] says so every second,
+//! until bytes come or the registry client's timeouts end the pull.
 
 use std::fs;
+use std::future::Future;
 use std::io::{self, Read, Write as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use basic_escape::escape;
 use basic_registry::{
     BlobRequest, Platform, Reference, Registry, RegistryError, ResolvedImage, fetch_config,
     resolve_image,
 };
 use basic_rootfs::{ApplyError, ApplyMode, ApplyOptions, LayerStats, apply_layer};
 use bytes::Bytes;
+use futures_util::future::{Either, select};
 use futures_util::{StreamExt as _, stream};
 use oci_spec::image::Descriptor;
 
@@ -22,6 +30,7 @@ use crate::digest::chain_ids;
 use crate::error::StoreError;
 use crate::fsutil::{TempPath, temp_name};
 use crate::record::repo_name;
+use crate::storage::StorageFault;
 use crate::store::{ImageStore, Lease, NewImage, NewLayer};
 
 /// Chunks in flight between the download and the extraction of one layer.
@@ -35,6 +44,8 @@ pub struct PullOptions {
     pub platform: Option<Platform>,
     /// Layers downloaded and extracted at once (default 3, as docker).
     pub concurrency: usize,
+    /// Silence after which [`PullEvent::Waiting`] is reported (default 3 s).
+    pub waiting_after: Duration,
 }
 
 impl Default for PullOptions {
@@ -42,6 +53,7 @@ impl Default for PullOptions {
         PullOptions {
             platform: None,
             concurrency: 3,
+            waiting_after: Duration::from_secs(3),
         }
     }
 }
@@ -58,10 +70,18 @@ impl PullOptions {
         self.concurrency = layers.max(1);
         self
     }
+
+    /// Sets how long the registry may be silent before [`PullEvent::Waiting`]
+    /// reports it.
+    pub fn waiting_after(mut self, silence: Duration) -> Self {
+        self.waiting_after = silence;
+        self
+    }
 }
 
 /// Progress of a pull, for a progress display.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PullEvent {
     /// The manifest is known: these layers (blob digests, bottom first) follow.
     Resolved {
@@ -76,6 +96,32 @@ pub enum PullEvent {
         digest: String,
         /// Its new state.
         status: LayerStatus,
+    },
+    /// Nothing has arrived from the source for `silent` while fetching
+    /// `fetching`; repeated every second until something does.
+    Waiting {
+        /// What is being waited for.
+        fetching: Fetching,
+        /// How long nothing has arrived.
+        silent: Duration,
+    },
+}
+
+/// What a pull is fetching, as [`PullEvent::Waiting`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fetching {
+    /// The manifest (or index, then the platform's manifest).
+    Manifest,
+    /// The image config.
+    Config {
+        /// Its digest.
+        digest: String,
+    },
+    /// A layer.
+    Layer {
+        /// Its blob digest.
+        digest: String,
     },
 }
 
@@ -148,7 +194,10 @@ pub enum PullError {
         source: RegistryError,
     },
     /// The config is not an image config (not JSON, or a field of the wrong type).
-    #[error("image {reference}: config {digest} is not a valid image config: {reason}")]
+    #[error(
+        "image {reference}: config {digest} is not a valid image config: {}",
+        escape(reason)
+    )]
     InvalidConfig {
         /// The reference.
         reference: String,
@@ -191,6 +240,32 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// The store's filesystem is full or read-only; `source` is what failed for it.
+    #[error("{fault} ({} {})", filesystem.display(), fault.state())]
+    Storage {
+        /// Full or read-only.
+        fault: StorageFault,
+        /// The mount point of the filesystem.
+        filesystem: PathBuf,
+        /// What failed.
+        #[source]
+        source: Box<PullError>,
+    },
+}
+
+impl PullError {
+    /// This error, said as a full or read-only store filesystem when it comes down
+    /// to one (see [`StorageFault::diagnose`]).
+    fn on_storage(self, store: &ImageStore) -> Self {
+        match StorageFault::diagnose(&self, &[store.root()]) {
+            Some((fault, filesystem)) => PullError::Storage {
+                fault,
+                filesystem,
+                source: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 /// Why one layer failed.
@@ -205,7 +280,8 @@ pub enum LayerFailure {
     Apply(#[source] ApplyError),
     /// The uncompressed tar does not hash to the config's diff ID.
     #[error(
-        "diff ID mismatch: the uncompressed layer is {actual}, the image config says {expected}"
+        "diff ID mismatch: the uncompressed layer is {actual}, the image config says {}",
+        escape(expected)
     )]
     DiffId {
         /// From the config.
@@ -265,6 +341,7 @@ struct Ctx<'a, R, F> {
     source: &'a str,
     lease: &'a Lease,
     progress: &'a F,
+    waiting_after: Duration,
     cancel: AtomicBool,
 }
 
@@ -278,6 +355,9 @@ struct LayerJob {
 
 /// Pulls `reference` from `registry` into `store`, reporting progress to
 /// `progress`, and records it under its tag and repo digest.
+///
+/// Runs on a Tokio runtime with its time driver enabled (`enable_all`), which
+/// the [`PullEvent::Waiting`] reports use, as `load` and `import` do.
 pub async fn pull<R, F>(
     store: &ImageStore,
     registry: &R,
@@ -294,7 +374,9 @@ where
         repo_digest: true,
         source: reference.registry().to_string(),
     };
-    ingest(store, registry, reference, options, progress, naming).await
+    ingest(store, registry, reference, options, progress, naming)
+        .await
+        .map_err(|e| e.on_storage(store))
 }
 
 /// How an ingested image is named, and what errors call its source.
@@ -328,13 +410,30 @@ where
     };
     let lease = store.lease().map_err(store_err)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
-    let resolved = resolve_image(registry, reference, &platform)
-        .await
-        .map_err(|source| PullError::Resolve {
-            reference: reference.to_string(),
-            source,
-        })?;
-    let (config_raw, facts) = fetch_facts(registry, reference, &resolved).await?;
+    let waiting = |fetching: Fetching| {
+        let progress = &progress;
+        move |silent| {
+            progress(PullEvent::Waiting {
+                fetching: fetching.clone(),
+                silent,
+            })
+        }
+    };
+    let resolved = watched(
+        resolve_image(registry, reference, &platform),
+        options.waiting_after,
+        waiting(Fetching::Manifest),
+    )
+    .await
+    .map_err(|source| PullError::Resolve {
+        reference: reference.to_string(),
+        source,
+    })?;
+    let config_fetch = fetch_facts(registry, reference, &resolved);
+    let config = Fetching::Config {
+        digest: resolved.image.config().digest().to_string(),
+    };
+    let (config_raw, facts) = watched(config_fetch, options.waiting_after, waiting(config)).await?;
     store_metadata(store, &lease, &resolved, &config_raw).map_err(store_err)?;
 
     let layers = resolved.image.layers();
@@ -373,6 +472,7 @@ where
         source: &naming.source,
         lease: &lease,
         progress: &progress,
+        waiting_after: options.waiting_after,
         cancel: AtomicBool::new(false),
     };
     run_layers(&ctx, jobs, options.concurrency).await?;
@@ -532,7 +632,13 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     let blob_path = blob.path().to_path_buf();
     let extraction =
         tokio::task::spawn_blocking(move || extract(rx, blob_file, blob_path, layer, media_type));
-    let downloaded = download(ctx, &job.descriptor, tx, &emit).await;
+    let downloaded = download(ctx, &job.descriptor, &tx, &emit).await;
+    if downloaded.is_err() {
+        // The extraction must see a failure, not an end of stream: read as
+        // an (empty or short) layer it would judge bytes that never came.
+        let _ = tx.send(Feed::Failed).await;
+    }
+    drop(tx);
     if downloaded.is_ok() {
         emit(LayerStatus::Verifying);
         emit(LayerStatus::DownloadComplete);
@@ -554,23 +660,39 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     Ok(())
 }
 
+/// What the download hands the extraction.
+enum Feed {
+    /// The next bytes of the blob.
+    Bytes(Bytes),
+    /// The download failed: what came so far is not the layer.
+    Failed,
+}
+
 /// Streams the blob into the extraction's channel. Returns once the stream
-/// ended verified (`Ok`), or with the first error; dropping `tx` then tells
-/// the extraction that no more bytes come.
+/// ended verified (`Ok`), or with the first error; the caller then tells the
+/// extraction which it was.
 async fn download<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     ctx: &Ctx<'_, R, F>,
     descriptor: &Descriptor,
-    tx: mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Feed>,
     emit: &impl Fn(LayerStatus),
 ) -> Result<(), LayerFailure> {
     let request = BlobRequest::from_descriptor(descriptor);
-    let mut stream = ctx
-        .registry
-        .fetch_blob(ctx.reference, &request)
+    let fetching = Fetching::Layer {
+        digest: request.digest.clone(),
+    };
+    let waiting = |silent| {
+        (ctx.progress)(PullEvent::Waiting {
+            fetching: fetching.clone(),
+            silent,
+        })
+    };
+    let opened = ctx.registry.fetch_blob(ctx.reference, &request);
+    let mut stream = watched(opened, ctx.waiting_after, &waiting)
         .await
         .map_err(LayerFailure::Download)?;
     let mut current = 0;
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = watched(stream.next(), ctx.waiting_after, &waiting).await {
         let chunk = chunk.map_err(LayerFailure::Download)?;
         if ctx.cancel.load(Ordering::Relaxed) {
             return Err(LayerFailure::Cancelled);
@@ -580,12 +702,34 @@ async fn download<R: Registry, F: Fn(PullEvent) + Send + Sync>(
             current,
             total: request.size,
         });
-        if tx.send(chunk).await.is_err() {
+        if tx.send(Feed::Bytes(chunk)).await.is_err() {
             // The extraction stopped reading: it failed, and says why.
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// Runs `step`; once it has taken `after` without finishing, calls `waiting`
+/// with the time so far, and again every second until it finishes.
+async fn watched<T>(
+    step: impl Future<Output = T>,
+    after: Duration,
+    waiting: impl Fn(Duration),
+) -> T {
+    let started = tokio::time::Instant::now();
+    let mut step = std::pin::pin!(step);
+    let mut next = started + after;
+    loop {
+        let tick = std::pin::pin!(tokio::time::sleep_until(next));
+        match select(step.as_mut(), tick).await {
+            Either::Left((out, _)) => return out,
+            Either::Right(((), _)) => {
+                waiting(started.elapsed());
+                next += Duration::from_secs(1);
+            }
+        }
+    }
 }
 
 /// Writes the layer's record file, then renames blob and layer into place.
@@ -631,7 +775,7 @@ fn commit<R, F>(
 /// and through the extractor. Returns the layer's temp directory with the
 /// result, so that dropping it (the pull was abandoned) removes the directory.
 fn extract(
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Feed>,
     file: fs::File,
     path: PathBuf,
     layer: TempPath,
@@ -670,9 +814,9 @@ fn extract(
 }
 
 /// A `Read` over the download channel that also writes every chunk to the
-/// blob's temp file.
+/// blob's temp file. A failed download reads as an error, never as the end.
 struct Tee {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Feed>,
     current: Bytes,
     file: fs::File,
     write_error: Option<io::Error>,
@@ -683,7 +827,13 @@ impl Read for Tee {
         // A loop, not an `if`: an empty chunk must not read as end of stream.
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
-                Some(chunk) => {
+                Some(Feed::Failed) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the layer download failed",
+                    ));
+                }
+                Some(Feed::Bytes(chunk)) => {
                     if let Err(e) = self.file.write_all(&chunk) {
                         let kind = e.kind();
                         self.write_error = Some(e);

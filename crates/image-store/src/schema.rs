@@ -98,20 +98,29 @@ CREATE TABLE IF NOT EXISTS containers (
 );
 ";
 
-/// Settings per connection, then the tables.
-pub(crate) fn init(conn: &Connection) -> rusqlite::Result<()> {
-    // WAL lets readers (`images`) run while a pull commits; the busy timeout
-    // makes a second process wait for a writer instead of failing.
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Only a new database is written to: a read-only command (`images`, `run`
-    // of a present image) must not pay for a write transaction and its fsyncs.
+/// Creates or upgrades the tables. Only a new or older database is written
+/// to: a read-only command (`images`, `run` of a present image) must not pay
+/// for a write transaction and its fsyncs.
+pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
     let current: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if current != VERSION {
         conn.execute_batch(TABLES)?;
         conn.pragma_update(None, "user_version", VERSION)?;
     }
     Ok(())
+}
+
+/// For a database that cannot be upgraded (it is read-only): fails unless its
+/// tables are this version's.
+pub(crate) fn check_version(conn: &Connection) -> rusqlite::Result<()> {
+    let current: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if current == VERSION {
+        return Ok(());
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+        Some(format!(
+            "its tables are version {current}, this version reads {VERSION}, and it cannot be upgraded while read-only"
+        )),
+    ))
 }

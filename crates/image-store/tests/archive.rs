@@ -153,6 +153,28 @@ async fn a_missing_layer_member_is_named() {
     assert_untouched(&store);
 }
 
+/// A name that would clear the screen and print a message of its own shows
+/// as text in the error.
+#[tokio::test]
+async fn a_crafted_member_name_is_escaped_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let cfg = config(&[digest(b"nothing")]);
+    let crafted = "\x1b[2J\x1b[HLoaded image: trusted:latest\r\nlayer.tar";
+    let manifest = json!([{"Config": "c.json", "RepoTags": null, "Layers": [crafted]}]);
+    let bytes = archive(&[
+        ("c.json", &cfg),
+        ("manifest.json", manifest.to_string().as_bytes()),
+    ]);
+    let message = load_bytes(&store, bytes).await.unwrap_err().to_string();
+    assert!(!message.contains(['\x1b', '\r']), "{message:?}");
+    assert!(
+        message
+            .contains(r"member \x1b[2J\x1b[HLoaded image: trusted:latest\r\nlayer.tar is missing"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn a_blob_that_does_not_hash_to_its_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,9 @@
 //! undone here, in the root, the mount point and the source, so a mount point
 //! compares equal to the path it names. Paths keep non-UTF-8 bytes.
 //!
-//! [`is_mount_point`] answers the question most callers have, from the
-//! calling thread's table (a thread may have unshared its mount namespace).
+//! [`is_mount_point`] and [`mount_of`] answer the questions most callers
+//! have (is something mounted here? which filesystem holds this path?), from
+//! the calling thread's table (a thread may have unshared its mount namespace).
 #![deny(missing_docs)]
 
 use std::ffi::OsString;
@@ -116,6 +117,68 @@ pub fn is_mount_point(path: &Path) -> Result<bool, Error> {
         }
     };
     Ok(mounts()?.iter().any(|m| m.mount_point == path))
+}
+
+/// The mount that holds `path` in the calling thread's mount namespace: the
+/// one whose mount point is the longest prefix of it, the latest of those
+/// stacked on one point (what the kernel shows there). `path` need not exist:
+/// its deepest existing ancestor is resolved (symlinks followed) instead, so
+/// the filesystem a file *would* be written to is found too.
+pub fn mount_of(path: &Path) -> Result<MountInfo, Error> {
+    let resolved = resolve_existing(path)?;
+    containing(mounts()?, &resolved).ok_or_else(|| Error::Resolve {
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no mount holds it"),
+    })
+}
+
+/// Of `table`, the mount whose mount point holds `path` (already resolved).
+fn containing(table: Vec<MountInfo>, path: &Path) -> Option<MountInfo> {
+    // Later lines are mounted later: on equal length the last one covers the others.
+    table
+        .into_iter()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .fold(None, |best: Option<MountInfo>, m| match best {
+            Some(b) if b.mount_point.as_os_str().len() > m.mount_point.as_os_str().len() => Some(b),
+            _ => Some(m),
+        })
+}
+
+/// `path` canonicalized, or its deepest ancestor that exists (with the rest
+/// appended as it is).
+fn resolve_existing(path: &Path) -> Result<PathBuf, Error> {
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map_err(|source| Error::Resolve {
+                path: path.to_owned(),
+                source,
+            })?
+            .join(path)
+    };
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        match at.canonicalize() {
+            Ok(real) => return Ok(rest.iter().rev().fold(real, |p, c| p.join(c))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Resolve {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            // `/` always exists; a path of `..`s ends here unresolved.
+            _ => return Ok(absolute),
+        }
+    }
 }
 
 /// [`parse`] for a table read as bytes.
@@ -245,6 +308,33 @@ mod tests {
         let line = b"41 1 0:51 / /run/\xff rw - tmpfs none rw\n";
         let m = &parse_bytes(line).unwrap()[0];
         assert_eq!(m.mount_point.as_os_str().as_bytes(), b"/run/\xff");
+    }
+
+    #[test]
+    fn the_longest_and_latest_mount_point_holds_a_path() {
+        let table = parse(
+            "1 0 8:1 / / rw - ext4 /dev/vda rw\n\
+             2 1 0:40 / /var/lib rw - tmpfs a rw\n\
+             3 1 0:41 / /var/library rw - tmpfs b rw\n\
+             4 2 0:42 / /var/lib rw - tmpfs c rw\n",
+        )
+        .unwrap();
+        let of = |p: &str| containing(table.clone(), Path::new(p)).map(|m| m.id);
+        assert_eq!(of("/var/lib/basic-docker/metadata.db"), Some(4));
+        assert_eq!(of("/var/lib"), Some(4));
+        // A prefix of the name is no prefix of the path.
+        assert_eq!(of("/var/libx"), Some(1));
+        assert_eq!(of("/var/library/x"), Some(3));
+    }
+
+    #[test]
+    fn a_path_that_does_not_exist_yet_is_on_its_ancestors_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("a/b/c");
+        let found = mount_of(&missing).unwrap();
+        assert_eq!(found, mount_of(dir.path()).unwrap());
+        assert!(missing.canonicalize().is_err());
+        assert_eq!(mount_of(Path::new("/proc/self")).unwrap().fs_type, "proc");
     }
 
     #[test]

@@ -93,6 +93,7 @@ impl Bench {
             name: network.clone(),
             subnet: Some("10.214.1.0/24".parse().unwrap()),
             gateway: None,
+            ..Default::default()
         };
         networks.create(&opts).unwrap();
         Some(Bench {

@@ -3,6 +3,7 @@
 //! network too; the ones this crate writes carry an ID and a creation time in
 //! a top-level `basicDocker` object, which CNI leaves alone.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,10 @@ pub struct CreateOptions {
     pub subnet: Option<Ipv4Net>,
     /// `--gateway`; the subnet's first address when absent.
     pub gateway: Option<Ipv4Addr>,
+    /// `--label`s, kept with the network.
+    pub labels: BTreeMap<String, String>,
+    /// `--opt`s (driver options), kept with the network as docker shows them.
+    pub options: BTreeMap<String, String>,
 }
 
 /// A network as `ls` and `inspect` show it.
@@ -82,6 +87,12 @@ pub struct NetworkInfo {
     /// Attached containers (filled by `inspect`).
     #[serde(default)]
     pub containers: Vec<Endpoint>,
+    /// Its labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its driver options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// Where the conflist lives.
     pub config_file: PathBuf,
 }
@@ -238,6 +249,12 @@ impl NetworkStore {
         if let Some(meta) = list.extra.get_mut(META_KEY).and_then(Value::as_object_mut) {
             meta.insert("id".into(), json!(id));
             meta.insert("created".into(), json!(now_rfc3339()));
+            if !opts.labels.is_empty() {
+                meta.insert("labels".into(), json!(opts.labels));
+            }
+            if !opts.options.is_empty() {
+                meta.insert("options".into(), json!(opts.options));
+            }
         }
         self.write_new(&list)?;
         Ok(list)
@@ -479,8 +496,19 @@ pub fn info(list: &NetworkConfigList, config_file: PathBuf) -> NetworkInfo {
             .map(str::to_string)
             .collect(),
         containers: Vec::new(),
+        labels: meta_map(list, "labels"),
+        options: meta_map(list, "options"),
         config_file,
     }
+}
+
+/// A string map this crate kept in the conflist's metadata (empty when absent).
+fn meta_map(list: &NetworkConfigList, key: &str) -> BTreeMap<String, String> {
+    list.extra
+        .get(META_KEY)
+        .and_then(|m| m.get(key))
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Addresses host-local holds for `(container_id, ifname)` on this network, with
@@ -699,6 +727,7 @@ mod tests {
                 name: name.into(),
                 subnet: subnet.map(|s| s.parse().unwrap()),
                 gateway: gateway.map(|g| g.parse().unwrap()),
+                ..Default::default()
             };
             store
                 .create(&opts, &["192.0.2.0/24".parse().unwrap()])
@@ -737,12 +766,31 @@ mod tests {
     }
 
     #[test]
+    fn labels_and_options_are_kept_with_the_network() {
+        let (_dir, store) = store();
+        let opts = CreateOptions {
+            name: "labelled".into(),
+            labels: BTreeMap::from([("com.docker.compose.project".into(), "p".into())]),
+            options: BTreeMap::from([("mtu".into(), "1400".into())]),
+            ..Default::default()
+        };
+        let list = store.create(&opts, &[]).unwrap();
+        let info = info(
+            &read_conflist(&store.path_of(&list.name)).unwrap(),
+            PathBuf::new(),
+        );
+        assert_eq!(info.labels, opts.labels);
+        assert_eq!(info.options, opts.options);
+    }
+
+    #[test]
     fn host_local_allocations_are_found_by_container_and_interface() {
         let (dir, store) = store();
         let opts = CreateOptions {
             name: "n".into(),
             subnet: Some("10.9.0.0/24".parse().unwrap()),
             gateway: None,
+            ..Default::default()
         };
         let list = store.create(&opts, &[]).unwrap();
         let data = dir.path().join("ipam").join("n");

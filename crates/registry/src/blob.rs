@@ -1,4 +1,5 @@
-//! Blob downloads that verify while they stream and resume after a broken connection.
+//! Blob downloads that verify while they stream and resume after a broken or
+//! silent connection.
 
 use std::pin::Pin;
 
@@ -10,6 +11,7 @@ use crate::client::RegistryClient;
 use crate::digest::Digester;
 use crate::error::RegistryError;
 use crate::reference::Reference;
+use crate::timeout::{Budget, Stall};
 
 /// A stream of a blob's bytes.
 ///
@@ -49,6 +51,18 @@ struct Download {
     /// resends from the start.
     skip: u64,
     resumes_left: u32,
+    /// Restarted by every new byte: silence, not slowness, ends a download.
+    budget: Budget,
+}
+
+/// Why the current response gave no more bytes.
+enum Broken {
+    /// The body ended before the blob did.
+    Ended,
+    /// The connection failed.
+    Transport(reqwest::Error),
+    /// Nothing arrived within the idle timeout.
+    Silent(Stall),
 }
 
 impl RegistryClient {
@@ -61,7 +75,10 @@ impl RegistryClient {
         request: &BlobRequest,
     ) -> Result<BlobStream, RegistryError> {
         let digester = Digester::for_digest(&request.digest)?;
-        let response = self.blob_response(reference, &request.digest, 0).await?;
+        let budget = self.blob_budget(reference, &request.digest);
+        let response = self
+            .blob_response(reference, &request.digest, 0, &budget)
+            .await?;
         let download = Download {
             client: self.clone(),
             reference: reference.clone(),
@@ -71,6 +88,7 @@ impl RegistryClient {
             response,
             skip: 0,
             resumes_left: self.retry_policy().max_retries,
+            budget,
         };
         if let Some(len) = download.response.content_length()
             && len != request.size
@@ -91,8 +109,9 @@ impl Download {
             let Some(digester) = self.digester.as_mut() else {
                 return Ok(None);
             };
-            match self.response.chunk().await {
-                Ok(Some(mut chunk)) => {
+            let next = self.budget.wait(self.response.chunk(), Stall::Data).await;
+            match next {
+                Ok(Ok(Some(mut chunk))) => {
                     if self.skip > 0 {
                         let drop = self.skip.min(chunk.len() as u64);
                         self.skip -= drop;
@@ -102,39 +121,49 @@ impl Download {
                         }
                     }
                     self.received += chunk.len() as u64;
+                    self.budget.progressed();
                     if self.received > self.request.size {
                         return Err(self.size_error(self.received));
                     }
                     digester.update(&chunk);
                     return Ok(Some((chunk, self)));
                 }
-                Ok(None) if self.received == self.request.size => {
+                Ok(Ok(None)) if self.received == self.request.size => {
                     self.verify()?;
                     return Ok(None);
                 }
                 // A body that ends early is a broken connection as far as we can tell.
-                Ok(None) => self.resume(None).await?,
-                Err(source) => self.resume(Some(source)).await?,
+                Ok(Ok(None)) => self.resume(Broken::Ended).await?,
+                Ok(Err(source)) => self.resume(Broken::Transport(source)).await?,
+                Err(stall) => self.resume(Broken::Silent(stall)).await?,
             }
         }
     }
 
-    /// Re-requests the rest of the blob from `received` on.
-    async fn resume(&mut self, cause: Option<reqwest::Error>) -> Result<(), RegistryError> {
-        if self.resumes_left == 0 {
+    /// Re-requests the rest of the blob from `received` on, unless the resumes
+    /// or the time without progress ran out.
+    async fn resume(&mut self, cause: Broken) -> Result<(), RegistryError> {
+        let delay = self.client.retry_policy().base_delay;
+        if self.resumes_left == 0 || self.budget.cannot_wait(delay) {
             return Err(match cause {
-                Some(source) => RegistryError::Http {
-                    url: self.response.url().to_string(),
-                    source,
-                },
-                None => self.size_error(self.received),
+                Broken::Transport(source) => {
+                    self.budget.transport(self.response.url().as_str(), source)
+                }
+                Broken::Ended => self.size_error(self.received),
+                Broken::Silent(stall) => self.budget.timed_out(stall),
             });
         }
         self.resumes_left -= 1;
         tracing::debug!(digest = %self.request.digest, offset = self.received, "resuming blob");
+        tokio::time::sleep(delay).await;
         let response = self
             .client
-            .blob_response(&self.reference, &self.request.digest, self.received)
+            .blob_response(
+                &self.reference,
+                &self.request.digest,
+                self.received,
+                &self.budget,
+            )
             .await?;
         self.skip = match response.status() {
             StatusCode::PARTIAL_CONTENT => {

@@ -7,6 +7,8 @@
 //! tolerant of what real registries send (any case, any order, stray whitespace,
 //! unquoted values that are not strict tokens).
 
+use basic_escape::escape;
+
 /// One authentication challenge from a `401` response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
@@ -32,7 +34,10 @@ pub enum Challenge {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {
     /// The header is not a list of challenges.
-    #[error("malformed WWW-Authenticate header {header:?}: {reason} at byte {position}")]
+    #[error(
+        "malformed WWW-Authenticate header \"{}\": {reason} at byte {position}",
+        escape(header)
+    )]
     Syntax {
         /// The whole header value.
         header: String,
@@ -43,8 +48,9 @@ pub enum ChallengeError {
     },
     /// A Bearer challenge does not say where to get a token.
     #[error(
-        "WWW-Authenticate header {header:?} has a Bearer challenge without a realm, \
-         so the registry's token service is unknown"
+        "WWW-Authenticate header \"{}\" has a Bearer challenge without a realm, \
+         so the registry's token service is unknown",
+        escape(header)
     )]
     MissingRealm {
         /// The whole header value.

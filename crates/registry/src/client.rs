@@ -4,6 +4,10 @@
 //! crate does not give: tokens cached per scope, credentials per registry from
 //! docker's store, retries with backoff, resuming a broken blob with one running
 //! hash, and errors that carry the registry's own error envelope.
+//!
+//! Every wait is bounded (see [`Timeouts`]): each request and each read of a
+//! body runs under a [`Budget`] that names what is being fetched, so a silent
+//! registry ends in an error saying what it did not send.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,7 @@ use crate::digest::Digester;
 use crate::error::{ErrorEnvelope, Missing, RegistryError};
 use crate::manifest::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest};
 use crate::reference::Reference;
+use crate::timeout::{Budget, Stall, Timeouts};
 
 /// How hard to retry transient failures (connection errors, 429, 5xx).
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +64,7 @@ pub struct RegistryClientBuilder {
     explicit: HashMap<String, Credentials>,
     insecure: Vec<String>,
     retry: RetryPolicy,
+    timeouts: Timeouts,
     user_agent: Option<String>,
 }
 
@@ -89,6 +95,13 @@ impl RegistryClientBuilder {
         self
     }
 
+    /// Replaces the timeouts: how long to wait for a connection, for each
+    /// answer or chunk of a body, and for one fetch in all.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// Sets the `User-Agent` header.
     pub fn user_agent(mut self, agent: &str) -> Self {
         self.user_agent = Some(agent.to_string());
@@ -100,8 +113,8 @@ impl RegistryClientBuilder {
         let agent = self
             .user_agent
             .unwrap_or_else(|| format!("basic-registry/{}", env!("CARGO_PKG_VERSION")));
-        let http = http_client(&agent, false)?;
-        let http_insecure = http_client(&agent, true)?;
+        let http = http_client(&agent, &self.timeouts, false)?;
+        let http_insecure = http_client(&agent, &self.timeouts, true)?;
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
@@ -113,17 +126,23 @@ impl RegistryClientBuilder {
                 protocols: Mutex::new(HashMap::new()),
                 auth: tokio::sync::Mutex::new(AuthCache::default()),
                 retry: self.retry,
+                timeouts: self.timeouts,
             }),
         })
     }
 }
 
-fn http_client(agent: &str, accept_invalid_certs: bool) -> Result<reqwest::Client, RegistryError> {
+/// The connect timeout is reqwest's; the idle and total ones are the client's
+/// own ([`Budget`]), which know what was being fetched when they expire.
+fn http_client(
+    agent: &str,
+    timeouts: &Timeouts,
+    accept_invalid_certs: bool,
+) -> Result<reqwest::Client, RegistryError> {
     reqwest::Client::builder()
         .user_agent(agent)
         .redirect(redirect_policy())
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(60))
+        .connect_timeout(timeouts.connect)
         .tls_danger_accept_invalid_certs(accept_invalid_certs)
         .build()
         .map_err(|source| RegistryError::Http {
@@ -156,6 +175,9 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 }
 
 /// A client for any number of registries. Cheap to clone; clones share caches.
+///
+/// Its requests run on a Tokio runtime with the time driver enabled
+/// (`enable_all`): every wait is bounded by [`Timeouts`].
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
@@ -172,19 +194,23 @@ struct Inner {
     protocols: Mutex<HashMap<String, &'static str>>,
     auth: tokio::sync::Mutex<AuthCache>,
     retry: RetryPolicy,
+    timeouts: Timeouts,
 }
 
-/// Where a request goes: a registry and one repository on it.
+/// Where a request goes: a registry and one repository on it, and the clock of
+/// the fetch it serves.
 struct Target<'a> {
     reference: &'a Reference,
     scope: String,
+    budget: Budget,
 }
 
 impl<'a> Target<'a> {
-    fn new(reference: &'a Reference) -> Self {
+    fn new(reference: &'a Reference, what: String, timeouts: Timeouts) -> Self {
         Target {
             reference,
             scope: token_scope(reference.repository(), &["pull"]),
+            budget: Budget::start(reference.registry(), what, timeouts),
         }
     }
 
@@ -209,7 +235,7 @@ impl RegistryClient {
     /// Fetches the manifest or index `reference` names, verifying its digest: against
     /// the reference's digest when it has one, else against `Docker-Content-Digest`.
     pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
-        let target = Target::new(reference);
+        let mut target = self.manifest_target(reference);
         let path = format!("manifests/{}", reference.manifest_reference());
         let resp = self
             .send(&target, Method::GET, &path, manifest_headers())
@@ -218,7 +244,7 @@ impl RegistryClient {
         let content_type = header_str(&resp, CONTENT_TYPE);
         let served_digest = header_str(&resp, "docker-content-digest");
         let url = resp.url().to_string();
-        let raw = read_limited(resp, MAX_MANIFEST_SIZE, &url).await?;
+        let raw = read_limited(resp, MAX_MANIFEST_SIZE, &url, &mut target.budget).await?;
         let manifest_err = |source| RegistryError::Manifest {
             registry: reference.registry().to_string(),
             reference: format!(
@@ -250,7 +276,7 @@ impl RegistryClient {
         &self,
         reference: &Reference,
     ) -> Result<ManifestHead, RegistryError> {
-        let target = Target::new(reference);
+        let target = self.manifest_target(reference);
         let path = format!("manifests/{}", reference.manifest_reference());
         let resp = self
             .send(&target, Method::HEAD, &path, manifest_headers())
@@ -272,15 +298,20 @@ impl RegistryClient {
         credentials: &Credentials,
     ) -> Result<(), RegistryError> {
         let reference = Reference::parse(&format!("{registry}/login-probe"))?;
-        let base = self.base_url(&reference).await?;
+        let budget = Budget::start(
+            registry,
+            "the answer to logging in (GET /v2/)".to_string(),
+            self.inner.timeouts,
+        );
+        let base = self.base_url(&reference, &budget).await?;
         let url = format!("{base}/v2/");
         let http = self.http_for(&reference);
-        let resp = self.with_retries(&url, || http.get(&url)).await?;
+        let resp = self.with_retries(&budget, &url, || http.get(&url)).await?;
         if resp.status().is_success() {
             return Ok(());
         }
         if resp.status() != StatusCode::UNAUTHORIZED {
-            return Err(status_error(&url, resp).await);
+            return Err(status_error(&url, resp, &budget).await);
         }
         let failed = |envelope| RegistryError::LoginFailed {
             registry: registry.to_string(),
@@ -289,39 +320,46 @@ impl RegistryClient {
         match self.challenge(registry, &resp)? {
             Scheme::Bearer { realm, service } => {
                 let token = self
-                    .fetch_token(registry, &realm, service.as_deref(), None, credentials)
+                    .fetch_token(&budget, &realm, service.as_deref(), None, credentials)
                     .await
                     .map_err(|e| match e {
                         RegistryError::Unauthorized { envelope, .. } => failed(envelope),
                         other => other,
                     })?;
                 let resp = self
-                    .with_retries(&url, || {
+                    .with_retries(&budget, &url, || {
                         http.get(&url).header(AUTHORIZATION, token.header())
                     })
                     .await?;
-                check_login(resp, &url, failed).await
+                check_login(resp, &url, &budget, failed).await
             }
             Scheme::Basic => {
                 let header = auth::basic_header_for(credentials).ok_or_else(|| failed(None))?;
                 let resp = self
-                    .with_retries(&url, || http.get(&url).header(AUTHORIZATION, &header))
+                    .with_retries(&budget, &url, || {
+                        http.get(&url).header(AUTHORIZATION, &header)
+                    })
                     .await?;
-                check_login(resp, &url, failed).await
+                check_login(resp, &url, &budget, failed).await
             }
         }
     }
 
     /// Starts downloading the blob `digest` of `reference`'s repository and returns the
-    /// raw HTTP response, after auth, retries and status checks. `offset` asks for a
-    /// range from that byte on (`Range: bytes=N-`).
+    /// raw HTTP response, after auth, retries and status checks, within `budget`.
+    /// `offset` asks for a range from that byte on (`Range: bytes=N-`).
     pub(crate) async fn blob_response(
         &self,
         reference: &Reference,
         digest: &str,
         offset: u64,
+        budget: &Budget,
     ) -> Result<Response, RegistryError> {
-        let target = Target::new(reference);
+        let target = Target {
+            reference,
+            scope: token_scope(reference.repository(), &["pull"]),
+            budget: budget.clone(),
+        };
         let mut headers = HeaderMap::new();
         if offset > 0 {
             let range = HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii range");
@@ -336,6 +374,23 @@ impl RegistryClient {
         self.inner.retry
     }
 
+    /// The clock for fetching `digest` of `reference`'s repository.
+    pub(crate) fn blob_budget(&self, reference: &Reference, digest: &str) -> Budget {
+        let what = format!("blob {digest} of {}", reference.repository());
+        Budget::start(reference.registry(), what, self.inner.timeouts)
+    }
+
+    fn manifest_target<'a>(&self, reference: &'a Reference) -> Target<'a> {
+        let at = reference.manifest_reference();
+        let sep = if reference.digest().is_some() {
+            '@'
+        } else {
+            ':'
+        };
+        let what = format!("manifest {}{sep}{at}", reference.repository());
+        Target::new(reference, what, self.inner.timeouts)
+    }
+
     /// Sends a request to `/v2/<repository>/<path>`, answering auth challenges and
     /// retrying transient failures. Returns whatever final response came back.
     async fn send(
@@ -345,14 +400,14 @@ impl RegistryClient {
         path: &str,
         headers: HeaderMap,
     ) -> Result<Response, RegistryError> {
-        let base = self.base_url(target.reference).await?;
+        let base = self.base_url(target.reference, &target.budget).await?;
         let url = format!("{base}/v2/{}/{path}", target.reference.repository());
         let http = self.http_for(target.reference);
         let mut challenged = false;
         loop {
             let auth = self.auth_header(target).await?;
             let resp = self
-                .with_retries(&url, || {
+                .with_retries(&target.budget, &url, || {
                     let req = http.request(method.clone(), &url).headers(headers.clone());
                     match &auth {
                         Some(value) => req.header(AUTHORIZATION, value),
@@ -374,10 +429,12 @@ impl RegistryClient {
         }
     }
 
-    /// Sends the request `build` makes, retrying connection errors, 429 and 5xx with
-    /// exponential backoff (or the server's `Retry-After`, bounded).
+    /// Sends the request `build` makes, retrying connection errors, silence, 429 and
+    /// 5xx with exponential backoff (or the server's `Retry-After`, bounded), within
+    /// `budget`: no retry starts that could not end before its deadline.
     async fn with_retries(
         &self,
+        budget: &Budget,
         url: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Response, RegistryError> {
@@ -385,24 +442,38 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             let last = attempt >= policy.max_retries;
-            match build().send().await {
-                Err(source) if last || !is_transient(&source) => {
-                    return Err(RegistryError::Http {
-                        url: url.to_string(),
-                        source,
-                    });
+            let delay = match budget.wait(build().send(), Stall::Answer).await {
+                Err(stall) if last || budget.cannot_wait(policy.delay(attempt)) => {
+                    return Err(budget.timed_out(stall));
                 }
-                Err(source) => {
+                Err(_) => {
+                    tracing::debug!(url, attempt, "retrying after no answer");
+                    policy.delay(attempt)
+                }
+                Ok(Err(source))
+                    if last
+                        || !is_transient(&source)
+                        || budget.cannot_wait(policy.delay(attempt)) =>
+                {
+                    return Err(budget.transport(url, source));
+                }
+                Ok(Err(source)) => {
                     tracing::debug!(url, error = %source, attempt, "retrying after transport error");
-                    tokio::time::sleep(policy.delay(attempt)).await;
+                    policy.delay(attempt)
                 }
-                Ok(resp) if !last && is_retryable_status(resp.status()) => {
-                    let delay = retry_after(&resp).unwrap_or_else(|| policy.delay(attempt));
+                Ok(Ok(resp)) if !last && is_retryable_status(resp.status()) => {
+                    let delay = retry_after(&resp)
+                        .unwrap_or_else(|| policy.delay(attempt))
+                        .min(policy.max_delay);
+                    if budget.cannot_wait(delay) {
+                        return Ok(resp);
+                    }
                     tracing::debug!(url, status = %resp.status(), attempt, "retrying");
-                    tokio::time::sleep(delay.min(policy.max_delay)).await;
+                    delay
                 }
-                Ok(resp) => return Ok(resp),
-            }
+                Ok(Ok(resp)) => return Ok(resp),
+            };
+            tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }
@@ -425,7 +496,7 @@ impl RegistryClient {
                 let credentials = self.credentials_for(registry)?;
                 let token = self
                     .fetch_token(
-                        registry,
+                        &target.budget,
                         &realm,
                         service.as_deref(),
                         Some(&target.scope),
@@ -469,12 +540,13 @@ impl RegistryClient {
     /// Basic credentials) or OAuth2's refresh-token grant for an identity token.
     async fn fetch_token(
         &self,
-        registry: &str,
+        budget: &Budget,
         realm: &str,
         service: Option<&str>,
         scope: Option<&str>,
         credentials: &Credentials,
     ) -> Result<auth::Token, RegistryError> {
+        let registry = budget.registry();
         let token_err = |reason: String| RegistryError::Token {
             registry: registry.to_string(),
             realm: realm.to_string(),
@@ -520,10 +592,10 @@ impl RegistryClient {
                 }
             }
         };
-        let resp = self.with_retries(realm, build).await?;
+        let resp = self.with_retries(budget, realm, build).await?;
         let status = resp.status();
         let received = Instant::now();
-        let body = read_limited(resp, 1024 * 1024, realm).await?;
+        let body = read_limited(resp, 1024 * 1024, realm, &mut budget.clone()).await?;
         match status {
             s if s.is_success() => auth::parse_token_response(&body, received).map_err(token_err),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(RegistryError::Unauthorized {
@@ -558,7 +630,7 @@ impl RegistryClient {
     }
 
     async fn unauthorized(&self, target: &Target<'_>, resp: Response) -> RegistryError {
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = error_body(resp, &target.budget).await;
         let had_credentials = !matches!(
             self.credentials_for(target.registry()),
             Ok(Credentials::Anonymous) | Err(_)
@@ -609,7 +681,7 @@ impl RegistryClient {
         let status = resp.status();
         let url = resp.url().to_string();
         let retry_after = retry_after(&resp);
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = error_body(resp, &target.budget).await;
         let envelope = ErrorEnvelope::parse(&body);
         let registry = target.registry().to_string();
         let repository = target.reference.repository().to_string();
@@ -646,7 +718,11 @@ impl RegistryClient {
     }
 
     /// `https://host` or, for insecure registries that do not speak TLS, `http://host`.
-    async fn base_url(&self, reference: &Reference) -> Result<String, RegistryError> {
+    async fn base_url(
+        &self,
+        reference: &Reference,
+        budget: &Budget,
+    ) -> Result<String, RegistryError> {
         let endpoint = reference.endpoint();
         if !self.is_insecure(reference) {
             return Ok(format!("https://{endpoint}"));
@@ -660,14 +736,7 @@ impl RegistryClient {
         {
             return Ok(format!("{proto}://{endpoint}"));
         }
-        // docker's rule for insecure registries: try TLS (unverified) first, and
-        // speak plain HTTP only when the server does not answer TLS.
-        let probe = format!("https://{endpoint}/v2/");
-        let proto = match self.inner.http_insecure.get(&probe).send().await {
-            Ok(_) => "https",
-            Err(e) if e.is_connect() => "http",
-            Err(source) => return Err(RegistryError::Http { url: probe, source }),
-        };
+        let proto = self.probe_tls(endpoint, budget).await?;
         tracing::debug!(endpoint, proto, "insecure registry protocol");
         self.inner
             .protocols
@@ -675,6 +744,35 @@ impl RegistryClient {
             .expect("protocols lock")
             .insert(endpoint.to_string(), proto);
         Ok(format!("{proto}://{endpoint}"))
+    }
+
+    /// docker's rule for insecure registries: try TLS (unverified) first, and
+    /// speak plain HTTP only when the server does not answer TLS. A server that
+    /// says nothing is asked again, within `budget`, as any request is.
+    async fn probe_tls(
+        &self,
+        endpoint: &str,
+        budget: &Budget,
+    ) -> Result<&'static str, RegistryError> {
+        let probe = format!("https://{endpoint}/v2/");
+        let policy = self.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let sent = self.inner.http_insecure.get(&probe).send();
+            match budget.wait(sent, Stall::Answer).await {
+                Ok(Ok(_)) => return Ok("https"),
+                Ok(Err(e)) if e.is_connect() && !e.is_timeout() => return Ok("http"),
+                Ok(Err(source)) => return Err(budget.transport(&probe, source)),
+                Err(stall)
+                    if attempt >= policy.max_retries
+                        || budget.cannot_wait(policy.delay(attempt)) =>
+                {
+                    return Err(budget.timed_out(stall));
+                }
+                Err(_) => tokio::time::sleep(policy.delay(attempt)).await,
+            }
+            attempt += 1;
+        }
     }
 
     fn http_for(&self, reference: &Reference) -> &reqwest::Client {
@@ -713,21 +811,22 @@ pub struct ManifestHead {
 async fn check_login(
     resp: Response,
     url: &str,
+    budget: &Budget,
     failed: impl Fn(Option<ErrorEnvelope>) -> RegistryError,
 ) -> Result<(), RegistryError> {
     match resp.status() {
         s if s.is_success() => Ok(()),
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = error_body(resp, budget).await;
             Err(failed(ErrorEnvelope::parse(&body)))
         }
-        _ => Err(status_error(url, resp).await),
+        _ => Err(status_error(url, resp, budget).await),
     }
 }
 
-async fn status_error(url: &str, resp: Response) -> RegistryError {
+async fn status_error(url: &str, resp: Response, budget: &Budget) -> RegistryError {
     let status = resp.status().as_u16();
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = error_body(resp, budget).await;
     RegistryError::Status {
         url: url.to_string(),
         status,
@@ -768,11 +867,25 @@ fn retry_after(resp: &Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Reads a whole body, refusing more than `limit` bytes (checked before and while reading).
+/// The body of an error response, for its envelope: what arrives before the
+/// fetch's deadline, up to 1 MiB; nothing when it does not come.
+async fn error_body(resp: Response, budget: &Budget) -> Bytes {
+    let mut reading = budget.clone();
+    let read = read_limited(resp, 1024 * 1024, "", &mut reading);
+    budget
+        .within(read)
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
+/// Reads a whole body, refusing more than `limit` bytes (checked before and while
+/// reading), each chunk within `budget`'s idle timeout; every chunk is progress.
 pub(crate) async fn read_limited(
     mut resp: Response,
     limit: u64,
     url: &str,
+    budget: &mut Budget,
 ) -> Result<Bytes, RegistryError> {
     let too_big = |got: u64| RegistryError::SizeMismatch {
         registry: url::Url::parse(url)
@@ -786,10 +899,15 @@ pub(crate) async fn read_limited(
         return Err(too_big(len));
     }
     let mut body = BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|source| RegistryError::Http {
-        url: url.to_string(),
-        source,
-    })? {
+    loop {
+        let next = budget
+            .wait(resp.chunk(), Stall::Data)
+            .await
+            .map_err(|stall| budget.timed_out(stall))?;
+        let Some(chunk) = next.map_err(|source| budget.transport(url, source))? else {
+            break;
+        };
+        budget.progressed();
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(too_big(body.len() as u64 + chunk.len() as u64));
         }

@@ -16,7 +16,10 @@ enum State {
 
 /// A digest string whose algorithm this crate cannot compute.
 #[derive(Debug, thiserror::Error)]
-#[error("unsupported digest {0:?}: expected sha256:<64 hex> or sha512:<128 hex>")]
+#[error(
+    "unsupported digest \"{}\": expected sha256:<64 hex> or sha512:<128 hex>",
+    basic_escape::escape(.0)
+)]
 pub struct UnsupportedDigest(pub String);
 
 impl Digester {

@@ -1,11 +1,14 @@
 //! The errors a registry operation can end with.
 //!
 //! Each names the registry, the repository or URL, and what the user can do, and
-//! carries the registry's own error envelope when it sent one.
+//! carries the registry's own error envelope when it sent one. Text that came from
+//! the registry (its envelope, header values) is escaped where a message is built
+//! from it: a registry does not get to write control sequences to a terminal.
 
 use std::fmt;
 use std::time::Duration;
 
+use basic_escape::escape;
 use serde::Deserialize;
 
 use crate::challenge::ChallengeError;
@@ -14,6 +17,7 @@ use crate::digest::UnsupportedDigest;
 use crate::manifest::ManifestError;
 use crate::platform::PlatformError;
 use crate::reference::ReferenceError;
+use crate::timeout::{Stall, seconds};
 
 /// The error body the distribution spec defines: `{"errors":[{"code","message","detail"}]}`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -54,7 +58,7 @@ impl fmt::Display for ErrorEnvelope {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            write!(f, "{}: {}", e.code, e.message)?;
+            write!(f, "{}: {}", escape(&e.code), escape(&e.message))?;
         }
         Ok(())
     }
@@ -191,7 +195,11 @@ pub enum RegistryError {
     },
 
     /// The token server refused or failed to issue a token.
-    #[error("token request to {realm} for {registry} failed: {reason}")]
+    #[error(
+        "token request to {} for {registry} failed: {}",
+        escape(realm),
+        escape(reason)
+    )]
     Token {
         /// Registry host.
         registry: String,
@@ -223,7 +231,10 @@ pub enum RegistryError {
     },
 
     /// Content did not hash to the digest that names it.
-    #[error("{what} from {registry}: digest mismatch, expected {expected}, got {actual}")]
+    #[error(
+        "{what} from {registry}: digest mismatch, expected {}, got {actual}",
+        escape(expected)
+    )]
     DigestMismatch {
         /// Registry host.
         registry: String,
@@ -251,6 +262,25 @@ pub enum RegistryError {
     /// A digest uses an algorithm this crate cannot verify.
     #[error(transparent)]
     UnsupportedDigest(#[from] UnsupportedDigest),
+
+    /// The registry went silent: nothing arrived within the timeouts, over every
+    /// retry (see [`Timeouts`](crate::Timeouts)).
+    #[error(
+        "{registry}: timed out after {} waiting for {what}: {stall}; \
+         the registry may be down or overloaded",
+        seconds(*after)
+    )]
+    TimedOut {
+        /// Registry host.
+        registry: String,
+        /// What was being fetched, e.g. "manifest fixtures/busybox:latest" or
+        /// "blob sha256:… of fixtures/busybox".
+        what: String,
+        /// How long the fetch went without progress.
+        after: Duration,
+        /// What it was waiting for when time ran out.
+        stall: Stall,
+    },
 
     /// A redirect would have downgraded HTTPS to plain HTTP.
     #[error("refusing redirect from {from} to {to}: it downgrades HTTPS to plain HTTP")]
@@ -289,7 +319,9 @@ impl RegistryError {
     /// failures, rate limits, server errors), as opposed to answers that will not change.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Http { .. } | RegistryError::TooManyRequests { .. } => true,
+            RegistryError::Http { .. }
+            | RegistryError::TooManyRequests { .. }
+            | RegistryError::TimedOut { .. } => true,
             RegistryError::Status { status, .. } => *status >= 500,
             _ => false,
         }

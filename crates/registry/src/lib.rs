@@ -4,8 +4,9 @@
 //!   `docker.io/library/busybox:latest`).
 //! - [`RegistryClient`]: the OCI distribution protocol over HTTP(S), answering
 //!   Bearer and Basic challenges with credentials from docker's store
-//!   ([`CredentialStore`]), retrying transient failures, and streaming blobs that
-//!   are verified against their digest while they arrive ([`BlobStream`]).
+//!   ([`CredentialStore`]), retrying transient failures within [`Timeouts`], and
+//!   streaming blobs that are verified against their digest while they arrive
+//!   ([`BlobStream`]).
 //! - [`Registry`]: what a pull needs from any source of images; [`resolve_image`]
 //!   turns a reference into one platform's manifest ([`Platform`]).
 //!
@@ -34,6 +35,7 @@ pub mod manifest;
 pub mod platform;
 pub mod reference;
 mod resolve;
+mod timeout;
 
 pub use blob::{BlobRequest, BlobStream};
 pub use challenge::{Challenge, ChallengeError};
@@ -47,6 +49,7 @@ pub use reference::{Reference, ReferenceError};
 pub use resolve::{
     MAX_CONFIG_SIZE, Registry, ResolvedImage, fetch_blob_bytes, fetch_config, resolve_image,
 };
+pub use timeout::{Stall, Timeouts};
 
 /// The README's example, compiled as a doc test so it cannot rot.
 #[cfg(doctest)]

@@ -2,6 +2,7 @@
 //!
 //! The raw bytes are kept because the digest is over them, not over any re-serialisation.
 
+use basic_escape::escape;
 use bytes::Bytes;
 use oci_spec::image::{ImageIndex, ImageManifest};
 use serde::Deserialize;
@@ -69,10 +70,10 @@ pub enum ManifestError {
     )]
     Schema1,
     /// The media type is not a manifest or index this crate understands.
-    #[error("unsupported manifest media type {0:?}")]
+    #[error("unsupported manifest media type \"{}\"", escape(.0))]
     UnsupportedMediaType(String),
     /// The document is not valid JSON of the announced kind.
-    #[error("malformed {kind} manifest: {source}")]
+    #[error("malformed {kind} manifest: {}", escape(&source.to_string()))]
     Malformed {
         /// "image" or "index".
         kind: &'static str,

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use basic_escape::escape;
 use oci_spec::image::{Descriptor, ImageIndex};
 
 /// An error from parsing a platform or selecting a manifest for one.
@@ -24,7 +25,7 @@ use oci_spec::image::{Descriptor, ImageIndex};
 #[non_exhaustive]
 pub enum PlatformError {
     /// The platform string is not `os/architecture[/variant]`.
-    #[error("invalid platform \"{input}\": {reason}")]
+    #[error("invalid platform \"{}\": {}", escape(input), escape(reason))]
     Invalid {
         /// The string as given.
         input: String,
@@ -49,7 +50,8 @@ fn available_list(available: &[String]) -> String {
     if available.is_empty() {
         "none (the index lists no platform-specific manifests)".to_owned()
     } else {
-        available.join(", ")
+        // As written in the index, which is the registry's text.
+        escape(&available.join(", ")).into_owned()
     }
 }
 

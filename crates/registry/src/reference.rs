@@ -35,6 +35,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+use basic_escape::escape;
+
 /// Registry that short names such as `busybox` or `user/app` resolve to.
 const DOCKER_HUB: &str = "docker.io";
 /// Older spelling of Docker Hub that docker still rewrites to [`DOCKER_HUB`].
@@ -49,7 +51,8 @@ const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 128;
 
 /// An error from parsing or building a [`Reference`]. Every variant quotes the
-/// whole reference and names the part that is wrong.
+/// whole reference and names the part that is wrong, escaped: references also
+/// come from archives and indexes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReferenceError {
@@ -61,7 +64,8 @@ pub enum ReferenceError {
 
     /// The whole reference is 64 hex characters, which docker reserves for image IDs.
     #[error(
-        "invalid reference \"{reference}\": a 64-character hexadecimal string is an image ID, not a repository name"
+        "invalid reference \"{}\": a 64-character hexadecimal string is an image ID, not a repository name",
+        escape(reference)
     )]
     LooksLikeImageId {
         /// The reference as given.
@@ -69,7 +73,10 @@ pub enum ReferenceError {
     },
 
     /// The repository path contains uppercase letters.
-    #[error("invalid reference \"{reference}\": repository name must be lowercase")]
+    #[error(
+        "invalid reference \"{}\": repository name must be lowercase",
+        escape(reference)
+    )]
     Uppercase {
         /// The reference as given.
         reference: String,
@@ -77,7 +84,10 @@ pub enum ReferenceError {
 
     /// A `/`-separated component of the repository path breaks the grammar.
     #[error(
-        "invalid repository name component \"{component}\" in reference \"{reference}\": {reason}"
+        "invalid repository name component \"{}\" in reference \"{}\": {}",
+        escape(component),
+        escape(reference),
+        escape(reason)
     )]
     InvalidRepository {
         /// The reference as given.
@@ -90,7 +100,9 @@ pub enum ReferenceError {
 
     /// The registry plus repository is longer than docker allows.
     #[error(
-        "invalid reference \"{reference}\": repository name \"{name}\" is {length} characters long; the limit is 255 including the registry"
+        "invalid reference \"{}\": repository name \"{}\" is {length} characters long; the limit is 255 including the registry",
+        escape(reference),
+        escape(name)
     )]
     NameTooLong {
         /// The reference as given.
@@ -102,7 +114,12 @@ pub enum ReferenceError {
     },
 
     /// The registry part (`host[:port]`) is malformed.
-    #[error("invalid registry host \"{registry}\" in reference \"{reference}\": {reason}")]
+    #[error(
+        "invalid registry host \"{}\" in reference \"{}\": {}",
+        escape(registry),
+        escape(reference),
+        escape(reason)
+    )]
     InvalidRegistry {
         /// The reference as given.
         reference: String,
@@ -113,7 +130,12 @@ pub enum ReferenceError {
     },
 
     /// The tag after `:` is malformed.
-    #[error("invalid tag \"{tag}\" in reference \"{reference}\": {reason}")]
+    #[error(
+        "invalid tag \"{}\" in reference \"{}\": {}",
+        escape(tag),
+        escape(reference),
+        escape(reason)
+    )]
     InvalidTag {
         /// The reference as given.
         reference: String,
@@ -124,7 +146,12 @@ pub enum ReferenceError {
     },
 
     /// The digest after `@` is malformed or uses an unsupported algorithm.
-    #[error("invalid digest \"{digest}\" in reference \"{reference}\": {reason}")]
+    #[error(
+        "invalid digest \"{}\" in reference \"{}\": {}",
+        escape(digest),
+        escape(reference),
+        escape(reason)
+    )]
     InvalidDigest {
         /// The reference as given.
         reference: String,

@@ -8,7 +8,7 @@ use std::io::{self, BufReader, Read};
 #[non_exhaustive]
 pub enum CompressionError {
     /// The media type names a layer format this crate cannot apply.
-    #[error("unsupported layer media type `{0}`")]
+    #[error("unsupported layer media type `{}`", basic_escape::escape(.0))]
     UnsupportedMediaType(String),
     /// Reading the first bytes of the stream failed.
     #[error("cannot read the start of the layer stream")]

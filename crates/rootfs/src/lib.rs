@@ -17,6 +17,10 @@
 //!   keep only a key: mounts, usage and commits (a container's changes as a
 //!   new layer) are asked for by key.
 //!
+//! * [`tree`] copies and measures directory trees that are not trusted (an image's
+//!   directory copied into a new volume, a volume's size) through descriptors, never
+//!   following a symlink on either side.
+//!
 //! The crate knows nothing of registries or image stores: it takes readers
 //! and paths.
 #![deny(missing_docs)]
@@ -29,6 +33,7 @@ mod parallel;
 mod reader;
 pub mod snapshot;
 mod sys;
+pub mod tree;
 
 pub use apply::{
     ApplyError, ApplyMode, ApplyOptions, LayerStats, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,

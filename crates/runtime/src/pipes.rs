@@ -191,7 +191,7 @@ fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> nix::Result<()> {
 /// A write to a pipe whose reader is gone raises SIGPIPE in the writing thread; blocked
 /// here, it stays pending on this thread and the write fails with EPIPE instead of killing
 /// the whole program.
-fn block_sigpipe() {
+pub(crate) fn block_sigpipe() {
     let mut set = nix::sys::signal::SigSet::empty();
     set.add(nix::sys::signal::Signal::SIGPIPE);
     let _ = set.thread_block();

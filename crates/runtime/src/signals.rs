@@ -1,6 +1,6 @@
 //! Signals: [`parse_signal`] for what users type (`docker kill -s`, `runc kill`),
-//! forwarding the runner's signals to running containers' inits, and
-//! [`die_on_broken_pipe`] for command-line programs.
+//! forwarding the runner's signals to running containers' inits, [`Caught`] signals
+//! handled in a program's own loop, and [`die_on_broken_pipe`] for command-line programs.
 //!
 //! A signal handler may only do async-signal-safe work, so the forwarding registry is a
 //! fixed array of atomics the handler walks, calling kill(2) for each registered pid.
@@ -123,9 +123,118 @@ impl Drop for ForwardGuard {
     }
 }
 
+// --- Catching signals into a pipe ------------------------------------------------------
+
+/// The write end of the pipe of the live [`Caught`], or -1.
+static CATCH_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn catch(sig: libc::c_int) {
+    let fd = CATCH_FD.load(Ordering::SeqCst);
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: only async-signal-safe calls; errno is saved and restored around them.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let byte = sig as u8;
+        libc::write(fd, (&byte as *const u8).cast(), 1);
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// While alive, the given signals are not acted on when this process receives them but
+/// queued: [`Caught::fd`] turns readable and [`Caught::take`] returns them, for a program
+/// that handles them in its own loop (an attached client forwards them to the container
+/// and follows its terminal's size). One at a time per process.
+#[derive(Debug)]
+pub struct Caught {
+    read: std::os::fd::OwnedFd,
+    _write: std::os::fd::OwnedFd,
+    previous: Vec<(Signal, SigAction)>,
+}
+
+impl Caught {
+    /// Starts catching `signals` (dispositions put back on drop).
+    pub fn new(signals: &[Signal]) -> std::io::Result<Caught> {
+        use std::os::fd::AsRawFd as _;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        if CATCH_FD
+            .compare_exchange(-1, write.as_raw_fd(), Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return Err(std::io::Error::other(
+                "signals are already being caught in this process",
+            ));
+        }
+        let action = SigAction::new(
+            SigHandler::Handler(catch),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let mut previous = Vec::new();
+        for sig in signals {
+            // SAFETY: the handler only writes one byte to a pipe (async-signal-safe).
+            if let Ok(prev) = unsafe { sigaction(*sig, &action) } {
+                previous.push((*sig, prev));
+            }
+        }
+        Ok(Caught {
+            read,
+            _write: write,
+            previous,
+        })
+    }
+
+    /// Readable when signals are waiting.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.read)
+    }
+
+    /// The signals received since the last call, in order (without waiting).
+    pub fn take(&self) -> Vec<Signal> {
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while let Ok(n) = nix::unistd::read(&self.read, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend(
+                buf[..n]
+                    .iter()
+                    .filter_map(|b| Signal::try_from(i32::from(*b)).ok()),
+            );
+        }
+        got
+    }
+}
+
+impl Drop for Caught {
+    fn drop(&mut self) {
+        for (sig, prev) in self.previous.drain(..) {
+            // SAFETY: puts back the disposition that was there before `Caught::new`.
+            let _ = unsafe { sigaction(sig, &prev) };
+        }
+        CATCH_FD.store(-1, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caught_signals_are_queued_not_acted_on() {
+        let caught = Caught::new(&[Signal::SIGWINCH, Signal::SIGUSR2]).unwrap();
+        assert!(Caught::new(&[Signal::SIGUSR1]).is_err(), "one at a time");
+        nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+        nix::sys::signal::raise(Signal::SIGWINCH).unwrap();
+        assert_eq!(caught.take(), [Signal::SIGUSR2, Signal::SIGWINCH]);
+        assert!(caught.take().is_empty());
+        drop(caught);
+        // Another may catch now.
+        drop(Caught::new(&[Signal::SIGWINCH]).unwrap());
+    }
 
     #[test]
     fn signals_by_number_and_every_spelling_of_the_name() {

@@ -7,6 +7,9 @@
 //! container outlives the command that started it, or in its own process for
 //! a foreground one. Either way the caller learns of each start and exit
 //! through [`SupervisorEvent`]s, and records them where it keeps containers.
+//!
+//! With [`Supervisor::attach`] it also serves the container's stdio to clients of a unix
+//! socket while the container runs (docker's `attach`; see [`crate::attach`]).
 
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
@@ -17,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::attach::{Hub, Serve, Session, Sink};
 use crate::container::{Container, ContainerError, ExitStatus, Running};
 use crate::logfile::{LogWriter, Rotation, Stream};
 use crate::terminal::ConsoleSocket;
@@ -154,6 +158,10 @@ pub enum Input {
     /// Nothing from here: the container's stdio is its own terminal, and this process's
     /// stdin is left alone for the caller to relay to that terminal (`-t`).
     Terminal,
+    /// A pipe this supervisor holds open for the clients of its attach socket (a detached
+    /// `-i`; see [`Supervisor::attach`]): what they send is the container's input. With
+    /// [`Supervisor::console`] (and `attach_stdin`), it is copied to the terminal.
+    Attach,
 }
 
 /// Runs a container, restarting it by policy, with its output captured.
@@ -168,6 +176,7 @@ pub struct Supervisor<'a> {
     output: Output,
     restart: RestartPolicy,
     console: Option<(ConsoleSocket, bool)>,
+    attach: Option<Serve>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -178,7 +187,18 @@ impl<'a> Supervisor<'a> {
             output,
             restart,
             console: None,
+            attach: None,
         }
+    }
+
+    /// Serves the container's stdio to attach clients (see [`crate::attach`]) in
+    /// `serve.endpoint`'s directory, from before the first start until the last exit:
+    /// its output to every client, and with [`Input::Attach`] their input to it. Clients
+    /// waiting for a start are connected before the container is forked; the thread that
+    /// serves them runs from each start to the exit.
+    pub fn attach(mut self, serve: Serve) -> Self {
+        self.attach = Some(serve);
+        self
     }
 
     /// Relays the container's terminal (`process.terminal`, with the other end of `socket`
@@ -209,12 +229,20 @@ impl<'a> Supervisor<'a> {
             ))),
             None => None,
         };
+        // Bound once, before the first start: it outlives restarts.
+        let hub = match &self.attach {
+            Some(serve) => Some(
+                Hub::open(serve, self.console.is_some())
+                    .map_err(self.io("binding the attach socket"))?,
+            ),
+            None => None,
+        };
         let mut restarts = 0;
         let mut delay = Duration::from_millis(100);
         loop {
             on_event(SupervisorEvent::Starting);
             let started = Instant::now();
-            let status = self.run_once(log.clone())?;
+            let status = self.run_once(log.clone(), hub.as_ref())?;
             let restarting = !stop_requested() && self.restart.restarts(&status, restarts);
             on_event(SupervisorEvent::Exited {
                 status: &status,
@@ -238,23 +266,43 @@ impl<'a> Supervisor<'a> {
     /// One start of the container, with its stdio captured until it exits.
     ///
     /// The fork rule (see [`crate::fork_rule`]) orders the steps: this process's stdio is
-    /// pointed at pipes first (no thread needed), the container's processes are forked
+    /// pointed at pipes first (no thread needed), the attach clients waiting for this
+    /// start are connected (no thread either), the container's processes are forked
     /// while this process is still single-threaded, and only then do the threads that copy
-    /// the pipes start. They are all joined before the next start.
-    fn run_once(&self, log: Option<Arc<Mutex<LogWriter>>>) -> Result<ExitStatus, SupervisorError> {
+    /// the pipes and serve the clients start. They are all joined before the next start.
+    fn run_once(
+        &self,
+        log: Option<Arc<Mutex<LogWriter>>>,
+        hub: Option<&Hub>,
+    ) -> Result<ExitStatus, SupervisorError> {
         let mut redirect =
             Redirect::install(self.output.stdin).map_err(self.io("redirecting output"))?;
+        let mut session = match hub {
+            Some(hub) => Some(
+                hub.session(redirect.attach_stdin.take())
+                    .map_err(self.io("taking the attach clients"))?,
+            ),
+            None => None,
+        };
         let started = self.container.start();
         // Also after a failed start: whatever its processes wrote before they were killed
-        // still goes to the log.
-        let outputs = redirect.relay_outputs(self.output.echo, log);
+        // still goes to the log (and to the clients).
+        let outputs =
+            redirect.relay_outputs(self.output.echo, log, session.as_ref().map(Session::sink));
         let result = match started {
             Err(e) => Err(e.into()),
             Ok(running) => match redirect.relay_input() {
                 // Dropping `running` kills the container: nobody could feed its stdin.
                 Err(e) => Err(self.io("relaying input")(e)),
                 Ok(()) => {
-                    self.relay_console(&running, &redirect);
+                    if let Some(session) = session.as_mut() {
+                        session.set_init(running.pid());
+                        if let Err(e) = session.start() {
+                            // The container runs on; only attaching to it is lost.
+                            self.report(&redirect, "serving attach clients", &e);
+                        }
+                    }
+                    self.relay_console(&running, &redirect, session.as_ref());
                     running.wait().map_err(SupervisorError::from)
                 }
             },
@@ -265,30 +313,52 @@ impl<'a> Supervisor<'a> {
         for r in outputs {
             let _ = r.join();
         }
+        // Clients get all the output, then the exit.
+        if let Some(session) = session {
+            session.finish(match &result {
+                Ok(status) => status.exit_code(),
+                Err(SupervisorError::Container(e)) => e.exit_code(),
+                Err(_) => 125,
+            });
+        }
         restored.map_err(self.io("restoring output"))?;
         result
+    }
+
+    /// Reports on the caller's stderr something that failed beside the container.
+    fn report(&self, redirect: &Redirect, what: &str, e: &dyn std::error::Error) {
+        if let Ok(stderr) = redirect.saved_out[1].try_clone() {
+            let _ = writeln!(
+                File::from(stderr),
+                "{what} for container {}: {}",
+                self.container.id(),
+                crate::process::chain(e)
+            );
+        }
     }
 
     /// With [`Supervisor::console`]: the container's terminal, relayed in this thread until
     /// its init exits. A relay that fails is reported on the caller's stderr; the container
     /// runs on without it.
-    fn relay_console(&self, running: &Running<'_>, redirect: &Redirect) {
+    ///
+    /// Attach clients resize the terminal through a copy of its master held by `session`.
+    fn relay_console(&self, running: &Running<'_>, redirect: &Redirect, session: Option<&Session>) {
         let Some((socket, attach_stdin)) = &self.console else {
             return;
         };
         let relayed = socket
             .receive()
             .and_then(|console| console.watch_process(running.pid()))
-            .and_then(|console| console.relay_stdio(*attach_stdin));
-        if let Err(e) = relayed
-            && let Ok(stderr) = redirect.saved_out[1].try_clone()
-        {
-            let _ = writeln!(
-                File::from(stderr),
-                "relaying the terminal of container {}: {}",
-                self.container.id(),
-                crate::process::chain(&e)
-            );
+            .and_then(|console| {
+                if let Some(session) = session
+                    && let Ok(master) = console.master().try_clone_to_owned()
+                {
+                    session.set_terminal(master);
+                }
+                console.relay_stdio(*attach_stdin)
+            });
+        if let Err(e) = relayed {
+            self.report(redirect, "relaying the terminal", &e);
         }
     }
 
@@ -324,6 +394,8 @@ struct Redirect {
     readers: Vec<OwnedFd>,
     stdin_link: Option<crate::pipes::Link>,
     stdin_relay: Option<crate::pipes::Relay>,
+    /// With [`Input::Attach`]: the write end of the container's stdin, for the clients.
+    attach_stdin: Option<OwnedFd>,
 }
 
 impl Redirect {
@@ -331,9 +403,16 @@ impl Redirect {
         let saved_out = [dup(1)?, dup(2)?];
         let saved_in = match input {
             Input::Terminal => None,
-            Input::Null | Input::Relayed => Some(dup(0)?),
+            Input::Null | Input::Relayed | Input::Attach => Some(dup(0)?),
         };
+        let mut attach_stdin = None;
         let stdin_link = match (&saved_in, input) {
+            (Some(_), Input::Attach) => {
+                let (read, write) = crate::pipes::pipe()?;
+                dup2(read.as_fd(), 0)?;
+                attach_stdin = Some(write);
+                None
+            }
             (Some(saved), Input::Relayed) => {
                 let (read, write) = crate::pipes::pipe()?;
                 dup2(read.as_fd(), 0)?;
@@ -358,15 +437,17 @@ impl Redirect {
             readers,
             stdin_link,
             stdin_relay: None,
+            attach_stdin,
         })
     }
 
-    /// Starts copying the container's stdout and stderr into `log`, and to the
-    /// caller's own stdout and stderr when `echo`.
+    /// Starts copying the container's stdout and stderr into `log`, to the caller's own
+    /// stdout and stderr when `echo`, and to the attach clients through `sink`.
     fn relay_outputs(
         &mut self,
         echo: bool,
         log: Option<Arc<Mutex<LogWriter>>>,
+        sink: Option<Sink>,
     ) -> Vec<JoinHandle<()>> {
         std::mem::take(&mut self.readers)
             .into_iter()
@@ -377,7 +458,7 @@ impl Redirect {
                     true => saved.try_clone().ok().map(File::from),
                     false => None,
                 };
-                relay(reader, stream, log.clone(), echo_to)
+                relay(reader, stream, log.clone(), echo_to, sink.clone())
             })
             .collect()
     }
@@ -425,12 +506,14 @@ fn dup2(from: std::os::fd::BorrowedFd<'_>, to: i32) -> io::Result<()> {
 /// The longest line kept whole; longer output is logged in pieces, as docker does.
 const MAX_LINE: usize = 16 * 1024;
 
-/// Copies one stream into the log, line by line, and to `echo` as it comes.
+/// Copies one stream into the log, line by line, and to `echo` and the attach clients
+/// as it comes.
 fn relay(
     reader: OwnedFd,
     stream: Stream,
     log: Option<Arc<Mutex<LogWriter>>>,
     mut echo: Option<File>,
+    sink: Option<Sink>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = File::from(reader);
@@ -455,6 +538,10 @@ fn relay(
                 if out.write_all(&buf[..n]).is_err() {
                     echo = None;
                 }
+            }
+            // Never blocks: a slow client is dropped, not waited for.
+            if let Some(sink) = &sink {
+                sink.broadcast(stream, &buf[..n]);
             }
             line.extend_from_slice(&buf[..n]);
             while let Some(end) = line.iter().position(|&b| b == b'\n') {

@@ -9,6 +9,7 @@ mod common;
 use std::os::fd::AsFd as _;
 use std::path::Path;
 
+use basic_runtime::attach::{Endpoint, Event, Request, Serve};
 use basic_runtime::exec::{Exec, ExecError, process_from};
 use basic_runtime::logfile::{self, Rotation, Stream};
 use basic_runtime::supervisor::{Input, Output, RestartPolicy, Supervisor};
@@ -24,8 +25,9 @@ fn main() {
     a_thread_alive_at_the_fork_is_refused(state.path());
     the_supervisor_forks_before_its_relays_start(state.path());
     a_terminal_is_relayed_by_the_supervisor_after_the_fork(state.path());
+    the_attach_thread_is_gone_before_a_restart(state.path());
     an_exec_forks_before_its_relay_starts(state.path());
-    println!("fork_rule: 4 checks passed");
+    println!("fork_rule: 5 checks passed");
 }
 
 fn container(name: &str, spec: Spec, state: &Path) -> Container {
@@ -122,6 +124,50 @@ fn a_terminal_is_relayed_by_the_supervisor_after_the_fork(state: &Path) {
         .map(|e| e.log.clone())
         .collect();
     assert_eq!(logged, "/dev/pts/0\r\n");
+}
+
+fn the_attach_thread_is_gone_before_a_restart(state: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = container("rule-attach", common::sh("echo out; exit 3"), state);
+    let output = Output {
+        log: None,
+        echo: false,
+        stdin: Input::Attach,
+    };
+    // A client waiting for the start: connected before the first fork. This program
+    // reads it afterwards (a reading thread would break the rule it checks).
+    let endpoint = Endpoint::new(dir.path().join("attach"));
+    let request = Request {
+        stdin: false,
+        stdout: true,
+        stderr: true,
+    };
+    let client = endpoint.connect_or_wait(request).unwrap();
+    // Two starts: the thread serving the first is joined before the second fork.
+    let status = Supervisor::new(&c, output, "on-failure:1".parse().unwrap())
+        .attach(Serve {
+            endpoint: endpoint.clone(),
+            stdin_once: false,
+        })
+        .run(&|| false, &mut |_| {})
+        .unwrap();
+    assert_eq!(status.exit_code(), 3);
+    let mut events = Vec::new();
+    while let Some(event) = client.recv().unwrap() {
+        events.push(event);
+    }
+    // It saw the first start from its first byte; its connection ended with that exit.
+    assert_eq!(
+        events,
+        [
+            Event::Output(basic_runtime::logfile::Stream::Stdout, b"out\n".to_vec()),
+            Event::Exit(3)
+        ]
+    );
+    assert!(
+        !dir.path().join("attach/attach").exists(),
+        "the socket is gone"
+    );
 }
 
 fn an_exec_forks_before_its_relay_starts(state: &Path) {

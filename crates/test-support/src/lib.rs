@@ -11,6 +11,7 @@ pub mod engine_binary;
 pub mod fake_registry;
 pub mod image;
 pub mod programs;
+pub mod small_fs;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ use basic_engine::config::{
     ContainerConfig, DeviceMapping, HostConfig, HostConfigLogConfig, JSON_FILE, parse_restart,
     parse_size, port_bindings,
 };
+use basic_engine::mounts::parse_mount_flag;
 use basic_engine::spec::read_seccomp_option;
 
 use crate::cli::RunArgs;
@@ -32,6 +33,17 @@ pub fn from_run_args(args: &RunArgs) -> anyhow::Result<(ContainerConfig, CreateO
         tty: Some(args.tty),
         open_stdin: Some(args.interactive),
         attach_stdin: Some(args.interactive && !args.detach),
+        // As docker's command line: a container whose stdin this command attaches
+        // closes it when that input ends.
+        stdin_once: Some(args.interactive && !args.detach),
+        // `-v /path` is an anonymous volume: docker's command line sends it here.
+        volumes: Some(
+            args.volumes
+                .iter()
+                .filter(|v| !v.contains(':'))
+                .cloned()
+                .collect(),
+        ),
         host_config: Some(host_config(args)?),
         ..Default::default()
     };
@@ -60,8 +72,15 @@ fn host_config(args: &RunArgs) -> anyhow::Result<HostConfig> {
         .iter()
         .map(|o| read_seccomp_option(o))
         .collect::<Result<Vec<_>, _>>()?;
+    let mounts = args
+        .mounts
+        .iter()
+        .map(|m| parse_mount_flag(m))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(HostConfig {
-        binds: Some(args.volumes.clone()),
+        binds: Some(binds(&args.volumes)?),
+        mounts: Some(mounts),
+        volumes_from: Some(args.volumes_from.clone()),
         network_mode: Some(args.network.clone()),
         port_bindings: Some(port_bindings(&args.publish)?),
         publish_all_ports: Some(args.publish_all),
@@ -84,6 +103,22 @@ fn host_config(args: &RunArgs) -> anyhow::Result<HostConfig> {
         init: Some(args.init),
         ..Default::default()
     })
+}
+
+/// The `-v` values with a source, as docker's command line sends them in `Binds`: a host
+/// path given as `.` or `./…` made absolute (docker's command line does that).
+fn binds(volumes: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut binds = Vec::new();
+    for volume in volumes.iter().filter(|v| v.contains(':')) {
+        let (source, rest) = volume.split_once(':').unwrap_or((volume, ""));
+        if source == "." || source.starts_with("./") {
+            let cwd = std::env::current_dir().context("finding the working directory")?;
+            binds.push(format!("{}:{rest}", cwd.join(source).display()));
+        } else {
+            binds.push(volume.clone());
+        }
+    }
+    Ok(binds)
 }
 
 /// `--log-opt max-size=10m` and `max-file=3`, as docker's json-file driver takes them.
@@ -179,6 +214,20 @@ mod tests {
         set_env(&mut env, "A=2");
         set_env(&mut env, "BASIC_DOCKER_SURELY_UNSET_VAR");
         assert_eq!(env, ["PATH=/bin", "A=2"]);
+    }
+
+    #[test]
+    fn volumes_split_into_binds_and_anonymous_paths_as_dockers_command_line_does() {
+        let binds = binds(&[
+            "/anon".to_string(),
+            "data:/d:ro".to_string(),
+            "./here:/h".to_string(),
+        ])
+        .unwrap();
+        assert_eq!(binds[0], "data:/d:ro");
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(binds[1], format!("{}:/h", cwd.join("./here").display()));
+        assert_eq!(binds.len(), 2, "/anon is no bind");
     }
 
     #[test]

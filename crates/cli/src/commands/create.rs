@@ -28,7 +28,7 @@ pub async fn create(
         other => other?,
     };
     for warning in &created.warnings {
-        eprintln!("WARNING: {warning}");
+        eprintln!("WARNING: {}", basic_escape::escape(warning));
     }
     Ok(created)
 }

@@ -7,12 +7,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use basic_engine::Engine;
+use basic_engine::{Engine, RemoveOptions};
 
 use super::engine;
 use super::format::human_size;
 use crate::cli::{
-    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RenameArgs, RmArgs, StopArgs,
+    ContainerPruneArgs, ContainersArgs, GlobalOptions, KillArgs, RenameArgs, RmArgs, StartArgs,
+    StopArgs,
 };
 
 /// Runs `verb` on each container, printing what it returns (the name given, by default);
@@ -53,8 +54,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `start`: a detached supervisor for each container that is not running.
-pub fn start(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<ExitCode> {
+/// `start`: a detached supervisor for each container that is not running; with `-a` or
+/// `-i`, attached to the one container (see [`super::attach`]).
+pub fn start(global: &GlobalOptions, args: StartArgs) -> anyhow::Result<ExitCode> {
+    if args.attach || args.interactive {
+        return super::attach::start_attached(global, &args);
+    }
     each(global, &args.containers, |engine, query| {
         engine.start(query).map(|()| None)
     })
@@ -99,10 +104,15 @@ pub fn unpause(global: &GlobalOptions, args: ContainersArgs) -> anyhow::Result<E
     })
 }
 
-/// `rm`: removes stopped containers; `-f` kills running ones first.
+/// `rm`: removes stopped containers; `-f` kills running ones first; `-v` removes their
+/// anonymous volumes.
 pub fn rm(global: &GlobalOptions, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let options = RemoveOptions {
+        force: args.force,
+        volumes: args.volumes,
+    };
     each(global, &args.containers, |engine, query| {
-        engine.remove(query, args.force).map(|()| None)
+        engine.remove_with(query, &options).map(|()| None)
     })
 }
 

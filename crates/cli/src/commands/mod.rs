@@ -1,5 +1,6 @@
 //! One module per verb; `run` dispatches.
 
+pub mod attach;
 mod check;
 mod container_config;
 mod containers;
@@ -30,11 +31,12 @@ mod service;
 mod stats;
 pub mod supervise;
 mod top;
+pub mod volume;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder};
+use basic_registry::{CredentialStore, RegistryClient, RegistryClientBuilder, Timeouts};
 
 use basic_engine::{Engine, EngineOptions, EnginePaths, SupervisorCommand};
 use basic_image_store::ImageStore;
@@ -85,16 +87,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor(command) => monitor::monitor(&cli.global, command),
         Command::Exec(args) => exec::exec(&cli.global, args),
         Command::Network(command) => network::network(&cli.global, command),
+        Command::Volume(command) => volume::volume(&cli.global, command),
         // docker's code for an engine error (a bad option, an image that cannot be found)
         Command::Create(args) => match create::run_create(&cli.global, &args).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", error_text(&e));
                 Ok(ExitCode::from(125))
             }
         },
         Command::Start(args) | Command::Container(ContainerCommand::Start(args)) => {
             lifecycle::start(&cli.global, args)
+        }
+        Command::Attach(args) | Command::Container(ContainerCommand::Attach(args)) => {
+            attach::attach(&cli.global, args)
         }
         Command::Stop(args) | Command::Container(ContainerCommand::Stop(args)) => {
             lifecycle::stop(&cli.global, args)
@@ -179,7 +185,7 @@ pub fn credential_store(global: &GlobalOptions) -> CredentialStore {
     }
 }
 
-/// A registry client with the user's credentials and insecure registries.
+/// A registry client with the user's credentials, insecure registries and timeouts.
 pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient> {
     registry_builder(global)
         .build()
@@ -190,9 +196,32 @@ pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient>
 pub fn registry_builder(global: &GlobalOptions) -> RegistryClientBuilder {
     let mut builder = RegistryClient::builder()
         .credential_store(credential_store(global))
+        .timeouts(timeouts(global))
         .user_agent(concat!("basic-docker/", env!("CARGO_PKG_VERSION")));
     for registry in &global.insecure_registries {
         builder = builder.insecure_registry(registry);
     }
     builder
+}
+
+/// The library's timeouts, with those given on the command line or in the environment.
+fn timeouts(global: &GlobalOptions) -> Timeouts {
+    let default = Timeouts::default();
+    Timeouts {
+        connect: global.registry_connect_timeout.unwrap_or(default.connect),
+        idle: global.registry_idle_timeout.unwrap_or(default.idle),
+        total: global.registry_timeout.unwrap_or(default.total),
+    }
+}
+
+/// An error as the user sees it: the whole chain, each line escaped. The
+/// libraries escape the registry's, archive's and image's text they put into
+/// messages; this also catches text they pass through unknowingly (a system or
+/// parser error quoting a name), keeping only the message's own line breaks.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines()
+        .map(basic_escape::escape)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -120,6 +120,7 @@ fn create(networks: &Networks, args: NetworkCreateArgs) -> anyhow::Result<ExitCo
         name: args.name,
         subnet,
         gateway,
+        ..Default::default()
     })?;
     println!("{}", info.id);
     Ok(ExitCode::SUCCESS)

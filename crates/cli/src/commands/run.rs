@@ -45,7 +45,7 @@ pub fn execute(global: &GlobalOptions, prepared: Prepared) -> ExitCode {
     match result {
         Ok(code) => exit_code(code),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", super::error_text(&e));
             let code = e
                 .downcast_ref::<basic_engine::EngineError>()
                 .map_or(ENGINE_FAILURE, |e| e.exit_code());

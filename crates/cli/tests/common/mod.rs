@@ -1,6 +1,8 @@
 //! Running the `basic-docker` binary as a user does, shared by the CLI tests.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

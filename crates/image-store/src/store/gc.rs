@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Transaction, params};
 
@@ -53,7 +53,7 @@ impl ImageStore {
     /// Layers and blobs nothing refers to any more are then deleted.
     pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Removal>, StoreError> {
         let db_path = self.inner.db_path.clone();
-        let (removals, trash) = self.write("remove image", |tx| {
+        self.write_collecting("remove image", |tx, garbage| {
             let (id, matched) = resolve_in(tx, name).map_err(|e| e.into_store(name, &db_path))?;
             let mut out = Vec::new();
             let by_id = matches!(matched, Matched::Id);
@@ -75,31 +75,36 @@ impl ImageStore {
                     }
                 }
             }
-            let trash = self.collect(tx, &mut out)?;
-            Ok((out, trash))
-        })?;
-        drop(trash);
-        Ok(removals)
+            self.collect(tx, garbage, &mut out)?;
+            Ok(out)
+        })
     }
 
     /// Deletes untagged images (`all`: also tagged ones), then collects garbage.
+    ///
+    /// All in one transaction; when the filesystem is too full for that one,
+    /// image by image, each transaction freeing space for the next.
     pub fn prune(&self, all: bool) -> Result<Vec<Removal>, StoreError> {
-        let (removals, trash) = self.write("prune images", |tx| {
+        match self.prune_images(all, None) {
+            Err(e) if e.is_no_space() => {
+                let mut out = Vec::new();
+                for id in self.read("prune images", |c| prunable(c, all))? {
+                    out.extend(self.prune_images(all, Some(&id))?);
+                }
+                Ok(out)
+            }
+            other => other,
+        }
+    }
+
+    /// Prunes every prunable image, or only `only` if it is one.
+    fn prune_images(&self, all: bool, only: Option<&str>) -> Result<Vec<Removal>, StoreError> {
+        self.write_collecting("prune images", |tx, garbage| {
             let db = || self.db_error("prune images");
-            let sql = if all {
-                "SELECT id FROM images"
-            } else {
-                "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)"
-            };
-            // docker's `image prune` never removes what a container uses.
-            let sql = format!(
-                "{sql} {} id NOT IN (SELECT image_id FROM holders)",
-                if all { "WHERE" } else { "AND" }
-            );
-            let ids: Vec<String> = tx
-                .prepare(&sql)
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .map_err(db())?;
+            let ids = prunable(tx, all)
+                .map_err(db())?
+                .into_iter()
+                .filter(|id| only.is_none_or(|only| only == id));
             let mut out = Vec::new();
             for id in ids {
                 for name in names_of(tx, &id).map_err(db())? {
@@ -108,32 +113,29 @@ impl ImageStore {
                 delete_image_rows(tx, &id).map_err(db())?;
                 out.push(Removal::Deleted(id));
             }
-            let trash = self.collect(tx, &mut out)?;
-            Ok((out, trash))
-        })?;
-        drop(trash);
-        Ok(removals)
+            self.collect(tx, garbage, &mut out)?;
+            Ok(out)
+        })
     }
 
     /// Deletes layers and blobs that no image and no live lease refers to.
     pub fn gc(&self) -> Result<Vec<Removal>, StoreError> {
-        let (removals, trash) = self.write("collect garbage", |tx| {
+        self.write_collecting("collect garbage", |tx, garbage| {
             let mut out = Vec::new();
-            let trash = self.collect(tx, &mut out)?;
-            Ok((out, trash))
-        })?;
-        drop(trash);
-        Ok(removals)
+            self.collect(tx, garbage, &mut out)?;
+            Ok(out)
+        })
     }
 
-    /// The GC pass, inside a write transaction. Layer directories are only
-    /// moved into `tmp/` here (a rename is quick); the returned paths delete
-    /// them when dropped, after the lock is released.
+    /// The GC pass, inside a write transaction: the records go here, the
+    /// layer directories and blobs into `garbage` (see
+    /// [`write_collecting`](ImageStore::write_collecting)).
     pub(crate) fn collect(
         &self,
         tx: &Transaction<'_>,
+        garbage: &mut Garbage,
         out: &mut Vec<Removal>,
-    ) -> Result<Vec<TempPath>, StoreError> {
+    ) -> Result<(), StoreError> {
         let db = || self.db_error("collect garbage");
         drop_dead_leases(tx).map_err(db())?;
         // Images `rmi -f` left behind for their holders go once nothing holds them.
@@ -157,23 +159,16 @@ impl ImageStore {
             )
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(db())?;
-        let mut trash = Vec::new();
         for chain_id in layers {
             tx.execute("DELETE FROM layers WHERE chain_id = ?1", [&chain_id])
                 .map_err(db())?;
-            let dir = self.layer_dir(&chain_id)?;
-            if dir.exists() {
-                let to = temp_name(&self.tmp_dir(), "trash");
-                fs::rename(&dir, &to).map_err(StoreError::io("move aside", &dir))?;
-                trash.push(TempPath::new(to));
-            }
+            garbage.add(self.layer_dir(&chain_id)?);
             out.push(Removal::Deleted(chain_id));
         }
-        self.collect_blobs(tx)?;
-        Ok(trash)
+        self.collect_blobs(tx, garbage)
     }
 
-    fn collect_blobs(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    fn collect_blobs(&self, tx: &Transaction<'_>, garbage: &mut Garbage) -> Result<(), StoreError> {
         let keep: HashSet<String> = tx
             .prepare("SELECT digest FROM image_blobs UNION SELECT key FROM lease_refs")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -183,8 +178,7 @@ impl ImageStore {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !keep.contains(&format!("sha256:{name}")) {
-                fs::remove_file(entry.path())
-                    .map_err(StoreError::io("remove blob", entry.path()))?;
+                garbage.add(entry.path());
             }
         }
         Ok(())
@@ -237,6 +231,49 @@ impl Drop for Lease {
             tracing::warn!(lease = %self.id, error = %e, "cannot release lease");
         }
     }
+}
+
+/// Layer directories and blobs a transaction stopped referring to; see
+/// [`ImageStore::write_collecting`].
+#[derive(Debug, Default)]
+pub(crate) struct Garbage(Vec<PathBuf>);
+
+impl Garbage {
+    /// `path` (a layer directory or a blob) goes once the transaction commits.
+    pub(crate) fn add(&mut self, path: PathBuf) {
+        self.0.push(path);
+    }
+
+    /// Moves everything into `tmp/` (a rename each, quick under the lock);
+    /// the returned paths delete it when dropped. What cannot be moved stays
+    /// unreferenced: the next collection takes a blob, and `system check
+    /// --repair` (or the next pull of that layer) a layer directory.
+    pub(in crate::store) fn move_aside(self, tmp: &Path) -> Vec<TempPath> {
+        let mut trash = Vec::new();
+        for path in self.0 {
+            let to = temp_name(tmp, "trash");
+            match fs::rename(&path, &to) {
+                Ok(()) => trash.push(TempPath::new(to)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot move garbage aside")
+                }
+            }
+        }
+        trash
+    }
+}
+
+/// The images `prune` removes: untagged ones (`all`: every one), never one a
+/// container or mount holds (as docker's `image prune`).
+fn prunable(c: &rusqlite::Connection, all: bool) -> rusqlite::Result<Vec<String>> {
+    let sql = if all {
+        "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM holders)"
+    } else {
+        "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
+         AND id NOT IN (SELECT image_id FROM holders)"
+    };
+    c.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
 }
 
 pub(in crate::store) fn drop_dead_leases(tx: &Transaction<'_>) -> rusqlite::Result<()> {

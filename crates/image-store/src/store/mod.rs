@@ -4,10 +4,12 @@
 //! holders) and `gc` (leases, removal, collection, usage).
 
 mod content;
+mod database;
 mod gc;
 mod layers;
 mod metadata;
 
+pub(crate) use gc::Garbage;
 pub use gc::Lease;
 pub(crate) use layers::NewLayer;
 pub(crate) use metadata::NewImage;
@@ -21,7 +23,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::StoreError;
 use crate::fsutil::{self, PRIVATE_DIR, PRIVATE_FILE, ROOT_MODE};
-use crate::schema;
+use crate::storage::StorageFault;
 
 /// A store rooted at one directory. Cheap to clone; clones share one
 /// database connection.
@@ -36,6 +38,8 @@ struct Inner {
     db_path: PathBuf,
     lock_path: PathBuf,
     conn: Mutex<Connection>,
+    /// Set when the filesystem allowed only reading when the store was opened.
+    read_only: Option<StorageFault>,
 }
 
 /// Below the root: see [`ImageStore::containers_dir`].
@@ -54,6 +58,11 @@ impl ImageStore {
     /// wider modes is tightened here, on every open, which costs a `stat` per
     /// path once it is done; only those gating directories and files change,
     /// never what is inside layers (their modes are the image's).
+    ///
+    /// A store on a read-only filesystem (a mounted backup, a read-only bind)
+    /// opens for reading: its changes fail with [`StoreError::Storage`]. On a
+    /// full filesystem everything can be read, and removing containers and
+    /// images works (see `database`), which is how space is freed.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, StoreError> {
         let root = root.as_ref().to_path_buf();
         fsutil::private_dir(&root, ROOT_MODE)?;
@@ -61,34 +70,27 @@ impl ImageStore {
             fsutil::private_dir(&root.join(dir), PRIVATE_DIR)?;
         }
         let db_path = root.join("metadata.db");
-        // SQLite gives its -wal and -shm files the database file's mode, so a
-        // database made 0600 before SQLite first opens it keeps them private too.
+        // SQLite gives its journal (and an older version's -wal and -shm) the
+        // database file's mode, so a database made 0600 before SQLite first
+        // opens it keeps them private too.
         fsutil::private_file(&db_path, PRIVATE_FILE)?;
         for suffix in ["-wal", "-shm", "-journal"] {
-            let mut side = db_path.clone().into_os_string();
-            side.push(suffix);
-            fsutil::tighten(Path::new(&side), PRIVATE_FILE)?;
+            fsutil::tighten(&database::side_file(&db_path, suffix), PRIVATE_FILE)?;
         }
         fsutil::private_file(&root.join("lock"), PRIVATE_FILE)?;
-        let conn = Connection::open(&db_path).map_err(|source| StoreError::Database {
-            op: "open",
-            path: db_path.clone(),
-            source,
-        })?;
-        schema::init(&conn).map_err(|source| StoreError::Database {
-            op: "create tables",
-            path: db_path.clone(),
-            source,
-        })?;
+        let db = database::open(&db_path)?;
         let store = ImageStore {
             inner: Arc::new(Inner {
                 lock_path: root.join("lock"),
                 root,
                 db_path,
-                conn: Mutex::new(conn),
+                conn: Mutex::new(db.conn),
+                read_only: db.read_only,
             }),
         };
-        fsutil::sweep_tmp(&store.tmp_dir())?;
+        if store.inner.read_only.is_none() {
+            fsutil::sweep_tmp(&store.tmp_dir())?;
+        }
         Ok(store)
     }
 
@@ -120,22 +122,40 @@ impl ImageStore {
         &self,
         op: &'static str,
     ) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
-        move |source| StoreError::Database {
-            op,
-            path: self.inner.db_path.clone(),
-            source,
+        move |source| StoreError::database(op, &self.inner.db_path, source)
+    }
+
+    /// Whether the store was opened on a filesystem that allows only reading.
+    pub fn read_only(&self) -> Option<StorageFault> {
+        self.inner.read_only
+    }
+
+    /// Fails with [`StoreError::Storage`], saying `op` could not be done, when the
+    /// store was opened on a filesystem that allows only reading: for callers about
+    /// to change files beside the records (an engine's container directories), so
+    /// that they refuse before they change anything.
+    pub fn writable(&self, op: &'static str) -> Result<(), StoreError> {
+        match self.inner.read_only {
+            Some(fault) => Err(StoreError::storage(op, self.inner.root.clone(), fault)),
+            None => Ok(()),
         }
     }
 
+    /// The store's lock. A lock needs no write access (`flock` works on a
+    /// descriptor opened for reading), so reads under it work on a read-only store.
     fn file_lock(&self) -> Result<FileLock, StoreError> {
         let path = &self.inner.lock_path;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(PRIVATE_FILE)
-            .open(path)
-            .map_err(StoreError::io("open lock file", path))?;
+        let file = match fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(PRIVATE_FILE)
+                .open(path)
+                .map_err(StoreError::io("open lock file", path))?,
+            Err(e) => return Err(StoreError::io("open lock file", path)(e)),
+        };
         // Blocking is fine: every critical section is a few renames and one
         // transaction, and none of them awaits while holding the lock.
         file.lock().map_err(StoreError::io("lock", path))?;
@@ -150,14 +170,41 @@ impl ImageStore {
         op: &'static str,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.transaction(op, f).map(|(value, _lock)| value)
+    }
+
+    /// [`write`](Self::write) for changes that drop references: the layers and
+    /// blobs `f` puts in the [`Garbage`] leave the store only once the
+    /// transaction has committed (still under the lock), and are deleted once
+    /// the lock is released. A commit that fails (a full disk) so leaves the
+    /// records and the files they name as they were.
+    pub(crate) fn write_collecting<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>, &mut Garbage) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut garbage = Garbage::default();
+        let (value, lock) = self.transaction(op, |tx| f(tx, &mut garbage))?;
+        let trash = garbage.move_aside(&self.tmp_dir());
+        drop(lock);
+        drop(trash);
+        Ok(value)
+    }
+
+    fn transaction<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<(T, FileLock), StoreError> {
+        self.writable(op)?;
         let mut conn = self.conn();
-        let _lock = self.file_lock()?;
+        let lock = self.file_lock()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(self.db_error(op))?;
         let value = f(&tx)?;
         tx.commit().map_err(self.db_error(op))?;
-        Ok(value)
+        Ok((value, lock))
     }
 
     pub(crate) fn read<T>(
@@ -167,5 +214,20 @@ impl ImageStore {
     ) -> Result<T, StoreError> {
         let conn = self.conn();
         f(&conn).map_err(self.db_error(op))
+    }
+
+    /// Runs `f` in one read transaction while holding the store's lock file:
+    /// a consistent view of records and files that no writer is changing.
+    pub(crate) fn read_locked<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let _lock = self.file_lock()?;
+        let tx = conn.transaction().map_err(self.db_error(op))?;
+        let value = f(&tx)?;
+        tx.finish().map_err(self.db_error(op))?;
+        Ok(value)
     }
 }

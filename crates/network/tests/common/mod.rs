@@ -60,6 +60,7 @@ impl Env {
             name: name.clone(),
             subnet: Some(subnet.parse().unwrap()),
             gateway: None,
+            ..Default::default()
         };
         self.networks.create(&opts).unwrap();
         name

@@ -18,6 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use basic_escape::escape;
+
 use crate::compression::{self, Compression, CompressionError};
 use crate::reader::{self, ChannelReader, ReadState, StreamError};
 use crate::sys::{self, AsFdRef};
@@ -33,7 +35,8 @@ pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The xattr overlayfs reads to treat a directory as opaque.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
-/// Errors applying a layer. Messages name the tar member (or the path) concerned.
+/// Errors applying a layer. Messages name the tar member (or the path) concerned,
+/// escaped: member names are the layer author's text, not ours to print raw.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
@@ -65,7 +68,10 @@ pub enum ApplyError {
         source: io::Error,
     },
     /// The tar stream ended before its end-of-archive marker.
-    #[error("layer tar stream is truncated after {offset} bytes (last member `{last_member}`)")]
+    #[error(
+        "layer tar stream is truncated after {offset} bytes (last member `{}`)",
+        escape(last_member)
+    )]
     Truncated {
         /// Bytes of tar read.
         offset: u64,
@@ -73,7 +79,10 @@ pub enum ApplyError {
         last_member: String,
     },
     /// A tar header could not be parsed.
-    #[error("malformed tar header at offset {offset} (after member `{last_member}`)")]
+    #[error(
+        "malformed tar header at offset {offset} (after member `{}`)",
+        escape(last_member)
+    )]
     Tar {
         /// Offset of the bytes read when the parser failed.
         offset: u64,
@@ -84,7 +93,7 @@ pub enum ApplyError {
         source: io::Error,
     },
     /// One of the [`Limits`] was exceeded.
-    #[error("layer exceeds the limit of {limit} {what}{}", member.as_ref().map(|m| format!(" at member `{m}`")).unwrap_or_default())]
+    #[error("layer exceeds the limit of {limit} {what}{}", member.as_ref().map(|m| format!(" at member `{}`", escape(m))).unwrap_or_default())]
     Limit {
         /// Which limit.
         what: &'static str,
@@ -94,7 +103,7 @@ pub enum ApplyError {
         member: Option<String>,
     },
     /// A member is malformed or of an unsupported kind.
-    #[error("member `{member}`: {reason}")]
+    #[error("member `{}`: {}", escape(member), escape(reason))]
     InvalidMember {
         /// The member's name.
         member: String,
@@ -102,7 +111,11 @@ pub enum ApplyError {
         reason: String,
     },
     /// A member tried to reach outside the target directory.
-    #[error("member `{member}` would escape the target directory: {reason}")]
+    #[error(
+        "member `{}` would escape the target directory: {}",
+        escape(member),
+        escape(reason)
+    )]
     Escape {
         /// The member's name.
         member: String,
@@ -110,7 +123,11 @@ pub enum ApplyError {
         reason: String,
     },
     /// A hard link's target does not exist (in this layer, or below it when flattening).
-    #[error("member `{member}`: hard link target `{target}` does not exist in the layer")]
+    #[error(
+        "member `{}`: hard link target `{}` does not exist in the layer",
+        escape(member),
+        escape(target)
+    )]
     LinkTarget {
         /// The link member.
         member: String,
@@ -121,7 +138,7 @@ pub enum ApplyError {
         source: io::Error,
     },
     /// A filesystem operation for a member failed.
-    #[error("member `{member}`: cannot {op}")]
+    #[error("member `{}`: cannot {op}", escape(member))]
     Fs {
         /// The member's name (or the path, for work not tied to one member).
         member: String,

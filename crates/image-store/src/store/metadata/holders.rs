@@ -6,9 +6,9 @@ use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 
 use crate::digest::short_id;
 use crate::error::StoreError;
-use crate::fsutil::{TempPath, now_secs};
+use crate::fsutil::now_secs;
 use crate::record::{Holder, HolderKind, Removal};
-use crate::store::ImageStore;
+use crate::store::{Garbage, ImageStore};
 
 impl ImageStore {
     /// Records that a container (`id` = container id) or an `image mount`
@@ -50,19 +50,19 @@ impl ImageStore {
     /// with `force` while held and this was its last holder, it is collected
     /// now, with the layers and blobs nothing else uses; those are returned.
     pub fn release(&self, kind: HolderKind, id: &str) -> Result<Vec<Removal>, StoreError> {
-        let (removals, trash) = self.write("release image", |tx| self.release_in(tx, kind, id))?;
-        drop(trash);
-        Ok(removals)
+        self.write_collecting("release image", |tx, garbage| {
+            self.release_in(tx, garbage, kind, id)
+        })
     }
 
-    /// [`release`](Self::release) inside the caller's transaction; the caller
-    /// drops the returned trash after committing.
+    /// [`release`](Self::release) inside the caller's transaction.
     pub(crate) fn release_in(
         &self,
         tx: &Transaction<'_>,
+        garbage: &mut Garbage,
         kind: HolderKind,
         id: &str,
-    ) -> Result<(Vec<Removal>, Vec<TempPath>), StoreError> {
+    ) -> Result<Vec<Removal>, StoreError> {
         let db = || self.db_error("release image");
         let image: Option<String> = tx
             .query_row(
@@ -86,12 +86,10 @@ impl ImageStore {
                 .is_some(),
             None => false,
         };
-        let trash = if doomed {
-            self.collect(tx, &mut out)?
-        } else {
-            Vec::new()
-        };
-        Ok((out, trash))
+        if doomed {
+            self.collect(tx, garbage, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// Who holds `image_id`, oldest first.

@@ -75,11 +75,7 @@ impl From<rusqlite::Error> for ResolveError {
 impl ResolveError {
     pub(in crate::store) fn into_store(self, _name: &str, db_path: &Path) -> StoreError {
         match self {
-            ResolveError::Db(source) => StoreError::Database {
-                op: "look up image",
-                path: db_path.to_path_buf(),
-                source,
-            },
+            ResolveError::Db(source) => StoreError::database("look up image", db_path, source),
             ResolveError::Store(e) => e,
         }
     }
