@@ -169,6 +169,10 @@ pub enum Command {
     Import(ImportArgs),
     /// Export a container's filesystem as a tar archive (streamed to STDOUT by default)
     Export(crate::commands::export::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::cp::DiffArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -591,6 +595,10 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Export a container's filesystem as a tar archive
     Export(crate::commands::export::ExportArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::commands::cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::commands::cp::DiffArgs),
 }
 
 /// `container prune`.

@@ -16,6 +16,14 @@ pub enum EngineError {
     /// The image is not in the store (pull it first).
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No such path in the container (docker's message, which its clients show).
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath {
+        /// The container as the caller named it.
+        container: String,
+        /// The path inside it.
+        path: String,
+    },
     /// Something else a request names does not exist (a network driver, a volume...).
     #[error("{0}")]
     NotFound(String),
@@ -87,6 +95,15 @@ pub enum EngineError {
     /// The supervisor failed around the container.
     #[error(transparent)]
     Supervisor(#[from] basic_runtime::supervisor::SupervisorError),
+    /// A tar stream could not be extracted (`cp`).
+    #[error("{what}")]
+    Archive {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: basic_rootfs::ApplyError,
+    },
     /// Building the runtime spec failed.
     #[error(transparent)]
     Spec(#[from] basic_runtime::SpecError),
@@ -183,6 +200,22 @@ fn store_kind(e: &basic_image_store::StoreError) -> ErrorKind {
     }
 }
 
+/// A bad archive is the caller's fault; a failing disk is not.
+fn archive_kind(e: &basic_rootfs::ApplyError) -> ErrorKind {
+    use basic_rootfs::ApplyError as A;
+    match e {
+        A::InvalidMember { .. }
+        | A::Escape { .. }
+        | A::LinkTarget { .. }
+        | A::Truncated { .. }
+        | A::Tar { .. }
+        | A::Compression(_)
+        | A::Decompress { .. }
+        | A::Limit { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Internal,
+    }
+}
+
 /// The class of a network error.
 fn network_kind(e: &basic_network::Error) -> ErrorKind {
     use basic_network::Error as N;
@@ -207,7 +240,9 @@ impl EngineError {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchImage(_)
             | EngineError::NotFound(_)
-            | EngineError::NoSuchVolume(_) => ErrorKind::NotFound,
+            | EngineError::NoSuchVolume(_)
+            | EngineError::NoSuchPath { .. } => ErrorKind::NotFound,
+            EngineError::Archive { source, .. } => archive_kind(source),
             EngineError::Network(e) => network_kind(e),
             EngineError::InvalidArgument(_)
             | EngineError::Reference(_)

@@ -1,9 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod archive;
 pub mod attach;
+mod changes;
 pub mod check;
 pub mod config;
+mod cp;
 mod create;
 mod engine;
 pub mod error;
@@ -32,13 +35,17 @@ pub mod spec;
 pub mod status;
 mod supervise;
 pub mod validate;
+mod view;
 pub mod volumes;
 
+pub use archive::{CopyToOptions, PathStat, file_mode};
 pub use attach::{
     AttachEnd, AttachOptions, AttachReader, AttachWriter, Attached, DetachKeys, Detacher, Frame,
     Sent,
 };
+pub use changes::change_letter;
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
+pub use cp::{CpOptions, CpSource, CpTarget};
 pub use create::{CreateOptions, Created};
 pub use engine::{Container, Engine, EngineOptions, SupervisorCommand};
 pub use error::{EngineError, ErrorKind, Result};

@@ -92,6 +92,12 @@ impl ContainerPaths {
         self.dir.join("supervisor.lock")
     }
 
+    /// Held shared by every view of the container's files (`cp`, `export`), and
+    /// exclusively around mounting its root (a start) and removing it.
+    pub fn view_lock(&self) -> PathBuf {
+        self.dir.join("view.lock")
+    }
+
     /// The directory where the container's supervisor serves attach clients
     /// (`<state>/containers/<id>`, see [`basic_runtime::attach`]): beside the runtime's
     /// `<state>/<id>`, which the runtime removes at each exit, while this one lasts as

@@ -17,6 +17,12 @@ impl Engine {
     /// in use) and after everything else: while any file is left the image stays held, so
     /// its layers stay under the snapshot.
     pub(crate) fn remove_stopped(&self, c: &Container, volumes: bool) -> Result<()> {
+        // Not from under a copy or an export (of a container whose create failed half-way
+        // there may be no directory to lock in).
+        let _no_views = match c.paths.dir.exists() {
+            true => Some(crate::view::lock_exclusive(&c.paths)?),
+            false => None,
+        };
         let snapshotter = self.snapshotter();
         rootfs::unmount(snapshotter.as_ref(), &c.paths);
         if let Err(e) = snapshotter.remove(c.id()) {

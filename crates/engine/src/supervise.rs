@@ -120,7 +120,12 @@ impl Engine {
     }
 
     fn run_container(&self, c: &Container, echo: bool, started: &mut i64) -> Result<i32> {
-        rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
+        {
+            // A copy or an export of the stopped container may have its snapshot mounted:
+            // wait for it to end rather than mount the snapshot a second time.
+            let _no_views = crate::view::lock_exclusive(&c.paths)?;
+            rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
+        }
         self.mount_volumes(c)?;
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {

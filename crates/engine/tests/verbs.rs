@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use basic_engine::config::{ContainerConfig, HostConfig, parse_restart};
 use basic_engine::{
-    AttachEnd, AttachOptions, Attachment, CreateOptions, Engine, EngineError, EngineOptions,
-    ErrorKind, EventOptions, ExecOptions, Filters, Frame, LogOptions, Sent, Status,
+    AttachEnd, AttachOptions, Attachment, CopyToOptions, CreateOptions, Engine, EngineError,
+    EngineOptions, ErrorKind, EventOptions, ExecOptions, Filters, Frame, LogOptions, Sent, Status,
     SupervisorCommand,
 };
 use basic_image_store::PullOptions;
@@ -78,6 +78,10 @@ fn main() {
             refusals,
         ),
         ("export_writes_the_root_of_a_stopped_container", export),
+        (
+            "archive_routes_stat_copy_and_list_changes_as_docker",
+            archive_routes,
+        ),
         (
             "attach_before_start_loses_no_output_in_a_long_state_path",
             attach_before_start,
@@ -445,6 +449,119 @@ fn export(f: &Fixture) {
         found.get("bin/busybox").is_some_and(|n| *n > 100_000),
         "{found:?}"
     );
+}
+
+fn archive_routes(f: &Fixture) {
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-archive"]);
+    f.create(
+        &engine,
+        "verbs-archive",
+        f.config(&[
+            "sh",
+            "-c",
+            "ln -s /etc /etclink && echo made > /made && mkdir /d && touch /d/f && rm /etc/group",
+        ]),
+    );
+    engine.start("verbs-archive").unwrap();
+    engine.wait("verbs-archive").unwrap();
+
+    // HEAD: a final symlink is not followed; its target is named inside the container.
+    let stat = engine.path_stat("verbs-archive", "/etclink").unwrap();
+    assert!(stat.is_symlink(), "{stat:?}");
+    assert_eq!(
+        (stat.name.as_str(), stat.link_target.as_str()),
+        ("etclink", "/etc")
+    );
+    assert_eq!(stat.mode, basic_engine::file_mode::SYMLINK | 0o777);
+    let header = String::from_utf8(base64_decode(&stat.header_value())).unwrap();
+    assert!(header.contains(r#""linkTarget":"/etc""#), "{header}");
+    let dir = engine.path_stat("verbs-archive", "/etclink/.").unwrap();
+    assert!(dir.is_dir() && dir.name == ".", "{dir:?}");
+    let err = engine.path_stat("verbs-archive", "/nope").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        "Could not find the file /nope in container verbs-archive"
+    );
+
+    // GET: named as the last element; PUT: into a directory, refusing a directory
+    // over a file when asked.
+    let mut tarball = Vec::new();
+    let stat = engine
+        .copy_from("verbs-archive", "/made", &mut tarball)
+        .unwrap();
+    assert_eq!((stat.name.as_str(), stat.size), ("made", 5));
+    let mut archive = tar::Archive::new(&tarball[..]);
+    let names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["made"]);
+    let mut dir_over_file = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_path("made/").unwrap();
+    h.set_mode(0o755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_500_000_000);
+    h.set_size(0);
+    h.set_cksum();
+    dir_over_file.append(&h, &[][..]).unwrap();
+    let dir_over_file = dir_over_file.into_inner().unwrap();
+    let refused = CopyToOptions {
+        no_overwrite_dir_non_dir: true,
+        copy_uid_gid: false,
+    };
+    let err = engine
+        .copy_to("verbs-archive", "/", &dir_over_file[..], &refused)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(
+        engine
+            .path_stat("verbs-archive", "/made")
+            .unwrap()
+            .is_regular()
+    );
+    engine
+        .copy_to(
+            "verbs-archive",
+            "/",
+            &dir_over_file[..],
+            &CopyToOptions::default(),
+        )
+        .unwrap();
+    assert!(engine.path_stat("verbs-archive", "/made").unwrap().is_dir());
+
+    // changes: docker's kinds, parents first.
+    let changes: Vec<(String, i64)> = engine
+        .changes("verbs-archive")
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.path, c.kind as i64))
+        .collect();
+    for want in [
+        ("/etc", 0),
+        ("/etc/group", 2),
+        ("/etclink", 1),
+        ("/made", 1),
+        ("/d", 1),
+        ("/d/f", 1),
+    ] {
+        assert!(
+            changes.contains(&(want.0.to_string(), want.1)),
+            "{want:?} not in {changes:?}"
+        );
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 /// Ends the whole run if a test is still going after `limit`: an attachment's reads

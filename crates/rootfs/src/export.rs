@@ -121,24 +121,76 @@ pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<ExportStats, ExportEr
     let mut walker = Walker {
         root,
         origin,
+        cross_mounts: false,
         out: tar::Builder::new(out),
         links: HashMap::new(),
         stats: ExportStats::default(),
     };
-    let mut stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
-    while let Some(top) = stack.last_mut() {
-        let Some(name) = top.names.next() else {
-            stack.pop();
-            continue;
-        };
-        let mut path = top.prefix.clone();
-        path.extend_from_slice(name.to_bytes());
-        if let Some(dir) = walker.entry(top.fd.as_fd(), &name, path)? {
-            stack.push(dir);
-        }
-    }
+    let stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
+    walker.walk(stack)?;
     let end = |source| ExportError::Write {
         path: root.to_owned(),
+        source,
+    };
+    let mut out = walker.out.into_inner().map_err(end)?;
+    out.flush().map_err(end)?;
+    Ok(walker.stats)
+}
+
+/// How [`write_entry`] archives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryOptions {
+    /// Walk into filesystems mounted below the entry (a container's volumes,
+    /// as `docker cp` sees them); by default, as [`write_tree`], a mount
+    /// point is archived as an empty directory.
+    pub cross_mounts: bool,
+}
+
+impl EntryOptions {
+    /// Sets [`EntryOptions::cross_mounts`].
+    pub fn cross_mounts(mut self, cross: bool) -> Self {
+        self.cross_mounts = cross;
+        self
+    }
+}
+
+/// Writes one entry and, when it is a directory, everything below it, to
+/// `out` as a tar stream (ended, and `out` flushed): what `docker cp` sends
+/// for a path. `entry` is a descriptor of the entry itself (`O_PATH` will do;
+/// a symlink opened with `O_NOFOLLOW` is archived as the symlink); `name` is
+/// its member name (`file`, `dir` giving `dir/`, `dir/a`, ...; `.` gives
+/// `./`, `./a`, ..., docker's names for `dir/.`). Otherwise as
+/// [`write_tree`]: nothing below is followed, every entry is opened relative
+/// to its parent's descriptor.
+pub fn write_entry<W: Write>(
+    entry: BorrowedFd<'_>,
+    name: &[u8],
+    options: &EntryOptions,
+    out: W,
+) -> Result<ExportStats, ExportError> {
+    let shown = PathBuf::from(OsStr::from_bytes(name));
+    let read_err = |op| {
+        let path = shown.clone();
+        move |source| ExportError::Read { op, path, source }
+    };
+    let fd = entry.try_clone_to_owned().map_err(read_err("open"))?;
+    let origin = Origin::of(&statx(fd.as_fd()).map_err(read_err("stat"))?);
+    let mut walker = Walker {
+        root: Path::new(""),
+        origin,
+        cross_mounts: options.cross_mounts,
+        out: tar::Builder::new(out),
+        links: HashMap::new(),
+        stats: ExportStats::default(),
+    };
+    let mut stack = Vec::new();
+    if let Some(dir) = walker.entry_fd(fd, name.to_vec())? {
+        stack.push(dir);
+    }
+    walker.walk(stack)?;
+    let end = |source| ExportError::Write {
+        path: shown.clone(),
         source,
     };
     let mut out = walker.out.into_inner().map_err(end)?;
@@ -202,6 +254,8 @@ impl Origin {
 struct Walker<'a, W: Write> {
     root: &'a Path,
     origin: Origin,
+    /// Archive what is mounted below the root as well.
+    cross_mounts: bool,
     out: tar::Builder<W>,
     /// Inodes with several names already archived: (device, inode) -> member name.
     links: HashMap<(u32, u32, u64), Vec<u8>>,
@@ -209,6 +263,22 @@ struct Walker<'a, W: Write> {
 }
 
 impl<W: Write> Walker<'_, W> {
+    /// Archives every entry below the directories of `stack`, depth first.
+    fn walk(&mut self, mut stack: Vec<Dir>) -> Result<(), ExportError> {
+        while let Some(top) = stack.last_mut() {
+            let Some(name) = top.names.next() else {
+                stack.pop();
+                continue;
+            };
+            let mut path = top.prefix.clone();
+            path.extend_from_slice(name.to_bytes());
+            if let Some(dir) = self.entry(top.fd.as_fd(), &name, path)? {
+                stack.push(dir);
+            }
+        }
+        Ok(())
+    }
+
     /// Archives the entry `name` of `parent`, member name `path`; returns the
     /// directory to walk next when it is one.
     fn entry(
@@ -225,9 +295,14 @@ impl<W: Write> Walker<'_, W> {
             }
             Err(e) => return Err(self.read_err("open", &path, e)),
         };
+        self.entry_fd(fd, path)
+    }
+
+    /// Archives the entry `fd` (`O_PATH`, not followed), member name `path`.
+    fn entry_fd(&mut self, fd: OwnedFd, path: Vec<u8>) -> Result<Option<Dir>, ExportError> {
         let stx = statx(fd.as_fd()).map_err(|e| self.read_err("stat", &path, e))?;
         let kind = file_type(&stx);
-        let foreign = !self.origin.holds(&stx);
+        let foreign = !self.cross_mounts && !self.origin.holds(&stx);
         if kind == libc::S_IFSOCK || (foreign && kind != libc::S_IFDIR) {
             return Ok(None);
         }
@@ -255,7 +330,10 @@ impl<W: Write> Walker<'_, W> {
         match kind {
             libc::S_IFDIR => {
                 let mut dir_path = path.clone();
-                dir_path.push(b'/');
+                // `/` (docker's name for a container's root) stays `/`.
+                if !dir_path.ends_with(b"/") {
+                    dir_path.push(b'/');
+                }
                 member.header.set_entry_type(tar::EntryType::Directory);
                 self.append(member, &dir_path, io::empty())?;
                 if foreign {

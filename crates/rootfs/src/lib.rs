@@ -42,8 +42,9 @@ pub use apply::{
 pub use compression::{Compression, CompressionError};
 pub use parallel::{LayerJob, apply_layers_parallel};
 pub use snapshot::{
-    CopySnapshotter, MAX_LOWER_DIRS, Mount, OverlaySnapshotter, PrepareOptions, Snapshot,
-    SnapshotError, SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage, merge_layers,
+    Change, ChangeKind, CopySnapshotter, MAX_LOWER_DIRS, Mount, OverlaySnapshotter, PrepareOptions,
+    Snapshot, SnapshotError, SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage,
+    merge_layers,
 };
 
 /// The README's examples, compiled as doctests.

@@ -4,6 +4,7 @@ pub mod attach;
 mod check;
 mod container_config;
 mod containers;
+pub mod cp;
 mod create;
 mod events;
 pub mod exec;
@@ -71,6 +72,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::import(&cli.global, args).await,
         Command::Export(args) | Command::Container(ContainerCommand::Export(args)) => {
             export::export(&cli.global, args)
+        }
+        Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => {
+            cp::cp(&cli.global, args)
+        }
+        Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
+            cp::diff(&cli.global, args)
         }
         Command::System(SystemCommand::Check(args)) => check::check(&cli.global, args),
         Command::System(SystemCommand::Service(args)) => service::service(&cli.global, args).await,

@@ -167,7 +167,10 @@ impl<'o> Applier<'o> {
             // are not files.
             return Ok(());
         }
-        let meta = meta::read_meta(entry, &member, &self.opts.limits)?;
+        let mut meta = meta::read_meta(entry, &member, &self.opts.limits)?;
+        if let Some((uid, gid)) = self.opts.owner {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
         let path_bytes = match meta.pax_sparse.as_ref().and_then(|s| s.name.as_ref()) {
             Some(name) => name.clone(),
             None => raw_path.clone(),
@@ -179,7 +182,10 @@ impl<'o> Applier<'o> {
         let (parent, name) = meta::split(&path);
 
         // Whiteouts and opaque markers.
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX.as_bytes())
+            .filter(|_| self.opts.whiteouts)
+        {
             self.stats.whiteouts += 1;
             if name == OPAQUE_MARKER.as_bytes() {
                 return self.opaque(parent, &member);
@@ -213,6 +219,9 @@ impl<'o> Applier<'o> {
                     reason: "names the root directory but is not a directory".to_owned(),
                 });
             }
+            if !self.opts.root_metadata {
+                return Ok(());
+            }
             return self.root_dir(&meta, &member);
         }
         match kind {
@@ -227,6 +236,13 @@ impl<'o> Applier<'o> {
             T::Symlink => {
                 let target = self.link_target(entry, &member)?;
                 self.symlink(&path, &target, &meta, &member)
+            }
+            T::Char | T::Block if !self.opts.device_nodes => {
+                tracing::warn!(
+                    member,
+                    "device node not created (device nodes are refused here)"
+                );
+                Ok(())
             }
             T::Char | T::Block | T::Fifo => {
                 let header = entry.header();

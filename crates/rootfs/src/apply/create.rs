@@ -5,13 +5,29 @@
 use super::*;
 
 impl Applier<'_> {
-    /// Make room for a new entry `name` in `dir`: remove what is there.
+    /// Make room for a new entry `name` in `dir`, a directory when `for_dir`:
+    /// remove what is there (unless [`ApplyOptions::no_overwrite_dir_non_dir`]
+    /// forbids replacing a directory by a non-directory or the reverse).
     pub(super) fn clear(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &CStr,
         member: &str,
+        for_dir: bool,
     ) -> Result<(), ApplyError> {
+        if self.opts.no_overwrite_dir_non_dir {
+            let existing_dir = sys::lstatat(dir, name).is_ok_and(|st| sys::is_dir(&st));
+            if existing_dir != for_dir {
+                let reason = match for_dir {
+                    true => "cannot overwrite a non-directory with a directory",
+                    false => "cannot overwrite a directory with a non-directory",
+                };
+                return Err(ApplyError::InvalidMember {
+                    member: member.to_owned(),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
         self.resolved.clear();
         self.root
             .remove_all(dir, name)
@@ -120,7 +136,7 @@ impl Applier<'_> {
                 if sys::is_dir(&st) {
                     fresh = false;
                 } else {
-                    self.clear(parent.fd(), &cname, member)?;
+                    self.clear(parent.fd(), &cname, member, true)?;
                     sys::mkdirat(parent.fd(), &cname, meta.mode & 0o777)
                         .map_err(Self::fs_err(member, "create the directory"))?;
                 }
@@ -179,7 +195,7 @@ impl Applier<'_> {
         let fd = match sys::openat(parent.fd(), &cname, flags, meta.mode & 0o777) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.clear(parent.fd(), &cname, member)?;
+                self.clear(parent.fd(), &cname, member, false)?;
                 sys::openat(parent.fd(), &cname, flags, meta.mode & 0o777)
                     .map_err(Self::fs_err(member, "create the file"))?
             }
@@ -266,7 +282,7 @@ impl Applier<'_> {
                 let a = sys::lstatat(tdir.fd(), &ctname).map_err(link_err)?;
                 let b = sys::lstatat(parent.fd(), &cname).map_err(Self::fs_err(member, "stat"))?;
                 if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
-                    self.clear(parent.fd(), &cname, member)?;
+                    self.clear(parent.fd(), &cname, member, false)?;
                     sys::linkat(tdir.fd(), &ctname, parent.fd(), &cname)
                         .map_err(Self::fs_err(member, "create the hard link"))?;
                 }
@@ -294,7 +310,7 @@ impl Applier<'_> {
         match sys::symlinkat(&ctarget, parent.fd(), &cname) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.clear(parent.fd(), &cname, member)?;
+                self.clear(parent.fd(), &cname, member, false)?;
                 sys::symlinkat(&ctarget, parent.fd(), &cname)
                     .map_err(Self::fs_err(member, "create the symlink"))?;
             }
@@ -321,7 +337,7 @@ impl Applier<'_> {
         match sys::mknodat(parent.fd(), &cname, mode, dev) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.clear(parent.fd(), &cname, member)?;
+                self.clear(parent.fd(), &cname, member, false)?;
                 sys::mknodat(parent.fd(), &cname, mode, dev)
                     .map_err(Self::fs_err(member, "create the device node"))?;
             }

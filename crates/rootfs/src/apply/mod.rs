@@ -235,6 +235,11 @@ pub struct ApplyOptions {
     lower_layers: Vec<PathBuf>,
     sync: bool,
     allow_unterminated: bool,
+    whiteouts: bool,
+    no_overwrite_dir_non_dir: bool,
+    device_nodes: bool,
+    owner: Option<(u32, u32)>,
+    root_metadata: bool,
 }
 
 impl ApplyOptions {
@@ -249,7 +254,62 @@ impl ApplyOptions {
             lower_layers: Vec::new(),
             sync: false,
             allow_unterminated: false,
+            whiteouts: true,
+            no_overwrite_dir_non_dir: false,
+            device_nodes: true,
+            owner: None,
+            root_metadata: true,
         }
+    }
+
+    /// Options for extracting a plain archive into an existing directory, as
+    /// `docker cp` does (Go's `archive.Untar`): [`ApplyMode::Flatten`],
+    /// `.wh.` names taken as ordinary names, and the archive's `.` member not
+    /// changing the directory's own owner, mode or times.
+    pub fn untar() -> Self {
+        let mut options = ApplyOptions::new(ApplyMode::Flatten);
+        options.whiteouts = false;
+        options.root_metadata = false;
+        options
+    }
+
+    /// Whether `.wh.NAME` members are whiteouts (default `true`, as in a
+    /// layer); `false` makes them files like any other.
+    pub fn whiteouts(mut self, whiteouts: bool) -> Self {
+        self.whiteouts = whiteouts;
+        self
+    }
+
+    /// Refuse to replace a directory with a non-directory, or a
+    /// non-directory with a directory (docker's `NoOverwriteDirNonDir`;
+    /// default `false`: what is there is replaced, as a layer replaces it).
+    pub fn no_overwrite_dir_non_dir(mut self, refuse: bool) -> Self {
+        self.no_overwrite_dir_non_dir = refuse;
+        self
+    }
+
+    /// Whether character and block device members are created (default
+    /// `true`). When `false` they are skipped with a warning: for archives
+    /// from an untrusted source unpacked on a host, where a device node
+    /// readable by others would open the device to them.
+    pub fn device_nodes(mut self, create: bool) -> Self {
+        self.device_nodes = create;
+        self
+    }
+
+    /// Give every entry this owner (uid, gid) instead of the archive's
+    /// (docker's `copyUIDGID` with a container user). Needs root or
+    /// `CAP_CHOWN`; ignored without [`ApplyOptions::preserve_ownership`].
+    pub fn owner(mut self, owner: Option<(u32, u32)>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// Whether a member naming the target directory itself (`./`) sets its
+    /// owner, mode, xattrs and times (default `true`).
+    pub fn root_metadata(mut self, set: bool) -> Self {
+        self.root_metadata = set;
+        self
     }
 
     /// The layer's media type, from the manifest. Magic bytes still decide

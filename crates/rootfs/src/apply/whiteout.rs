@@ -31,7 +31,7 @@ impl Applier<'_> {
                 match sys::mknodat(parent.fd(), &cname, libc::S_IFCHR, 0) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        self.clear(parent.fd(), &cname, member)?;
+                        self.clear(parent.fd(), &cname, member, false)?;
                         sys::mknodat(parent.fd(), &cname, libc::S_IFCHR, 0)
                             .map_err(Self::fs_err(member, "create the whiteout device"))?;
                     }

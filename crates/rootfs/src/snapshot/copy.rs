@@ -16,10 +16,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::{
-    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
-    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, discard_on_error,
-    io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in, remove_tree,
-    root_like_top_layer, stat_in, usage_of,
+    Change, HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError,
+    SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in,
+    discard_on_error, io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in,
+    remove_tree, root_like_top_layer, stat_in, usage_of,
 };
 use crate::apply::root::remove_contents;
 use crate::fsutil::{self, copy_meta_fd, is_opaque};
@@ -220,6 +220,14 @@ impl Snapshotter for CopySnapshotter {
 
     fn kind(&self) -> SnapshotterKind {
         SnapshotterKind::Copy
+    }
+
+    fn changes(&self, key: &str, mount_points: &[PathBuf]) -> Result<Vec<Change>, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
+        // The copy holds every file: on top of the parents it hides them all, so
+        // the whole tree is compared (as docker's vfs driver does).
+        super::changes_of(&info, dir.join("fs"), mount_points)
     }
 }
 

@@ -12,6 +12,7 @@
 //! [`Snapshotter::commit`] need nothing else, and nobody outside this module
 //! knows where a snapshot's files are.
 
+mod changes;
 mod copy;
 mod diff;
 mod meta;
@@ -24,6 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+pub use changes::{Change, ChangeKind};
 pub use copy::CopySnapshotter;
 pub use meta::{SnapshotInfo, SnapshotKind, Usage};
 pub use overlay::{MAX_LOWER_DIRS, OverlaySnapshotter};
@@ -294,6 +296,12 @@ pub trait Snapshotter: Send + Sync + fmt::Debug {
     fn remove(&self, key: &str) -> Result<(), SnapshotError>;
     /// Which kind this is.
     fn kind(&self) -> SnapshotterKind;
+    /// What the active snapshot `key` changed compared with its parents
+    /// (`docker diff`), read from the directories, mounted or not, with
+    /// docker's rules (see [`Change`]). `mount_points`: where a runtime
+    /// mounts things on the snapshot's root (absolute paths inside it); the
+    /// empty files and directories it added there are not reported.
+    fn changes(&self, key: &str, mount_points: &[PathBuf]) -> Result<Vec<Change>, SnapshotError>;
 }
 
 /// The snapshotters of this crate.
@@ -602,6 +610,18 @@ pub(crate) fn remove_in(dir: &Path, key: &str) -> Result<(), SnapshotError> {
 /// The usage of the tree at `dir` (nothing when it is absent).
 pub(crate) fn usage_of(dir: &Path) -> Result<Usage, SnapshotError> {
     meta::usage(dir)
+}
+
+/// The changes of the active snapshot `info`, whose own directory (top of
+/// the new tree) is `own`.
+pub(crate) fn changes_of(
+    info: &SnapshotInfo,
+    own: PathBuf,
+    mount_points: &[PathBuf],
+) -> Result<Vec<Change>, SnapshotError> {
+    let old: Vec<PathBuf> = info.parents.iter().rev().cloned().collect();
+    let new: Vec<PathBuf> = std::iter::once(own).chain(old.iter().cloned()).collect();
+    changes::changes(&new, &old, mount_points)
 }
 
 /// Unmount `target`.

@@ -31,8 +31,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
-    SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, cpath,
+    Change, HOST_VIEW_OPTIONS, Mount, PRIVATE_DIR, PrepareOptions, Snapshot, SnapshotError,
+    SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage, absolute_all, adopt_in, cpath,
     discard_on_error, io_err, list_in, meta, new_snapshot_dir, private_dir, recorded, remove_in,
     remove_tree, root_like_top_layer, stat_in, tighten, usage_of,
 };
@@ -331,6 +331,12 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn kind(&self) -> SnapshotterKind {
         SnapshotterKind::Overlay
+    }
+
+    fn changes(&self, key: &str, mount_points: &[PathBuf]) -> Result<Vec<Change>, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
+        super::changes_of(&info, dir.join("upper"), mount_points)
     }
 }
 
