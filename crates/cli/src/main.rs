@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod daemon_config;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
     // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start.
     basic_runtime::descriptors::close_on_exec_from(3);
     basic_runtime::signals::die_on_broken_pipe();
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
     // Commands whose processes enter containers first re-execute this program from a
     // read-only copy of itself, so that no container can overwrite it (CVE-2019-5736).
     // This must happen before any thread starts.
@@ -23,6 +24,13 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     init_logging(&cli.global);
+    // A supervisor runs with what its container was made with; it reads no configuration.
+    if !matches!(cli.command, cli::Command::ContainerSupervise(_))
+        && let Err(e) = daemon_config::apply(&mut cli.global)
+    {
+        eprintln!("Error: {}", commands::error_text(&e));
+        return ExitCode::FAILURE;
+    }
     // A supervisor forks containers for its whole life: no async runtime at all.
     if let cli::Command::ContainerSupervise(args) = &cli.command {
         return match commands::supervise::supervise(&cli.global, &args.id) {

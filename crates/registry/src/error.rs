@@ -288,7 +288,7 @@ pub enum RegistryError {
     InvalidMirror(#[from] MirrorError),
 
     /// A registry mirror failed a Docker Hub reference's manifest or blob.
-    #[error("mirror {mirror}: {error}")]
+    #[error("mirror {mirror}: {}", chain(error.as_ref()))]
     Mirror {
         /// The mirror's URL, e.g. `http://127.0.0.1:5000/`.
         mirror: String,
@@ -298,8 +298,9 @@ pub enum RegistryError {
 
     /// Every registry mirror failed a Docker Hub reference, and so did Docker Hub.
     #[error(
-        "{what}: no registry mirror could serve it ({}), and then docker.io: {upstream}",
-        mirrors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        "{what}: no registry mirror could serve it ({}), and then docker.io: {}",
+        mirrors.iter().map(|m| chain(m)).collect::<Vec<_>>().join("; "),
+        chain(upstream.as_ref())
     )]
     MirrorsFailed {
         /// What was fetched, e.g. "manifest docker.io/library/busybox:latest".
@@ -318,6 +319,24 @@ pub enum RegistryError {
         /// Where it pointed.
         to: String,
     },
+}
+
+/// An error and its sources as one line, each said once: these variants hold
+/// other errors inline (several, for [`RegistryError::MirrorsFailed`]) rather
+/// than as a `source`, so the causes a transport error keeps in its chain
+/// ("connection refused", "dns error") must be spelled out here.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn not_found_message(
