@@ -571,6 +571,22 @@ verify_zstd() {
   [ "$magic" = 28b52ffd ] || die "fixtures/zstd:latest layer $l0 is not zstd data (magic $magic)"
 }
 
+# The open registry doubles as a Docker Hub mirror: it serves busybox under Hub's
+# name, library/busybox (what a mirror is asked for `busybox`). Copied from
+# fixtures/busybox:latest (same bytes, same digests). Added apart from the fixture
+# set (no FIXTURE_VERSION bump), so a harness already running gains it at its next
+# `start` without rebuilding what other tests are using.
+ensure_mirror_fixture() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -I -H "Accept: $OCI_MANIFEST" \
+    "http://$REG_OPEN/v2/library/busybox/manifests/latest")
+  if [ "$code" != 200 ] || [ ! -f "$STATE/fixtures/mirror_busybox_latest.json" ]; then
+    log "serving library/busybox:latest on $REG_OPEN (the Docker Hub mirror fixture)"
+    SK_CACHE=$STATE/skopeo-cache sk_copy "docker://$REG_OPEN/fixtures/busybox:latest" "docker://$REG_OPEN/library/busybox:latest"
+    write_fixture_meta mirror_busybox_latest "$REG_OPEN" library/busybox latest
+  fi
+}
+
 fixtures_present() {
   [ "$(cat "$STATE/fixtures/.complete" 2>/dev/null)" = "$FIXTURE_VERSION" ] || return 1
   # The marker could outlive the registry data (someone deleted a data dir):
@@ -625,6 +641,7 @@ cmd_start() {
   else
     build_fixtures
   fi
+  ensure_mirror_fixture
   log "running; env: $STATE/env"
 }
 

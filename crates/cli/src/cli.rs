@@ -30,6 +30,24 @@ pub struct GlobalOptions {
         env = "BASIC_DOCKER_INSECURE_REGISTRIES"
     )]
     pub insecure_registries: Vec<String>,
+    /// Docker Hub mirror to pull from before Docker Hub itself, e.g. https://mirror.gcr.io (repeatable, tried in order)
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        value_name = "URL",
+        value_delimiter = ',',
+        env = "BASIC_DOCKER_REGISTRY_MIRRORS",
+        value_parser = parse_mirror
+    )]
+    pub registry_mirrors: Vec<String>,
+    /// Daemon configuration file, in dockerd's daemon.json format: `registry-mirrors`, `insecure-registries` [default: /etc/basic-docker/daemon.json]
+    #[arg(
+        long = "config-file",
+        global = true,
+        value_name = "PATH",
+        env = "BASIC_DOCKER_CONFIG_FILE"
+    )]
+    pub config_file: Option<PathBuf>,
     /// How long to wait for a connection to a registry (default 10s)
     #[arg(
         long,
@@ -81,6 +99,13 @@ pub struct GlobalOptions {
         default_value = basic_engine::paths::DEFAULT_STATE_DIR
     )]
     pub state: PathBuf,
+}
+
+/// A registry mirror URL as dockerd accepts it, normalised (`http://host:port/`).
+fn parse_mirror(text: &str) -> Result<String, String> {
+    basic_registry::Mirror::parse(text)
+        .map(|m| m.url().to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A timeout: seconds (`30`) or a duration (`30s`, `1m30s`, `500ms`), above zero.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod daemon_config;
 mod message;
 mod usage;
 
@@ -14,7 +15,7 @@ fn main() -> ExitCode {
     basic_runtime::descriptors::close_on_exec_from(3);
     basic_runtime::signals::die_on_broken_pipe();
     // docker's exit codes for a command line it cannot parse (125 for a bad flag).
-    let cli = match usage::parse() {
+    let mut cli = match usage::parse() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
@@ -28,6 +29,13 @@ fn main() -> ExitCode {
         return ExitCode::from(125);
     }
     init_logging(&cli.global);
+    // A supervisor runs with what its container was made with; it reads no configuration.
+    if !matches!(cli.command, cli::Command::ContainerSupervise(_))
+        && let Err(e) = daemon_config::apply(&mut cli.global)
+    {
+        eprintln!("Error: {}", commands::error_text(&e));
+        return ExitCode::FAILURE;
+    }
     // A supervisor forks containers for its whole life: no async runtime at all.
     if let cli::Command::ContainerSupervise(args) = &cli.command {
         return match commands::supervise::supervise(&cli.global, &args.id) {

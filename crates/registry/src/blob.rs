@@ -66,10 +66,8 @@ enum Broken {
 }
 
 impl RegistryClient {
-    /// Streams a blob from `reference`'s repository, verifying size and digest as it
-    /// goes, and resuming with `Range` requests (keeping one running hash) when the
-    /// connection breaks mid-body.
-    pub async fn fetch_blob(
+    /// [`fetch_blob`](Self::fetch_blob) from `reference`'s own registry.
+    pub(crate) async fn fetch_blob_direct(
         &self,
         reference: &Reference,
         request: &BlobRequest,

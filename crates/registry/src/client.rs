@@ -26,7 +26,9 @@ use crate::credentials::{CredentialStore, Credentials};
 use crate::digest::Digester;
 use crate::error::{ErrorEnvelope, Missing, RegistryError};
 use crate::manifest::{MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, Manifest};
+use crate::mirror::Mirror;
 use crate::reference::Reference;
+use crate::sources::Pins;
 use crate::timeout::{Budget, Stall, Timeouts};
 
 /// How hard to retry transient failures (connection errors, 429, 5xx).
@@ -66,6 +68,7 @@ pub struct RegistryClientBuilder {
     retry: RetryPolicy,
     timeouts: Timeouts,
     user_agent: Option<String>,
+    mirrors: Vec<String>,
 }
 
 impl RegistryClientBuilder {
@@ -89,6 +92,15 @@ impl RegistryClientBuilder {
         self
     }
 
+    /// Adds a registry mirror for Docker Hub (dockerd's `registry-mirrors`), e.g.
+    /// `https://mirror.gcr.io` or `http://127.0.0.1:5000`; repeatable, tried in
+    /// the order added, before Docker Hub itself. The URL is checked by
+    /// [`build`](Self::build), which refuses what dockerd refuses ([`Mirror::parse`]).
+    pub fn registry_mirror(mut self, url: &str) -> Self {
+        self.mirrors.push(url.to_string());
+        self
+    }
+
     /// Replaces the retry policy.
     pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -108,8 +120,20 @@ impl RegistryClientBuilder {
         self
     }
 
-    /// Builds the client.
+    /// Builds the client. Fails on a mirror URL dockerd would refuse, naming it.
     pub fn build(self) -> Result<RegistryClient, RegistryError> {
+        let mut mirrors: Vec<Mirror> = Vec::new();
+        for url in &self.mirrors {
+            let mirror = Mirror::parse(url)?;
+            // dockerd keeps one of each; a second try of a dead mirror only costs time.
+            if !mirrors.contains(&mirror) {
+                mirrors.push(mirror);
+            }
+        }
+        let schemes = mirrors
+            .iter()
+            .map(|m| (m.host().to_string(), m.scheme()))
+            .collect();
         let agent = self
             .user_agent
             .unwrap_or_else(|| format!("basic-registry/{}", env!("CARGO_PKG_VERSION")));
@@ -127,6 +151,9 @@ impl RegistryClientBuilder {
                 auth: tokio::sync::Mutex::new(AuthCache::default()),
                 retry: self.retry,
                 timeouts: self.timeouts,
+                mirrors,
+                schemes,
+                pins: Mutex::new(Pins::default()),
             }),
         })
     }
@@ -195,6 +222,12 @@ struct Inner {
     auth: tokio::sync::Mutex<AuthCache>,
     retry: RetryPolicy,
     timeouts: Timeouts,
+    /// Docker Hub's mirrors, in the order to try them.
+    mirrors: Vec<Mirror>,
+    /// The scheme a mirror's URL fixes for its `host[:port]`: no TLS probing there.
+    schemes: HashMap<String, &'static str>,
+    /// Which source served what (see [`crate::sources`]).
+    pins: Mutex<Pins>,
 }
 
 /// Where a request goes: a registry and one repository on it, and the clock of
@@ -232,9 +265,11 @@ impl RegistryClient {
             .build()
     }
 
-    /// Fetches the manifest or index `reference` names, verifying its digest: against
-    /// the reference's digest when it has one, else against `Docker-Content-Digest`.
-    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<Manifest, RegistryError> {
+    /// [`fetch_manifest`](Self::fetch_manifest) from `reference`'s own registry.
+    pub(crate) async fn fetch_manifest_direct(
+        &self,
+        reference: &Reference,
+    ) -> Result<Manifest, RegistryError> {
         let mut target = self.manifest_target(reference);
         let path = format!("manifests/{}", reference.manifest_reference());
         let resp = self
@@ -270,9 +305,8 @@ impl RegistryClient {
         Ok(manifest)
     }
 
-    /// Asks for a manifest's digest, media type and size without downloading it
-    /// (`HEAD`), e.g. to see whether a tag moved.
-    pub async fn head_manifest(
+    /// [`head_manifest`](Self::head_manifest) from `reference`'s own registry.
+    pub(crate) async fn head_manifest_direct(
         &self,
         reference: &Reference,
     ) -> Result<ManifestHead, RegistryError> {
@@ -368,6 +402,15 @@ impl RegistryClient {
         let path = format!("blobs/{digest}");
         let resp = self.send(&target, Method::GET, &path, headers).await?;
         self.check_blob(&target, resp, digest).await
+    }
+
+    /// Docker Hub's mirrors, in the order they are tried.
+    pub fn mirrors(&self) -> &[Mirror] {
+        &self.inner.mirrors
+    }
+
+    pub(crate) fn pins(&self) -> &Mutex<Pins> {
+        &self.inner.pins
     }
 
     pub(crate) fn retry_policy(&self) -> RetryPolicy {
@@ -724,6 +767,9 @@ impl RegistryClient {
         budget: &Budget,
     ) -> Result<String, RegistryError> {
         let endpoint = reference.endpoint();
+        if let Some(scheme) = self.inner.schemes.get(endpoint) {
+            return Ok(format!("{scheme}://{endpoint}"));
+        }
         if !self.is_insecure(reference) {
             return Ok(format!("https://{endpoint}"));
         }

@@ -15,6 +15,7 @@ use crate::challenge::ChallengeError;
 use crate::credentials::CredentialsError;
 use crate::digest::UnsupportedDigest;
 use crate::manifest::ManifestError;
+use crate::mirror::MirrorError;
 use crate::platform::PlatformError;
 use crate::reference::ReferenceError;
 use crate::timeout::{Stall, seconds};
@@ -283,6 +284,34 @@ pub enum RegistryError {
         stall: Stall,
     },
 
+    /// A registry mirror URL was refused.
+    #[error(transparent)]
+    InvalidMirror(#[from] MirrorError),
+
+    /// A registry mirror failed a Docker Hub reference's manifest or blob.
+    #[error("mirror {mirror}: {}", chain(error.as_ref()))]
+    Mirror {
+        /// The mirror's URL, e.g. `http://127.0.0.1:5000/`.
+        mirror: String,
+        /// What went wrong there. Its registry is the mirror's `host[:port]`.
+        error: Box<RegistryError>,
+    },
+
+    /// Every registry mirror failed a Docker Hub reference, and so did Docker Hub.
+    #[error(
+        "{what}: no registry mirror could serve it ({}), and then docker.io: {}",
+        mirrors.iter().map(|m| chain(m)).collect::<Vec<_>>().join("; "),
+        chain(upstream.as_ref())
+    )]
+    MirrorsFailed {
+        /// What was fetched, e.g. "manifest docker.io/library/busybox:latest".
+        what: String,
+        /// Each mirror's failure ([`RegistryError::Mirror`]), in the order tried.
+        mirrors: Vec<RegistryError>,
+        /// Docker Hub's own failure, the last source tried.
+        upstream: Box<RegistryError>,
+    },
+
     /// A redirect would have downgraded HTTPS to plain HTTP.
     #[error("refusing redirect from {from} to {to}: it downgrades HTTPS to plain HTTP")]
     InsecureRedirect {
@@ -291,6 +320,24 @@ pub enum RegistryError {
         /// Where it pointed.
         to: String,
     },
+}
+
+/// An error and its sources as one line, each said once: these variants hold
+/// other errors inline (several, for [`RegistryError::MirrorsFailed`]) rather
+/// than as a `source`, so the causes a transport error keeps in its chain
+/// ("connection refused", "dns error") must be spelled out here.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn not_found_message(
@@ -324,6 +371,8 @@ impl RegistryError {
             | RegistryError::TooManyRequests { .. }
             | RegistryError::TimedOut { .. } => true,
             RegistryError::Status { status, .. } => *status >= 500,
+            RegistryError::Mirror { error, .. } => error.is_transient(),
+            RegistryError::MirrorsFailed { upstream, .. } => upstream.is_transient(),
             _ => false,
         }
     }

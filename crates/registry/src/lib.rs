@@ -7,6 +7,9 @@
 //!   ([`CredentialStore`]), retrying transient failures within [`Timeouts`], and
 //!   streaming blobs that are verified against their digest while they arrive
 //!   ([`BlobStream`]).
+//! - [`Mirror`]: Docker Hub's registry mirrors, as dockerd's `registry-mirrors`:
+//!   a client given some ([`RegistryClientBuilder::registry_mirror`]) fetches
+//!   `docker.io` references from each in turn, then from Docker Hub.
 //! - [`Registry`]: what a pull needs from any source of images; [`resolve_image`]
 //!   turns a reference into one platform's manifest ([`Platform`]).
 //!
@@ -32,9 +35,11 @@ pub mod credentials;
 mod digest;
 mod error;
 pub mod manifest;
+mod mirror;
 pub mod platform;
 pub mod reference;
 mod resolve;
+mod sources;
 mod timeout;
 
 pub use blob::{BlobRequest, BlobStream};
@@ -44,6 +49,7 @@ pub use credentials::{CredentialStore, Credentials, CredentialsError, normalize_
 pub use digest::{Digester, UnsupportedDigest};
 pub use error::{ErrorDetail, ErrorEnvelope, Missing, RegistryError};
 pub use manifest::{Manifest, ManifestContent, ManifestError};
+pub use mirror::{Mirror, MirrorError};
 pub use platform::{Platform, PlatformError, select_manifest};
 pub use reference::{Reference, ReferenceError};
 pub use resolve::{

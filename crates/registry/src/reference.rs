@@ -363,6 +363,15 @@ impl Reference {
         })
     }
 
+    /// The same repository, tag and digest on another registry: how a mirror
+    /// serves a Docker Hub reference. `registry` must be a valid registry name.
+    pub(crate) fn on_registry(&self, registry: &str) -> Self {
+        Self {
+            registry: registry.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// `registry/repository` without tag or digest, e.g. `docker.io/library/busybox`.
     pub fn repository_name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
@@ -430,7 +439,7 @@ fn host_without_port(registry: &str) -> &str {
     registry.split_once(':').map_or(registry, |(host, _)| host)
 }
 
-fn validate_registry(registry: &str) -> Result<(), String> {
+pub(crate) fn validate_registry(registry: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
         let Some(end) = rest.find(']') else {
             return Err("an IPv6 address must be closed with ']'".into());

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use basic_engine::{Status, host};
 
-use super::{engine, paths};
+use super::{engine, paths, registry_client};
 
 use crate::cli::{GlobalOptions, InfoArgs};
 
@@ -22,6 +22,11 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     }
     .to_string();
     let counts = counts(global);
+    let mirrors: Vec<String> = registry_client(global)?
+        .mirrors()
+        .iter()
+        .map(|m| m.url().to_string())
+        .collect();
     let report = json!({
         "Containers": counts.containers,
         "ContainersRunning": counts.running,
@@ -46,6 +51,7 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
         "MissingCapabilities": env.missing_capabilities,
         "HardNofileLimit": env.hard_nofile,
         "Isolation": isolation_summary(&env),
+        "RegistryConfig": registry_config(global, &mirrors),
     });
     if args.format.as_deref() == Some("json") {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -53,6 +59,27 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     }
     print_table(&report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// docker's `RegistryConfig`: the insecure registries (loopback always is) and
+/// Docker Hub's mirrors.
+fn registry_config(global: &GlobalOptions, mirrors: &[String]) -> serde_json::Value {
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}),
+    );
+    for registry in &global.insecure_registries {
+        index.insert(
+            registry.clone(),
+            json!({"Name": registry, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    json!({
+        "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+        "IndexConfigs": index,
+        "Mirrors": mirrors,
+    })
 }
 
 /// How many containers (by state) and images the store has.
@@ -159,6 +186,27 @@ fn print_table(report: &serde_json::Value) {
         );
     }
     println!("Hard open-files limit: {}", text("HardNofileLimit"));
+    let registry = &report["RegistryConfig"];
+    println!("Insecure Registries:");
+    let insecure_names = registry["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|index| index.values())
+        .filter(|config| config["Secure"] == false)
+        .map(|config| &config["Name"]);
+    let cidrs = registry["InsecureRegistryCIDRs"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    for name in insecure_names.chain(cidrs) {
+        println!(" {}", name.as_str().unwrap_or_default());
+    }
+    if let Some(mirrors) = registry["Mirrors"].as_array().filter(|m| !m.is_empty()) {
+        println!("Registry Mirrors:");
+        for mirror in mirrors {
+            println!(" {}", mirror.as_str().unwrap_or_default());
+        }
+    }
     println!("Isolation:");
     for line in report["Isolation"].as_array().into_iter().flatten() {
         println!(" {}", line.as_str().unwrap_or_default());

@@ -186,7 +186,8 @@ pub fn credential_store(global: &GlobalOptions) -> CredentialStore {
     }
 }
 
-/// A registry client with the user's credentials, insecure registries and timeouts.
+/// A registry client with the user's credentials, insecure registries, Docker Hub
+/// mirrors and timeouts.
 pub fn registry_client(global: &GlobalOptions) -> anyhow::Result<RegistryClient> {
     registry_builder(global)
         .build()
@@ -201,6 +202,9 @@ pub fn registry_builder(global: &GlobalOptions) -> RegistryClientBuilder {
         .user_agent(concat!("basic-docker/", env!("CARGO_PKG_VERSION")));
     for registry in &global.insecure_registries {
         builder = builder.insecure_registry(registry);
+    }
+    for mirror in &global.registry_mirrors {
+        builder = builder.registry_mirror(mirror);
     }
     builder
 }
