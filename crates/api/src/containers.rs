@@ -322,11 +322,13 @@ async fn remove(
             "links are not supported: there is no link to remove",
         ));
     }
-    let _anonymous_volumes = flag(&query.v);
-    let force = flag(&query.force);
+    let options = basic_engine::RemoveOptions {
+        force: flag(&query.force),
+        volumes: flag(&query.v),
+    };
     state
         .engine(move |engine| {
-            engine.remove(&id, force)?;
+            engine.remove_with(&id, &options)?;
             Ok(no_content())
         })
         .await

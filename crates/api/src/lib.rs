@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod archive;
 mod attach;
 mod containers;
 mod error;
+mod exec;
 mod filters;
 mod hijack;
 mod images;
@@ -12,6 +14,7 @@ mod networks;
 mod socket;
 mod stream;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,6 +30,7 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt as _;
 
 pub use error::ApiError;
+pub use exec::ExecCommand;
 pub use socket::{SocketError, bind_socket, socket_path};
 
 /// The API version served (what docker 20.10 and docker-py 5 speak; newer clients
@@ -49,6 +53,9 @@ pub struct ServiceOptions {
     pub registry: RegistryClientFactory,
     /// Exit after this long without a request (socket activation); `None` never.
     pub idle_exit: Option<Duration>,
+    /// The command line an exec runs as (see [`ExecCommand`]); without it, starting an
+    /// exec is an error.
+    pub exec: Option<ExecCommand>,
 }
 
 /// The API service.
@@ -61,6 +68,7 @@ pub(crate) struct State {
     pub options: ServiceOptions,
     last_request: AtomicI64,
     busy: AtomicI64,
+    execs: exec::Execs,
 }
 
 /// A request being answered: the service is not idle while one is (the count goes down
@@ -115,6 +123,7 @@ impl Service {
                 options,
                 last_request: AtomicI64::new(now_millis()),
                 busy: AtomicI64::new(0),
+                execs: exec::Execs::default(),
             }),
         }
     }
@@ -219,6 +228,9 @@ impl Service {
             .merge(system::routes())
             .merge(containers::routes())
             .merge(attach::routes())
+            .merge(exec::routes())
+            .merge(archive::routes())
+            .merge(volumes::routes())
             .merge(images::routes())
             .merge(networks::routes())
             .fallback(unknown_endpoint)

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basic_api::{Service, ServiceOptions, bind_socket, socket_path};
+use basic_api::{ExecCommand, Service, ServiceOptions, bind_socket, socket_path};
 
 use super::{engine_options, registry_builder};
 use crate::cli::{GlobalOptions, ServiceArgs};
@@ -19,6 +19,16 @@ pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Resul
         engine: engine_options(global),
         registry: Arc::new(move || registry_builder(&registry_global)),
         idle_exit: (args.time > 0).then(|| Duration::from_secs(args.time)),
+        // This very program (see engine_options for why through /proc/self/exe).
+        exec: Some(ExecCommand {
+            program: "/proc/self/exe".into(),
+            args: vec![
+                "--root".into(),
+                global.root.clone().into(),
+                "--state".into(),
+                global.state.clone().into(),
+            ],
+        }),
     };
     let served = Service::new(options).serve(listener, stop_signal()).await;
     let _ = std::fs::remove_file(&path);
