@@ -340,6 +340,9 @@ async fn relay(exec: Arc<Exec>, started: Started, hijacked: Hijacked) {
         output,
         mut gone,
     } = hijacked;
+    // The connection stays open until the exit code is recorded: a client inspects the
+    // exec as soon as its stream ends, and must find it finished.
+    let open = output.clone();
     let child = match started {
         Started::Pipes(mut child) => {
             let stdin = child.stdin.take();
@@ -389,6 +392,7 @@ async fn relay(exec: Arc<Exec>, started: Started, hijacked: Hijacked) {
         }
     };
     finish(exec, child).await;
+    drop(open);
 }
 
 fn duplicate(fd: &OwnedFd) -> std::io::Result<std::fs::File> {

@@ -224,6 +224,14 @@ impl Engine {
         let mut host = c.config.host();
         host.network_mode = Some(c.config.network_mode());
         host.restart_policy = Some(restart_policy(&c.config));
+        // The only log driver: docker shows it, and its options, always (clients read it
+        // to know whether logs can be read back).
+        let mut log_config = host.log_config.take().unwrap_or_default();
+        if log_config.typ.as_deref().is_none_or(str::is_empty) {
+            log_config.typ = Some("json-file".into());
+        }
+        log_config.config.get_or_insert_with(Default::default);
+        host.log_config = Some(log_config);
         let (resolv_conf, hostname_file, hosts) = self.etc_paths(c);
         let base = ContainerInspectResponse {
             id: Some(record.id.clone()),
@@ -255,19 +263,27 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let networks = network::networks(&self.paths)?;
+        // Looking must not make anything: on a read-only store without networks (never
+        // used, `--network none`), opening them would create their directory.
+        let networks = match network::networks(&self.paths) {
+            Ok(networks) => Some(networks),
+            Err(e) if self.store.read_only().is_some() => {
+                tracing::debug!("networks unreadable on a read-only store: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         // Only a live container has an attachment that means anything: a killed
         // supervisor's record is stale until the next start or removal detaches it.
-        let attachment = if status.is_up() {
-            networks.attachment(c.id())?
-        } else {
-            None
+        let attachment = match &networks {
+            Some(networks) if status.is_up() => networks.attachment(c.id())?,
+            _ => None,
         };
         Ok(ContainerDocument {
             base,
             exec_ids: None,
             config: inspect_config(c, spec.as_ref()),
-            network_settings: network_settings(c, status, &networks, attachment.as_ref()),
+            network_settings: network_settings(c, status, networks.as_ref(), attachment.as_ref()),
         })
     }
 
@@ -352,7 +368,7 @@ fn exposed_ports(c: &Container) -> BTreeMap<String, Empty> {
 fn network_settings(
     c: &Container,
     status: Status,
-    networks: &Networks,
+    networks: Option<&Networks>,
     attachment: Option<&Attachment>,
 ) -> NetworkSettings {
     let mode = Mode::parse(&c.config.network_mode());
@@ -368,7 +384,7 @@ fn network_settings(
         if let Some(name) = name {
             // Once it has run, docker remembers the network's id.
             let network_id = if c.record.started.is_some() {
-                network_id(networks, &name)
+                networks.map(|n| network_id(n, &name)).unwrap_or_default()
             } else {
                 String::new()
             };

@@ -216,9 +216,13 @@ impl Engine {
         loop {
             let record = match self.stored(c.id()) {
                 Ok(record) => record,
-                // Gone (removed, by `rm` or by AutoRemove): every condition has held.
+                // Gone (removed, by `rm` or by AutoRemove): every condition has held. An
+                // AutoRemove container may have exited and gone between two looks: its
+                // exit code is in the journal's `die` event.
                 Err(EngineError::Store(basic_image_store::StoreError::NoSuchContainer(_))) => {
-                    return Ok(last_code);
+                    return Ok(self
+                        .exit_from_journal(c.id(), c.record.created)
+                        .unwrap_or(last_code));
                 }
                 Err(e) => return Err(e),
             };
@@ -245,6 +249,31 @@ impl Engine {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The exit code of container `id`'s last `die` event since `since` (nanoseconds).
+    fn exit_from_journal(&self, id: &str, since: i64) -> Option<i32> {
+        let options = crate::EventOptions {
+            since: Some(since),
+            until: Some(crate::status::now_nanos() + 1),
+            filters: std::collections::HashMap::from([
+                ("container".to_string(), vec![id.to_string()]),
+                ("event".to_string(), vec!["die".to_string()]),
+            ]),
+            follow: false,
+        };
+        let mut code = None;
+        let _ = self.events(&options, |event| {
+            let attributes = event.actor.as_ref().and_then(|a| a.attributes.as_ref());
+            if let Some(found) = attributes
+                .and_then(|a| a.get("exitCode"))
+                .and_then(|c| c.parse().ok())
+            {
+                code = Some(found);
+            }
+            Ok(())
+        });
+        code
     }
 
     /// Removes every container that is not running.

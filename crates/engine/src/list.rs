@@ -19,7 +19,7 @@ pub const FILTER_KEYS: &[&str] = &[
 ];
 
 /// docker's `--filter` conditions: a container shows when, for every key given, one of
-/// that key's values matches.
+/// that key's values matches (for `label`, all of them).
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     by_key: BTreeMap<String, Vec<String>>,
@@ -62,7 +62,10 @@ impl Filters {
     pub fn matches(&self, c: &Container, status: Status) -> bool {
         let record = &c.record;
         self.by_key.iter().all(|(key, values)| {
-            values.iter().any(|v| match key.as_str() {
+            // Labels must all hold (docker's rule: `label=a -f label=b` is both); every
+            // other key shows what matches one of its values.
+            let mut values = values.iter();
+            let mut test = |v: &String| match key.as_str() {
                 "status" => status.word() == v,
                 // docker matches names as a substring (a regular expression, really).
                 "name" => record.name.contains(v.as_str()),
@@ -88,7 +91,11 @@ impl Filters {
                     mode == *v || (v == "bridge" && matches!(mode.as_str(), "" | "default"))
                 }
                 _ => false,
-            })
+            };
+            match key.as_str() {
+                "label" => values.all(&mut test),
+                _ => values.any(&mut test),
+            }
         })
     }
 }

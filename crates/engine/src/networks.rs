@@ -168,7 +168,18 @@ impl Engine {
                 info.name
             )));
         }
+        let name = info.name.clone();
         endpoints.insert(info.name, endpoint.unwrap_or_default());
+        // A container left without a network (created with none, or disconnected from
+        // its own, as docker-compose does before connecting it with its aliases) makes
+        // this one its main network, as docker does.
+        if network::Mode::parse(&stored.network_mode()) == network::Mode::None {
+            stored
+                .config
+                .host_config
+                .get_or_insert_with(Default::default)
+                .network_mode = Some(name);
+        }
         self.store_config(c.id(), &stored)
     }
 

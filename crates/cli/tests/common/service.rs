@@ -14,6 +14,8 @@ pub struct ApiService {
     dir: tempfile::TempDir,
     /// The image the harness serves, pulled into the service's store.
     pub image: String,
+    /// The harness's open registry as a Docker Hub mirror: `busybox` resolves there.
+    mirror: String,
 }
 
 impl ApiService {
@@ -36,6 +38,7 @@ impl ApiService {
             child: None,
             dir,
             image: h.reference("busybox_latest"),
+            mirror: format!("http://{}", h.open),
         };
         service.launch(&["--time", "0"]);
         let image = service.image.clone();
@@ -51,6 +54,7 @@ impl ApiService {
             .arg(self.root())
             .arg("--state")
             .arg(self.state())
+            .args(["--registry-mirror", &self.mirror])
             .args(["system", "service"])
             .args(args)
             .arg(format!("unix://{}", self.socket().display()))
@@ -104,6 +108,11 @@ impl ApiService {
     /// The run-time state directory.
     pub fn state(&self) -> PathBuf {
         self.dir.path().join("state")
+    }
+
+    /// The test's private directory (the service's store and socket are in it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The socket.
@@ -166,6 +175,31 @@ impl ApiService {
             ]);
         }
         let out = command
+            .arg(format!("http://localhost{path}"))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+}
+
+impl ApiService {
+    /// PUTs a file's bytes as the body (an archive for `/containers/{id}/archive`):
+    /// (status, body).
+    pub fn put_file(&self, path: &str, file: &Path) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
+            .arg("--unix-socket")
+            .arg(self.socket())
+            .args([
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/x-tar",
+                "--data-binary",
+            ])
+            .arg(format!("@{}", file.display()))
             .arg(format!("http://localhost{path}"))
             .output()
             .expect("run curl");
