@@ -23,9 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use basic_engine::Status;
-use bollard_stubs::models::{
-    ExecConfig, ExecInspectResponse, ExecStartConfig, IdResponse, ProcessConfig,
-};
+use bollard_stubs::models::{ExecConfig, ExecInspectResponse, ExecStartConfig, ProcessConfig};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,7 +116,7 @@ async fn create(
         run: Mutex::new(Run::default()),
     });
     state.execs.0.lock().unwrap().insert(id.clone(), exec);
-    Ok((StatusCode::CREATED, Json(IdResponse { id })).into_response())
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
 }
 
 fn new_id() -> String {

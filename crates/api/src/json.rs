@@ -10,8 +10,8 @@ use crate::error::ApiError;
 
 /// Fields of API 1.41 that the models (of a newer API) dropped, and that ask for what
 /// this engine does anyway: `CheckDuplicate` (network create: a duplicate name is always
-/// refused).
-const LEGACY_FIELDS: &[&str] = &["CheckDuplicate"];
+/// refused), `Container` (exec create, which docker-py sends: the path names it).
+const LEGACY_FIELDS: &[&str] = &["CheckDuplicate", "Container"];
 
 /// `body` as `T`. An empty body is `T`'s default, as docker treats an absent body.
 pub(crate) fn parse<T: DeserializeOwned + Serialize + Default>(
