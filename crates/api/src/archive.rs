@@ -108,7 +108,7 @@ async fn get_archive(
 }
 
 /// A tar written into a streamed body.
-struct LinesWriter(Lines);
+pub(crate) struct LinesWriter(pub Lines);
 
 impl Write for LinesWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -134,19 +134,7 @@ async fn put_archive(
         no_overwrite_dir_non_dir: flag(&query.no_overwrite_dir_non_dir),
         copy_uid_gid: flag(&query.copy_uid_gid),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let mut body = request.into_body().into_data_stream();
-    tokio::spawn(async move {
-        while let Some(Ok(chunk)) = body.next().await {
-            if tx.send(chunk).await.is_err() {
-                return;
-            }
-        }
-    });
-    let reader = ChannelReader {
-        rx,
-        current: Bytes::new(),
-    };
+    let reader = ChannelReader::from_body(request.into_body());
     state
         .engine(move |engine| Ok(engine.copy_to(&id, &path, reader, &options)?))
         .await?;
@@ -154,9 +142,28 @@ async fn put_archive(
 }
 
 /// The request's body as a blocking reader, for the engine's extraction.
-struct ChannelReader {
+pub(crate) struct ChannelReader {
     rx: mpsc::Receiver<Bytes>,
     current: Bytes,
+}
+
+impl ChannelReader {
+    /// Reads `body` as it arrives.
+    pub(crate) fn from_body(body: axum::body::Body) -> Self {
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let mut body = body.into_data_stream();
+        tokio::spawn(async move {
+            while let Some(Ok(chunk)) = body.next().await {
+                if tx.send(chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
 }
 
 impl Read for ChannelReader {

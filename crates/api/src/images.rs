@@ -29,6 +29,8 @@ pub(crate) fn routes() -> Router<Arc<State>> {
         .route("/images/json", get(list))
         .route("/images/create", post(pull))
         .route("/images/prune", post(prune))
+        .route("/images/get", get(save_many))
+        .route("/images/load", post(load))
         // Names hold slashes (`127.0.0.1:5000/library/busybox`): the verb is the last
         // segment, the name everything before it.
         .route(
@@ -411,6 +413,7 @@ async fn by_name_get(
                 .await?;
             Ok(Json(doc).into_response())
         }
+        "get" => save(state, vec![name]).await,
         "history" => {
             let items: Vec<ImageHistoryResponseItem> = state
                 .engine(move |engine| Ok(engine.image_history(&name)?))
@@ -561,4 +564,88 @@ mod tests {
         assert!(bar(100, 100).starts_with(&format!("[{}]", "=".repeat(50))));
         assert!(bar(50, 0).starts_with("[>"));
     }
+}
+
+/// `GET /images/get?names=A&names=B`: the images as one `docker save` archive.
+async fn save_many(
+    Shared(state): Shared<Arc<State>>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    // `names` repeats, which the query extractor does not take.
+    let names: Vec<String> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .filter(|(key, value)| key == "names" && !value.is_empty())
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    save(state, names).await
+}
+
+/// `docker save`'s archive of `names`, streamed; unknown names are a 404 before it starts.
+async fn save(state: Arc<State>, names: Vec<String>) -> Result<Response, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let checked = names.clone();
+    state
+        .engine(move |engine| {
+            for name in &checked {
+                engine.inspect_image(name)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let (lines, body) = stream::Lines::channel();
+    state.spawn_engine(move |engine| {
+        let out = std::io::BufWriter::with_capacity(64 * 1024, crate::archive::LinesWriter(lines));
+        if let Err(e) = basic_image_store::save(engine.store(), &names, out) {
+            tracing::warn!("saving {names:?}: {e}");
+        }
+    });
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct LoadQuery {
+    quiet: Option<String>,
+}
+
+/// `POST /images/load`: the images of a `docker save` or OCI archive in the body, answered
+/// with docker's JSON lines naming them.
+async fn load(
+    Shared(state): Shared<Arc<State>>,
+    Query(query): Query<LoadQuery>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let _quiet = crate::attach::flag(&query.quiet);
+    let reader = crate::archive::ChannelReader::from_body(request.into_body());
+    let store = state.engine(|engine| Ok(engine.store().clone())).await?;
+    let loaded = basic_image_store::load(&store, reader, "the request's archive", |_| {})
+        .await
+        .map_err(|e| match e {
+            basic_image_store::LoadError::Format { .. } => {
+                ApiError::bad_request(crate::error::chain(&e))
+            }
+            e => ApiError::internal(crate::error::chain(&e)),
+        })?;
+    let mut text = String::new();
+    for image in loaded {
+        let mut said = Vec::new();
+        if image.tags.is_empty() {
+            said.push(format!("Loaded image ID: {}\n", image.id));
+        }
+        said.extend(image.tags.iter().map(|t| format!("Loaded image: {t}\n")));
+        for line in said {
+            text.push_str(&serde_json::json!({ "stream": line }).to_string());
+            text.push('\n');
+        }
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }
