@@ -12,6 +12,7 @@ mod images;
 mod json;
 mod networks;
 mod socket;
+mod stats;
 mod stream;
 mod system;
 mod volumes;
@@ -233,6 +234,7 @@ impl Service {
             .merge(volumes::routes())
             .merge(images::routes())
             .merge(networks::routes())
+            .merge(stats::routes())
             .fallback(unknown_endpoint)
             .with_state(self.state.clone())
     }

@@ -36,6 +36,17 @@ pub enum EngineError {
     /// The container is in a state that does not allow this.
     #[error("{0}")]
     Conflict(String),
+    /// A running container's metrics (its cgroup, its processes) could not be read.
+    #[error("{what} of container {container}")]
+    Metrics {
+        /// The container's id.
+        container: String,
+        /// What was being read.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: basic_monitor::CgroupError,
+    },
     /// A detached container did not start; `message` is what its supervisor reported.
     #[error("{message}")]
     StartFailed {

@@ -203,21 +203,21 @@ fn process(args: &MonitorProcessArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn container_json(t: &Tracked, host_memory: u64, cgroup: &str) -> Value {
+fn container_json(t: &Tracked, cgroup: &str) -> Value {
     json!({
         "id": t.container.id,
         "name": t.container.name,
         "image": t.container.image,
         "pid": t.container.pid,
         "cgroup": cgroup,
-        "stats": t.stats,
-        "rates": t.rates(host_memory),
+        "stats": t.stats(),
+        "rates": t.rates(),
     })
 }
 
-fn container_text(t: &Tracked, host_memory: u64) -> String {
-    let s = &t.stats;
-    let r = t.rates(host_memory);
+fn container_text(t: &Tracked) -> String {
+    let s = t.stats();
+    let r = t.rates();
     let mut rows = vec![
         ("ID", t.container.id.clone()),
         ("Name", t.container.display_name().to_string()),
@@ -282,18 +282,17 @@ fn container_text(t: &Tracked, host_memory: u64) -> String {
 fn container(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
     let c = containers::resolve(global, &args.container)?;
-    let host_memory = stats::host_memory();
-    let mut t = Tracked::new(c)?;
+    let mut t = Tracked::new(&super::engine(global)?, c)?;
     std::thread::sleep(INTERVAL);
     t.resample()?;
     let cgroup = cgroup_of(&t.container)?;
     if json {
-        return print_json(&container_json(&t, host_memory, &cgroup));
+        return print_json(&container_json(&t, &cgroup));
     }
     print!(
         "CONTAINER {} (cgroup {cgroup})\n{}",
         t.container.short_id(),
-        container_text(&t, host_memory)
+        container_text(&t)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -345,21 +344,21 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
     let mut host = host_sampler(global);
     let h0 = host.sample().context("sampling the host")?;
     // A container that exits meanwhile is left out.
+    let engine = super::engine(global)?;
     let mut tracked: Vec<Tracked> = containers::running(global)?
         .into_iter()
-        .filter_map(|c| Tracked::new(c).ok())
+        .filter_map(|c| Tracked::new(&engine, c).ok())
         .collect();
     std::thread::sleep(INTERVAL);
     let h = host.sample().context("sampling the host")?;
     tracked.retain_mut(|t| t.resample().is_ok());
     let hr = basic_monitor::host_rates(&h0, &h);
-    let host_memory = h.memory.total_bytes;
     if json {
         let containers: Vec<Value> = tracked
             .iter()
             .map(|t| {
                 let cgroup = cgroup_of(&t.container).unwrap_or_default();
-                container_json(t, host_memory, &cgroup)
+                container_json(t, &cgroup)
             })
             .collect();
         return print_json(&json!({
@@ -367,7 +366,7 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
             "containers": containers,
         }));
     }
-    let rows: Vec<_> = tracked.iter().map(|t| t.row(host_memory)).collect();
+    let rows: Vec<_> = tracked.iter().map(Tracked::row).collect();
     let containers = ListingFormat::new(stats::STATS, None)?.render(&rows)?;
     print!("HOST\n{}\nCONTAINERS\n{containers}", host_text(&h, &hr));
     Ok(ExitCode::SUCCESS)

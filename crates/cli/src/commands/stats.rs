@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use basic_monitor::{ContainerRates, ContainerSampler, ContainerStats, HostSampler};
+use basic_engine::{Engine, StatsSampler};
+use basic_monitor::{ContainerRates, ContainerStats};
 use serde_json::json;
 
 use super::containers::{self, RunningContainer};
@@ -36,95 +36,54 @@ pub const STATS: Listing = Listing {
     errors: ErrorWords::Formatter,
 };
 
-/// A container being sampled.
+/// A container being sampled (through the engine's [`StatsSampler`]).
 pub struct Tracked {
     /// The container.
     pub container: RunningContainer,
-    sampler: ContainerSampler,
-    /// The last sample.
-    pub stats: ContainerStats,
-    /// The sample before it, once there is one.
-    pub prev: Option<ContainerStats>,
+    sampler: StatsSampler,
 }
 
 impl Tracked {
     /// Starts sampling `container`'s cgroup and network namespace.
-    pub fn new(container: RunningContainer) -> anyhow::Result<Tracked> {
-        let mut sampler = ContainerSampler::for_pid(
-            Path::new("/proc"),
-            Path::new("/sys/fs/cgroup"),
-            container.pid,
-        )
-        .with_context(|| format!("finding the cgroup of container {}", container.short_id()))?;
-        let stats = sampler
-            .sample()
+    pub fn new(engine: &Engine, container: RunningContainer) -> anyhow::Result<Tracked> {
+        let sampler = engine
+            .stats(&container.id)
             .with_context(|| format!("sampling container {}", container.short_id()))?;
-        Ok(Tracked {
-            container,
-            sampler,
-            stats,
-            prev: None,
-        })
+        Ok(Tracked { container, sampler })
     }
 
     /// Takes another sample, keeping the previous one for rates.
     pub fn resample(&mut self) -> anyhow::Result<()> {
-        let mut next = self.prev.take().unwrap_or_default();
         self.sampler
-            .sample_into(&mut next)
-            .with_context(|| format!("sampling container {}", self.container.short_id()))?;
-        self.prev = Some(std::mem::replace(&mut self.stats, next));
-        Ok(())
+            .resample()
+            .with_context(|| format!("sampling container {}", self.container.short_id()))
+    }
+
+    /// The last sample.
+    pub fn stats(&self) -> &ContainerStats {
+        self.sampler.current()
     }
 
     /// The rates between the last two samples.
-    pub fn rates(&self, host_memory: u64) -> ContainerRates {
-        match &self.prev {
-            Some(prev) => basic_monitor::container_rates(prev, &self.stats, Some(host_memory)),
-            None => ContainerRates::default(),
-        }
-    }
-
-    /// The memory limit docker shows: the cgroup's, capped at the host's memory.
-    pub fn memory_limit(&self, host_memory: u64) -> u64 {
-        self.stats
-            .memory
-            .as_ref()
-            .and_then(|m| m.limit_bytes)
-            .map_or(host_memory, |l| {
-                if host_memory > 0 {
-                    l.min(host_memory)
-                } else {
-                    l
-                }
-            })
+    pub fn rates(&self) -> ContainerRates {
+        self.sampler.rates()
     }
 
     /// One `stats` row as docker's JSON format writes it (strings as in the
     /// table), plus the raw numbers.
-    pub fn json(&self, host_memory: u64) -> serde_json::Value {
-        let r = self.rates(host_memory);
-        let s = &self.stats;
-        let usage = s.memory.as_ref().map_or(0, |m| m.working_set_bytes);
-        let limit = self.memory_limit(host_memory);
-        let mem_percent = if limit > 0 {
-            usage as f64 / limit as f64 * 100.0
-        } else {
-            0.0
-        };
-        let net = s.network.as_ref().map(|n| n.total()).unwrap_or_default();
-        let blk = s.blkio.clone().unwrap_or_default();
-        let pids = s.pids.as_ref().map_or(0, |p| p.current);
-        let cpu = r.cpu_percent.unwrap_or(0.0);
+    pub fn json(&self) -> serde_json::Value {
+        let s = self.sampler.summary();
+        let (usage, limit) = (s.memory_usage, s.memory_limit);
+        let (mem_percent, cpu, pids) = (s.memory_percent, s.cpu_percent, s.pids);
         json!({
-            "BlockIO": format!("{} / {}", human_size(blk.read_bytes), human_size(blk.write_bytes)),
+            "BlockIO": format!("{} / {}", human_size(s.block_read), human_size(s.block_write)),
             "CPUPerc": format!("{cpu:.2}%"),
             "Container": self.container.short_id(),
             "ID": self.container.short_id(),
             "MemPerc": format!("{mem_percent:.2}%"),
             "MemUsage": format!("{} / {}", bytes_size(usage), bytes_size(limit)),
             "Name": self.container.display_name(),
-            "NetIO": format!("{} / {}", human_size(net.rx_bytes), human_size(net.tx_bytes)),
+            "NetIO": format!("{} / {}", human_size(s.network_rx), human_size(s.network_tx)),
             "PIDs": pids.to_string(),
             "Raw": {
                 "id": self.container.id,
@@ -133,18 +92,18 @@ impl Tracked {
                 "memory_usage_bytes": usage,
                 "memory_limit_bytes": limit,
                 "memory_percent": mem_percent,
-                "network_rx_bytes": net.rx_bytes,
-                "network_tx_bytes": net.tx_bytes,
-                "block_read_bytes": blk.read_bytes,
-                "block_write_bytes": blk.write_bytes,
+                "network_rx_bytes": s.network_rx,
+                "network_tx_bytes": s.network_tx,
+                "block_read_bytes": s.block_read,
+                "block_write_bytes": s.block_write,
                 "pids": pids,
             },
         })
     }
 
     /// One `stats` row for `--format`: docker's fields, as text, and `.Raw`.
-    pub fn row(&self, host_memory: u64) -> Row {
-        let j = self.json(host_memory);
+    pub fn row(&self) -> Row {
+        let j = self.json();
         let mut row = Row::new();
         for field in [
             "Container",
@@ -186,14 +145,6 @@ pub fn bytes_size(bytes: u64) -> String {
     format!("{text}{}", UNITS[unit])
 }
 
-/// The host's total memory, the MEM % denominator of unlimited containers.
-pub fn host_memory() -> u64 {
-    HostSampler::new("/proc", "/sys")
-        .sample()
-        .map(|h| h.memory.total_bytes)
-        .unwrap_or(0)
-}
-
 /// Whether a `monitor` verb's `--format` asks for JSON; anything but table/json is
 /// refused (those are this program's own verbs: docker's templates are for `stats`).
 pub fn wants_json(format: Option<&str>) -> anyhow::Result<bool> {
@@ -217,8 +168,8 @@ fn select(global: &GlobalOptions, queries: &[String]) -> anyhow::Result<Vec<Runn
 }
 
 /// Renders one frame through `--format`.
-fn frame(tracked: &[Tracked], format: &ListingFormat, host_memory: u64) -> anyhow::Result<String> {
-    let rows: Vec<Row> = tracked.iter().map(|t| t.row(host_memory)).collect();
+fn frame(tracked: &[Tracked], format: &ListingFormat) -> anyhow::Result<String> {
+    let rows: Vec<Row> = tracked.iter().map(Tracked::row).collect();
     Ok(format.render(&rows)?)
 }
 
@@ -231,11 +182,11 @@ pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode
             return Ok(ExitCode::FAILURE);
         }
     };
-    let host_memory = host_memory();
+    let engine = super::engine(global)?;
     let explicit = !args.containers.is_empty();
     let mut tracked: Vec<Tracked> = Vec::new();
     for c in select(global, &args.containers)? {
-        match Tracked::new(c) {
+        match Tracked::new(&engine, c) {
             Ok(t) => tracked.push(t),
             // Named explicitly: its failure is the user's answer.
             Err(e) if explicit => return Err(e),
@@ -248,7 +199,7 @@ pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode
     loop {
         // A container that exited since is dropped (docker leaves it at zeros).
         tracked.retain_mut(|t| t.resample().is_ok());
-        let text = match frame(&tracked, &format, host_memory) {
+        let text = match frame(&tracked, &format) {
             Ok(text) => text,
             Err(e) => {
                 eprintln!("{e}");
@@ -276,7 +227,7 @@ pub fn stats(global: &GlobalOptions, args: StatsArgs) -> anyhow::Result<ExitCode
                 .collect();
             for c in containers::running(global)? {
                 if !known.contains_key(&c.id)
-                    && let Ok(t) = Tracked::new(c)
+                    && let Ok(t) = Tracked::new(&engine, c)
                 {
                     tracked.push(t);
                 }
