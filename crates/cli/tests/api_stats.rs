@@ -213,6 +213,51 @@ fn top_lists_a_container_that_churns_short_lived_processes() {
 }
 
 #[test]
+fn a_container_cannot_forge_rows_of_top_with_its_command_line() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    // The shell stays alive (`; :` keeps it from exec'ing sleep) with an argument that
+    // holds a newline, a fake ps row and a terminal escape.
+    let hostile = "zero\nFORGED 0 0 0 00:00 ? 00:00:00 forged\x1b[2J";
+    ok(api.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "forger",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 300; :",
+        hostile,
+    ]));
+    let top = ok(api.docker(&["top", "forger"]));
+    assert!(
+        !top.lines().any(|l| l.starts_with("FORGED")),
+        "a forged row: {top}"
+    );
+    assert!(
+        !top.contains('\x1b'),
+        "a terminal escape passed through: {top:?}"
+    );
+    assert!(
+        top.contains("zero?FORGED 0 0 0 00:00 ? 00:00:00 forged?[2J"),
+        "{top}"
+    );
+    // The same through the API's JSON: one row per process, control characters as `?`.
+    let (code, body) = api.request("GET", "/containers/forger/top", None);
+    assert_eq!(code, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = doc["Processes"].as_array().unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.as_array().unwrap().len() == 8 && !r[7].as_str().unwrap().contains('\n')),
+        "{body}"
+    );
+    ok(api.docker(&["rm", "-f", "forger"]));
+}
+
+#[test]
 fn docker_py_reads_top_and_stats() {
     let Some(api) = ApiService::start() else {
         return;

@@ -166,19 +166,27 @@ fn tty_name(tty_nr: u32) -> String {
 }
 
 /// The command line, or `[comm]` for a process without one (as ps). The container's
-/// processes write their own command lines: they are shown as text, never interpreted.
+/// processes write their own command lines, so control characters (a newline that would
+/// forge a row, a terminal escape) are shown as `?`, as ps shows them.
 fn cmdline(p: &ProcessSample) -> String {
     let raw = std::fs::read(format!("/proc/{}/cmdline", p.pid)).unwrap_or_default();
     let args: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(|a| printable(&String::from_utf8_lossy(a)))
         .collect();
     if args.is_empty() {
-        format!("[{}]", p.comm)
+        format!("[{}]", printable(&p.comm))
     } else {
         args.join(" ")
     }
+}
+
+/// `text` with each control character replaced by `?`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The host's user names by uid (ps runs on the host, so it shows those).
@@ -205,6 +213,12 @@ mod tests {
         let t = 1_709_633_220;
         assert_eq!(stime(t, t + 3600), "10:07");
         assert_eq!(stime(t, t + 2 * 86400), "Mar05");
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_question_marks() {
+        assert_eq!(printable("a\nroot 1\x1b[2J\tb"), "a?root 1?[2J?b");
+        assert_eq!(printable("sleep 300"), "sleep 300");
     }
 
     #[test]
