@@ -405,3 +405,52 @@ print("ALL OK")
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("ALL OK"), "{}", stdout(&out));
 }
+
+#[test]
+fn images_are_saved_and_loaded_through_the_api_and_a_broken_archive_changes_nothing() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    ok(api.docker(&["pull", "-q", "busybox"]));
+    let archive = api.dir().join("busybox.tar");
+    ok(api.docker(&["save", "-o", archive.to_str().unwrap(), "busybox"]));
+    ok(api.docker(&["rmi", "busybox"]));
+    let loaded = ok(api.docker(&["load", "-i", archive.to_str().unwrap()]));
+    assert_eq!(loaded, "Loaded image: busybox:latest");
+    assert_eq!(
+        ok(api.docker(&["run", "--rm", "busybox", "echo", "back"])),
+        "back"
+    );
+    let out = api.docker(&[
+        "save",
+        "-o",
+        api.dir().join("x.tar").to_str().unwrap(),
+        "nosuch",
+    ]);
+    assert!(
+        stderr(&out).contains("No such image: nosuch"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A truncated archive: refused, and the store is as it was.
+    let before = ok(api.docker(&["images", "-q", "--no-trunc"]));
+    let bytes = std::fs::read(&archive).unwrap();
+    let broken = api.dir().join("broken.tar");
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let out = api.docker(&["load", "-i", broken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Error response from daemon"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(ok(api.docker(&["images", "-q", "--no-trunc"])), before);
+    let check = api.basic(&["system", "check"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+}

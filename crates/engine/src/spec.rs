@@ -192,7 +192,22 @@ pub fn build(config: &ContainerConfig, image: &ImageDefaults, who: &Identity<'_>
     set_user(&mut spec, &user, who.rootfs)?;
     set_root(&mut spec, who.rootfs, host.readonly_rootfs.unwrap_or(false));
     if let Some(process) = spec.process_mut() {
-        process.set_terminal(Some(config.tty.unwrap_or(false)));
+        let tty = config.tty.unwrap_or(false);
+        process.set_terminal(Some(tty));
+        // A terminal starts at docker's `ConsoleSize` or, without one, at 24x80: a client
+        // sends its size only once the container runs, and a program that asks before
+        // that must not find a 0x0 terminal (busybox's `stty size` fails on one).
+        if tty {
+            let [rows, cols] = match host.console_size.as_deref() {
+                Some([rows, cols]) if *rows > 0 && *cols > 0 => [*rows, *cols],
+                _ => [24, 80],
+            };
+            let size = oci_spec::runtime::BoxBuilder::default()
+                .height(u64::try_from(rows).unwrap_or(24))
+                .width(u64::try_from(cols).unwrap_or(80))
+                .build()?;
+            process.set_console_size(Some(size));
+        }
     }
     if host.network_mode.as_deref() == Some("host") {
         drop_namespace(&mut spec, LinuxNamespaceType::Network);
