@@ -211,6 +211,7 @@ impl Engine {
         wanted: &dyn Fn() -> bool,
     ) -> Result<i32> {
         let c = self.container(query)?;
+        let waited = std::time::Instant::now();
         let first_exit = c.record.exit.map(|e| e.finished);
         let mut last_code = c.record.exit.map_or(0, |e| e.code);
         loop {
@@ -247,7 +248,13 @@ impl Engine {
             if !wanted() {
                 return Err(crate::EngineError::Stopped);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Short commands end within moments of the wait (`run --rm` waits before it
+            // starts): look often at first, then every 50 ms.
+            let pause = match waited.elapsed() < Duration::from_secs(2) {
+                true => Duration::from_millis(5),
+                false => Duration::from_millis(50),
+            };
+            std::thread::sleep(pause);
         }
     }
 
