@@ -46,7 +46,7 @@ pub fn socket_path(uri: &str) -> Result<PathBuf, SocketError> {
 }
 
 /// Binds the socket at `path` (its directory made if missing, traversable by all), mode
-/// [`SOCKET_MODE`], group [`SOCKET_GROUP`] when it exists. A socket file nobody answers
+/// mode 0660, group `basic-docker` when it exists. A socket file nobody answers
 /// on (a service that was killed) is replaced; one a live service answers on is not.
 /// Must be called within a tokio runtime.
 pub fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, SocketError> {

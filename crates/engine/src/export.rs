@@ -11,7 +11,7 @@ impl Engine {
     /// volumes not included, as docker leaves them out). A running container's root is
     /// read as it is; a stopped one's is mounted read-only (nosuid, nodev) in a private
     /// mount namespace of a thread of its own, and stays stopped while it is read (see
-    /// [`crate::view`]).
+    /// the `view` module).
     pub fn export(&self, query: &str, out: impl Write + Send) -> Result<()> {
         let c = self.container(query)?;
         self.with_view(&c, Access::Read, false, |view| {
