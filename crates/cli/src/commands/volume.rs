@@ -1,17 +1,19 @@
 //! `volume create|ls|inspect|rm|prune`: docker's `local` volumes of the engine, with
 //! docker's output.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead as _, Write as _};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use basic_engine::{Engine, Volume, VolumeCreateRequest, VolumeFilters};
+use basic_engine::{Engine, VolumeCreateRequest, VolumeFilters};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::engine;
 use super::format::human_size;
+use super::inspect::print_documents;
+use super::template::{InspectFormat, ListingFormat, VOLUMES, print_listing, volume_row};
 use crate::cli::GlobalOptions;
 
 /// `volume` sub-verbs.
@@ -64,7 +66,7 @@ pub struct VolumeLsArgs {
     /// Filter: dangling=true|false, name=TEXT, driver=local, label=KEY[=VALUE] (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
-    /// Output format: `table` (default) or `json` (one object per line)
+    /// Output format: a Go template, `table [TEMPLATE]` or `json` (one object per line)
     #[arg(long)]
     pub format: Option<String>,
 }
@@ -72,7 +74,7 @@ pub struct VolumeLsArgs {
 /// `volume inspect`.
 #[derive(Debug, Args)]
 pub struct VolumeInspectArgs {
-    /// Output format: `json` (the default, docker's array)
+    /// Output format: a Go template (docker's JSON array without one)
     #[arg(short, long)]
     pub format: Option<String>,
     /// Volumes, by name
@@ -151,78 +153,46 @@ fn key_values(flag: &str, items: &[String]) -> anyhow::Result<HashMap<String, St
 }
 
 fn ls(engine: &Engine, args: VolumeLsArgs) -> anyhow::Result<ExitCode> {
+    let format = match ListingFormat::new(VOLUMES, args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let volumes = engine.volumes(&VolumeFilters::parse(&args.filter)?)?;
     if args.quiet {
         volumes.iter().for_each(|v| println!("{}", v.name));
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format.as_deref() {
-        Some("json") | Some("{{json .}}") => {
-            for v in &volumes {
-                let json = serde_json::json!({
-                    "Driver": v.driver,
-                    "Labels": labels_text(v),
-                    "Links": "N/A",
-                    "Mountpoint": v.mountpoint,
-                    "Name": v.name,
-                    "Scope": "local",
-                    "Size": "N/A",
-                });
-                println!("{json}");
-            }
-        }
-        Some("table") | None => {
-            // docker's tabwriter: cells padded by 3, at least 10 wide.
-            let width = volumes
-                .iter()
-                .map(|v| v.driver.len())
-                .chain(std::iter::once("DRIVER".len()))
-                .max()
-                .unwrap_or(0)
-                .saturating_add(3)
-                .max(10);
-            println!("{:<width$}VOLUME NAME", "DRIVER");
-            for v in &volumes {
-                println!("{:<width$}{}", v.driver, v.name);
-            }
-        }
-        Some(other) => bail!("unsupported --format {other:?}: use table or json"),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `a=b,c=d`, sorted, as docker's `{{.Labels}}`.
-fn labels_text(v: &Volume) -> String {
-    let mut pairs: Vec<String> = v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    pairs.sort();
-    pairs.join(",")
+    let rows: Vec<_> = volumes
+        .iter()
+        .map(|v| {
+            let labels: BTreeMap<String, String> = v.labels.clone().into_iter().collect();
+            volume_row(&v.name, &v.driver, &v.mountpoint, &labels)
+        })
+        .collect();
+    Ok(print_listing(&format, &rows))
 }
 
 fn inspect(engine: &Engine, args: VolumeInspectArgs) -> anyhow::Result<ExitCode> {
-    if let Some(other) = args
-        .format
-        .as_deref()
-        .filter(|f| *f != "json" && *f != "{{json .}}")
-    {
-        bail!("unsupported --format {other:?}: use json");
-    }
+    let format = match InspectFormat::new(args.format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("{e}");
+            // docker's exit code for a template that does not parse.
+            return Ok(ExitCode::from(64));
+        }
+    };
     let mut found = Vec::new();
-    let mut failed = false;
+    let mut errors = Vec::new();
     for name in &args.volumes {
         match engine.volume(name) {
             Ok(volume) => found.push(sorted(serde_json::to_value(&volume)?)),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                failed = true;
-            }
+            Err(e) => errors.push(format!("Error: {e}")),
         }
     }
-    println!("{}", indented(&Value::Array(found))?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(print_documents(&format, found, errors))
 }
 
 /// docker's inspect output: keys in alphabetical order (the order of its Go struct).
@@ -236,15 +206,6 @@ fn sorted(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
     }
-}
-
-/// JSON indented by four spaces, as docker prints inspect documents.
-fn indented(value: &Value) -> anyhow::Result<String> {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(value, &mut serializer)?;
-    Ok(String::from_utf8(out)?)
 }
 
 fn rm(engine: &Engine, args: VolumeRmArgs) -> anyhow::Result<ExitCode> {
@@ -313,15 +274,5 @@ mod tests {
         assert_eq!(map["flag"], "");
         assert!(key_values("--opt", &["novalue".into()]).is_err());
         assert!(key_values("--opt", &["=x".into()]).is_err());
-    }
-
-    #[test]
-    fn inspect_documents_are_sorted_and_indented_as_dockers() {
-        let value = serde_json::json!({"b": 1, "a": {"d": 2, "c": 3}});
-        let text = indented(&sorted(value)).unwrap();
-        assert_eq!(
-            text,
-            "{\n    \"a\": {\n        \"c\": 3,\n        \"d\": 2\n    },\n    \"b\": 1\n}"
-        );
     }
 }
