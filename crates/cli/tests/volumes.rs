@@ -96,12 +96,15 @@ fn volume_verbs_print_what_docker_prints() {
         "data"
     );
     let listing = out(&basic_docker(root, &["volume", "ls"]));
-    assert_eq!(
-        listing,
-        format!(
-            "DRIVER    VOLUME NAME\nlocal     {anonymous}\nlocal     data\nlocal     web-cache\n"
-        )
-    );
+    // docker's CLI lists volumes by name.
+    let mut names = vec![
+        anonymous.clone(),
+        "data".to_string(),
+        "web-cache".to_string(),
+    ];
+    names.sort();
+    let rows: String = names.iter().map(|n| format!("local     {n}\n")).collect();
+    assert_eq!(listing, format!("DRIVER    VOLUME NAME\n{rows}"));
     assert_eq!(
         out(&basic_docker(
             root,

@@ -160,7 +160,9 @@ fn ls(engine: &Engine, args: VolumeLsArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let volumes = engine.volumes(&VolumeFilters::parse(&args.filter)?)?;
+    let mut volumes = engine.volumes(&VolumeFilters::parse(&args.filter)?)?;
+    // docker's CLI lists them by name.
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
     if args.quiet {
         volumes.iter().for_each(|v| println!("{}", v.name));
         return Ok(ExitCode::SUCCESS);
