@@ -685,9 +685,9 @@ fn attach_stdin_once(f: &Fixture) {
 
 /// docker's `printf 'a\nb\n' | docker run -i`: the client attaches before the start,
 /// writes its input and half-closes at once, from one thread while another waits to read.
-/// All of it must reach the container, and its end must close the container's stdin. The
-/// order of the two threads' first messages was a race (about one run in ten lost the
-/// input and hung): it runs several times so that it shows.
+/// All of it must reach the container, and its end must close the container's stdin.
+/// Which thread's first message reaches the supervisor first is up to the scheduler (the
+/// input once overtook the client's hello and was dropped): it runs several rounds.
 fn attach_input_before_start(f: &Fixture) {
     const ROUNDS: usize = 8;
     let engine = f.engine();
