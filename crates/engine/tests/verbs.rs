@@ -91,6 +91,10 @@ fn main() {
             attach_stdin_once,
         ),
         (
+            "attach_input_sent_before_the_start_reaches_the_container_and_closes_its_stdin",
+            attach_input_before_start,
+        ),
+        (
             "attach_two_clients_logs_replay_and_detach_keys",
             attach_running,
         ),
@@ -677,6 +681,62 @@ fn attach_stdin_once(f: &Fixture) {
     // cat saw the end of its input and exited.
     assert_eq!(text(&frames, Stream::Stdout), "hello\nworld\n");
     assert_eq!(end, Some(AttachEnd::Exited(0)));
+}
+
+/// docker's `printf 'a\nb\n' | docker run -i`: the client attaches before the start,
+/// writes its input and half-closes at once, from one thread while another waits to read.
+/// All of it must reach the container, and its end must close the container's stdin.
+/// Which thread's first message reaches the supervisor first is up to the scheduler (the
+/// input once overtook the client's hello and was dropped): it runs several rounds.
+fn attach_input_before_start(f: &Fixture) {
+    const ROUNDS: usize = 8;
+    let engine = f.engine();
+    let name = "verbs-attach-early-input";
+    let _cleanup = Cleanup(f, vec![name]);
+    for round in 0..ROUNDS {
+        let mut config = f.config(&["sh", "-c", "cat; echo done"]);
+        config.open_stdin = Some(true);
+        config.stdin_once = Some(true);
+        f.create(&engine, name, config);
+        let options = AttachOptions {
+            stdin: true,
+            await_start: true,
+            ..Default::default()
+        };
+        let attached = engine.attach(name, &options).unwrap();
+        let (mut reader, mut writer) = attached.split();
+        let (done, finished) = std::sync::mpsc::channel();
+        // The reader waits for the start first (as the API server's output relay does),
+        // then the writer queues behind it.
+        let reading = std::thread::spawn(move || {
+            let _ = done.send(drain(&mut reader));
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let typing = std::thread::spawn(move || {
+            let sent = writer.send(b"line one\nline two\n").unwrap();
+            writer.close_stdin().unwrap();
+            sent
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        engine.start(name).unwrap();
+        let outcome = finished.recv_timeout(Duration::from_secs(30));
+        if outcome.is_err() {
+            // The container still waits for its input: removing it ends the threads.
+            let _ = engine.remove(name, true);
+        }
+        let sent = typing.join().unwrap();
+        reading.join().unwrap();
+        let (frames, end) =
+            outcome.unwrap_or_else(|_| panic!("round {round}: the input never reached cat"));
+        assert_eq!(sent, Sent::Delivered, "round {round}");
+        assert_eq!(
+            text(&frames, Stream::Stdout),
+            "line one\nline two\ndone\n",
+            "round {round}"
+        );
+        assert_eq!(end, Some(AttachEnd::Exited(0)), "round {round}");
+        engine.remove(name, true).unwrap();
+    }
 }
 
 fn attach_running(f: &Fixture) {

@@ -238,11 +238,15 @@ impl Conn {
 
     /// Our hello: what this client attaches.
     fn greet(&self) -> Result<(), AttachError> {
+        self.send(&self.hello_packet())
+    }
+
+    fn hello_packet(&self) -> Vec<u8> {
         let r = self.request;
         let flags = if r.stdin { wire::WANTS_STDIN } else { 0 }
             | if r.stdout { wire::WANTS_STDOUT } else { 0 }
             | if r.stderr { wire::WANTS_STDERR } else { 0 };
-        self.send(&wire::hello(wire::HELLO, flags))
+        wire::hello(wire::HELLO, flags)
     }
 
     /// The connection, waiting for the start first when it has not come; `None` once
@@ -264,16 +268,19 @@ impl Conn {
         };
         w.dir.remove(&w.name);
         *waiting = None;
+        // Our hello goes first, before the connection is published: another thread's
+        // input sent ahead of it would reach a supervisor that does not yet know this
+        // client attaches stdin, and be dropped (with the close of the input).
+        match send_on(fd.as_raw_fd(), &self.hello_packet()) {
+            // The start is over already: what it sent is still there to read.
+            Ok(()) | Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {}
+            Err(e) => return Err(self.sys("writing to the supervisor")(e)),
+        }
         let _ = self.socket.set(fd);
         if self.cancelled.load(Ordering::SeqCst) {
             self.shut();
         }
         drop(waiting);
-        match self.greet() {
-            // The start is over already: what it sent is still there to read.
-            Ok(()) | Err(AttachError::Closed) => {}
-            Err(e) => return Err(e),
-        }
         Ok(self.socket.get().map(|fd| fd.as_fd()))
     }
 
@@ -327,15 +334,10 @@ impl Conn {
         let Some(fd) = self.socket()? else {
             return Err(AttachError::Closed);
         };
-        loop {
-            match send(fd.as_raw_fd(), packet, MsgFlags::MSG_NOSIGNAL) {
-                Ok(_) => return Ok(()),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
-                    return Err(AttachError::Closed);
-                }
-                Err(e) => return Err(self.sys("writing to the supervisor")(e)),
-            }
+        match send_on(fd.as_raw_fd(), packet) {
+            Ok(()) => Ok(()),
+            Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => Err(AttachError::Closed),
+            Err(e) => Err(self.sys("writing to the supervisor")(e)),
         }
     }
 
@@ -361,6 +363,17 @@ impl Drop for Conn {
         let waiting = self.waiting.get_mut().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = waiting.take() {
             w.dir.remove(&w.name);
+        }
+    }
+}
+
+/// Sends one whole message on `fd`, retrying when interrupted.
+fn send_on(fd: RawFd, packet: &[u8]) -> Result<(), Errno> {
+    loop {
+        match send(fd, packet, MsgFlags::MSG_NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
     }
 }
