@@ -97,7 +97,7 @@ fn volume_verbs_print_what_docker_prints() {
     );
     let listing = out(&basic_docker(root, &["volume", "ls"]));
     // docker's CLI lists volumes by name.
-    let mut names = vec![
+    let mut names = [
         anonymous.clone(),
         "data".to_string(),
         "web-cache".to_string(),
