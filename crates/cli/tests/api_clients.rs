@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use basic_test_support::bounded::{wait_with_output_within, wait_within};
 use common::service::ApiService;
 
 #[track_caller]
@@ -38,19 +39,7 @@ fn with_input(mut command: Command, input: &[u8]) -> Output {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
-    bounded_output(child, Duration::from_secs(60))
-}
-
-fn bounded_output(mut child: std::process::Child, limit: Duration) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("the client did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    wait_with_output_within(child, Duration::from_secs(60), "docker's CLI")
 }
 
 /// docker's CLI on a terminal of its own (`script` gives it one), its size set first.
@@ -72,7 +61,7 @@ fn on_terminal(api: &ApiService, rows: u16, cols: u16, docker_args: &str) -> Out
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    bounded_output(child, Duration::from_secs(60))
+    wait_with_output_within(child, Duration::from_secs(60), "docker's CLI")
 }
 
 #[test]
@@ -261,7 +250,11 @@ fn a_client_that_hangs_up_mid_attach_lets_the_service_go_idle() {
         "the service left while a client was attached"
     );
     client.kill().unwrap();
-    client.wait().unwrap();
+    wait_within(
+        &mut client,
+        Duration::from_secs(10),
+        "the killed attach client",
+    );
     // The attachment ends with the client; idle for a second, the service exits.
     assert!(api.wait_exit(Duration::from_secs(20)).success());
     // The container runs on without it.
@@ -309,7 +302,11 @@ services:
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        bounded_output(command.spawn().unwrap(), Duration::from_secs(120))
+        wait_with_output_within(
+            command.spawn().unwrap(),
+            Duration::from_secs(120),
+            "docker-compose",
+        )
     };
     let up = compose(&["up", "-d"]);
     assert!(up.status.success(), "{}{}", stdout(&up), stderr(&up));
@@ -401,7 +398,7 @@ print("ALL OK")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = bounded_output(child, Duration::from_secs(120));
+    let out = wait_with_output_within(child, Duration::from_secs(120), "docker-py");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("ALL OK"), "{}", stdout(&out));
 }

@@ -8,6 +8,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use basic_test_support::bounded::wait_with_output_within;
 use common::service::ApiService;
 
 #[track_caller]
@@ -17,19 +18,6 @@ fn ok(out: Output) -> String {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
-}
-
-/// Waits for `child` at most `limit`, killing it past that.
-fn bounded(mut child: std::process::Child, limit: Duration) -> Output {
-    let until = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("the client did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// curl on the service's socket for `path`, reading for at most `seconds`.
@@ -146,9 +134,10 @@ fn the_stats_stream_advances_and_ends_with_its_client_or_its_container() {
     ok(api.docker(&["run", "-d", "--name", "streamed", "busybox", "sleep", "300"]));
 
     // The client leaves after 3.5 seconds: documents a second apart, `read` advancing.
-    let out = bounded(
+    let out = wait_with_output_within(
         curl_stream(&api, "/containers/streamed/stats", 3),
         Duration::from_secs(30),
+        "curl reading the stats stream",
     );
     let body = text(&out.stdout);
     let docs: Vec<serde_json::Value> = body
@@ -174,7 +163,11 @@ fn the_stats_stream_advances_and_ends_with_its_client_or_its_container() {
     std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
     ok(api.docker(&["stop", "-t", "0", "streamed"]));
-    let out = bounded(child, Duration::from_secs(30));
+    let out = wait_with_output_within(
+        child,
+        Duration::from_secs(30),
+        "curl reading the stats stream",
+    );
     assert!(
         out.status.success(),
         "the stream ended by the service, not curl's time limit: {:?} {}",
@@ -294,7 +287,7 @@ print("ALL OK")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = bounded(child, Duration::from_secs(120));
+    let out = wait_with_output_within(child, Duration::from_secs(120), "docker-py");
     assert!(
         out.status.success(),
         "{}{}",

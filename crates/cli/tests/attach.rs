@@ -353,7 +353,11 @@ fn two_clients_see_the_output_and_one_killed_leaves_the_rest_running() {
     expect_line(&two_lines, &format!("tick {later}"));
     // One client is killed mid-stream.
     one.kill().unwrap();
-    one.wait().unwrap();
+    basic_test_support::bounded::wait_within(
+        &mut one,
+        std::time::Duration::from_secs(10),
+        "the killed attach client",
+    );
     expect_line(&two_lines, &format!("tick {}", later + 20));
     assert_eq!(state(root, &name), "running");
     ok(basic_docker(root, &["rm", "-f", &name]));

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// A directory on the host an attack aims at, holding one file; checked after each
@@ -58,25 +58,14 @@ impl Sentinel {
 
 /// `basic-docker ARGS...`, killed (and the test failed) when it takes longer than 30 s.
 fn bounded(root: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("basic-docker {args:?} did not end within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    basic_test_support::bounded::output_within(
+        Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+            .arg("--root")
+            .arg(root)
+            .args(args),
+        Duration::from_secs(30),
+        &format!("basic-docker {args:?}"),
+    )
 }
 
 /// Asserts `out` failed with exit 1 and its error says `says`.

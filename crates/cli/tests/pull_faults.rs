@@ -159,7 +159,11 @@ fn a_pull_killed_mid_layer_is_completed_by_the_next() {
         "the pull ended before the kill"
     );
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    basic_test_support::bounded::wait_within(
+        &mut child,
+        std::time::Duration::from_secs(10),
+        "the killed pull",
+    );
     assert_eq!(stdout(&basic_docker(root, &["images", "-q"])).trim(), "");
 
     // The next pull (through the same slow proxy) completes and cleans up.

@@ -83,7 +83,11 @@ fn a_published_port_is_reachable_from_the_host_at_localhost() {
         body = fetch();
     }
     server.kill().unwrap();
-    server.wait().unwrap();
+    basic_test_support::bounded::wait_within(
+        &mut server,
+        std::time::Duration::from_secs(10),
+        "the killed server",
+    );
     assert_eq!(body, "hello from the namespace\n");
 
     env.networks.detach(&att.container_id).unwrap();
@@ -384,7 +388,11 @@ fn outbound_traffic_leaves_with_the_hosts_address() {
         seen = fetch();
     }
     server.kill().unwrap();
-    server.wait().unwrap();
+    basic_test_support::bounded::wait_within(
+        &mut server,
+        std::time::Duration::from_secs(10),
+        "the killed server",
+    );
     assert_eq!(
         seen,
         outside.host_ip,

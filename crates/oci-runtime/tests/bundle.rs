@@ -370,7 +370,11 @@ fn run_relays_a_terminal_to_the_callers_own() {
         .spawn()
         .unwrap();
     drop(slave);
-    let status = child.wait().unwrap();
+    let status = basic_test_support::bounded::wait_within(
+        &mut child,
+        basic_test_support::bounded::COMMAND_LIMIT,
+        "basic-runtime run on a terminal",
+    );
     let mut out = Vec::new();
     // Ends with EIO once nobody holds the slave any more.
     let _ = std::fs::File::from(pty.master).read_to_end(&mut out);

@@ -157,7 +157,11 @@ fn wait_within(child: &mut Child, timeout: Duration) -> ExitStatus {
         }
         if Instant::now() > until {
             let _ = child.kill();
-            return child.wait().unwrap();
+            return basic_test_support::bounded::wait_within(
+                child,
+                Duration::from_secs(10),
+                "the killed basic-runtime",
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -161,7 +161,11 @@ fn machine_manager_create_add_remove() {
     assert!(!m.oom_killed().unwrap());
     // remove() kills what is left before removing the directory.
     m.remove().unwrap();
-    let status = child.wait().unwrap();
+    let status = basic_test_support::bounded::wait_within(
+        &mut child,
+        std::time::Duration::from_secs(10),
+        "the process remove() killed",
+    );
     assert!(!status.success());
     for dir in cgroup_dirs(&rel) {
         assert!(!dir.exists(), "{} left behind", dir.display());

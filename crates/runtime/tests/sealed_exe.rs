@@ -36,7 +36,11 @@ fn start_until(mut command: Command, marker: &str) -> (Child, String) {
     loop {
         let mut line = String::new();
         if out.read_line(&mut line).unwrap() == 0 {
-            let status = child.wait().unwrap();
+            let status = basic_test_support::bounded::wait_within(
+                &mut child,
+                std::time::Duration::from_secs(30),
+                "the program that closed its output",
+            );
             panic!("the program ended ({status}) before printing {marker:?}");
         }
         if let Some(at) = line.find(marker) {
@@ -55,7 +59,11 @@ fn reopen_for_writing_after_exit(child: &mut Child) -> std::io::Result<std::fs::
     )
     .expect("opening /proc/<pid>/exe with O_PATH");
     child.kill().unwrap();
-    child.wait().unwrap();
+    basic_test_support::bounded::wait_within(
+        child,
+        std::time::Duration::from_secs(10),
+        "the killed program",
+    );
     use std::os::fd::AsRawFd;
     std::fs::OpenOptions::new()
         .write(true)

@@ -191,7 +191,11 @@ pub fn wait_within(child: &mut std::process::Child, timeout: Duration) -> ExitSt
         }
         if Instant::now() > until {
             let _ = child.kill();
-            let status = child.wait().unwrap();
+            let status = basic_test_support::bounded::wait_within(
+                child,
+                Duration::from_secs(10),
+                "the killed command",
+            );
             eprintln!("killed after {timeout:?}: {status}");
             return status;
         }
