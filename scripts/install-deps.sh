@@ -23,3 +23,4 @@ fi
 need docker.io        # docker's CLI (20.10, API 1.41)
 need docker-compose   # compose 1.29
 need python3-docker   # docker-py 5
+need systemd          # systemd-socket-activate: the service's socket-activation test

@@ -1,6 +1,7 @@
 //! The service's unix socket: where it is, who may connect, and what to do about a socket
 //! file a previous service left behind.
 
+use std::os::fd::{FromRawFd as _, RawFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,11 @@ pub enum SocketError {
     /// Another service answers on the socket.
     #[error("another service is listening on {}: stop it first", .0.display())]
     InUse(PathBuf),
+    /// What systemd's socket activation passed is not one listening unix socket.
+    #[error(
+        "socket activation: {0} (the .socket unit must have exactly one ListenStream= with a path)"
+    )]
+    Activation(String),
     /// A file system operation failed.
     #[error("{what} {}", path.display())]
     Io {
@@ -75,6 +81,77 @@ pub fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener, SocketError>
             .map_err(|e| io("giving the group basic-docker")(e.into()))?;
     }
     Ok(listener)
+}
+
+/// The first descriptor systemd's socket activation passes (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// How many descriptors systemd's socket activation passed to this process: `LISTEN_FDS`
+/// when `LISTEN_PID` names this process, else 0 (sd_listen_fds(3)). A program that marks
+/// inherited descriptors close-on-exec at start spares these.
+pub fn activation_fd_count() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok())
+        == Some(std::process::id());
+    match ours {
+        true => std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        false => 0,
+    }
+}
+
+/// The listening unix socket systemd's socket activation passed (a `.socket` unit, or
+/// `systemd-socket-activate`), or `None` when this process was not socket-activated. The
+/// descriptor is made close-on-exec: nothing the service starts inherits it. Must be called
+/// within a tokio runtime, once.
+pub fn activation_socket() -> Result<Option<tokio::net::UnixListener>, SocketError> {
+    let fail = |what: String| SocketError::Activation(what);
+    match activation_fd_count() {
+        0 => return Ok(None),
+        1 => {}
+        n => return Err(fail(format!("{n} sockets were passed; one is served"))),
+    }
+    // SAFETY: sd_listen_fds(3): with LISTEN_PID naming this process, descriptor 3 was
+    // passed to it and nothing else in this process owns it; it is taken once (the count
+    // is read again by nobody after this call in the service).
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(LISTEN_FDS_START) };
+    let unix = matches!(
+        nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ),
+        Ok(addr) if addr.path().is_some()
+    );
+    let listening =
+        nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false);
+    if !unix || !listening {
+        // Not ours to close: leave the descriptor as it was found.
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        return Err(fail(
+            "descriptor 3 is not a listening unix socket with a path".into(),
+        ));
+    }
+    let io = |what: &'static str| {
+        move |source| SocketError::Io {
+            what,
+            path: PathBuf::from("/proc/self/fd/3"),
+            source,
+        }
+    };
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(|e| io("marking close-on-exec the activation socket")(e.into()))?;
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    listener
+        .set_nonblocking(true)
+        .map_err(io("making non-blocking the activation socket"))?;
+    tokio::net::UnixListener::from_std(listener)
+        .map(Some)
+        .map_err(io("serving the activation socket"))
 }
 
 #[cfg(test)]

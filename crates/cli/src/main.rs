@@ -11,8 +11,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start.
-    basic_runtime::descriptors::close_on_exec_from(3);
+    // Descriptors the caller leaked (a shell's `exec 7</`) reach nothing we start; those
+    // systemd's socket activation passed to this very process are the service's socket.
+    basic_runtime::descriptors::close_on_exec_from(3 + basic_api::activation_fd_count());
     basic_runtime::signals::die_on_broken_pipe();
     // docker's exit codes for a command line it cannot parse (125 for a bad flag).
     let mut cli = match usage::parse() {
@@ -92,7 +93,12 @@ fn main() -> ExitCode {
 fn enters_containers(command: &cli::Command) -> bool {
     matches!(
         command,
-        cli::Command::Run(_) | cli::Command::Exec(_) | cli::Command::ContainerSupervise(_)
+        cli::Command::Run(_)
+            | cli::Command::Exec(_)
+            | cli::Command::ContainerSupervise(_)
+            // The service starts supervisors and `exec`s from /proc/self/exe: sealed here,
+            // they start sealed and need not re-execute themselves.
+            | cli::Command::System(cli::SystemCommand::Service(_))
     )
 }
 

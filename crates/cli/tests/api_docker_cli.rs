@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -328,6 +329,36 @@ fn containers_outlive_the_service_and_it_exits_when_idle() {
     assert!(!api.socket().exists());
     assert_eq!(ok(api.basic(&["ps", "-q", "--no-trunc"])), id);
     ok(api.basic(&["rm", "-f", "survivor"]));
+}
+
+#[test]
+fn a_socket_activated_service_serves_the_socket_it_is_passed() {
+    let Some(mut api) = ApiService::start() else {
+        return;
+    };
+    if !basic_test_support::prerequisite(
+        Path::new(common::service::SOCKET_ACTIVATE).exists(),
+        "systemd-socket-activate (Debian's systemd: scripts/install-deps.sh)",
+    ) {
+        return;
+    }
+    assert!(api.stop().success());
+    api.launch_activated(&["--time", "1"]);
+    assert_eq!(
+        ok(api.docker(&["run", "--rm", &api.image, "echo", "activated"])),
+        "activated"
+    );
+    // The listening socket reaches no container: only the standard descriptors and the
+    // directory `ls` itself opens are there.
+    let fds = ok(api.docker(&["run", "--rm", &api.image, "ls", "/proc/self/fd"]));
+    assert_eq!(
+        fds.split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+    // Idle, it exits, and leaves the socket file to whoever activated it.
+    assert!(api.wait_exit(Duration::from_secs(20)).success());
+    assert!(api.socket().exists());
+    assert!(!api.dir().join("unused.sock").exists());
 }
 
 #[test]

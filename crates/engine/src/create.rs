@@ -43,6 +43,8 @@ impl Engine {
     /// Creates a container from `config` (its `Image` must be in the store: pull it
     /// first). Anything made is undone on failure.
     pub fn create(&self, config: ContainerConfig, options: &CreateOptions) -> Result<Created> {
+        // A start usually follows: its cgroup migration's wait runs while we create.
+        basic_runtime::cgroups::warm_up_migration();
         self.on_storage(self.create_container(config, options))
     }
 

@@ -318,6 +318,9 @@ impl Engine {
                 Ok(())
             });
         }
+        // The supervisor moves the init into the container's cgroups once it has set up:
+        // the kernel's wait for that migration runs meanwhile.
+        basic_runtime::cgroups::warm_up_migration();
         command
             .spawn()
             .map_err(EngineError::io("starting the supervisor", &how.program))

@@ -90,9 +90,11 @@ fn parse_threads(status: &str) -> Option<usize> {
 ///
 /// A thread that was just joined is still counted for a moment, until the kernel has
 /// released it (`pthread_join` returns when its stack may be reused, a little before
-/// that); the count is therefore read again for a few milliseconds before refusing.
+/// that); the count is therefore read again for a few milliseconds before refusing. A
+/// [`crate::cgroups::warm_up_migration`] thread of this process is waited for first.
 pub fn check() -> Result<(), ForkRuleError> {
     const SETTLE: Duration = Duration::from_millis(1);
+    crate::cgroups::finish_warm_up();
     let mut threads = thread_count()?;
     for _ in 0..20 {
         if threads == 1 {

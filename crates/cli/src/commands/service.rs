@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basic_api::{ExecCommand, Service, ServiceOptions, bind_socket, socket_path};
+use basic_api::{
+    ExecCommand, Service, ServiceOptions, activation_socket, bind_socket, socket_path,
+};
 
 use super::{engine_options, registry_builder};
 use crate::cli::{GlobalOptions, ServiceArgs};
@@ -13,7 +15,12 @@ use crate::cli::{GlobalOptions, ServiceArgs};
 /// Containers keep running when it stops: each has its own supervisor.
 pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Result<ExitCode> {
     let path = socket_path(&args.uri)?;
-    let listener = bind_socket(&path)?;
+    // Socket-activated, the socket is systemd's (its .socket unit names the path): serve
+    // it, and leave its file in place on exit so that the next connection starts us again.
+    let (listener, bound) = match activation_socket()? {
+        Some(listener) => (listener, None),
+        None => (bind_socket(&path)?, Some(path)),
+    };
     let registry_global = global.clone();
     let options = ServiceOptions {
         engine: engine_options(global),
@@ -31,7 +38,9 @@ pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Resul
         }),
     };
     let served = Service::new(options).serve(listener, stop_signal()).await;
-    let _ = std::fs::remove_file(&path);
+    if let Some(path) = bound {
+        let _ = std::fs::remove_file(&path);
+    }
     served?;
     Ok(ExitCode::SUCCESS)
 }

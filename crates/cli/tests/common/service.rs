@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 /// Debian's docker CLI (20.10, API 1.41), installed by scripts/install-deps.sh.
 pub const DOCKER: &str = "/usr/bin/docker";
 
+/// systemd's socket-activation tool (Debian's systemd), installed by scripts/install-deps.sh.
+pub const SOCKET_ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
 /// A running service and what it owns.
 pub struct ApiService {
     child: Option<Child>,
@@ -48,7 +51,30 @@ impl ApiService {
 
     /// Starts the service process (again) with `args` before the socket URI.
     pub fn launch(&mut self, args: &[&str]) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+        let command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+        let uri = format!("unix://{}", self.socket().display());
+        let mut args = args.to_vec();
+        args.push(&uri);
+        self.launch_with(command, &args);
+    }
+
+    /// Starts the service as systemd's socket activation does: `systemd-socket-activate`
+    /// listens on the socket and, at the first connection, becomes the service with the
+    /// listening socket as its descriptor 3 (`LISTEN_FDS`). The URI given is another path:
+    /// the service must serve the socket it is passed, not bind its own.
+    pub fn launch_activated(&mut self, args: &[&str]) {
+        let mut command = Command::new(SOCKET_ACTIVATE);
+        command
+            .arg("-l")
+            .arg(self.socket())
+            .arg(env!("CARGO_BIN_EXE_basic-docker"));
+        let mut args = args.to_vec();
+        let elsewhere = format!("unix://{}", self.dir.path().join("unused.sock").display());
+        args.push(&elsewhere);
+        self.launch_with(command, &args);
+    }
+
+    fn launch_with(&mut self, mut command: Command, args: &[&str]) {
         command
             .arg("--root")
             .arg(self.root())
@@ -57,7 +83,6 @@ impl ApiService {
             .args(["--registry-mirror", &self.mirror])
             .args(["system", "service"])
             .args(args)
-            .arg(format!("unix://{}", self.socket().display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

@@ -9,6 +9,7 @@
 
 mod v1;
 mod v2;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +18,8 @@ use oci_spec::runtime::LinuxResources;
 
 pub use v1::V1Manager;
 pub use v2::V2Manager;
+pub(crate) use warm::finish as finish_warm_up;
+pub use warm::warm_up_migration;
 
 /// Where the cgroup hierarchies are mounted on a normal system.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
