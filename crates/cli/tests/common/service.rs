@@ -155,9 +155,14 @@ impl ApiService {
         std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
     }
 
-    /// docker's CLI against the service, with a private client config.
+    /// docker's CLI against the service, with a private client config; a command that
+    /// does not end (a service that accepts no connection) fails the test.
     pub fn docker(&self, args: &[&str]) -> Output {
-        self.docker_command(args).output().expect("run docker")
+        basic_test_support::bounded::output_within(
+            &mut self.docker_command(args),
+            basic_test_support::bounded::COMMAND_LIMIT,
+            &format!("docker {}", args.join(" ")),
+        )
     }
 
     /// The same, as a command to adjust.
