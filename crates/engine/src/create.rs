@@ -90,6 +90,9 @@ impl Engine {
             }
             false => None,
         };
+        // The root is mounted now only for whoever needs it mounted: a caller that starts
+        // the container at once, and volumes to fill from it. Otherwise the start mounts it.
+        let mount_now = options.keep_root_mounted || volumes.is_some();
         let mut new_volumes = Vec::new();
         let undo = |new_volumes: &[String]| {
             discard(snapshotter.as_ref(), &paths, &id);
@@ -110,7 +113,10 @@ impl Engine {
                 name: &name,
                 paths: &paths,
             },
-            volatile,
+            RootPlan {
+                volatile,
+                mount_now,
+            },
             volumes.as_ref().map(|(_, lock)| lock),
             &mut new_volumes,
         );
@@ -174,7 +180,7 @@ impl Engine {
             return Err(e.into());
         }
         drop(volumes);
-        if !options.keep_root_mounted {
+        if mount_now && !options.keep_root_mounted {
             rootfs::unmount(snapshotter.as_ref(), &paths);
         }
         let container = Container {
@@ -236,7 +242,7 @@ impl Engine {
         defaults: &ImageDefaults,
         image_id: &str,
         who: Identified<'_>,
-        volatile: bool,
+        root: RootPlan,
         volumes: Option<&Lock>,
         new_volumes: &mut Vec<String>,
     ) -> Result<(Spec, Vec<ContainerMount>, std::fs::File, Option<String>)> {
@@ -251,8 +257,11 @@ impl Engine {
         let making = status::lock_supervisor(paths)?.ok_or_else(|| {
             EngineError::Conflict(format!("container {} is being created", short_id(id)))
         })?;
-        rootfs::prepare_and_mount(snapshotter.as_ref(), id, &stack.paths, volatile, paths)?;
-        // The root is mounted: an empty volume can be filled from it.
+        rootfs::prepare(snapshotter.as_ref(), id, &stack.paths, root.volatile)?;
+        if root.mount_now {
+            snapshotter.mount_key(id, &paths.rootfs)?;
+        }
+        // The root is mounted when there are volumes: an empty one is filled from it.
         let container_mounts = match volumes {
             Some(lock) => self.resolve_mounts(
                 config,
@@ -313,6 +322,15 @@ struct Identified<'a> {
     id: &'a str,
     name: &'a str,
     paths: &'a ContainerPaths,
+}
+
+/// How the container's root is prepared at create.
+#[derive(Clone, Copy)]
+struct RootPlan {
+    /// A volatile snapshot (mounted once, never synced).
+    volatile: bool,
+    /// Mounted now rather than at start.
+    mount_now: bool,
 }
 
 /// Unmounts and deletes what a failed create made.

@@ -162,6 +162,61 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The newest event `options` asks for (`follow` is ignored), read from the end of the
+    /// journal back: a container's last `die` is among the last lines, and a journal of a
+    /// long-lived store holds megabytes. Reading stops at events older than `since` (less
+    /// a second: processes append in about, not exactly, the order of their clocks).
+    pub fn last_event(&self, options: &EventOptions) -> Result<Option<EventMessage>> {
+        last_matching(&journal(&self.paths.root), options)
+    }
+}
+
+/// [`Engine::last_event`] on the journal at `path`.
+fn last_matching(path: &Path, options: &EventOptions) -> Result<Option<EventMessage>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EngineError::io("reading", path)(e)),
+    };
+    let oldest = options.since.map(|s| s - 1_000_000_000);
+    let mut end = file
+        .metadata()
+        .map_err(EngineError::io("reading", path))?
+        .len();
+    // Bytes after the last newline seen so far: the start of a line being read back.
+    let mut tail: Vec<u8> = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BACKWARD_CHUNK);
+        let mut chunk = vec![0u8; (end - start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut chunk, start)
+            .map_err(EngineError::io("reading", path))?;
+        chunk.extend_from_slice(&tail);
+        // The first piece may be cut: it is kept for the next chunk, unless the file
+        // starts here.
+        let mut lines = chunk.split(|b| *b == b'\n');
+        let first = if start > 0 { lines.next() } else { None };
+        let whole: Vec<&[u8]> = lines.collect();
+        for line in whole.iter().rev().filter(|l| !l.is_empty()) {
+            let Ok(event) = serde_json::from_slice::<EventMessage>(line) else {
+                continue;
+            };
+            if options.wanted(&event) {
+                return Ok(Some(event));
+            }
+            if oldest.is_some_and(|o| event.time_nano.unwrap_or(0) < o) {
+                return Ok(None);
+            }
+        }
+        tail = first.map(<[u8]>::to_vec).unwrap_or_default();
+        end = start;
+    }
+    Ok(None)
+}
+
+/// How much of the journal [`Engine::last_event`] reads at a time, from the end.
+const BACKWARD_CHUNK: u64 = 64 << 10;
+
 /// Where a reader of the journal is: the offset after what it read, in which file (its
 /// device and inode: a journal replaced by a trim is read again from its start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +316,54 @@ mod tests {
         assert!(
             more.is_empty(),
             "the torn line was completed by nobody: {more:?}"
+        );
+    }
+
+    #[test]
+    fn the_newest_wanted_event_is_read_from_the_end_across_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal(dir.path());
+        let die = |id: &str, at: i64, code: &str| {
+            let mut e = event("die", id, "x", at);
+            if let Some(a) = e.actor.as_mut().and_then(|a| a.attributes.as_mut()) {
+                a.insert("exitCode".into(), code.into());
+            }
+            e
+        };
+        append(&path, &die("target", 1_000, "3")).unwrap();
+        append(&path, &die("target", 2_000, "7")).unwrap();
+        // Several chunks of other containers' events after it.
+        let mut at = 3_000;
+        while std::fs::metadata(&path).unwrap().len() < 3 * BACKWARD_CHUNK + 100 {
+            append(&path, &event("start", &format!("{at:064}"), "other", at)).unwrap();
+            at += 1;
+        }
+        // A torn last line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"Type\":\"contai")
+            .unwrap();
+        let wanted = |since| EventOptions {
+            since,
+            filters: HashMap::from([
+                ("container".to_string(), vec!["target".to_string()]),
+                ("event".to_string(), vec!["die".to_string()]),
+            ]),
+            ..Default::default()
+        };
+        let found = last_matching(&path, &wanted(None)).unwrap().unwrap();
+        assert_eq!(found.time_nano, Some(2_000), "the newer of the two");
+        let code = found.actor.unwrap().attributes.unwrap()["exitCode"].clone();
+        assert_eq!(code, "7");
+        // Events older than `since` (less a second) are not looked through.
+        let late = wanted(Some(at + 2_000_000_000));
+        assert!(last_matching(&path, &late).unwrap().is_none());
+        assert!(
+            last_matching(&dir.path().join("none.jsonl"), &wanted(None))
+                .unwrap()
+                .is_none()
         );
     }
 

@@ -249,12 +249,8 @@ impl Engine {
                 return Err(crate::EngineError::Stopped);
             }
             // Short commands end within moments of the wait (`run --rm` waits before it
-            // starts): look often at first, then every 50 ms.
-            let pause = match waited.elapsed() < Duration::from_secs(2) {
-                true => Duration::from_millis(5),
-                false => Duration::from_millis(50),
-            };
-            std::thread::sleep(pause);
+            // starts): look often at first, then less often.
+            std::thread::sleep(status::poll_pause(waited.elapsed()));
         }
     }
 
@@ -269,18 +265,9 @@ impl Engine {
             ]),
             follow: false,
         };
-        let mut code = None;
-        let _ = self.events(&options, |event| {
-            let attributes = event.actor.as_ref().and_then(|a| a.attributes.as_ref());
-            if let Some(found) = attributes
-                .and_then(|a| a.get("exitCode"))
-                .and_then(|c| c.parse().ok())
-            {
-                code = Some(found);
-            }
-            Ok(())
-        });
-        code
+        let event = self.last_event(&options).ok()??;
+        let attributes = event.actor.as_ref()?.attributes.as_ref()?;
+        attributes.get("exitCode")?.parse().ok()
     }
 
     /// Removes every container that is not running.

@@ -39,11 +39,14 @@ impl Engine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(EngineError::io("removing", &c.paths.dir)(e)),
         }
+        // Anonymous volumes go before the record: once it is gone (what a wait for the
+        // container's removal looks for), all of the container is, as with docker.
+        let _volumes = match volumes {
+            true => self.remove_anonymous_volumes(c),
+            false => None,
+        };
         self.store.remove_container(c.id())?;
         self.event(c, "destroy", &[]);
-        if volumes {
-            self.remove_anonymous_volumes(c);
-        }
         Ok(())
     }
 }

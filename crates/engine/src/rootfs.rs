@@ -27,18 +27,16 @@ pub(crate) fn layer_stack(
     Ok(store.stackable_layer_paths(image_id, max)?)
 }
 
-/// Prepares container `id`'s snapshot on `layers` and mounts it. `volatile` lets its
+/// Prepares container `id`'s snapshot on `layers` (not mounted). `volatile` lets its
 /// writes skip syncing: for a container removed at its exit whose root stays mounted
 /// from create to start (overlayfs mounts a volatile snapshot only once).
-pub(crate) fn prepare_and_mount(
+pub(crate) fn prepare(
     snapshotter: &dyn Snapshotter,
     id: &str,
     layers: &[PathBuf],
     volatile: bool,
-    paths: &ContainerPaths,
 ) -> Result<()> {
     snapshotter.prepare_with(id, layers, &PrepareOptions::new().volatile(volatile))?;
-    snapshotter.mount_key(id, &paths.rootfs)?;
     Ok(())
 }
 

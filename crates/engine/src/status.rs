@@ -126,19 +126,28 @@ pub(crate) fn lock_supervisor(paths: &ContainerPaths) -> Result<Option<File>> {
 
 /// Waits until `done` holds or `timeout` passes; returns whether it held.
 pub(crate) fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(2);
+    let started = Instant::now();
     loop {
         if done() {
             return true;
         }
-        if Instant::now() >= until {
+        if started.elapsed() >= timeout {
             return false;
         }
-        std::thread::sleep(pause);
-        // Capped low: a start is confirmed within milliseconds, and a doubling pause
-        // would add tens of them to every `docker run` (the looks are a few syscalls).
-        pause = (pause * 2).min(Duration::from_millis(8));
+        std::thread::sleep(poll_pause(started.elapsed()));
+    }
+}
+
+/// The pause between two looks at something that changes when another process gets to it
+/// (an init appearing, a container exiting or going): a start or a short command's end
+/// comes within milliseconds, and every millisecond waited past it is added to a user's
+/// `docker run`; a look costs a few syscalls. So look every millisecond at first, then
+/// less and less often.
+pub(crate) fn poll_pause(waited: Duration) -> Duration {
+    match waited.as_millis() {
+        0..100 => Duration::from_millis(1),
+        100..2000 => Duration::from_millis(5),
+        _ => Duration::from_millis(50),
     }
 }
 

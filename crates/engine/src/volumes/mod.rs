@@ -171,12 +171,20 @@ impl Engine {
                 false => Err(EngineError::NoSuchVolume(name.to_string())),
             };
         }
-        self.remove_unused_volume(&local, &lock, name)
+        self.remove_unused_volume(&local, &lock, name, None)
     }
 
     /// Removes `name` unless a container uses it (the lock held).
-    fn remove_unused_volume(&self, local: &Local, lock: &Lock, name: &str) -> Result<()> {
-        if let Some(users) = self.volume_users()?.get(name) {
+    fn remove_unused_volume(
+        &self,
+        local: &Local,
+        lock: &Lock,
+        name: &str,
+        leaving: Option<&str>,
+    ) -> Result<()> {
+        let mut users = self.volume_users()?.remove(name).unwrap_or_default();
+        users.retain(|id| Some(id.as_str()) != leaving);
+        if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "remove {name}: volume is in use - [{}]",
                 users.join(", ")
@@ -234,10 +242,11 @@ impl Engine {
         Ok(users)
     }
 
-    /// Removes the anonymous volumes of removed container `c` that no other container
-    /// uses (`rm -v`, `--rm`); named volumes stay. Failures are logged: the container is
-    /// gone either way.
-    pub(crate) fn remove_anonymous_volumes(&self, c: &Container) {
+    /// Removes the anonymous volumes of container `c`, which is being removed, that no
+    /// other container uses (`rm -v`, `--rm`); named volumes stay. Failures are logged:
+    /// the container goes either way. Returns the volumes lock, for the caller to hold
+    /// until `c`'s record is gone (no `--volumes-from c` may pick up a volume in between).
+    pub(crate) fn remove_anonymous_volumes(&self, c: &Container) -> Option<Lock> {
         let anonymous: Vec<&str> = c
             .config
             .mounts
@@ -246,25 +255,30 @@ impl Engine {
             .filter_map(|m| m.name.as_deref())
             .collect();
         if anonymous.is_empty() {
-            return;
+            return None;
         }
         let local = self.local_volumes();
-        let removed = local.lock().and_then(|lock| {
-            for name in anonymous {
-                if local.get(name)?.is_none() {
-                    continue;
-                }
-                match self.remove_unused_volume(&local, &lock, name) {
-                    // Another container (--volumes-from) still has it.
-                    Err(EngineError::Conflict(_)) => {}
-                    other => other?,
-                }
+        let lock = match local.lock() {
+            Ok(lock) => lock,
+            Err(e) => {
+                tracing::warn!("removing the anonymous volumes of {}: {e}", c.id());
+                return None;
             }
-            Ok(())
+        };
+        let removed = anonymous.into_iter().try_for_each(|name| {
+            if local.get(name)?.is_none() {
+                return Ok(());
+            }
+            match self.remove_unused_volume(&local, &lock, name, Some(c.id())) {
+                // Another container (--volumes-from) still has it.
+                Err(EngineError::Conflict(_)) => Ok(()),
+                other => other,
+            }
         });
         if let Err(e) = removed {
             tracing::warn!("removing the anonymous volumes of {}: {e}", c.id());
         }
+        Some(lock)
     }
 
     /// Mounts the option volumes (tmpfs, bind, device) `c` uses, for its start.
