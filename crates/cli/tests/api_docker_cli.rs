@@ -343,7 +343,7 @@ fn a_socket_activated_service_serves_the_socket_it_is_passed() {
         return;
     }
     assert!(api.stop().success());
-    api.launch_activated(&["--time", "1"]);
+    api.launch_activated(&["--time", "3"]);
     assert_eq!(
         ok(api.docker(&["run", "--rm", &api.image, "echo", "activated"])),
         "activated"
