@@ -24,6 +24,8 @@ use tonic::transport::Channel;
 
 /// The runtime handler name: what a RuntimeClass's `handler` says.
 const HANDLER: &str = "basic";
+/// Where libcni caches the results of CNI ADDs (fixed in containerd 1.6).
+const CNI_RESULTS: &str = "/var/lib/cni/results";
 /// How long one CRI call may take (a pull of the busybox fixture is the slowest).
 const CALL_LIMIT: Duration = Duration::from_secs(60);
 
@@ -93,6 +95,24 @@ impl PodNetwork {
             .filter_map(|l| l.split(':').nth(1))
             .map(|name| name.trim().split('@').next().unwrap_or("").to_string())
             .collect()
+    }
+
+    /// libcni's cached results of this network (it has no cache-dir setting in containerd
+    /// 1.6), with the sandbox id each names: `<network>-<sandbox id>-<ifname>`.
+    fn cached_results(&self) -> Vec<(PathBuf, String)> {
+        let prefix = format!("{}-", self.name);
+        std::fs::read_dir(CNI_RESULTS)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let rest = name.strip_prefix(&prefix)?;
+                        let sandbox = rest.split('-').next()?.to_string();
+                        Some((e.path(), sandbox))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn bridge_exists(&self) -> bool {
@@ -368,6 +388,14 @@ impl Drop for Node {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
         self.network.remove_bridge();
+        // libcni's cache of what the CNI ADDs returned (no DEL ran for them): our network's
+        // entries, and the loopback entries of the same sandboxes.
+        for (path, sandbox) in self.network.cached_results() {
+            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(
+                Path::new(CNI_RESULTS).join(format!("cni-loopback-{sandbox}-lo")),
+            );
+        }
         let mut cgroups = self.cgroups();
         // Children (the containers' own cgroups) before the parent.
         for parent in &cgroups {
@@ -871,18 +899,7 @@ fn a_pod_runs_through_containerds_cri_on_basic_runtime() {
             .collect();
         assert!(children.is_empty(), "container cgroups left: {children:?}");
     }
-    let cached: Vec<_> = std::fs::read_dir("/var/lib/cni/results")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("{}-", node.network.name))
-                })
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default();
+    let cached = node.network.cached_results();
     assert!(cached.is_empty(), "CNI results cached: {cached:?}");
     // The bridge is the CNI plugin's, made for this test's network: remove it, and with it
     // the route to the subnet.
