@@ -38,6 +38,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Ps { format, id } => ps(&root, id, format)?,
         Command::List { format, quiet } => list(&root, format, *quiet)?,
         Command::Exec(args) => return crate::exec::exec(&root, args),
+        Command::Update { resources, id } => crate::update::update(&root, id, resources)?,
         Command::Features => print_json(&crate::features::features())?,
     }
     Ok(0)

@@ -8,6 +8,7 @@ mod commands;
 mod exec;
 mod features;
 mod log;
+mod update;
 
 use clap::Parser;
 

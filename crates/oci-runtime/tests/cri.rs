@@ -808,6 +808,36 @@ fn a_pod_runs_through_containerds_cri_on_basic_runtime() {
         String::from_utf8_lossy(&ping.stdout)
     );
 
+    // --- UpdateContainerResources (in-place resize, the CPU manager): containerd's shim
+    // runs `update --resources=-`; a raised memory limit (above the memory+swap limit
+    // containerd set equal to it) and new CPU shares land in the running container's cgroup.
+    const RAISED: i64 = 160 << 20;
+    let request = cri::UpdateContainerResourcesRequest {
+        container_id: container.clone(),
+        linux: Some(cri::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_shares: 256,
+            memory_limit_in_bytes: RAISED,
+            oom_score_adj: 999,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    kubelet.run("UpdateContainerResources", |mut c| async move {
+        c.update_container_resources(request).await
+    });
+    assert_eq!(
+        std::fs::read_to_string(&limit_file).unwrap().trim(),
+        RAISED.to_string(),
+        "{limit_file}"
+    );
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let shares = format!("/sys/fs/cgroup/cpu{memory_cgroup}/cpu.shares");
+        assert_eq!(std::fs::read_to_string(&shares).unwrap().trim(), "256");
+    }
+    let status = kubelet.container_status(&container).status.unwrap();
+    assert_eq!(status.state, cri::ContainerState::ContainerRunning as i32);
+
     // --- StopContainer: SIGTERM reaches the app, whose exit code the status reports.
     let request = cri::StopContainerRequest {
         container_id: container.clone(),
