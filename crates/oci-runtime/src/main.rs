@@ -8,7 +8,6 @@ mod commands;
 mod exec;
 mod features;
 mod log;
-mod update;
 
 use clap::Parser;
 
