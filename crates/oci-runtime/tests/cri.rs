@@ -796,6 +796,39 @@ fn a_pod_runs_through_containerds_cri_on_basic_runtime() {
         .collect();
     assert_eq!(init_fds.len(), 3, "{init_fds:?}");
 
+    // An exec probe that outlives its timeout (a hung liveness probe): containerd gives up
+    // after a second and kills the exec'd process by the pid basic-runtime reported, so
+    // nothing of it is left in the container.
+    let request = cri::ExecSyncRequest {
+        container_id: container.clone(),
+        cmd: vec!["sleep".into(), "31".into()],
+        timeout: 1,
+    };
+    let client = kubelet.runtime.clone();
+    let hung = kubelet
+        .rt
+        .block_on(async move { client.clone().exec_sync(request).await });
+    assert_eq!(
+        hung.unwrap_err().code(),
+        tonic::Code::DeadlineExceeded,
+        "a probe past its timeout"
+    );
+    let request = cri::ExecSyncRequest {
+        container_id: container.clone(),
+        cmd: vec!["ps".into(), "-o".into(), "args".into()],
+        timeout: 10,
+    };
+    let ps = kubelet.run(
+        "ExecSync",
+        |mut c| async move { c.exec_sync(request).await },
+    );
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(ps.contains("trap"), "{ps}");
+    assert!(
+        !ps.contains("sleep 31"),
+        "the timed-out exec is still there: {ps}"
+    );
+
     // The node reaches the pod at its address over the CNI bridge.
     let ping = bounded::output_within(
         Command::new("/bin/busybox").args(["ping", "-c", "1", "-W", "5", &pod_ip]),
