@@ -13,6 +13,7 @@ need podman           # basic-oci-runtime's tests: podman (with conmon) drives t
 need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
 need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces
 need containerd       # basic-oci-runtime's tests: containerd's runc shim drives the runtime binary
+need protobuf-compiler  # protoc: k8s-cri (the CRI client of basic-oci-runtime's tests) compiles the CRI protos when it builds
 # The Docker Engine API's tests drive our service with docker's own clients. Installing
 # docker.io must not start its daemon (its tests compare with one they start themselves,
 # on a private socket): policy-rc.d tells the package scripts not to start services.

@@ -141,6 +141,15 @@ pub enum Command {
     },
     /// Run one more process in a running container.
     Exec(ExecArgs),
+    /// Change a container's cgroup limits (memory, CPU, pids, ...) while it runs.
+    Update {
+        /// The new limits as an OCI `linux.resources` JSON object, from this file
+        /// (`-`: standard input). Only the fields present change.
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        /// The container id.
+        id: String,
+    },
     /// Print what this runtime supports, as runc's `features` JSON.
     Features,
 }

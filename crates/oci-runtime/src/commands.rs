@@ -1,6 +1,6 @@
 //! Each command, over `basic_runtime`'s `Container` and `StateRoot`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use basic_runtime::signals::parse_signal;
@@ -38,6 +38,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Ps { format, id } => ps(&root, id, format)?,
         Command::List { format, quiet } => list(&root, format, *quiet)?,
         Command::Exec(args) => return crate::exec::exec(&root, args),
+        Command::Update { resources, id } => update(&root, id, resources)?,
         Command::Features => print_json(&crate::features::features())?,
     }
     Ok(0)
@@ -190,5 +191,35 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
         }
         other => bail!("unknown format {other:?}: use table or json"),
     }
+    Ok(())
+}
+
+/// `update`: reads the limits from `resources` (a file, or `-` for standard input, which is
+/// how containerd's runc shim sends them for the kubelet's `UpdateContainerResources`) and
+/// writes them into the container's cgroup.
+fn update(root: &StateRoot, id: &str, resources: &Option<PathBuf>) -> Result<()> {
+    let Some(from) = resources else {
+        bail!(
+            "update: give the new limits as --resources FILE, an OCI linux.resources JSON \
+             object (- reads it from standard input); runc's per-limit flags (--memory, \
+             --cpu-shares, ...) are not supported"
+        );
+    };
+    let json = if from == Path::new("-") {
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut json)
+            .context("update: reading --resources from standard input")?;
+        json
+    } else {
+        std::fs::read(from).with_context(|| format!("update: reading {}", from.display()))?
+    };
+    let resources: oci_spec::runtime::LinuxResources =
+        serde_json::from_slice(&json).with_context(|| {
+            format!(
+                "update: --resources {} is not an OCI linux.resources JSON object",
+                from.display()
+            )
+        })?;
+    root.update(id, &resources)?;
     Ok(())
 }

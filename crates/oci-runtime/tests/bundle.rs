@@ -382,3 +382,108 @@ fn run_relays_a_terminal_to_the_callers_own() {
     assert_eq!(status.code(), Some(6), "{out}");
     assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
 }
+
+#[test]
+fn update_changes_a_running_containers_limits() {
+    if !ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = make_bundle(&dir.path().join("bundle"), &["sleep", "30"]);
+    let id = common::id("update");
+    let rel = format!("basic-docker-test/{id}");
+    // Memory and memory+swap equal, as containerd sets them for a kubelet's limit.
+    let config = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    spec["linux"]["cgroupsPath"] = rel.clone().into();
+    spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20, "swap": 64 << 20});
+    std::fs::write(&config, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let root = dir.path().join("state");
+    let b = bundle.to_str().unwrap();
+    ok(&root, &["run", "--detach", "--bundle", b, &id]);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let limit_file = if v2 {
+        format!("/sys/fs/cgroup/{rel}/memory.max")
+    } else {
+        format!("/sys/fs/cgroup/memory/{rel}/memory.limit_in_bytes")
+    };
+    let limit = || {
+        std::fs::read_to_string(&limit_file)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(limit(), (64 << 20).to_string());
+
+    // Raised above the memory+swap limit of before (the order matters on v1), from stdin
+    // as containerd's shim sends it; then lowered, from a file.
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.arg("--root")
+        .arg(&root)
+        .args(["update", "--resources=-", &id]);
+    let json = serde_json::json!({"memory": {"limit": 128 << 20, "swap": 128 << 20}});
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        json.to_string().as_bytes(),
+    )
+    .unwrap();
+    let out = basic_test_support::bounded::wait_with_output_within(
+        child,
+        Duration::from_secs(30),
+        "basic-runtime update",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(limit(), (128 << 20).to_string());
+    let file = dir.path().join("resources.json");
+    std::fs::write(
+        &file,
+        r#"{"memory": {"limit": 33554432, "swap": 33554432}}"#,
+    )
+    .unwrap();
+    ok(
+        &root,
+        &["update", "--resources", file.to_str().unwrap(), &id],
+    );
+    assert_eq!(limit(), (32 << 20).to_string());
+    assert_eq!(state(&root, &id)["status"], "running");
+
+    // Bad input is named and changes nothing.
+    std::fs::write(&file, r#"{"memory": {"limit": "lots"}}"#).unwrap();
+    let err = fails(
+        &root,
+        &["update", "--resources", file.to_str().unwrap(), &id],
+    );
+    assert!(
+        err.contains("not an OCI linux.resources JSON object"),
+        "{err}"
+    );
+    let err = fails(&root, &["update", &id]);
+    assert!(err.contains("--resources FILE"), "{err}");
+    assert_eq!(limit(), (32 << 20).to_string());
+
+    ok(&root, &["kill", &id, "KILL"]);
+    wait_status(&root, &id, "stopped");
+    std::fs::write(&file, r#"{"memory": {"limit": 67108864}}"#).unwrap();
+    let err = fails(
+        &root,
+        &["update", "--resources", file.to_str().unwrap(), &id],
+    );
+    assert!(err.contains(&id) && err.contains("stopped"), "{err}");
+    ok(&root, &["delete", &id]);
+    let err = fails(
+        &root,
+        &["update", "--resources", file.to_str().unwrap(), &id],
+    );
+    assert!(err.contains("does not exist"), "{err}");
+}

@@ -39,6 +39,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
 
 use crate::cgroups::{self, CgroupError, CgroupManager, CgroupVersion};
 use crate::container::{Container, ContainerError, kill_init};
@@ -464,6 +465,31 @@ impl StateRoot {
             return Err(found.wrong(status, "only a paused container can be resumed"));
         }
         found.freeze(false)
+    }
+
+    /// OCI runtimes' `update`: writes new limits into a created, running or paused
+    /// container's cgroup (what containerd's shim asks for when the kubelet changes a pod's
+    /// resources). Only the fields present change. Device rules are left alone, as runc
+    /// does: rewriting them would deny every device to running processes for a moment.
+    pub fn update(&self, id: &str, resources: &LinuxResources) -> Result<(), LifecycleError> {
+        let found = self.find(id)?;
+        let status = found.status();
+        if status == Status::Stopped {
+            return Err(found.wrong(status, "a stopped container's limits cannot be changed"));
+        }
+        let cg = found.cgroup().ok_or_else(|| {
+            found.wrong(
+                status,
+                "it was created without a cgroup, so it has no limits to change",
+            )
+        })?;
+        let mut resources = resources.clone();
+        resources.set_devices(None);
+        cg.apply(&resources)
+            .map_err(|source| LifecycleError::Cgroup {
+                id: id.to_string(),
+                source,
+            })
     }
 
     /// Pids (in this pid namespace) of the container's processes: its cgroup's members, or

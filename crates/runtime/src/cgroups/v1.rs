@@ -91,8 +91,19 @@ impl V1Manager {
             write_file(&dir.join("memory.soft_limit_in_bytes"), &r.to_string())?;
         }
         // The kernel requires limit <= memsw at all times: on a fresh cgroup both are
-        // unlimited, so lower the memory limit first, then memsw.
-        if let Some(limit) = mem.limit() {
+        // unlimited, so lower the memory limit first, then memsw. An update that raises the
+        // limit (above the memsw of before) goes the other way round, as runc's does.
+        let raising = match (mem.limit(), mem.swap()) {
+            (Some(limit), Some(_)) => {
+                let current = read_file(&dir.join("memory.limit_in_bytes")).ok();
+                limit == -1
+                    || current
+                        .and_then(|c| c.trim().parse::<i64>().ok())
+                        .is_some_and(|c| limit > c)
+            }
+            _ => false,
+        };
+        if let Some(limit) = mem.limit().filter(|_| !raising) {
             write_file(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
         }
         if let Some(swap) = mem.swap() {
@@ -105,6 +116,9 @@ impl V1Manager {
                     what: "memory+swap limit (swap accounting is off)".into(),
                 });
             }
+        }
+        if let Some(limit) = mem.limit().filter(|_| raising) {
+            write_file(&dir.join("memory.limit_in_bytes"), &limit.to_string())?;
         }
         if let Some(sw) = mem.swappiness() {
             write_file(&dir.join("memory.swappiness"), &sw.to_string())?;
