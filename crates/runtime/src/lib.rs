@@ -35,6 +35,7 @@ pub mod descriptors;
 mod detect;
 pub mod exec;
 pub mod fork_rule;
+pub mod hooks;
 pub mod in_root;
 mod lifecycle;
 pub mod logfile;

@@ -42,6 +42,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{self, CgroupError, CgroupManager, CgroupVersion};
 use crate::container::{Container, ContainerError, kill_init};
+use crate::hooks::HookKind;
 use crate::state::{
     self as saved_state, CONTAINER_DIR_MODE, EXEC_FIFO, START_DIR, STATE_FILE_MODE, Saved, State,
     StateError, Status,
@@ -138,6 +139,14 @@ pub enum LifecycleError {
     InitGone {
         /// The container.
         id: String,
+    },
+    /// A `startContainer` hook failed; the init exited without running the command.
+    #[error("container {id}: {message}")]
+    StartHook {
+        /// The container.
+        id: String,
+        /// Which hook, and how it failed (as the init reported it).
+        message: String,
     },
     /// The processes did not end after SIGKILL.
     #[error("container {id}: init {pid} still alive {secs} s after SIGKILL")]
@@ -249,6 +258,9 @@ impl Container {
             self.write_state(sp.init, Status::Created)
                 .map_err(|e| kill_init(sp.init, e))
         });
+        if result.is_err() {
+            self.poststop_after_failure(None);
+        }
         match (result, cg) {
             (Ok(state), _) => Ok(state),
             (Err(e), Some(m)) => Err(match m.remove() {
@@ -399,7 +411,9 @@ impl StateRoot {
         }
         found.open_fifo()?;
         found.saved.state.status = Status::Running;
-        found.save()
+        found.save()?;
+        found.run_warning_hooks(HookKind::Poststart);
+        Ok(())
     }
 
     /// OCI `kill`: sends `signal` to the init, or with `all` to every process in the
@@ -419,9 +433,11 @@ impl StateRoot {
         ))
     }
 
-    /// OCI `delete`: removes a stopped (or never started) container's cgroup and state.
-    /// A running or paused one is refused unless `force`, which kills it first. With `force`
-    /// an unknown id is not an error (runc's behaviour, which engines rely on).
+    /// OCI `delete`: removes a stopped container's cgroup and state, then runs its
+    /// `poststop` hooks. A created, running or paused one is refused unless `force`, which
+    /// kills it first (the spec: deleting a container that is not stopped must fail and
+    /// leave it alone; runc deletes created ones anyway, crun does not). With `force` an
+    /// unknown id is not an error (runc's behaviour, which engines rely on).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), LifecycleError> {
         let found = match self.find(id) {
             Err(LifecycleError::NotFound { .. }) if force => {
@@ -434,16 +450,18 @@ impl StateRoot {
         let status = found.status();
         match status {
             Status::Stopped => {}
-            Status::Created | Status::Creating => found.kill_and_wait(false)?,
+            Status::Created | Status::Creating if force => found.kill_and_wait(false)?,
             Status::Running | Status::Paused if force => found.kill_and_wait(true)?,
-            Status::Running | Status::Paused => {
+            Status::Created | Status::Creating | Status::Running | Status::Paused => {
                 return Err(found.wrong(
                     status,
-                    "cannot delete a container that is not stopped; stop it first or use --force",
+                    "cannot delete a container that is not stopped; stop it first (kill) or use --force",
                 ));
             }
         }
-        found.remove()
+        found.remove()?;
+        found.run_warning_hooks(HookKind::Poststop);
+        Ok(())
     }
 
     /// Freezes every process of the container (freezer cgroup).
@@ -575,7 +593,8 @@ impl Found {
             if n > 0 {
                 let mut b = [0u8; 1];
                 match nix::unistd::read(&fd, &mut b) {
-                    Ok(1) => break,
+                    Ok(1) if b[0] == b'0' => break,
+                    Ok(1) => return Err(self.start_hook_failure(&fd)),
                     Ok(_) => return Err(LifecycleError::InitGone { id: id.to_string() }),
                     Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => continue,
                     Err(e) => return Err(sys(id, format!("reading {}", path.display()))(e)),
@@ -591,6 +610,36 @@ impl Found {
             path,
             source,
         })
+    }
+
+    /// What the init wrote after its failure byte: the failed `startContainer` hook, until
+    /// it exits and the fifo ends.
+    fn start_hook_failure(&self, fd: &std::os::fd::OwnedFd) -> LifecycleError {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()));
+        let mut message = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = nix::unistd::read(fd, &mut buf) {
+            message.extend_from_slice(&buf[..n]);
+        }
+        LifecycleError::StartHook {
+            id: self.id().to_string(),
+            message: String::from_utf8_lossy(&message).into_owned(),
+        }
+    }
+
+    /// Runs the saved hooks of a kind whose failures only warn, with the state as it is now.
+    fn run_warning_hooks(&self, kind: HookKind) {
+        let hooks = kind.of(self.saved.hooks.as_ref());
+        if hooks.is_empty() {
+            return;
+        }
+        let mut state = self.saved.state.clone();
+        state.status = match kind {
+            HookKind::Poststop => Status::Stopped,
+            _ => self.status(),
+        };
+        let json = serde_json::to_vec(&state).expect("a state always serialises");
+        crate::hooks::run_warning(kind, hooks, &json);
     }
 
     fn pids(&self) -> Result<Vec<i32>, LifecycleError> {
