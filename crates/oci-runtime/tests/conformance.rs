@@ -698,7 +698,7 @@ fn block_io_throttles_and_hugetlb_limits_reach_the_cgroup() {
         return; // this test is for hosts with a v1 blkio hierarchy and hugetlb
     }
     let c = Case::new("blkio", &["sleep", "30"]);
-    let cgroup = format!("/basic-docker-conformance/{}", c.id);
+    let cgroup = format!("/basic-docker/{}", c.id);
     edit(&c.bundle, |v| {
         v["linux"]["cgroupsPath"] = json!(cgroup);
         v["linux"]["resources"]["blockIO"] = json!({
@@ -737,8 +737,7 @@ fn block_io_throttles_and_hugetlb_limits_reach_the_cgroup() {
         !huge.parent().unwrap().exists(),
         "the hugetlb cgroup was left behind"
     );
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/blkio/basic-docker-conformance"));
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/unified/basic-docker-conformance"));
+    assert!(!blkio.exists(), "the blkio cgroup was left behind");
 }
 
 /// Where the host lacks a controller (here: net_cls/net_prio; blkio weights without a
@@ -781,4 +780,37 @@ fn resources_this_host_cannot_give_are_refused_as_not_available() {
             cgroup.display()
         );
     }
+}
+
+/// Without a cgroup namespace, a v1 host's `/sys/fs/cgroup/<hierarchy>` in the container is
+/// the container's own cgroup (as runc mounts it), not the host's whole hierarchy: a
+/// program reading its memory limit there finds its own, and other cgroups stay unseen.
+#[test]
+fn without_a_cgroup_namespace_the_container_sees_its_own_cgroup() {
+    if !ready() || !Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        return;
+    }
+    let c = Case::new(
+        "owncg",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/fs/cgroup/memory",
+        ],
+    );
+    edit(&c.bundle, |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "cgroup");
+        v["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    });
+    let (stdout, stderr, success) = c.run();
+    assert!(success, "{stderr}");
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("67108864"), "{stdout}");
+    let listing: Vec<&str> = lines.collect();
+    assert!(listing.contains(&"cgroup.procs"), "{stdout}");
+    assert!(
+        !listing.contains(&"basic-docker"),
+        "the host's hierarchy shows: {stdout}"
+    );
 }

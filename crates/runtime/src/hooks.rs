@@ -260,13 +260,17 @@ fn run_one(kind: HookKind, index: usize, hook: &Hook, state: &[u8]) -> Result<()
             cmd.arg0(&path);
         }
     }
-    // The spec gives `env` environ's meaning: it is the whole environment.
-    cmd.env_clear();
-    for pair in hook.env().as_deref().unwrap_or_default() {
-        match pair.split_once('=') {
-            Some((k, v)) => cmd.env(k, v),
-            None => cmd.env(pair, ""),
-        };
+    // The spec gives `env` environ's meaning: when given, it is the whole environment.
+    // Without it the hook inherits the runtime's, as runc's hooks do (hooks such as GPU
+    // toolkits' find their helpers through PATH).
+    if let Some(env) = hook.env() {
+        cmd.env_clear();
+        for pair in env {
+            match pair.split_once('=') {
+                Some((k, v)) => cmd.env(k, v),
+                None => cmd.env(pair, ""),
+            };
+        }
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::from(
@@ -405,6 +409,21 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"x\"}argv0 one hello\n"
         );
+    }
+
+    #[test]
+    fn without_env_the_hook_inherits_the_runtimes_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let script = format!("echo \"$PATH\" > {}", out.display());
+        let h = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]}));
+        run(HookKind::Poststop, &[h], b"{}").unwrap();
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), path);
+        let h =
+            hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script], "env": []}));
+        run(HookKind::Poststop, &[h], b"{}").unwrap();
+        assert_ne!(std::fs::read_to_string(&out).unwrap().trim(), path);
     }
 
     #[test]

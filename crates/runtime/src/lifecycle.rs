@@ -634,9 +634,11 @@ impl Found {
             return;
         }
         let mut state = self.saved.state.clone();
+        // The state of the moment the spec names: poststart follows the command's start
+        // (a quick command may already be gone), poststop the deletion.
         state.status = match kind {
             HookKind::Poststop => Status::Stopped,
-            _ => self.status(),
+            _ => Status::Running,
         };
         let json = serde_json::to_vec(&state).expect("a state always serialises");
         crate::hooks::run_warning(kind, hooks, &json);
