@@ -139,7 +139,9 @@ else
   echo "== validation suite (logs under $work/logs)"
   for entry in "${runtimes[@]}"; do
     rt=${entry%%=*}
-    echo "   $rt: ${pass_of[$rt]} test files pass (${nobody} fail for every runtime on this host)"
+    read -r pass _ total <<<"${pass_of[$rt]}"
+    echo "   $rt: $pass of $total test files pass; $pass of $((total - nobody)) without the" \
+         "$nobody that fail for every runtime on this host"
   done
   echo "   per test: $results"
 fi
