@@ -247,7 +247,7 @@ pub struct Container {
     pub(crate) b: ContainerBuilder,
     /// Whether the create hooks' moment was reached: a failure after it is followed by
     /// the `poststop` hooks, as the spec's lifecycle says.
-    pub(crate) hooks_ran: std::cell::Cell<bool>,
+    pub(crate) hooks_ran: std::sync::atomic::AtomicBool,
 }
 
 /// The init, set up and parked before exec, with the pipes to it.
@@ -482,7 +482,7 @@ impl ContainerBuilder {
             })?;
         Ok(Container {
             b: ContainerBuilder { rootfs, ..self },
-            hooks_ran: std::cell::Cell::new(false),
+            hooks_ran: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -752,7 +752,8 @@ impl Container {
             channel::recv(&mut from_child).map_err(|e| kill_init(init, self.chan()(e)))?;
         if let Message::Hooks = message {
             // The mounts are made and the init waits before pivot_root.
-            self.hooks_ran.set(true);
+            self.hooks_ran
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let json = self.state_json(init, crate::state::Status::Created);
             let hooks = self.b.spec.hooks().as_ref();
             for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
@@ -893,7 +894,7 @@ impl Container {
     /// The `poststop` hooks after a failure that followed the create hooks (the spec's
     /// lifecycle goes on with the delete and its poststop hooks); warnings only.
     pub(crate) fn poststop_after_failure(&self, init: Option<Pid>) {
-        if !self.hooks_ran.get() {
+        if !self.hooks_ran.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let json = self.state_json(
