@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -813,4 +814,63 @@ fn without_a_cgroup_namespace_the_container_sees_its_own_cgroup() {
         !listing.contains(&"basic-docker"),
         "the host's hierarchy shows: {stdout}"
     );
+}
+
+/// config.md namespaces, for each type the validation suite joins: the container's process
+/// is in the namespace at `path` (a pid namespace through its `pid_for_children`).
+#[test]
+fn namespaces_given_by_path_are_joined_for_every_type() {
+    if !ready() {
+        return;
+    }
+    for (typ, flag, link) in [
+        ("ipc", "--ipc", "ipc"),
+        ("mount", "--mount", "mnt"),
+        ("network", "--net", "net"),
+        ("pid", "--pid", "pid"),
+        ("uts", "--uts", "uts"),
+    ] {
+        // A process group of its own, so that its forked sleep goes with it.
+        let mut holder = Command::new("unshare")
+            .args([flag, "--fork", "sleep", "60"])
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (own, theirs_link) = match link {
+            "pid" => ("/proc/self/ns/pid".to_string(), "pid_for_children"),
+            other => (format!("/proc/self/ns/{other}"), other),
+        };
+        let path = format!("/proc/{}/ns/{theirs_link}", holder.id());
+        let host = std::fs::read_link(&own).unwrap();
+        let start = Instant::now();
+        let theirs = loop {
+            if let Ok(ns) = std::fs::read_link(&path)
+                && ns != host
+            {
+                break ns;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{typ}: unshare never unshared"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let c = Case::new("nspath", &["sleep", "30"]);
+        edit(&c.bundle, |v| {
+            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == typ {
+                    n["path"] = json!(path);
+                }
+            }
+        });
+        c.create();
+        let pid = state(&c.root, &c.id)["pid"].as_i64().unwrap();
+        let got = std::fs::read_link(format!("/proc/{pid}/ns/{link}")).unwrap();
+        ok(&c.root, &["delete", "--force", &c.id]);
+        let group = nix::unistd::Pid::from_raw(holder.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = holder.wait();
+        assert_eq!(got, theirs, "{typ}");
+    }
 }
