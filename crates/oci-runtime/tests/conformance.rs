@@ -523,6 +523,31 @@ fn listed_devices_exist_and_the_device_cgroup_lets_them_be_used() {
     );
     assert!(stdout.ends_with("opened\n"), "{stdout}{stderr}");
 
+    // Each type the spec lists, with its mode: character, block and fifo.
+    let c = Case::new(
+        "devtypes",
+        &["sh", "-c", "ls -l /dev/test1 /dev/test2 /dev/test3"],
+    );
+    edit(&c.bundle, |v| {
+        v["linux"]["devices"] = json!([
+            {"path": "/dev/test1", "type": "c", "major": 10, "minor": 666, "fileMode": 432, "uid": 0, "gid": 0},
+            {"path": "/dev/test2", "type": "b", "major": 8, "minor": 666, "fileMode": 432, "uid": 0, "gid": 0},
+            {"path": "/dev/test3", "type": "p", "major": 8, "minor": 666, "fileMode": 432}
+        ]);
+    });
+    let (stdout, stderr, success) = c.run();
+    assert!(success, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("crw-rw----") && lines[0].contains("10, 666"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("brw-rw----") && lines[1].contains("8, 666"),
+        "{stdout}"
+    );
+    assert!(lines[2].starts_with("prw-rw----"), "{stdout}");
+
     // Without the entry there is no node and no rule: the deny-all still holds.
     let c = Case::new(
         "nodevice",
