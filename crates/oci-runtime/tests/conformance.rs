@@ -899,3 +899,25 @@ fn namespaces_given_by_path_are_joined_for_every_type() {
         assert_eq!(got, theirs, "{typ}");
     }
 }
+
+/// config.md: poststart hooks are called after the user-specified process is executed: when
+/// the hook runs, the container's pid already runs the command, not the runtime's init.
+#[test]
+fn poststart_runs_after_the_command_is_executed() {
+    if !ready() {
+        return;
+    }
+    for round in 0..3 {
+        let c = Case::new("afterexec", &["sleep", "30"]);
+        let o = c.out.display().to_string();
+        edit(&c.bundle, |v| {
+            v["hooks"] = json!({"poststart": [sh_hook(&format!(
+                "pid=$(grep -o '\"pid\":[0-9]*' | cut -d: -f2); readlink /proc/$pid/exe > {o}/exe"
+            ))]});
+        });
+        c.create();
+        ok(&c.root, &["start", &c.id]);
+        let exe = std::fs::read_to_string(c.out.join("exe")).unwrap();
+        assert_eq!(exe.trim(), "/bin/busybox", "round {round}");
+    }
+}

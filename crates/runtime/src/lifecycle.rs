@@ -163,6 +163,9 @@ pub enum LifecycleError {
 /// How long `delete --force` waits for killed processes to go.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// How long `start` waits for the init's exec before the poststart hooks run anyway.
+const EXEC_WAIT: Duration = Duration::from_secs(1);
+
 impl Container {
     /// OCI `create`: sets the container up (cgroup, namespaces, mounts, capabilities,
     /// seccomp, terminal) and returns once its init is parked before exec, waiting for
@@ -409,10 +412,19 @@ impl StateRoot {
             };
             return Err(found.wrong(status, what));
         }
+        let poststart = !HookKind::Poststart
+            .of(found.saved.hooks.as_ref())
+            .is_empty();
+        let parked_exe = poststart.then(|| found.init_exe()).flatten();
         found.open_fifo()?;
         found.saved.state.status = Status::Running;
         found.save()?;
-        found.run_warning_hooks(HookKind::Poststart);
+        if poststart {
+            // The spec: poststart runs after the user-specified process is executed. The
+            // init execs right after its byte; wait (briefly) until it has.
+            found.wait_for_exec(parked_exe);
+            found.run_warning_hooks(HookKind::Poststart);
+        }
         Ok(())
     }
 
@@ -610,6 +622,25 @@ impl Found {
             path,
             source,
         })
+    }
+
+    /// What the init runs now (`/proc/<pid>/exe`), to see it change at its exec.
+    fn init_exe(&self) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{}/exe", self.saved.state.pid)).ok()
+    }
+
+    /// Waits until the init has exec'd its command (its exe is no longer `parked`), it is
+    /// gone, or [`EXEC_WAIT`] has passed (an init that runs the command as its child, as
+    /// `--init` does, never changes its exe).
+    fn wait_for_exec(&self, parked: Option<PathBuf>) {
+        let Some(parked) = parked else { return };
+        let start = Instant::now();
+        while start.elapsed() < EXEC_WAIT && self.saved.init_alive() {
+            if self.init_exe().is_none_or(|exe| exe != parked) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     /// What the init wrote after its failure byte: the failed `startContainer` hook, until
