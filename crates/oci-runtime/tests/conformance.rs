@@ -523,6 +523,29 @@ fn listed_devices_exist_and_the_device_cgroup_lets_them_be_used() {
     );
     assert!(stdout.ends_with("opened\n"), "{stdout}{stderr}");
 
+    // A listed device that a rule of the spec names keeps that rule's access (docker's
+    // `--device /dev/fuse:/dev/fuse:r`): readable, not writable.
+    let c = Case::new(
+        "devread",
+        &[
+            "sh",
+            "-c",
+            "(exec 3</dev/fuse) && echo read; (exec 4>/dev/fuse) 2>/dev/null && echo written; true",
+        ],
+    );
+    edit(&c.bundle, |v| {
+        v["linux"]["devices"] = json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}
+        ]);
+        v["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}));
+    });
+    let (stdout, stderr, success) = c.run();
+    assert!(success, "{stderr}");
+    assert_eq!(stdout, "read\n", "{stderr}");
+
     // Each type the spec lists, with its mode: character, block and fifo.
     let c = Case::new(
         "devtypes",

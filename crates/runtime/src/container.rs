@@ -963,9 +963,10 @@ pub(crate) fn kill_init(init: Pid, e: ContainerError) -> ContainerError {
 /// runc's rule: whatever the spec's device rules say, the standard nodes every container
 /// gets (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/tty`, `/dev/urandom`, `/dev/random`,
 /// the pty multiplexer and pts) stay usable; engines such as podman send only "deny all"
-/// and rely on it. So do the nodes the spec lists in `linux.devices` (an `rwm` rule each):
-/// the spec asks for them to exist in the container, which is of no use if the device
-/// cgroup refuses them (and their mknod).
+/// and rely on it. So do the nodes the spec lists in `linux.devices` that no rule of its
+/// own names (an `rwm` rule each): the spec asks for them to exist in the container, which
+/// is of no use if the device cgroup refuses them (and their mknod). A device the rules
+/// name keeps the access they give (docker's `--device X:Y:r` is read-only).
 fn with_default_devices(
     r: &oci_spec::runtime::LinuxResources,
     listed: &[oci_spec::runtime::LinuxDevice],
@@ -992,7 +993,14 @@ fn with_default_devices(
             LinuxDeviceType::C | LinuxDeviceType::U => LinuxDeviceType::C,
             _ => continue,
         };
-        all.push(rule(typ, Some(dev.major()), Some(dev.minor())));
+        let named = rules.iter().any(|r| {
+            r.major() == Some(dev.major())
+                && r.minor() == Some(dev.minor())
+                && r.typ().is_none_or(|t| t == typ || t == LinuxDeviceType::A)
+        });
+        if !named {
+            all.push(rule(typ, Some(dev.major()), Some(dev.minor())));
+        }
     }
     for (major, minor) in [
         (Some(1), Some(3)),
@@ -1127,4 +1135,45 @@ impl Drop for Running<'_> {
 /// Whether `spec` asks for a new namespace of this type (no `path`).
 pub fn wants_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     process::wants_new(spec, typ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(json: serde_json::Value) -> Vec<String> {
+        let linux: oci_spec::runtime::Linux = serde_json::from_value(json).unwrap();
+        let out = with_default_devices(
+            linux.resources().as_ref().unwrap(),
+            linux.devices().as_deref().unwrap_or_default(),
+        );
+        out.devices()
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {r}", if r.allow() { "allow" } else { "deny" }))
+            .collect()
+    }
+
+    #[test]
+    fn listed_devices_get_rwm_unless_a_rule_names_them() {
+        let got = rules(serde_json::json!({
+            "devices": [
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                {"path": "/dev/sdz", "type": "b", "major": 8, "minor": 666},
+                {"path": "/dev/ro", "type": "c", "major": 10, "minor": 200},
+                {"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0}
+            ],
+            "resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "r"}
+            ]}
+        }));
+        assert!(got.contains(&"allow c 10:229 rwm".to_string()), "{got:?}");
+        assert!(got.contains(&"allow b 8:666 rwm".to_string()), "{got:?}");
+        // The spec's own rule for 10:200 stands alone: read-only.
+        let ro: Vec<_> = got.iter().filter(|r| r.contains("10:200")).collect();
+        assert_eq!(ro, ["allow c 10:200 r"], "{got:?}");
+        assert!(!got.iter().any(|r| r.contains(" 0:0 ")), "{got:?}");
+    }
 }
