@@ -8,6 +8,7 @@ use basic_runtime::{Container, State, StateRoot};
 
 use crate::cli::{Cli, Command, CreateArgs};
 use crate::log::Logger;
+use crate::out;
 
 /// Runs the command; the exit code to leave with.
 pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
@@ -119,7 +120,7 @@ fn run_with_terminal(b: basic_runtime::ContainerBuilder) -> Result<i32> {
     drop(raw);
     let status = status?;
     if let Err(e) = relayed {
-        eprintln!("basic-runtime: relaying the terminal: {e}");
+        crate::output::error_line(&format!("relaying the terminal: {e}"));
     }
     Ok(status.exit_code())
 }
@@ -137,16 +138,16 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    out!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
 fn ps(root: &StateRoot, id: &str, format: &str) -> Result<()> {
     let pids = root.pids(id)?;
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "json" => out!("{}", serde_json::to_string(&pids)?),
         "table" => {
-            println!("{:>8}  CMD", "PID");
+            out!("{:>8}  CMD", "PID");
             for pid in pids {
                 let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
                     .map(|b| {
@@ -157,7 +158,7 @@ fn ps(root: &StateRoot, id: &str, format: &str) -> Result<()> {
                             .join(" ")
                     })
                     .unwrap_or_default();
-                println!("{pid:>8}  {cmd}");
+                out!("{pid:>8}  {cmd}");
             }
         }
         other => bail!("unknown format {other:?}: use table or json"),
@@ -169,16 +170,16 @@ fn list(root: &StateRoot, format: &str, quiet: bool) -> Result<()> {
     let all = root.list()?;
     if quiet {
         for s in &all {
-            println!("{}", s.id);
+            out!("{}", s.id);
         }
         return Ok(());
     }
     match format {
-        "json" => println!("{}", serde_json::to_string(&all)?),
+        "json" => out!("{}", serde_json::to_string(&all)?),
         "table" => {
-            println!("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
+            out!("ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER");
             for s in &all {
-                println!(
+                out!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     s.id,
                     s.pid,

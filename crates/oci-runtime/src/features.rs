@@ -8,7 +8,10 @@ pub fn features() -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.0.2",
-        "hooks": [],
+        "hooks": [
+            "prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+            "poststop"
+        ],
         "mountOptions": [
             "async", "atime", "bind", "dev", "diratime", "dirsync", "exec", "mand", "noatime",
             "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nosuid", "private",

@@ -21,7 +21,7 @@ impl Logger {
             match OpenOptions::new().create(true).append(true).open(path) {
                 Ok(f) => Some(Mutex::new(f)),
                 Err(e) => {
-                    eprintln!("basic-runtime: opening log file {}: {e}", path.display());
+                    crate::output::error_line(&format!("opening log file {}: {e}", path.display()));
                     None
                 }
             }

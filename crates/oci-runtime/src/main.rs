@@ -8,6 +8,7 @@ mod commands;
 mod exec;
 mod features;
 mod log;
+mod output;
 
 use clap::Parser;
 
@@ -24,7 +25,7 @@ fn main() {
     if enters && let Err(e) = basic_runtime::sealed_exe::ensure() {
         let msg = e.to_string();
         logger.error(&msg);
-        eprintln!("basic-runtime: {msg}");
+        output::error_line(&msg);
         std::process::exit(1);
     }
     let code = match commands::dispatch(&cli, &logger) {
@@ -32,7 +33,7 @@ fn main() {
         Err(e) => {
             let msg = format!("{e:#}");
             logger.error(&msg);
-            eprintln!("basic-runtime: {msg}");
+            output::error_line(&msg);
             1
         }
     };

@@ -120,8 +120,15 @@ fn the_same_id_twice_and_unknown_ids_fail_clearly() {
         "{err}"
     );
     assert_eq!(state(&root, &id)["status"], "created");
-    // A created container goes without --force: it never ran.
-    ok(&root, &["delete", &id]);
+    // The spec: a container that is not stopped (created included) is deleted only with
+    // --force; without, it fails and stays as it was.
+    let err = fails(&root, &["delete", &id]);
+    assert!(
+        err.contains(&id) && err.contains("is created") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(state(&root, &id)["status"], "created");
+    ok(&root, &["delete", "--force", &id]);
 
     for cmd in [
         &["start", "ghost"][..],

@@ -41,6 +41,9 @@ pub enum Message {
     InitPid(i32),
     /// The init is set up and waits for the word to exec its command.
     Ready,
+    /// The init has made the container's mounts and waits, before `pivot_root`, for the
+    /// runner to run the `prestart` and `createRuntime` hooks and send the state.
+    Hooks,
     /// Setup failed.
     Failure(FailureKind, String),
     /// The other side closed the pipe.
@@ -60,6 +63,7 @@ pub fn send(w: &mut File, msg: &Message) -> Result<(), ChannelError> {
     match msg {
         Message::NeedIdMaps => buf.push(b'U'),
         Message::Ready => buf.push(b'R'),
+        Message::Hooks => buf.push(b'H'),
         Message::InitPid(pid) => {
             buf.push(b'P');
             buf.extend_from_slice(&pid.to_le_bytes());
@@ -93,6 +97,7 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
     match tag[0] {
         b'U' => Ok(Message::NeedIdMaps),
         b'R' => Ok(Message::Ready),
+        b'H' => Ok(Message::Hooks),
         b'P' => {
             read(r, &mut four)?;
             Ok(Message::InitPid(i32::from_le_bytes(four)))
@@ -121,6 +126,35 @@ pub fn recv(r: &mut File) -> Result<Message, ChannelError> {
 pub fn signal(w: &mut File) -> Result<(), ChannelError> {
     w.write_all(b"G")
         .map_err(|e| ChannelError::Io("writing", e))
+}
+
+/// Parent → child: the container's state as JSON, for the hooks the init runs.
+pub fn send_state(w: &mut File, json: &[u8]) -> Result<(), ChannelError> {
+    let mut buf = Vec::with_capacity(5 + json.len());
+    buf.push(b'S');
+    buf.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    buf.extend_from_slice(json);
+    w.write_all(&buf)
+        .map_err(|e| ChannelError::Io("writing", e))
+}
+
+/// Child side: receives [`send_state`]'s JSON; end-of-file means the runner died (or
+/// refused to go on because a hook failed).
+pub fn recv_state(r: &mut File) -> Result<Vec<u8>, ChannelError> {
+    let mut tag = [0u8; 1];
+    let read = |r: &mut File, b: &mut [u8]| {
+        r.read_exact(b)
+            .map_err(|e| ChannelError::Io("waiting for the state", e))
+    };
+    read(r, &mut tag)?;
+    if tag[0] != b'S' {
+        return Err(ChannelError::Unexpected(tag[0]));
+    }
+    let mut four = [0u8; 4];
+    read(r, &mut four)?;
+    let mut json = vec![0u8; u32::from_le_bytes(four) as usize];
+    read(r, &mut json)?;
+    Ok(json)
 }
 
 /// Child side: waits for [`signal`]; end-of-file means the runner died, so give up.

@@ -12,6 +12,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use crate::cgroups::{self, CgroupError, CgroupManager};
 use crate::channel::{self, ChannelError, FailureKind, Message};
+use crate::hooks::HookKind;
 use crate::process::{self, ChildConfig, InitOptions};
 use crate::signals;
 
@@ -122,6 +123,15 @@ pub enum ContainerError {
         /// The cause.
         #[source]
         source: crate::console::ConsoleError,
+    },
+    /// A `prestart` or `createRuntime` hook failed (the container was stopped).
+    #[error("container {id}")]
+    Hook {
+        /// The container.
+        id: String,
+        /// Which hook, and how it failed.
+        #[source]
+        source: crate::hooks::HookError,
     },
     /// Something failed, and so did removing the cgroup afterwards.
     #[error("{error}; cleaning up also failed: {cleanup}")]
@@ -235,6 +245,9 @@ pub(crate) enum ConsoleSocket {
 #[derive(Debug)]
 pub struct Container {
     pub(crate) b: ContainerBuilder,
+    /// Whether the create hooks' moment was reached: a failure after it is followed by
+    /// the `poststop` hooks, as the spec's lifecycle says.
+    pub(crate) hooks_ran: std::sync::atomic::AtomicBool,
 }
 
 /// The init, set up and parked before exec, with the pipes to it.
@@ -469,6 +482,7 @@ impl ContainerBuilder {
             })?;
         Ok(Container {
             b: ContainerBuilder { rootfs, ..self },
+            hooks_ran: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -503,6 +517,7 @@ impl Container {
             }),
             Err(e) => {
                 self.remove_state();
+                self.poststop_after_failure(None);
                 Err(match cgroup {
                     Some(m) => with_cleanup(e, m.remove()),
                     None => e,
@@ -536,7 +551,15 @@ impl Container {
             source,
         };
         let setup = m.create().and_then(|()| match self.resources() {
-            Some(r) => m.apply(&with_default_devices(r)),
+            Some(r) => {
+                let listed = self
+                    .b
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.devices().as_deref());
+                m.apply(&with_default_devices(r, listed.unwrap_or_default()))
+            }
             None => Ok(()),
         });
         if let Err(e) = setup {
@@ -580,6 +603,12 @@ impl Container {
             .then(|| signals::forward_to(init.as_raw()));
         channel::signal(&mut sp.to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
         self.expect_exec(&mut sp)?;
+        let kind = HookKind::Poststart;
+        let hooks = kind.of(self.b.spec.hooks().as_ref());
+        if !hooks.is_empty() {
+            let json = self.state_json(init, crate::state::Status::Running);
+            crate::hooks::run_warning(kind, hooks, &json);
+        }
         Ok((init, forward))
     }
 
@@ -589,6 +618,8 @@ impl Container {
         let id = &self.b.id;
         crate::spec_check::refuse_unsupported(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         crate::spec_check::refuse_escapes(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        crate::spec_check::refuse_bad_version(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        crate::hooks::validate(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         if self.b.require_sealed_exe {
             crate::sealed_exe::check().map_err(|source| ContainerError::ExposedBinary {
                 id: id.clone(),
@@ -717,7 +748,31 @@ impl Container {
             })?;
         }
         channel::signal(&mut to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
-        match channel::recv(&mut from_child).map_err(|e| kill_init(init, self.chan()(e)))? {
+        let mut message =
+            channel::recv(&mut from_child).map_err(|e| kill_init(init, self.chan()(e)))?;
+        if let Message::Hooks = message {
+            // The mounts are made and the init waits before pivot_root.
+            self.hooks_ran
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let json = self.state_json(init, crate::state::Status::Created);
+            let hooks = self.b.spec.hooks().as_ref();
+            for kind in [HookKind::Prestart, HookKind::CreateRuntime] {
+                crate::hooks::run(kind, kind.of(hooks), &json).map_err(|source| {
+                    kill_init(
+                        init,
+                        ContainerError::Hook {
+                            id: self.b.id.clone(),
+                            source,
+                        },
+                    )
+                })?;
+            }
+            channel::send_state(&mut to_child, &json)
+                .map_err(|e| kill_init(init, self.chan()(e)))?;
+            message =
+                channel::recv(&mut from_child).map_err(|e| kill_init(init, self.chan()(e)))?;
+        }
+        match message {
             Message::Ready => Ok(Spawned {
                 init,
                 from_child,
@@ -830,6 +885,26 @@ impl Container {
         Ok(saved.state)
     }
 
+    /// The OCI state as the hooks get it on stdin.
+    pub(crate) fn state_json(&self, init: Pid, status: crate::state::Status) -> Vec<u8> {
+        serde_json::to_vec(&self.saved_state(init, status).state)
+            .expect("a state always serialises")
+    }
+
+    /// The `poststop` hooks after a failure that followed the create hooks (the spec's
+    /// lifecycle goes on with the delete and its poststop hooks); warnings only.
+    pub(crate) fn poststop_after_failure(&self, init: Option<Pid>) {
+        if !self.hooks_ran.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let json = self.state_json(
+            init.unwrap_or(Pid::from_raw(0)),
+            crate::state::Status::Stopped,
+        );
+        let kind = HookKind::Poststop;
+        crate::hooks::run_warning(kind, kind.of(self.b.spec.hooks().as_ref()), &json);
+    }
+
     fn saved_state(&self, init: Pid, status: crate::state::Status) -> crate::state::Saved {
         use crate::state::{OCI_VERSION, Saved, State, now_rfc3339, proc_stat};
         Saved {
@@ -854,6 +929,16 @@ impl Container {
             init_start_time: proc_stat(init.as_raw()).map(|s| s.1).unwrap_or(0),
             cgroup_path: self.b.use_cgroups.then(|| self.cgroup_path()),
             cgroup_root: self.b.cgroup_root.clone(),
+            hooks: self.b.spec.hooks().as_ref().and_then(|h| {
+                let kept = oci_spec::runtime::HooksBuilder::default()
+                    .poststart(h.poststart().clone().unwrap_or_default())
+                    .poststop(h.poststop().clone().unwrap_or_default())
+                    .build()
+                    .ok()?;
+                let any = !HookKind::Poststart.of(Some(&kept)).is_empty()
+                    || !HookKind::Poststop.of(Some(&kept)).is_empty();
+                any.then_some(kept)
+            }),
         }
     }
 }
@@ -878,24 +963,45 @@ pub(crate) fn kill_init(init: Pid, e: ContainerError) -> ContainerError {
 /// runc's rule: whatever the spec's device rules say, the standard nodes every container
 /// gets (`/dev/null`, `/dev/zero`, `/dev/full`, `/dev/tty`, `/dev/urandom`, `/dev/random`,
 /// the pty multiplexer and pts) stay usable; engines such as podman send only "deny all"
-/// and rely on it.
+/// and rely on it. So do the nodes the spec lists in `linux.devices` that no rule of its
+/// own names (an `rwm` rule each): the spec asks for them to exist in the container, which
+/// is of no use if the device cgroup refuses them (and their mknod). A device the rules
+/// name keeps the access they give (docker's `--device X:Y:r` is read-only).
 fn with_default_devices(
     r: &oci_spec::runtime::LinuxResources,
+    listed: &[oci_spec::runtime::LinuxDevice],
 ) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let Some(rules) = r.devices().as_ref().filter(|d| !d.is_empty()) else {
         return r.clone();
     };
-    let allow = |major: Option<i64>, minor: Option<i64>| {
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
         let mut d = LinuxDeviceCgroup::default();
         d.set_allow(true);
-        d.set_typ(Some(LinuxDeviceType::C));
+        d.set_typ(Some(typ));
         d.set_major(major);
         d.set_minor(minor);
         d.set_access(Some("rwm".into()));
         d
     };
+    let allow = |major: Option<i64>, minor: Option<i64>| rule(LinuxDeviceType::C, major, minor);
     let mut all = rules.clone();
+    for dev in listed {
+        // A fifo is no device to the cgroup; "u" (unbuffered character) is a "c" to it.
+        let typ = match dev.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            LinuxDeviceType::C | LinuxDeviceType::U => LinuxDeviceType::C,
+            _ => continue,
+        };
+        let named = rules.iter().any(|r| {
+            r.major() == Some(dev.major())
+                && r.minor() == Some(dev.minor())
+                && r.typ().is_none_or(|t| t == typ || t == LinuxDeviceType::A)
+        });
+        if !named {
+            all.push(rule(typ, Some(dev.major()), Some(dev.minor())));
+        }
+    }
     for (major, minor) in [
         (Some(1), Some(3)),
         (Some(1), Some(5)),
@@ -981,6 +1087,25 @@ impl Running<'_> {
         // The pid may be reused from now on: stop forwarding to it first.
         self.forward = None;
         self.container.remove_state();
+        let kind = HookKind::Poststop;
+        let hooks = kind.of(self.container.b.spec.hooks().as_ref());
+        if !hooks.is_empty() {
+            // After the cleanup below, as the spec has it ("after the container is
+            // deleted"), whichever way that goes.
+            let json = self
+                .container
+                .state_json(self.init, crate::state::Status::Stopped);
+            let result = self.cleanup(status);
+            crate::hooks::run_warning(kind, hooks, &json);
+            return result;
+        }
+        self.cleanup(status)
+    }
+
+    fn cleanup(
+        &mut self,
+        status: Result<ExitStatus, ContainerError>,
+    ) -> Result<ExitStatus, ContainerError> {
         match (status, self.cgroup.take()) {
             (Ok(mut status), Some(m)) => {
                 status.oom_killed = m.oom_killed().unwrap_or(false);
@@ -1010,4 +1135,45 @@ impl Drop for Running<'_> {
 /// Whether `spec` asks for a new namespace of this type (no `path`).
 pub fn wants_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     process::wants_new(spec, typ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(json: serde_json::Value) -> Vec<String> {
+        let linux: oci_spec::runtime::Linux = serde_json::from_value(json).unwrap();
+        let out = with_default_devices(
+            linux.resources().as_ref().unwrap(),
+            linux.devices().as_deref().unwrap_or_default(),
+        );
+        out.devices()
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {r}", if r.allow() { "allow" } else { "deny" }))
+            .collect()
+    }
+
+    #[test]
+    fn listed_devices_get_rwm_unless_a_rule_names_them() {
+        let got = rules(serde_json::json!({
+            "devices": [
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
+                {"path": "/dev/sdz", "type": "b", "major": 8, "minor": 666},
+                {"path": "/dev/ro", "type": "c", "major": 10, "minor": 200},
+                {"path": "/dev/fifo", "type": "p", "major": 0, "minor": 0}
+            ],
+            "resources": {"devices": [
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "r"}
+            ]}
+        }));
+        assert!(got.contains(&"allow c 10:229 rwm".to_string()), "{got:?}");
+        assert!(got.contains(&"allow b 8:666 rwm".to_string()), "{got:?}");
+        // The spec's own rule for 10:200 stands alone: read-only.
+        let ro: Vec<_> = got.iter().filter(|r| r.contains("10:200")).collect();
+        assert_eq!(ro, ["allow c 10:200 r"], "{got:?}");
+        assert!(!got.iter().any(|r| r.contains(" 0:0 ")), "{got:?}");
+    }
 }

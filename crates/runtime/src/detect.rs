@@ -302,8 +302,13 @@ pub fn unsupported(spec: &Spec, env: &Environment) -> Vec<Unsupported> {
             .hugepage_limits()
             .as_ref()
             .is_some_and(|h| !h.is_empty())
+            && !crate::cgroups::hugetlb_available(Path::new(crate::cgroups::DEFAULT_ROOT))
         {
-            push(&mut out, "hugetlb limits", "not implemented");
+            push(
+                &mut out,
+                "hugetlb limits",
+                "no hugetlb cgroup controller on this host",
+            );
         }
     }
     if let Some(p) = spec.process() {

@@ -20,7 +20,8 @@
 //! At the root: [`Container`] (builder, start, run, exit status), [`StateRoot`] (runc's
 //! create/start/state/kill/delete), [`detect()`] and [`unsupported`] (what the host
 //! allows). Modules: [`attach`] (clients of a supervised container's stdio), [`cgroups`] (v1 and v2 managers), [`spec`] (docker's defaults),
-//! [`signals`] (parsing, forwarding to the container), [`fork_rule`], [`sealed_exe`] and
+//! [`signals`] (parsing, forwarding to the container), [`hooks`] (the spec's hooks),
+//! [`fork_rule`], [`sealed_exe`] and
 //! [`in_root`] (what keeps the host out of a container's reach). The container side of the
 //! fork lives in `process`.
 #![deny(missing_docs)]
@@ -35,6 +36,7 @@ pub mod descriptors;
 mod detect;
 pub mod exec;
 pub mod fork_rule;
+pub mod hooks;
 pub mod in_root;
 mod lifecycle;
 pub mod logfile;

@@ -43,6 +43,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::cgroups::{self, CgroupError, CgroupManager, CgroupVersion};
 use crate::container::{Container, ContainerError, kill_init};
+use crate::hooks::HookKind;
 use crate::state::{
     self as saved_state, CONTAINER_DIR_MODE, EXEC_FIFO, START_DIR, STATE_FILE_MODE, Saved, State,
     StateError, Status,
@@ -140,6 +141,14 @@ pub enum LifecycleError {
         /// The container.
         id: String,
     },
+    /// A `startContainer` hook failed; the init exited without running the command.
+    #[error("container {id}: {message}")]
+    StartHook {
+        /// The container.
+        id: String,
+        /// Which hook, and how it failed (as the init reported it).
+        message: String,
+    },
     /// The processes did not end after SIGKILL.
     #[error("container {id}: init {pid} still alive {secs} s after SIGKILL")]
     KillTimeout {
@@ -154,6 +163,9 @@ pub enum LifecycleError {
 
 /// How long `delete --force` waits for killed processes to go.
 const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long `start` waits for the init's exec before the poststart hooks run anyway.
+const EXEC_WAIT: Duration = Duration::from_secs(1);
 
 impl Container {
     /// OCI `create`: sets the container up (cgroup, namespaces, mounts, capabilities,
@@ -250,6 +262,9 @@ impl Container {
             self.write_state(sp.init, Status::Created)
                 .map_err(|e| kill_init(sp.init, e))
         });
+        if result.is_err() {
+            self.poststop_after_failure(None);
+        }
         match (result, cg) {
             (Ok(state), _) => Ok(state),
             (Err(e), Some(m)) => Err(match m.remove() {
@@ -398,9 +413,20 @@ impl StateRoot {
             };
             return Err(found.wrong(status, what));
         }
+        let poststart = !HookKind::Poststart
+            .of(found.saved.hooks.as_ref())
+            .is_empty();
+        let parked_exe = poststart.then(|| found.init_exe()).flatten();
         found.open_fifo()?;
         found.saved.state.status = Status::Running;
-        found.save()
+        found.save()?;
+        if poststart {
+            // The spec: poststart runs after the user-specified process is executed. The
+            // init execs right after its byte; wait (briefly) until it has.
+            found.wait_for_exec(parked_exe);
+            found.run_warning_hooks(HookKind::Poststart);
+        }
+        Ok(())
     }
 
     /// OCI `kill`: sends `signal` to the init, or with `all` to every process in the
@@ -420,9 +446,11 @@ impl StateRoot {
         ))
     }
 
-    /// OCI `delete`: removes a stopped (or never started) container's cgroup and state.
-    /// A running or paused one is refused unless `force`, which kills it first. With `force`
-    /// an unknown id is not an error (runc's behaviour, which engines rely on).
+    /// OCI `delete`: removes a stopped container's cgroup and state, then runs its
+    /// `poststop` hooks. A created, running or paused one is refused unless `force`, which
+    /// kills it first (the spec: deleting a container that is not stopped must fail and
+    /// leave it alone; runc deletes created ones anyway, crun does not). With `force` an
+    /// unknown id is not an error (runc's behaviour, which engines rely on).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), LifecycleError> {
         let found = match self.find(id) {
             Err(LifecycleError::NotFound { .. }) if force => {
@@ -435,16 +463,18 @@ impl StateRoot {
         let status = found.status();
         match status {
             Status::Stopped => {}
-            Status::Created | Status::Creating => found.kill_and_wait(false)?,
+            Status::Created | Status::Creating if force => found.kill_and_wait(false)?,
             Status::Running | Status::Paused if force => found.kill_and_wait(true)?,
-            Status::Running | Status::Paused => {
+            Status::Created | Status::Creating | Status::Running | Status::Paused => {
                 return Err(found.wrong(
                     status,
-                    "cannot delete a container that is not stopped; stop it first or use --force",
+                    "cannot delete a container that is not stopped; stop it first (kill) or use --force",
                 ));
             }
         }
-        found.remove()
+        found.remove()?;
+        found.run_warning_hooks(HookKind::Poststop);
+        Ok(())
     }
 
     /// Freezes every process of the container (freezer cgroup).
@@ -601,7 +631,8 @@ impl Found {
             if n > 0 {
                 let mut b = [0u8; 1];
                 match nix::unistd::read(&fd, &mut b) {
-                    Ok(1) => break,
+                    Ok(1) if b[0] == b'0' => break,
+                    Ok(1) => return Err(self.start_hook_failure(&fd)),
                     Ok(_) => return Err(LifecycleError::InitGone { id: id.to_string() }),
                     Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => continue,
                     Err(e) => return Err(sys(id, format!("reading {}", path.display()))(e)),
@@ -617,6 +648,57 @@ impl Found {
             path,
             source,
         })
+    }
+
+    /// What the init runs now (`/proc/<pid>/exe`), to see it change at its exec.
+    fn init_exe(&self) -> Option<PathBuf> {
+        std::fs::read_link(format!("/proc/{}/exe", self.saved.state.pid)).ok()
+    }
+
+    /// Waits until the init has exec'd its command (its exe is no longer `parked`), it is
+    /// gone, or [`EXEC_WAIT`] has passed (an init that runs the command as its child, as
+    /// `--init` does, never changes its exe).
+    fn wait_for_exec(&self, parked: Option<PathBuf>) {
+        let Some(parked) = parked else { return };
+        let start = Instant::now();
+        while start.elapsed() < EXEC_WAIT && self.saved.init_alive() {
+            if self.init_exe().is_none_or(|exe| exe != parked) {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// What the init wrote after its failure byte: the failed `startContainer` hook, until
+    /// it exits and the fifo ends.
+    fn start_hook_failure(&self, fd: &std::os::fd::OwnedFd) -> LifecycleError {
+        let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()));
+        let mut message = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = nix::unistd::read(fd, &mut buf) {
+            message.extend_from_slice(&buf[..n]);
+        }
+        LifecycleError::StartHook {
+            id: self.id().to_string(),
+            message: String::from_utf8_lossy(&message).into_owned(),
+        }
+    }
+
+    /// Runs the saved hooks of a kind whose failures only warn, with the state as it is now.
+    fn run_warning_hooks(&self, kind: HookKind) {
+        let hooks = kind.of(self.saved.hooks.as_ref());
+        if hooks.is_empty() {
+            return;
+        }
+        let mut state = self.saved.state.clone();
+        // The state of the moment the spec names: poststart follows the command's start
+        // (a quick command may already be gone), poststop the deletion.
+        state.status = match kind {
+            HookKind::Poststop => Status::Stopped,
+            _ => Status::Running,
+        };
+        let json = serde_json::to_vec(&state).expect("a state always serialises");
+        crate::hooks::run_warning(kind, hooks, &json);
     }
 
     fn pids(&self) -> Result<Vec<i32>, LifecycleError> {

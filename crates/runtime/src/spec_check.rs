@@ -8,13 +8,17 @@
 //! and the resources the cgroup managers write (memory limit/reservation/swap/swappiness,
 //! CPU shares/quota/period/cpus/mems, pids, block IO weight, devices; see [`crate::cgroups`]).
 //!
-//! Refused when set: `hooks`, `process.apparmorProfile`, `process.selinuxLabel`,
-//! `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`, `linux.mountLabel`,
+//! Hooks are run (see [`crate::hooks`]); `linux.mountLabel` and `process.selinuxLabel` are
+//! dropped on a host without SELinux, as runc and crun do. The block IO, network and hugetlb
+//! resources are written by the cgroup managers where the host has the controller, and
+//! refused there with "not available on this host" where it has not.
+//!
+//! Refused when set: `process.apparmorProfile`, the SELinux labels on a host with SELinux,
+//! `process.ioPriority`, `process.scheduler`, `process.execCPUAffinity`,
 //! `linux.intelRdt`, `linux.personality`, `linux.timeOffsets`, `linux.memoryPolicy`,
 //! `linux.netDevices`, id-mapped mounts, and the resources `memory.kernel`,
 //! `memory.kernelTCP`, `memory.disableOOMKiller`, `cpu.idle`, `cpu.burst`,
-//! `cpu.realtimeRuntime`, `cpu.realtimePeriod`, `blockIO.leafWeight`, `blockIO.weightDevice`,
-//! the `blockIO.throttle*` lists, `network`, `rdma` and `unified`.
+//! `cpu.realtimeRuntime`, `cpu.realtimePeriod`, `rdma` and `unified`.
 
 use oci_spec::runtime::Spec;
 
@@ -26,22 +30,14 @@ pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
             found.push(field.to_string());
         }
     };
-    if let Some(h) = spec.hooks() {
-        let any = [
-            h.prestart(),
-            h.create_runtime(),
-            h.create_container(),
-            h.start_container(),
-            h.poststart(),
-            h.poststop(),
-        ]
-        .iter()
-        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
-        set(any, "hooks");
-    }
     if let Some(p) = spec.process() {
         set(non_empty(p.apparmor_profile()), "process.apparmorProfile");
-        set(non_empty(p.selinux_label()), "process.selinuxLabel");
+        // Without SELinux on the host a label confines nothing and is dropped, as runc
+        // and crun do; with it, the label would have to be applied, which we do not.
+        set(
+            non_empty(p.selinux_label()) && selinux_enabled(),
+            "process.selinuxLabel (this host has SELinux)",
+        );
         set(p.io_priority().is_some(), "process.ioPriority");
         set(p.scheduler().is_some(), "process.scheduler");
         set(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
@@ -53,7 +49,10 @@ pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
         );
     }
     if let Some(l) = spec.linux() {
-        set(non_empty(l.mount_label()), "linux.mountLabel");
+        set(
+            non_empty(l.mount_label()) && selinux_enabled(),
+            "linux.mountLabel (this host has SELinux)",
+        );
         set(l.intel_rdt().is_some(), "linux.intelRdt");
         set(l.personality().is_some(), "linux.personality");
         set(
@@ -82,24 +81,6 @@ pub fn refuse_unsupported(spec: &Spec) -> Result<(), String> {
                     "linux.resources.cpu.realtimeRuntime/realtimePeriod",
                 );
             }
-            if let Some(b) = r.block_io() {
-                set(
-                    b.leaf_weight().is_some(),
-                    "linux.resources.blockIO.leafWeight",
-                );
-                set(
-                    listed(b.weight_device()),
-                    "linux.resources.blockIO.weightDevice",
-                );
-                set(
-                    listed(b.throttle_read_bps_device())
-                        || listed(b.throttle_write_bps_device())
-                        || listed(b.throttle_read_iops_device())
-                        || listed(b.throttle_write_iops_device()),
-                    "linux.resources.blockIO throttling",
-                );
-            }
-            set(r.network().is_some(), "linux.resources.network");
             set(
                 r.rdma().as_ref().is_some_and(|m| !m.is_empty()),
                 "linux.resources.rdma",
@@ -199,8 +180,32 @@ fn climbs_out(path: &std::path::Path) -> bool {
     false
 }
 
-fn listed<T>(v: &Option<Vec<T>>) -> bool {
-    v.as_ref().is_some_and(|v| !v.is_empty())
+/// Whether the host runs SELinux (its filesystem is mounted where libselinux looks).
+fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// `ociVersion` must be a SemVer version of the 1.x line (`1.0.2`, `1.1.0-rc.1`,
+/// `1.2.0+dev`): anything else is a config this runtime cannot know it reads right.
+pub fn refuse_bad_version(spec: &Spec) -> Result<(), String> {
+    let v = spec.version();
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let suffix_ok = v[core.len()..]
+        .split(['-', '+', '.'])
+        .all(|part| part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let nums: Vec<&str> = core.split('.').collect();
+    let numeric = |n: &&str| {
+        !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_digit())
+            && (n.len() == 1 || !n.starts_with('0'))
+    };
+    if nums.len() == 3 && nums.iter().all(numeric) && nums[0] == "1" && suffix_ok {
+        return Ok(());
+    }
+    Err(format!(
+        "ociVersion {v:?} is not a runtime-spec version this runtime reads: it must be a \
+         SemVer 1.x.y version such as \"1.0.2\""
+    ))
 }
 
 fn non_empty(s: &Option<String>) -> bool {
@@ -238,10 +243,6 @@ mod tests {
     #[test]
     fn each_unimplemented_field_is_named() {
         let cases = [
-            (
-                serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]}}),
-                "hooks",
-            ),
             (
                 serde_json::json!({"process": {"apparmorProfile": "docker-default"}}),
                 "process.apparmorProfile",
@@ -304,7 +305,26 @@ mod tests {
     }
 
     #[test]
-    fn empty_hook_lists_are_fine() {
-        refuse_unsupported(&spec(serde_json::json!({"hooks": {"prestart": []}}))).unwrap();
+    fn hooks_and_labels_without_selinux_pass() {
+        let json = serde_json::json!({"hooks": {"prestart": [{"path": "/bin/true"}]},
+                                      "linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}});
+        if !selinux_enabled() {
+            refuse_unsupported(&spec(json)).unwrap();
+        }
+    }
+
+    #[test]
+    fn oci_version_must_be_semver_1() {
+        for good in ["1.0.0", "1.0.2", "1.1.0-rc.1", "1.2.0+dev", "1.0.2-dev"] {
+            refuse_bad_version(&spec(serde_json::json!({"ociVersion": good})))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "invalid", "", "1.0", "2.0.0", "0.9.0", "1.0.x", "01.0.0", "1.0.0-$",
+        ] {
+            let e = refuse_bad_version(&spec(serde_json::json!({"ociVersion": bad}))).unwrap_err();
+            assert!(e.contains(&format!("ociVersion {bad:?}")), "{e}");
+            assert!(e.contains("SemVer 1.x.y"), "{e}");
+        }
     }
 }

@@ -141,6 +141,10 @@ pub(crate) struct Saved {
     pub cgroup_path: Option<PathBuf>,
     /// Where the hierarchies are mounted.
     pub cgroup_root: PathBuf,
+    /// The spec's `poststart` and `poststop` hooks, which `start` and `delete` run from
+    /// other processes than the one that created the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 impl Saved {
@@ -327,6 +331,7 @@ mod tests {
             init_start_time: proc_stat(std::process::id() as i32).unwrap().1,
             cgroup_path: Some("x/c2".into()),
             cgroup_root: "/sys/fs/cgroup".into(),
+            hooks: None,
         };
         saved.save(dir.path()).unwrap();
         let back = Saved::load(dir.path()).unwrap();

@@ -127,8 +127,15 @@ fn the_same_id_twice_is_refused_and_unknown_ids_are_named() {
     // The first one is untouched by the refused second create.
     assert_eq!(root.state(&id).unwrap().status, Status::Created);
 
-    // A created container is deleted without --force (it never ran).
-    root.delete(&id, false).unwrap();
+    // The spec: deleting a container that is not stopped fails and leaves it alone, a
+    // created one included; --force kills it first.
+    let e = root.delete(&id, false).unwrap_err();
+    assert!(
+        e.to_string().contains("is created") && e.to_string().contains("--force"),
+        "{e}"
+    );
+    assert_eq!(root.state(&id).unwrap().status, Status::Created);
+    root.delete(&id, true).unwrap();
     reap(first.pid);
     assert!(!root.dir().join(&id).exists());
 

@@ -223,6 +223,45 @@ fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
     })
 }
 
+/// Whether the hierarchies at `root` offer hugetlb limits: a v1 `hugetlb` hierarchy, or
+/// hugetlb in the cgroup2 mount (v2, or the hybrid layout's `unified/`).
+pub fn hugetlb_available(root: &Path) -> bool {
+    let offers = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"))
+    };
+    root.join("hugetlb").is_dir() || offers(root) || offers(&root.join("unified"))
+}
+
+/// `hugetlb.<size>.<suffix>` and the limit for each of the spec's hugepage limits. The page
+/// size is the kernel's spelling (`2MB`, `1GB`, `64KB`); anything else, `..` or a `/`
+/// included, is refused before it becomes part of a path.
+fn hugetlb_files(
+    limits: &[oci_spec::runtime::LinuxHugepageLimit],
+    suffix: &str,
+) -> Result<Vec<(String, i64)>, CgroupError> {
+    limits
+        .iter()
+        .map(|l| {
+            let size = l.page_size();
+            let digits = size.trim_end_matches(['K', 'M', 'G', 'T', 'P', 'B']);
+            let unit = &size[digits.len()..];
+            let ok = !digits.is_empty()
+                && digits.chars().all(|c| c.is_ascii_digit())
+                && ["KB", "MB", "GB", "TB", "PB"].contains(&unit);
+            if !ok {
+                return Err(CgroupError::Unsupported {
+                    version: "v1/v2",
+                    what: format!(
+                        "hugepage size {size:?} (write it as the kernel does: 2MB, 1GB, 64KB)"
+                    ),
+                });
+            }
+            Ok((format!("hugetlb.{size}.{suffix}"), l.limit()))
+        })
+        .collect()
+}
+
 /// The `cpu.shares` (v1, 2..262144) to `cpu.weight` (v2, 1..10000) conversion runc and the
 /// kernel documentation use.
 pub fn shares_to_weight(shares: u64) -> u64 {

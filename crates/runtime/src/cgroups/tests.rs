@@ -151,7 +151,7 @@ fn v2_enables_controllers_and_writes_unified_files() {
     m.create().unwrap();
     assert_eq!(
         read(&root.path().join("cgroup.subtree_control")),
-        "+cpu +cpuset +memory +pids +io"
+        "+cpu +cpuset +memory +pids +io +hugetlb"
     );
     assert_eq!(
         read(&root.path().join("basic-docker/cgroup.subtree_control")),
@@ -188,4 +188,173 @@ fn shares_map_onto_weights_like_runc() {
     assert_eq!(shares_to_weight(2), 1);
     assert_eq!(shares_to_weight(1024), 39);
     assert_eq!(shares_to_weight(262_144), 10_000);
+}
+
+fn from_json(json: serde_json::Value) -> LinuxResources {
+    serde_json::from_value(json).unwrap()
+}
+
+fn blkio_net_hugetlb() -> LinuxResources {
+    from_json(serde_json::json!({
+        "blockIO": {
+            "weight": 300, "leafWeight": 200,
+            "weightDevice": [{"major": 8, "minor": 0, "weight": 500, "leafWeight": 100}],
+            "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+            "throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 2097152}],
+            "throttleReadIOPSDevice": [{"major": 8, "minor": 0, "rate": 100}],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 200}]
+        },
+        "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]
+    }))
+}
+
+#[test]
+fn v1_writes_blkio_network_and_hugetlb_where_the_host_has_them() {
+    let root = tempfile::tempdir().unwrap();
+    let rel = Path::new("basic-docker/c3");
+    for c in ["blkio", "net_cls", "net_prio", "hugetlb"] {
+        fs::create_dir_all(root.path().join(c).join(rel)).unwrap();
+    }
+    // A real blkio directory has the files its I/O scheduler offers.
+    for file in [
+        "blkio.weight",
+        "blkio.leaf_weight",
+        "blkio.weight_device",
+        "blkio.leaf_weight_device",
+        "blkio.throttle.read_bps_device",
+        "blkio.throttle.write_bps_device",
+        "blkio.throttle.read_iops_device",
+        "blkio.throttle.write_iops_device",
+    ] {
+        fs::write(root.path().join("blkio").join(rel).join(file), "").unwrap();
+    }
+    let m = V1Manager::new(root.path(), rel);
+    m.create().unwrap();
+    m.apply(&blkio_net_hugetlb()).unwrap();
+    let f = |c: &str, file: &str| read(&root.path().join(c).join(rel).join(file));
+    assert_eq!(f("blkio", "blkio.weight"), "300");
+    assert_eq!(f("blkio", "blkio.leaf_weight"), "200");
+    assert_eq!(f("blkio", "blkio.weight_device"), "8:0 500");
+    assert_eq!(f("blkio", "blkio.leaf_weight_device"), "8:0 100");
+    assert_eq!(f("blkio", "blkio.throttle.read_bps_device"), "8:0 1048576");
+    assert_eq!(f("blkio", "blkio.throttle.write_bps_device"), "8:0 2097152");
+    assert_eq!(f("blkio", "blkio.throttle.read_iops_device"), "8:0 100");
+    assert_eq!(f("blkio", "blkio.throttle.write_iops_device"), "8:0 200");
+    assert_eq!(f("net_cls", "net_cls.classid"), "1048577");
+    assert_eq!(f("net_prio", "net_prio.ifpriomap"), "eth0 5");
+    assert_eq!(f("hugetlb", "hugetlb.2MB.limit_in_bytes"), "4194304");
+    m.add_task(99).unwrap();
+    assert_eq!(f("net_cls", "cgroup.procs"), "99");
+    assert_eq!(f("hugetlb", "cgroup.procs"), "99");
+}
+
+#[test]
+fn v1_says_which_controller_this_host_lacks() {
+    let root = tempfile::tempdir().unwrap();
+    let rel = Path::new("c4");
+    // blkio mounted, but without weight files (an I/O scheduler without weights, as here).
+    fs::create_dir_all(root.path().join("blkio").join(rel)).unwrap();
+    fs::write(
+        root.path()
+            .join("blkio")
+            .join(rel)
+            .join("blkio.throttle.read_bps_device"),
+        "",
+    )
+    .unwrap();
+    let m = V1Manager::new(root.path(), rel);
+    m.create().unwrap();
+    let weight = from_json(serde_json::json!({"blockIO": {"weight": 300}}));
+    let e = m.apply(&weight).unwrap_err().to_string();
+    assert!(
+        e.contains("blockIO.weight") && e.contains("not available on this host"),
+        "{e}"
+    );
+    let throttle = from_json(serde_json::json!({"blockIO": {
+        "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 10}]}}));
+    m.apply(&throttle).unwrap();
+    let net = from_json(serde_json::json!({"network": {"classID": 1}}));
+    let e = m.apply(&net).unwrap_err().to_string();
+    assert!(
+        e.contains("net_cls hierarchy is not mounted") && e.contains("not available on this host"),
+        "{e}"
+    );
+    let huge = from_json(serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
+    let e = m.apply(&huge).unwrap_err().to_string();
+    assert!(
+        e.contains("hugetlb") && e.contains("not available on this host"),
+        "{e}"
+    );
+}
+
+#[test]
+fn v1_on_the_hybrid_layout_puts_hugetlb_limits_in_the_cgroup2_mount() {
+    let root = tempfile::tempdir().unwrap();
+    let rel = Path::new("basic-docker/c5");
+    fs::create_dir(root.path().join("pids")).unwrap();
+    fs::create_dir(root.path().join("unified")).unwrap();
+    fs::write(root.path().join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+    fs::create_dir(root.path().join("unified/basic-docker")).unwrap();
+    fs::write(
+        root.path().join("unified/basic-docker/cgroup.controllers"),
+        "hugetlb\n",
+    )
+    .unwrap();
+    let m = V1Manager::new(root.path(), rel);
+    m.create().unwrap();
+    let huge =
+        from_json(serde_json::json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]}));
+    m.apply(&huge).unwrap();
+    let unified = root.path().join("unified");
+    assert_eq!(read(&unified.join("cgroup.subtree_control")), "+hugetlb");
+    assert_eq!(read(&unified.join(rel).join("hugetlb.2MB.max")), "2097152");
+    m.add_task(7).unwrap();
+    assert_eq!(read(&unified.join(rel).join("cgroup.procs")), "7");
+}
+
+#[test]
+fn hugepage_sizes_that_are_not_the_kernels_spelling_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let rel = Path::new("c6");
+    fs::create_dir_all(root.path().join("hugetlb").join(rel)).unwrap();
+    let m = V1Manager::new(root.path(), rel);
+    for size in ["../../../tmp/x", "2MB/../x", "2mb", "MB", "2 MB", ""] {
+        let huge =
+            from_json(serde_json::json!({"hugepageLimits": [{"pageSize": size, "limit": 1}]}));
+        let e = m.apply(&huge).unwrap_err().to_string();
+        assert!(e.contains(&format!("hugepage size {size:?}")), "{e}");
+    }
+    let entries: Vec<_> = fs::read_dir(root.path().join("hugetlb").join(rel))
+        .unwrap()
+        .collect();
+    assert!(entries.is_empty(), "nothing was written");
+}
+
+#[test]
+fn v2_writes_io_and_hugetlb_and_refuses_what_v2_lacks() {
+    let root = tempfile::tempdir().unwrap();
+    fs::write(root.path().join("cgroup.controllers"), "io hugetlb\n").unwrap();
+    let rel = Path::new("c7");
+    let m = V2Manager::new(root.path(), rel);
+    m.create().unwrap();
+    let ok = from_json(serde_json::json!({
+        "blockIO": {
+            "weight": 1000,
+            "weightDevice": [{"major": 8, "minor": 0, "weight": 10}],
+            "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 200}]
+        },
+        "hugepageLimits": [{"pageSize": "1GB", "limit": 0}]
+    }));
+    m.apply(&ok).unwrap();
+    let f = |file: &str| read(&root.path().join(rel).join(file));
+    // Files hold the last write: the per-device weight after the default one.
+    assert_eq!(f("io.weight"), "8:0 1");
+    assert_eq!(f("io.max"), "8:0 wiops=200");
+    assert_eq!(f("hugetlb.1GB.max"), "0");
+    let e = m.apply(&blkio_net_hugetlb()).unwrap_err().to_string();
+    assert!(e.contains("leaf"), "{e}");
+    let net = from_json(serde_json::json!({"network": {"classID": 1}}));
+    let e = m.apply(&net).unwrap_err().to_string();
+    assert!(e.contains("net_cls"), "{e}");
 }

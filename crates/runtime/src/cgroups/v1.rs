@@ -3,17 +3,21 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxDeviceCgroup, LinuxNetwork, LinuxResources};
 
 use super::{
-    CgroupError, CgroupManager, CgroupVersion, create_dir, keyed_value, read_file, read_pids,
-    remove_dir, write_file,
+    CgroupError, CgroupManager, CgroupVersion, V2Manager, create_dir, hugetlb_files, keyed_value,
+    read_file, read_pids, remove_dir, write_file,
 };
 
 /// Controllers we place a container in when their hierarchy is mounted.
 const CONTROLLERS: &[&str] = &[
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio",
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio", "hugetlb",
+    "net_cls", "net_prio",
 ];
+
+/// Where the hybrid layout's cgroup2 mount is, below the root (systemd's name for it).
+const UNIFIED: &str = "unified";
 
 /// A container's cgroup on v1 hierarchies mounted at `<root>/<controller>`.
 #[derive(Debug, Clone)]
@@ -155,6 +159,148 @@ impl V1Manager {
         Ok(())
     }
 
+    /// A blkio file the spec needs; missing means the kernel's I/O scheduler does not offer
+    /// it (weights need BFQ or CFQ), which no runtime can change.
+    fn blkio_file(&self, file: &str, field: &str) -> Result<PathBuf, CgroupError> {
+        let path = self.need("blkio", field)?.join(file);
+        if !path.exists() {
+            return Err(CgroupError::Unsupported {
+                version: "v1",
+                what: format!(
+                    "{field} (not available on this host: {file} does not exist; proportional \
+                     block IO weights need the BFQ or CFQ I/O scheduler)"
+                ),
+            });
+        }
+        Ok(path)
+    }
+
+    fn apply_blkio(&self, bio: &LinuxBlockIo) -> Result<(), CgroupError> {
+        if let Some(w) = bio.weight() {
+            let f = self.blkio_file("blkio.weight", "linux.resources.blockIO.weight")?;
+            write_file(&f, &w.to_string())?;
+        }
+        if let Some(w) = bio.leaf_weight() {
+            let f = self.blkio_file("blkio.leaf_weight", "linux.resources.blockIO.leafWeight")?;
+            write_file(&f, &w.to_string())?;
+        }
+        for dev in bio.weight_device().as_deref().unwrap_or_default() {
+            let id = format!("{}:{}", dev.major(), dev.minor());
+            if let Some(w) = dev.weight() {
+                let f = self.blkio_file(
+                    "blkio.weight_device",
+                    "linux.resources.blockIO.weightDevice",
+                )?;
+                write_file(&f, &format!("{id} {w}"))?;
+            }
+            if let Some(w) = dev.leaf_weight() {
+                let f = self.blkio_file(
+                    "blkio.leaf_weight_device",
+                    "linux.resources.blockIO.weightDevice[].leafWeight",
+                )?;
+                write_file(&f, &format!("{id} {w}"))?;
+            }
+        }
+        let throttles = [
+            (
+                "blkio.throttle.read_bps_device",
+                "throttleReadBpsDevice",
+                bio.throttle_read_bps_device(),
+            ),
+            (
+                "blkio.throttle.write_bps_device",
+                "throttleWriteBpsDevice",
+                bio.throttle_write_bps_device(),
+            ),
+            (
+                "blkio.throttle.read_iops_device",
+                "throttleReadIOPSDevice",
+                bio.throttle_read_iops_device(),
+            ),
+            (
+                "blkio.throttle.write_iops_device",
+                "throttleWriteIOPSDevice",
+                bio.throttle_write_iops_device(),
+            ),
+        ];
+        for (file, field, list) in throttles {
+            for dev in list.as_deref().unwrap_or_default() {
+                let f = self.blkio_file(file, &format!("linux.resources.blockIO.{field}"))?;
+                write_file(
+                    &f,
+                    &format!("{}:{} {}", dev.major(), dev.minor(), dev.rate()),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hugetlb limits: in the v1 hugetlb hierarchy; on the hybrid layout whose hugetlb
+    /// controller lives in the cgroup2 mount (`unified/`), there, in a cgroup of the same
+    /// path that [`CgroupManager::add_task`] also puts the init in.
+    fn apply_hugetlb(&self, res: &LinuxResources) -> Result<(), CgroupError> {
+        let limits = res.hugepage_limits().as_deref().unwrap_or_default();
+        if limits.is_empty() {
+            return Ok(());
+        }
+        if let Some(dir) = self.dir("hugetlb") {
+            for (file, limit) in hugetlb_files(limits, "limit_in_bytes")? {
+                write_file(&dir.join(file), &limit.to_string())?;
+            }
+            return Ok(());
+        }
+        match self.unified_hugetlb() {
+            Some(m) => {
+                m.create()?;
+                // Only the hugetlb limits: the other controllers are the v1 hierarchies'.
+                let mut only = LinuxResources::default();
+                only.set_hugepage_limits(Some(limits.to_vec()));
+                m.apply(&only)
+            }
+            None => Err(CgroupError::Unsupported {
+                version: "v1",
+                what: "hugetlb limits (not available on this host: no hugetlb controller \
+                       in any mounted hierarchy)"
+                    .into(),
+            }),
+        }
+    }
+
+    /// The cgroup2 side of a hybrid layout, when its mount offers hugetlb.
+    fn unified_hugetlb(&self) -> Option<V2Manager> {
+        let unified = self.root.join(UNIFIED);
+        let offered = read_file(&unified.join("cgroup.controllers")).ok()?;
+        offered
+            .split_whitespace()
+            .any(|c| c == "hugetlb")
+            .then(|| V2Manager::new(&unified, &self.rel))
+    }
+
+    fn apply_network(&self, net: &LinuxNetwork) -> Result<(), CgroupError> {
+        let missing = |controller: &str, field: &str| CgroupError::Unsupported {
+            version: "v1",
+            what: format!(
+                "{field} (not available on this host: the {controller} hierarchy is not mounted)"
+            ),
+        };
+        if let Some(id) = net.class_id() {
+            let dir = self
+                .dir("net_cls")
+                .ok_or_else(|| missing("net_cls", "linux.resources.network.classID"))?;
+            write_file(&dir.join("net_cls.classid"), &id.to_string())?;
+        }
+        for p in net.priorities().as_deref().unwrap_or_default() {
+            let dir = self
+                .dir("net_prio")
+                .ok_or_else(|| missing("net_prio", "linux.resources.network.priorities"))?;
+            write_file(
+                &dir.join("net_prio.ifpriomap"),
+                &format!("{} {}", p.name(), p.priority()),
+            )?;
+        }
+        Ok(())
+    }
+
     fn apply_devices(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
         if rules.is_empty() {
             return Ok(());
@@ -202,19 +348,12 @@ impl CgroupManager for V1Manager {
             };
             write_file(&dir.join("pids.max"), &v)?;
         }
-        if let Some(bio) = res.block_io()
-            && let Some(w) = bio.weight()
-        {
-            let dir = self.need("blkio", "a block IO weight")?;
-            write_file(&dir.join("blkio.weight"), &w.to_string())?;
+        if let Some(bio) = res.block_io() {
+            self.apply_blkio(bio)?;
         }
-        if let Some(h) = res.hugepage_limits()
-            && !h.is_empty()
-        {
-            return Err(CgroupError::Unsupported {
-                version: "v1",
-                what: "hugetlb limits".into(),
-            });
+        self.apply_hugetlb(res)?;
+        if let Some(net) = res.network() {
+            self.apply_network(net)?;
         }
         self.apply_devices(res.devices().as_deref().unwrap_or_default())
     }
@@ -225,6 +364,11 @@ impl CgroupManager for V1Manager {
                 &self.root.join(c).join(&self.rel).join("cgroup.procs"),
                 &pid.to_string(),
             )?;
+        }
+        // The hybrid hugetlb cgroup, when `apply` made one.
+        let unified = self.root.join(UNIFIED).join(&self.rel);
+        if unified.is_dir() && !self.controllers.contains(&"hugetlb") {
+            write_file(&unified.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
@@ -265,6 +409,11 @@ impl CgroupManager for V1Manager {
             if let Err(e) = remove_dir(&self.root.join(c).join(&self.rel)) {
                 first_err.get_or_insert(e);
             }
+        }
+        if !self.controllers.contains(&"hugetlb")
+            && let Err(e) = remove_dir(&self.root.join(UNIFIED).join(&self.rel))
+        {
+            first_err.get_or_insert(e);
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use oci_spec::runtime::LinuxResources;
 
 use super::{
-    CgroupError, CgroupManager, CgroupVersion, create_dir, keyed_value, read_file, read_pids,
-    remove_dir, shares_to_weight, write_file,
+    CgroupError, CgroupManager, CgroupVersion, create_dir, hugetlb_files, keyed_value, read_file,
+    read_pids, remove_dir, shares_to_weight, write_file,
 };
 
 /// Controllers we enable for the container's cgroup when the parent offers them.
-const CONTROLLERS: &[&str] = &["cpu", "cpuset", "memory", "pids", "io"];
+const CONTROLLERS: &[&str] = &["cpu", "cpuset", "memory", "pids", "io", "hugetlb"];
 
 /// A container's cgroup in the unified hierarchy at `root`.
 #[derive(Debug, Clone)]
@@ -105,12 +105,25 @@ impl CgroupManager for V2Manager {
         if let Some(pids) = res.pids() {
             write_file(&dir.join("pids.max"), &max_or(pids.limit()))?;
         }
-        if let Some(bio) = res.block_io()
-            && let Some(w) = bio.weight()
+        if let Some(bio) = res.block_io() {
+            self.apply_io(bio)?;
+        }
+        for (file, limit) in
+            hugetlb_files(res.hugepage_limits().as_deref().unwrap_or_default(), "max")?
         {
-            // blkio.weight 10..1000 maps onto io.weight 1..10000.
-            let weight = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
-            write_file(&dir.join("io.weight"), &format!("default {weight}"))?;
+            // 0 is a limit (no huge pages), not "unlimited".
+            write_file(&dir.join(file), &limit.to_string())?;
+        }
+        if let Some(net) = res.network()
+            && (net.class_id().is_some()
+                || net.priorities().as_ref().is_some_and(|p| !p.is_empty()))
+        {
+            return Err(CgroupError::Unsupported {
+                version: "v2",
+                what: "linux.resources.network (not available on this host: cgroup v2 has no \
+                       net_cls or net_prio controller)"
+                    .into(),
+            });
         }
         // Device rules need an eBPF program on v2; docker's defaults only restate what the
         // /dev we build already limits, so they are skipped here (detect::unsupported says so).
@@ -154,6 +167,52 @@ impl CgroupManager for V2Manager {
 
     fn controller_path(&self, _controller: &str) -> Option<PathBuf> {
         Some(self.dir())
+    }
+}
+
+impl V2Manager {
+    /// Block IO in the io controller: blkio's weights (10..1000) map onto io.weight's
+    /// (1..10000), throttles onto io.max. v2 has no leaf weights.
+    fn apply_io(&self, bio: &oci_spec::runtime::LinuxBlockIo) -> Result<(), CgroupError> {
+        let dir = self.dir();
+        let weight = |w: u16| 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
+        let leaf = bio.leaf_weight().is_some()
+            || bio
+                .weight_device()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|d| d.leaf_weight().is_some());
+        if leaf {
+            return Err(CgroupError::Unsupported {
+                version: "v2",
+                what: "linux.resources.blockIO leafWeight (not available on this host: cgroup \
+                       v2 has no leaf weights)"
+                    .into(),
+            });
+        }
+        if let Some(w) = bio.weight() {
+            write_file(&dir.join("io.weight"), &format!("default {}", weight(w)))?;
+        }
+        for d in bio.weight_device().as_deref().unwrap_or_default() {
+            if let Some(w) = d.weight() {
+                let line = format!("{}:{} {}", d.major(), d.minor(), weight(w));
+                write_file(&dir.join("io.weight"), &line)?;
+            }
+        }
+        let throttles = [
+            ("rbps", bio.throttle_read_bps_device()),
+            ("wbps", bio.throttle_write_bps_device()),
+            ("riops", bio.throttle_read_iops_device()),
+            ("wiops", bio.throttle_write_iops_device()),
+        ];
+        for (key, list) in throttles {
+            for d in list.as_deref().unwrap_or_default() {
+                let line = format!("{}:{} {key}={}", d.major(), d.minor(), d.rate());
+                write_file(&dir.join("io.max"), &line)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -70,6 +70,9 @@ pub enum ChildError {
     /// The runner is gone and the exec fifo failed.
     #[error("waiting for start on the exec fifo")]
     Fifo(#[source] nix::Error),
+    /// A `createContainer` or `startContainer` hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// Setting capabilities failed.
     #[error("{what}")]
     Caps {
@@ -296,9 +299,15 @@ fn init_inner(
             }
         }
     }
-    if !wants_new(spec, LinuxNamespaceType::Mount) {
+    // A mount namespace joined by path (stage1 did) is the container's, as the spec says;
+    // with none at all the root filesystem would be built in the runtime's own.
+    if !namespaces(spec)
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::Mount)
+    {
         return Err(ChildError::Spec(
-            "a new mount namespace is required to set up the root filesystem".into(),
+            "a mount namespace (new, or joined by path) is required to set up the root filesystem"
+                .into(),
         ));
     }
     if let Some(name) = cfg.opts.session_keyring {
@@ -308,7 +317,24 @@ fn init_inner(
         .process()
         .as_ref()
         .ok_or_else(|| ChildError::Spec("the spec has no process".into()))?;
-    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot)?;
+    // The hooks of create run once the mounts are made, before pivot_root: the runner's
+    // (prestart, createRuntime) first, then ours (createContainer), all with the state the
+    // runner sends, which startContainer gets too.
+    let hooks = spec.hooks().as_ref();
+    let mut state_json = None;
+    let (to_parent, from_parent) = (&mut cfg.to_parent, &mut cfg.from_parent);
+    let mut before_pivot = || -> Result<(), ChildError> {
+        if !crate::hooks::any_in_container_setup(spec) {
+            return Ok(());
+        }
+        channel::send(to_parent, &Message::Hooks)?;
+        let json = channel::recv_state(from_parent)?;
+        let kind = crate::hooks::HookKind::CreateContainer;
+        crate::hooks::run(kind, kind.of(hooks), &json)?;
+        state_json = Some(json);
+        Ok(())
+    };
+    rootfs::setup(spec, &cfg.rootfs, cfg.opts.no_pivot, &mut before_pivot)?;
     match cfg.opts.console {
         Some(socket) => {
             let size = process
@@ -330,7 +356,14 @@ fn init_inner(
     };
     let cmd = confine(process, cfg.opts.seccomp, fds)?;
     channel::send(&mut cfg.to_parent, &Message::Ready)?;
-    wait_for_start(cfg)?;
+    let start_hooks = || -> Result<(), ChildError> {
+        let kind = crate::hooks::HookKind::StartContainer;
+        match &state_json {
+            Some(json) => Ok(crate::hooks::run(kind, kind.of(hooks), json)?),
+            None => Ok(()),
+        }
+    };
+    wait_for_start(cfg, start_hooks)?;
     *started = true;
     if cfg.init {
         tiny_init::run(cmd, &mut cfg.to_parent)
@@ -340,11 +373,16 @@ fn init_inner(
 }
 
 /// Parks the set-up init until it may exec: the runner's "go" on the sync pipe, or a reader
-/// on the exec fifo (`start`). Opening the fifo for writing blocks until `start` opens it
-/// for reading; the byte written tells `start` the init got there.
-fn wait_for_start(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
+/// on the exec fifo (`start`); then runs the `startContainer` hooks. Opening the fifo for
+/// writing blocks until `start` opens it for reading; the byte written tells `start` the
+/// init got there (`0`), or, after a failed hook, `1` and the error, which `start` reports.
+fn wait_for_start(
+    cfg: &mut ChildConfig<'_>,
+    start_hooks: impl FnOnce() -> Result<(), ChildError>,
+) -> Result<(), ChildError> {
     let Some(dir) = cfg.opts.exec_fifo else {
-        return Ok(channel::wait(&mut cfg.from_parent)?);
+        channel::wait(&mut cfg.from_parent)?;
+        return start_hooks();
     };
     let fd = nix::fcntl::openat(
         dir,
@@ -353,6 +391,10 @@ fn wait_for_start(cfg: &mut ChildConfig<'_>) -> Result<(), ChildError> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(ChildError::Fifo)?;
+    if let Err(e) = start_hooks() {
+        let _ = nix::unistd::write(&fd, format!("1{}", chain(&e)).as_bytes());
+        return Err(e);
+    }
     nix::unistd::write(&fd, b"0").map_err(ChildError::Fifo)?;
     Ok(())
 }

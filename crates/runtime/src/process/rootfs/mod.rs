@@ -25,20 +25,31 @@ use crate::in_root::{Leaf, Root};
 use plan::{DevEntry, Host, Plan};
 
 /// Builds the root filesystem `spec` asks for at `rootfs` and enters it; `no_pivot` is
-/// runc's `--no-pivot`.
-pub(crate) fn setup(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), ChildError> {
+/// runc's `--no-pivot`. `before_pivot` runs once the mounts are made, just before the root
+/// is entered (the create hooks' moment).
+pub(crate) fn setup(
+    spec: &Spec,
+    rootfs: &Path,
+    no_pivot: bool,
+    before_pivot: &mut dyn FnMut() -> Result<(), ChildError>,
+) -> Result<(), ChildError> {
     let plan = plan::plan(spec, &Host::read(spec)?, no_pivot)?;
-    execute(&plan, rootfs)
+    execute(&plan, rootfs, before_pivot)
 }
 
-fn execute(plan: &Plan, rootfs: &Path) -> Result<(), ChildError> {
+fn execute(
+    plan: &Plan,
+    rootfs: &Path,
+    before_pivot: &mut dyn FnMut() -> Result<(), ChildError>,
+) -> Result<(), ChildError> {
     // What we create without an explicit mode (none: see in_root) must not come out
     // world-writable; device nodes get their spec's mode with a chmod.
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-    let prop = &plan.propagation;
-    // Our mounts must not leak back to the host: slave (or private) everything first.
-    set_propagation(Path::new("/"), prop.flag | MsFlags::MS_REC)
-        .map_err(sys(format!("making / {}", prop.name)))?;
+    // Our mounts must not leak back to the host: slave everything first. The spec's
+    // rootfsPropagation is applied only inside the new root (see `finish`): a shared or
+    // unbindable tree here would make pivot_root fail with EINVAL.
+    set_propagation(Path::new("/"), MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        .map_err(sys("making / rslave"))?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(rootfs),
@@ -52,6 +63,7 @@ fn execute(plan: &Plan, rootfs: &Path) -> Result<(), ChildError> {
         rootfs.display()
     )))?;
     populate(plan, rootfs)?;
+    before_pivot()?;
     enter::enter_root(rootfs, plan.enter)?;
     for s in &plan.sysctls {
         std::fs::write(&s.file, &s.value)

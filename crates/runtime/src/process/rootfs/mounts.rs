@@ -111,7 +111,7 @@ fn cgroup_v1(
     root: &Root,
     dest: &Resolved,
     flags: MsFlags,
-    hierarchies: &[(String, String)],
+    hierarchies: &[(String, String, Option<PathBuf>)],
     readonly: bool,
 ) -> Result<(), ChildError> {
     let shown = dest.path.display();
@@ -124,20 +124,49 @@ fn cgroup_v1(
         Some("mode=755"),
     )
     .map_err(sys(format!("mounting tmpfs on {shown}")))?;
-    for (name, options) in hierarchies {
+    for (name, options, own) in hierarchies {
         let dir = dest.path.join(name);
         let made = root
             .create(&dir, Leaf::Dir)
             .map_err(io(format!("creating {}", dir.display())))?;
+        let target = fd_path(made.fd.as_fd());
         // A hierarchy we cannot mount (co-mounted under another name, say) is left out
         // rather than failing the container.
-        let _ = mount(
-            Some("cgroup"),
-            &fd_path(made.fd.as_fd()),
-            Some("cgroup"),
-            flags,
-            Some(options.as_str()),
-        );
+        match own {
+            // Without a cgroup namespace a fresh mount would show the host's whole
+            // hierarchy: bind the container's own cgroup from the host's instead (we are
+            // still in the host's view of /sys/fs/cgroup), then give it the flags.
+            Some(own) => {
+                let source = Path::new(crate::cgroups::DEFAULT_ROOT)
+                    .join(name)
+                    .join(own.strip_prefix("/").unwrap_or(own));
+                let bound = mount(
+                    Some(&source),
+                    &target,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                );
+                if bound.is_ok() {
+                    let _ = mount(
+                        None::<&str>,
+                        &target,
+                        None::<&str>,
+                        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags,
+                        None::<&str>,
+                    );
+                }
+            }
+            None => {
+                let _ = mount(
+                    Some("cgroup"),
+                    &target,
+                    Some("cgroup"),
+                    flags,
+                    Some(options.as_str()),
+                );
+            }
+        }
     }
     if !readonly {
         return Ok(());

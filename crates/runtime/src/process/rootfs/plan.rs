@@ -27,6 +27,10 @@ pub(crate) struct Host {
     pub cgroup: CgroupVersion,
     /// The v1 hierarchies there (directory names), for a cgroup mount on a v1 host.
     pub cgroup_v1_hierarchies: Vec<String>,
+    /// Without a cgroup namespace on a v1 host: the container's own cgroup in each
+    /// hierarchy (from `/proc/self/cgroup`, keyed by the hierarchy's directory name), which
+    /// is what its `/sys/fs/cgroup/<hierarchy>` shows, as with runc; empty otherwise.
+    pub own_cgroups: std::collections::HashMap<String, PathBuf>,
     /// The sources of the spec's bind mounts that are directories (the others get a file
     /// as their mount point).
     pub directory_sources: HashSet<PathBuf>,
@@ -48,6 +52,14 @@ impl Host {
                 .collect(),
             false => Vec::new(),
         };
+        let own_cgroups =
+            match wants_v1 && !super::super::wants_new(spec, LinuxNamespaceType::Cgroup) {
+                true => own_cgroups(
+                    &std::fs::read_to_string("/proc/self/cgroup")
+                        .map_err(io("reading /proc/self/cgroup"))?,
+                ),
+                false => Default::default(),
+            };
         let directory_sources = mounts
             .iter()
             .filter(|m| is_bind(m))
@@ -57,6 +69,7 @@ impl Host {
         Ok(Host {
             cgroup,
             cgroup_v1_hierarchies,
+            own_cgroups,
             directory_sources,
         })
     }
@@ -157,8 +170,10 @@ pub(crate) enum MountAction {
     CgroupV1 {
         /// Flags of each hierarchy's mount.
         flags: MsFlags,
-        /// Each hierarchy: its directory name and its mount options.
-        hierarchies: Vec<(String, String)>,
+        /// Each hierarchy: its directory name, its mount options, and without a cgroup
+        /// namespace the container's own cgroup in it, bind-mounted from the host's
+        /// hierarchy instead of mounting the whole hierarchy.
+        hierarchies: Vec<(String, String, Option<PathBuf>)>,
         /// Whether the tmpfs ends read-only.
         readonly: bool,
     },
@@ -405,6 +420,30 @@ fn mount_step(m: &Mount, host: &Host) -> MountStep {
     }
 }
 
+/// `/proc/self/cgroup` (`4:memory:/a/b`, `1:cpu,cpuacct:/a/b`, `9:name=systemd:/`) as
+/// hierarchy directory name → path; a co-mounted hierarchy is listed under its full name and
+/// each controller's (the host's symlinks). The v2 line (`0::/`) is left out.
+pub(crate) fn own_cgroups(content: &str) -> std::collections::HashMap<String, PathBuf> {
+    let mut out = std::collections::HashMap::new();
+    for line in content.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if controllers.is_empty() {
+            continue;
+        }
+        let name = controllers.strip_prefix("name=").unwrap_or(controllers);
+        out.insert(name.to_string(), PathBuf::from(path));
+        for c in name.split(',') {
+            out.entry(c.to_string())
+                .or_insert_with(|| PathBuf::from(path));
+        }
+    }
+    out
+}
+
 /// `/sys/fs/cgroup` as the host's hierarchy allows.
 fn cgroup_action(flags: MsFlags, host: &Host) -> MountAction {
     if host.cgroup == CgroupVersion::V2 {
@@ -420,7 +459,7 @@ fn cgroup_action(flags: MsFlags, host: &Host) -> MountAction {
                 "systemd" => "none,name=systemd".to_string(),
                 other => other.to_string(),
             };
-            (name.clone(), options)
+            (name.clone(), options, host.own_cgroups.get(name).cloned())
         })
         .collect();
     let always = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;

@@ -10,6 +10,7 @@ fn v1_host() -> Host {
         cgroup_v1_hierarchies: ["cpu", "memory", "systemd", "unified"]
             .map(String::from)
             .to_vec(),
+        own_cgroups: Default::default(),
         directory_sources: HashSet::new(),
     }
 }
@@ -18,6 +19,7 @@ fn v2_host() -> Host {
     Host {
         cgroup: CgroupVersion::V2,
         cgroup_v1_hierarchies: Vec::new(),
+        own_cgroups: Default::default(),
         directory_sources: HashSet::new(),
     }
 }
@@ -359,9 +361,9 @@ fn sys_fs_cgroup_follows_the_hosts_hierarchy() {
         MountAction::CgroupV1 {
             flags: sealed | MsFlags::MS_RDONLY,
             hierarchies: vec![
-                ("cpu".into(), "cpu".into()),
-                ("memory".into(), "memory".into()),
-                ("systemd".into(), "none,name=systemd".into()),
+                ("cpu".into(), "cpu".into(), None),
+                ("memory".into(), "memory".into(), None),
+                ("systemd".into(), "none,name=systemd".into(), None),
             ],
             readonly: true,
         }
@@ -431,4 +433,30 @@ fn the_host_facts_are_only_read_for_what_the_spec_mounts() {
         HashSet::from([dir.path().to_path_buf()])
     );
     assert!(host.cgroup_v1_hierarchies.is_empty(), "no cgroup mount");
+}
+
+#[test]
+fn without_a_cgroup_namespace_each_hierarchy_shows_the_containers_own_cgroup() {
+    let own = super::own_cgroups(
+        "9:name=systemd:/\n4:memory:/basic-docker/c1\n1:cpu,cpuacct:/basic-docker/c1\n0::/\n",
+    );
+    assert_eq!(own["memory"], Path::new("/basic-docker/c1"));
+    assert_eq!(own["cpu,cpuacct"], Path::new("/basic-docker/c1"));
+    assert_eq!(own["cpuacct"], Path::new("/basic-docker/c1"));
+    assert_eq!(own["systemd"], Path::new("/"));
+    assert!(!own.contains_key(""), "the v2 line is no hierarchy");
+    let mut host = v1_host();
+    host.own_cgroups = own;
+    let p = plan(&docker_spec(), &host, false).unwrap();
+    let MountAction::CgroupV1 { hierarchies, .. } = &step(&p, "/sys/fs/cgroup").action else {
+        panic!("not a v1 cgroup mount");
+    };
+    assert!(
+        hierarchies.contains(&(
+            "memory".into(),
+            "memory".into(),
+            Some("/basic-docker/c1".into())
+        )),
+        "{hierarchies:?}"
+    );
 }
