@@ -107,25 +107,35 @@ impl ImageStore {
     /// The container named by a full id, a name, or a unique id prefix (in that
     /// order, as docker resolves them).
     pub fn container(&self, query: &str) -> Result<ContainerRecord, StoreError> {
-        let all = self.containers()?;
+        // Each step reads only the rows it matches: every lookup of one container (each
+        // API request, each look of a wait) must not parse every record of the store.
         let name = query.strip_prefix('/').unwrap_or(query);
-        let found = all
-            .iter()
-            .find(|c| c.id == query)
-            .or_else(|| all.iter().find(|c| c.name == name));
-        if let Some(c) = found {
-            return Ok(c.clone());
+        let by = |condition: &str, key: &str| {
+            let sql = format!("SELECT {COLUMNS} FROM containers WHERE {condition} ORDER BY id");
+            let rows = self.read("find a container", |c| {
+                c.prepare(&sql)?
+                    .query_map([key], from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            rows.into_iter().collect::<Result<Vec<_>, StoreError>>()
+        };
+        if let Some(found) = by("id = ?1", query)?.pop() {
+            return Ok(found);
         }
-        let matches: Vec<&ContainerRecord> = all
-            .iter()
-            .filter(|c| !query.is_empty() && c.id.starts_with(query))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(StoreError::NoSuchContainer(query.to_string())),
-            many => Err(StoreError::AmbiguousContainer {
+        if let Some(found) = by("name = ?1", name)?.pop() {
+            return Ok(found);
+        }
+        if query.is_empty() {
+            return Err(StoreError::NoSuchContainer(query.to_string()));
+        }
+        // A prefix compared as a string: `LIKE` would read `%` and `_` in it as patterns.
+        let mut matches = by("substr(id, 1, length(?1)) = ?1", query)?;
+        match matches.len() {
+            1 => Ok(matches.remove(0)),
+            0 => Err(StoreError::NoSuchContainer(query.to_string())),
+            count => Err(StoreError::AmbiguousContainer {
                 prefix: query.to_string(),
-                count: many.len(),
+                count,
             }),
         }
     }

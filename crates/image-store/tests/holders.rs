@@ -155,3 +155,46 @@ async fn holding_a_missing_image_fails() {
         .unwrap_err();
     assert!(matches!(err, StoreError::NoSuchImage(_)), "{err:?}");
 }
+
+/// A container is found as docker finds one: full id, then name (with or without its `/`),
+/// then a unique id prefix; an ambiguous prefix and pattern characters are refused.
+#[tokio::test]
+async fn containers_are_found_by_id_then_name_then_unique_prefix() {
+    if !require_root() {
+        return;
+    }
+    let (_dir, store, id) = store_with_image().await;
+    let record = |cid: &str, name: &str| basic_image_store::ContainerRecord {
+        id: cid.to_string(),
+        name: name.to_string(),
+        image_id: id.clone(),
+        image: "app:1".to_string(),
+        created: 1,
+        config: serde_json::json!({"cmd": ["true"]}),
+        started: None,
+        exit: None,
+        restart_count: 0,
+    };
+    let a = format!("abc1{}", "0".repeat(60));
+    let b = format!("abc2{}", "0".repeat(60));
+    // A container named like the other's id prefix: the name wins over the prefix.
+    store.create_container(&record(&a, "web")).unwrap();
+    store.create_container(&record(&b, "abc1")).unwrap();
+    assert_eq!(store.container(&a).unwrap().name, "web");
+    assert_eq!(store.container("web").unwrap().id, a);
+    assert_eq!(store.container("/web").unwrap().id, a);
+    assert_eq!(store.container("abc1").unwrap().id, b);
+    assert_eq!(store.container("abc2").unwrap().id, b);
+    let err = store.container("abc").unwrap_err();
+    assert!(
+        matches!(err, StoreError::AmbiguousContainer { count: 2, .. }),
+        "{err:?}"
+    );
+    for pattern in ["ab%", "ab_1", "%", ""] {
+        let err = store.container(pattern).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NoSuchContainer(_)),
+            "{pattern}: {err:?}"
+        );
+    }
+}
