@@ -17,8 +17,8 @@ mod stream;
 mod system;
 mod volumes;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -70,7 +70,13 @@ pub(crate) struct State {
     last_request: AtomicI64,
     busy: AtomicI64,
     execs: exec::Execs,
+    /// Engines earlier requests opened, for the next ones: opening one (the store's
+    /// database connection, which reads the whole schema) is CPU every request paid.
+    engines: Mutex<Vec<Engine>>,
 }
+
+/// How many opened engines are kept (about as many as requests run at once).
+const POOLED_ENGINES: usize = 8;
 
 /// A request being answered: the service is not idle while one is (the count goes down
 /// when its response body has been sent or dropped).
@@ -96,10 +102,12 @@ impl State {
         self: &Arc<Self>,
         f: impl FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let options = self.options.engine.clone();
+        let state = self.clone();
         tokio::task::spawn_blocking(move || {
-            let engine = Engine::open(options)?;
-            f(&engine)
+            let engine = state.take_engine()?;
+            let result = f(&engine);
+            state.give_back(engine);
+            result
         })
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
@@ -108,11 +116,35 @@ impl State {
     /// Runs `f` on an engine off the async threads without waiting for it: a stream's
     /// producer, which ends when its client goes away.
     pub fn spawn_engine(self: &Arc<Self>, f: impl FnOnce(&Engine) + Send + 'static) {
-        let options = self.options.engine.clone();
-        tokio::task::spawn_blocking(move || match Engine::open(options) {
-            Ok(engine) => f(&engine),
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || match state.take_engine() {
+            Ok(engine) => {
+                f(&engine);
+                state.give_back(engine);
+            }
             Err(e) => tracing::warn!("opening the engine for a stream: {e}"),
         });
+    }
+
+    /// A pooled engine, or a newly opened one.
+    fn take_engine(&self) -> Result<Engine, basic_engine::EngineError> {
+        let pooled = self.engines.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match pooled {
+            Some(engine) => Ok(engine),
+            None => Engine::open(self.options.engine.clone()),
+        }
+    }
+
+    /// Keeps `engine` for a later request, unless its store was opened read-only (a full
+    /// or read-only filesystem then): a later open sees whether that has changed.
+    fn give_back(&self, engine: Engine) {
+        if engine.store().read_only().is_some() {
+            return;
+        }
+        let mut pool = self.engines.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOLED_ENGINES {
+            pool.push(engine);
+        }
     }
 }
 
@@ -125,6 +157,7 @@ impl Service {
                 last_request: AtomicI64::new(now_millis()),
                 busy: AtomicI64::new(0),
                 execs: exec::Execs::default(),
+                engines: Mutex::new(Vec::new()),
             }),
         }
     }

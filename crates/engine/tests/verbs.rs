@@ -17,7 +17,7 @@ use basic_engine::config::{ContainerConfig, HostConfig, parse_restart};
 use basic_engine::{
     AttachEnd, AttachOptions, Attachment, CopyToOptions, CreateOptions, Engine, EngineError,
     EngineOptions, ErrorKind, EventOptions, ExecOptions, Filters, Frame, LogOptions, Sent, Status,
-    SupervisorCommand,
+    SupervisorCommand, WaitCondition,
 };
 use basic_image_store::PullOptions;
 use basic_registry::{Reference, RegistryClient};
@@ -67,6 +67,10 @@ fn main() {
         (
             "stop_kill_pause_restart_and_remove_a_running_container",
             lifecycle,
+        ),
+        (
+            "start_returns_once_the_command_runs",
+            start_returns_once_the_command_runs,
         ),
         ("exec_runs_in_the_container_with_its_settings", exec),
         (
@@ -304,6 +308,32 @@ fn lifecycle(f: &Fixture) {
     engine.remove("verbs-life", true).unwrap();
     let gone = engine.container("verbs-life").unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::NotFound, "{gone}");
+}
+
+/// When `start` returns, the container's init is its command, not the supervisor's copy of
+/// itself still setting up (docker-py's `run` then `top` sees the command): looked at at
+/// once, in several rounds, as the window between the two is short.
+fn start_returns_once_the_command_runs(f: &Fixture) {
+    let engine = f.engine();
+    let _cleanup = Cleanup(f, vec!["verbs-started"]);
+    f.create(&engine, "verbs-started", f.config(&["sleep", "1000"]));
+    for round in 0..10 {
+        engine.start("verbs-started").unwrap();
+        let c = engine.container("verbs-started").unwrap();
+        let Status::Running(pid) = engine.status(&c) else {
+            panic!("round {round}: not running: {:?}", engine.status(&c));
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&cmdline),
+            "sleep\01000\0",
+            "round {round}: the init of a started container"
+        );
+        engine.kill("verbs-started", "KILL").unwrap();
+        engine
+            .wait_until("verbs-started", WaitCondition::NotRunning)
+            .unwrap();
+    }
 }
 
 fn exec(f: &Fixture) {

@@ -595,7 +595,11 @@ impl Container {
         let prepared = self.prepare()?;
         let mut sp = self.spawn(cg, &prepared, None)?;
         let init = sp.init;
-        self.write_state(init, crate::state::Status::Running)
+        // Recorded before it runs (a runner that dies now leaves a state naming the init),
+        // and said running only once the command was executed: until then the init is
+        // still this program, and whoever waits for the start (`docker start`, then `top`
+        // or `exec`) must not find it so.
+        self.write_state(init, crate::state::Status::Creating)
             .map_err(|e| kill_init(init, e))?;
         let forward = self
             .b
@@ -603,6 +607,8 @@ impl Container {
             .then(|| signals::forward_to(init.as_raw()));
         channel::signal(&mut sp.to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
         self.expect_exec(&mut sp)?;
+        self.write_state(init, crate::state::Status::Running)
+            .map_err(|e| kill_init(init, e))?;
         let kind = HookKind::Poststart;
         let hooks = kind.of(self.b.spec.hooks().as_ref());
         if !hooks.is_empty() {

@@ -576,6 +576,10 @@ impl Found {
         if self.fifo().exists() {
             return Status::Created;
         }
+        // Started in process: recorded `creating` until the command was executed.
+        if self.saved.state.status == Status::Creating {
+            return Status::Creating;
+        }
         Status::Running
     }
 

@@ -81,7 +81,8 @@ pub enum StateError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Being created (never seen from outside: the state file appears once created).
+    /// Being created: the init is forked but has not executed the command yet (a
+    /// container started in process is recorded so until the exec).
     Creating,
     /// Set up; the init waits for `start` before exec'ing the command.
     Created,
