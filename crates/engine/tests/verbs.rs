@@ -326,7 +326,7 @@ fn start_returns_once_the_command_runs(f: &Fixture) {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         assert_eq!(
             String::from_utf8_lossy(&cmdline),
-            "sleep\01000\0",
+            "sleep\u{0}1000\u{0}",
             "round {round}: the init of a started container"
         );
         engine.kill("verbs-started", "KILL").unwrap();

@@ -43,6 +43,8 @@ impl Running {
         let init = wait_for(|| {
             let v: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(&state_file).ok()?).ok()?;
+            // Running: its command executed (until then it is `creating`, and no exec).
+            (v["status"] == "running").then_some(())?;
             v["pid"].as_i64().filter(|p| *p > 0).map(|p| p as i32)
         });
         Running {
