@@ -21,12 +21,14 @@ use sha2::{Digest as _, Sha256};
 
 /// busybox, then a merged-/usr layer with nested links, then a layer that writes
 /// through all of them (parents given as members nowhere, as layer tools that
-/// build from a directory tree write them).
+/// build from a directory tree write them), one that whites out and makes opaque
+/// through them, and one that writes below a lower directory without naming it
+/// (GNU tar of a subtree), which must keep that directory's mode.
 fn merged_usr_image() -> ImageBuilder {
     ImageBuilder::busybox()
         .layer(|l| {
             l.dir("usr", 0o755)
-                .dir("usr/lib", 0o755)
+                .dir("usr/lib", 0o751)
                 .file("usr/lib/base.so", b"base\n", 0o644)
                 .symlink("lib", "usr/lib")
                 .dir("usr/a", 0o750)
@@ -42,6 +44,14 @@ fn merged_usr_image() -> ImageBuilder {
                 .file("b/through-b", b"through b\n", 0o644)
                 .file("usr/c/through-c", b"through c\n", 0o640)
                 .file("a/through-a", b"through a\n", 0o644);
+        })
+        .layer(|l| {
+            l.file("lib/.wh.sub", b"", 0o644)
+                .file("b/.wh..wh..opq", b"", 0o644)
+                .file("b/after-opaque", b"after\n", 0o644);
+        })
+        .layer(|l| {
+            l.file("usr/lib/settled.so", b"settled\n", 0o644);
         })
 }
 
@@ -145,7 +155,13 @@ fn the_pulled_tree_equals_umocis_and_files_land_through_lower_symlinks() {
     // means something): the symlinks stayed and the files went through them.
     assert_eq!(theirs["lib"], "symlink -> usr/lib mode 777 owner 0:0");
     assert!(theirs["usr/lib/x.so"].starts_with("file "));
-    assert!(theirs.contains_key("usr/a/through-a"));
+    assert!(theirs.contains_key("usr/a/after-opaque"));
+    assert!(!theirs.contains_key("usr/a/through-a"), "opaque through b");
+    assert!(
+        !theirs.contains_key("usr/lib/sub"),
+        "whited out through lib"
+    );
+    assert!(theirs["usr/lib"].contains("mode 751"));
     let diff = differences(&ours, &theirs);
     assert!(diff.is_empty(), "pulled tree differs from umoci's:{diff}");
 
@@ -160,7 +176,7 @@ fn the_pulled_tree_equals_umocis_and_files_land_through_lower_symlinks() {
             &reference,
             "sh",
             "-c",
-            "stat -c '%d:%i' /lib/x.so /usr/lib/x.so; readlink /lib; cat /lib/x.so /b/through-b /usr/c/through-c",
+            "stat -c '%d:%i' /lib/x.so /usr/lib/x.so; readlink /lib; cat /lib/x.so /usr/c/after-opaque /lib/settled.so",
         ],
     ));
     let lines: Vec<&str> = out.lines().collect();
@@ -170,7 +186,7 @@ fn the_pulled_tree_equals_umocis_and_files_land_through_lower_symlinks() {
         "/lib/x.so and /usr/lib/x.so differ: {out}"
     );
     assert_eq!(lines[2], "usr/lib");
-    assert_eq!(&lines[3..], ["x library", "through b", "through c"]);
+    assert_eq!(&lines[3..], ["x library", "after", "settled"]);
 }
 
 #[test]

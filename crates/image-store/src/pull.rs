@@ -17,7 +17,9 @@ use basic_registry::{
     BlobRequest, Platform, Reference, Registry, RegistryError, ResolvedImage, fetch_config,
     resolve_image,
 };
-use basic_rootfs::{ApplyError, ApplyMode, ApplyOptions, Footprint, LayerStats, apply_layer};
+use basic_rootfs::{
+    ApplyError, ApplyMode, ApplyOptions, Footprint, LayerStats, Settled, apply_layer,
+};
 use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{StreamExt as _, stream};
@@ -697,10 +699,11 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
 
 /// Makes `layer`, extracted on its own, what applying it onto the layers
 /// below gives, as containerd and umoci apply layers: once those are
-/// committed, checks the layer's footprint against them and, only where
-/// they change it (it writes through a directory a lower layer made a
-/// symlink, makes a directory a lower layer has, or hard-links a lower
-/// file), extracts it again from its blob with the lower layers in view.
+/// committed, settles the layer's footprint against them (directories it
+/// made without members take the metadata of the lower ones they cover)
+/// and, only where they change it more (it writes through a directory a
+/// lower layer made a symlink, or hard-links a lower file), extracts it
+/// again from its blob with the lower layers in view.
 async fn onto_lowers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     ctx: &Ctx<'_, R, F>,
     job: &LayerJob,
@@ -731,7 +734,7 @@ async fn onto_lowers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     // On the blocking pool, which also removes whichever extraction is dropped.
     let (kept, result) = tokio::task::spawn_blocking(move || {
         let again = TempPath::new(temp_name(&tmp, "layer"));
-        match reapply(&footprint, &lowers, &blob_path, &again, media_type) {
+        match reapply(&footprint, &layer, &lowers, &blob_path, &again, media_type) {
             Ok(None) => (layer, Ok(None)),
             other => (again, other),
         }
@@ -751,20 +754,22 @@ async fn onto_lowers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     }
 }
 
-/// The blocking half of [`onto_lowers`]: `None` when the layers below do not
-/// change the layer, else the stats of its new extraction into `again`.
+/// The blocking half of [`onto_lowers`]: `None` when `layer` is complete
+/// (settled in place), else the stats of its new extraction into `again`.
 fn reapply(
     footprint: &Footprint,
+    layer: &TempPath,
     lowers: &[PathBuf],
     blob: &std::path::Path,
     again: &TempPath,
     media_type: String,
 ) -> Result<Option<LayerStats>, LayerFailure> {
-    let Some(dependency) = footprint
-        .lower_dependency(lowers)
+    let dependency = match footprint
+        .settle(&layer.path().join("diff"), lowers)
         .map_err(LayerFailure::Apply)?
-    else {
-        return Ok(None);
+    {
+        Settled::Reapply(dependency) => dependency,
+        _ => return Ok(None),
     };
     tracing::debug!(%dependency, "applying the layer again onto the layers below it");
     let diff = again.path().join("diff");

@@ -1,5 +1,5 @@
-//! Layers applied on their own (in parallel) and checked afterwards against the
-//! layers below: [`Footprint::lower_dependency`] must say when the lower layers
+//! Layers applied on their own (in parallel) and settled afterwards against the
+//! layers below: `Footprint::settle` must say when the lower layers
 //! change a layer (a lower symlink on the way, an implicit directory a lower
 //! layer has, a hard link to a lower file) and applying it again with
 //! `lower_layers` must then give containerd's and umoci's result: members
@@ -11,14 +11,14 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use basic_rootfs::{ApplyMode, ApplyOptions, LowerDependency, apply_layer};
+use basic_rootfs::{ApplyMode, ApplyOptions, LowerDependency, Settled, apply_layer};
 use common::{Layer, privileged, tree};
 
 /// Applies `layers` bottom-first, each in its own directory under `dir`, the way
 /// the pull does: on its own with a footprint, then again with the layers below
 /// where the footprint says they matter. Returns the layer directories and what
 /// each footprint said.
-fn pull_like(dir: &Path, layers: &[Vec<u8>]) -> (Vec<PathBuf>, Vec<Option<LowerDependency>>) {
+fn pull_like(dir: &Path, layers: &[Vec<u8>]) -> (Vec<PathBuf>, Vec<Settled>) {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let mut said = Vec::new();
     for (i, tar) in layers.iter().enumerate() {
@@ -26,12 +26,12 @@ fn pull_like(dir: &Path, layers: &[Vec<u8>]) -> (Vec<PathBuf>, Vec<Option<LowerD
         fs::create_dir(&own).unwrap();
         let opts = ApplyOptions::new(ApplyMode::Overlay).footprint(true);
         let stats = apply_layer(&tar[..], &own, &opts).unwrap();
-        let dependency = stats
+        let settled = stats
             .footprint
             .expect("a footprint was asked for")
-            .lower_dependency(&dirs)
+            .settle(&own, &dirs)
             .unwrap();
-        let kept = if dependency.is_some() {
+        let kept = if let Settled::Reapply(_) = settled {
             let again = dir.join(format!("again{i}"));
             fs::create_dir(&again).unwrap();
             let opts = ApplyOptions::new(ApplyMode::Overlay).lower_layers(dirs.clone());
@@ -41,7 +41,7 @@ fn pull_like(dir: &Path, layers: &[Vec<u8>]) -> (Vec<PathBuf>, Vec<Option<LowerD
             own
         };
         dirs.push(kept);
-        said.push(dependency);
+        said.push(settled);
     }
     (dirs, said)
 }
@@ -65,10 +65,14 @@ fn a_layer_writing_through_a_lower_symlink_lands_where_it_points() {
     top.file("lib/x.so", b"x", 0o755)
         .file("lib/sub/y", b"y", 0o644);
     let (dirs, said) = pull_like(tmp.path(), &[merged_usr_base(), top.finish()]);
-    assert_eq!(said[0], None, "nothing below the bottom layer");
+    assert_eq!(
+        said[0],
+        Settled::Complete { directories: 0 },
+        "nothing below the bottom layer"
+    );
     assert_eq!(
         said[1],
-        Some(LowerDependency::Symlink { path: "lib".into() })
+        Settled::Reapply(LowerDependency::Symlink { path: "lib".into() })
     );
     let t = tree(&dirs[1]);
     assert!(!t.contains_key("lib"), "the symlink is not hidden: {t:?}");
@@ -92,41 +96,55 @@ fn layers_that_do_not_meet_a_lower_symlink_are_kept_as_extracted() {
         .file("etc/hostname", b"h", 0o644)
         .file("lib", b"now a file", 0o644);
     let (dirs, said) = pull_like(tmp.path(), &[merged_usr_base(), top.finish()]);
-    assert_eq!(said[1], None);
+    assert_eq!(said[1], Settled::Complete { directories: 0 });
     assert!(dirs[1].ends_with("own1"));
     assert_eq!(fs::read(dirs[1].join("lib")).unwrap(), b"now a file");
 }
 
 #[test]
-fn an_implicit_directory_over_a_lower_one_and_a_lower_hard_link_need_the_lower_layers() {
+fn implicit_directories_over_lower_ones_are_settled_in_place_and_lower_hard_links_reapplied() {
     if !privileged() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let mut base = Layer::new();
     base.dir("srv", 0o700).file("srv/data", b"data", 0o640);
+    // GNU tar of a subtree: no member for `srv`.
     let mut implicit = Layer::new();
     implicit.file("srv/more", b"more", 0o644);
+    // `srv` made for its child first, then named.
+    let mut named_later = Layer::new();
+    named_later.file("srv/later", b"", 0o644).dir("srv", 0o750);
     let mut link = Layer::new();
     link.dir("srv", 0o700).hardlink("srv/data-link", "srv/data");
     let (dirs, said) = pull_like(
         tmp.path(),
-        &[base.finish(), implicit.finish(), link.finish()],
+        &[
+            base.finish(),
+            implicit.finish(),
+            named_later.finish(),
+            link.finish(),
+        ],
     );
-    assert_eq!(
-        said[1],
-        Some(LowerDependency::Directory { path: "srv".into() })
-    );
-    assert_eq!(tree(&dirs[1])["srv"].mode, 0o700, "keeps the lower mode");
-    // Applied on its own the link is not an error: it is what the footprint reports.
+    assert_eq!(said[1], Settled::Complete { directories: 1 });
+    assert!(dirs[1].ends_with("own1"), "settled where it was extracted");
+    let (lower, settled) = (&tree(&dirs[0])["srv"], &tree(&dirs[1])["srv"]);
+    assert_eq!(settled.mode, 0o700, "keeps the lower mode");
+    assert_eq!(settled.mtime, lower.mtime, "keeps the lower times");
     assert_eq!(
         said[2],
-        Some(LowerDependency::HardLink {
+        Settled::Reapply(LowerDependency::Directory { path: "srv".into() })
+    );
+    assert_eq!(tree(&dirs[2])["srv"].mode, 0o750, "the member's mode wins");
+    // Applied on its own the link is not an error: it is what the footprint reports.
+    assert_eq!(
+        said[3],
+        Settled::Reapply(LowerDependency::HardLink {
             member: "srv/data-link".into(),
             target: "srv/data".into()
         })
     );
-    assert_eq!(fs::read(dirs[2].join("srv/data-link")).unwrap(), b"data");
+    assert_eq!(fs::read(dirs[3].join("srv/data-link")).unwrap(), b"data");
 }
 
 #[test]
@@ -156,8 +174,8 @@ fn a_hard_link_to_nothing_still_fails_once_the_lower_layers_are_in_view() {
     .unwrap();
     let lowers = vec![base];
     assert!(matches!(
-        stats.footprint.unwrap().lower_dependency(&lowers).unwrap(),
-        Some(LowerDependency::HardLink { .. })
+        stats.footprint.unwrap().settle(&own, &lowers).unwrap(),
+        Settled::Reapply(LowerDependency::HardLink { .. })
     ));
     let again = tmp.path().join("again");
     fs::create_dir(&again).unwrap();
@@ -189,7 +207,7 @@ fn symlinks_to_symlinks_and_relative_links_resolve_inside_the_root() {
         .file("usr/c/two", b"2", 0o644);
     let (dirs, said) = pull_like(tmp.path(), &[base.finish(), top.finish()]);
     assert!(
-        matches!(said[1], Some(LowerDependency::Symlink { .. })),
+        matches!(said[1], Settled::Reapply(LowerDependency::Symlink { .. })),
         "{said:?}"
     );
     let t = tree(&dirs[1]);
@@ -218,7 +236,7 @@ fn hostile_lower_symlinks_never_lead_outside_the_root() {
         .file(&format!("up/tmp/{name}"), b"pwned", 0o644)
         .file(&format!("host/{name}"), b"pwned", 0o644);
     let (dirs, said) = pull_like(tmp.path(), &[base.finish(), top.finish()]);
-    assert!(said[1].is_some());
+    assert!(matches!(said[1], Settled::Reapply(_)), "{said:?}");
     assert!(
         !Path::new("/etc").join(&name).exists(),
         "wrote the host's /etc"

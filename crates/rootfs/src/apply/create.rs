@@ -173,6 +173,9 @@ impl Applier<'_> {
             // A directory here may cover a lower symlink: resolutions change.
             self.resolved.clear();
         }
+        if let Some(f) = &mut self.footprint {
+            f.directory(&full);
+        }
         self.root.remember(&full, Rc::new(Dir { fd, setgid, gid }));
         self.mark(&full);
         self.dir_times.push((full, [meta.atime, meta.mtime]));

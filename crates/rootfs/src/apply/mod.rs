@@ -25,7 +25,7 @@ use basic_escape::escape;
 use crate::compression::{self, Compression, CompressionError};
 use crate::reader::{self, ChannelReader, ReadState, StreamError};
 use crate::sys::{self, AsFdRef};
-pub use footprint::{Footprint, LowerDependency};
+pub use footprint::{Footprint, LowerDependency, Settled};
 use lower::Lowers;
 use meta::{Meta, PaxSparse};
 use root::{Dir, Root};
@@ -351,8 +351,9 @@ impl ApplyOptions {
 
     /// Overlay mode without lower layers: record the layer's [`Footprint`]
     /// in [`LayerStats::footprint`] (default `false`), so that once the
-    /// layers below are in place, [`Footprint::lower_dependency`] tells
-    /// whether they would have changed this layer. Layers can then be
+    /// layers below are in place, [`Footprint::settle`] tells
+    /// whether they would have changed this layer, and settles it where
+    /// that is cheap. Layers can then be
     /// applied in parallel, and again with [`ApplyOptions::lower_layers`]
     /// only where it matters (containerd and umoci apply each layer onto
     /// the ones below it). A hard link to a file the layer does not hold is
