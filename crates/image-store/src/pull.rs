@@ -358,8 +358,9 @@ struct LayerJob {
     parent: Option<String>,
     /// The chain IDs of the layers below, bottom-most first.
     lowers: Vec<String>,
-    /// Turn `true` once the layers below that this pull fetches are committed.
-    below: Vec<watch::Receiver<bool>>,
+    /// Turns `true` once the nearest layer below that this pull fetches is
+    /// committed, which it is only after the ones below it.
+    below: Option<watch::Receiver<bool>>,
     /// Set once this layer is committed; dropped unset when it fails, which
     /// the layers above read as their cancellation.
     committed: watch::Sender<bool>,
@@ -456,7 +457,7 @@ where
     });
     let mut jobs = Vec::new();
     let mut reused = Vec::new();
-    let mut committed = Vec::new();
+    let mut committed: Option<watch::Receiver<bool>> = None;
     for (i, descriptor) in layers.iter().enumerate() {
         let digest = descriptor.digest().to_string();
         let present = store.hold_layer(&lease, &chains[i]).map_err(store_err)?;
@@ -471,10 +472,9 @@ where
                 chain_id: chains[i].clone(),
                 parent: i.checked_sub(1).map(|p| chains[p].clone()),
                 lowers: chains[..i].to_vec(),
-                below: committed.clone(),
+                below: committed.replace(watcher),
                 committed: done,
             });
-            committed.push(watcher);
             LayerStatus::Waiting
         };
         progress(PullEvent::Layer { digest, status });
@@ -712,9 +712,9 @@ async fn onto_lowers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     footprint: Footprint,
     stats: &mut LayerStats,
 ) -> Result<TempPath, LayerFailure> {
-    for below in &job.below {
-        let mut below = below.clone();
+    if let Some(below) = &job.below {
         below
+            .clone()
             .wait_for(|done| *done)
             .await
             .map_err(|_| LayerFailure::Cancelled)?;
