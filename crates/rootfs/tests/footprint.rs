@@ -263,3 +263,43 @@ fn hostile_lower_symlinks_never_lead_outside_the_root() {
         );
     }
 }
+
+#[test]
+fn a_lower_symlink_loop_is_an_error_naming_the_member_not_a_hang() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    fs::create_dir(&base).unwrap();
+    let mut l = Layer::new();
+    l.symlink("a", "b").symlink("b", "/a");
+    apply_layer(
+        &l.finish()[..],
+        &base,
+        &ApplyOptions::new(ApplyMode::Overlay),
+    )
+    .unwrap();
+    let mut top = Layer::new();
+    top.file("a/x", b"x", 0o644);
+    let tar = top.finish();
+    let own = tmp.path().join("own");
+    fs::create_dir(&own).unwrap();
+    let opts = ApplyOptions::new(ApplyMode::Overlay).footprint(true);
+    let stats = apply_layer(&tar[..], &own, &opts).unwrap();
+    let lowers = vec![base];
+    assert!(matches!(
+        stats.footprint.unwrap().settle(&own, &lowers).unwrap(),
+        Settled::Reapply(LowerDependency::Symlink { .. })
+    ));
+    let again = tmp.path().join("again");
+    fs::create_dir(&again).unwrap();
+    let opts = ApplyOptions::new(ApplyMode::Overlay).lower_layers(lowers);
+    let err = apply_layer(&tar[..], &again, &opts).unwrap_err();
+    let chain = format!("{err}: {:?}", std::error::Error::source(&err));
+    assert!(chain.contains("a/x"), "{chain}");
+    assert!(
+        chain.contains("symbolic links") || chain.contains("40"),
+        "{chain}"
+    );
+}
