@@ -30,7 +30,7 @@ use crate::sys;
 /// The directories an overlay-mode layer applied without lower layers wrote
 /// through, the ones it created without a member of their own, and the hard
 /// links whose targets it did not hold. Recorded with
-/// [`ApplyOptions::footprint`]; see [`Footprint::lower_dependency`].
+/// [`ApplyOptions::footprint`]; see [`Footprint::settle`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
     /// Resolved parent directories of the layer's members (sorted).
