@@ -17,13 +17,15 @@ use basic_registry::{
     BlobRequest, Platform, Reference, Registry, RegistryError, ResolvedImage, fetch_config,
     resolve_image,
 };
-use basic_rootfs::{ApplyError, ApplyMode, ApplyOptions, LayerStats, apply_layer};
+use basic_rootfs::{
+    ApplyError, ApplyMode, ApplyOptions, Footprint, LayerStats, Settled, apply_layer,
+};
 use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::{StreamExt as _, stream};
 use oci_spec::image::Descriptor;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::config::ImageConfig;
 use crate::digest::chain_ids;
@@ -343,6 +345,9 @@ struct Ctx<'a, R, F> {
     progress: &'a F,
     waiting_after: Duration,
     cancel: AtomicBool,
+    /// Layers downloading and extracting at once. A layer gives its slot back
+    /// once extracted, before it waits for the layers below it.
+    slots: Semaphore,
 }
 
 /// One layer to pull.
@@ -351,6 +356,14 @@ struct LayerJob {
     diff_id: String,
     chain_id: String,
     parent: Option<String>,
+    /// The chain IDs of the layers below, bottom-most first.
+    lowers: Vec<String>,
+    /// Turns `true` once the nearest layer below that this pull fetches is
+    /// committed, which it is only after the ones below it.
+    below: Option<watch::Receiver<bool>>,
+    /// Set once this layer is committed; dropped unset when it fails, which
+    /// the layers above read as their cancellation.
+    committed: watch::Sender<bool>,
 }
 
 /// Pulls `reference` from `registry` into `store`, reporting progress to
@@ -444,6 +457,7 @@ where
     });
     let mut jobs = Vec::new();
     let mut reused = Vec::new();
+    let mut committed: Option<watch::Receiver<bool>> = None;
     for (i, descriptor) in layers.iter().enumerate() {
         let digest = descriptor.digest().to_string();
         let present = store.hold_layer(&lease, &chains[i]).map_err(store_err)?;
@@ -451,11 +465,15 @@ where
             reused.push(digest.clone());
             LayerStatus::AlreadyExists
         } else {
+            let (done, watcher) = watch::channel(false);
             jobs.push(LayerJob {
                 descriptor: descriptor.clone(),
                 diff_id: facts.diff_ids[i].clone(),
                 chain_id: chains[i].clone(),
                 parent: i.checked_sub(1).map(|p| chains[p].clone()),
+                lowers: chains[..i].to_vec(),
+                below: committed.replace(watcher),
+                committed: done,
             });
             LayerStatus::Waiting
         };
@@ -474,8 +492,9 @@ where
         progress: &progress,
         waiting_after: options.waiting_after,
         cancel: AtomicBool::new(false),
+        slots: Semaphore::new(options.concurrency.max(1)),
     };
-    run_layers(&ctx, jobs, options.concurrency).await?;
+    run_layers(&ctx, jobs).await?;
 
     let tag = naming.tag;
     let repo_digest = resolved.repo_digest().to_string();
@@ -560,13 +579,15 @@ fn store_metadata(
     store.put_blob(lease, resolved.image.config().digest().as_ref(), config)
 }
 
-/// Runs every layer job, `concurrency` at a time, to completion (so no temp
-/// state outlives the call), and returns the first real failure.
+/// Runs every layer job to completion (so no temp state outlives the call),
+/// and returns the first real failure. `ctx.slots` bounds the downloads and
+/// extractions in flight; every job is polled, so one that waits for the
+/// layers below it holds no slot.
 async fn run_layers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     ctx: &Ctx<'_, R, F>,
     jobs: Vec<LayerJob>,
-    concurrency: usize,
 ) -> Result<(), PullError> {
+    let all = jobs.len().max(1);
     let results: Vec<Result<(), PullError>> = stream::iter(jobs)
         .map(|job| async move {
             let digest = job.descriptor.digest().to_string();
@@ -580,7 +601,7 @@ async fn run_layers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
                 source,
             })
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(all)
         .collect()
         .await;
     // A cancelled layer only echoes the failure that cancelled it.
@@ -607,6 +628,12 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     ctx: &Ctx<'_, R, F>,
     job: LayerJob,
 ) -> Result<(), LayerFailure> {
+    // Jobs are polled in order and the semaphore is fair: slots go bottom layer first.
+    let slot = ctx
+        .slots
+        .acquire()
+        .await
+        .map_err(|_| LayerFailure::Cancelled)?;
     if ctx.cancel.load(Ordering::Relaxed) {
         return Err(LayerFailure::Cancelled);
     }
@@ -630,8 +657,12 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     let media_type = job.descriptor.media_type().to_string();
     let blob_path = blob.path().to_path_buf();
-    let extraction =
-        tokio::task::spawn_blocking(move || extract(rx, blob_file, blob_path, layer, media_type));
+    // Above the bottom layer, record what the layer relied on: whether the
+    // layers below change it is known only once they are in place.
+    let footprint = !job.lowers.is_empty();
+    let extraction = tokio::task::spawn_blocking(move || {
+        extract(rx, blob_file, blob_path, layer, media_type, footprint)
+    });
     let downloaded = download(ctx, &job.descriptor, &tx, &emit).await;
     if downloaded.is_err() {
         // The extraction must see a failure, not an end of stream: read as
@@ -648,16 +679,126 @@ async fn pull_layer<R: Registry, F: Fn(PullEvent) + Send + Sync>(
     // only after it stopped writing there.
     let (layer, extracted) = extraction.await.map_err(|_| LayerFailure::Panicked)?;
     downloaded?;
-    let stats = extracted?;
+    let mut stats = extracted?;
     if stats.diff_id != job.diff_id {
         return Err(LayerFailure::DiffId {
             expected: job.diff_id,
             actual: stats.diff_id,
         });
     }
+    drop(slot);
+    let layer = match stats.footprint.take() {
+        Some(footprint) => onto_lowers(ctx, &job, &blob, layer, footprint, &mut stats).await?,
+        None => layer,
+    };
     commit(ctx, &job, blob, layer, &stats)?;
+    job.committed.send_replace(true);
     emit(LayerStatus::PullComplete);
     Ok(())
+}
+
+/// Makes `layer`, extracted on its own, what applying it onto the layers
+/// below gives, as containerd and umoci apply layers: once those are
+/// committed, settles the layer's footprint against them (directories it
+/// made without members take the metadata of the lower ones they cover)
+/// and, only where they change it more (it writes through a directory a
+/// lower layer made a symlink, or hard-links a lower file), extracts it
+/// again from its blob with the lower layers in view.
+async fn onto_lowers<R: Registry, F: Fn(PullEvent) + Send + Sync>(
+    ctx: &Ctx<'_, R, F>,
+    job: &LayerJob,
+    blob: &TempPath,
+    layer: TempPath,
+    footprint: Footprint,
+    stats: &mut LayerStats,
+) -> Result<TempPath, LayerFailure> {
+    if let Some(below) = &job.below {
+        below
+            .clone()
+            .wait_for(|done| *done)
+            .await
+            .map_err(|_| LayerFailure::Cancelled)?;
+    }
+    if ctx.cancel.load(Ordering::Relaxed) {
+        return Err(LayerFailure::Cancelled);
+    }
+    let lowers = job
+        .lowers
+        .iter()
+        .map(|chain| Ok(ctx.store.layer_dir(chain)?.join("diff")))
+        .collect::<Result<Vec<PathBuf>, StoreError>>()
+        .map_err(LayerFailure::Store)?;
+    let blob_path = blob.path().to_path_buf();
+    let media_type = job.descriptor.media_type().to_string();
+    let tmp = ctx.store.tmp_dir();
+    // On the blocking pool, which also removes whichever extraction is dropped.
+    let (kept, result) = tokio::task::spawn_blocking(move || {
+        let again = TempPath::new(temp_name(&tmp, "layer"));
+        match reapply(&footprint, &layer, &lowers, &blob_path, &again, media_type) {
+            Ok(None) => (layer, Ok(None)),
+            other => (again, other),
+        }
+    })
+    .await
+    .map_err(|_| LayerFailure::Panicked)?;
+    match result? {
+        None => Ok(kept),
+        Some(again) if again.diff_id != job.diff_id => Err(LayerFailure::DiffId {
+            expected: job.diff_id.clone(),
+            actual: again.diff_id,
+        }),
+        Some(again) => {
+            *stats = again;
+            Ok(kept)
+        }
+    }
+}
+
+/// The blocking half of [`onto_lowers`]: `None` when `layer` is complete
+/// (settled in place), else the stats of its new extraction into `again`.
+fn reapply(
+    footprint: &Footprint,
+    layer: &TempPath,
+    lowers: &[PathBuf],
+    blob: &std::path::Path,
+    again: &TempPath,
+    media_type: String,
+) -> Result<Option<LayerStats>, LayerFailure> {
+    let dependency = match footprint
+        .settle(&layer.path().join("diff"), lowers)
+        .map_err(LayerFailure::Apply)?
+    {
+        Settled::Reapply(dependency) => dependency,
+        _ => return Ok(None),
+    };
+    tracing::debug!(%dependency, "applying the layer again onto the layers below it");
+    let diff = again.path().join("diff");
+    fs::create_dir_all(&diff).map_err(|source| LayerFailure::Io {
+        path: diff.clone(),
+        source,
+    })?;
+    let file = fs::File::open(blob).map_err(|source| LayerFailure::Io {
+        path: blob.to_path_buf(),
+        source,
+    })?;
+    let options = layer_options(media_type).lower_layers(lowers.to_vec());
+    apply_layer(
+        io::BufReader::with_capacity(256 << 10, file),
+        &diff,
+        &options,
+    )
+    .map(Some)
+    .map_err(LayerFailure::Apply)
+}
+
+/// How every layer of a pull is applied. The diff_id check after extraction
+/// pins every byte of the tar, so an archive without end-of-archive blocks
+/// (as `umoci insert` writes, and as docker accepts) cannot hide a
+/// truncation here.
+fn layer_options(media_type: String) -> ApplyOptions {
+    ApplyOptions::new(ApplyMode::Overlay)
+        .media_type(media_type)
+        .allow_unterminated(true)
 }
 
 /// What the download hands the extraction.
@@ -780,6 +921,7 @@ fn extract(
     path: PathBuf,
     layer: TempPath,
     media_type: String,
+    footprint: bool,
 ) -> (TempPath, Result<LayerStats, LayerFailure>) {
     let mut tee = Tee {
         rx,
@@ -787,12 +929,7 @@ fn extract(
         file,
         write_error: None,
     };
-    // The diff_id check after extraction pins every byte of the tar, so an
-    // archive without end-of-archive blocks (as `umoci insert` writes, and as
-    // docker accepts) cannot hide a truncation here.
-    let options = ApplyOptions::new(ApplyMode::Overlay)
-        .media_type(media_type)
-        .allow_unterminated(true);
+    let options = layer_options(media_type).footprint(footprint);
     let applied = apply_layer(&mut tee, &layer.path().join("diff"), &options)
         .map_err(LayerFailure::Apply)
         .and_then(|stats| {

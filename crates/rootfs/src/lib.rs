@@ -36,8 +36,8 @@ mod sys;
 pub mod tree;
 
 pub use apply::{
-    ApplyError, ApplyMode, ApplyOptions, LayerStats, Limits, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR,
-    WHITEOUT_PREFIX, apply_layer,
+    ApplyError, ApplyMode, ApplyOptions, Footprint, LayerStats, Limits, LowerDependency,
+    OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, Settled, WHITEOUT_PREFIX, apply_layer,
 };
 pub use compression::{Compression, CompressionError};
 pub use parallel::{LayerJob, apply_layers_parallel};

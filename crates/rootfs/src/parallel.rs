@@ -19,7 +19,12 @@ pub struct LayerJob<R> {
 ///
 /// In [`ApplyMode::Overlay`] layers are independent (each has its own
 /// directory), so they are applied concurrently; each also decompresses on
-/// a helper thread. In [`ApplyMode::Flatten`] the order matters, so jobs
+/// a helper thread. Each is applied on its own, as docker's overlay2 driver
+/// does: for containerd's and umoci's tree (a member below a lower layer's
+/// symlink lands where it points), pass [`ApplyOptions::footprint`] and
+/// settle each result against the layers below with
+/// [`Footprint::settle`](crate::Footprint::settle), as basic-image-store's
+/// pull does. In [`ApplyMode::Flatten`] the order matters, so jobs
 /// run one after another and stop at the first failure: the result then
 /// ends with that failure.
 ///

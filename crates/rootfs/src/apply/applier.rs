@@ -42,6 +42,7 @@ impl<'o> Applier<'o> {
             last_member: String::new(),
             lowers,
             resolved: std::collections::HashMap::new(),
+            footprint: footprint::Recorder::new(opts).filter(|_| opts.mode == ApplyMode::Overlay),
         })
     }
 
@@ -137,6 +138,7 @@ impl<'o> Applier<'o> {
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.stream_error(e))?;
         self.restore_dir_times()?;
+        self.stats.footprint = self.footprint.take().map(footprint::Recorder::finish);
         if self.opts.sync {
             sys::syncfs(self.root.fd()).map_err(|e| ApplyError::Target {
                 op: "sync the filesystem of",

@@ -173,6 +173,9 @@ impl Applier<'_> {
             // A directory here may cover a lower symlink: resolutions change.
             self.resolved.clear();
         }
+        if let Some(f) = &mut self.footprint {
+            f.directory(&full);
+        }
         self.root.remember(&full, Rc::new(Dir { fd, setgid, gid }));
         self.mark(&full);
         self.dir_times.push((full, [meta.atime, meta.mtime]));
@@ -262,7 +265,7 @@ impl Applier<'_> {
             .existing_dir(tparent)
             .map_err(Self::fs_err(member, "open the link target's directory"))?;
         let ctname = sys::cstr(tname).map_err(Self::fs_err(member, "name"))?;
-        let present = match &tdir {
+        let mut present = match &tdir {
             Some(d) => sys::lstatat(d.fd(), &ctname).is_ok(),
             None => false,
         };
@@ -271,6 +274,13 @@ impl Applier<'_> {
                 .root
                 .existing_dir(tparent)
                 .map_err(Self::fs_err(member, "open the link target's directory"))?;
+            present = true;
+        }
+        if !present && let Some(f) = &mut self.footprint {
+            // Applied without its lower layers: the target may be a lower
+            // file, which only applying with them can tell.
+            f.missing_link(member, target);
+            return Ok(());
         }
         let tdir = tdir.ok_or_else(|| link_err(io::Error::from_raw_os_error(libc::ENOENT)))?;
         let (parent_path, name) = meta::split(path);

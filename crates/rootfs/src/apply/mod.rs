@@ -3,6 +3,7 @@
 mod applier;
 mod create;
 mod data;
+mod footprint;
 mod lower;
 mod meta;
 mod numeric;
@@ -24,6 +25,7 @@ use basic_escape::escape;
 use crate::compression::{self, Compression, CompressionError};
 use crate::reader::{self, ChannelReader, ReadState, StreamError};
 use crate::sys::{self, AsFdRef};
+pub use footprint::{Footprint, LowerDependency, Settled};
 use lower::Lowers;
 use meta::{Meta, PaxSparse};
 use root::{Dir, Root};
@@ -240,6 +242,7 @@ pub struct ApplyOptions {
     device_nodes: bool,
     owner: Option<(u32, u32)>,
     root_metadata: bool,
+    footprint: bool,
 }
 
 impl ApplyOptions {
@@ -259,6 +262,7 @@ impl ApplyOptions {
             device_nodes: true,
             owner: None,
             root_metadata: true,
+            footprint: false,
         }
     }
 
@@ -345,6 +349,20 @@ impl ApplyOptions {
         self
     }
 
+    /// Overlay mode without lower layers: record the layer's [`Footprint`]
+    /// in [`LayerStats::footprint`] (default `false`), so that once the
+    /// layers below are in place, [`Footprint::settle`] tells
+    /// whether they would have changed this layer, and settles it where
+    /// that is cheap. Layers can then be
+    /// applied in parallel, and again with [`ApplyOptions::lower_layers`]
+    /// only where it matters (containerd and umoci apply each layer onto
+    /// the ones below it). A hard link to a file the layer does not hold is
+    /// then not an error but part of the footprint (the link is not made).
+    pub fn footprint(mut self, record: bool) -> Self {
+        self.footprint = record;
+        self
+    }
+
     /// Flush the target's filesystem (`syncfs`) before returning success
     /// (default `false`), so a caller that renames the extracted directory
     /// into place never publishes a layer a crash could leave half-written.
@@ -399,6 +417,8 @@ pub struct LayerStats {
     pub whiteouts: u64,
     /// Bytes of file content written (logical size for sparse files).
     pub file_bytes: u64,
+    /// With [`ApplyOptions::footprint`]: what the layer relied on.
+    pub footprint: Option<Footprint>,
 }
 
 /// Apply the layer tar stream `reader` (gzip, zstd or plain) to the
@@ -502,6 +522,8 @@ struct Applier<'o> {
     /// paths, dropped whenever this layer removes or adds a symlink, a
     /// whiteout or an opaque marker.
     resolved: std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    /// With [`ApplyOptions::footprint`].
+    footprint: Option<footprint::Recorder>,
 }
 
 /// `dir/name`, or `name` at the root.

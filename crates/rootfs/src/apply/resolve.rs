@@ -23,6 +23,9 @@ impl Applier<'_> {
                 op: "open the parent directory",
                 source: e,
             })?;
+        if let Some(f) = &mut self.footprint {
+            f.parent(parent, &made);
+        }
         for p in made {
             self.mark(&p);
             self.lower_dir_meta(&p, member)?;
