@@ -350,6 +350,84 @@ fn kill_sends_signals_and_restart_runs_again() {
     assert_eq!(ok(basic_docker(root, &["wait", "trap"])), "137");
 }
 
+/// The supervisor of a running container, its init's parent: `(pid, cmdline)`.
+fn supervisor_of(root: &Path, name: &str) -> (i32, String) {
+    let pid = inspect(root, name)["State"]["Pid"].as_i64().unwrap();
+    let supervisor = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse::<i32>()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    (
+        supervisor,
+        String::from_utf8_lossy(&cmdline).replace('\0', " "),
+    )
+}
+
+/// A field of /proc/PID/status, in its unit (kB for sizes).
+fn proc_status(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[test]
+fn a_running_containers_supervisor_is_one_thread_of_the_small_program() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root, &["lean"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "lean",
+            image,
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ],
+    ));
+    let (supervisor, cmdline) = supervisor_of(root, "lean");
+    assert!(
+        cmdline.starts_with("basic-docker-supervise "),
+        "while the container runs its supervisor is the small program: {cmdline}"
+    );
+    // Its output still reaches the log through it.
+    eventually("the log", || {
+        ok(basic_docker(root, &["logs", "lean"])) == "up"
+    });
+    assert_eq!(
+        proc_status(supervisor, "Threads"),
+        1,
+        "the supervisor of a running container is one thread"
+    );
+    let pss = std::fs::read_to_string(format!("/proc/{supervisor}/smaps_rollup"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    // Measured, not asserted (a size bound would flake with builds and allocators): see
+    // scripts/bench-supervisor.sh and docs/performance.md.
+    eprintln!(
+        "supervisor {supervisor}: VmRSS {} kB, Pss {pss}, 1 thread",
+        proc_status(supervisor, "VmRSS")
+    );
+    // Its exit is recorded by the engine's program, which it becomes again for that.
+    ok(basic_docker(root, &["kill", "lean"]));
+    assert_eq!(ok(basic_docker(root, &["wait", "lean"])), "137");
+    assert_eq!(state(root, "lean"), "exited");
+}
+
 #[test]
 fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
     let Some((dir, image)) = store() else { return };
@@ -370,7 +448,7 @@ fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
         .unwrap();
     let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
     assert!(
-        String::from_utf8_lossy(&cmdline).contains("container-supervise"),
+        String::from_utf8_lossy(&cmdline).contains("basic-docker-supervise"),
         "the init's parent is the supervisor"
     );
     // The supervisor dies; the container still runs and is still reported so.

@@ -89,7 +89,7 @@ pub use client::Client;
 pub use hub::{MAX_CLIENTS, MAX_QUEUED, MAX_STDIN_PENDING, Serve};
 pub use wire::MAX_PAYLOAD;
 
-pub(crate) use hub::{Hub, Session, Sink};
+pub(crate) use hub::{Hub, Session};
 
 use crate::logfile::Stream;
 
