@@ -187,9 +187,9 @@ pub enum Input {
 /// Runs a container, restarting it by policy, with its output captured.
 ///
 /// It forks the container from the calling process, so that process must be
-/// single-threaded when [`Supervisor::run`] is called ([the fork rule](crate::fork_rule));
-/// the supervisor's own threads (relaying the container's stdio) run only between a start
-/// and the container's exit.
+/// single-threaded when [`Supervisor::run`] is called ([the fork rule](crate::fork_rule)).
+/// The supervisor starts no thread of its own: it relays the container's stdio from the
+/// calling thread.
 #[derive(Debug)]
 pub struct Supervisor<'a> {
     container: &'a Container,
@@ -235,8 +235,8 @@ impl<'a> Supervisor<'a> {
     /// Serves the container's stdio to attach clients (see [`crate::attach`]) in
     /// `serve.endpoint`'s directory, from before the first start until the last exit:
     /// its output to every client, and with [`Input::Attach`] their input to it. Clients
-    /// waiting for a start are connected before the container is forked; the thread that
-    /// serves them runs from each start to the exit.
+    /// waiting for a start are connected before the container's first output is read, and
+    /// served from the calling thread until the exit.
     pub fn attach(mut self, serve: Serve) -> Self {
         self.attach = Some(serve);
         self
@@ -374,7 +374,8 @@ impl<'a> Supervisor<'a> {
             .take_attach_stdin(master.as_ref())
             .map_err(self.io("keeping the container's stdin"))?;
         let relayed = plumbing.take_relayed_stdin();
-        if let Some(lean) = &self.lean {
+        // A container that is done already (`run --rm … true`) is not worth two `execve`s.
+        if let Some(lean) = self.lean.as_ref().filter(|_| !pump::has_exited(pid)) {
             let handoff = lean::Handoff {
                 id: self.container.id(),
                 pid,

@@ -470,6 +470,11 @@ pub(crate) fn wait_nowait(pid: i32, block: bool) -> i32 {
     }
 }
 
+/// Whether child `pid` has exited (it is not reaped).
+pub(crate) fn has_exited(pid: i32) -> bool {
+    exit_code(pid, false).is_some()
+}
+
 fn exit_code(pid: i32, block: bool) -> Option<i32> {
     // SAFETY: a zeroed siginfo_t is a valid buffer for waitid to fill.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
