@@ -29,6 +29,10 @@ CLEANUP=()
 cleanup() {
   local i
   for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[$i]}" >/dev/null 2>&1 || true; done
+  # podman keeps its storage's overlay directory mounted on itself: only mounts under
+  # this script's directory, deepest first.
+  awk -v w="$WORK/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -45,6 +45,10 @@ mod pump;
 pub use lean::{Lean, Resumed, lean_main};
 use pump::{Out, Pump};
 
+/// How long a container runs before a [`Supervisor::lean`] supervisor leaves for the small
+/// program: the exit of a container that is done by then is handled without it.
+const HANDOFF_AFTER: Duration = Duration::from_millis(25);
+
 /// When the supervisor starts a container again after it exits (docker's `--restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RestartPolicy {
@@ -374,8 +378,13 @@ impl<'a> Supervisor<'a> {
             .take_attach_stdin(master.as_ref())
             .map_err(self.io("keeping the container's stdin"))?;
         let relayed = plumbing.take_relayed_stdin();
-        // A container that is done already (`run --rm … true`) is not worth two `execve`s.
-        if let Some(lean) = self.lean.as_ref().filter(|_| !pump::has_exited(pid)) {
+        // A container done within moments (`run --rm … true`) is not worth the `execve`s:
+        // its exit is waited for here first (its output waits in the pipes meanwhile).
+        if let Some(lean) = self
+            .lean
+            .as_ref()
+            .filter(|_| !pump::exits_within(pid, HANDOFF_AFTER))
+        {
             let handoff = lean::Handoff {
                 id: self.container.id(),
                 pid,

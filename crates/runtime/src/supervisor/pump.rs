@@ -470,9 +470,23 @@ pub(crate) fn wait_nowait(pid: i32, block: bool) -> i32 {
     }
 }
 
-/// Whether child `pid` has exited (it is not reaped).
-pub(crate) fn has_exited(pid: i32) -> bool {
-    exit_code(pid, false).is_some()
+/// Whether child `pid` exits within `wait` (it is not reaped).
+pub(crate) fn exits_within(pid: i32, wait: std::time::Duration) -> bool {
+    let Ok(pidfd) = crate::terminal::pidfd_open(pid) else {
+        return exit_code(pid, false).is_some();
+    };
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        let mut polls = PollSet::default();
+        let at = polls.add(pidfd.as_raw_fd(), libc::POLLIN);
+        if polls.wait(left.as_millis() as i32).is_err() || polls.readable(at) {
+            return true;
+        }
+        if left.is_zero() {
+            return false;
+        }
+    }
 }
 
 fn exit_code(pid: i32, block: bool) -> Option<i32> {
