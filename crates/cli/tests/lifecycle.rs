@@ -401,6 +401,13 @@ fn a_running_containers_supervisor_is_one_thread_of_the_small_program() {
         cmdline.starts_with("basic-docker-supervise "),
         "while the container runs its supervisor is the small program: {cmdline}"
     );
+    // As every program that starts or keeps containers, it runs from a read-only copy of
+    // itself, which no container can overwrite through /proc/PID/exe (CVE-2019-5736).
+    let exe = nix::sys::statvfs::statvfs(format!("/proc/{supervisor}/exe").as_str()).unwrap();
+    assert!(
+        exe.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the supervisor runs from a writable file"
+    );
     // Its output still reaches the log through it.
     eventually("the log", || {
         ok(basic_docker(root, &["logs", "lean"])) == "up"
