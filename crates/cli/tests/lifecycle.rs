@@ -436,6 +436,31 @@ fn a_running_containers_supervisor_is_one_thread_of_the_small_program() {
 }
 
 #[test]
+fn a_flood_of_output_without_newlines_does_not_grow_the_supervisor() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root, &["flood"]);
+    // 12 MiB in one "line": the supervisor logs it in 16 KiB pieces as it reads, never
+    // holding more than a piece and a read.
+    ok(basic_docker(
+        root,
+        &[
+            "run", "-d", "--name", "flood", "--log-opt", "max-size=1m", image, "sh", "-c",
+            "yes x | head -c 25165824 | tr -d '\\n'; echo; echo flooded; exec sleep 1000",
+        ],
+    ));
+    let (supervisor, _) = supervisor_of(root, "flood");
+    eventually("the flood logged", || {
+        ok(basic_docker(root, &["logs", "--tail", "1", "flood"])) == "flooded"
+    });
+    let rss = proc_status(supervisor, "VmRSS");
+    eprintln!("supervisor {supervisor} after 12 MiB of output: VmRSS {rss} kB");
+    // Loose on purpose (it is ~2.5 MB): holding the output would take 12 MiB and more.
+    assert!(rss < 12 * 1024, "the supervisor grew to {rss} kB");
+    assert_eq!(proc_status(supervisor, "Threads"), 1);
+}
+
+#[test]
 fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
     let Some((dir, image)) = store() else { return };
     let root = dir.path();
