@@ -445,7 +445,15 @@ fn a_flood_of_output_without_newlines_does_not_grow_the_supervisor() {
     ok(basic_docker(
         root,
         &[
-            "run", "-d", "--name", "flood", "--log-opt", "max-size=1m", image, "sh", "-c",
+            "run",
+            "-d",
+            "--name",
+            "flood",
+            "--log-opt",
+            "max-size=1m",
+            image,
+            "sh",
+            "-c",
             "yes x | head -c 25165824 | tr -d '\\n'; echo; echo flooded; exec sleep 1000",
         ],
     ));
