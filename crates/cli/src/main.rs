@@ -20,6 +20,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    // Supervisors run basic-docker-supervise while their container runs: found now, while
+    // this program still has a path (a sealed copy has none), and passed on to them.
+    if std::env::var_os(commands::SUPERVISE_ENV).is_none()
+        && let Some(path) = commands::locate_supervise()
+    {
+        // SAFETY: no other thread exists yet (the async runtime starts below).
+        unsafe { std::env::set_var(commands::SUPERVISE_ENV, path) };
+    }
     // Commands whose processes enter containers first re-execute this program from a
     // read-only copy of itself, so that no container can overwrite it (CVE-2019-5736).
     // This must happen before any thread starts.

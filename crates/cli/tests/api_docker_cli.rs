@@ -150,6 +150,23 @@ fn detached_containers_are_listed_logged_inspected_stopped_and_removed() {
         .parse()
         .unwrap();
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // Its supervisor, started by the service, is the small one-thread program too.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |status: &str, name: &str| {
+        status
+            .lines()
+            .find_map(|l| Some(l.strip_prefix(name)?.trim().to_string()))
+            .unwrap()
+    };
+    let supervisor = field(&status, "PPid:");
+    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    assert!(
+        cmdline.starts_with(b"basic-docker-supervise\0"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let status = std::fs::read_to_string(format!("/proc/{supervisor}/status")).unwrap();
+    assert_eq!(field(&status, "Threads:"), "1");
     // Our CLI sees the container the API made, with the same document.
     let ours: Value = serde_json::from_str(&ok(api.basic(&["inspect", "ticker"]))).unwrap();
     assert_eq!(ours[0]["Id"], id.as_str());

@@ -31,6 +31,11 @@ pub struct SupervisorCommand {
     pub arg0: OsString,
     /// The arguments before the container's id.
     pub args: Vec<OsString>,
+    /// The small program the supervisor runs while its container runs (see
+    /// [`basic_runtime::supervisor`]: `basic-docker-supervise`, or a test binary that
+    /// calls [`basic_runtime::supervisor::lean_main`]); `None` keeps the supervisor's own
+    /// program throughout. Its `keep` is the engine's to fill.
+    pub lean: Option<basic_runtime::supervisor::Lean>,
 }
 
 /// Where an engine keeps things and how it supervises.

@@ -10,6 +10,8 @@
 //! It outlives whoever watches it: a caller that is killed, a terminal that hangs up, a
 //! pipe nobody reads any more.
 
+use std::fs::File;
+use std::os::fd::{AsRawFd as _, FromRawFd as _};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use basic_image_store::{ContainerExit, short_id};
 use basic_runtime::Spec;
 use basic_runtime::attach::{Endpoint, Serve};
-use basic_runtime::supervisor::{Input, Output, Supervisor, SupervisorEvent};
+use basic_runtime::supervisor::{Input, Output, Resumed, Supervisor, SupervisorEvent};
 use basic_runtime::terminal::{ConsoleSocket, RawMode};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
@@ -73,23 +75,43 @@ impl Engine {
     /// Meanwhile this process ignores SIGHUP and SIGPIPE (the container's processes start
     /// with default dispositions all the same): a supervisor must outlive the caller
     /// attached to it, whose terminal hangs up and whose pipes break when it is killed.
+    ///
+    /// With a [`SupervisorCommand::lean`](crate::SupervisorCommand::lean) program, this
+    /// process runs that program while the container runs, and this one again (with the
+    /// same arguments) for each exit: called there, this picks the supervision up where it
+    /// was left ([`Resumed`]).
     pub fn supervise(&self, id: &str, attachment: Attachment) -> Result<i32> {
         let _outlive = OutliveCaller::install();
         let c = self.container(id)?;
-        let Some(_lock) = status::lock_supervisor(&c.paths)? else {
-            return Err(EngineError::Conflict(format!(
-                "container {} is already running",
-                short_id(c.id())
-            )));
+        let resumed = Resumed::from_env();
+        let lock = match resumed.as_ref().and_then(|r| r.kept().first()) {
+            Some(&fd) => {
+                // SAFETY: this process's previous program image took the lock on this
+                // descriptor and kept it open for this one (see `run_container`).
+                let file = unsafe { File::from_raw_fd(fd) };
+                set_cloexec(&file);
+                file
+            }
+            None => match status::lock_supervisor(&c.paths)? {
+                Some(lock) => lock,
+                None => {
+                    return Err(EngineError::Conflict(format!(
+                        "container {} is already running",
+                        short_id(c.id())
+                    )));
+                }
+            },
         };
         let echo = attachment == Attachment::Foreground;
-        let _ = std::fs::remove_file(c.paths.stop_marker());
-        let _ = std::fs::remove_file(c.paths.start_error());
-        if let Err(e) = exits::reserve(&c.paths) {
-            tracing::warn!("reserving {}: {e}", c.paths.last_exit().display());
+        if resumed.is_none() {
+            let _ = std::fs::remove_file(c.paths.stop_marker());
+            let _ = std::fs::remove_file(c.paths.start_error());
+            if let Err(e) = exits::reserve(&c.paths) {
+                tracing::warn!("reserving {}: {e}", c.paths.last_exit().display());
+            }
         }
         let mut started = c.record.started.unwrap_or_else(now_nanos);
-        let result = self.run_container(&c, echo, &mut started);
+        let result = self.run_container(&c, echo, &mut started, resumed, &lock);
         // The attachment outlives restarts; it goes with the final exit.
         network::detach(&self.paths, c.id(), &c.config.network_mode());
         // So does a tmpfs or bind volume's mount, unless another container uses it.
@@ -119,21 +141,33 @@ impl Engine {
         }
     }
 
-    fn run_container(&self, c: &Container, echo: bool, started: &mut i64) -> Result<i32> {
-        {
+    fn run_container(
+        &self,
+        c: &Container,
+        echo: bool,
+        started: &mut i64,
+        resumed: Option<Resumed>,
+        lock: &File,
+    ) -> Result<i32> {
+        // Resumed, the container ran already: its root, volumes and network are set up.
+        if resumed.is_none() {
             // A copy or an export of the stopped container may have its snapshot mounted:
             // wait for it to end rather than mount the snapshot a second time.
             let _no_views = crate::view::lock_exclusive(&c.paths)?;
             rootfs::ensure_mounted(self.snapshotter().as_ref(), &self.store, c)?;
         }
-        self.mount_volumes(c)?;
+        if resumed.is_none() {
+            self.mount_volumes(c)?;
+        }
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
             what: spec_path.display().to_string(),
             message: e.to_string(),
         })?;
         let hostname = spec.hostname().clone().unwrap_or_default();
-        network::attach(&self.paths, c.id(), c.name(), &hostname, &c.config)?;
+        if resumed.is_none() {
+            network::attach(&self.paths, c.id(), c.name(), &hostname, &c.config)?;
+        }
         let mut builder = basic_runtime::Container::builder(c.id(), spec, &c.paths.rootfs)
             .state_dir(&self.paths.state)
             .init(c.config.init())
@@ -178,6 +212,14 @@ impl Engine {
             endpoint: Endpoint::new(c.paths.attach_dir()),
             stdin_once: c.config.stdin_once(),
         });
+        // While the container runs, a small program keeps it (and this lock) instead.
+        if let Some(mut lean) = self.supervisor.as_ref().and_then(|s| s.lean.clone()) {
+            lean.keep = vec![lock.as_raw_fd()];
+            supervisor = supervisor.lean(lean);
+        }
+        if let Some(resumed) = resumed {
+            supervisor = supervisor.resume(resumed);
+        }
         let stop_marker = c.paths.stop_marker();
         let mut on_event = |event: SupervisorEvent<'_>| self.record(c, event, started);
         let status = supervisor.run(&|| stop_marker.exists(), &mut on_event);
@@ -349,6 +391,18 @@ impl Drop for OutliveCaller {
         for (signal, previous) in self.previous.drain(..) {
             // SAFETY: puts back the disposition that was there before `install`.
             let _ = unsafe { sigaction(signal, &previous) };
+        }
+    }
+}
+
+/// Makes `file` close-on-exec (a descriptor kept across this process's program images
+/// must still not reach what it starts).
+fn set_cloexec(file: &File) {
+    // SAFETY: F_GETFD/F_SETFD change only the descriptor flag of a descriptor we hold.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(file.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC);
         }
     }
 }

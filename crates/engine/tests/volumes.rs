@@ -38,6 +38,13 @@ fn main() {
         panic!("sealing the test binary: {e}");
     }
     let args: Vec<String> = std::env::args().collect();
+    // The engine's small supervisor program, as basic-docker-supervise is.
+    if args.get(1).map(String::as_str) == Some("lean") {
+        std::process::exit(match basic_runtime::supervisor::lean_main() {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 125,
+        });
+    }
     if args.get(1).map(String::as_str) == Some("supervise") {
         let engine = open(Path::new(&args[2]), Path::new(&args[3]));
         let code = engine
@@ -130,6 +137,12 @@ fn open(root: &Path, state: &Path) -> Engine {
                 root.as_os_str().to_owned(),
                 state.as_os_str().to_owned(),
             ],
+            // This binary again, as the small program that keeps running containers.
+            lean: Some(basic_runtime::supervisor::Lean {
+                program: "/proc/self/exe".into(),
+                args: vec!["lean".into()],
+                keep: Vec::new(),
+            }),
         }),
     })
     .expect("opening the engine")

@@ -488,6 +488,30 @@ impl ContainerBuilder {
 }
 
 impl Container {
+    /// Whether this process forwards the signals it gets to the init (see
+    /// [`ContainerBuilder::forward_signals`]).
+    pub fn forwards_signals(&self) -> bool {
+        self.b.forward_signals
+    }
+
+    /// The container whose init `pid` this process started in an earlier program image of
+    /// itself (a supervisor re-executes itself while the container runs; see
+    /// [`crate::supervisor`]): [`Running::wait`] reaps it and cleans up as after
+    /// [`Container::start`]. `pid` must be this process's child, not yet reaped.
+    pub fn adopt(&self, pid: i32) -> Running<'_> {
+        let cgroup = self
+            .b
+            .use_cgroups
+            .then(|| cgroups::manager_for(&self.b.cgroup_root, &self.cgroup_path()));
+        Running {
+            container: self,
+            init: Pid::from_raw(pid),
+            cgroup,
+            forward: self.b.forward_signals.then(|| signals::forward_to(pid)),
+            finished: false,
+        }
+    }
+
     /// Runs the container in the foreground until its init exits; the cgroup and the state
     /// directory are removed before returning. The same as [`Container::start`] then
     /// [`Running::wait`], and under the same [fork rule](crate::fork_rule): the calling

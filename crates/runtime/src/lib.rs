@@ -41,6 +41,7 @@ pub mod in_root;
 mod lifecycle;
 pub mod logfile;
 mod pipes;
+mod poll_set;
 mod process;
 pub mod sealed_exe;
 pub mod seccomp;

@@ -10,20 +10,44 @@
 //!
 //! With [`Supervisor::attach`] it also serves the container's stdio to clients of a unix
 //! socket while the container runs (docker's `attach`; see [`crate::attach`]).
+//!
+//! # One thread, and a small program while the container runs
+//!
+//! From a start to the exit everything the supervisor moves (output into the log, to the
+//! terminal and to the attach clients; input; resizes; the exit) goes through one `poll`
+//! in the calling thread (`pump`): the process never has a second thread, so the fork
+//! rule holds at every restart.
+//!
+//! With [`Supervisor::lean`], a supervisor that is a process of its own also leaves its
+//! program while the container runs: once the container's processes are forked it
+//! re-executes itself as a small program ([`lean_main`], the `basic-docker-supervise`
+//! binary) that runs the same loop with the same descriptors, and that re-executes the
+//! original program once the init has exited (still unreaped), which then reaps it,
+//! records the exit and restarts by policy ([`Resumed`]). The init stays a child of the
+//! same process throughout. A big program's touched pages, allocator and libraries are
+//! what a supervisor costs per container; the small one keeps that near conmon's.
 
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::io::{self, Write as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::attach::{Hub, Serve, Session, Sink};
-use crate::container::{Container, ContainerError, ExitStatus, Running};
+use crate::attach::{Hub, Serve};
+use crate::container::{Container, ContainerError, ExitStatus};
 use crate::logfile::{LogWriter, Rotation, Stream};
 use crate::terminal::ConsoleSocket;
+
+mod lean;
+mod pump;
+
+pub use lean::{Lean, Resumed, lean_main};
+use pump::{Out, Pump};
+
+/// How long a container runs before a [`Supervisor::lean`] supervisor leaves for the small
+/// program: the exit of a container that is done by then is handled without it.
+const HANDOFF_AFTER: Duration = Duration::from_millis(25);
 
 /// When the supervisor starts a container again after it exits (docker's `--restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,9 +191,9 @@ pub enum Input {
 /// Runs a container, restarting it by policy, with its output captured.
 ///
 /// It forks the container from the calling process, so that process must be
-/// single-threaded when [`Supervisor::run`] is called ([the fork rule](crate::fork_rule));
-/// the supervisor's own threads (relaying the container's stdio) run only between a start
-/// and the container's exit.
+/// single-threaded when [`Supervisor::run`] is called ([the fork rule](crate::fork_rule)).
+/// The supervisor starts no thread of its own: it relays the container's stdio from the
+/// calling thread.
 #[derive(Debug)]
 pub struct Supervisor<'a> {
     container: &'a Container,
@@ -177,6 +201,8 @@ pub struct Supervisor<'a> {
     restart: RestartPolicy,
     console: Option<(ConsoleSocket, bool)>,
     attach: Option<Serve>,
+    lean: Option<Lean>,
+    resumed: std::cell::RefCell<Option<Resumed>>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -188,14 +214,33 @@ impl<'a> Supervisor<'a> {
             restart,
             console: None,
             attach: None,
+            lean: None,
+            resumed: std::cell::RefCell::new(None),
         }
+    }
+
+    /// While the container runs, this process runs `lean` instead of its own program (see
+    /// the module's documentation). Only for a process that exists to supervise: its
+    /// program image is replaced, twice per start, and [`Supervisor::run`] returns only in
+    /// the program that [`Resumed`] continues.
+    pub fn lean(mut self, lean: Lean) -> Self {
+        self.lean = Some(lean);
+        self
+    }
+
+    /// Continues the supervision that this process's previous program image handed to
+    /// [`Supervisor::lean`]'s program: [`Supervisor::run`] starts by reaping the init and
+    /// goes on from its exit.
+    pub fn resume(self, resumed: Resumed) -> Self {
+        *self.resumed.borrow_mut() = Some(resumed);
+        self
     }
 
     /// Serves the container's stdio to attach clients (see [`crate::attach`]) in
     /// `serve.endpoint`'s directory, from before the first start until the last exit:
     /// its output to every client, and with [`Input::Attach`] their input to it. Clients
-    /// waiting for a start are connected before the container is forked; the thread that
-    /// serves them runs from each start to the exit.
+    /// waiting for a start are connected before the container's first output is read, and
+    /// served from the calling thread until the exit.
     pub fn attach(mut self, serve: Serve) -> Self {
         self.attach = Some(serve);
         self
@@ -223,26 +268,51 @@ impl<'a> Supervisor<'a> {
         stop_requested: &dyn Fn() -> bool,
         on_event: &mut dyn FnMut(SupervisorEvent<'_>),
     ) -> Result<ExitStatus, SupervisorError> {
-        let log = match &self.output.log {
-            Some((path, rotation)) => Some(Arc::new(Mutex::new(
-                LogWriter::open(path, *rotation).map_err(self.io("opening the log file"))?,
-            ))),
+        let mut log = match &self.output.log {
+            Some((path, rotation)) => {
+                Some(LogWriter::open(path, *rotation).map_err(self.io("opening the log file"))?)
+            }
             None => None,
         };
-        // Bound once, before the first start: it outlives restarts.
-        let hub = match &self.attach {
-            Some(serve) => Some(
+        let mut resumed = self.resumed.borrow_mut().take();
+        // Bound once, before the first start: it outlives restarts (and program images).
+        let hub = match (
+            &self.attach,
+            resumed.as_mut().and_then(|r| r.listener.take()),
+        ) {
+            (Some(serve), Some(listener)) => Some(
+                Hub::adopt(serve, self.console.is_some(), listener)
+                    .map_err(self.io("taking over the attach socket"))?,
+            ),
+            (Some(serve), None) => Some(
                 Hub::open(serve, self.console.is_some())
                     .map_err(self.io("binding the attach socket"))?,
             ),
-            None => None,
+            (None, _) => None,
         };
         let mut restarts = 0;
         let mut delay = Duration::from_millis(100);
         loop {
-            on_event(SupervisorEvent::Starting);
-            let started = Instant::now();
-            let status = self.run_once(log.clone(), hub.as_ref())?;
+            let (status, ran) = match resumed.take() {
+                Some(r) => {
+                    restarts = r.restarts;
+                    delay = r.delay;
+                    let ran = r.ran();
+                    let status = self.container.adopt(r.pid).wait()?;
+                    (status, ran)
+                }
+                None => {
+                    on_event(SupervisorEvent::Starting);
+                    let started = Instant::now();
+                    let resume = lean::Resume {
+                        restarts,
+                        delay,
+                        started: lean::monotonic_now(),
+                    };
+                    let status = self.run_once(log.as_mut(), hub.as_ref(), resume)?;
+                    (status, started.elapsed())
+                }
+            };
             let restarting = !stop_requested() && self.restart.restarts(&status, restarts);
             on_event(SupervisorEvent::Exited {
                 status: &status,
@@ -253,7 +323,7 @@ impl<'a> Supervisor<'a> {
             }
             restarts += 1;
             // docker's back-off: doubling from 100 ms, reset after 10 s of running.
-            if started.elapsed() >= Duration::from_secs(10) {
+            if ran >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
             if !sleep_unless(delay, stop_requested) {
@@ -266,99 +336,118 @@ impl<'a> Supervisor<'a> {
     /// One start of the container, with its stdio captured until it exits.
     ///
     /// The fork rule (see [`crate::fork_rule`]) orders the steps: this process's stdio is
-    /// pointed at pipes first (no thread needed), the attach clients waiting for this
-    /// start are connected (no thread either), the container's processes are forked
-    /// while this process is still single-threaded, and only then do the threads that copy
-    /// the pipes and serve the clients start. They are all joined before the next start.
+    /// pointed at pipes (the runtime gives the container the stdio of the process that
+    /// runs it), the container's processes are forked, this process's stdio is put back,
+    /// and only then is anything read: the attach clients waiting for this start are taken
+    /// before the first byte of output is, so they get all of it. Nothing here starts a
+    /// thread.
     fn run_once(
         &self,
-        log: Option<Arc<Mutex<LogWriter>>>,
+        log: Option<&mut LogWriter>,
         hub: Option<&Hub>,
+        resume: lean::Resume,
     ) -> Result<ExitStatus, SupervisorError> {
-        let mut redirect =
+        let redirect =
             Redirect::install(self.output.stdin).map_err(self.io("redirecting output"))?;
+        let started = self.container.start();
+        // The container's processes hold their ends: ours go, and the caller's stdio is
+        // this process's again.
+        let mut plumbing = redirect.restore().map_err(self.io("restoring output"))?;
+        let running = match started {
+            Ok(running) => running,
+            Err(e) => {
+                // Whatever its processes wrote before they were killed still goes to the
+                // log (and to the clients).
+                let code = e.exit_code();
+                let mut session = hub.and_then(|hub| hub.session(None).ok());
+                let mut pump = Pump::new(None, code).log(log).echo(self.output.echo);
+                let outs = plumbing.outputs().map_err(self.io("reading output"))?;
+                for out in outs {
+                    pump = pump.output(out);
+                }
+                pump.session(session.as_mut()).run();
+                if let Some(session) = session {
+                    session.finish(code);
+                }
+                return Err(e.into());
+            }
+        };
+        let pid = running.pid();
+        let master = self.receive_terminal(pid);
+        let stdin = plumbing
+            .take_attach_stdin(master.as_ref())
+            .map_err(self.io("keeping the container's stdin"))?;
+        let relayed = plumbing.take_relayed_stdin();
+        // A container done within moments (`run --rm … true`) is not worth the `execve`s:
+        // its exit is waited for here first (its output waits in the pipes meanwhile).
+        if let Some(lean) = self
+            .lean
+            .as_ref()
+            .filter(|_| !pump::exits_within(pid, HANDOFF_AFTER))
+        {
+            let handoff = lean::Handoff {
+                id: self.container.id(),
+                pid,
+                outs: &plumbing.readers,
+                master: master.as_ref(),
+                relayed_stdin: relayed.as_ref(),
+                attach_stdin: stdin.as_ref(),
+                terminal_input: self.console.as_ref().is_some_and(|(_, a)| *a),
+                output: &self.output,
+                hub,
+                stdin_once: self.attach.as_ref().is_some_and(|s| s.stdin_once),
+                forward_signals: self.container.forwards_signals(),
+                resume,
+            };
+            // Returns only when the program could not be executed: supervised from here.
+            let e = handoff.exec(lean);
+            report(&format!("running {}", lean.program.display()), &e);
+        }
         let mut session = match hub {
             Some(hub) => Some(
-                hub.session(redirect.attach_stdin.take())
+                hub.session(stdin)
                     .map_err(self.io("taking the attach clients"))?,
             ),
             None => None,
         };
-        let started = self.container.start();
-        // Also after a failed start: whatever its processes wrote before they were killed
-        // still goes to the log (and to the clients).
-        let outputs =
-            redirect.relay_outputs(self.output.echo, log, session.as_ref().map(Session::sink));
-        let result = match started {
-            Err(e) => Err(e.into()),
-            Ok(running) => match redirect.relay_input() {
-                // Dropping `running` kills the container: nobody could feed its stdin.
-                Err(e) => Err(self.io("relaying input")(e)),
-                Ok(()) => {
-                    if let Some(session) = session.as_mut() {
-                        session.set_init(running.pid());
-                        if let Err(e) = session.start() {
-                            // The container runs on; only attaching to it is lost.
-                            self.report(&redirect, "serving attach clients", &e);
-                        }
-                    }
-                    self.relay_console(&running, &redirect, session.as_ref());
-                    running.wait().map_err(SupervisorError::from)
-                }
-            },
-        };
-        // Restoring our stdio closes our ends of the pipes; the relays end
-        // once the container's processes have closed theirs too.
-        let restored = redirect.restore();
-        for r in outputs {
-            let _ = r.join();
+        if let Some(session) = session.as_mut() {
+            session.set_init(pid);
+            if let Some(master) = master.as_ref().and_then(|m| m.try_clone().ok()) {
+                session.set_terminal(master);
+            }
         }
+        let terminal_input = self.console.as_ref().is_some_and(|(_, a)| *a);
+        let pump = plumbing
+            .outputs()
+            .and_then(|outs| {
+                let echo = self.output.echo;
+                pump::for_start(pid, outs, relayed, master, terminal_input, echo, log)
+            })
+            .map_err(self.io("relaying the container's stdio"))?;
+        let code = pump.session(session.as_mut()).run();
         // Clients get all the output, then the exit.
         if let Some(session) = session {
-            session.finish(match &result {
-                Ok(status) => status.exit_code(),
-                Err(SupervisorError::Container(e)) => e.exit_code(),
-                Err(_) => 125,
-            });
+            session.finish(code);
         }
-        restored.map_err(self.io("restoring output"))?;
-        result
+        Ok(running.wait()?)
     }
 
-    /// Reports on the caller's stderr something that failed beside the container.
-    fn report(&self, redirect: &Redirect, what: &str, e: &dyn std::error::Error) {
-        if let Ok(stderr) = redirect.saved_out[1].try_clone() {
-            let _ = writeln!(
-                File::from(stderr),
-                "{what} for container {}: {}",
-                self.container.id(),
-                crate::process::chain(e)
-            );
-        }
-    }
-
-    /// With [`Supervisor::console`]: the container's terminal, relayed in this thread until
-    /// its init exits. A relay that fails is reported on the caller's stderr; the container
-    /// runs on without it.
-    ///
-    /// Attach clients resize the terminal through a copy of its master held by `session`.
-    fn relay_console(&self, running: &Running<'_>, redirect: &Redirect, session: Option<&Session>) {
-        let Some((socket, attach_stdin)) = &self.console else {
-            return;
-        };
-        let relayed = socket
-            .receive()
-            .and_then(|console| console.watch_process(running.pid()))
-            .and_then(|console| {
-                if let Some(session) = session
-                    && let Ok(master) = console.master().try_clone_to_owned()
-                {
-                    session.set_terminal(master);
-                }
-                console.relay_stdio(*attach_stdin)
-            });
-        if let Err(e) = relayed {
-            self.report(redirect, "relaying the terminal", &e);
+    /// With [`Supervisor::console`]: the container's terminal, once its processes sent it.
+    /// Without it the container runs on, unrelayed; that is reported on stderr.
+    fn receive_terminal(&self, pid: i32) -> Option<OwnedFd> {
+        let (socket, _) = self.console.as_ref()?;
+        match socket.receive() {
+            Ok(console) => Some(console.into_master()),
+            Err(e) => {
+                report(
+                    &format!(
+                        "relaying the terminal of container {} (init {pid})",
+                        self.container.id()
+                    ),
+                    &e,
+                );
+                None
+            }
         }
     }
 
@@ -380,22 +469,66 @@ fn sleep_unless(total: Duration, stop_requested: &dyn Fn() -> bool) -> bool {
     !stop_requested()
 }
 
+/// Reports on this process's stderr something that failed beside the container, which
+/// runs on.
+fn report(what: &str, e: &dyn std::error::Error) {
+    let _ = writeln!(io::stderr(), "{what}: {}", crate::process::chain(e));
+}
+
 /// This process's fds 1 and 2 pointed at pipes, and 0 at a pipe or `/dev/null`
-/// (see [`Input`]), for as long as the container runs: the runtime gives
-/// the container the stdio of the process that runs it, and that must never be
-/// the caller's own terminal or files (see [`crate::pipes`]).
-///
-/// Installing it starts no thread; the relays that copy the pipes are started
-/// once the container's processes are forked ([`Redirect::relay_outputs`],
-/// [`Redirect::relay_input`]), as the fork rule requires.
+/// (see [`Input`]), while the container's processes are forked: the runtime gives the
+/// container the stdio of the process that runs it, and that must never be the caller's
+/// own terminal or files (see [`crate::pipes`]).
 struct Redirect {
     saved_in: Option<OwnedFd>,
     saved_out: [OwnedFd; 2],
-    readers: Vec<OwnedFd>,
-    stdin_link: Option<crate::pipes::Link>,
-    stdin_relay: Option<crate::pipes::Relay>,
-    /// With [`Input::Attach`]: the write end of the container's stdin, for the clients.
-    attach_stdin: Option<OwnedFd>,
+    plumbing: Plumbing,
+}
+
+/// The supervisor's ends of the container's stdio pipes.
+#[derive(Debug)]
+pub(crate) struct Plumbing {
+    /// The read ends of its stdout and stderr.
+    pub(crate) readers: Vec<OwnedFd>,
+    /// The write end of its stdin, and whether this process's stdin is copied into it
+    /// ([`Input::Relayed`]) or attach clients write it ([`Input::Attach`]).
+    stdin: Option<(OwnedFd, Input)>,
+}
+
+impl Plumbing {
+    /// The outputs, for a pump.
+    pub(crate) fn outputs(&self) -> io::Result<Vec<Out>> {
+        self.readers
+            .iter()
+            .zip([Stream::Stdout, Stream::Stderr])
+            .map(|(fd, stream)| Out::pipe(fd.try_clone()?, stream))
+            .collect()
+    }
+
+    /// With [`Input::Relayed`]: the pipe this process's stdin is copied into. Taken: the
+    /// container sees the end of its input when the copy closes it.
+    pub(crate) fn take_relayed_stdin(&mut self) -> Option<OwnedFd> {
+        match self.stdin.take() {
+            Some((fd, Input::Relayed)) => Some(fd),
+            other => {
+                self.stdin = other;
+                None
+            }
+        }
+    }
+
+    /// With [`Input::Attach`]: where the clients' input goes, the terminal when there is
+    /// one, else the container's stdin pipe (taken: `StdinOnce` closes it).
+    fn take_attach_stdin(&mut self, master: Option<&OwnedFd>) -> io::Result<Option<OwnedFd>> {
+        match (self.stdin.take(), master) {
+            (Some((_, Input::Attach)), Some(master)) => master.try_clone().map(Some),
+            (Some((fd, Input::Attach)), None) => Ok(Some(fd)),
+            (other, _) => {
+                self.stdin = other;
+                Ok(None)
+            }
+        }
+    }
 }
 
 impl Redirect {
@@ -405,82 +538,41 @@ impl Redirect {
             Input::Terminal => None,
             Input::Null | Input::Relayed | Input::Attach => Some(dup(0)?),
         };
-        let mut attach_stdin = None;
-        let stdin_link = match (&saved_in, input) {
-            (Some(_), Input::Attach) => {
+        let stdin = match input {
+            Input::Attach | Input::Relayed => {
                 let (read, write) = crate::pipes::pipe()?;
                 dup2(read.as_fd(), 0)?;
-                attach_stdin = Some(write);
-                None
+                Some((write, input))
             }
-            (Some(saved), Input::Relayed) => {
-                let (read, write) = crate::pipes::pipe()?;
-                dup2(read.as_fd(), 0)?;
-                Some(crate::pipes::Link::input(saved.as_fd(), write)?)
-            }
-            (Some(_), _) => {
+            Input::Null => {
                 let null = File::open("/dev/null")?;
                 dup2(null.as_fd(), 0)?;
                 None
             }
-            (None, _) => None,
+            Input::Terminal => None,
         };
         let mut readers = Vec::new();
         for fd in [1, 2] {
-            let (read, write) = nix::unistd::pipe().map_err(io::Error::from)?;
+            let (read, write) = crate::pipes::pipe()?;
             dup2(write.as_fd(), fd)?;
             readers.push(read);
         }
         Ok(Redirect {
             saved_in,
             saved_out,
-            readers,
-            stdin_link,
-            stdin_relay: None,
-            attach_stdin,
+            plumbing: Plumbing { readers, stdin },
         })
     }
 
-    /// Starts copying the container's stdout and stderr into `log`, to the caller's own
-    /// stdout and stderr when `echo`, and to the attach clients through `sink`.
-    fn relay_outputs(
-        &mut self,
-        echo: bool,
-        log: Option<Arc<Mutex<LogWriter>>>,
-        sink: Option<Sink>,
-    ) -> Vec<JoinHandle<()>> {
-        std::mem::take(&mut self.readers)
-            .into_iter()
-            .zip([Stream::Stdout, Stream::Stderr])
-            .zip(self.saved_out.iter())
-            .map(|((reader, stream), saved)| {
-                let echo_to = match echo {
-                    true => saved.try_clone().ok().map(File::from),
-                    false => None,
-                };
-                relay(reader, stream, log.clone(), echo_to, sink.clone())
-            })
-            .collect()
-    }
-
-    /// Starts copying the caller's stdin into the container's, for [`Input::Relayed`].
-    fn relay_input(&mut self) -> io::Result<()> {
-        if let Some(link) = self.stdin_link.take() {
-            self.stdin_relay = Some(crate::pipes::Relay::start(vec![link])?);
-        }
-        Ok(())
-    }
-
-    fn restore(mut self) -> io::Result<()> {
-        if let Some(relay) = self.stdin_relay.take() {
-            relay.finish();
-        }
+    /// Puts the caller's stdio back, closing this process's copies of the container's
+    /// ends; returns ours.
+    fn restore(self) -> io::Result<Plumbing> {
         dup2(self.saved_out[0].as_fd(), 1)?;
         dup2(self.saved_out[1].as_fd(), 2)?;
         if let Some(saved) = &self.saved_in {
             dup2(saved.as_fd(), 0)?;
         }
-        Ok(())
+        Ok(self.plumbing)
     }
 }
 
@@ -495,68 +587,11 @@ fn dup(fd: i32) -> io::Result<OwnedFd> {
 }
 
 fn dup2(from: std::os::fd::BorrowedFd<'_>, to: i32) -> io::Result<()> {
-    use std::os::fd::AsRawFd as _;
     // SAFETY: both are open descriptors; `to` is one of our stdio fds, replaced on purpose.
     if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// The longest line kept whole; longer output is logged in pieces, as docker does.
-const MAX_LINE: usize = 16 * 1024;
-
-/// Copies one stream into the log, line by line, and to `echo` and the attach clients
-/// as it comes.
-fn relay(
-    reader: OwnedFd,
-    stream: Stream,
-    log: Option<Arc<Mutex<LogWriter>>>,
-    mut echo: Option<File>,
-    sink: Option<Sink>,
-) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = File::from(reader);
-        let mut buf = vec![0u8; 32 * 1024];
-        let mut line: Vec<u8> = Vec::new();
-        let write_log = |bytes: &[u8]| {
-            if let Some(log) = &log {
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                // A full disk must not stop the container: its output is dropped.
-                let _ = log.write(stream, bytes, SystemTime::now());
-            }
-        };
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            if let Some(out) = echo.as_mut() {
-                // The terminal may be gone (the user's CLI was killed): keep logging.
-                if out.write_all(&buf[..n]).is_err() {
-                    echo = None;
-                }
-            }
-            // Never blocks: a slow client is dropped, not waited for.
-            if let Some(sink) = &sink {
-                sink.broadcast(stream, &buf[..n]);
-            }
-            line.extend_from_slice(&buf[..n]);
-            while let Some(end) = line.iter().position(|&b| b == b'\n') {
-                write_log(&line[..=end]);
-                line.drain(..=end);
-            }
-            while line.len() >= MAX_LINE {
-                write_log(&line[..MAX_LINE]);
-                line.drain(..MAX_LINE);
-            }
-        }
-        if !line.is_empty() {
-            write_log(&line);
-        }
-    })
 }
 
 #[cfg(test)]

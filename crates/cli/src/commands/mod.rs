@@ -157,12 +157,44 @@ pub fn engine_options(global: &GlobalOptions) -> EngineOptions {
             global.state.clone().into(),
             "container-supervise".into(),
         ],
+        lean: lean_supervisor(),
     };
     EngineOptions {
         root: global.root.clone(),
         state: global.state.clone(),
         supervisor: Some(supervisor),
     }
+}
+
+/// Set to the path of `basic-docker-supervise` (by `main`, from where this program was
+/// started, or by the user).
+pub const SUPERVISE_ENV: &str = "BASIC_DOCKER_SUPERVISE";
+
+/// The small program supervisors run while their container runs: `$BASIC_DOCKER_SUPERVISE`
+/// (see [`locate_supervise`]). Without it a supervisor keeps this whole program.
+fn lean_supervisor() -> Option<basic_runtime::supervisor::Lean> {
+    let program = std::env::var_os(SUPERVISE_ENV).filter(|p| !p.is_empty())?;
+    Some(basic_runtime::supervisor::Lean {
+        program: program.into(),
+        args: Vec::new(),
+        keep: Vec::new(),
+    })
+}
+
+/// Where `basic-docker-supervise` is: beside this program's file (as `cargo install` and
+/// packages put it), else on `PATH`. Only meaningful before the program runs from a sealed
+/// copy of itself, which has no path (see `main`).
+pub fn locate_supervise() -> Option<std::path::PathBuf> {
+    const NAME: &str = "basic-docker-supervise";
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(NAME)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|dir| dir.join(NAME))
+            .find(|p| p.is_file())
+    })
 }
 
 /// The image store at `--root`, with the store and the run-time state made private.

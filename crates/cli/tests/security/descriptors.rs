@@ -70,7 +70,7 @@ fn run_detached_leaves_a_leaked_descriptor_neither_to_the_container_nor_to_its_s
         .find(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
-            cmdline.contains("container-supervise") && cmdline.contains(&id)
+            cmdline.starts_with("basic-docker-supervise") && cmdline.contains(&id)
         })
         .unwrap_or_else(|| panic!("positive control: no supervisor process for {id}"));
     let leaked: Vec<String> = std::fs::read_dir(format!("/proc/{supervisor}/fd"))

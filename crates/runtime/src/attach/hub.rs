@@ -1,10 +1,11 @@
 //! The supervisor's side: the socket it serves for the whole supervision ([`Hub`]), and
 //! the clients of one start of the container ([`Session`]).
 //!
-//! Threads and the fork rule: [`Hub::session`] takes the clients that wait for the start
-//! without starting a thread; [`Session::start`] starts the one thread that serves them,
-//! after the container's processes are forked; [`Session::finish`] ends and joins it once
-//! the container has exited. Only descriptors (the listening socket) outlive a start.
+//! No thread: [`Hub::session`] takes the clients that wait for the start; the supervisor's
+//! single-threaded pump serves them through [`Session::register`] and
+//! [`Session::dispatch`] (one `poll` with the container's output and input), and
+//! [`Session::finish`] sends them the exit. Only descriptors (the listening socket)
+//! outlive a start.
 //!
 //! Nothing a container or a client does can block the supervisor: output is queued per
 //! client up to [`MAX_QUEUED`] bytes and a client that lets its queue fill is dropped;
@@ -15,6 +16,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
+#[cfg(test)]
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ use nix::sys::socket::{MsgFlags, accept4, getsockopt, recv, send, sockopt};
 use super::dir::{Dir, PENDING, SOCKET};
 use super::wire;
 use crate::logfile::Stream;
+use crate::poll_set::PollSet;
 use crate::terminal::{WindowSize, set_window_size};
 
 /// Output queued for one client, at most; a client further behind is dropped.
@@ -40,6 +43,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 /// The exit reported when the supervisor ended a start without saying how (docker's code
 /// for a failure of the engine).
+#[cfg(test)]
 const UNKNOWN_EXIT: i32 = 125;
 
 /// Connections waiting to be accepted on the supervisor's socket.
@@ -82,6 +86,33 @@ impl Hub {
             tty,
             stdin_once: serve.stdin_once,
         })
+    }
+
+    /// The socket bound by [`Hub::open`] in another program image of this process (the
+    /// supervisor re-executes itself; see [`crate::supervisor`]), listening on `listener`.
+    pub(crate) fn adopt(serve: &Serve, tty: bool, listener: OwnedFd) -> io::Result<Hub> {
+        Ok(Hub {
+            dir: Dir::open(serve.endpoint.dir())?,
+            listener,
+            tty,
+            stdin_once: serve.stdin_once,
+        })
+    }
+
+    /// The directory of the socket.
+    pub(crate) fn dir_path(&self) -> &std::path::Path {
+        self.dir.root()
+    }
+
+    /// Whether the container's stdio is a terminal.
+    pub(crate) fn tty(&self) -> bool {
+        self.tty
+    }
+
+    /// The listening socket.
+    pub(crate) fn listener(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.listener.as_fd()
     }
 
     /// The clients of the next start: every client waiting for it under `pending/`, and
@@ -135,7 +166,9 @@ impl Hub {
                 }),
                 tty: self.tty,
                 stdin_once: self.stdin_once,
+                slots: Vec::new(),
             }),
+            #[cfg(test)]
             thread: None,
         })
     }
@@ -171,6 +204,8 @@ impl Drop for Hub {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     worker: Option<Worker>,
+    /// Tests serve the clients from a thread of their own.
+    #[cfg(test)]
     thread: Option<JoinHandle<()>>,
 }
 
@@ -216,8 +251,25 @@ impl Session {
         Sink(self.shared.clone())
     }
 
-    /// Starts serving the clients in a thread of its own. Call it only once the
-    /// container's processes are forked ([the fork rule](crate::fork_rule)).
+    /// Adds to `polls` the descriptors that serving the clients waits for; after the poll,
+    /// [`Session::dispatch`] serves them.
+    pub(crate) fn register(&mut self, polls: &mut PollSet) {
+        if let Some(worker) = self.worker.as_mut() {
+            worker.register(polls);
+        }
+    }
+
+    /// Serves the clients that the last poll over [`Session::register`]'s descriptors
+    /// found ready. Never blocks.
+    pub(crate) fn dispatch(&mut self, polls: &PollSet) {
+        if let Some(worker) = self.worker.as_mut() {
+            worker.dispatch(polls);
+        }
+    }
+
+    /// Serves the clients in a thread of its own (tests; the supervisor serves them from
+    /// its single-threaded pump).
+    #[cfg(test)]
     pub(crate) fn start(&mut self) -> io::Result<()> {
         if let Some(worker) = self.worker.take() {
             self.thread = Some(
@@ -249,10 +301,12 @@ impl Session {
     pub(crate) fn finish(mut self, code: i32) {
         self.shared.lock().exit = Some(code);
         self.shared.wake();
+        #[cfg(test)]
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
-        } else if let Some(worker) = self.worker.take() {
-            // Never started (the start failed): ended here, in this thread.
+            return;
+        }
+        if let Some(worker) = self.worker.take() {
             worker.finish(code);
         }
     }
@@ -281,6 +335,7 @@ impl Session {
     }
 }
 
+#[cfg(test)]
 impl Drop for Session {
     fn drop(&mut self) {
         if self.thread.is_some() {
@@ -407,6 +462,8 @@ struct Worker {
     stdin: Option<StdinSink>,
     tty: bool,
     stdin_once: bool,
+    /// What [`Worker::register`] added to the poll, by index.
+    slots: Vec<(usize, Slot)>,
 }
 
 /// What a polled descriptor is.
@@ -427,6 +484,7 @@ enum Outcome {
 }
 
 impl Worker {
+    #[cfg(test)]
     fn run(mut self) {
         crate::pipes::block_sigpipe();
         loop {
@@ -444,58 +502,59 @@ impl Worker {
         }
     }
 
-    /// One poll and what it found.
-    fn round(&mut self) -> nix::Result<()> {
+    /// One poll and what it found (the thread of [`Session::start`]).
+    #[cfg(test)]
+    fn round(&mut self) -> io::Result<()> {
+        let mut polls = PollSet::default();
+        self.register(&mut polls);
+        polls.wait(-1)?;
+        self.dispatch(&polls);
+        Ok(())
+    }
+
+    /// Adds to `polls` what serving the clients waits for.
+    fn register(&mut self, polls: &mut PollSet) {
         let stdin_room = self
             .stdin
             .as_ref()
             .is_none_or(|s| s.pending.len() < MAX_STDIN_PENDING);
-        let mut fds: Vec<libc::pollfd> = Vec::new();
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut add = |fd: RawFd, events: libc::c_short, slot: Slot| {
-            fds.push(libc::pollfd {
-                fd,
-                events,
-                revents: 0,
-            });
-            slots.push(slot);
-        };
-        add(self.wake.as_raw_fd(), libc::POLLIN, Slot::Wake);
-        add(self.listener.as_raw_fd(), libc::POLLIN, Slot::Listener);
+        self.slots.clear();
+        self.slots
+            .push((polls.add(self.wake.as_raw_fd(), libc::POLLIN), Slot::Wake));
+        self.slots.push((
+            polls.add(self.listener.as_raw_fd(), libc::POLLIN),
+            Slot::Listener,
+        ));
         if let Some(s) = self.stdin.as_ref().filter(|s| !s.pending.is_empty()) {
-            add(s.fd.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
+            self.slots
+                .push((polls.add(s.fd.as_raw_fd(), libc::POLLOUT), Slot::Stdin));
         }
-        {
-            let state = self.shared.lock();
-            for (i, peer) in state.peers.iter().enumerate() {
-                let mut events = 0;
-                // A client whose input would go to the container waits while it is full.
-                if !peer.stdin || stdin_room {
-                    events |= libc::POLLIN;
-                }
-                if !peer.queue.is_empty() {
-                    events |= libc::POLLOUT;
-                }
-                // Hang-ups are reported whatever is asked.
-                add(peer.fd.as_raw_fd(), events, Slot::Peer(i));
+        let state = self.shared.lock();
+        for (i, peer) in state.peers.iter().enumerate() {
+            let mut events = 0;
+            // A client whose input would go to the container waits while it is full.
+            if !peer.stdin || stdin_room {
+                events |= libc::POLLIN;
             }
+            if !peer.queue.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            // Hang-ups are reported whatever is asked.
+            self.slots
+                .push((polls.add(peer.fd.as_raw_fd(), events), Slot::Peer(i)));
         }
-        // SAFETY: `fds` is a valid array of pollfd of that length; the descriptors are
-        // ours, and only this thread closes them (peers are removed only below).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if n < 0 {
-            return match Errno::last() {
-                Errno::EINTR => Ok(()),
-                e => Err(e),
-            };
-        }
+    }
+
+    /// Serves what `polls` found ready among what [`Worker::register`] added.
+    fn dispatch(&mut self, polls: &PollSet) {
         let mut gone = Vec::new();
-        for (pfd, slot) in fds.iter().zip(&slots) {
-            let r = pfd.revents;
+        let slots = std::mem::take(&mut self.slots);
+        for &(at, slot) in &slots {
+            let r = polls.revents(at);
             if r == 0 {
                 continue;
             }
-            match *slot {
+            match slot {
                 Slot::Wake => drain(self.wake.as_raw_fd()),
                 Slot::Listener => self.accept_all(),
                 Slot::Stdin => self.write_stdin(),
@@ -511,6 +570,7 @@ impl Worker {
                 }
             }
         }
+        self.slots = slots;
         let mut state = self.shared.lock();
         // Highest first, so the indices left are still right.
         gone.sort_unstable();
@@ -519,7 +579,6 @@ impl Worker {
             state.peers.remove(i);
         }
         state.peers.retain(|p| !p.dropped);
-        Ok(())
     }
 
     fn accept_all(&mut self) {
@@ -655,6 +714,7 @@ impl Worker {
     }
 
     /// Waits, without a poll that works, for the supervisor to report the exit.
+    #[cfg(test)]
     fn wait_for_exit(&self) -> i32 {
         loop {
             if let Some(code) = self.shared.lock().exit {

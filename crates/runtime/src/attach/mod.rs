@@ -11,7 +11,7 @@
 //! - `attach`: the supervisor's socket, bound for the whole supervision (all restarts);
 //! - `pending/NAME`: one socket per client waiting for the next start
 //!   ([`Endpoint::connect_or_wait`]): the supervisor connects to each of them *before* it
-//!   forks the container, so such a client gets every byte the container writes from its
+//!   reads the container's first output, so such a client gets every byte the container writes from its
 //!   first instruction on (docker's CLI attaches to a created container, then starts it);
 //! - `lock`: taken by the supervisor while it binds its socket or takes the waiting
 //!   clients, and by a client while it decides between connecting and waiting, so that a
@@ -58,9 +58,9 @@
 //!   otherwise the client's attachment ends (the container's stdin stays open).
 //! - Connections end at each exit of the container, after EXIT, as docker's attach does:
 //!   a client that wants the next run attaches again. The socket itself outlives
-//!   restarts (a client connecting meanwhile is served from the next start); the threads
-//!   serving a start are joined before the next one, as [the fork rule](crate::fork_rule)
-//!   requires.
+//!   restarts (a client connecting meanwhile is served from the next start). The
+//!   supervisor serves the clients from its one thread (its `poll` over the container's
+//!   stdio), so [the fork rule](crate::fork_rule) holds at every restart.
 //!
 //! ```no_run
 //! use basic_runtime::attach::{Endpoint, Event, Request};
@@ -89,7 +89,7 @@ pub use client::Client;
 pub use hub::{MAX_CLIENTS, MAX_QUEUED, MAX_STDIN_PENDING, Serve};
 pub use wire::MAX_PAYLOAD;
 
-pub(crate) use hub::{Hub, Session, Sink};
+pub(crate) use hub::{Hub, Session};
 
 use crate::logfile::Stream;
 

@@ -46,7 +46,7 @@
 
 mod child;
 mod raw;
-mod relay;
+pub(crate) mod relay;
 
 pub(crate) use child::attach_new_pty;
 pub(crate) use child::socket_pair;
@@ -245,7 +245,7 @@ impl Console {
     }
 }
 
-fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

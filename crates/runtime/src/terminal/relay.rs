@@ -227,15 +227,17 @@ extern "C" fn on_winch(_: libc::c_int) {
 }
 
 /// While alive, a SIGWINCH received by this process makes `read` readable.
-struct WinchWatch {
-    read: OwnedFd,
+/// SIGWINCH, as a readable pipe (for a poll).
+pub(crate) struct WinchWatch {
+    pub(crate) read: OwnedFd,
     /// The end the handler writes to, kept open while registered.
     _write: OwnedFd,
     slot: Option<usize>,
 }
 
 impl WinchWatch {
-    fn new() -> Result<Self, TerminalError> {
+    /// Starts watching; every SIGWINCH this process gets makes `read` readable.
+    pub(crate) fn new() -> Result<Self, TerminalError> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
             .map_err(sys("creating the SIGWINCH pipe"))?;
         let mut state = WINCH_STATE.lock().unwrap_or_else(|e| e.into_inner());
@@ -263,7 +265,8 @@ impl WinchWatch {
         })
     }
 
-    fn clear(&self) {
+    /// Empties the pipe, after a poll said it was readable.
+    pub(crate) fn clear(&self) {
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.read, &mut buf), Ok(n) if n > 0) {}
     }
