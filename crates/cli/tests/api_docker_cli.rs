@@ -159,7 +159,12 @@ fn detached_containers_are_listed_logged_inspected_stopped_and_removed() {
             .unwrap()
     };
     let supervisor = field(&status, "PPid:");
-    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    let cmdline = || std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
+    // Handed over once the container has run for a moment.
+    eventually("the supervisor becoming the small program", || {
+        cmdline().starts_with(b"basic-docker-supervise\0")
+    });
+    let cmdline = cmdline();
     assert!(
         cmdline.starts_with(b"basic-docker-supervise\0"),
         "{}",

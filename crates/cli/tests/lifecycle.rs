@@ -396,6 +396,17 @@ fn a_running_containers_supervisor_is_one_thread_of_the_small_program() {
             "echo up; exec sleep 1000",
         ],
     ));
+    // The supervisor hands over to the small program once the container has run for a
+    // moment (a command done at once never needs it); `run -d` returns before that.
+    basic_test_support::bounded::until(
+        Duration::from_secs(10),
+        "the supervisor of a running container becomes the small program",
+        || {
+            supervisor_of(root, "lean")
+                .1
+                .starts_with("basic-docker-supervise ")
+        },
+    );
     let (supervisor, cmdline) = supervisor_of(root, "lean");
     assert!(
         cmdline.starts_with("basic-docker-supervise "),
