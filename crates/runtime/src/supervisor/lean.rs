@@ -64,8 +64,8 @@ pub struct Resumed {
 
 impl Resumed {
     /// The supervision this program continues, when the small program executed it (see
-    /// [`RESUMED_ENV`]); `None` otherwise. Reads the environment: call it before any thread
-    /// starts (a supervisor has none).
+    /// `_BASIC_RUNTIME_SUPERVISOR_RESUMED`); `None` otherwise. Reads the environment: call it
+    /// before any thread starts (a supervisor has none).
     pub fn from_env() -> Option<Resumed> {
         let value = std::env::var(RESUMED_ENV).ok()?;
         let fields: Vec<&str> = value.split(',').collect();
