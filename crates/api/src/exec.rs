@@ -176,6 +176,9 @@ async fn start(
     let tty = options.tty.unwrap_or(false) || exec.config.tty.unwrap_or(false);
     let detach = options.detach.unwrap_or(false);
     let args = exec_args(&exec, tty, detach);
+    // The exec's process joins the container's cgroups once its child has started: the
+    // kernel's wait for that migration runs meanwhile.
+    basic_runtime::cgroups::warm_up_migration();
     if detach {
         let child = spawn_plain(&command, &args, false)
             .map_err(|e| ApiError::internal(format!("starting the exec: {e}")))?;

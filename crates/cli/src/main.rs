@@ -20,6 +20,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    // The service writes to clients that may hang up at any moment (a `logs -f` ended
+    // with Ctrl-C): that must fail the write, not end the service.
+    if matches!(
+        cli.command,
+        cli::Command::System(cli::SystemCommand::Service(_))
+    ) {
+        basic_runtime::signals::survive_broken_pipe();
+    }
     // Supervisors run basic-docker-supervise while their container runs: found now, while
     // this program still has a path (a sealed copy has none), and passed on to them.
     if std::env::var_os(commands::SUPERVISE_ENV).is_none()

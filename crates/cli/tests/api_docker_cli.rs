@@ -383,6 +383,84 @@ fn a_socket_activated_service_serves_the_socket_it_is_passed() {
     assert!(!api.dir().join("unused.sock").exists());
 }
 
+/// Clients that hang up while the service writes to them (`docker logs -f` ended with
+/// Ctrl-C, an attached `run` killed), and an exec that ends while its client still sends it
+/// input, cost the service nothing: it answers the next one.
+#[test]
+fn clients_hanging_up_mid_stream_leave_the_service_running() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    ok(api.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        &api.image,
+        "sh",
+        "-c",
+        "while :; do echo chatter; done",
+    ]));
+    // A command that ends without reading what its client keeps sending: the service's
+    // writes to the exec's stdin fail (that used to end the service with SIGPIPE).
+    for round in 0..3 {
+        let mut client = api
+            .docker_command(&["exec", "-i", "chatty", "true"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = client.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let chunk = [b'y'; 65536];
+            for _ in 0..256 {
+                if std::io::Write::write_all(&mut input, &chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        basic_test_support::bounded::wait_within(
+            &mut client,
+            Duration::from_secs(60),
+            "docker exec -i fed more than it reads",
+        );
+        let _ = feeder.join();
+        assert_eq!(
+            ok(api.docker(&["inspect", "-f", "{{.State.Running}}", "chatty"])),
+            "true",
+            "round {round}, after exec -i: the service answers"
+        );
+    }
+    for round in 0..3 {
+        for args in [
+            vec!["logs", "-f", "chatty"],
+            vec!["attach", "--no-stdin", "chatty"],
+        ] {
+            let mut client = api
+                .docker_command(&args)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Read a little, then go away without a word while output keeps coming.
+            let mut some = [0u8; 4096];
+            let mut out = client.stdout.take().unwrap();
+            let _ = std::io::Read::read(&mut out, &mut some);
+            let _ = client.kill();
+            drop(out);
+            let _ = client.wait();
+            assert_eq!(
+                ok(api.docker(&["inspect", "-f", "{{.State.Running}}", "chatty"])),
+                "true",
+                "round {round}, after {args:?}: the service answers"
+            );
+        }
+    }
+    ok(api.docker(&["rm", "-f", "chatty"]));
+}
+
 #[test]
 fn only_unix_sockets_are_served() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_basic-docker"))

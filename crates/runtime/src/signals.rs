@@ -21,6 +21,14 @@ pub fn die_on_broken_pipe() {
     let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Ignores SIGPIPE again (as Rust programs start): a write to a peer that went away then
+/// fails with EPIPE instead of ending the process. For a server, whose clients may hang up
+/// while it writes to them; after [`die_on_broken_pipe`], before any thread starts.
+pub fn survive_broken_pipe() {
+    // SAFETY: SIG_IGN installs no handler; the caller runs it before any thread starts.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
 /// A signal name or number that names no signal.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid signal {0:?}: give a name (SIGTERM, TERM or term) or a number (15)")]
