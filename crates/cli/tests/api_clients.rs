@@ -98,6 +98,32 @@ fn foreground_run_carries_stdio_terminals_and_exit_codes() {
     assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
 }
 
+/// A container that exits at once races its supervisor's end against the client's
+/// attachment (the supervisor may close before reading what the client sent): no run may
+/// lose the output, however short.
+#[test]
+fn short_lived_containers_never_lose_their_output() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    let lost: Vec<String> = (0..40)
+        .filter_map(|i| {
+            let word = format!("run-{i}");
+            let out = api.docker(&["run", "--rm", "--network", "none", "busybox", "echo", &word]);
+            let printed = stdout(&out);
+            (!out.status.success() || printed != format!("{word}\n")).then(|| {
+                format!(
+                    "{word}: {:?} printed {printed:?} {}",
+                    out.status,
+                    stderr(&out)
+                )
+            })
+        })
+        .collect();
+    assert!(lost.is_empty(), "runs that lost their output: {lost:#?}");
+    assert_eq!(ok(api.docker(&["ps", "-aq"])), "");
+}
+
 #[test]
 fn exec_runs_with_pipes_and_with_a_terminal_of_the_clients_size() {
     let Some(api) = ApiService::start() else {

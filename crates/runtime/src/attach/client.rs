@@ -102,6 +102,7 @@ impl Client {
     /// the client waits for one.
     pub fn recv(&self) -> Result<Option<Event>, AttachError> {
         let mut buf = vec![0u8; wire::MAX_PACKET];
+        let mut reset = false;
         loop {
             let Some(fd) = self.conn.socket()? else {
                 return Ok(None);
@@ -110,6 +111,14 @@ impl Client {
                 Ok(0) => return Ok(None),
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
+                // The supervisor closed its end before reading everything we sent (our
+                // hello, input). The kernel reports that ahead of what the supervisor sent
+                // before closing (the output, the exit), which is still queued: read on.
+                // The error is reported once.
+                Err(Errno::ECONNRESET) if !reset => {
+                    reset = true;
+                    continue;
+                }
                 Err(Errno::ECONNRESET | Errno::EPIPE) => return Ok(None),
                 Err(e) => return Err(self.conn.sys("reading from the supervisor")(e)),
             };

@@ -423,6 +423,14 @@ impl Peer {
         self.queue.push_back(packet);
     }
 
+    /// Reads and drops what the client sent and nobody will read: closing a socket with
+    /// unread messages makes the client's next read fail with `ECONNRESET` ahead of the
+    /// output still queued for it (clients read on past that; this spares them it).
+    fn discard_input(&self) {
+        let mut buf = [0u8; wire::MAX_PACKET];
+        while let Ok(1..) = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {}
+    }
+
     /// Sends what it can without blocking; false when the client is gone.
     fn flush(&mut self) -> bool {
         while let Some(packet) = self.queue.front() {
@@ -735,7 +743,13 @@ impl Worker {
         }
         let until = Instant::now() + FLUSH_WAIT;
         loop {
-            peers.retain_mut(|p| p.flush() && !p.queue.is_empty());
+            peers.retain_mut(|p| {
+                let more = p.flush() && !p.queue.is_empty();
+                if !more {
+                    p.discard_input();
+                }
+                more
+            });
             let left = until.saturating_duration_since(Instant::now());
             if peers.is_empty() || left.is_zero() {
                 return;

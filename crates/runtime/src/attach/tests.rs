@@ -381,3 +381,65 @@ fn no_supervisor_is_a_clear_error_and_a_shutdown_ends_a_wait() {
     assert_eq!(blocked.join().unwrap(), None);
     assert!(matches!(waiting.send_stdin(b"x"), Err(AttachError::Closed)));
 }
+
+/// A supervisor that sends everything and closes without reading what its client sent
+/// (the client's hello arrived while it was finishing): the client still gets the output
+/// and the exit, although the kernel reports the unread hello as a reset first.
+#[test]
+fn a_supervisor_that_closes_with_input_unread_loses_no_output() {
+    use std::os::fd::AsRawFd as _;
+    let base = tempfile::tempdir().unwrap();
+    let path = long_dir(base.path());
+    let dir = super::dir::Dir::open(&path).unwrap();
+    let listener = dir.listen(super::dir::SOCKET, 4).unwrap();
+    // Sends its hello on connecting; nobody reads it.
+    let client = Endpoint::new(&path).connect(EVERYTHING).unwrap();
+    let server = nix::sys::socket::accept(listener.as_raw_fd()).unwrap();
+    for packet in [
+        wire::hello(wire::SERVER_HELLO, 0),
+        wire::packet(wire::STDOUT, b"hi\n"),
+        wire::with_i32(wire::EXIT, 0),
+    ] {
+        nix::unistd::write(
+            // SAFETY: `server` was just returned by accept and is closed below.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(server) },
+            &packet,
+        )
+        .unwrap();
+    }
+    nix::unistd::close(server).unwrap();
+    assert_eq!(all(&client), [out("hi\n"), Event::Exit(0)]);
+}
+
+/// The hub reads what a client sent before closing its connection at the end of a start,
+/// so that no client sees a reset instead of its output, even one that reads past none.
+#[test]
+fn the_end_of_a_start_closes_connections_without_a_reset() {
+    use std::os::fd::AsRawFd as _;
+    let base = tempfile::tempdir().unwrap();
+    let path = long_dir(base.path());
+    let hub = serve(&path, false, false);
+    let dir = super::dir::Dir::open(&path).unwrap();
+    let raw = dir.connect(super::dir::SOCKET, false).unwrap();
+    // A hello and a resize the supervisor has no reason to read before the end.
+    nix::unistd::write(&raw, &wire::hello(wire::HELLO, wire::WANTS_STDOUT)).unwrap();
+    nix::unistd::write(&raw, &wire::resize(WindowSize { rows: 5, cols: 7 })).unwrap();
+    let session = hub.session(None).unwrap();
+    assert_eq!(session.clients(), 1);
+    session.sink().broadcast(Stream::Stdout, b"hi\n");
+    session.finish(4);
+    let mut kinds = Vec::new();
+    let mut buf = [0u8; wire::MAX_PACKET];
+    loop {
+        match nix::sys::socket::recv(
+            raw.as_raw_fd(),
+            &mut buf,
+            nix::sys::socket::MsgFlags::empty(),
+        ) {
+            Ok(0) => break,
+            Ok(_) => kinds.push(buf[0]),
+            Err(e) => panic!("reading after the end of the start: {e} (after {kinds:?})"),
+        }
+    }
+    assert_eq!(kinds, [wire::SERVER_HELLO, wire::STDOUT, wire::EXIT]);
+}
