@@ -47,6 +47,9 @@ impl Engine {
                 )));
             }
         }
+        // The exec's process joins the container's cgroups: the kernel's wait for that
+        // migration runs while the spec is read and the process forked.
+        basic_runtime::cgroups::warm_up_migration();
         let spec_path = c.paths.spec();
         let spec = Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
             what: spec_path.display().to_string(),

@@ -103,6 +103,24 @@ fn host() {
 
 /// A test cgroup in every controller the test uses; removed on drop, after
 /// killing the children put in it.
+/// utime + stime of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces), from the 3rd on.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
 struct TestCgroup {
     rel: String,
     dirs: Vec<PathBuf>,
@@ -207,12 +225,26 @@ fn container_cgroup_cpu_memory_pids() {
 
     let mut sampler = ContainerSampler::detect(Path::new(CGROUP_ROOT), &cg.rel).unwrap();
     assert_eq!(sampler.version(), version);
+    // The cgroup's figure is checked against what the kernel counted for the burner
+    // itself over the same second: a loaded machine gives it less than a core.
+    let burner_pid = cg.children[burner].id();
+    let burned_before = cpu_ticks(burner_pid);
     let a = sampler.sample().unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let b = sampler.sample().unwrap();
+    let burned = (cpu_ticks(burner_pid) - burned_before) as f64;
     let rates = container_rates(&a, &b, None);
     let cpu = rates.cpu_percent.expect("cpu accounting");
-    assert!((50.0..=150.0).contains(&cpu), "cpu {cpu}% of one core");
+    let elapsed = (b.timestamp_ns - a.timestamp_ns) as f64 / 1e9;
+    let burner_percent = burned / clock_ticks_per_second() / elapsed * 100.0;
+    assert!(
+        burner_percent > 10.0,
+        "the burner ran {burner_percent}% of one core"
+    );
+    assert!(
+        (cpu - burner_percent).abs() <= (burner_percent * 0.15).max(5.0),
+        "cgroup cpu {cpu}% of one core, the burner's own {burner_percent}%"
+    );
 
     let m = b.memory.as_ref().expect("memory controller");
     let mb = m.usage_bytes as f64 / 1e6;
