@@ -198,6 +198,8 @@ pub enum Command {
     Cp(crate::commands::cp::CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::commands::cp::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -624,6 +626,8 @@ pub enum ContainerCommand {
     Cp(crate::commands::cp::CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::commands::cp::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
 }
 
 /// `container prune`.

@@ -2,6 +2,7 @@
 
 pub mod attach;
 mod check;
+pub mod commit;
 mod container_config;
 mod containers;
 pub mod cp;
@@ -75,6 +76,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => {
             cp::cp(&cli.global, args)
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            commit::commit(&cli.global, args)
         }
         Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
             cp::diff(&cli.global, args)
