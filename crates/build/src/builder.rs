@@ -344,6 +344,14 @@ impl<'a> Builder<'a> {
             .copied()
             .unwrap_or(self.file.instructions.len());
         self.steps = end;
+        // Global ARGs are steps too, as the classic builder numbers them.
+        for ins in &self.file.instructions[..starts[0]] {
+            self.step += 1;
+            self.say(format!(
+                "Step {}/{} : {}",
+                self.step, self.steps, ins.original
+            ));
+        }
         let mut result = String::new();
         for (n, &start) in starts.iter().enumerate().take(last + 1) {
             let stop = starts

@@ -200,6 +200,8 @@ pub enum Command {
     Diff(crate::commands::cp::DiffArgs),
     /// Create a new image from a container's changes
     Commit(crate::commands::commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -715,6 +717,8 @@ pub struct InspectArgs {
 /// `image` sub-verbs.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
     /// Remove unused images
     Prune(PruneArgs),
     /// List images

@@ -1,6 +1,7 @@
 //! One module per verb; `run` dispatches.
 
 pub mod attach;
+pub mod build;
 mod check;
 pub mod commit;
 mod container_config;
@@ -76,6 +77,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => {
             cp::cp(&cli.global, args)
+        }
+        Command::Build(args) | Command::Image(ImageCommand::Build(args)) => {
+            build::build(&cli.global, args).await
         }
         Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
             commit::commit(&cli.global, args)
