@@ -1363,13 +1363,14 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// RFC 3339 creation time: the epoch given, or now.
+/// RFC 3339 creation time: the epoch given (whole seconds), or now.
 fn created(epoch: Option<i64>) -> String {
-    let nanos = match epoch {
-        Some(secs) => secs.saturating_mul(1_000_000_000),
-        None => basic_engine::status::now_nanos(),
-    };
-    basic_engine::status::rfc3339(Some(nanos))
+    match epoch {
+        Some(secs) => jiff::Timestamp::from_second(secs)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .to_string(),
+        None => basic_engine::status::rfc3339(Some(basic_engine::status::now_nanos())),
+    }
 }
 
 /// The config of `FROM scratch`: the host's platform, nothing else.
