@@ -777,9 +777,11 @@ impl<'a> Builder<'a> {
     ) -> Result<String, BuildError> {
         let c = self.engine.container(container)?;
         let parent = stage.layers.last().map(|l| l.chain_id.clone());
+        // The container goes right after: its changes become the layer as they are.
         let options = LayerWriteOptions {
             compression: self.options.compression,
             clamp_mtime: self.options.source_date_epoch,
+            consume: true,
         };
         let layer = self
             .engine

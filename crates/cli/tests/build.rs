@@ -108,7 +108,10 @@ fn the_fixture_builds_runs_and_caches() {
 
     // What a user checks: the default command, the files, owners, modes, config.
     assert_eq!(
-        ok(basic_docker(root, &["run", "--rm", "fixture:1"])),
+        ok(basic_docker(
+            root,
+            &["run", "--rm", "--network", "none", "fixture:1"]
+        )),
         "hello there dflt v7"
     );
     let seen = ok(basic_docker(
@@ -140,6 +143,22 @@ fn the_fixture_builds_runs_and_caches() {
     assert_eq!(lines[9], "0:0 755", "{seen}");
     assert_eq!(lines[10], "tool ran", "{seen}");
     assert!(lines[11].contains("No such file"), "{seen}");
+    // A fresh container of the image has changed nothing; the store is consistent.
+    let _cleanup = common::Cleanup::new(root, &["fixture-fresh"]);
+    ok(basic_docker(
+        root,
+        &[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            "fixture-fresh",
+            "fixture:1",
+        ],
+    ));
+    assert_eq!(ok(basic_docker(root, &["diff", "fixture-fresh"])), "");
+    ok(basic_docker(root, &["rm", "fixture-fresh"]));
+    ok(basic_docker(root, &["system", "check"]));
     let doc = inspect(root, "fixture:1");
     let config = &doc["Config"];
     assert_eq!(config["User"], "1000:1000");
@@ -210,7 +229,14 @@ fn the_fixture_builds_runs_and_caches() {
     assert_eq!(
         ok(basic_docker(
             root,
-            &["run", "--rm", "fixture:2", "cat main.txt"]
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "fixture:2",
+                "cat main.txt"
+            ]
         )),
         "main v2"
     );
@@ -279,7 +305,15 @@ fn target_and_build_args_choose_what_is_built() {
     assert_eq!(
         ok(basic_docker(
             root,
-            &["run", "--rm", "stage:1", "cat", "/out/artifact"]
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "stage:1",
+                "cat",
+                "/out/artifact"
+            ]
         )),
         "built spicy"
     );

@@ -45,6 +45,10 @@ pub struct LayerWriteOptions {
     pub compression: LayerCompression,
     /// No file time later than this (unix seconds).
     pub clamp_mtime: Option<i64>,
+    /// The container is stopped and is removed right after (a build step): its
+    /// changes are committed out of its snapshot and that directory becomes the
+    /// store's layer, instead of the layer being extracted again from its blob.
+    pub consume: bool,
 }
 
 impl Engine {
@@ -75,6 +79,7 @@ impl Engine {
         let layer_options = LayerWriteOptions {
             compression: options.compression,
             clamp_mtime: options.source_date_epoch,
+            consume: false,
         };
         let layer = self.write_layer(&c, &lease, parent_chain.as_deref(), &layer_options);
         if pause && let Err(e) = self.unpause(c.id()) {
@@ -146,6 +151,9 @@ impl Engine {
         options: &LayerWriteOptions,
     ) -> Result<LayerRecord> {
         let snapshotter = self.snapshotter();
+        if options.consume {
+            return self.consume_layer(c, lease, parent, options);
+        }
         let scratch = self.store.tmp_dir().join(format!("changes-{}", c.id()));
         let dir = match snapshotter.changes_dir(c.id(), &scratch) {
             Err(basic_rootfs::SnapshotError::NoMetadata(_)) => {
@@ -177,6 +185,50 @@ impl Engine {
             tracing::warn!("removing {}: {e}", scratch.display());
         }
         result
+    }
+}
+
+impl Engine {
+    /// [`Engine::write_layer`] with [`LayerWriteOptions::consume`]: the snapshot is
+    /// committed (refused while it is mounted), written, settled to what the layer
+    /// says and moved into the store.
+    fn consume_layer(
+        &self,
+        c: &Container,
+        lease: &Lease,
+        parent: Option<&str>,
+        options: &LayerWriteOptions,
+    ) -> Result<LayerRecord> {
+        if matches!(self.status(c), Status::Running(_) | Status::Paused(_)) {
+            return Err(EngineError::Conflict(format!(
+                "container {} is running: its changes cannot be taken from it",
+                short_id(c.id())
+            )));
+        }
+        let snapshotter = self.snapshotter();
+        let name = format!("{}-layer", c.id());
+        let dir = snapshotter.commit(c.id(), &name)?;
+        let layer_options = basic_rootfs::export::LayerOptions::default()
+            .clamp_mtime(options.clamp_mtime)
+            .skip_if_empty(crate::changes::mount_points(c)?);
+        let mut adopt = || -> std::result::Result<PathBuf, basic_image_store::SourceError> {
+            basic_rootfs::export::settle_layer_dir(&dir, &layer_options)?;
+            Ok(dir.clone())
+        };
+        let made = self.store.create_layer_adopting(
+            lease,
+            parent,
+            options.compression,
+            |out| {
+                basic_rootfs::export::write_layer(&dir, &layer_options, out)?;
+                Ok(())
+            },
+            Some(&mut adopt),
+        );
+        if let Err(e) = snapshotter.remove(&name) {
+            tracing::warn!("removing the committed snapshot {name}: {e}");
+        }
+        Ok(made?)
     }
 }
 

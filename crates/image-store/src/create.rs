@@ -82,6 +82,24 @@ impl ImageStore {
         compression: LayerCompression,
         write: impl FnOnce(&mut dyn Write) -> Result<(), SourceError>,
     ) -> Result<LayerRecord, StoreError> {
+        self.create_layer_adopting(lease, parent, compression, write, None)
+    }
+
+    /// [`create_layer`](Self::create_layer), keeping a directory the caller already
+    /// has instead of extracting the blob again: once the blob is stored (and only
+    /// when the store lacks the layer), `adopt` returns a directory in overlay form,
+    /// on the store's filesystem, that holds exactly what the tar held (the
+    /// caller's promise: its files no longer change, and what the archive left out is
+    /// gone from it), and it is renamed into place. Where it cannot be renamed (another
+    /// filesystem), the blob is extracted as usual.
+    pub fn create_layer_adopting(
+        &self,
+        lease: &Lease,
+        parent: Option<&str>,
+        compression: LayerCompression,
+        write: impl FnOnce(&mut dyn Write) -> Result<(), SourceError>,
+        adopt: Option<&mut dyn FnMut() -> Result<std::path::PathBuf, SourceError>>,
+    ) -> Result<LayerRecord, StoreError> {
         self.writable("create a layer")?;
         let tmp = self.tmp_dir();
         let blob = TempPath::new(temp_name(&tmp, "blob"));
@@ -130,6 +148,29 @@ impl ImageStore {
         };
         let layer = TempPath::new(temp_name(&tmp, "layer"));
         let diff_dir = layer.path().join("diff");
+        if let Some(adopt) = adopt {
+            let dir = adopt().map_err(|source| StoreError::LayerSource { source })?;
+            fs::create_dir_all(layer.path()).map_err(StoreError::io("create", layer.path()))?;
+            match fs::rename(&dir, &diff_dir) {
+                Ok(()) => {
+                    let record = NewLayer {
+                        chain_id: chain_id.clone(),
+                        diff_id,
+                        parent: parent.map(str::to_string),
+                        blob_digest,
+                        media_type,
+                        compressed_size: blob_size,
+                        size: file_bytes(&diff_dir),
+                    };
+                    self.commit_layer(lease, &record, layer)?;
+                    return self.layer_record(&chain_id);
+                }
+                Err(e) => tracing::debug!(
+                    "keeping {} as the layer: {e}; extracting the blob instead",
+                    dir.display()
+                ),
+            }
+        }
         fs::create_dir_all(&diff_dir).map_err(StoreError::io("create", &diff_dir))?;
         let stored = self.blob_path(&blob_digest)?;
         let reader = fs::File::open(&stored).map_err(StoreError::io("open", &stored))?;
@@ -280,6 +321,22 @@ impl ImageStore {
         chain.reverse();
         Ok(chain)
     }
+}
+
+/// Bytes of the regular files below `dir` (symlinks not followed), as a layer's size.
+fn file_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => total += entry.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// The compressor of a new layer's blob.

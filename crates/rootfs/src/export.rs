@@ -242,6 +242,141 @@ pub fn write_layer<W: Write>(
     Ok(walker.stats)
 }
 
+/// Makes the overlay-form directory `dir`, which [`write_layer`] has just written
+/// with `options`, what extracting that layer would give, so that a store can keep
+/// `dir` itself as the layer rather than extract the layer again: the empty mount
+/// points and the sockets the archive left out are removed, so are the xattrs it
+/// does not carry (`trusted.overlay.*` but the opaque marker, `system.*`), and every
+/// time becomes the archive's (whole seconds, no later than the clamp).
+///
+/// Only for a directory nothing changes any more (a stopped container's committed
+/// snapshot): it is walked through descriptors without following a symlink, but not
+/// guarded against concurrent renames as [`write_layer`] is.
+pub fn settle_layer_dir(dir: &Path, options: &LayerOptions) -> Result<(), ExportError> {
+    let err = |op| {
+        move |source| ExportError::Read {
+            op,
+            path: dir.to_owned(),
+            source,
+        }
+    };
+    let fd = sys::openat(
+        cwd(),
+        &sys::cstr(dir.as_os_str().as_bytes()).map_err(err("open"))?,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(err("open"))?;
+    let skip: Vec<Vec<u8>> = options
+        .skip_if_empty
+        .iter()
+        .map(|p| {
+            let inside = p.strip_prefix("/").unwrap_or(p);
+            inside.as_os_str().as_bytes().to_vec()
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    settle_dir(fd.as_fd(), b"", &skip, options.clamp_mtime).map_err(|(path, source)| {
+        ExportError::Read {
+            op: "settle",
+            path: dir.join(OsStr::from_bytes(&path)),
+            source,
+        }
+    })?;
+    // The root's own times are not in the layer; its xattrs are.
+    drop_foreign_xattrs(&proc_path(fd.as_fd())).map_err(err("clean the xattrs of"))
+}
+
+type SettleResult = Result<(), (Vec<u8>, io::Error)>;
+
+fn settle_dir(
+    dir: BorrowedFd<'_>,
+    prefix: &[u8],
+    skip: &[Vec<u8>],
+    clamp: Option<i64>,
+) -> SettleResult {
+    let at = |path: &[u8]| {
+        let path = path.to_vec();
+        move |e| (path, e)
+    };
+    for name in sys::read_dir_names(dir).map_err(at(prefix))? {
+        let mut path = prefix.to_vec();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name.to_bytes());
+        let st = sys::lstatat(dir, &name).map_err(at(&path))?;
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFSOCK {
+            sys::unlinkat(dir, &name, false).map_err(at(&path))?;
+            continue;
+        }
+        if kind == libc::S_IFDIR {
+            let child = sys::openat(
+                dir,
+                &name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(at(&path))?;
+            settle_dir(child.as_fd(), &path, skip, clamp)?;
+            if skip.contains(&path)
+                && sys::read_dir_names(child.as_fd()).is_ok_and(|n| n.is_empty())
+            {
+                drop(child);
+                sys::unlinkat(dir, &name, true).map_err(at(&path))?;
+                continue;
+            }
+            drop_foreign_xattrs(&proc_path(child.as_fd())).map_err(at(&path))?;
+        } else if kind == libc::S_IFREG && st.st_size == 0 && skip.contains(&path) {
+            sys::unlinkat(dir, &name, false).map_err(at(&path))?;
+            continue;
+        } else if kind != libc::S_IFLNK {
+            let mut full = proc_path(dir).into_bytes();
+            full.push(b'/');
+            full.extend_from_slice(name.to_bytes());
+            let full = CString::new(full).unwrap_or_default();
+            drop_foreign_xattrs(&full).map_err(at(&path))?;
+        }
+        let mut secs = st.st_mtime;
+        if let Some(clamp) = clamp {
+            secs = secs.min(clamp);
+        }
+        let time = sys::timespec(secs, 0);
+        sys::lutimensat(dir, &name, &[time, time]).map_err(at(&path))?;
+    }
+    Ok(())
+}
+
+/// Removes the xattrs a layer does not carry from what `path` names (not followed).
+fn drop_foreign_xattrs(path: &CStr) -> io::Result<()> {
+    // SAFETY: a valid C string and a buffer of the length given.
+    let names = read_growing(|buf| unsafe {
+        libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    });
+    let names = match names {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+        other => other?,
+    };
+    for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
+        let foreign = (key.starts_with(b"trusted.overlay.")
+            && key != crate::OVERLAY_OPAQUE_XATTR.as_bytes())
+            || key.starts_with(b"system.");
+        if !foreign {
+            continue;
+        }
+        let key = sys::cstr(key)?;
+        // SAFETY: valid C strings.
+        if unsafe { libc::lremovexattr(path.as_ptr(), key.as_ptr()) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENODATA) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How [`write_entry`] archives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
