@@ -284,7 +284,18 @@ pub fn settle_layer_dir(dir: &Path, options: &LayerOptions) -> Result<(), Export
         }
     })?;
     // The root's own times are not in the layer; its xattrs are.
-    drop_foreign_xattrs(&proc_path(fd.as_fd())).map_err(err("clean the xattrs of"))
+    drop_foreign_xattrs(&sys::cstr(dir.as_os_str().as_bytes()).map_err(err("open"))?)
+        .map_err(err("clean the xattrs of"))
+}
+
+/// `/proc/self/fd/DIR/NAME`: the entry `name` of the open directory `dir`, for the
+/// `l*xattr` calls (which do not follow the last component; the magic link before
+/// it leads to the directory itself, never through a name again).
+fn entry_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
+    let mut full = proc_path(dir).into_bytes();
+    full.push(b'/');
+    full.extend_from_slice(name.to_bytes());
+    CString::new(full).unwrap_or_default()
 }
 
 type SettleResult = Result<(), (Vec<u8>, io::Error)>;
@@ -327,16 +338,12 @@ fn settle_dir(
                 sys::unlinkat(dir, &name, true).map_err(at(&path))?;
                 continue;
             }
-            drop_foreign_xattrs(&proc_path(child.as_fd())).map_err(at(&path))?;
+            drop_foreign_xattrs(&entry_path(dir, &name)).map_err(at(&path))?;
         } else if kind == libc::S_IFREG && st.st_size == 0 && skip.contains(&path) {
             sys::unlinkat(dir, &name, false).map_err(at(&path))?;
             continue;
         } else if kind != libc::S_IFLNK {
-            let mut full = proc_path(dir).into_bytes();
-            full.push(b'/');
-            full.extend_from_slice(name.to_bytes());
-            let full = CString::new(full).unwrap_or_default();
-            drop_foreign_xattrs(&full).map_err(at(&path))?;
+            drop_foreign_xattrs(&entry_path(dir, &name)).map_err(at(&path))?;
         }
         let mut secs = st.st_mtime;
         if let Some(clamp) = clamp {
