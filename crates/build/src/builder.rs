@@ -966,19 +966,14 @@ impl<'a> Builder<'a> {
             },
             clamp: self.options.source_date_epoch,
         };
-        let meta = match ins.flag("chown") {
-            Some(owner) => {
-                let (uid, gid) = numeric_owner(owner).ok_or_else(|| {
-                    syntax(
-                        ins,
-                        format!(
-                            "--chown={owner}: give numeric uid[:gid] (names are not looked up)"
-                        ),
-                    )
-                })?;
-                Meta { uid, gid, ..meta }
-            }
-            None => meta,
+        // Names are looked up in the image's own /etc/passwd and /etc/group, once a
+        // container of it exists; the key holds the flag as written.
+        let (meta, named_owner) = match ins.flag("chown") {
+            Some(owner) => match numeric_owner(owner) {
+                Some((uid, gid)) => (Meta { uid, gid, ..meta }, None),
+                None => (meta, Some(owner.to_string())),
+            },
+            None => (meta, None),
         };
         if let Some(from) = ins.flag("from") {
             return self.copy_from_image(
@@ -988,7 +983,7 @@ impl<'a> Builder<'a> {
                 sources,
                 &dest_path,
                 dest_dir_given,
-                &meta,
+                (&meta, named_owner.as_deref()),
             );
         }
         if let Some(url) = sources
@@ -1021,6 +1016,14 @@ impl<'a> Builder<'a> {
         }
         let id = self.container(stage, vec!["true".into()], Vec::new())?;
         let made = (|| -> Result<String, BuildError> {
+            let meta = match &named_owner {
+                Some(spec) => {
+                    let (uid, gid) = resolve_owner(self.engine, &id, spec)
+                        .map_err(|m| self.step_error(ins, m))?;
+                    Meta { uid, gid, ..meta }
+                }
+                None => meta,
+            };
             let dest_is_dir = dest_dir_given
                 || found.len() > 1
                 || self
@@ -1109,7 +1112,7 @@ impl<'a> Builder<'a> {
         sources: &[String],
         dest: &str,
         dest_dir_given: bool,
-        meta: &Meta,
+        (meta, named_owner): (&Meta, Option<&str>),
     ) -> Result<(), BuildError> {
         let image = match self.stage_image(from) {
             Some(id) => id,
@@ -1150,6 +1153,14 @@ impl<'a> Builder<'a> {
             }
         };
         let made = (|| -> Result<String, BuildError> {
+            let meta = &match named_owner {
+                Some(spec) => {
+                    let (uid, gid) = resolve_owner(self.engine, &id, spec)
+                        .map_err(|m| self.step_error(ins, m))?;
+                    Meta { uid, gid, ..*meta }
+                }
+                None => *meta,
+            };
             for src in sources {
                 let mut archive = Vec::new();
                 let stat = self
@@ -1257,6 +1268,62 @@ fn rename_members(
 
 fn base_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// `--chown=user[:group]` with names, looked up in the container's own `/etc/passwd`
+/// and `/etc/group` (read through the engine, inside its root): a user alone gives its
+/// primary group, as docker does.
+fn resolve_owner(engine: &Engine, container: &str, spec: &str) -> Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let read = |path: &str| -> String {
+        let mut archive = Vec::new();
+        if engine.copy_from(container, path, &mut archive).is_err() {
+            return String::new();
+        }
+        let mut text = String::new();
+        if let Ok(mut entries) = tar::Archive::new(archive.as_slice()).entries()
+            && let Some(Ok(mut entry)) = entries.next()
+        {
+            let _ = io::Read::read_to_string(&mut entry, &mut text);
+        }
+        text
+    };
+    // `name:x:id:gid:…` lines: the id (field 2) and, for passwd, the group (field 3).
+    let find = |text: &str, name: &str| -> Option<(u32, Option<u32>)> {
+        text.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&name) && fields.len() > 2).then(|| {
+                let id = fields[2].parse().ok()?;
+                Some((id, fields.get(3).and_then(|g| g.parse().ok())))
+            })?
+        })
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(uid) => (uid, uid),
+        Err(_) => match find(&read("/etc/passwd"), user) {
+            Some((uid, gid)) => (uid, gid.unwrap_or(uid)),
+            None => {
+                return Err(format!(
+                    "unable to find user {user}: no matching entries in passwd file"
+                ));
+            }
+        },
+    };
+    let gid = match group {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => find(&read("/etc/group"), g)
+                .map(|(gid, _)| gid)
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        },
+    };
+    Ok((uid, gid))
 }
 
 /// `uid[:gid]` in numbers (`root` is 0).

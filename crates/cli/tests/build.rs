@@ -34,6 +34,7 @@ LABEL org.example.version=${VERSION} org.example.name="fixture app"
 WORKDIR $APP_HOME
 COPY --chown=1000:1000 app/ ./
 COPY --chmod=755 tool.sh /usr/local/bin/tool
+COPY --chown=nobody app/nested/deep.txt /srv/nobody.txt
 ADD files.tar.gz /srv/unpacked/
 COPY --from=builder /out/artifact ./artifact
 SHELL ["/bin/sh", "-c"]
@@ -102,7 +103,7 @@ fn the_fixture_builds_runs_and_caches() {
         &["-t", "fixture:1", "--build-arg", "VERSION=7"],
     );
     let text = common::stdout(&first);
-    assert!(text.contains("Step 1/23 : ARG BASE"), "{text}");
+    assert!(text.contains("Step 1/24 : ARG BASE"), "{text}");
     assert!(text.contains(" ---> Running in "), "{text}");
     assert!(text.contains("Successfully tagged fixture:1"), "{text}");
 
@@ -143,6 +144,21 @@ fn the_fixture_builds_runs_and_caches() {
     assert_eq!(lines[9], "0:0 755", "{seen}");
     assert_eq!(lines[10], "tool ran", "{seen}");
     assert!(lines[11].contains("No such file"), "{seen}");
+    // --chown by name: the image's own passwd and group files.
+    assert_eq!(
+        ok(basic_docker(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "fixture:1",
+                "stat -c '%u:%g' /srv/nobody.txt"
+            ],
+        )),
+        "65534:65534"
+    );
     // A fresh container of the image has changed nothing; the store is consistent.
     let _cleanup = common::Cleanup::new(root, &["fixture-fresh"]);
     ok(basic_docker(
@@ -415,6 +431,22 @@ fn a_failing_run_stops_with_its_code_and_bad_files_are_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("missing.txt"), "{stderr}");
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY --chown=nosuchuser Dockerfile /\n"),
+    )
+    .unwrap();
+    let out = basic_docker(
+        root,
+        &["build", "--network", "none", ctx.path().to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unable to find user nosuchuser"),
+        "{stderr}"
+    );
+    assert_eq!(ok(basic_docker(root, &["ps", "-aq"])), "");
 }
 
 #[test]
