@@ -338,3 +338,63 @@ fn dockers_cli_commits_through_the_api() {
     assert_eq!(status, 404, "{body}");
     ok(service.docker(&["rm", "api-commit"]));
 }
+
+#[test]
+fn zstd_layers_and_reproducible_commits() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root, &["commit-zstd"]).images(&["zstd:1", "epoch:1", "epoch:2"]);
+    ok(basic_docker(
+        root,
+        &[
+            "run",
+            "--name",
+            "commit-zstd",
+            image,
+            "sh",
+            "-c",
+            "echo packed > /packed.txt",
+        ],
+    ));
+    ok(basic_docker(
+        root,
+        &["commit", "--compression", "zstd", "commit-zstd", "zstd:1"],
+    ));
+    assert_eq!(
+        ok(basic_docker(
+            root,
+            &["run", "--rm", "zstd:1", "cat", "/packed.txt"]
+        )),
+        "packed"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&ok(basic_docker(root, &["inspect", "zstd:1"]))).unwrap();
+    let id = record[0]["Id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sha256:"));
+    // With SOURCE_DATE_EPOCH, committing the same container twice gives one image.
+    let commit_at = |tag: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+        command
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .arg("--root")
+            .arg(root)
+            .args(["commit", "commit-zstd", tag]);
+        ok(output_within(
+            &mut command,
+            basic_test_support::bounded::COMMAND_LIMIT,
+            "commit",
+        ))
+    };
+    let first = commit_at("epoch:1");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = commit_at("epoch:2");
+    assert_eq!(first, second);
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(basic_docker(root, &["inspect", "epoch:1"]))).unwrap();
+    assert!(
+        doc[0]["Created"]
+            .as_str()
+            .unwrap()
+            .starts_with("2023-11-14T22:13:20")
+    );
+}
