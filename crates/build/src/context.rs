@@ -52,6 +52,22 @@ impl Context {
         Context::default()
     }
 
+    /// A context sent as a tar stream (`docker build - < context.tar`; plain, gzip or
+    /// zstd): extracted into the new directory `dir` with basic-rootfs' path-safe
+    /// extraction (no member lands outside `dir`, links are made as links and never
+    /// followed), then read as [`Context::open`] reads a directory. The caller removes
+    /// `dir` after the build.
+    pub fn extract(archive: impl Read + Send, dir: &Path) -> Result<Context, BuildError> {
+        fs::create_dir(dir).map_err(BuildError::io("creating", dir))?;
+        let options = basic_rootfs::ApplyOptions::untar()
+            .device_nodes(false)
+            .preserve_ownership(false);
+        basic_rootfs::apply_layer(archive, dir, &options).map_err(|e| {
+            BuildError::Invalid(format!("the build context archive cannot be read: {e}"))
+        })?;
+        Context::open(dir)
+    }
+
     /// The directory `root`, with its `.dockerignore` applied.
     pub fn open(root: &Path) -> Result<Context, BuildError> {
         let ignore = match fs::read_to_string(root.join(".dockerignore")) {

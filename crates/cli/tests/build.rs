@@ -506,3 +506,52 @@ fn a_hostile_context_copies_links_as_links() {
     );
     assert!(!Path::new("/etc/pwned").exists());
 }
+
+#[test]
+fn standard_input_gives_a_dockerfile_or_a_whole_context() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    // A Dockerfile alone: no context, so no COPY.
+    let dockerfile = format!("FROM {image}\nRUN echo from-stdin > /s.txt\n");
+    let out = common::with_stdin(
+        root,
+        &["build", "--network", "none", "-t", "stdin:1", "-"],
+        dockerfile.as_bytes(),
+    );
+    assert!(common::stdout(&out).contains("Successfully tagged stdin:1"));
+    // A gzip tar of a whole context (extracted by basic-rootfs, path-safe).
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY . /ctx/\nCMD [\"cat\", \"/ctx/file.txt\"]\n"),
+    )
+    .unwrap();
+    fs::write(ctx.path().join("file.txt"), "in the tarball\n").unwrap();
+    let tarball = tempfile::NamedTempFile::new().unwrap();
+    let made = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(ctx.path())
+        .arg("-czf")
+        .arg(tarball.path())
+        .args(["Dockerfile", "file.txt"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = common::with_stdin(
+        root,
+        &["build", "--network", "none", "-t", "stdin:2", "-"],
+        &fs::read(tarball.path()).unwrap(),
+    );
+    assert!(common::stdout(&out).contains("Successfully tagged stdin:2"));
+    assert_eq!(
+        ok(basic_docker(
+            root,
+            &["run", "--rm", "--network", "none", "stdin:2"]
+        )),
+        "in the tarball"
+    );
+    // The extracted context is gone from the store's tmp/.
+    assert!(common::tmp_is_empty(root));
+}

@@ -154,7 +154,11 @@ impl Engine {
         if options.consume {
             return self.consume_layer(c, lease, parent, options);
         }
-        let scratch = self.store.tmp_dir().join(format!("changes-{}", c.id()));
+        // Named by our pid first: tmp/ is swept of what dead processes left, by that name.
+        let scratch =
+            self.store
+                .tmp_dir()
+                .join(format!("{}-changes-{}", std::process::id(), c.id()));
         let dir = match snapshotter.changes_dir(c.id(), &scratch) {
             Err(basic_rootfs::SnapshotError::NoMetadata(_)) => {
                 let parents = crate::rootfs::layer_stack(

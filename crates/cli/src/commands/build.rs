@@ -67,12 +67,32 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
             bail!("invalid argument \"{tag}\" for \"-t, --tag\" flag: a tag, not a digest");
         }
     }
+    let engine = engine(global)?;
+    // A tar context from standard input is extracted here, and removed after.
+    let mut scratch = None;
     let (dockerfile, name, context) = if args.context == "-" {
-        let mut text = String::new();
+        let mut input = Vec::new();
         io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the Dockerfile from standard input")?;
-        (text, "Dockerfile".to_string(), Context::empty())
+            .read_to_end(&mut input)
+            .context("reading the build context from standard input")?;
+        if is_archive(&input) {
+            let dir = engine
+                .store()
+                .tmp_dir()
+                .join(format!("{}-build-context", std::process::id()));
+            scratch = Some(Scratch(dir.clone()));
+            let context = Context::extract(input.as_slice(), &dir)?;
+            let file = args
+                .file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("Dockerfile"));
+            let (text, name) = read_dockerfile(&dir.join(&file))?;
+            (text, name, context)
+        } else {
+            let text = String::from_utf8(input)
+                .context("the Dockerfile on standard input is not UTF-8 text")?;
+            (text, "Dockerfile".to_string(), Context::empty())
+        }
     } else {
         let dir = PathBuf::from(&args.context);
         if !dir.is_dir() {
@@ -87,11 +107,7 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
         } else {
             file
         };
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("unable to read the Dockerfile {}", file.display()))?;
-        let name = file
-            .file_name()
-            .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+        let (text, name) = read_dockerfile(&file)?;
         (text, name, Context::open(&dir)?)
     };
     let epoch = build_args
@@ -104,7 +120,6 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
                 .with_context(|| format!("SOURCE_DATE_EPOCH={t}: expected unix seconds"))
         })
         .transpose()?;
-    let engine = engine(global)?;
     for image in base_images(&dockerfile, &name, &build_args)? {
         if engine.find_image(&image).is_err() {
             let reference = Reference::parse(&image)?;
@@ -122,13 +137,44 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
         source_date_epoch: epoch,
     };
     let mut out = io::stdout();
-    match run_build(&engine, &dockerfile, &name, &context, &options, &mut out) {
+    let built = run_build(&engine, &dockerfile, &name, &context, &options, &mut out);
+    drop(scratch);
+    match built {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("{e}");
             Ok(ExitCode::from(
                 u8::try_from(e.exit_code()).unwrap_or(1).max(1),
             ))
+        }
+    }
+}
+
+/// The Dockerfile's text and its name for messages.
+fn read_dockerfile(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("unable to read the Dockerfile {}", file.display()))?;
+    let name = file
+        .file_name()
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+    Ok((text, name))
+}
+
+/// Whether standard input holds an archive (plain tar, gzip or zstd) rather than a
+/// Dockerfile, as docker tells them apart.
+fn is_archive(input: &[u8]) -> bool {
+    input.starts_with(&[0x1f, 0x8b])
+        || input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || input.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// An extracted context, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!("removing {}: {e}", self.0.display());
         }
     }
 }
