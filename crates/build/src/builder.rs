@@ -562,10 +562,10 @@ impl<'a> Builder<'a> {
                 })
             }
             "MAINTAINER" => {
-                let author = ins.args.clone();
-                self.config_step(stage, ins, |_| {})?;
-                stage.config["author"] = json!(author);
-                Ok(())
+                // The author is the config's, outside `config`: set before the step
+                // saves it (the step's key names it through the instruction).
+                stage.config["author"] = json!(ins.args.clone());
+                self.config_step(stage, ins, |_| {})
             }
             "ONBUILD" => {
                 let trigger = ins.args.trim().to_string();
@@ -627,12 +627,11 @@ impl<'a> Builder<'a> {
     }
 
     /// The cache key of a step on the current image.
+    /// The cache key of a step on the current image: the image and the step as
+    /// expanded (what it copies included). Build args reach other steps only through
+    /// that expansion; a RUN sees them all as environment, and adds them itself.
     fn key(&self, stage: &Stage, what: &str) -> String {
-        format!(
-            "{}\n{what}\n{}",
-            stage.image.as_deref().unwrap_or("scratch"),
-            serde_json::to_string(&stage.args).unwrap_or_default()
-        )
+        format!("{}\n{what}", stage.image.as_deref().unwrap_or("scratch"))
     }
 
     /// Looks `key` up; on a hit, moves the stage to the cached image and says so.
@@ -811,7 +810,11 @@ impl<'a> Builder<'a> {
             .collect();
         let key = self.key(
             stage,
-            &format!("RUN {}", serde_json::to_string(&argv).unwrap_or_default()),
+            &format!(
+                "RUN {}\n{}",
+                serde_json::to_string(&argv).unwrap_or_default(),
+                serde_json::to_string(&arg_env).unwrap_or_default()
+            ),
         );
         if self.try_cache(stage, &key)? {
             return Ok(());

@@ -333,6 +333,44 @@ fn target_and_build_args_choose_what_is_built() {
         )),
         "built spicy"
     );
+    // The build arg is part of the RUN's key: the same value uses the cache, another
+    // runs the step again.
+    let same = common::stdout(&build(
+        root,
+        ctx.path(),
+        &image,
+        &["--target", "builder", "--build-arg", "FLAVOUR=spicy"],
+    ));
+    assert!(!same.contains("Running in"), "{same}");
+    let other = common::stdout(&build(
+        root,
+        ctx.path(),
+        &image,
+        &[
+            "--target",
+            "builder",
+            "--build-arg",
+            "FLAVOUR=mild",
+            "-t",
+            "stage:2",
+        ],
+    ));
+    assert!(other.contains("Running in"), "{other}");
+    assert_eq!(
+        ok(basic_docker(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "stage:2",
+                "cat",
+                "/out/artifact"
+            ]
+        )),
+        "built mild"
+    );
     let missing = build(root, ctx.path(), &image, &["--target", "nowhere"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nowhere"));
