@@ -38,7 +38,7 @@ pub struct CommitOptions {
     pub source_date_epoch: Option<i64>,
 }
 
-/// How to write a container's changes as a layer ([`Engine::container_layer`]).
+/// How to write a container's changes as a layer ([`Engine::write_layer`]).
 #[derive(Debug, Clone, Default)]
 pub struct LayerWriteOptions {
     /// The layer's compression.
