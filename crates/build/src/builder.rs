@@ -757,6 +757,13 @@ impl<'a> Builder<'a> {
         Ok(created.container.id().to_string())
     }
 
+    /// An unnamed file in the store's `tmp/` (gone when closed, whatever happens):
+    /// tar streams of what a step copies go through one rather than through memory.
+    fn spool(&self) -> Result<fs::File, BuildError> {
+        let tmp = self.engine.store().tmp_dir();
+        tempfile::tempfile_in(&tmp).map_err(BuildError::io("creating a spool file in", tmp))
+    }
+
     fn remove(&self, id: &str) {
         let options = RemoveOptions {
             force: true,
@@ -1052,11 +1059,16 @@ impl<'a> Builder<'a> {
                     (_, false) => dest_path.clone(),
                 };
                 let prefix = prefix.trim_start_matches('/').to_string();
-                let mut bytes = Vec::new();
+                let mut spool = self.spool()?;
                 self.context
-                    .write_tar(&members, &prefix, &meta, &mut bytes)?;
-                self.engine
-                    .copy_to(&id, "/", bytes.as_slice(), &CopyToOptions::default())?;
+                    .write_tar(&members, &prefix, &meta, io::BufWriter::new(&mut spool))?;
+                let spool = rewound(spool)?;
+                self.engine.copy_to(
+                    &id,
+                    "/",
+                    io::BufReader::new(spool),
+                    &CopyToOptions::default(),
+                )?;
             }
             let created_by = format!("/bin/sh -c #(nop) {} {hash} in {dest_path} ", ins.keyword);
             self.commit(stage, &id, &created_by)
@@ -1165,11 +1177,13 @@ impl<'a> Builder<'a> {
                 None => *meta,
             };
             for src in sources {
-                let mut archive = Vec::new();
+                let mut archive = self.spool()?;
                 let stat = self
                     .engine
-                    .copy_from(&source_id, src, &mut archive)
+                    .copy_from(&source_id, src, io::BufWriter::new(&mut archive))
                     .map_err(|e| self.step_error(ins, format!("{src} in {from}: {e}")))?;
+                let archive = rewound(archive)?;
+                let renamed = self.spool()?;
                 let dest_is_dir = dest_dir_given
                     || sources.len() > 1
                     || self.engine.path_stat(&id, dest).is_ok_and(|s| s.is_dir());
@@ -1179,7 +1193,8 @@ impl<'a> Builder<'a> {
                     .trim_end_matches('/')
                     .to_string();
                 let renamed = rename_members(
-                    &archive,
+                    io::BufReader::new(archive),
+                    renamed,
                     |name| {
                         let rest = name
                             .strip_prefix(base.as_str())
@@ -1196,8 +1211,13 @@ impl<'a> Builder<'a> {
                     meta,
                 )
                 .map_err(BuildError::io("copying from", PathBuf::from(src)))?;
-                self.engine
-                    .copy_to(&id, "/", renamed.as_slice(), &CopyToOptions::default())?;
+                let renamed = rewound(renamed)?;
+                self.engine.copy_to(
+                    &id,
+                    "/",
+                    io::BufReader::new(renamed),
+                    &CopyToOptions::default(),
+                )?;
             }
             let created_by = format!(
                 "/bin/sh -c #(nop) COPY --from={from} {} in {dest} ",
@@ -1223,12 +1243,13 @@ fn join(a: &str, b: &str) -> String {
 /// A tar stream with each member renamed by `rename` (members renamed to nothing are
 /// dropped) and owned as `meta` says.
 fn rename_members(
-    archive: &[u8],
+    archive: impl io::Read,
+    into: fs::File,
     rename: impl Fn(&str) -> String,
     meta: &Meta,
-) -> io::Result<Vec<u8>> {
+) -> io::Result<fs::File> {
     let mut input = tar::Archive::new(archive);
-    let mut out = tar::Builder::new(Vec::new());
+    let mut out = tar::Builder::new(io::BufWriter::new(into));
     for entry in input.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.to_string_lossy().into_owned();
@@ -1266,7 +1287,19 @@ fn rename_members(
             out.append_data(&mut header, &name, &mut entry)?;
         }
     }
-    out.into_inner()
+    out.into_inner()?
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)
+}
+
+/// The spooled file, flushed and read again from its start.
+fn rewound(mut file: fs::File) -> Result<fs::File, BuildError> {
+    io::Seek::rewind(&mut file)
+        .map(|()| file)
+        .map_err(BuildError::io(
+            "rewinding a spool file in",
+            PathBuf::from("tmp/"),
+        ))
 }
 
 fn base_name(rel: &str) -> &str {
