@@ -498,6 +498,19 @@ impl<'a> Builder<'a> {
         ins: &Instruction,
         globals: &BTreeMap<String, String>,
     ) -> Result<(), BuildError> {
+        let known: &[&str] = match ins.keyword.as_str() {
+            "COPY" => &["from", "chown", "chmod"],
+            "ADD" => &["chown", "chmod"],
+            "HEALTHCHECK" => &["interval", "timeout", "start-period", "retries"],
+            _ => &[],
+        };
+        if let Some((flag, _)) = ins.flags.iter().find(|(f, _)| !known.contains(&f.as_str())) {
+            // Silently dropping `RUN --mount` or `COPY --link` would build something else.
+            return Err(syntax(
+                ins,
+                format!("the --{flag} option is not supported by this builder"),
+            ));
+        }
         let escape = self.file.escape;
         let vars = stage.vars();
         let expanded = |text: &str| expand(text, &vars, escape).map_err(|m| syntax(ins, m));

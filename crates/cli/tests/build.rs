@@ -485,6 +485,22 @@ fn a_failing_run_stops_with_its_code_and_bad_files_are_named() {
         "{stderr}"
     );
     assert_eq!(ok(basic_docker(root, &["ps", "-aq"])), "");
+    // A BuildKit flag is refused by name rather than dropped.
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN --mount=type=cache,target=/c true\n"),
+    )
+    .unwrap();
+    let out = basic_docker(
+        root,
+        &["build", "--network", "none", ctx.path().to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--mount") && stderr.contains("line 2"),
+        "{stderr}"
+    );
 }
 
 #[test]
