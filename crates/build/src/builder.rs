@@ -629,7 +629,10 @@ impl<'a> Builder<'a> {
         let path = self.cache_path(key);
         let write = || -> io::Result<()> {
             let dir = path.parent().unwrap_or(Path::new("."));
-            fs::create_dir_all(dir)?;
+            // Private to the store's owner, as everything below its root.
+            std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o700)
+                .recursive(true)
+                .create(dir)?;
             let temp = dir.join(format!(".tmp-{}", std::process::id()));
             fs::write(&temp, id)?;
             fs::rename(&temp, &path)
