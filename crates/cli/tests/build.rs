@@ -609,3 +609,39 @@ fn standard_input_gives_a_dockerfile_or_a_whole_context() {
     // The extracted context is gone from the store's tmp/.
     assert!(common::tmp_is_empty(root));
 }
+
+#[test]
+fn from_scratch_an_image_of_only_what_is_copied() {
+    let Some((dir, _image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let ctx = tempfile::tempdir().unwrap();
+    fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"ls\", \"/\"]\n",
+    )
+    .unwrap();
+    let out = common::stdout(&basic_docker(
+        root,
+        &["build", "-t", "scratchy:1", ctx.path().to_str().unwrap()],
+    ));
+    assert!(out.contains("Step 1/3 : FROM scratch"), "{out}");
+    let doc = inspect(root, "scratchy:1");
+    assert_eq!(
+        doc["RootFS"]["Layers"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
+    // The root holds the copied file and what the runtime mounts, nothing of an image.
+    let listing = ok(basic_docker(
+        root,
+        &["run", "--rm", "--network", "none", "scratchy:1"],
+    ));
+    assert!(listing.lines().any(|l| l == "bin"), "{listing}");
+    assert!(
+        !listing.lines().any(|l| l == "usr" || l == "home"),
+        "{listing}"
+    );
+}
