@@ -3,6 +3,7 @@
 
 mod archive;
 mod attach;
+mod commit;
 mod containers;
 mod error;
 mod exec;
@@ -266,6 +267,7 @@ impl Service {
             .merge(archive::routes())
             .merge(volumes::routes())
             .merge(images::routes())
+            .merge(commit::routes())
             .merge(networks::routes())
             .merge(stats::routes())
             .fallback(unknown_endpoint)

@@ -198,6 +198,10 @@ pub enum Command {
     Cp(crate::commands::cp::CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::commands::cp::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
     /// Display the running processes of a container
@@ -624,6 +628,8 @@ pub enum ContainerCommand {
     Cp(crate::commands::cp::CpArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(crate::commands::cp::DiffArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::commands::commit::CommitArgs),
 }
 
 /// `container prune`.
@@ -711,6 +717,8 @@ pub struct InspectArgs {
 /// `image` sub-verbs.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(crate::commands::build::BuildArgs),
     /// Remove unused images
     Prune(PruneArgs),
     /// List images

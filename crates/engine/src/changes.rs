@@ -48,7 +48,7 @@ impl Engine {
 }
 
 /// Where the container's spec mounts things: the runtime makes what is missing there.
-fn mount_points(c: &Container) -> Result<Vec<PathBuf>> {
+pub(crate) fn mount_points(c: &Container) -> Result<Vec<PathBuf>> {
     let spec_path = c.paths.spec();
     let spec = basic_runtime::Spec::load(&spec_path).map_err(|e| EngineError::Corrupt {
         what: spec_path.display().to_string(),

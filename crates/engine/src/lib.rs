@@ -5,6 +5,7 @@ mod archive;
 pub mod attach;
 mod changes;
 pub mod check;
+pub mod commit;
 pub mod config;
 mod cp;
 mod create;
@@ -46,6 +47,7 @@ pub use attach::{
     Sent,
 };
 pub use changes::change_letter;
+pub use commit::{CommitOptions, ConfigChange, LayerWriteOptions};
 pub use config::{ContainerConfig, HostConfig, StoredConfig};
 pub use cp::{CpOptions, CpSource, CpTarget};
 pub use create::{CreateOptions, Created};

@@ -315,7 +315,7 @@ fn open_lock(paths: &ContainerPaths) -> Result<File> {
 }
 
 /// A view's hold on the container: shared, so views do not wait for each other.
-fn lock_shared(paths: &ContainerPaths) -> Result<File> {
+pub(crate) fn lock_shared(paths: &ContainerPaths) -> Result<File> {
     let file = open_lock(paths)?;
     file.lock_shared()
         .map_err(EngineError::io("locking", paths.view_lock()))?;

@@ -167,6 +167,14 @@ pub enum StoreError {
         #[source]
         source: Box<basic_rootfs::SnapshotError>,
     },
+    /// What was to be written as a new layer could not be written (a
+    /// container's files could not be read).
+    #[error("image store: writing the new layer")]
+    LayerSource {
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A stored record or blob cannot be understood.
     #[error("image store: {what} is corrupt: {reason}")]
     Corrupt {

@@ -9,6 +9,9 @@
 //! * [`pull`] resolves a reference on any [`basic_registry::Registry`], then
 //!   downloads, verifies and extracts the layers concurrently in one streaming
 //!   pass each, reusing the layers already present (by chain ID).
+//! * [`ImageStore::create_layer`] and [`ImageStore::create_image`] make
+//!   images here (`commit`, `build`): a layer tar written once, compressed
+//!   with both digests computed on the way, recorded under its chain ID.
 //! * [`ImageStore::image_configuration`] reads an image's config as an
 //!   [`ImageConfig`]: OCI's `ImageConfiguration`, plus the fields only docker
 //!   writes (`Healthcheck`, `OnBuild`, `Shell`, `container_config`, ...).
@@ -39,6 +42,7 @@ mod archive;
 mod check;
 mod config;
 mod containers;
+mod create;
 mod digest;
 mod error;
 mod fsutil;
@@ -56,6 +60,7 @@ pub use archive::ArchiveError;
 pub use check::{CheckReport, Problem};
 pub use config::{DockerImageConfig, DockerRunConfig, HealthConfig, ImageConfig, RunConfig};
 pub use containers::{ContainerExit, ContainerRecord};
+pub use create::{LayerCompression, SourceError};
 pub use digest::{chain_ids, short_id};
 pub use error::StoreError;
 pub use import::{import, import_with_run_config};

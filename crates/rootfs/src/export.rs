@@ -125,6 +125,7 @@ pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<ExportStats, ExportEr
         out: tar::Builder::new(out),
         links: HashMap::new(),
         stats: ExportStats::default(),
+        layer: None,
     };
     let stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
     walker.walk(stack)?;
@@ -135,6 +136,252 @@ pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<ExportStats, ExportEr
     let mut out = walker.out.into_inner().map_err(end)?;
     out.flush().map_err(end)?;
     Ok(walker.stats)
+}
+
+/// How [`write_layer`] writes a layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerOptions {
+    /// Modification times later than this (unix seconds; `SOURCE_DATE_EPOCH`)
+    /// are written as it, for layers that do not depend on when they were made.
+    pub clamp_mtime: Option<i64>,
+    /// Paths inside the layer (`/etc/hosts`) where a runtime mounted something:
+    /// an empty file or directory there is the runtime's mount point, not a
+    /// change of the container's, and is left out (as docker's init layer
+    /// keeps them out of `docker commit`).
+    pub skip_if_empty: Vec<PathBuf>,
+}
+
+impl LayerOptions {
+    /// Sets [`LayerOptions::clamp_mtime`].
+    pub fn clamp_mtime(mut self, epoch: Option<i64>) -> Self {
+        self.clamp_mtime = epoch;
+        self
+    }
+
+    /// Sets [`LayerOptions::skip_if_empty`].
+    pub fn skip_if_empty(mut self, paths: Vec<PathBuf>) -> Self {
+        self.skip_if_empty = paths;
+        self
+    }
+}
+
+/// Writes the overlay-form directory `dir` (a container's upper directory, a
+/// committed snapshot) to `out` as an OCI image layer: as [`write_tree`]
+/// (entries sorted by name, hard links kept, xattrs, owners and modes as on
+/// disk, no host-dependent header field), with overlayfs' whiteouts (0/0
+/// character devices) written as `.wh.NAME` files and each opaque directory
+/// (`trusted.overlay.opaque=y`) followed by its `.wh..wh..opq` marker, so
+/// [`apply_layer`](crate::apply_layer) (and docker, containerd, podman) read
+/// back what overlayfs showed.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use basic_rootfs::export::{LayerOptions, write_layer};
+/// let out = std::fs::File::create("layer.tar")?;
+/// let options = LayerOptions::default().clamp_mtime(Some(0));
+/// write_layer(std::path::Path::new("upper"), &options, out)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn write_layer<W: Write>(
+    dir: &Path,
+    options: &LayerOptions,
+    out: W,
+) -> Result<ExportStats, ExportError> {
+    let read_err = |op| {
+        move |source| ExportError::Read {
+            op,
+            path: dir.to_owned(),
+            source,
+        }
+    };
+    let root_fd = sys::openat(
+        cwd(),
+        &sys::cstr(dir.as_os_str().as_bytes()).map_err(read_err("open"))?,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .map_err(read_err("open the directory"))?;
+    let origin = Origin::of(&statx(root_fd.as_fd()).map_err(read_err("stat"))?);
+    let skip_if_empty = options
+        .skip_if_empty
+        .iter()
+        .map(|p| {
+            let inside = p.strip_prefix("/").unwrap_or(p);
+            inside.as_os_str().as_bytes().to_vec()
+        })
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| {
+            // A directory's member name ends with `/`.
+            let mut dir = p.clone();
+            dir.push(b'/');
+            [p, dir]
+        })
+        .collect();
+    let mut walker = Walker {
+        root: dir,
+        origin,
+        cross_mounts: false,
+        out: tar::Builder::new(out),
+        links: HashMap::new(),
+        stats: ExportStats::default(),
+        layer: Some(LayerMode {
+            clamp_mtime: options.clamp_mtime,
+            skip_if_empty,
+        }),
+    };
+    let stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
+    walker.walk(stack)?;
+    let end = |source| ExportError::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut out = walker.out.into_inner().map_err(end)?;
+    out.flush().map_err(end)?;
+    Ok(walker.stats)
+}
+
+/// Makes the overlay-form directory `dir`, which [`write_layer`] has just written
+/// with `options`, what extracting that layer would give, so that a store can keep
+/// `dir` itself as the layer rather than extract the layer again: the empty mount
+/// points and the sockets the archive left out are removed, so are the xattrs it
+/// does not carry (`trusted.overlay.*` but the opaque marker, `system.*`), and every
+/// time becomes the archive's (whole seconds, no later than the clamp).
+///
+/// Only for a directory nothing changes any more (a stopped container's committed
+/// snapshot): it is walked through descriptors without following a symlink, but not
+/// guarded against concurrent renames as [`write_layer`] is.
+pub fn settle_layer_dir(dir: &Path, options: &LayerOptions) -> Result<(), ExportError> {
+    let err = |op| {
+        move |source| ExportError::Read {
+            op,
+            path: dir.to_owned(),
+            source,
+        }
+    };
+    let fd = sys::openat(
+        cwd(),
+        &sys::cstr(dir.as_os_str().as_bytes()).map_err(err("open"))?,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(err("open"))?;
+    let skip: Vec<Vec<u8>> = options
+        .skip_if_empty
+        .iter()
+        .map(|p| {
+            let inside = p.strip_prefix("/").unwrap_or(p);
+            inside.as_os_str().as_bytes().to_vec()
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    settle_dir(fd.as_fd(), b"", &skip, options.clamp_mtime).map_err(|(path, source)| {
+        ExportError::Read {
+            op: "settle",
+            path: dir.join(OsStr::from_bytes(&path)),
+            source,
+        }
+    })?;
+    // The root's own times are not in the layer; its xattrs are.
+    drop_foreign_xattrs(&sys::cstr(dir.as_os_str().as_bytes()).map_err(err("open"))?)
+        .map_err(err("clean the xattrs of"))
+}
+
+/// `/proc/self/fd/DIR/NAME`: the entry `name` of the open directory `dir`, for the
+/// `l*xattr` calls (which do not follow the last component; the magic link before
+/// it leads to the directory itself, never through a name again).
+fn entry_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
+    let mut full = proc_path(dir).into_bytes();
+    full.push(b'/');
+    full.extend_from_slice(name.to_bytes());
+    CString::new(full).unwrap_or_default()
+}
+
+type SettleResult = Result<(), (Vec<u8>, io::Error)>;
+
+fn settle_dir(
+    dir: BorrowedFd<'_>,
+    prefix: &[u8],
+    skip: &[Vec<u8>],
+    clamp: Option<i64>,
+) -> SettleResult {
+    let at = |path: &[u8]| {
+        let path = path.to_vec();
+        move |e| (path, e)
+    };
+    for name in sys::read_dir_names(dir).map_err(at(prefix))? {
+        let mut path = prefix.to_vec();
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name.to_bytes());
+        let st = sys::lstatat(dir, &name).map_err(at(&path))?;
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFSOCK {
+            sys::unlinkat(dir, &name, false).map_err(at(&path))?;
+            continue;
+        }
+        if kind == libc::S_IFDIR {
+            let child = sys::openat(
+                dir,
+                &name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(at(&path))?;
+            settle_dir(child.as_fd(), &path, skip, clamp)?;
+            if skip.contains(&path)
+                && sys::read_dir_names(child.as_fd()).is_ok_and(|n| n.is_empty())
+            {
+                drop(child);
+                sys::unlinkat(dir, &name, true).map_err(at(&path))?;
+                continue;
+            }
+            drop_foreign_xattrs(&entry_path(dir, &name)).map_err(at(&path))?;
+        } else if kind == libc::S_IFREG && st.st_size == 0 && skip.contains(&path) {
+            sys::unlinkat(dir, &name, false).map_err(at(&path))?;
+            continue;
+        } else if kind != libc::S_IFLNK {
+            drop_foreign_xattrs(&entry_path(dir, &name)).map_err(at(&path))?;
+        }
+        let mut secs = st.st_mtime;
+        if let Some(clamp) = clamp {
+            secs = secs.min(clamp);
+        }
+        let time = sys::timespec(secs, 0);
+        sys::lutimensat(dir, &name, &[time, time]).map_err(at(&path))?;
+    }
+    Ok(())
+}
+
+/// Removes the xattrs a layer does not carry from what `path` names (not followed).
+fn drop_foreign_xattrs(path: &CStr) -> io::Result<()> {
+    // SAFETY: a valid C string and a buffer of the length given.
+    let names = read_growing(|buf| unsafe {
+        libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    });
+    let names = match names {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => return Ok(()),
+        other => other?,
+    };
+    for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
+        let foreign = (key.starts_with(b"trusted.overlay.")
+            && key != crate::OVERLAY_OPAQUE_XATTR.as_bytes())
+            || key.starts_with(b"system.");
+        if !foreign {
+            continue;
+        }
+        let key = sys::cstr(key)?;
+        // SAFETY: valid C strings.
+        if unsafe { libc::lremovexattr(path.as_ptr(), key.as_ptr()) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ENODATA) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How [`write_entry`] archives.
@@ -183,6 +430,7 @@ pub fn write_entry<W: Write>(
         out: tar::Builder::new(out),
         links: HashMap::new(),
         stats: ExportStats::default(),
+        layer: None,
     };
     let mut stack = Vec::new();
     if let Some(dir) = walker.entry_fd(fd, name.to_vec())? {
@@ -260,6 +508,16 @@ struct Walker<'a, W: Write> {
     /// Inodes with several names already archived: (device, inode) -> member name.
     links: HashMap<(u32, u32, u64), Vec<u8>>,
     stats: ExportStats,
+    /// Set when writing an image layer from an overlay-form directory.
+    layer: Option<LayerMode>,
+}
+
+/// What [`write_layer`] changes in the walk.
+struct LayerMode {
+    /// Later modification times are written as this one.
+    clamp_mtime: Option<i64>,
+    /// Member names (`etc/hosts`, `dev/`) left out when empty.
+    skip_if_empty: Vec<Vec<u8>>,
 }
 
 impl<W: Write> Walker<'_, W> {
@@ -306,7 +564,19 @@ impl<W: Write> Walker<'_, W> {
         if kind == libc::S_IFSOCK || (foreign && kind != libc::S_IFDIR) {
             return Ok(None);
         }
-        let mut member = Member::new(&stx);
+        if self.skipped_as_empty(&fd, &path, &stx) {
+            return Ok(None);
+        }
+        let mut member = Member::new(&stx, self.layer.as_ref().and_then(|l| l.clamp_mtime));
+        if self.layer.is_some()
+            && kind == libc::S_IFCHR
+            && (stx.stx_rdev_major, stx.stx_rdev_minor) == (0, 0)
+        {
+            // overlayfs' whiteout: the OCI form is an empty file `.wh.NAME`.
+            member.header.set_entry_type(tar::EntryType::Regular);
+            self.append(member, &whiteout_name(&path), io::empty())?;
+            return Ok(None);
+        }
         if !foreign {
             for (key, value) in
                 xattrs(fd.as_fd()).map_err(|e| self.read_err("read the xattrs of", &path, e))?
@@ -335,7 +605,19 @@ impl<W: Write> Walker<'_, W> {
                     dir_path.push(b'/');
                 }
                 member.header.set_entry_type(tar::EntryType::Directory);
+                let marker = self.layer.is_some() && !foreign && opaque(fd.as_fd());
+                let mut opq = marker.then(|| Member {
+                    header: member.header.clone(),
+                    pax: Vec::new(),
+                });
                 self.append(member, &dir_path, io::empty())?;
+                if let Some(mut opq) = opq.take() {
+                    // Right after its directory, before what the layer puts in it.
+                    opq.header.set_entry_type(tar::EntryType::Regular);
+                    let mut name = dir_path.clone();
+                    name.extend_from_slice(crate::OPAQUE_MARKER.as_bytes());
+                    self.append(opq, &name, io::empty())?;
+                }
                 if foreign {
                     return Ok(None);
                 }
@@ -428,6 +710,22 @@ impl<W: Write> Walker<'_, W> {
         Ok(())
     }
 
+    /// Whether `path` is one of the layer's mount points and empty: a file or
+    /// directory the runtime made to mount something on, not the container's.
+    fn skipped_as_empty(&self, fd: &OwnedFd, path: &[u8], stx: &libc::statx) -> bool {
+        let Some(layer) = &self.layer else {
+            return false;
+        };
+        if !layer.skip_if_empty.iter().any(|p| p == path) {
+            return false;
+        }
+        match file_type(stx) {
+            libc::S_IFREG => stx.stx_size == 0,
+            libc::S_IFDIR => sys::read_dir_names(fd.as_fd()).is_ok_and(|n| n.is_empty()),
+            _ => false,
+        }
+    }
+
     fn full(&self, path: &[u8]) -> PathBuf {
         self.root.join(OsStr::from_bytes(path))
     }
@@ -462,8 +760,8 @@ struct Member {
 }
 
 impl Member {
-    /// A header with the entry's owner, mode and mtime.
-    fn new(stx: &libc::statx) -> Self {
+    /// A header with the entry's owner, mode and mtime (no later than `clamp`).
+    fn new(stx: &libc::statx, clamp: Option<i64>) -> Self {
         let mut header = ustar_header();
         let mut pax = Vec::new();
         header.set_mode(u32::from(stx.stx_mode) & 0o7777);
@@ -474,7 +772,10 @@ impl Member {
         }
         header.set_uid(u64::from(stx.stx_uid));
         header.set_gid(u64::from(stx.stx_gid));
-        let mtime = stx.stx_mtime.tv_sec;
+        let mut mtime = stx.stx_mtime.tv_sec;
+        if let Some(clamp) = clamp {
+            mtime = mtime.min(clamp);
+        }
         match u64::try_from(mtime) {
             Ok(secs) if secs <= MAX_OCTAL_BIG => header.set_mtime(secs),
             _ => {
@@ -531,6 +832,31 @@ impl Member {
         }
         self.pax.push((key.to_vec(), value.to_vec()));
     }
+}
+
+/// `dir/.wh.name` for the member name `dir/name`.
+fn whiteout_name(path: &[u8]) -> Vec<u8> {
+    let split = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    let mut name = path[..split].to_vec();
+    name.extend_from_slice(crate::WHITEOUT_PREFIX.as_bytes());
+    name.extend_from_slice(&path[split..]);
+    name
+}
+
+/// Whether the directory `fd` (`O_PATH`) is opaque in overlay form.
+fn opaque(fd: BorrowedFd<'_>) -> bool {
+    let path = proc_path(fd);
+    let mut buf = [0u8; 2];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
 }
 
 fn set_name_field(header: &mut tar::Header, name: &[u8]) {

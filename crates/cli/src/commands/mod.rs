@@ -1,7 +1,9 @@
 //! One module per verb; `run` dispatches.
 
 pub mod attach;
+pub mod build;
 mod check;
+pub mod commit;
 mod container_config;
 mod containers;
 pub mod cp;
@@ -75,6 +77,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cp(args) | Command::Container(ContainerCommand::Cp(args)) => {
             cp::cp(&cli.global, args)
+        }
+        Command::Build(args) | Command::Image(ImageCommand::Build(args)) => {
+            build::build(&cli.global, args).await
+        }
+        Command::Commit(args) | Command::Container(ContainerCommand::Commit(args)) => {
+            commit::commit(&cli.global, args)
         }
         Command::Diff(args) | Command::Container(ContainerCommand::Diff(args)) => {
             cp::diff(&cli.global, args)

@@ -229,6 +229,19 @@ impl Snapshotter for CopySnapshotter {
         // the whole tree is compared (as docker's vfs driver does).
         super::changes_of(&info, dir.join("fs"), mount_points)
     }
+
+    /// The copy compared with a fresh copy of its parents, as [`commit`](Self::commit) does.
+    fn changes_dir(&self, key: &str, scratch: &Path) -> Result<PathBuf, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        let info = recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
+        std::fs::create_dir(scratch).map_err(super::io_err("create", scratch))?;
+        let (base, diff) = (scratch.join("base"), scratch.join("diff"));
+        flatten(&info.parents, &base)?;
+        let written = super::diff::write_changes(&base, &dir.join("fs"), &diff);
+        remove_tree(&base)?;
+        written?;
+        Ok(diff)
+    }
 }
 
 type MergeResult<T> = Result<T, (Vec<u8>, io::Error)>;

@@ -302,6 +302,13 @@ pub trait Snapshotter: Send + Sync + fmt::Debug {
     /// mounts things on the snapshot's root (absolute paths inside it); the
     /// empty files and directories it added there are not reported.
     fn changes(&self, key: &str, mount_points: &[PathBuf]) -> Result<Vec<Change>, SnapshotError>;
+    /// A directory holding the changes of the active snapshot `key` in
+    /// overlay form (whiteouts, opaque directories), to be written as an image
+    /// layer ([`crate::export::write_layer`]), mounted or not: the overlay
+    /// snapshotter's upper directory itself, or, where the changes have to be
+    /// found by comparing trees, a new directory made at `scratch` (which must
+    /// not exist; the caller removes it when done).
+    fn changes_dir(&self, key: &str, scratch: &Path) -> Result<PathBuf, SnapshotError>;
 }
 
 /// The snapshotters of this crate.

@@ -338,6 +338,13 @@ impl Snapshotter for OverlaySnapshotter {
         let info = recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
         super::changes_of(&info, dir.join("upper"), mount_points)
     }
+
+    /// The upper directory: overlayfs keeps the changes there, in overlay form.
+    fn changes_dir(&self, key: &str, _scratch: &Path) -> Result<PathBuf, SnapshotError> {
+        let dir = self.snapshot_dir(key);
+        recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
+        Ok(dir.join("upper"))
+    }
 }
 
 /// `path` made absolute (against the working directory), without resolving links.
