@@ -9,6 +9,9 @@
 //! * [`pull`] resolves a reference on any [`basic_registry::Registry`], then
 //!   downloads, verifies and extracts the layers concurrently in one streaming
 //!   pass each, reusing the layers already present (by chain ID).
+//! * [`push`] sends an image to a registry repository: blobs the repository has are
+//!   skipped, blobs another repository of the registry has are mounted, the rest are
+//!   uploaded in resumable chunks, then the manifest.
 //! * [`ImageStore::image_configuration`] reads an image's config as an
 //!   [`ImageConfig`]: OCI's `ImageConfiguration`, plus the fields only docker
 //!   writes (`Healthcheck`, `OnBuild`, `Shell`, `container_config`, ...).
@@ -45,6 +48,7 @@ mod fsutil;
 mod import;
 mod load;
 mod pull;
+mod push;
 mod record;
 mod save;
 mod schema;
@@ -63,6 +67,7 @@ pub use load::{LoadError, LoadedImage, load};
 pub use pull::{
     Fetching, LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull,
 };
+pub use push::{PushError, PushEvent, PushOptions, PushReport, PushStatus, push};
 pub use record::{
     DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, LayerStack, MergedLayers, Removal,
 };
