@@ -143,7 +143,7 @@ pub enum PushError {
         name: String,
         /// The store's error.
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     /// The image's stored manifest cannot be read as an image manifest.
     #[error(
@@ -201,7 +201,7 @@ pub enum PushError {
         what: String,
         /// The registry's error.
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
 }
 
@@ -246,7 +246,7 @@ where
     }
     let store_err = |source| PushError::Store {
         name: name.clone(),
-        source,
+        source: Box::new(source),
     };
     let record = match store.resolve(&name) {
         Ok(record) => record,
@@ -323,7 +323,7 @@ where
         .map_err(|source| PushError::Registry {
             name: name.clone(),
             what: "the manifest".to_string(),
-            source,
+            source: Box::new(source),
         })?;
     let repo_digest = format!("{}@{digest}", repo_name(reference));
     store
@@ -380,7 +380,7 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
     let registry_err = |source| PushError::Registry {
         name: ctx.name.to_string(),
         what: format!("layer {id}"),
-        source,
+        source: Box::new(source),
     };
     let blob = match local_blob(ctx, layer, &wanted, &emit).await? {
         Some(blob) => blob,
@@ -395,8 +395,10 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
         emit(PushStatus::AlreadyExists);
         return Ok(blob);
     }
+    // One mount is tried: a registry that cannot mount opens an upload in its answer,
+    // which the bytes then go through.
     let mut session = None;
-    for from in mount_sources(ctx, &blob.digest)? {
+    if let Some(from) = mount_sources(ctx, &blob.digest)?.into_iter().next() {
         match ctx
             .client
             .mount_blob(ctx.target, &blob.digest, &from)
@@ -407,10 +409,7 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
                 emit(PushStatus::MountedFrom(from));
                 return Ok(blob);
             }
-            MountOutcome::Upload(opened) => {
-                session = Some(opened);
-                break;
-            }
+            MountOutcome::Upload(opened) => session = Some(opened),
         }
     }
     let Some(path) = &blob.path else {
@@ -422,7 +421,7 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
     };
     let file = fs::File::open(path).map_err(|e| PushError::Store {
         name: ctx.name.to_string(),
-        source: StoreError::io("open blob", path)(e),
+        source: Box::new(StoreError::io("open blob", path)(e)),
     })?;
     let session = match session {
         Some(s) => s,
@@ -457,7 +456,7 @@ fn mount_sources<F>(ctx: &Ctx<'_, F>, digest: &str) -> Result<Vec<String>, PushE
         .blob_repositories(digest)
         .map_err(|source| PushError::Store {
             name: ctx.name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     let mut repos: Vec<String> = Vec::new();
     for name in names {
@@ -486,7 +485,7 @@ async fn local_blob<F: Fn(PushEvent) + Send + Sync>(
     let store = ctx.store;
     let store_err = |source| PushError::Store {
         name: ctx.name.to_string(),
-        source,
+        source: Box::new(source),
     };
     let mut plain: Option<PathBuf> = None;
     let candidates = [Some(wanted.digest.clone()), layer.blob_digest.clone()];
@@ -575,7 +574,7 @@ async fn push_config<F>(ctx: &Ctx<'_, F>) -> Result<(), PushError> {
     let registry_err = |source| PushError::Registry {
         name: ctx.name.to_string(),
         what: "the config".to_string(),
-        source,
+        source: Box::new(source),
     };
     let digest = &ctx.record.id;
     if ctx
@@ -591,7 +590,7 @@ async fn push_config<F>(ctx: &Ctx<'_, F>) -> Result<(), PushError> {
             .read_blob(digest)
             .map_err(|source| PushError::Store {
                 name: ctx.name.to_string(),
-                source,
+                source: Box::new(source),
             })?,
     );
     let session = ctx
