@@ -297,7 +297,14 @@ fn push_with_basic_and_bearer_credentials_after_login() {
     ] {
         let target = format!("{registry}/{repo}");
         ok(user.run(&["tag", &local, &target]));
-        let images_before = user.ok(&["images", "--digests"]);
+        let listing = || {
+            user.ok(&[
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}} {{.Digest}} {{.ID}}",
+            ])
+        };
+        let images_before = listing();
 
         // Not logged in: refused, saying where and what to do; nothing recorded.
         let refused = user.run(&["push", &target]);
@@ -306,7 +313,7 @@ fn push_with_basic_and_bearer_credentials_after_login() {
         assert!(err.contains(registry.as_str()), "{err}");
         assert!(err.contains(&repo), "{err}");
         assert!(err.contains("login"), "{err}");
-        assert_eq!(user.ok(&["images", "--digests"]), images_before);
+        assert_eq!(listing(), images_before);
         assert!(tmp_is_empty(user.root.path()));
 
         // Wrong credentials in the config (as a changed password leaves them).
@@ -324,7 +331,7 @@ fn push_with_basic_and_bearer_credentials_after_login() {
             err.contains("rejected") || err.contains("denied") || err.contains("incorrect"),
             "{err}"
         );
-        assert_eq!(user.ok(&["images", "--digests"]), images_before);
+        assert_eq!(listing(), images_before);
 
         let login = user.run_with(
             &["login", "-u", login_user, "--password-stdin", registry],
