@@ -461,18 +461,24 @@ async fn by_name_post(
     Ok(StatusCode::CREATED.into_response())
 }
 
-/// Pushes `name[:tag]` (`latest` without a tag), streaming docker's push progress
-/// (`X-Registry-Auth` credentials as for a pull). An image the store lacks is a 404
-/// before the stream; a failure after it is docker's `error` line.
+/// Pushes `name:tag`, or, as dockerd does when no tag is given, every tag of the
+/// repository `name` in the store, streaming docker's push progress (`X-Registry-Auth`
+/// credentials as for a pull). An image the store lacks is a 404 before the stream; a
+/// failure after it is docker's `error` line, and ends the push.
 async fn push(
     state: Arc<State>,
     name: String,
     tag: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let text = match tag.filter(|t| !t.is_empty()) {
+    let tag = tag.filter(|t| !t.is_empty());
+    let tagged_name = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    let text = match &tag {
         Some(tag) => format!("{name}:{tag}"),
-        None => name,
+        None => name.clone(),
     };
     let reference = Reference::parse(&text)
         .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
@@ -486,19 +492,28 @@ async fn push(
             crate::error::chain(&e)
         ))
     })?;
-    let familiar = reference.familiar();
-    let missing = reference.to_string();
-    let store = state
+    let all_tags = tag.is_none() && !tagged_name;
+    let wanted = reference.clone();
+    let (store, references) = state
         .engine(move |engine| {
-            engine.store().resolve(&familiar)?;
-            Ok(engine.store().clone())
+            let store = engine.store().clone();
+            let references = if all_tags {
+                store.repository_tags(&wanted)?
+            } else {
+                match store.resolve(&wanted.familiar()) {
+                    Ok(_) => vec![wanted],
+                    Err(basic_image_store::StoreError::NoSuchImage(_)) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            Ok((store, references))
         })
-        .await
-        .map_err(|_| {
-            ApiError::not_found(format!(
-                "An image does not exist locally with the tag: {missing}"
-            ))
-        })?;
+        .await?;
+    if references.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "An image does not exist locally with the tag: {text}"
+        )));
+    }
     let progress = Progress::new();
     let body = progress.body();
     tokio::spawn(async move {
@@ -508,25 +523,28 @@ async fn push(
             reference.repository()
         )}));
         let options = basic_image_store::PushOptions::default();
-        let report = basic_image_store::push(&store, &client, &reference, &options, |event| {
-            if let Some(message) = push_message(&event) {
-                progress.send(&message);
-            }
-        })
-        .await;
-        match report {
-            Ok(r) => {
-                progress.send(&json!({"status": format!(
-                    "{}: digest: {} size: {}", r.tag, r.digest, r.size
-                )}));
-                progress.send(&json!({
-                    "progressDetail": {},
-                    "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size},
-                }));
-            }
-            Err(e) => {
-                let message = crate::error::chain(&e);
-                progress.send(&json!({"errorDetail": {"message": message}, "error": message}));
+        for reference in &references {
+            let report = basic_image_store::push(&store, &client, reference, &options, |event| {
+                if let Some(message) = push_message(&event) {
+                    progress.send(&message);
+                }
+            })
+            .await;
+            match report {
+                Ok(r) => {
+                    progress.send(&json!({"status": format!(
+                        "{}: digest: {} size: {}", r.tag, r.digest, r.size
+                    )}));
+                    progress.send(&json!({
+                        "progressDetail": {},
+                        "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size},
+                    }));
+                }
+                Err(e) => {
+                    let message = crate::error::chain(&e);
+                    progress.send(&json!({"errorDetail": {"message": message}, "error": message}));
+                    return;
+                }
             }
         }
     });

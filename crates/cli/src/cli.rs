@@ -674,6 +674,9 @@ pub struct PullArgs {
 /// `push` / `image push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
+    /// Push all tags of the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,

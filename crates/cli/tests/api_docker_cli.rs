@@ -136,13 +136,23 @@ fn docker_push_goes_through_the_api_with_the_clients_credentials() {
     ok(api.docker(&["tag", &api.image, &open]));
     let out = ok(api.docker(&["push", &open]));
     assert!(
-        out.starts_with(&format!("The push refers to repository [{}/{unique}/a]", h.open)),
+        out.starts_with(&format!(
+            "The push refers to repository [{}/{unique}/a]",
+            h.open
+        )),
         "{out}"
     );
     assert!(out.contains(": Mounted from fixtures/busybox"), "{out}");
     assert!(out.contains("v1: digest: sha256:"), "{out}");
     let again = ok(api.docker(&["push", &open]));
     assert!(again.contains(": Layer already exists"), "{again}");
+    // Without a tag, the API pushes every tag of the repository (docker's -a).
+    ok(api.docker(&["tag", &api.image, &format!("{}/{unique}/a:v2", h.open)]));
+    let all = ok(api.docker(&["push", "-a", &format!("{}/{unique}/a", h.open)]));
+    assert!(
+        all.contains("v1: digest: sha256:") && all.contains("v2: digest: sha256:"),
+        "{all}"
+    );
 
     // The Basic registry, with the client's credentials (X-Registry-Auth): first
     // wrong ones, refused and named; then the right ones, pushed.

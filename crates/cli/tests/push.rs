@@ -158,6 +158,14 @@ fn push_skips_what_the_registry_has_and_mounts_across_repositories() {
         "{mounted}"
     );
 
+    // --all-tags: every tag of the repository, each with its digest line.
+    ok(user.run(&["tag", &first, &format!("{repo}/a:v2")]));
+    let all = user.ok(&["push", "--all-tags", &format!("{repo}/a")]);
+    assert!(all.contains(&format!("v1: digest: {digest} ")), "{all}");
+    assert!(all.contains(&format!("v2: digest: {digest} ")), "{all}");
+    let refused = user.run(&["push", "-a", &first]);
+    assert!(!refused.status.success());
+
     // -q prints the reference only.
     assert_eq!(
         user.ok(&["push", "-q", &second]).trim(),

@@ -12,11 +12,31 @@ use super::format::human_size;
 use super::{image_store, registry_client};
 use crate::cli::{GlobalOptions, PushArgs};
 
-/// `push [-q] NAME[:TAG]`.
+/// `push [-a] [-q] NAME[:TAG]`.
 pub async fn push(global: &GlobalOptions, args: PushArgs) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
     let store = image_store(global)?;
     let client = registry_client(global)?;
+    let references = if args.all_tags {
+        let explicit_tag = args
+            .reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'));
+        anyhow::ensure!(
+            !explicit_tag && reference.digest().is_none(),
+            "tag can't be used with --all-tags/-a"
+        );
+        let tags = store.repository_tags(&reference)?;
+        anyhow::ensure!(
+            !tags.is_empty(),
+            "An image does not exist locally with the tag: {}",
+            args.reference
+        );
+        tags
+    } else {
+        vec![reference.clone()]
+    };
     let quiet = args.quiet;
     if !quiet {
         println!(
@@ -25,31 +45,33 @@ pub async fn push(global: &GlobalOptions, args: PushArgs) -> anyhow::Result<Exit
             reference.repository()
         );
     }
-    let display = Mutex::new(Display {
-        quiet,
-        terminal: std::io::stdout().is_terminal(),
-        last: HashMap::new(),
-    });
-    let report = basic_image_store::push(
-        &store,
-        &client,
-        &reference,
-        &PushOptions::default(),
-        |event| {
-            display
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .show(event)
-        },
-    )
-    .await?;
-    if quiet {
-        println!("{reference}");
-    } else {
-        println!(
-            "{}: digest: {} size: {}",
-            report.tag, report.digest, report.size
-        );
+    for reference in &references {
+        let display = Mutex::new(Display {
+            quiet,
+            terminal: std::io::stdout().is_terminal(),
+            last: HashMap::new(),
+        });
+        let report = basic_image_store::push(
+            &store,
+            &client,
+            reference,
+            &PushOptions::default(),
+            |event| {
+                display
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .show(event)
+            },
+        )
+        .await?;
+        if quiet {
+            println!("{reference}");
+        } else {
+            println!(
+                "{}: digest: {} size: {}",
+                report.tag, report.digest, report.size
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

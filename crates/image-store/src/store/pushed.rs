@@ -122,4 +122,24 @@ impl ImageStore {
             Ok(())
         })
     }
+
+    /// Every tag of `repository`'s repository (its tag, if it has one, is ignored) in
+    /// the store, sorted: what `push --all-tags` (and the API's push without a tag) sends.
+    pub fn repository_tags(
+        &self,
+        repository: &basic_registry::Reference,
+    ) -> Result<Vec<basic_registry::Reference>, StoreError> {
+        let repo = crate::record::repo_name(repository);
+        let mut tags: Vec<String> = self
+            .images()?
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|t| t.rsplit_once(':').is_some_and(|(r, _)| r == repo))
+            .collect();
+        tags.sort();
+        Ok(tags
+            .iter()
+            .filter_map(|t| basic_registry::Reference::parse(t).ok())
+            .collect())
+    }
 }
