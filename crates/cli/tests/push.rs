@@ -426,3 +426,47 @@ fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+#[test]
+fn a_layer_whose_blob_the_store_lost_is_mounted_or_named() {
+    let Some(h) = harness() else { return };
+    if !require_root() {
+        return;
+    }
+    let user = User::new();
+    // The zstd image's layer is busybox's (same diff ID): pulled after multilayer, whose
+    // bottom layer is busybox's gzip blob, it is not downloaded. Removing multilayer
+    // then takes the gzip blob: the store keeps the layer and no blob of it.
+    let multilayer = h.reference("multilayer_latest");
+    let zstd = h.fixture("zstd_latest");
+    let zstd_ref = zstd["reference"].as_str().unwrap();
+    ok(user.run(&["pull", "-q", &multilayer]));
+    ok(user.run(&["pull", "-q", zstd_ref]));
+    ok(user.run(&["rmi", &multilayer]));
+    let layer = zstd["layers"][0]["digest"].as_str().unwrap();
+    let blobs = user.root.path().join("blobs/sha256");
+    assert!(!blobs.join(layer.trim_start_matches("sha256:")).exists());
+
+    // The registry has it in the repository the image came from: mounted, and the
+    // manifest goes out as it was pulled.
+    let target = format!("{}/{}:v1", h.open, unique("push/lost"));
+    ok(user.run(&["tag", zstd_ref, &target]));
+    let out = user.ok(&["push", &target]);
+    every_layer(&out, "Mounted from fixtures/zstd");
+    assert_eq!(pushed_digest(&out), zstd["digest"].as_str().unwrap());
+
+    // A registry that has never seen it: a clear error naming the layer, nothing sent.
+    let elsewhere = format!("{}/{}", h.basic, unique("push/lost"));
+    ok(user.run(&["tag", zstd_ref, &elsewhere]));
+    let login = user.run_with(
+        &["login", "-u", &h.basic_user, "--password-stdin", &h.basic],
+        Some(&h.basic_pass),
+    );
+    stdout(&login);
+    let failed = user.run(&["push", &elsewhere]);
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("has no blob in the store"), "{err}");
+    assert!(err.contains("remove the image and pull it again"), "{err}");
+    assert!(tmp_is_empty(user.root.path()));
+}

@@ -161,7 +161,7 @@ pub enum PushError {
     /// Neither the store nor the registry has any blob of a layer.
     #[error(
         "pushing {name}: layer {diff_id} has no blob in the store (the image's manifest \
-         names {digest}) and the registry does not have it; pull the image again"
+         names {digest}) and the registry does not have it; remove the image and pull it again"
     )]
     MissingLayerBlob {
         /// The name given.
@@ -382,34 +382,36 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
         what: format!("layer {id}"),
         source: Box::new(source),
     };
+    let wanted_here = ctx.store.has_blob(&wanted.digest)
+        && ctx
+            .store
+            .blob_path(&wanted.digest)
+            .ok()
+            .and_then(|p| compressed_kind(&p).ok().flatten())
+            .is_some();
+    let mut session = None;
+    if !wanted_here {
+        // The registry may have the manifest's own blob, here or in a repository the
+        // store knows: then the manifest goes out unchanged, whatever the store lacks.
+        match settle_remotely(ctx, &wanted, &emit).await? {
+            Remotely::Done => return Ok(wanted),
+            Remotely::Send(opened) => session = opened,
+        }
+    }
     let blob = match local_blob(ctx, layer, &wanted, &emit).await? {
         Some(blob) => blob,
-        None => wanted.clone(),
+        None => {
+            return Err(PushError::MissingLayerBlob {
+                name: ctx.name.to_string(),
+                diff_id: layer.diff_id.clone(),
+                digest: wanted.digest,
+            });
+        }
     };
-    if ctx
-        .client
-        .blob_exists(ctx.target, &blob.digest)
-        .await
-        .map_err(registry_err)?
-    {
-        emit(PushStatus::AlreadyExists);
-        return Ok(blob);
-    }
-    // One mount is tried: a registry that cannot mount opens an upload in its answer,
-    // which the bytes then go through.
-    let mut session = None;
-    if let Some(from) = mount_sources(ctx, &blob.digest)?.into_iter().next() {
-        match ctx
-            .client
-            .mount_blob(ctx.target, &blob.digest, &from)
-            .await
-            .map_err(registry_err)?
-        {
-            MountOutcome::Mounted => {
-                emit(PushStatus::MountedFrom(from));
-                return Ok(blob);
-            }
-            MountOutcome::Upload(opened) => session = Some(opened),
+    if wanted_here || blob.digest != wanted.digest {
+        match settle_remotely(ctx, &blob, &emit).await? {
+            Remotely::Done => return Ok(blob),
+            Remotely::Send(opened) => session = opened.or(session),
         }
     }
     let Some(path) = &blob.path else {
@@ -447,6 +449,53 @@ async fn push_layer<F: Fn(PushEvent) + Send + Sync>(
         .map_err(registry_err)?;
     emit(PushStatus::Pushed);
     Ok(blob)
+}
+
+/// What the registry did with a blob without its bytes.
+enum Remotely {
+    /// It has it (`AlreadyExists`) or linked it from another repository (`MountedFrom`).
+    Done,
+    /// The bytes must be sent; through this upload when a mount opened one.
+    Send(Option<basic_registry::UploadSession>),
+}
+
+/// Asks whether the repository has `blob`, then tries to mount it from a repository
+/// of the same registry the store knows it in (one mount: a registry that cannot
+/// mount opens an upload in its answer, which the bytes then go through).
+async fn settle_remotely<F: Fn(PushEvent) + Send + Sync>(
+    ctx: &Ctx<'_, F>,
+    blob: &Blob,
+    emit: &(dyn Fn(PushStatus) + Send + Sync),
+) -> Result<Remotely, PushError> {
+    let registry_err = |source| PushError::Registry {
+        name: ctx.name.to_string(),
+        what: format!("blob {}", blob.digest),
+        source: Box::new(source),
+    };
+    if ctx
+        .client
+        .blob_exists(ctx.target, &blob.digest)
+        .await
+        .map_err(registry_err)?
+    {
+        emit(PushStatus::AlreadyExists);
+        return Ok(Remotely::Done);
+    }
+    let Some(from) = mount_sources(ctx, &blob.digest)?.into_iter().next() else {
+        return Ok(Remotely::Send(None));
+    };
+    match ctx
+        .client
+        .mount_blob(ctx.target, &blob.digest, &from)
+        .await
+        .map_err(registry_err)?
+    {
+        MountOutcome::Mounted => {
+            emit(PushStatus::MountedFrom(from));
+            Ok(Remotely::Done)
+        }
+        MountOutcome::Upload(opened) => Ok(Remotely::Send(Some(opened))),
+    }
 }
 
 /// Other repositories of the target's registry where the store knows `digest` to be.
