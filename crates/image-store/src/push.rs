@@ -283,6 +283,13 @@ where
             status: PushStatus::Preparing,
         });
     }
+    // Layers past the first `concurrency` (top-most first) wait for a slot, as docker says.
+    for layer in record.layers.iter().rev().skip(options.concurrency.max(1)) {
+        progress(PushEvent::Layer {
+            id: short_id(&layer.diff_id).to_string(),
+            status: PushStatus::Waiting,
+        });
+    }
     let ctx = Ctx {
         store,
         client,
