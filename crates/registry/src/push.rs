@@ -241,7 +241,10 @@ impl RegistryClient {
         let policy = self.retry_policy();
         let mut location = session.location;
         let mut offset = 0;
+        // Failures in a row without getting past the furthest byte ever taken: a
+        // registry that keeps losing what it took cannot keep the upload going forever.
         let mut failures = 0;
+        let mut furthest = 0;
         while offset < size {
             let end = (offset + chunk).min(size);
             let sent = self
@@ -251,7 +254,10 @@ impl RegistryClient {
                 Ok(next) => {
                     location = next;
                     offset = end;
-                    failures = 0;
+                    if offset > furthest {
+                        furthest = offset;
+                        failures = 0;
+                    }
                     progress(offset);
                 }
                 Err(e) if resumable(&e) && failures < policy.max_retries => {
@@ -266,6 +272,15 @@ impl RegistryClient {
                         }
                         Err(e) => return Err(e),
                     };
+                    if offset > size {
+                        return Err(protocol(
+                            &target,
+                            &what,
+                            format!(
+                                "the registry says it has {offset} bytes of a {size}-byte blob"
+                            ),
+                        ));
+                    }
                     progress(offset);
                 }
                 Err(e) => return Err(e),

@@ -224,3 +224,94 @@ async fn an_upload_location_on_another_host_gets_nothing() {
         "nothing reached the other host"
     );
 }
+
+#[tokio::test]
+async fn a_registry_that_keeps_losing_the_upload_does_not_keep_it_going() {
+    // Every other PATCH is taken, the next fails, and the upload then says it holds
+    // nothing: progress that never sticks must end, not loop.
+    let patches = Arc::new(Mutex::new(0usize));
+    let counter = patches.clone();
+    let server = FakeServer::start(move |req: &Request| {
+        let here = [
+            ("Location", "/v2/test/app/blobs/uploads/u1"),
+            ("Range", "0-0"),
+        ];
+        match req.method.as_str() {
+            "POST" => Reply::status(202, "", &here),
+            "PATCH" => {
+                let mut n = counter.lock().unwrap();
+                *n += 1;
+                if *n % 2 == 0 {
+                    Reply::status(500, "", &[])
+                } else {
+                    Reply::status(202, "", &here)
+                }
+            }
+            "GET" => Reply::status(204, "", &here),
+            _ => Reply::status(404, "", &[]),
+        }
+    })
+    .await;
+    let reference = Reference::parse(&format!("{}/test/app:latest", server.host())).unwrap();
+    let data = blob();
+    let c = client();
+    let session = c.start_upload(&reference).await.unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.upload_blob(
+            &reference,
+            session,
+            &digest(&data),
+            data.len() as u64,
+            Arc::new(Bytes::from(data)),
+            &UploadOptions {
+                chunk_size: 64 * 1024,
+            },
+            &|_| {},
+        ),
+    )
+    .await
+    .expect("the upload ends")
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::PushRefused { status: 500, .. }),
+        "{err:?}"
+    );
+    assert!(*patches.lock().unwrap() < 20, "gave up after a few tries");
+}
+
+#[tokio::test]
+async fn a_range_past_the_blob_is_refused() {
+    let server = FakeServer::start(|req: &Request| {
+        let here = [("Location", "/v2/test/app/blobs/uploads/u1")];
+        match req.method.as_str() {
+            "POST" => Reply::status(202, "", &here),
+            "PATCH" => Reply::status(500, "", &[]),
+            "GET" => Reply::status(204, "", &[here[0], ("Range", "0-99999999")]),
+            _ => Reply::status(404, "", &[]),
+        }
+    })
+    .await;
+    let reference = Reference::parse(&format!("{}/test/app:latest", server.host())).unwrap();
+    let data = blob();
+    let c = client();
+    let session = c.start_upload(&reference).await.unwrap();
+    let err = c
+        .upload_blob(
+            &reference,
+            session,
+            &digest(&data),
+            data.len() as u64,
+            Arc::new(Bytes::from(data)),
+            &UploadOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::PushProtocol { .. }), "{err:?}");
+    assert!(err.to_string().contains("100000000 bytes"), "{err}");
+    assert!(
+        !server.requests().iter().any(|r| r.method == "PUT"),
+        "no upload was completed"
+    );
+}
