@@ -1,12 +1,14 @@
-//! `push`: docker's push output, one line per layer state change.
+//! `push`: docker's push output: rows redrawn in place on a terminal, one line per
+//! layer state change otherwise.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use basic_image_store::{PushEvent, PushOptions, PushStatus};
 use basic_registry::Reference;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::format::human_size;
 use super::{image_store, registry_client};
@@ -46,11 +48,7 @@ pub async fn push(global: &GlobalOptions, args: PushArgs) -> anyhow::Result<Exit
         );
     }
     for reference in &references {
-        let display = Mutex::new(Display {
-            quiet,
-            terminal: std::io::stdout().is_terminal(),
-            last: HashMap::new(),
-        });
+        let display = Mutex::new(Display::new(quiet));
         let report = basic_image_store::push(
             &store,
             &client,
@@ -63,7 +61,9 @@ pub async fn push(global: &GlobalOptions, args: PushArgs) -> anyhow::Result<Exit
                     .show(event)
             },
         )
-        .await?;
+        .await;
+        display.lock().unwrap_or_else(|e| e.into_inner()).finish();
+        let report = report?;
         if quiet {
             println!("{reference}");
         } else {
@@ -76,15 +76,30 @@ pub async fn push(global: &GlobalOptions, args: PushArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints each layer's state when it changes; on a terminal also its upload
-/// progress, redrawn on one line.
+/// Renders events: on a terminal one row per layer, redrawn in place (with the bytes
+/// sent while pushing); otherwise one line per state change, as docker prints them.
 struct Display {
     quiet: bool,
-    terminal: bool,
-    last: HashMap<String, String>,
+    bars: Option<MultiProgress>,
+    rows: HashMap<String, Row>,
+}
+
+struct Row {
+    bar: Option<ProgressBar>,
+    last: String,
 }
 
 impl Display {
+    fn new(quiet: bool) -> Self {
+        let bars = (!quiet && std::io::stdout().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Display {
+            quiet,
+            bars,
+            rows: HashMap::new(),
+        }
+    }
+
     fn show(&mut self, event: PushEvent) {
         if self.quiet {
             return;
@@ -97,28 +112,44 @@ impl Display {
             PushStatus::Waiting => "Waiting".to_string(),
             PushStatus::Compressing => "Compressing".to_string(),
             PushStatus::Pushing { current, total } => {
-                if self.terminal {
-                    print!(
-                        "\r{id}: Pushing  {}/{}\x1b[K",
-                        human_size(*current),
-                        human_size(*total)
-                    );
-                    let _ = std::io::stdout().flush();
-                }
-                return;
+                format!("Pushing  {}/{}", human_size(*current), human_size(*total))
             }
             PushStatus::Pushed => "Pushed".to_string(),
             PushStatus::AlreadyExists => "Layer already exists".to_string(),
             PushStatus::MountedFrom(from) => format!("Mounted from {from}"),
             _ => return,
         };
-        if self.last.get(&id) == Some(&text) {
-            return;
+        let bars = self.bars.as_ref();
+        let row = self.rows.entry(id.clone()).or_insert_with(|| Row {
+            bar: bars.map(|m| {
+                let bar = m.add(ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix}: {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(id.clone());
+                bar
+            }),
+            last: String::new(),
+        });
+        match &row.bar {
+            Some(bar) => bar.set_message(text),
+            // Plain output: one line per state, not one per chunk sent.
+            None => {
+                let state = text.split(' ').next().unwrap_or_default().to_string();
+                if state != row.last && !matches!(status, PushStatus::Pushing { .. }) {
+                    println!("{id}: {text}");
+                }
+                row.last = state;
+            }
         }
-        if self.terminal {
-            print!("\r\x1b[K");
+    }
+
+    fn finish(&mut self) {
+        for row in self.rows.values() {
+            if let Some(bar) = &row.bar {
+                bar.finish();
+            }
         }
-        println!("{id}: {text}");
-        self.last.insert(id, text);
     }
 }
