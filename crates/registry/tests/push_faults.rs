@@ -241,7 +241,7 @@ async fn a_registry_that_keeps_losing_the_upload_does_not_keep_it_going() {
             "PATCH" => {
                 let mut n = counter.lock().unwrap();
                 *n += 1;
-                if *n % 2 == 0 {
+                if (*n).is_multiple_of(2) {
                     Reply::status(500, "", &[])
                 } else {
                     Reply::status(202, "", &here)
