@@ -41,7 +41,7 @@ BD="$ROOT/target/release/basic-docker"
 
 rm -rf "$WORK"; mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
-tar -C "$CACHE/oci" -cf "$WORK/image.tar" .
+tar -C "$CACHE/oci" -cf "$WORK/image.tar" oci-layout index.json blobs
 manifest_digest=$(jq -r '.manifests[0].digest' "$CACHE/oci/index.json")
 gz_bytes=$(jq '[.layers[].size] | add' "$CACHE/oci/blobs/sha256/${manifest_digest#sha256:}")
 layers=$(jq '.layers | length' "$CACHE/oci/blobs/sha256/${manifest_digest#sha256:}")
