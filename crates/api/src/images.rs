@@ -1,5 +1,5 @@
-//! `/images/...`: list, pull (`create`) with docker's JSON progress stream, inspect,
-//! history, tag, remove and prune.
+//! `/images/...`: list, pull (`create`) and push with docker's JSON progress stream,
+//! inspect, history, tag, remove and prune.
 
 use std::sync::Arc;
 
@@ -436,8 +436,12 @@ async fn by_name_post(
     Shared(state): Shared<Arc<State>>,
     Path(name_and_verb): Path<String>,
     Query(query): Query<TagQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (name, verb) = split_verb(&name_and_verb)?;
+    if verb == "push" {
+        return push(state, name, query.tag, &headers).await;
+    }
     if verb != "tag" {
         return Err(ApiError::not_found(format!(
             "page not found: /images/{name}/{verb}"
@@ -455,6 +459,120 @@ async fn by_name_post(
         .engine(move |engine| Ok(engine.tag_image(&name, &new_name)?))
         .await?;
     Ok(StatusCode::CREATED.into_response())
+}
+
+/// Pushes `name:tag`, or, as dockerd does when no tag is given, every tag of the
+/// repository `name` in the store, streaming docker's push progress (`X-Registry-Auth`
+/// credentials as for a pull). An image the store lacks is a 404 before the stream; a
+/// failure after it is docker's `error` line, and ends the push.
+async fn push(
+    state: Arc<State>,
+    name: String,
+    tag: Option<String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let tag = tag.filter(|t| !t.is_empty());
+    let tagged_name = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    let text = match &tag {
+        Some(tag) => format!("{name}:{tag}"),
+        None => name.clone(),
+    };
+    let reference = Reference::parse(&text)
+        .map_err(|e| ApiError::bad_request(format!("invalid reference format: {e}")))?;
+    let mut builder = (state.options.registry)();
+    if let Some(credentials) = registry_auth(headers)? {
+        builder = builder.credentials(reference.registry(), credentials);
+    }
+    let client = builder.build().map_err(|e| {
+        ApiError::internal(format!(
+            "setting up the registry client: {}",
+            crate::error::chain(&e)
+        ))
+    })?;
+    let all_tags = tag.is_none() && !tagged_name;
+    let wanted = reference.clone();
+    let (store, references) = state
+        .engine(move |engine| {
+            let store = engine.store().clone();
+            let references = if all_tags {
+                store.repository_tags(&wanted)?
+            } else {
+                match store.resolve(&wanted.familiar()) {
+                    Ok(_) => vec![wanted],
+                    Err(basic_image_store::StoreError::NoSuchImage(_)) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            Ok((store, references))
+        })
+        .await?;
+    if references.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "An image does not exist locally with the tag: {text}"
+        )));
+    }
+    let progress = Progress::new();
+    let body = progress.body();
+    tokio::spawn(async move {
+        progress.send(&json!({"status": format!(
+            "The push refers to repository [{}/{}]",
+            reference.registry(),
+            reference.repository()
+        )}));
+        let options = basic_image_store::PushOptions::default();
+        for reference in &references {
+            let report = basic_image_store::push(&store, &client, reference, &options, |event| {
+                if let Some(message) = push_message(&event) {
+                    progress.send(&message);
+                }
+            })
+            .await;
+            match report {
+                Ok(r) => {
+                    progress.send(&json!({"status": format!(
+                        "{}: digest: {} size: {}", r.tag, r.digest, r.size
+                    )}));
+                    progress.send(&json!({
+                        "progressDetail": {},
+                        "aux": {"Tag": r.tag, "Digest": r.digest, "Size": r.size},
+                    }));
+                }
+                Err(e) => {
+                    let message = crate::error::chain(&e);
+                    progress.send(&json!({"errorDetail": {"message": message}, "error": message}));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(stream::json_response(body))
+}
+
+/// docker's push progress message for one event.
+fn push_message(event: &basic_image_store::PushEvent) -> Option<Value> {
+    use basic_image_store::{PushEvent, PushStatus};
+    let PushEvent::Layer { id, status } = event else {
+        return None;
+    };
+    let plain = |status: &str| json!({"status": status, "progressDetail": {}, "id": id});
+    Some(match status {
+        PushStatus::Preparing => plain("Preparing"),
+        PushStatus::Waiting => plain("Waiting"),
+        PushStatus::Compressing => plain("Preparing"),
+        PushStatus::Pushing { current, total } => json!({
+            "status": "Pushing",
+            "progressDetail": {"current": current, "total": total},
+            "progress": bar(*current, *total),
+            "id": id,
+        }),
+        PushStatus::Pushed => plain("Pushed"),
+        PushStatus::AlreadyExists => plain("Layer already exists"),
+        PushStatus::MountedFrom(from) => plain(&format!("Mounted from {from}")),
+        _ => return None,
+    })
 }
 
 /// `busybox/json` → (`busybox`, `json`); `127.0.0.1:5000/x/y/history` → (…/x/y, history).

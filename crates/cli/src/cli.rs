@@ -132,6 +132,12 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// List images
     Images(ImagesArgs),
     /// Remove one or more images
@@ -671,6 +677,50 @@ pub struct PullArgs {
     pub reference: String,
 }
 
+/// `push` / `image push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Push all tags of the repository
+    #[arg(short, long)]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Image to push, e.g. registry:5000/repo[:tag] (tag `latest` when none is given)
+    pub reference: String,
+}
+
+/// `tag` / `image tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: name[:tag], name@digest, or (a prefix of) an id
+    #[arg(value_name = "SOURCE_IMAGE[:TAG]")]
+    pub source: String,
+    /// The new name
+    #[arg(value_name = "TARGET_IMAGE[:TAG]")]
+    pub target: String,
+}
+
+/// `history` / `image history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only show image IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub human: bool,
+    /// Format output: `table` (default), `table TEMPLATE`, `json`, or a Go template
+    /// such as '{{.ID}} {{.CreatedBy}}'
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// The image: name[:tag], name@digest, or (a prefix of) an id
+    pub image: String,
+}
+
 /// `images` / `image ls`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -729,6 +779,12 @@ pub enum ImageCommand {
     Inspect(InspectArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(TagArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Mount an image's root filesystem read-only and print where
     Mount(ImageMountArgs),
     /// Unmount an image's root filesystem

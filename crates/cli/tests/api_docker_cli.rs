@@ -116,6 +116,69 @@ fn images_are_pulled_listed_inspected_tagged_and_removed() {
 }
 
 #[test]
+fn docker_push_goes_through_the_api_with_the_clients_credentials() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    let Some(h) = basic_test_support::harness() else {
+        return;
+    };
+    let unique = format!(
+        "api-push-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    // The open registry: busybox came from there, so its layer is mounted.
+    let open = format!("{}/{unique}/a:v1", h.open);
+    ok(api.docker(&["tag", &api.image, &open]));
+    let out = ok(api.docker(&["push", &open]));
+    assert!(
+        out.starts_with(&format!(
+            "The push refers to repository [{}/{unique}/a]",
+            h.open
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Mounted from fixtures/busybox"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    let again = ok(api.docker(&["push", &open]));
+    assert!(again.contains(": Layer already exists"), "{again}");
+    // Without a tag, the API pushes every tag of the repository (docker's -a).
+    ok(api.docker(&["tag", &api.image, &format!("{}/{unique}/a:v2", h.open)]));
+    let all = ok(api.docker(&["push", "-a", &format!("{}/{unique}/a", h.open)]));
+    assert!(
+        all.contains("v1: digest: sha256:") && all.contains("v2: digest: sha256:"),
+        "{all}"
+    );
+
+    // The Basic registry, with the client's credentials (X-Registry-Auth): first
+    // wrong ones, refused and named; then the right ones, pushed.
+    let basic = format!("{}/{unique}/b:v1", h.basic);
+    ok(api.docker(&["tag", &api.image, &basic]));
+    let config = api.dir().join("config/config.json");
+    let auth = |password: &str| {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{password}", h.basic_user));
+        format!(r#"{{"auths":{{"{}":{{"auth":"{token}"}}}}}}"#, h.basic)
+    };
+    std::fs::write(&config, auth("wrong-password")).unwrap();
+    let err = fails(api.docker(&["push", &basic]));
+    assert!(err.contains(&h.basic) && err.contains("rejected"), "{err}");
+    std::fs::write(&config, auth(&h.basic_pass)).unwrap();
+    let out = ok(api.docker(&["push", &basic]));
+    assert!(out.contains(": Pushed"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+
+    // An image the store does not have is docker's message.
+    let err = fails(api.docker(&["push", &format!("{}/{unique}/missing:v1", h.open)]));
+    assert!(err.contains("does not exist locally"), "{err}");
+}
+
+#[test]
 fn detached_containers_are_listed_logged_inspected_stopped_and_removed() {
     let Some(api) = ApiService::start() else {
         return;

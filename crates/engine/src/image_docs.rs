@@ -63,7 +63,10 @@ impl Engine {
     }
 
     /// The image's history, newest first, as `docker history` shows it: each step of the
-    /// config's history, the ones that made a layer with that layer's size.
+    /// config's history, the ones that made a layer with that layer's size (the bytes of
+    /// its files), the rest 0; the newest step carries the image's id and tags, the
+    /// others `<missing>`. The CLI's `history` and the API's `/images/{name}/history`
+    /// both print this.
     pub fn image_history(&self, name: &str) -> Result<Vec<ImageHistoryResponseItem>> {
         let record = self.store.resolve(name)?;
         let config = self.store.image_configuration(&record.id)?;
@@ -72,12 +75,12 @@ impl Engine {
             .history()
             .iter()
             .map(|h| {
+                // As docker: the bytes of the layer's files, not of its blob.
                 let size = match h.empty_layer() {
                     Some(true) => 0,
                     _ => layers
                         .next()
-                        .and_then(|l| l.compressed_size)
-                        .map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX)),
+                        .map_or(0, |l| i64::try_from(l.size).unwrap_or(i64::MAX)),
                 };
                 ImageHistoryResponseItem {
                     id: "<missing>".to_string(),

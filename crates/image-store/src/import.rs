@@ -66,9 +66,27 @@ where
         archive: name.to_string(),
         reason: format!("the run config cannot be written: {e}"),
     })?;
-    import_with_config(store, input, name, tag, container_config, progress)
-        .await
-        .map_err(|e| e.on_storage(store))
+    // As docker: `import FILE repo` names the image `repo:latest`.
+    let tag = tag
+        .map(|t| {
+            basic_registry::Reference::parse(t)
+                .map(|r| r.familiar())
+                .map_err(|e| LoadError::Format {
+                    archive: name.to_string(),
+                    reason: format!("invalid image name {t:?}: {e}"),
+                })
+        })
+        .transpose()?;
+    import_with_config(
+        store,
+        input,
+        name,
+        tag.as_deref(),
+        container_config,
+        progress,
+    )
+    .await
+    .map_err(|e| e.on_storage(store))
 }
 
 /// The pipeline behind the imports: `container_config` is written as the image

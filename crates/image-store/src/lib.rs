@@ -12,6 +12,9 @@
 //! * [`ImageStore::create_layer`] and [`ImageStore::create_image`] make
 //!   images here (`commit`, `build`): a layer tar written once, compressed
 //!   with both digests computed on the way, recorded under its chain ID.
+//! * [`push`] sends an image to a registry repository: blobs the repository has are
+//!   skipped, blobs another repository of the registry has are mounted, the rest are
+//!   uploaded in resumable chunks, then the manifest.
 //! * [`ImageStore::image_configuration`] reads an image's config as an
 //!   [`ImageConfig`]: OCI's `ImageConfiguration`, plus the fields only docker
 //!   writes (`Healthcheck`, `OnBuild`, `Shell`, `container_config`, ...).
@@ -49,6 +52,7 @@ mod fsutil;
 mod import;
 mod load;
 mod pull;
+mod push;
 mod record;
 mod save;
 mod schema;
@@ -68,6 +72,7 @@ pub use load::{LoadError, LoadedImage, load};
 pub use pull::{
     Fetching, LayerFailure, LayerStatus, PullError, PullEvent, PullOptions, PullReport, pull,
 };
+pub use push::{PushError, PushEvent, PushOptions, PushReport, PushStatus, push};
 pub use record::{
     DiskUsage, Holder, HolderKind, ImageRecord, LayerRecord, LayerStack, MergedLayers, Removal,
 };

@@ -7,8 +7,9 @@
 use rusqlite::Connection;
 
 /// Bumped when the tables change incompatibly; stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i32 = 3;
-// Version 2 added `holders` and `doomed_images`, version 3 `containers`; every
+pub(crate) const VERSION: i32 = 4;
+// Version 2 added `holders` and `doomed_images`, version 3 `containers`, version 4
+// `compressed_layers`; every
 // statement below is `IF NOT EXISTS`, so re-running them upgrades an older
 // database in place.
 
@@ -96,6 +97,17 @@ CREATE TABLE IF NOT EXISTS containers (
     oom_killed    INTEGER NOT NULL DEFAULT 0,
     restart_count INTEGER NOT NULL DEFAULT 0
 );
+-- Compressed forms of layers made for a push (a loaded image's plain tar layers),
+-- so the next push sends the same blob without compressing again. The blob itself
+-- is kept by an `image_blobs` row of the image pushed; a row whose blob is gone
+-- means nothing.
+CREATE TABLE IF NOT EXISTS compressed_layers (
+    digest     TEXT PRIMARY KEY,               -- the compressed blob
+    diff_id    TEXT NOT NULL,                  -- the tar it holds
+    media_type TEXT NOT NULL,
+    size       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS compressed_layers_diff ON compressed_layers(diff_id);
 ";
 
 /// Creates or upgrades the tables. Only a new or older database is written

@@ -53,7 +53,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
         self.base_delay.saturating_mul(factor).min(self.max_delay)
     }
@@ -232,10 +232,13 @@ struct Inner {
 
 /// Where a request goes: a registry and one repository on it, and the clock of
 /// the fetch it serves.
-struct Target<'a> {
-    reference: &'a Reference,
-    scope: String,
-    budget: Budget,
+pub(crate) struct Target<'a> {
+    pub(crate) reference: &'a Reference,
+    /// The token scope asked for (several, space-separated, for a mount).
+    pub(crate) scope: String,
+    pub(crate) budget: Budget,
+    /// What the request does to the repository, as errors say it ("pulling").
+    pub(crate) action: &'static str,
 }
 
 impl<'a> Target<'a> {
@@ -244,10 +247,11 @@ impl<'a> Target<'a> {
             reference,
             scope: token_scope(reference.repository(), &["pull"]),
             budget: Budget::start(reference.registry(), what, timeouts),
+            action: "pulling",
         }
     }
 
-    fn registry(&self) -> &str {
+    pub(crate) fn registry(&self) -> &str {
         self.reference.registry()
     }
 }
@@ -393,6 +397,7 @@ impl RegistryClient {
             reference,
             scope: token_scope(reference.repository(), &["pull"]),
             budget: budget.clone(),
+            action: "pulling",
         };
         let mut headers = HeaderMap::new();
         if offset > 0 {
@@ -411,6 +416,10 @@ impl RegistryClient {
 
     pub(crate) fn pins(&self) -> &Mutex<Pins> {
         &self.inner.pins
+    }
+
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
     }
 
     pub(crate) fn retry_policy(&self) -> RetryPolicy {
@@ -443,15 +452,43 @@ impl RegistryClient {
         path: &str,
         headers: HeaderMap,
     ) -> Result<Response, RegistryError> {
+        let url = self.repository_url(target, path).await?;
+        self.send_to(target, method, &url, headers, || None).await
+    }
+
+    /// `<base>/v2/<repository>/<path>`.
+    pub(crate) async fn repository_url(
+        &self,
+        target: &Target<'_>,
+        path: &str,
+    ) -> Result<String, RegistryError> {
         let base = self.base_url(target.reference, &target.budget).await?;
-        let url = format!("{base}/v2/{}/{path}", target.reference.repository());
+        Ok(format!(
+            "{base}/v2/{}/{path}",
+            target.reference.repository()
+        ))
+    }
+
+    /// [`send`](Self::send) to any URL of the registry (an upload's `Location`),
+    /// with the body `body` makes (made again for each attempt).
+    pub(crate) async fn send_to(
+        &self,
+        target: &Target<'_>,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: impl Fn() -> Option<Bytes>,
+    ) -> Result<Response, RegistryError> {
         let http = self.http_for(target.reference);
         let mut challenged = false;
         loop {
             let auth = self.auth_header(target).await?;
             let resp = self
-                .with_retries(&target.budget, &url, || {
-                    let req = http.request(method.clone(), &url).headers(headers.clone());
+                .with_retries(&target.budget, url, || {
+                    let mut req = http.request(method.clone(), url).headers(headers.clone());
+                    if let Some(body) = body() {
+                        req = req.body(body);
+                    }
                     match &auth {
                         Some(value) => req.header(AUTHORIZATION, value),
                         None => req,
@@ -465,11 +502,22 @@ impl RegistryClient {
                 return Err(self.unauthorized(target, resp).await);
             }
             challenged = true;
-            let scheme = self.challenge(target.registry(), &resp)?;
-            let mut cache = self.inner.auth.lock().await;
-            cache.drop_token(target.registry(), &target.scope);
-            cache.set_scheme(target.registry(), scheme);
+            self.learn_challenge(target, &resp).await?;
         }
+    }
+
+    /// After a 401: remembers the scheme the registry asks for and forgets the
+    /// token it refused, so the next [`auth_header`](Self::auth_header) answers it.
+    pub(crate) async fn learn_challenge(
+        &self,
+        target: &Target<'_>,
+        resp: &Response,
+    ) -> Result<(), RegistryError> {
+        let scheme = self.challenge(target.registry(), resp)?;
+        let mut cache = self.inner.auth.lock().await;
+        cache.drop_token(target.registry(), &target.scope);
+        cache.set_scheme(target.registry(), scheme);
+        Ok(())
     }
 
     /// Sends the request `build` makes, retrying connection errors, silence, 429 and
@@ -522,7 +570,10 @@ impl RegistryClient {
     }
 
     /// The `Authorization` value to send up front, once the registry's scheme is known.
-    async fn auth_header(&self, target: &Target<'_>) -> Result<Option<String>, RegistryError> {
+    pub(crate) async fn auth_header(
+        &self,
+        target: &Target<'_>,
+    ) -> Result<Option<String>, RegistryError> {
         let registry = target.registry();
         let mut cache = self.inner.auth.lock().await;
         let Some(scheme) = cache.scheme(registry).cloned() else {
@@ -604,7 +655,14 @@ impl RegistryClient {
         };
         let mut params: Vec<(&str, &str)> = Vec::new();
         params.extend(service.map(|s| ("service", s)));
-        params.extend(scope.map(|s| ("scope", s)));
+        // A mount asks for two repositories: one `scope` parameter each, as the
+        // docker CLI sends them (every token server reads that form).
+        params.extend(
+            scope
+                .into_iter()
+                .flat_map(str::split_whitespace)
+                .map(|s| ("scope", s)),
+        );
         let build = || -> reqwest::RequestBuilder {
             match credentials {
                 Credentials::IdentityToken(refresh) => {
@@ -672,7 +730,7 @@ impl RegistryClient {
         Ok(found)
     }
 
-    async fn unauthorized(&self, target: &Target<'_>, resp: Response) -> RegistryError {
+    pub(crate) async fn unauthorized(&self, target: &Target<'_>, resp: Response) -> RegistryError {
         let body = error_body(resp, &target.budget).await;
         let had_credentials = !matches!(
             self.credentials_for(target.registry()),
@@ -680,7 +738,7 @@ impl RegistryClient {
         );
         RegistryError::Unauthorized {
             registry: target.registry().to_string(),
-            what: format!("pulling {}", target.reference.repository()),
+            what: format!("{} {}", target.action, target.reference.repository()),
             had_credentials,
             envelope: ErrorEnvelope::parse(&body),
         }
@@ -821,7 +879,7 @@ impl RegistryClient {
         }
     }
 
-    fn http_for(&self, reference: &Reference) -> &reqwest::Client {
+    pub(crate) fn http_for(&self, reference: &Reference) -> &reqwest::Client {
         if self.is_insecure(reference) {
             &self.inner.http_insecure
         } else {
@@ -886,7 +944,10 @@ fn manifest_headers() -> HeaderMap {
     headers
 }
 
-fn header_str(resp: &Response, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+pub(crate) fn header_str(
+    resp: &Response,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<String> {
     resp.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -915,7 +976,7 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 
 /// The body of an error response, for its envelope: what arrives before the
 /// fetch's deadline, up to 1 MiB; nothing when it does not come.
-async fn error_body(resp: Response, budget: &Budget) -> Bytes {
+pub(crate) async fn error_body(resp: Response, budget: &Budget) -> Bytes {
     let mut reading = budget.clone();
     let read = read_limited(resp, 1024 * 1024, "", &mut reading);
     budget

@@ -312,6 +312,40 @@ pub enum RegistryError {
         upstream: Box<RegistryError>,
     },
 
+    /// The registry refused part of a push: a forbidden repository (403), a server
+    /// error (5xx, after retries) or an answer the protocol does not allow.
+    #[error(
+        "{registry}: pushing {what} to {repository} failed: HTTP {status}{said}{hint}",
+        said = Said(envelope),
+        hint = if *status == 403 { "; check that this account may push to it" } else { "" }
+    )]
+    PushRefused {
+        /// Registry host.
+        registry: String,
+        /// Repository path.
+        repository: String,
+        /// What was being pushed, e.g. "blob sha256:…" or "manifest latest".
+        what: String,
+        /// The status code.
+        status: u16,
+        /// The registry's error body.
+        envelope: Option<ErrorEnvelope>,
+    },
+
+    /// The registry answered an upload without something the protocol requires
+    /// (a `Location`, a readable `Range`).
+    #[error("{registry}: pushing {what} to {repository}: {}", escape(reason))]
+    PushProtocol {
+        /// Registry host.
+        registry: String,
+        /// Repository path.
+        repository: String,
+        /// What was being pushed.
+        what: String,
+        /// What was missing or wrong.
+        reason: String,
+    },
+
     /// A redirect would have downgraded HTTPS to plain HTTP.
     #[error("refusing redirect from {from} to {to}: it downgrades HTTPS to plain HTTP")]
     InsecureRedirect {
@@ -370,7 +404,9 @@ impl RegistryError {
             RegistryError::Http { .. }
             | RegistryError::TooManyRequests { .. }
             | RegistryError::TimedOut { .. } => true,
-            RegistryError::Status { status, .. } => *status >= 500,
+            RegistryError::Status { status, .. } | RegistryError::PushRefused { status, .. } => {
+                *status >= 500
+            }
             RegistryError::Mirror { error, .. } => error.is_transient(),
             RegistryError::MirrorsFailed { upstream, .. } => upstream.is_transient(),
             _ => false,

@@ -1,4 +1,4 @@
-//! Pull images from OCI and Docker registries.
+//! Pull images from, and push them to, OCI and Docker registries.
 //!
 //! - [`Reference`]: image references with docker's normalisation (`busybox` is
 //!   `docker.io/library/busybox:latest`).
@@ -10,6 +10,10 @@
 //! - [`Mirror`]: Docker Hub's registry mirrors, as dockerd's `registry-mirrors`:
 //!   a client given some ([`RegistryClientBuilder::registry_mirror`]) fetches
 //!   `docker.io` references from each in turn, then from Docker Hub.
+//! - Pushing ([`RegistryClient::blob_exists`], [`RegistryClient::mount_blob`],
+//!   [`RegistryClient::upload_blob`], [`RegistryClient::put_manifest`]): blobs the
+//!   repository has are skipped, blobs another repository has are mounted, uploads are
+//!   chunked and resume where the registry says they stopped.
 //! - [`Registry`]: what a pull needs from any source of images; [`resolve_image`]
 //!   turns a reference into one platform's manifest ([`Platform`]).
 //!
@@ -37,6 +41,7 @@ mod error;
 pub mod manifest;
 mod mirror;
 pub mod platform;
+mod push;
 pub mod reference;
 mod resolve;
 mod sources;
@@ -51,6 +56,7 @@ pub use error::{ErrorDetail, ErrorEnvelope, Missing, RegistryError};
 pub use manifest::{Manifest, ManifestContent, ManifestError};
 pub use mirror::{Mirror, MirrorError};
 pub use platform::{Platform, PlatformError, select_manifest};
+pub use push::{BlobSource, MountOutcome, UploadOptions, UploadSession};
 pub use reference::{Reference, ReferenceError};
 pub use resolve::{
     MAX_CONFIG_SIZE, Registry, ResolvedImage, fetch_blob_bytes, fetch_config, resolve_image,

@@ -12,6 +12,7 @@ mod events;
 pub mod exec;
 pub mod export;
 mod format;
+mod history;
 mod image_mount;
 mod images;
 mod import;
@@ -26,6 +27,7 @@ mod monitor;
 pub mod network;
 mod ps;
 mod pull;
+mod push;
 mod rmi;
 pub mod run;
 mod save;
@@ -58,6 +60,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout(args) => login::logout(&cli.global, args),
         Command::Pull(args) | Command::Image(ImageCommand::Pull(args)) => {
             pull::pull(&cli.global, args).await
+        }
+        Command::Push(args) | Command::Image(ImageCommand::Push(args)) => {
+            push::push(&cli.global, args).await
+        }
+        Command::Tag(args) | Command::Image(ImageCommand::Tag(args)) => {
+            history::tag(&cli.global, args)
+        }
+        Command::History(args) | Command::Image(ImageCommand::History(args)) => {
+            history::history(&cli.global, args)
         }
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             images::images(&cli.global, args)

@@ -173,6 +173,11 @@ impl ImageStore {
             .prepare("SELECT digest FROM image_blobs UNION SELECT key FROM lease_refs")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .map_err(self.db_error("collect garbage"))?;
+        tx.execute(
+            "DELETE FROM compressed_layers WHERE digest NOT IN (SELECT digest FROM image_blobs)",
+            [],
+        )
+        .map_err(self.db_error("collect garbage"))?;
         let dir = self.inner.root.join("blobs/sha256");
         let entries = fs::read_dir(&dir).map_err(StoreError::io("list", &dir))?;
         for entry in entries.flatten() {

@@ -8,11 +8,13 @@ mod database;
 mod gc;
 mod layers;
 mod metadata;
+mod pushed;
 
 pub(crate) use gc::Garbage;
 pub use gc::Lease;
 pub(crate) use layers::NewLayer;
 pub(crate) use metadata::NewImage;
+pub(crate) use pushed::CompressedLayer;
 
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt as _;
