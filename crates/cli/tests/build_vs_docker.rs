@@ -2,7 +2,9 @@
 //! here on a private socket and data root, without touching the host's firewall) and
 //! by basic-docker: the root filesystems of a container of each (exported) have the
 //! same names, types, modes, owners and contents. (`--chmod` is left out: the classic
-//! builder refuses it.)
+//! builder refuses it.) Then the image built here is pushed by basic-docker to the
+//! harness registry, and docker pulls it and runs it: the same image id, the same
+//! user, directory and files.
 
 mod common;
 
@@ -239,7 +241,10 @@ fn docker_and_basic_docker_build_the_same_tree() {
     let theirs = ctx.path().join("docker.tar");
     ok(dockerd.docker(&["export", "-o", theirs.to_str().unwrap(), "compare"]));
 
-    let _cleanup = common::Cleanup::new(root, &["compare-basic"]).images(&["compare:basic"]);
+    // Where the image built here goes, for docker to pull and run it.
+    let shipped = format!("{}/built/compare:{}", h.open, std::process::id());
+    let _cleanup =
+        common::Cleanup::new(root, &["compare-basic"]).images(&["compare:basic", shipped.as_str()]);
     ok(basic_docker(
         root,
         &[
@@ -291,4 +296,28 @@ fn docker_and_basic_docker_build_the_same_tree() {
             "{name} differs (docker's first)"
         );
     }
+
+    // Shipped: pushed by basic-docker, pulled and run by docker, the same image.
+    ok(basic_docker(root, &["tag", "compare:basic", &shipped]));
+    ok(basic_docker(root, &["push", &shipped]));
+    ok(dockerd.docker(&["pull", &shipped]));
+    let ran = ok(dockerd.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &shipped,
+        "sh",
+        "-c",
+        "id -u; pwd; cat /tmp/user-file /srv/unpacked/inside.txt",
+    ]));
+    assert_eq!(ran, "1000\n/srv/app\nas-user\ntarred");
+    assert_eq!(
+        ok(dockerd.docker(&["inspect", "-f", "{{.Id}}", &shipped])),
+        ok(basic_docker(
+            root,
+            &["inspect", "-f", "{{.Id}}", "compare:basic"]
+        )),
+        "docker pulled another image than the one built here"
+    );
 }
