@@ -120,7 +120,9 @@ impl NetworkAttachment {
 impl Attachment {
     /// `CNI_CONTAINERID` for this attachment's plugin runs.
     pub fn cni_id(&self) -> &str {
-        self.cni_container_id.as_deref().unwrap_or(&self.container_id)
+        self.cni_container_id
+            .as_deref()
+            .unwrap_or(&self.container_id)
     }
 
     /// The address on the first network that gave one.

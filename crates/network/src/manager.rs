@@ -913,7 +913,10 @@ fn host_rules_stamp(rules: &BridgeRules) -> Option<String> {
 /// `DEL` has nothing to remove, but each run costs a plugin start (2.6 ms).
 /// The list kept in the record is this one, so `DEL` runs the same chain as
 /// `ADD` did, as CNI requires.
-pub(crate) fn without_idle_portmap(mut list: NetworkConfigList, publishes: bool) -> NetworkConfigList {
+pub(crate) fn without_idle_portmap(
+    mut list: NetworkConfigList,
+    publishes: bool,
+) -> NetworkConfigList {
     let idle = |p: &serde_json::Map<String, serde_json::Value>| {
         crate::cni::types::plugin_type(p) == Some("portmap")
     };

@@ -266,7 +266,9 @@ impl Networks {
             };
             if self.entry_taken(&entry.container_id) {
                 self.forget_entry(&entry);
-            } else if all || entry.networks.iter().any(|n| n.result.is_none()) || !entry_usable(&entry)
+            } else if all
+                || entry.networks.iter().any(|n| n.result.is_none())
+                || !entry_usable(&entry)
             {
                 match self.teardown(&entry) {
                     Ok(()) => self.forget_entry(&entry),

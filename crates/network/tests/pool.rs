@@ -98,7 +98,10 @@ fn requests_an_entry_does_not_fit_attach_as_usual() {
     assert_eq!(published.cni_container_id, None, "ports: not from the pool");
     let net = env.create("other", "10.213.122.0/24");
     let two = env.attach("two", &["bridge", &net], &[]);
-    assert_eq!(two.cni_container_id, None, "two networks: not from the pool");
+    assert_eq!(
+        two.cni_container_id, None,
+        "two networks: not from the pool"
+    );
     assert_eq!(entries(&env).len(), 1, "the entry is still there");
     for att in [&published, &two] {
         env.networks.detach(&att.container_id).unwrap();
@@ -122,7 +125,10 @@ fn what_dead_makers_and_takers_leave_is_reclaimed() {
     std::fs::write(&record, serde_json::to_vec(&unfinished).unwrap()).unwrap();
     assert!(!leftovers(&half, &ipam_dir(&env)).is_empty());
     let c = env.attach("c", &["bridge"], &[]);
-    assert_eq!(c.cni_container_id, None, "an unfinished entry is never taken");
+    assert_eq!(
+        c.cni_container_id, None,
+        "an unfinished entry is never taken"
+    );
     env.networks.fill_pool("bridge").unwrap();
     assert_eq!(
         leftovers(&half, &ipam_dir(&env)),
@@ -145,7 +151,10 @@ fn what_dead_makers_and_takers_leave_is_reclaimed() {
         "forgotten"
     );
     let gateway = d.networks[0].gateway.unwrap().to_string();
-    assert!(ping(&d, &gateway), "and not torn down: the container still has it");
+    assert!(
+        ping(&d, &gateway),
+        "and not torn down: the container still has it"
+    );
     for att in [&c, &d] {
         env.networks.detach(&att.container_id).unwrap();
         assert_eq!(leftovers(att, &ipam_dir(&env)), Vec::<String>::new());
@@ -169,6 +178,9 @@ fn the_namespaces_of_a_deleted_root_are_reclaimed_by_the_next_fill() {
     other.networks.fill_pool("bridge").unwrap();
     assert!(!orphan.netns.exists(), "the orphan namespace is unmounted");
     let links = common::output("ip", &["-o", "link"]);
-    assert!(!links.contains(&format!(" {veth}@")), "its veth went with it");
+    assert!(
+        !links.contains(&format!(" {veth}@")),
+        "its veth went with it"
+    );
     drop(doomed);
 }
