@@ -95,17 +95,16 @@ impl Networks {
             let Some(lock) = self.try_entry_lock(&entry.container_id) else {
                 continue;
             };
-            // Taken before, by a taker that died before forgetting it: not ours to give.
-            if entry_usable(&entry) && !self.entry_taken(&entry.container_id) {
-                match self.adopt(&entry, &mut planned) {
-                    Ok(()) => {
-                        self.forget_entry(&entry);
-                        drop(lock);
-                        return Some(planned);
-                    }
-                    // The caller attaches as usual; the entry stays for the next reclaim.
-                    Err(_) => {}
-                }
+            // An entry a dead taker left (a container record names it) is not ours to
+            // give; one that cannot be adopted stays for the next reclaim, and the
+            // caller attaches as usual.
+            if entry_usable(&entry)
+                && !self.entry_taken(&entry.container_id)
+                && self.adopt(&entry, &mut planned).is_ok()
+            {
+                self.forget_entry(&entry);
+                drop(lock);
+                return Some(planned);
             }
         }
         None
@@ -215,7 +214,7 @@ impl Networks {
         let lock = self.try_entry_lock(&id).ok_or_else(|| {
             Error::io(
                 "locking",
-                &self.pool_lock_file(&id),
+                self.pool_lock_file(&id),
                 std::io::Error::other("a new entry's lock is held"),
             )
         })?;
