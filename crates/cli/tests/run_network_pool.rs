@@ -236,3 +236,122 @@ fn a_killed_supervisor_of_a_pooled_container_is_reclaimed_with_its_address() {
     let netns: PathBuf = Path::new(NETNS_DIR).join(&id);
     assert!(!netns.exists(), "its namespace is gone");
 }
+
+/// `basic-docker` with the plugins of `plugins` (`CNI_PATH`), its output not waited for.
+fn run_with_plugins(root: &Path, plugins: &Path, args: &[&str]) -> std::process::ExitStatus {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env(common::POOL_ENV, POOL.to_string())
+        .env("CNI_PATH", plugins)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    until(LIMIT, "the run", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
+#[test]
+fn an_engine_killed_between_the_exit_and_the_teardown_leaves_what_the_next_command_reclaims() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _drain = Drain(root);
+    // The real plugins, but a bridge plugin whose DEL hangs (and says so): the teardown
+    // process of a `--rm` run can then be killed half-way, as a crash would.
+    let plugins = tempfile::tempdir().unwrap();
+    let marker = plugins.path().join("del-pid");
+    for entry in std::fs::read_dir("/usr/lib/cni").unwrap().flatten() {
+        if entry.file_name() != "bridge" {
+            std::os::unix::fs::symlink(entry.path(), plugins.path().join(entry.file_name()))
+                .unwrap();
+        }
+    }
+    let wrapper = plugins.path().join("bridge");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then echo $$ > {}.tmp && mv {0}.tmp {0}; \
+             exec sleep 1000; fi\nexec /usr/lib/cni/bridge\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // A first run (the real plugins) fills the pool; the second takes a namespace from it,
+    // and its teardown's DEL hangs.
+    run(root, &["run", "--rm", &image, "true"]);
+    until(LIMIT, "the pool filled", || {
+        let entries = pool(root);
+        entries.len() == POOL && entries.iter().all(|e| !e.1.is_empty())
+    });
+    let name = "killed-teardown";
+    let status = run_with_plugins(
+        root,
+        plugins.path(),
+        &["run", "--rm", "--name", name, &image, "true"],
+    );
+    assert!(status.success());
+    until(LIMIT, "the teardown's DEL", || marker.exists());
+    let del: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let teardown = parent_of(del.into());
+    let record = std::fs::read_dir(root.join("networks/cache"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| {
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).unwrap()).unwrap()
+        })
+        .expect("the attachment record, kept while the teardown runs");
+    let id = record["container_id"].as_str().unwrap().to_string();
+    assert!(
+        record["cni_container_id"].is_string(),
+        "from the pool: {record}"
+    );
+    let address = record["networks"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    kill(Pid::from_raw(teardown), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(del), Signal::SIGKILL).unwrap();
+    until(LIMIT, "the teardown gone", || {
+        !Path::new(&format!("/proc/{teardown}")).exists()
+    });
+    let out = basic_docker_pool(root, POOL, &["inspect", name]);
+    assert!(!out.status.success(), "--rm removed the container");
+    assert!(
+        allocations(root).contains(&address),
+        "the control: {address}"
+    );
+
+    // The next command that looks (`system check`) finds the attachment and repairs it.
+    let report = basic_docker_pool(root, POOL, &["system", "check"]);
+    let report = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(
+        report.contains(&id[..12]) && report.contains("network attachment left"),
+        "{report}"
+    );
+    run(root, &["system", "check", "--repair"]);
+    // The repair's teardown may run in a background process of its own.
+    until(LIMIT, "its address released and its namespace gone", || {
+        !allocations(root).contains(&address) && !Path::new(NETNS_DIR).join(&id).exists()
+    });
+    assert_eq!(run(root, &["system", "check"]), "No problems found");
+}
