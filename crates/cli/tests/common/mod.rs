@@ -17,17 +17,13 @@ pub const POOL_ENV: &str = "BASIC_DOCKER_NETNS_POOL";
 
 /// `basic-docker --root ROOT ARGS...`, waited for (at most [`COMMAND_LIMIT`]).
 ///
-/// Without prepared network namespaces (unless this process's environment sets
-/// [`POOL_ENV`]): many test stores are never deleted (one per test binary, in a static),
-/// and a pool would keep namespaces and veths for them. `run_network_pool.rs` tests the
-/// pool with [`basic_docker_pool`], and drains it.
+/// Tests run with no prepared network namespaces (`.cargo/config.toml` sets [`POOL_ENV`]
+/// to 0: many test stores are never deleted); `run_network_pool.rs` tests the pool with
+/// [`basic_docker_pool`], and drains it.
 #[track_caller]
 pub fn basic_docker(root: &Path, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
     command.arg("--root").arg(root).args(args);
-    if std::env::var_os(POOL_ENV).is_none() {
-        command.env(POOL_ENV, "0");
-    }
     output_within(
         &mut command,
         COMMAND_LIMIT,
