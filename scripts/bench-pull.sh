@@ -16,7 +16,8 @@
 # layout and cached in $CACHE (delete it to rebuild), pushed with skopeo.
 #
 # usage: scripts/bench-pull.sh [RUNS]      (default 5)
-# env:   CACHE (default /tmp/basic-pull-bench), registry from
+# env:   BASIC_DOCKER (a built binary: no build), PREPARE_ONLY=1 (build and push the
+#        images, measure nothing), CACHE (default /tmp/basic-pull-bench), registry from
 #        `eval "$(scripts/harness.sh env)"` (default 127.0.0.1:5100).
 set -euo pipefail
 
@@ -36,9 +37,13 @@ need jq jq
 need /usr/bin/time time
 [ "$(id -u)" = 0 ] || { echo "run as root (extraction keeps ownership)" >&2; exit 1; }
 
-echo "building basic-docker (release)..." >&2
-cargo build -q --release -p basic-docker --manifest-path "$ROOT/Cargo.toml"
-BD="$ROOT/target/release/basic-docker"
+# BASIC_DOCKER=/path/to/basic-docker skips the build.
+BD=${BASIC_DOCKER:-}
+if [ -z "$BD" ]; then
+  echo "building basic-docker (release)..." >&2
+  cargo build -q --release -p basic-docker --manifest-path "$ROOT/Cargo.toml"
+  BD="$ROOT/target/release/basic-docker"
+fi
 
 # ---- the image, built once -------------------------------------------------
 LAYERS=(
@@ -124,6 +129,8 @@ echo "pushing to $REF, $ONE_REF and $BIG_REF ..." >&2
 skopeo copy -q --dest-tls-verify=false "oci:$CACHE/big:latest" "docker://$BIG_REF" >&2
 skopeo copy -q --dest-tls-verify=false "oci:$CACHE/oci:latest" "docker://$REF" >&2
 skopeo copy -q --dest-tls-verify=false "oci:$CACHE/one:latest" "docker://$ONE_REF" >&2
+# PREPARE_ONLY=1: the images are built and pushed, nothing is measured (for other scripts).
+[ -n "${PREPARE_ONLY:-}" ] && exit 0
 
 # ---- contenders -------------------------------------------------------------
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }

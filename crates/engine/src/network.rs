@@ -56,7 +56,23 @@ impl Mode {
 pub fn config(paths: &EnginePaths) -> NetworksConfig {
     let mut config = NetworksConfig::new(&paths.root);
     config.netns_dir = paths.state.join("netns");
+    config.pool_size = pool_size();
     config
+}
+
+/// The environment variable that sets how many prepared network namespaces the engine
+/// keeps per network (0 keeps none).
+pub const POOL_SIZE_ENV: &str = "BASIC_DOCKER_NETNS_POOL";
+
+/// Prepared namespaces per network: [`POOL_SIZE_ENV`], else 2 — enough for a `run --rm`
+/// loop to find one ready while the last one's teardown makes the next (see
+/// basic-network's `pool` module and docs/performance.md).
+fn pool_size() -> usize {
+    std::env::var(POOL_SIZE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(2)
+        .min(64)
 }
 
 /// The engine's networks.

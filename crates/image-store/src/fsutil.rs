@@ -186,3 +186,36 @@ pub(crate) fn private_file(path: &Path, mode: u32) -> Result<(), StoreError> {
         Err(e) => Err(StoreError::io("create", path)(e)),
     }
 }
+
+/// ext2/3/4's "top of a directory hierarchy" inode flag (`chattr +T`, `FS_TOPDIR_FL`).
+const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
+
+/// Marks `dir` as the top of directory hierarchies (`chattr +T`), so that ext4
+/// places each directory made in it (a layer being extracted) in a block group
+/// of its own choosing, with free inodes, instead of the group of `dir`.
+///
+/// Why: ext4 does not reuse an inode freed in the last few seconds, and skips
+/// it by reading its inode table block (`recently_deleted`). In the group of a
+/// directory where files come and go (a store under `/var/tmp` on a machine
+/// running builds and tests), every file a pull creates paid that scan: perf
+/// showed 40 % of a pull's processor time there, 2.8 s of system time against
+/// 0.6 s with the flag for the 14,000-entry bench image (docs/performance.md).
+/// Only a placement hint: where the filesystem has no such flag (tmpfs, xfs,
+/// btrfs) or refuses it, nothing changes.
+pub(crate) fn spread_subdirectories(dir: &Path) {
+    use std::os::fd::AsRawFd as _;
+    let Ok(file) = fs::File::open(dir) else {
+        return;
+    };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's `get_user`/`put_user` of an
+    // int) into `flags`, which lives for the call; the descriptor is open.
+    if unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) } != 0
+        || flags & FS_TOPDIR_FL != 0
+    {
+        return;
+    }
+    flags |= FS_TOPDIR_FL;
+    // SAFETY: FS_IOC_SETFLAGS reads one int from `flags`; the descriptor is open.
+    let _ = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags) };
+}

@@ -928,6 +928,8 @@ fn extract(
         current: Bytes::new(),
         file,
         write_error: None,
+        written: 0,
+        flushing_from: 0,
     };
     let options = layer_options(media_type).footprint(footprint);
     let applied = apply_layer(&mut tee, &layer.path().join("diff"), &options)
@@ -952,11 +954,50 @@ fn extract(
 
 /// A `Read` over the download channel that also writes every chunk to the
 /// blob's temp file. A failed download reads as an error, never as the end.
+///
+/// The blob must be durable before it is recorded (an `fsync` once it is
+/// complete). Left to that `fsync`, the whole blob would be written to the
+/// disk then, after the extraction, on the layer's critical path (64 MB take
+/// about 0.35 s on the development machine's disk). So the writeback of each
+/// [`WRITEBACK_STEP`] written is started at once (`sync_file_range`, which does
+/// not wait): the disk writes the blob while the layer is decompressed and
+/// extracted, and the final `fsync` waits only for the rest.
 struct Tee {
     rx: mpsc::Receiver<Feed>,
     current: Bytes,
     file: fs::File,
     write_error: Option<io::Error>,
+    /// Bytes written to the blob file.
+    written: u64,
+    /// Where the bytes whose writeback was not started yet begin.
+    flushing_from: u64,
+}
+
+/// How much of a blob is written before its writeback is started.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl Tee {
+    /// Starts the writeback of what was written since the last call, once that
+    /// is [`WRITEBACK_STEP`] or more. Only a head start: failures are left to
+    /// the final `fsync`, which reports them.
+    fn start_writeback(&mut self) {
+        let pending = self.written - self.flushing_from;
+        if pending < WRITEBACK_STEP {
+            return;
+        }
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: sync_file_range only reads its arguments; the descriptor is the open
+        // blob file this struct owns, and the range lies within what was written.
+        let _ = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.flushing_from as libc::off64_t,
+                pending as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        self.flushing_from = self.written;
+    }
 }
 
 impl Read for Tee {
@@ -976,6 +1017,8 @@ impl Read for Tee {
                         self.write_error = Some(e);
                         return Err(io::Error::new(kind, "cannot write the layer blob"));
                     }
+                    self.written += chunk.len() as u64;
+                    self.start_writeback();
                     self.current = chunk;
                 }
                 None => return Ok(0),

@@ -17,8 +17,13 @@ use crate::ports::PortMapping;
 /// A container's network setup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attachment {
-    /// The container's ID (`CNI_CONTAINERID`).
+    /// The container's ID (`CNI_CONTAINERID`, unless [`cni_container_id`](Self::cni_container_id) says otherwise).
     pub container_id: String,
+    /// The ID the plugins know this attachment by, when not the container's: a
+    /// namespace taken from the pool of prepared ones keeps the ID its `ADD` ran with,
+    /// and `DEL` must give the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_container_id: Option<String>,
     /// The container's name, by which peers on user-defined networks reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -113,6 +118,13 @@ impl NetworkAttachment {
 }
 
 impl Attachment {
+    /// `CNI_CONTAINERID` for this attachment's plugin runs.
+    pub fn cni_id(&self) -> &str {
+        self.cni_container_id
+            .as_deref()
+            .unwrap_or(&self.container_id)
+    }
+
     /// The address on the first network that gave one.
     pub fn ip(&self) -> Option<IpAddr> {
         self.networks.iter().find_map(NetworkAttachment::ip)

@@ -92,6 +92,12 @@ fn in_child(
     let _ = setsid();
     // SAFETY: single-threaded, as the parent was.
     if let Ok(ForkResult::Child) = unsafe { fork() } {
+        // Background work yields the processors to what callers wait for (the
+        // supervisor finishing, the next container starting): the plugins it runs
+        // inherit this. Measured under load, a teardown and pool refill at the
+        // default priority made the supervisor's last steps 20 ms slower.
+        // SAFETY: nice(2) only changes this process's scheduling priority.
+        let _ = unsafe { libc::nice(19) };
         let mut keep: Vec<RawFd> = locks.iter().map(|l| l.as_raw_fd()).collect();
         keep.extend([0, 1, 2]);
         close_all_but(&keep);

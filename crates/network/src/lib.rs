@@ -29,6 +29,7 @@ pub mod host_rules;
 mod manager;
 pub mod netns;
 mod network;
+mod pool;
 pub mod ports;
 pub mod store;
 

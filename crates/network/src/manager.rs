@@ -30,6 +30,9 @@ pub struct NetworksConfig {
     pub plugin_dirs: Vec<PathBuf>,
     /// The default network.
     pub default_network: DefaultNetwork,
+    /// How many prepared namespaces to keep per network configuration (see
+    /// [`Networks::fill_pool`]); 0, the default, keeps none.
+    pub pool_size: usize,
 }
 
 /// Where an engine keeps namespace files by default.
@@ -43,6 +46,7 @@ impl NetworksConfig {
             netns_dir: PathBuf::from(DEFAULT_NETNS_DIR),
             plugin_dirs: default_plugin_dirs(),
             default_network: DefaultNetwork::default(),
+            pool_size: 0,
         }
     }
 }
@@ -133,6 +137,11 @@ impl Networks {
         &self.config
     }
 
+    /// The attachment records.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
     /// `network create`.
     pub fn create(&self, opts: &CreateOptions) -> Result<NetworkInfo> {
         let _lock = self.lock()?;
@@ -178,6 +187,7 @@ impl Networks {
             return Err(Error::Predefined(name_or_id.to_string(), "removed"));
         }
         let list = self.store.find(name_or_id)?;
+        self.drain_pool(Some(&list.name))?;
         let on_it = |cache: &Cache| -> Result<Vec<Attachment>> {
             Ok(cache
                 .all()?
@@ -209,6 +219,30 @@ impl Networks {
             remove_bridge(self.firewall.as_ref(), bridge)?;
         }
         Ok(info)
+    }
+
+    /// `network prune`: removes every user-defined network no container is
+    /// attached to (with its prepared namespaces); returns their names.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let attached: Vec<Attachment> = self.cache.all()?;
+        let mut removed = Vec::new();
+        for list in self.store.list()? {
+            let builtin = store::PREDEFINED.contains(&list.name.as_str())
+                || list.name == self.config.default_network.name;
+            let used = attached
+                .iter()
+                .any(|a| a.networks.iter().any(|n| n.network == list.name));
+            if builtin || used {
+                continue;
+            }
+            match self.remove(&list.name) {
+                Ok(_) => removed.push(list.name),
+                // Attached meanwhile: in use, so not pruned.
+                Err(Error::NetworkInUse { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
     }
 
     /// Creates a network namespace for a container at `<netns dir>/<container id>`.
@@ -243,6 +277,21 @@ impl Networks {
             .flat_map(|a| a.ports)
             .collect();
         let ports = assign_host_ports(&req.ports, &taken)?;
+        if req.netns.is_none() {
+            let netns = self.config.netns_dir.join(&req.container_id);
+            let planned = self.planned(req, lists.clone(), netns, true, ports.clone());
+            if let Some(mut att) = self.take_from_pool(planned) {
+                let done = self
+                    .ensure_host_rules(&att)
+                    .and_then(|()| self.write_etc_files(&mut att))
+                    .and_then(|()| self.cache.save(&att));
+                if let Err(e) = done {
+                    return Err(self.roll_back(&att, e));
+                }
+                self.refresh_peers(&att)?;
+                return Ok(att);
+            }
+        }
         let (netns, netns_owned) = match &req.netns {
             Some(path) => (path.clone(), false),
             None => (self.create_netns(&req.container_id)?, true),
@@ -329,6 +378,12 @@ impl Networks {
         };
         let work = |mut held: Vec<File>| {
             drop(held.swap_remove(0));
+            // The next container of this kind finds a namespace ready. Made before the
+            // teardown (whose 20 ms are mostly the kernel's wait) so that it is ready
+            // sooner; a failure only means the next start attaches as usual.
+            if att.networks.len() == 1 && att.ports.is_empty() && att.netns_owned {
+                let _ = self.fill_pool(&att.networks[0].network);
+            }
             let torn = self.teardown(att);
             let _lock = self.lock()?;
             torn?;
@@ -480,7 +535,7 @@ impl Networks {
         self.cache.all()
     }
 
-    fn lock(&self) -> Result<File> {
+    pub(crate) fn lock(&self) -> Result<File> {
         let path = self.config.dir.join(".lock");
         let file = File::options()
             .create(true)
@@ -505,7 +560,7 @@ impl Networks {
 
     /// Like `find`, rewriting a network this crate wrote in its previous form
     /// (per-container rules through `ipMasq` and `firewall`) into the current one.
-    fn find_current(&self, name_or_id: &str) -> Result<NetworkConfigList> {
+    pub(crate) fn find_current(&self, name_or_id: &str) -> Result<NetworkConfigList> {
         let list = self.find(name_or_id)?;
         match store::upgraded(&list, &self.config.default_network.name) {
             Some(current) => {
@@ -532,7 +587,7 @@ impl Networks {
         Ok(lists)
     }
 
-    fn planned(
+    pub(crate) fn planned(
         &self,
         req: &AttachRequest,
         lists: Vec<NetworkConfigList>,
@@ -560,6 +615,7 @@ impl Networks {
             .collect();
         Attachment {
             container_id: req.container_id.clone(),
+            cni_container_id: None,
             name: req.name.clone(),
             hostname: req.hostname.clone(),
             aliases: req.aliases.clone(),
@@ -574,11 +630,11 @@ impl Networks {
         }
     }
 
-    fn connect(&self, att: &mut Attachment) -> Result<()> {
+    pub(crate) fn connect(&self, att: &mut Attachment) -> Result<()> {
         if !att.netns_owned {
             let lo = CniNetwork::new(loopback(), self.cni.clone());
             lo.add(&Sandbox {
-                container_id: &att.container_id,
+                container_id: att.cni_id(),
                 netns: &att.netns,
                 ifname: "lo",
                 ports: &[],
@@ -588,7 +644,7 @@ impl Networks {
             let net = &att.networks[i];
             let ports = if i == 0 { att.ports.as_slice() } else { &[] };
             let sandbox = Sandbox {
-                container_id: &att.container_id,
+                container_id: att.cni_id(),
                 netns: &att.netns,
                 ifname: &net.ifname,
                 ports,
@@ -601,13 +657,13 @@ impl Networks {
 
     /// `DEL` everything of a record, networks in reverse, then `lo` (of a
     /// namespace given to `attach`) or the namespace (of one made there).
-    fn teardown(&self, att: &Attachment) -> Result<()> {
+    pub(crate) fn teardown(&self, att: &Attachment) -> Result<()> {
         let netns = usable_netns(&att.netns);
         let mut errors = Vec::new();
         for (i, net) in att.networks.iter().enumerate().rev() {
             let ports = if i == 0 { att.ports.as_slice() } else { &[] };
             let sandbox = Sandbox {
-                container_id: &att.container_id,
+                container_id: att.cni_id(),
                 netns: &netns,
                 ifname: &net.ifname,
                 ports,
@@ -619,7 +675,7 @@ impl Networks {
         }
         if !att.netns_owned {
             let lo = Sandbox {
-                container_id: &att.container_id,
+                container_id: att.cni_id(),
                 netns: &netns,
                 ifname: "lo",
                 ports: &[],
@@ -857,7 +913,10 @@ fn host_rules_stamp(rules: &BridgeRules) -> Option<String> {
 /// `DEL` has nothing to remove, but each run costs a plugin start (2.6 ms).
 /// The list kept in the record is this one, so `DEL` runs the same chain as
 /// `ADD` did, as CNI requires.
-fn without_idle_portmap(mut list: NetworkConfigList, publishes: bool) -> NetworkConfigList {
+pub(crate) fn without_idle_portmap(
+    mut list: NetworkConfigList,
+    publishes: bool,
+) -> NetworkConfigList {
     let idle = |p: &serde_json::Map<String, serde_json::Value>| {
         crate::cni::types::plugin_type(p) == Some("portmap")
     };

@@ -90,6 +90,32 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `target` (a new file) refer to the namespace mounted at `source`, with a bind
+/// mount: a second name for the same namespace, which outlives the first one's removal.
+pub(crate) fn bind(source: &Path, target: &Path) -> Result<()> {
+    let fail = |what, source| Error::Netns {
+        path: target.to_path_buf(),
+        what,
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(|e| fail("creating the mount point", e))?;
+    if let Err(e) = mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        let _ = std::fs::remove_file(target);
+        return Err(fail("bind-mounting", e.into()));
+    }
+    Ok(())
+}
+
 /// Unmounts and deletes a namespace file. A missing file is not an error.
 pub fn remove(path: &Path) -> Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {

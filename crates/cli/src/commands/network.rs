@@ -1,4 +1,4 @@
-//! `network create|ls|inspect|rm` over basic-network: bridge networks stored as
+//! `network create|ls|inspect|rm|prune` over basic-network: bridge networks stored as
 //! CNI conflists under `<root>/networks/`.
 
 use std::collections::BTreeMap;
@@ -24,6 +24,16 @@ pub enum NetworkCommand {
     /// Remove one or more networks
     #[command(alias = "remove")]
     Rm(NetworkRmArgs),
+    /// Remove all unused networks, and the network namespaces kept prepared for new containers
+    Prune(NetworkPruneArgs),
+}
+
+/// `network prune`.
+#[derive(Debug, Args)]
+pub struct NetworkPruneArgs {
+    /// Do not prompt for confirmation (there is no prompt; accepted for docker compatibility)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `network create`.
@@ -84,6 +94,7 @@ pub fn network(global: &GlobalOptions, command: NetworkCommand) -> anyhow::Resul
         NetworkCommand::Ls(args) => ls(&networks, args),
         NetworkCommand::Inspect(args) => inspect(&networks, args),
         NetworkCommand::Rm(args) => rm(&networks, args),
+        NetworkCommand::Prune(_) => prune(&networks),
     }
 }
 
@@ -257,4 +268,16 @@ fn rm(networks: &Networks, args: NetworkRmArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn prune(networks: &Networks) -> anyhow::Result<ExitCode> {
+    networks.drain_pool(None)?;
+    let removed = networks.prune()?;
+    if !removed.is_empty() {
+        println!("Deleted Networks:");
+        for name in removed {
+            println!("{name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,11 +12,34 @@ use basic_test_support::bounded::{COMMAND_LIMIT, output_within, wait_with_output
 /// How long a local tool (tar, busybox, curl) may take.
 pub const LOCAL_TOOL_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The engine's setting for prepared network namespaces per network.
+pub const POOL_ENV: &str = "BASIC_DOCKER_NETNS_POOL";
+
 /// `basic-docker --root ROOT ARGS...`, waited for (at most [`COMMAND_LIMIT`]).
+///
+/// Tests run with no prepared network namespaces (`.cargo/config.toml` sets [`POOL_ENV`]
+/// to 0: many test stores are never deleted); `run_network_pool.rs` tests the pool with
+/// [`basic_docker_pool`], and drains it.
 #[track_caller]
 pub fn basic_docker(root: &Path, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
     command.arg("--root").arg(root).args(args);
+    output_within(
+        &mut command,
+        COMMAND_LIMIT,
+        &format!("basic-docker {args:?}"),
+    )
+}
+
+/// [`basic_docker`] with `pool` prepared network namespaces per network.
+#[track_caller]
+pub fn basic_docker_pool(root: &Path, pool: usize, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_basic-docker"));
+    command
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env(POOL_ENV, pool.to_string());
     output_within(
         &mut command,
         COMMAND_LIMIT,

@@ -71,6 +71,8 @@ impl ImageStore {
         for dir in ["blobs", "blobs/sha256", "layers", "tmp", CONTAINERS_DIR] {
             fsutil::private_dir(&root.join(dir), PRIVATE_DIR)?;
         }
+        // Layers are extracted in `tmp/`: each in block groups of its own (see there).
+        fsutil::spread_subdirectories(&root.join("tmp"));
         let db_path = root.join("metadata.db");
         // SQLite gives its journal (and an older version's -wal and -shm) the
         // database file's mode, so a database made 0600 before SQLite first

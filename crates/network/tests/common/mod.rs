@@ -26,6 +26,11 @@ pub struct Env {
 impl Env {
     /// `n` picks this test's default network: bridge `bnt<n>`, subnet 10.213.<n>.0/24.
     pub fn new(tag: &str, n: u8) -> Option<Env> {
+        Env::with_pool(tag, n, 0)
+    }
+
+    /// Like [`Env::new`], keeping `pool_size` prepared namespaces per network.
+    pub fn with_pool(tag: &str, n: u8, pool_size: usize) -> Option<Env> {
         if !basic_test_support::require_root() {
             return None;
         }
@@ -43,6 +48,7 @@ impl Env {
             subnet: format!("10.213.{n}.0/24").parse().unwrap(),
             gateway: format!("10.213.{n}.1").parse().unwrap(),
         };
+        config.pool_size = pool_size;
         let networks = Networks::open(config).unwrap();
         let tag = format!("{tag}-{}", std::process::id());
         Some(Env {
@@ -91,6 +97,9 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if let Err(e) = self.networks.drain_pool(None) {
+            eprintln!("cleanup: {e}");
+        }
         for att in self.networks.attachments().unwrap_or_default() {
             let _ = self.networks.detach(&att.container_id);
         }
