@@ -101,6 +101,48 @@ fn foreground_run_carries_stdio_terminals_and_exit_codes() {
 /// A container that exits at once races its supervisor's end against the client's
 /// attachment (the supervisor may close before reading what the client sent): no run may
 /// lose the output, however short.
+/// docker's CLI against the service for at most 30 s; past that, the test fails with what
+/// the engine shows of its containers, their attachments and the service's log.
+fn run_or_explain(api: &ApiService, args: &[&str]) -> Output {
+    let child = api
+        .docker_command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    let until = Instant::now() + Duration::from_secs(30);
+    while !waiter.is_finished() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if waiter.is_finished() {
+        return waiter.join().unwrap().unwrap();
+    }
+    let containers = api.basic(&["ps", "-a", "--no-trunc"]);
+    let attach = Command::new("find").arg(api.state()).output().unwrap();
+    let processes = Command::new("ps")
+        .args(["-eo", "pid,ppid,stat,args"])
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    panic!(
+        "docker {args:?} did not end within 30 s\ncontainers:\n{}{}\nstate:\n{}\nprocesses:\n{}\nservice log:\n{}",
+        stdout(&containers),
+        stderr(&containers),
+        String::from_utf8_lossy(&attach.stdout),
+        String::from_utf8_lossy(&processes.stdout)
+            .lines()
+            .filter(|l| l.contains("basic-docker") || l.contains("docker "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        api.log()
+    );
+}
+
 #[test]
 fn short_lived_containers_never_lose_their_output() {
     let Some(api) = ApiService::start() else {
@@ -109,7 +151,10 @@ fn short_lived_containers_never_lose_their_output() {
     let lost: Vec<String> = (0..40)
         .filter_map(|i| {
             let word = format!("run-{i}");
-            let out = api.docker(&["run", "--rm", "--network", "none", "busybox", "echo", &word]);
+            let out = run_or_explain(
+                &api,
+                &["run", "--rm", "--network", "none", "busybox", "echo", &word],
+            );
             let printed = stdout(&out);
             (!out.status.success() || printed != format!("{word}\n")).then(|| {
                 format!(

@@ -403,6 +403,10 @@ struct State {
     size: Option<WindowSize>,
 }
 
+/// At most this many messages of a client's are read and dropped before its connection
+/// closes (its hello and a resize or two, usually).
+const MAX_DISCARDED: usize = 64;
+
 /// One client.
 #[derive(Debug)]
 struct Peer {
@@ -428,7 +432,15 @@ impl Peer {
     /// output still queued for it (clients read on past that; this spares them it).
     fn discard_input(&self) {
         let mut buf = [0u8; wire::MAX_PACKET];
-        while let Ok(1..) = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {}
+        // Bounded: a client that keeps sending does not hold the supervisor here.
+        for _ in 0..MAX_DISCARDED {
+            if !matches!(
+                recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT),
+                Ok(1..)
+            ) {
+                return;
+            }
+        }
     }
 
     /// Sends what it can without blocking; false when the client is gone.
