@@ -177,10 +177,15 @@ fn the_namespaces_of_a_deleted_root_are_reclaimed_by_the_next_fill() {
     };
     other.networks.fill_pool("bridge").unwrap();
     assert!(!orphan.netns.exists(), "the orphan namespace is unmounted");
-    let links = common::output("ip", &["-o", "link"]);
-    assert!(
-        !links.contains(&format!(" {veth}@")),
-        "its veth went with it"
-    );
+    // The kernel destroys an unmounted namespace (and the veth end in it, which takes
+    // its peer) from a work queue, moments later.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::output("ip", &["-o", "link"]).contains(&format!(" {veth}@")) {
+        assert!(
+            std::time::Instant::now() < until,
+            "its veth {veth} did not go with it within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     drop(doomed);
 }
