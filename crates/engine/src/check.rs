@@ -188,7 +188,10 @@ impl Engine {
             leftovers.push(Leftover::Cgroup(cgroup_path(&id)));
         }
         let netns = network::config(&self.paths).netns_dir.join(&id);
-        if survey.attached.contains(&id) || netns.exists() {
+        // A teardown in flight (a `--rm` container's, after its exit) is not a leftover.
+        if (survey.attached.contains(&id) || netns.exists())
+            && !network::teardown_in_flight(&self.paths, &id)
+        {
             leftovers.push(Leftover::Network);
         }
         leftovers

@@ -295,6 +295,12 @@ fn has_networks(paths: &EnginePaths) -> bool {
 }
 
 /// The containers this store's networks have records of.
+/// Whether a background process is tearing container `id`'s attachment down (a `--rm`
+/// container's, after its exit).
+pub(crate) fn teardown_in_flight(paths: &EnginePaths, id: &str) -> bool {
+    has_networks(paths) && networks(paths).is_ok_and(|n| n.teardown_in_flight(id))
+}
+
 pub(crate) fn attached_ids(paths: &EnginePaths) -> Vec<String> {
     if !has_networks(paths) {
         return Vec::new();

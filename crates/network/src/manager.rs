@@ -421,8 +421,10 @@ impl Networks {
         Ok(file)
     }
 
-    /// True while a background process tears `container_id` down.
-    fn teardown_in_flight(&self, container_id: &str) -> bool {
+    /// True while a background process tears `container_id` down (see
+    /// [`AttachRequest::background_detach`]): its record and interfaces are
+    /// going, and are not leftovers.
+    pub fn teardown_in_flight(&self, container_id: &str) -> bool {
         let Ok(file) = File::open(self.teardown_lock_file(container_id)) else {
             return false;
         };
