@@ -732,10 +732,15 @@ impl<'a> Builder<'a> {
         }
         let bytes = serde_json::to_vec(&stage.config)
             .map_err(|e| BuildError::Invalid(format!("writing the image config: {e}")))?;
-        let id = self
-            .engine
-            .store()
-            .create_image(&self.lease, &bytes, &stage.layers, None)?;
+        // The step's image is the previous one's child, so that intermediate images
+        // are hidden, kept and removed as docker's are.
+        let id = self.engine.store().create_child_image(
+            &self.lease,
+            &bytes,
+            &stage.layers,
+            None,
+            stage.image.as_deref(),
+        )?;
         stage.image = Some(id.clone());
         Ok(id)
     }

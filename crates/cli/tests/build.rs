@@ -645,3 +645,116 @@ fn from_scratch_an_image_of_only_what_is_copied() {
         "{listing}"
     );
 }
+
+/// Short ids of `images` with these flags.
+fn listed_ids(root: &Path, flags: &[&str]) -> Vec<String> {
+    let mut args = vec!["images", "--format", "{{.ID}}"];
+    args.extend_from_slice(flags);
+    ok(basic_docker(root, &args))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:")[..12].to_string()
+}
+
+#[test]
+fn intermediate_images_are_hidden_kept_while_used_and_removed_with_their_last_child() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo a > /a\nENV X=1\nCOPY f /f\n"),
+    )
+    .unwrap();
+    fs::write(ctx.path().join("f"), "one\n").unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let build = |tag: &str| {
+        ok(basic_docker(
+            root,
+            &["build", "-q", "--network", "none", "-t", tag, ctx_path],
+        ))
+        .trim()
+        .to_string()
+    };
+    let first = build("app:1");
+    let base = inspect(root, &image)["Id"].as_str().unwrap().to_string();
+    // `history` names each step's image (as docker, from the parent links).
+    let step_images = |top: &str| -> Vec<String> {
+        let history = ok(basic_docker(root, &["history", "-q", "--no-trunc", top]));
+        let ids: Vec<String> = history.lines().map(str::to_string).collect();
+        assert_eq!(ids[0], top, "{history}");
+        // COPY's (the result), ENV's, RUN's, then the base's last entry.
+        assert_eq!(ids[3], base, "{history}");
+        ids[1..3].to_vec()
+    };
+    let steps = step_images(&first);
+    assert!(!steps.contains(&base), "{steps:?}");
+
+    // A plain listing shows the base and the result; `-a` the steps too.
+    let plain = listed_ids(root, &[]);
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert!(
+        plain.contains(&short(&first)) && plain.contains(&short(&base)),
+        "{plain:?}"
+    );
+    let all = listed_ids(root, &["-a"]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(
+        steps.iter().all(|s| all.contains(&short(s))),
+        "{all:?} {steps:?}"
+    );
+
+    // Their descendant is tagged: prune keeps them.
+    ok(basic_docker(root, &["image", "prune", "-f"]));
+    assert_eq!(listed_ids(root, &["-a"]).len(), 4);
+
+    // A changed file: a new result on the same steps; the old one is dangling, and
+    // prune takes it alone (the steps still have a tagged descendant).
+    fs::write(ctx.path().join("f"), "two\n").unwrap();
+    let second = build("app:1");
+    assert_ne!(first, second);
+    assert_eq!(step_images(&second), steps);
+    let plain = listed_ids(root, &[]);
+    assert_eq!(plain.len(), 3, "{plain:?}");
+    assert!(
+        plain.contains(&short(&first)),
+        "the dangling result is listed: {plain:?}"
+    );
+    let pruned = ok(basic_docker(root, &["image", "prune", "-f"]));
+    assert!(pruned.contains(&first), "{pruned}");
+    assert!(steps.iter().all(|s| !pruned.contains(s)), "{pruned}");
+    let all = listed_ids(root, &["-a"]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(!all.contains(&short(&first)), "{all:?}");
+
+    // A step with children cannot be removed by id, forced or not.
+    for force in [false, true] {
+        let mut args = vec!["rmi"];
+        if force {
+            args.push("-f");
+        }
+        args.push(&steps[0]);
+        let out = basic_docker(root, &args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("image has dependent child images"), "{err}");
+    }
+
+    // Removing the result removes the steps made for it, not the base.
+    let removed = ok(basic_docker(root, &["rmi", "app:1"]));
+    assert!(removed.contains("Untagged: app:1"), "{removed}");
+    for id in std::iter::once(&second).chain(&steps) {
+        assert!(removed.contains(&format!("Deleted: {id}")), "{removed}");
+    }
+    assert_eq!(listed_ids(root, &["-a"]), vec![short(&base)]);
+    ok(basic_docker(
+        root,
+        &["run", "--rm", "--network", "none", &image, "true"],
+    ));
+}
