@@ -1510,6 +1510,47 @@ fn scratch_config() -> Value {
     })
 }
 
+/// Checks a build's `--platform` (`os/arch[/variant]`): only the host's is accepted,
+/// because every `RUN` executes the image's programs on this kernel and CPU (no
+/// emulation). Returns the platform as normalised (`linux/amd64`).
+pub fn check_platform(platform: &str) -> Result<String, BuildError> {
+    let host = format!("linux/{}", host_architecture());
+    let mut parts = platform.trim().split('/');
+    let os = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let arch = match parts
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        other => other.to_string(),
+    };
+    let variant = parts.next().map(str::to_ascii_lowercase);
+    let extra = parts.next().is_some();
+    // The variants this host runs whatever the image asks: any amd64 level it has is
+    // not checked here (the image's own programs would fail), arm64's only one is v8.
+    let variant_ok = match (arch.as_str(), variant.as_deref()) {
+        (_, None) => true,
+        ("arm64", Some("v8")) => true,
+        ("amd64", Some(v)) => matches!(v, "v1" | "v2" | "v3" | "v4"),
+        _ => false,
+    };
+    if os.is_empty() || arch.is_empty() || extra {
+        return Err(BuildError::Invalid(format!(
+            "invalid platform {platform:?}: expected os/arch[/variant], such as {host}"
+        )));
+    }
+    if format!("{os}/{arch}") != host || !variant_ok {
+        return Err(BuildError::Invalid(format!(
+            "cannot build for platform {platform:?}: this host is {host}, and RUN steps \
+             execute the image's programs here (no emulation)"
+        )));
+    }
+    Ok(host)
+}
+
 fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -1523,6 +1564,28 @@ fn host_architecture() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_hosts_platform_is_accepted() {
+        let host = format!("linux/{}", host_architecture());
+        assert_eq!(check_platform(&host).unwrap(), host);
+        assert_eq!(
+            check_platform(&format!("linux/{}", std::env::consts::ARCH)).unwrap(),
+            host
+        );
+        let other = if host == "linux/s390x" {
+            "linux/amd64"
+        } else {
+            "linux/s390x"
+        };
+        let e = check_platform(other).unwrap_err().to_string();
+        assert!(e.contains(other) && e.contains(&host), "{e}");
+        for bad in ["", "linux", "linux/amd64/v2/x", "/amd64"] {
+            let e = check_platform(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid platform"), "{bad}: {e}");
+        }
+        assert!(check_platform("windows/amd64").is_err());
+    }
 
     #[test]
     fn durations_and_owners_parse() {

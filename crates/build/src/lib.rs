@@ -30,6 +30,6 @@ mod error;
 pub mod ignore;
 pub mod parser;
 
-pub use builder::{BuildOptions, base_images, build};
+pub use builder::{BuildOptions, base_images, build, check_platform};
 pub use context::Context;
 pub use error::BuildError;

@@ -758,3 +758,63 @@ fn intermediate_images_are_hidden_kept_while_used_and_removed_with_their_last_ch
         &["run", "--rm", "--network", "none", &image, "true"],
     ));
 }
+
+#[test]
+fn pull_fetches_the_base_again_and_platform_must_be_the_hosts() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let registry_id = inspect(root, &image)["Id"].as_str().unwrap().to_string();
+    // The base's name made to point at a local image of two layers.
+    let local = tempfile::tempdir().unwrap();
+    fs::write(
+        local.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY f /f\n"),
+    )
+    .unwrap();
+    fs::write(local.path().join("f"), "local\n").unwrap();
+    let moved = ok(basic_docker(
+        root,
+        &["build", "-q", local.path().to_str().unwrap()],
+    ));
+    ok(basic_docker(root, &["tag", moved.trim(), &image]));
+
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nENV A=1\n"),
+    )
+    .unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let layers = |flags: &[&str]| {
+        let mut args = vec!["build", "-q"];
+        args.extend_from_slice(flags);
+        args.push(ctx_path);
+        let id = ok(basic_docker(root, &args));
+        inspect(root, id.trim())["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(layers(&[]), 2, "without --pull the local image is the base");
+    assert_eq!(layers(&["--pull"]), 1, "--pull uses the registry's image");
+    assert_eq!(inspect(root, &image)["Id"].as_str().unwrap(), registry_id);
+
+    // Another platform is refused before anything runs, naming it; the host's builds.
+    let other = if std::env::consts::ARCH == "s390x" {
+        "linux/amd64"
+    } else {
+        "linux/s390x"
+    };
+    let out = basic_docker(root, &["build", "--platform", other, ctx_path]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(other) && err.contains("RUN"), "{err}");
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => panic!("no platform name for {other}"),
+    };
+    assert_eq!(layers(&["--platform", host]), 1);
+}
