@@ -4,7 +4,8 @@
 //! * A step that changes files (`RUN`, `COPY`, `ADD`, a `WORKDIR` that must be made)
 //!   runs in a container of the previous step's image, made through basic-engine: `RUN`
 //!   starts it and waits, `COPY`/`ADD` extract a tar stream into it (every path
-//!   resolved inside its root, as `docker cp` does). Its changes become a layer
+//!   resolved inside its root, as `docker cp` does; `ADD` of a URL fetches it first,
+//!   see `remote`). Its changes become a layer
 //!   ([`Engine::write_layer`]); the container is removed.
 //! * A step that changes only the config makes an image of the same layers.
 //! * Every step's image is kept (untagged, as the classic builder keeps its
@@ -32,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use crate::context::{Context, Entry, Kind, Meta};
 use crate::error::BuildError;
 use crate::parser::{self, Dockerfile, Instruction, expand};
+use crate::remote;
 
 /// The build args docker lets a build use without an `ARG`.
 const PREDEFINED_ARGS: [&str; 8] = [
@@ -1017,18 +1019,23 @@ impl<'a> Builder<'a> {
                 (&meta, named_owner.as_deref()),
             );
         }
-        if let Some(url) = sources
-            .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+        let (urls, locals): (Vec<&String>, Vec<&String>) =
+            sources.iter().partition(|s| remote::is_url(s));
+        if let Some(url) = urls.first()
+            && ins.keyword != "ADD"
         {
-            return Err(self.step_error(
-                ins,
-                format!("{url}: ADD from a URL is not supported; download it and COPY the file"),
-            ));
+            return Err(self.step_error(ins, format!("source can't be a URL for COPY: {url}")));
+        }
+        // A URL is fetched on every build (docker's classic builder too): its content,
+        // not its address, says whether the cached step still holds.
+        let mut fetched = Vec::new();
+        for url in &urls {
+            let got = remote::fetch(url, self.spool()?).map_err(|m| self.step_error(ins, m))?;
+            fetched.push((url.to_string(), got));
         }
         // What the sources are, and their content, make the key.
         let mut found: Vec<Entry> = Vec::new();
-        for src in sources {
+        for src in locals {
             found.extend(
                 self.context
                     .sources(src)
@@ -1037,7 +1044,17 @@ impl<'a> Builder<'a> {
         }
         let all_members: Vec<(&Entry, String)> =
             found.iter().flat_map(|e| self.context.members(e)).collect();
-        let hash = self.context.hash(&all_members, &meta)?;
+        let mut hash = self.context.hash(&all_members, &meta)?;
+        // As docker: the content and name count, not the modification time (a server
+        // without `Last-Modified` gives each fetch a new one).
+        if !fetched.is_empty() {
+            let mut h = Sha256::new();
+            h.update(hash.as_bytes());
+            for (_, got) in &fetched {
+                h.update(format!("\n{} {:?}", got.digest, got.name).as_bytes());
+            }
+            hash = format!("sha256:{}", hex::encode(h.finalize()));
+        }
         let key = self.key(
             stage,
             &format!("{} {hash} {:?} {dest_path}", ins.keyword, ins.flags),
@@ -1056,7 +1073,7 @@ impl<'a> Builder<'a> {
                 None => meta,
             };
             let dest_is_dir = dest_dir_given
-                || found.len() > 1
+                || found.len() + fetched.len() > 1
                 || self
                     .engine
                     .path_stat(&id, &dest_path)
@@ -1083,6 +1100,30 @@ impl<'a> Builder<'a> {
                 let mut spool = self.spool()?;
                 self.context
                     .write_tar(&members, &prefix, &meta, io::BufWriter::new(&mut spool))?;
+                let spool = rewound(spool)?;
+                self.engine.copy_to(
+                    &id,
+                    "/",
+                    io::BufReader::new(spool),
+                    &CopyToOptions::default(),
+                )?;
+            }
+            for (url, got) in &mut fetched {
+                let path = match (dest_is_dir, &got.name) {
+                    (false, _) => dest_path.clone(),
+                    (true, Some(name)) => format!("{}/{name}", dest_path.trim_end_matches('/')),
+                    (true, None) => {
+                        return Err(self.step_error(
+                            ins,
+                            format!(
+                                "cannot determine a file name from the URL {url}: give the destination's file name"
+                            ),
+                        ));
+                    }
+                };
+                let mut spool = self.spool()?;
+                remote_tar(got, path.trim_start_matches('/'), &meta, &mut spool)
+                    .map_err(|e| self.step_error(ins, format!("copying {url}: {e}")))?;
                 let spool = rewound(spool)?;
                 self.engine.copy_to(
                     &id,
@@ -1251,6 +1292,28 @@ impl<'a> Builder<'a> {
         let made = made?;
         self.finish(stage, &key, made)
     }
+}
+
+/// A tar of the one fetched file at `path`: mode 0600 (docker's for a URL) unless
+/// `--chmod`, the step's owner, the server's modification time (clamped for a
+/// reproducible build).
+fn remote_tar(
+    got: &mut remote::Fetched,
+    path: &str,
+    meta: &Meta,
+    out: &mut fs::File,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_uid(u64::from(meta.uid));
+    header.set_gid(u64::from(meta.gid));
+    header.set_mode(meta.chmod.unwrap_or(0o600));
+    let mtime = meta.clamp.map_or(got.mtime, |c| got.mtime.min(c)).max(0);
+    header.set_mtime(mtime as u64);
+    header.set_size(got.size);
+    let mut tar = tar::Builder::new(io::BufWriter::new(out));
+    tar.append_data(&mut header, path, &mut got.file)?;
+    tar.into_inner()?.flush()
 }
 
 fn join(a: &str, b: &str) -> String {

@@ -29,6 +29,7 @@ mod context;
 mod error;
 pub mod ignore;
 pub mod parser;
+mod remote;
 
 pub use builder::{BuildOptions, base_images, build, check_platform};
 pub use context::Context;

@@ -818,3 +818,151 @@ fn pull_fetches_the_base_again_and_platform_must_be_the_hosts() {
     };
     assert_eq!(layers(&["--platform", host]), 1);
 }
+
+/// A small HTTP/1.0 server on 127.0.0.1 for `ADD <url>`: `/dl/payload.tar.gz` (a gzip
+/// tar, with a `Last-Modified`), `/dl/note.txt` (the text in `note`), `/short` (a body
+/// shorter than its `Content-Length`), anything else 404. Counts requests.
+struct Server {
+    port: u16,
+    note: std::sync::Arc<std::sync::Mutex<String>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn serve(payload: Vec<u8>) -> Server {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let note = std::sync::Arc::new(std::sync::Mutex::new("v1\n".to_string()));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (n, h) = (note.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).ok();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or("/").to_string();
+            let (status, headers, body): (&str, &str, Vec<u8>) = match path.as_str() {
+                "/dl/payload.tar.gz" => (
+                    "200 OK",
+                    "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+                    payload.clone(),
+                ),
+                "/dl/note.txt" => ("200 OK", "", n.lock().unwrap().clone().into_bytes()),
+                "/" => ("200 OK", "", b"index\n".to_vec()),
+                "/short" => {
+                    let _ = stream
+                        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nonly a little");
+                    continue;
+                }
+                _ => ("404 Not Found", "", b"no\n".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.0 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    Server { port, note, hits }
+}
+
+#[test]
+fn add_of_a_url_fetches_the_file_as_served_and_caches_by_content() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let payload = fs::read(ctx.path().join("files.tar.gz")).unwrap();
+    let server = serve(payload.clone());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {image}\nADD {base}/dl/payload.tar.gz /srv/\nADD {base}/dl/note.txt /srv/renamed.txt\n"
+        ),
+    )
+    .unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let build = || {
+        common::stdout(&basic_docker(
+            root,
+            &["build", "--network", "none", "-t", "urlapp", ctx_path],
+        ))
+    };
+    build();
+    let run = |cmd: &str| {
+        ok(basic_docker(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "urlapp",
+                "sh",
+                "-c",
+                cmd,
+            ],
+        ))
+    };
+    // Not extracted; 0600; the server's time; the bytes served.
+    assert_eq!(run("ls /srv").trim(), "payload.tar.gz\nrenamed.txt");
+    assert_eq!(
+        run("stat -c '%a %Y %s' /srv/payload.tar.gz").trim(),
+        format!("600 1445412480 {}", payload.len())
+    );
+    assert_eq!(run("cat /srv/renamed.txt").trim(), "v1");
+
+    // The same content: both steps from the cache (fetched again to know).
+    let hits = server.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let again = build();
+    assert_eq!(again.matches("Using cache").count(), 2, "{again}");
+    assert_eq!(
+        server.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits + 2
+    );
+    // Changed content: that step runs again.
+    *server.note.lock().unwrap() = "v2\n".into();
+    let changed = build();
+    assert_eq!(changed.matches("Using cache").count(), 1, "{changed}");
+    assert_eq!(run("cat /srv/renamed.txt").trim(), "v2");
+
+    // Failures stop the build naming the URL (and the status).
+    for (source, dest, words) in [
+        (format!("{base}/dl/missing.txt"), "/x", "404"),
+        (format!("{base}/short"), "/x", "fetching"),
+        (format!("{base}/"), "/srv/", "file name"),
+    ] {
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM {image}\nADD {source} {dest}\n"),
+        )
+        .unwrap();
+        let out = basic_docker(root, &["build", "--network", "none", ctx_path]);
+        assert!(!out.status.success(), "{source}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&source), "{source}: {err}");
+        assert!(err.contains(words), "{source}: {err}");
+    }
+    // COPY does not take a URL.
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY {base}/dl/note.txt /x\n"),
+    )
+    .unwrap();
+    let out = basic_docker(root, &["build", "--network", "none", ctx_path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("can't be a URL"),
+        "{err}"
+    );
+}
