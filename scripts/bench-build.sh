@@ -55,7 +55,7 @@ FROM $BASE
 ENV APP=/srv/app
 WORKDIR /srv/app
 COPY app/ ./
-COPY --chmod=755 tool.sh /usr/local/bin/tool
+COPY tool.sh /usr/local/bin/tool
 COPY --from=builder /out/ ./out/
 RUN ls -l > listing.txt
 CMD ["cat", "listing.txt"]
