@@ -22,6 +22,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 need docker.io        # docker's CLI (20.10, API 1.41)
+need buildah          # scripts/bench-build.sh compares `build` with `buildah bud`
 need docker-compose   # compose 1.29
 need python3-docker   # docker-py 5
 need systemd          # systemd-socket-activate: the service's socket-activation test

@@ -50,7 +50,11 @@ async fn list(
     Shared(state): Shared<Arc<State>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ImageSummary>>, ApiError> {
-    let _ = (&query.all, &query.digests);
+    let _ = &query.digests;
+    let all = query
+        .all
+        .as_deref()
+        .is_some_and(|a| matches!(a, "1" | "true" | "True"));
     let filters = crate::filters::parse(query.filters.as_deref())?;
     if let Some(key) = filters
         .keys()
@@ -60,7 +64,9 @@ async fn list(
             "invalid filter {key:?}: use reference, dangling or label"
         )));
     }
-    let images = state.engine(|engine| Ok(engine.image_summaries()?)).await?;
+    let images = state
+        .engine(move |engine| Ok(engine.image_summaries(all)?))
+        .await?;
     Ok(Json(
         images
             .into_iter()

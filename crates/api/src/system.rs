@@ -235,7 +235,7 @@ async fn disk_usage(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let usage = state
         .engine(|engine| {
-            let images = engine.image_summaries()?;
+            let images = engine.image_summaries(true)?;
             let containers: Vec<_> = engine
                 .list(true, &basic_engine::Filters::default())?
                 .into_iter()

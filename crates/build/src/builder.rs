@@ -4,7 +4,8 @@
 //! * A step that changes files (`RUN`, `COPY`, `ADD`, a `WORKDIR` that must be made)
 //!   runs in a container of the previous step's image, made through basic-engine: `RUN`
 //!   starts it and waits, `COPY`/`ADD` extract a tar stream into it (every path
-//!   resolved inside its root, as `docker cp` does). Its changes become a layer
+//!   resolved inside its root, as `docker cp` does; `ADD` of a URL fetches it first,
+//!   see `remote`). Its changes become a layer
 //!   ([`Engine::write_layer`]); the container is removed.
 //! * A step that changes only the config makes an image of the same layers.
 //! * Every step's image is kept (untagged, as the classic builder keeps its
@@ -32,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use crate::context::{Context, Entry, Kind, Meta};
 use crate::error::BuildError;
 use crate::parser::{self, Dockerfile, Instruction, expand};
+use crate::remote;
 
 /// The build args docker lets a build use without an `ARG`.
 const PREDEFINED_ARGS: [&str; 8] = [
@@ -732,10 +734,15 @@ impl<'a> Builder<'a> {
         }
         let bytes = serde_json::to_vec(&stage.config)
             .map_err(|e| BuildError::Invalid(format!("writing the image config: {e}")))?;
-        let id = self
-            .engine
-            .store()
-            .create_image(&self.lease, &bytes, &stage.layers, None)?;
+        // The step's image is the previous one's child, so that intermediate images
+        // are hidden, kept and removed as docker's are.
+        let id = self.engine.store().create_child_image(
+            &self.lease,
+            &bytes,
+            &stage.layers,
+            None,
+            stage.image.as_deref(),
+        )?;
         stage.image = Some(id.clone());
         Ok(id)
     }
@@ -1012,18 +1019,23 @@ impl<'a> Builder<'a> {
                 (&meta, named_owner.as_deref()),
             );
         }
-        if let Some(url) = sources
-            .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+        let (urls, locals): (Vec<&String>, Vec<&String>) =
+            sources.iter().partition(|s| remote::is_url(s));
+        if let Some(url) = urls.first()
+            && ins.keyword != "ADD"
         {
-            return Err(self.step_error(
-                ins,
-                format!("{url}: ADD from a URL is not supported; download it and COPY the file"),
-            ));
+            return Err(self.step_error(ins, format!("source can't be a URL for COPY: {url}")));
+        }
+        // A URL is fetched on every build (docker's classic builder too): its content,
+        // not its address, says whether the cached step still holds.
+        let mut fetched = Vec::new();
+        for url in &urls {
+            let got = remote::fetch(url, self.spool()?).map_err(|m| self.step_error(ins, m))?;
+            fetched.push((url.to_string(), got));
         }
         // What the sources are, and their content, make the key.
         let mut found: Vec<Entry> = Vec::new();
-        for src in sources {
+        for src in locals {
             found.extend(
                 self.context
                     .sources(src)
@@ -1032,7 +1044,17 @@ impl<'a> Builder<'a> {
         }
         let all_members: Vec<(&Entry, String)> =
             found.iter().flat_map(|e| self.context.members(e)).collect();
-        let hash = self.context.hash(&all_members, &meta)?;
+        let mut hash = self.context.hash(&all_members, &meta)?;
+        // As docker: the content and name count, not the modification time (a server
+        // without `Last-Modified` gives each fetch a new one).
+        if !fetched.is_empty() {
+            let mut h = Sha256::new();
+            h.update(hash.as_bytes());
+            for (_, got) in &fetched {
+                h.update(format!("\n{} {:?}", got.digest, got.name).as_bytes());
+            }
+            hash = format!("sha256:{}", hex::encode(h.finalize()));
+        }
         let key = self.key(
             stage,
             &format!("{} {hash} {:?} {dest_path}", ins.keyword, ins.flags),
@@ -1051,7 +1073,7 @@ impl<'a> Builder<'a> {
                 None => meta,
             };
             let dest_is_dir = dest_dir_given
-                || found.len() > 1
+                || found.len() + fetched.len() > 1
                 || self
                     .engine
                     .path_stat(&id, &dest_path)
@@ -1078,6 +1100,30 @@ impl<'a> Builder<'a> {
                 let mut spool = self.spool()?;
                 self.context
                     .write_tar(&members, &prefix, &meta, io::BufWriter::new(&mut spool))?;
+                let spool = rewound(spool)?;
+                self.engine.copy_to(
+                    &id,
+                    "/",
+                    io::BufReader::new(spool),
+                    &CopyToOptions::default(),
+                )?;
+            }
+            for (url, got) in &mut fetched {
+                let path = match (dest_is_dir, &got.name) {
+                    (false, _) => dest_path.clone(),
+                    (true, Some(name)) => format!("{}/{name}", dest_path.trim_end_matches('/')),
+                    (true, None) => {
+                        return Err(self.step_error(
+                            ins,
+                            format!(
+                                "cannot determine a file name from the URL {url}: give the destination's file name"
+                            ),
+                        ));
+                    }
+                };
+                let mut spool = self.spool()?;
+                remote_tar(got, path.trim_start_matches('/'), &meta, &mut spool)
+                    .map_err(|e| self.step_error(ins, format!("copying {url}: {e}")))?;
                 let spool = rewound(spool)?;
                 self.engine.copy_to(
                     &id,
@@ -1246,6 +1292,28 @@ impl<'a> Builder<'a> {
         let made = made?;
         self.finish(stage, &key, made)
     }
+}
+
+/// A tar of the one fetched file at `path`: mode 0600 (docker's for a URL) unless
+/// `--chmod`, the step's owner, the server's modification time (clamped for a
+/// reproducible build).
+fn remote_tar(
+    got: &mut remote::Fetched,
+    path: &str,
+    meta: &Meta,
+    out: &mut fs::File,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_uid(u64::from(meta.uid));
+    header.set_gid(u64::from(meta.gid));
+    header.set_mode(meta.chmod.unwrap_or(0o600));
+    let mtime = meta.clamp.map_or(got.mtime, |c| got.mtime.min(c)).max(0);
+    header.set_mtime(mtime as u64);
+    header.set_size(got.size);
+    let mut tar = tar::Builder::new(io::BufWriter::new(out));
+    tar.append_data(&mut header, path, &mut got.file)?;
+    tar.into_inner()?.flush()
 }
 
 fn join(a: &str, b: &str) -> String {
@@ -1505,6 +1573,47 @@ fn scratch_config() -> Value {
     })
 }
 
+/// Checks a build's `--platform` (`os/arch[/variant]`): only the host's is accepted,
+/// because every `RUN` executes the image's programs on this kernel and CPU (no
+/// emulation). Returns the platform as normalised (`linux/amd64`).
+pub fn check_platform(platform: &str) -> Result<String, BuildError> {
+    let host = format!("linux/{}", host_architecture());
+    let mut parts = platform.trim().split('/');
+    let os = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let arch = match parts
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "x86_64" | "x86-64" => "amd64".to_string(),
+        "aarch64" => "arm64".to_string(),
+        other => other.to_string(),
+    };
+    let variant = parts.next().map(str::to_ascii_lowercase);
+    let extra = parts.next().is_some();
+    // The variants this host runs whatever the image asks: any amd64 level it has is
+    // not checked here (the image's own programs would fail), arm64's only one is v8.
+    let variant_ok = match (arch.as_str(), variant.as_deref()) {
+        (_, None) => true,
+        ("arm64", Some("v8")) => true,
+        ("amd64", Some(v)) => matches!(v, "v1" | "v2" | "v3" | "v4"),
+        _ => false,
+    };
+    if os.is_empty() || arch.is_empty() || extra {
+        return Err(BuildError::Invalid(format!(
+            "invalid platform {platform:?}: expected os/arch[/variant], such as {host}"
+        )));
+    }
+    if format!("{os}/{arch}") != host || !variant_ok {
+        return Err(BuildError::Invalid(format!(
+            "cannot build for platform {platform:?}: this host is {host}, and RUN steps \
+             execute the image's programs here (no emulation)"
+        )));
+    }
+    Ok(host)
+}
+
 fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -1518,6 +1627,28 @@ fn host_architecture() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_hosts_platform_is_accepted() {
+        let host = format!("linux/{}", host_architecture());
+        assert_eq!(check_platform(&host).unwrap(), host);
+        assert_eq!(
+            check_platform(&format!("linux/{}", std::env::consts::ARCH)).unwrap(),
+            host
+        );
+        let other = if host == "linux/s390x" {
+            "linux/amd64"
+        } else {
+            "linux/s390x"
+        };
+        let e = check_platform(other).unwrap_err().to_string();
+        assert!(e.contains(other) && e.contains(&host), "{e}");
+        for bad in ["", "linux", "linux/amd64/v2/x", "/amd64"] {
+            let e = check_platform(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid platform"), "{bad}: {e}");
+        }
+        assert!(check_platform("windows/amd64").is_err());
+    }
 
     #[test]
     fn durations_and_owners_parse() {

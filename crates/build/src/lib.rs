@@ -29,7 +29,8 @@ mod context;
 mod error;
 pub mod ignore;
 pub mod parser;
+mod remote;
 
-pub use builder::{BuildOptions, base_images, build};
+pub use builder::{BuildOptions, base_images, build, check_platform};
 pub use context::Context;
 pub use error::BuildError;

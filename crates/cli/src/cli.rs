@@ -724,7 +724,7 @@ pub struct HistoryArgs {
 /// `images` / `image ls`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Show all images (default hides intermediate images; there are none here)
+    /// Show all images (default hides intermediate images: a build's unnamed steps)
     #[arg(short, long)]
     pub all: bool,
     /// Only show image IDs

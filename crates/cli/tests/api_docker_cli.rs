@@ -534,3 +534,44 @@ fn only_unix_sockets_are_served() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("only unix sockets are served"), "{err}");
 }
+
+#[test]
+fn intermediate_images_are_listed_only_with_all() {
+    let Some(api) = ApiService::start() else {
+        return;
+    };
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {}\nENV A=1\nENV B=2\n", api.image),
+    )
+    .unwrap();
+    ok(api.basic(&[
+        "build",
+        "-q",
+        "-t",
+        "layered:1",
+        ctx.path().to_str().unwrap(),
+    ]));
+    let ids = |flags: &[&str]| {
+        let mut args = vec!["images", "-q"];
+        args.extend_from_slice(flags);
+        ok(api.docker(&args)).lines().count()
+    };
+    // The base and the result; with -a (all=1) ENV A's image too.
+    assert_eq!(ids(&[]), 2);
+    assert_eq!(ids(&["-a"]), 3);
+    let (code, body) = api.request("GET", "/images/json?all=1", None);
+    assert_eq!(code, 200);
+    let all: Value = serde_json::from_str(&body).unwrap();
+    let result = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["RepoTags"][0] == "layered:1")
+        .unwrap();
+    assert!(
+        result["ParentId"].as_str().unwrap().starts_with("sha256:"),
+        "{result}"
+    );
+}

@@ -645,3 +645,324 @@ fn from_scratch_an_image_of_only_what_is_copied() {
         "{listing}"
     );
 }
+
+/// Short ids of `images` with these flags.
+fn listed_ids(root: &Path, flags: &[&str]) -> Vec<String> {
+    let mut args = vec!["images", "--format", "{{.ID}}"];
+    args.extend_from_slice(flags);
+    ok(basic_docker(root, &args))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:")[..12].to_string()
+}
+
+#[test]
+fn intermediate_images_are_hidden_kept_while_used_and_removed_with_their_last_child() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nRUN echo a > /a\nENV X=1\nCOPY f /f\n"),
+    )
+    .unwrap();
+    fs::write(ctx.path().join("f"), "one\n").unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let build = |tag: &str| {
+        ok(basic_docker(
+            root,
+            &["build", "-q", "--network", "none", "-t", tag, ctx_path],
+        ))
+        .trim()
+        .to_string()
+    };
+    let first = build("app:1");
+    let base = inspect(root, &image)["Id"].as_str().unwrap().to_string();
+    // `history` names each step's image (as docker, from the parent links).
+    let step_images = |top: &str| -> Vec<String> {
+        let history = ok(basic_docker(root, &["history", "-q", "--no-trunc", top]));
+        let ids: Vec<String> = history.lines().map(str::to_string).collect();
+        assert_eq!(ids[0], top, "{history}");
+        // COPY's (the result), ENV's, RUN's, then the base's last entry.
+        assert_eq!(ids[3], base, "{history}");
+        ids[1..3].to_vec()
+    };
+    let steps = step_images(&first);
+    assert!(!steps.contains(&base), "{steps:?}");
+
+    // A plain listing shows the base and the result; `-a` the steps too.
+    let plain = listed_ids(root, &[]);
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert!(
+        plain.contains(&short(&first)) && plain.contains(&short(&base)),
+        "{plain:?}"
+    );
+    let all = listed_ids(root, &["-a"]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(
+        steps.iter().all(|s| all.contains(&short(s))),
+        "{all:?} {steps:?}"
+    );
+
+    // Their descendant is tagged: prune keeps them.
+    ok(basic_docker(root, &["image", "prune", "-f"]));
+    assert_eq!(listed_ids(root, &["-a"]).len(), 4);
+
+    // A changed file: a new result on the same steps; the old one is dangling, and
+    // prune takes it alone (the steps still have a tagged descendant).
+    fs::write(ctx.path().join("f"), "two\n").unwrap();
+    let second = build("app:1");
+    assert_ne!(first, second);
+    assert_eq!(step_images(&second), steps);
+    let plain = listed_ids(root, &[]);
+    assert_eq!(plain.len(), 3, "{plain:?}");
+    assert!(
+        plain.contains(&short(&first)),
+        "the dangling result is listed: {plain:?}"
+    );
+    let pruned = ok(basic_docker(root, &["image", "prune", "-f"]));
+    assert!(pruned.contains(&first), "{pruned}");
+    assert!(steps.iter().all(|s| !pruned.contains(s)), "{pruned}");
+    let all = listed_ids(root, &["-a"]);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(!all.contains(&short(&first)), "{all:?}");
+
+    // A step with children cannot be removed by id, forced or not.
+    for force in [false, true] {
+        let mut args = vec!["rmi"];
+        if force {
+            args.push("-f");
+        }
+        args.push(&steps[0]);
+        let out = basic_docker(root, &args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("image has dependent child images"), "{err}");
+    }
+
+    // Removing the result removes the steps made for it, not the base.
+    let removed = ok(basic_docker(root, &["rmi", "app:1"]));
+    assert!(removed.contains("Untagged: app:1"), "{removed}");
+    for id in std::iter::once(&second).chain(&steps) {
+        assert!(removed.contains(&format!("Deleted: {id}")), "{removed}");
+    }
+    assert_eq!(listed_ids(root, &["-a"]), vec![short(&base)]);
+    ok(basic_docker(
+        root,
+        &["run", "--rm", "--network", "none", &image, "true"],
+    ));
+}
+
+#[test]
+fn pull_fetches_the_base_again_and_platform_must_be_the_hosts() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let registry_id = inspect(root, &image)["Id"].as_str().unwrap().to_string();
+    // The base's name made to point at a local image of two layers.
+    let local = tempfile::tempdir().unwrap();
+    fs::write(
+        local.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY f /f\n"),
+    )
+    .unwrap();
+    fs::write(local.path().join("f"), "local\n").unwrap();
+    let moved = ok(basic_docker(
+        root,
+        &["build", "-q", local.path().to_str().unwrap()],
+    ));
+    ok(basic_docker(root, &["tag", moved.trim(), &image]));
+
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nENV A=1\n"),
+    )
+    .unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let layers = |flags: &[&str]| {
+        let mut args = vec!["build", "-q"];
+        args.extend_from_slice(flags);
+        args.push(ctx_path);
+        let id = ok(basic_docker(root, &args));
+        inspect(root, id.trim())["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(layers(&[]), 2, "without --pull the local image is the base");
+    assert_eq!(layers(&["--pull"]), 1, "--pull uses the registry's image");
+    assert_eq!(inspect(root, &image)["Id"].as_str().unwrap(), registry_id);
+
+    // Another platform is refused before anything runs, naming it; the host's builds.
+    let other = if std::env::consts::ARCH == "s390x" {
+        "linux/amd64"
+    } else {
+        "linux/s390x"
+    };
+    let out = basic_docker(root, &["build", "--platform", other, ctx_path]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(other) && err.contains("RUN"), "{err}");
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => panic!("no platform name for {other}"),
+    };
+    assert_eq!(layers(&["--platform", host]), 1);
+}
+
+/// A small HTTP/1.0 server on 127.0.0.1 for `ADD <url>`: `/dl/payload.tar.gz` (a gzip
+/// tar, with a `Last-Modified`), `/dl/note.txt` (the text in `note`), `/short` (a body
+/// shorter than its `Content-Length`), anything else 404. Counts requests.
+struct Server {
+    port: u16,
+    note: std::sync::Arc<std::sync::Mutex<String>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn serve(payload: Vec<u8>) -> Server {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let note = std::sync::Arc::new(std::sync::Mutex::new("v1\n".to_string()));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (n, h) = (note.clone(), hits.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).ok();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or("/").to_string();
+            let (status, headers, body): (&str, &str, Vec<u8>) = match path.as_str() {
+                "/dl/payload.tar.gz" => (
+                    "200 OK",
+                    "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n",
+                    payload.clone(),
+                ),
+                "/dl/note.txt" => ("200 OK", "", n.lock().unwrap().clone().into_bytes()),
+                "/" => ("200 OK", "", b"index\n".to_vec()),
+                "/short" => {
+                    let _ = stream
+                        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nonly a little");
+                    continue;
+                }
+                _ => ("404 Not Found", "", b"no\n".to_vec()),
+            };
+            let head = format!(
+                "HTTP/1.0 {status}\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    Server { port, note, hits }
+}
+
+#[test]
+fn add_of_a_url_fetches_the_file_as_served_and_caches_by_content() {
+    let Some((dir, image)) = fresh_store() else {
+        return;
+    };
+    let root = dir.path();
+    let ctx = tempfile::tempdir().unwrap();
+    context(ctx.path());
+    let payload = fs::read(ctx.path().join("files.tar.gz")).unwrap();
+    let server = serve(payload.clone());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {image}\nADD {base}/dl/payload.tar.gz /srv/\nADD {base}/dl/note.txt /srv/renamed.txt\n"
+        ),
+    )
+    .unwrap();
+    let ctx_path = ctx.path().to_str().unwrap();
+    let build = || {
+        common::stdout(&basic_docker(
+            root,
+            &["build", "--network", "none", "-t", "urlapp", ctx_path],
+        ))
+    };
+    build();
+    let run = |cmd: &str| {
+        ok(basic_docker(
+            root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "urlapp",
+                "sh",
+                "-c",
+                cmd,
+            ],
+        ))
+    };
+    // Not extracted; 0600; the server's time; the bytes served.
+    assert_eq!(run("ls /srv").trim(), "payload.tar.gz\nrenamed.txt");
+    assert_eq!(
+        run("stat -c '%a %Y %s' /srv/payload.tar.gz").trim(),
+        format!("600 1445412480 {}", payload.len())
+    );
+    assert_eq!(run("cat /srv/renamed.txt").trim(), "v1");
+
+    // The same content: both steps from the cache (fetched again to know).
+    let hits = server.hits.load(std::sync::atomic::Ordering::SeqCst);
+    let again = build();
+    assert_eq!(again.matches("Using cache").count(), 2, "{again}");
+    assert_eq!(
+        server.hits.load(std::sync::atomic::Ordering::SeqCst),
+        hits + 2
+    );
+    // Changed content: that step runs again.
+    *server.note.lock().unwrap() = "v2\n".into();
+    let changed = build();
+    assert_eq!(changed.matches("Using cache").count(), 1, "{changed}");
+    assert_eq!(run("cat /srv/renamed.txt").trim(), "v2");
+
+    // Failures stop the build naming the URL (and the status).
+    for (source, dest, words) in [
+        (format!("{base}/dl/missing.txt"), "/x", "404"),
+        (format!("{base}/short"), "/x", "fetching"),
+        (format!("{base}/"), "/srv/", "file name"),
+    ] {
+        fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM {image}\nADD {source} {dest}\n"),
+        )
+        .unwrap();
+        let out = basic_docker(root, &["build", "--network", "none", ctx_path]);
+        assert!(!out.status.success(), "{source}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&source), "{source}: {err}");
+        assert!(err.contains(words), "{source}: {err}");
+    }
+    // COPY does not take a URL.
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY {base}/dl/note.txt /x\n"),
+    )
+    .unwrap();
+    let out = basic_docker(root, &["build", "--network", "none", ctx_path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("can't be a URL"),
+        "{err}"
+    );
+}

@@ -28,13 +28,15 @@ impl Engine {
     }
 
     /// Every image of the store as docker lists them (one entry per image, with all its
-    /// names), newest first, with how many containers use each.
-    pub fn image_summaries(&self) -> Result<Vec<ImageSummary>> {
+    /// names), newest first, with how many containers use each; intermediate images
+    /// ([`ImageRecord::is_intermediate`]) only with `all`, as `GET /images/json?all=1`.
+    pub fn image_summaries(&self, all: bool) -> Result<Vec<ImageSummary>> {
         let containers = self.store.containers()?;
         let mut summaries: Vec<ImageSummary> = self
             .store
             .images()?
             .into_iter()
+            .filter(|record| all || !record.is_intermediate())
             .map(|record| {
                 let labels = self
                     .store
@@ -53,6 +55,7 @@ impl Engine {
                     labels,
                     repo_tags: record.repo_tags,
                     repo_digests: record.repo_digests,
+                    parent_id: record.parent.unwrap_or_default(),
                     id: record.id,
                     ..Default::default()
                 }
@@ -96,6 +99,26 @@ impl Engine {
         if let Some(newest) = items.first_mut() {
             newest.id = record.id.clone();
             newest.tags = record.repo_tags.clone();
+        }
+        // As docker: each ancestor still in the store (a build's earlier steps) names
+        // the entry its own history ends at.
+        let total = items.len();
+        let mut parent = record.parent.clone();
+        let mut seen = vec![record.id.clone()];
+        while let Some(id) = parent.take() {
+            let Ok(ancestor) = self.store.image(&id) else {
+                break;
+            };
+            if seen.contains(&id) {
+                break;
+            }
+            let depth = self.store.image_configuration(&id)?.history().len();
+            if let Some(item) = total.checked_sub(depth).and_then(|i| items.get_mut(i)) {
+                item.id = ancestor.id.clone();
+                item.tags = ancestor.repo_tags.clone();
+            }
+            seen.push(id);
+            parent = ancestor.parent;
         }
         Ok(items)
     }

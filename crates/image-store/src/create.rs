@@ -215,6 +215,25 @@ impl ImageStore {
         layers: &[LayerRecord],
         tag: Option<&str>,
     ) -> Result<String, StoreError> {
+        self.create_child_image(lease, config, layers, tag, None)
+    }
+
+    /// [`create_image`](Self::create_image) for an image made from the image
+    /// `parent` (a build step's image from the step before it): the link is
+    /// recorded with the image, so that [`ImageRecord::parent`](crate::ImageRecord::parent)
+    /// names it and the parent counts as an intermediate image while this one
+    /// is in the store (hidden from a plain listing, kept by
+    /// [`prune`](Self::prune), removed with its last child by
+    /// [`remove`](Self::remove) when it has no name). An image already recorded
+    /// keeps the parent it had; a `parent` that is not recorded is ignored.
+    pub fn create_child_image(
+        &self,
+        lease: &Lease,
+        config: &[u8],
+        layers: &[LayerRecord],
+        tag: Option<&str>,
+        parent: Option<&str>,
+    ) -> Result<String, StoreError> {
         let parsed: serde_json::Value =
             serde_json::from_slice(config).map_err(|e| StoreError::Corrupt {
                 what: "the new image's config".into(),
@@ -282,6 +301,7 @@ impl ImageStore {
             blobs,
             tag: None,
             repo_digest: None,
+            parent: parent.map(str::to_string),
         };
         self.commit_image(&image)?;
         if let Some(tag) = tag {

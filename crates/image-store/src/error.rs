@@ -115,6 +115,15 @@ pub enum StoreError {
         /// The image's short id.
         short: String,
     },
+    /// Removing by id an image other images were made from is refused, forced or
+    /// not (docker's words).
+    #[error(
+        "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+    )]
+    HasChildren {
+        /// The image's short id.
+        short: String,
+    },
     /// Removing the last name of an image a container or mount uses needs `force`
     /// (docker's words, so scripts matching them keep working).
     #[error(

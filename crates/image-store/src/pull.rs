@@ -520,6 +520,7 @@ where
         repo_digest: naming
             .repo_digest
             .then(|| format!("{}@{repo_digest}", repo_name(reference))),
+        parent: None,
     };
     let up_to_date = store.commit_image(&image).map_err(store_err)?;
     Ok(PullReport {

@@ -28,6 +28,19 @@ pub struct ImageRecord {
     pub added: i64,
     /// Its layers, bottom first.
     pub layers: Vec<LayerRecord>,
+    /// The image it was made from (a build's previous step), when it was made here.
+    pub parent: Option<String>,
+    /// How many images of the store were made from it.
+    pub children: usize,
+}
+
+impl ImageRecord {
+    /// Whether it is an intermediate image: one without a name that other images
+    /// were made from (a build step's image). docker's `images` hides those unless
+    /// asked for all (`-a`).
+    pub fn is_intermediate(&self) -> bool {
+        self.children > 0 && self.repo_tags.is_empty() && self.repo_digests.is_empty()
+    }
 }
 
 /// An image's layers as one overlay mount can stack them: see

@@ -7,9 +7,9 @@
 use rusqlite::Connection;
 
 /// Bumped when the tables change incompatibly; stored in `PRAGMA user_version`.
-pub(crate) const VERSION: i32 = 4;
+pub(crate) const VERSION: i32 = 5;
 // Version 2 added `holders` and `doomed_images`, version 3 `containers`, version 4
-// `compressed_layers`; every
+// `compressed_layers`, version 5 `image_parents`; every
 // statement below is `IF NOT EXISTS`, so re-running them upgrades an older
 // database in place.
 
@@ -108,6 +108,16 @@ CREATE TABLE IF NOT EXISTS compressed_layers (
     size       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS compressed_layers_diff ON compressed_layers(diff_id);
+-- The image a build step started from, for the images a build makes (docker's
+-- `Parent`): an untagged image with children is an intermediate one, hidden from
+-- `images` and kept by `image prune` while it has a descendant. No foreign key on
+-- `parent`: removing a parent (`prune -a`) leaves its children parentless, which
+-- `delete_image_rows` does by hand.
+CREATE TABLE IF NOT EXISTS image_parents (
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    parent   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_parents_parent ON image_parents(parent);
 ";
 
 /// Creates or upgrades the tables. Only a new or older database is written
@@ -135,4 +145,41 @@ pub(crate) fn check_version(conn: &Connection) -> rusqlite::Result<()> {
             "its tables are version {current}, this version reads {VERSION}, and it cannot be upgraded while read-only"
         )),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_4_database_is_upgraded_in_place_keeping_its_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        let v4: String = TABLES
+            .split("-- The image a build step started from")
+            .next()
+            .unwrap()
+            .to_string();
+        conn.execute_batch(&v4).unwrap();
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO images (id, manifest_digest, manifest_media_type, size, added)
+             VALUES ('sha256:a', 'sha256:m', 'x', 0, 0)",
+            [],
+        )
+        .unwrap();
+        create(&conn).unwrap();
+        let version: i32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, VERSION);
+        conn.execute(
+            "INSERT INTO image_parents (image_id, parent) VALUES ('sha256:a', 'sha256:p')",
+            [],
+        )
+        .unwrap();
+        let images: i64 = conn
+            .query_row("SELECT COUNT(*) FROM images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(images, 1);
+    }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use basic_build::{BuildOptions, Context, base_images, build as run_build};
+use basic_build::{BuildOptions, Context, base_images, build as run_build, check_platform};
 use basic_image_store::LayerCompression;
 use basic_registry::Reference;
 use clap::Args;
@@ -40,6 +40,12 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     pub quiet: bool,
+    /// Always attempt to pull a newer version of the base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set platform if server is multi-platform capable (only the host's: RUN executes here)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// Compression of new layers: gzip or zstd
     #[arg(long, default_value = "gzip")]
     pub compression: LayerCompression,
@@ -67,6 +73,10 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
             bail!("invalid argument \"{tag}\" for \"-t, --tag\" flag: a tag, not a digest");
         }
     }
+    let platform = match &args.platform {
+        Some(p) => Some(check_platform(p)?),
+        None => None,
+    };
     let engine = engine(global)?;
     // A tar context from standard input is extracted here, and removed after.
     let mut scratch = None;
@@ -121,9 +131,11 @@ pub async fn build(global: &GlobalOptions, args: BuildArgs) -> anyhow::Result<Ex
         })
         .transpose()?;
     for image in base_images(&dockerfile, &name, &build_args)? {
-        if engine.find_image(&image).is_err() {
+        // `--pull` fetches even what is present: the tag may have moved on.
+        if args.pull || engine.find_image(&image).is_err() {
             let reference = Reference::parse(&image)?;
-            super::pull::pull_to_stderr(global, &reference, None).await?;
+            let platform = platform.as_deref().map(str::parse).transpose()?;
+            super::pull::pull_to_stderr(global, &reference, platform).await?;
         }
     }
     let options = BuildOptions {

@@ -64,7 +64,10 @@ pub fn images(global: &GlobalOptions, args: ImagesArgs) -> anyhow::Result<ExitCo
         }
     };
     let store = image_store(global)?;
-    let records = store.images()?;
+    let mut records = store.images()?;
+    if !args.all {
+        records.retain(|image| !image.is_intermediate());
+    }
     let mut rows: Vec<Row<'_>> = records.iter().flat_map(rows_of).collect();
     if let Some(filter) = &args.reference {
         rows.retain(|r| matches_filter(r, filter));

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Transaction, params};
 
 use super::metadata::{
-    Matched, delete_image_rows, doom_image, first_holder, in_use, names_of, resolve_in, untag,
+    Matched, children_of, delete_image_rows, doom_image, first_holder, in_use, names_of, parent_of,
+    resolve_in, untag,
 };
 use crate::error::StoreError;
 use crate::fsutil::{TempPath, now_secs, pid_alive, temp_name};
@@ -59,8 +60,16 @@ impl ImageStore {
             let by_id = matches!(matched, Matched::Id);
             let delete_image = untag(tx, &id, matched, force, &mut out)
                 .map_err(|e| e.into_store(name, &db_path))?;
-            if delete_image {
-                let db = || self.db_error("delete image");
+            let db = || self.db_error("delete image");
+            // An image others were made from stays: by id that is an error (docker's,
+            // even forced), by name it is only untagged and becomes intermediate.
+            if delete_image && children_of(tx, &id).map_err(db())? > 0 {
+                if by_id {
+                    return Err(StoreError::HasChildren {
+                        short: crate::short_id(&id).to_string(),
+                    });
+                }
+            } else if delete_image {
                 match first_holder(tx, &id).map_err(db())? {
                     // Returning the error rolls the transaction back: the tag
                     // untag() removed is still there.
@@ -69,10 +78,7 @@ impl ImageStore {
                     // names go, the record (and so its layers) stays until the
                     // last holder releases it.
                     Some(_) => doom_image(tx, &id).map_err(db())?,
-                    None => {
-                        delete_image_rows(tx, &id).map_err(db())?;
-                        out.push(Removal::Deleted(id));
-                    }
+                    None => delete_with_parents(tx, &id, &mut out).map_err(db())?,
                 }
             }
             self.collect(tx, garbage, &mut out)?;
@@ -107,11 +113,14 @@ impl ImageStore {
                 .filter(|id| only.is_none_or(|only| only == id));
             let mut out = Vec::new();
             for id in ids {
+                // An earlier one's parents may have included it.
+                if !image_exists(tx, &id).map_err(db())? {
+                    continue;
+                }
                 for name in names_of(tx, &id).map_err(db())? {
                     out.push(Removal::Untagged(name));
                 }
-                delete_image_rows(tx, &id).map_err(db())?;
-                out.push(Removal::Deleted(id));
+                delete_with_parents(tx, &id, &mut out).map_err(db())?;
             }
             self.collect(tx, garbage, &mut out)?;
             Ok(out)
@@ -269,14 +278,17 @@ impl Garbage {
     }
 }
 
-/// The images `prune` removes: untagged ones (`all`: every one), never one a
-/// container or mount holds (as docker's `image prune`).
+/// The images `prune` removes: untagged ones other images were not made from
+/// (`all`: every one), never one a container or mount holds (as docker's `image
+/// prune`). Their nameless parents go with them ([`delete_with_parents`]), so an
+/// intermediate image stays exactly while it has a descendant.
 fn prunable(c: &rusqlite::Connection, all: bool) -> rusqlite::Result<Vec<String>> {
     let sql = if all {
         "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM holders)"
     } else {
         "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
-         AND id NOT IN (SELECT image_id FROM holders)"
+         AND id NOT IN (SELECT image_id FROM holders)
+         AND id NOT IN (SELECT parent FROM image_parents)"
     };
     c.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
 }
@@ -290,6 +302,48 @@ pub(in crate::store) fn drop_dead_leases(tx: &Transaction<'_>) -> rusqlite::Resu
         if !pid_alive(pid) {
             tx.execute("DELETE FROM leases WHERE id = ?1", [&id])?;
         }
+    }
+    Ok(())
+}
+
+fn image_exists(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<bool> {
+    c.query_row("SELECT COUNT(*) FROM images WHERE id = ?1", [id], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+}
+
+/// Deletes the image `id`, then, as docker does, each parent up its chain that is
+/// left without a name, a child or a holder (the intermediate images of the build
+/// that made it), reporting each.
+fn delete_with_parents(
+    tx: &Transaction<'_>,
+    id: &str,
+    out: &mut Vec<Removal>,
+) -> rusqlite::Result<()> {
+    let mut parent = parent_of(tx, id)?;
+    delete_image_rows(tx, id)?;
+    out.push(Removal::Deleted(id.to_string()));
+    // A parent link never points at its own descendant (an id is the digest of a
+    // config that names its history), but a bound keeps a damaged table harmless.
+    let mut left = tx.query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))?;
+    while let Some(id) = parent.take() {
+        let removable: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM images WHERE id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM tags WHERE image_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM repo_digests WHERE image_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM image_parents WHERE parent = ?1)
+                AND NOT EXISTS (SELECT 1 FROM holders WHERE image_id = ?1)",
+            [&id],
+            |r| r.get(0),
+        )?;
+        if !removable || left <= 0 {
+            break;
+        }
+        left -= 1;
+        parent = parent_of(tx, &id)?;
+        delete_image_rows(tx, &id)?;
+        out.push(Removal::Deleted(id));
     }
     Ok(())
 }

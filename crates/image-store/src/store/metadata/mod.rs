@@ -84,6 +84,8 @@ pub(crate) struct NewImage {
     pub blobs: Vec<String>,
     pub tag: Option<String>,
     pub repo_digest: Option<String>,
+    /// The image this one was made from (a build's previous step).
+    pub parent: Option<String>,
 }
 
 pub(in crate::store) fn insert_image(
@@ -120,6 +122,13 @@ pub(in crate::store) fn insert_image(
                 params![image.id, i as i64, chain_id],
             )?;
         }
+        if let Some(parent) = image.parent.as_deref().filter(|p| *p != image.id) {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_parents (image_id, parent)
+                 SELECT ?1, id FROM images WHERE id = ?2",
+                params![image.id, parent],
+            )?;
+        }
     }
     for digest in &image.blobs {
         tx.execute(
@@ -150,6 +159,8 @@ pub(in crate::store) fn load_image(c: &Connection, id: &str) -> rusqlite::Result
     };
     let repo_tags = strings("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
     let repo_digests = strings("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
+    let parent = parent_of(c, id)?;
+    let children = children_of(c, id)?;
     let layers = c
         .prepare(&format!(
             "SELECT {} FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
@@ -179,6 +190,8 @@ pub(in crate::store) fn load_image(c: &Connection, id: &str) -> rusqlite::Result
                 manifest_media_type: r.get(1)?,
                 added: r.get(6)?,
                 layers,
+                parent,
+                children,
             })
         },
     )
@@ -196,7 +209,29 @@ pub(in crate::store) fn doom_image(tx: &Transaction<'_>, id: &str) -> rusqlite::
 }
 
 pub(in crate::store) fn delete_image_rows(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<()> {
-    // ON DELETE CASCADE removes tags, repo digests, image_layers, image_blobs.
+    // ON DELETE CASCADE removes tags, repo digests, image_layers, image_blobs and
+    // its own parent link; its children lose theirs here.
     tx.execute("DELETE FROM images WHERE id = ?1", [id])?;
+    tx.execute("DELETE FROM image_parents WHERE parent = ?1", [id])?;
     Ok(())
+}
+
+/// The image `id` was made from, when recorded.
+pub(in crate::store) fn parent_of(c: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    c.query_row(
+        "SELECT parent FROM image_parents WHERE image_id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// How many recorded images were made from `id`.
+pub(in crate::store) fn children_of(c: &Connection, id: &str) -> rusqlite::Result<usize> {
+    c.query_row(
+        "SELECT COUNT(*) FROM image_parents WHERE parent = ?1",
+        [id],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
 }
