@@ -103,39 +103,7 @@ pub struct ExportStats {
 /// # }
 /// ```
 pub fn write_tree<W: Write>(root: &Path, out: W) -> Result<ExportStats, ExportError> {
-    let read_err = |op| {
-        move |source| ExportError::Read {
-            op,
-            path: root.to_owned(),
-            source,
-        }
-    };
-    let root_fd = sys::openat(
-        cwd(),
-        &sys::cstr(root.as_os_str().as_bytes()).map_err(read_err("open"))?,
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-    )
-    .map_err(read_err("open the directory"))?;
-    let origin = Origin::of(&statx(root_fd.as_fd()).map_err(read_err("stat"))?);
-    let mut walker = Walker {
-        root,
-        origin,
-        cross_mounts: false,
-        out: tar::Builder::new(out),
-        links: HashMap::new(),
-        stats: ExportStats::default(),
-        layer: None,
-    };
-    let stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
-    walker.walk(stack)?;
-    let end = |source| ExportError::Write {
-        path: root.to_owned(),
-        source,
-    };
-    let mut out = walker.out.into_inner().map_err(end)?;
-    out.flush().map_err(end)?;
-    Ok(walker.stats)
+    walk_into(root, None, out)
 }
 
 /// How [`write_layer`] writes a layer.
@@ -189,21 +157,6 @@ pub fn write_layer<W: Write>(
     options: &LayerOptions,
     out: W,
 ) -> Result<ExportStats, ExportError> {
-    let read_err = |op| {
-        move |source| ExportError::Read {
-            op,
-            path: dir.to_owned(),
-            source,
-        }
-    };
-    let root_fd = sys::openat(
-        cwd(),
-        &sys::cstr(dir.as_os_str().as_bytes()).map_err(read_err("open"))?,
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-    )
-    .map_err(read_err("open the directory"))?;
-    let origin = Origin::of(&statx(root_fd.as_fd()).map_err(read_err("stat"))?);
     let skip_if_empty = options
         .skip_if_empty
         .iter()
@@ -219,22 +172,48 @@ pub fn write_layer<W: Write>(
             [p, dir]
         })
         .collect();
+    let layer = LayerMode {
+        clamp_mtime: options.clamp_mtime,
+        skip_if_empty,
+    };
+    walk_into(dir, Some(layer), out)
+}
+
+/// Writes the tree at `root` to `out` as a tar stream: as it is, or (with `layer`)
+/// in a layer's form.
+fn walk_into<W: Write>(
+    root: &Path,
+    layer: Option<LayerMode>,
+    out: W,
+) -> Result<ExportStats, ExportError> {
+    let read_err = |op| {
+        move |source| ExportError::Read {
+            op,
+            path: root.to_owned(),
+            source,
+        }
+    };
+    let root_fd = sys::openat(
+        cwd(),
+        &sys::cstr(root.as_os_str().as_bytes()).map_err(read_err("open"))?,
+        libc::O_PATH | libc::O_DIRECTORY,
+        0,
+    )
+    .map_err(read_err("open the directory"))?;
+    let origin = Origin::of(&statx(root_fd.as_fd()).map_err(read_err("stat"))?);
     let mut walker = Walker {
-        root: dir,
+        root,
         origin,
         cross_mounts: false,
         out: tar::Builder::new(out),
         links: HashMap::new(),
         stats: ExportStats::default(),
-        layer: Some(LayerMode {
-            clamp_mtime: options.clamp_mtime,
-            skip_if_empty,
-        }),
+        layer,
     };
     let stack = vec![Dir::open(root_fd, Vec::new()).map_err(read_err("list"))?];
     walker.walk(stack)?;
     let end = |source| ExportError::Write {
-        path: dir.to_owned(),
+        path: root.to_owned(),
         source,
     };
     let mut out = walker.out.into_inner().map_err(end)?;
