@@ -122,6 +122,21 @@ impl ImageStore {
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Fails with [`StoreError::NoSuchImage`] unless image `id` exists, inside the
+    /// write transaction `tx` (of operation `op`, for a database error's message).
+    pub(crate) fn require_image(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        op: &'static str,
+    ) -> Result<(), StoreError> {
+        use rusqlite::OptionalExtension as _;
+        tx.query_row("SELECT 1 FROM images WHERE id = ?1", [id], |_| Ok(()))
+            .optional()
+            .map_err(self.db_error(op))?
+            .ok_or_else(|| StoreError::NoSuchImage(id.to_string()))
+    }
+
     pub(crate) fn db_error(
         &self,
         op: &'static str,

@@ -2,7 +2,7 @@
 //! repositories its images came from or went to), compressed forms of layers made
 //! for a push, and the repo digest a push gives an image.
 
-use rusqlite::{OptionalExtension as _, params};
+use rusqlite::params;
 
 use crate::error::StoreError;
 use crate::fsutil::TempPath;
@@ -67,13 +67,7 @@ impl ImageStore {
         let target = self.blob_path(&layer.digest)?;
         self.write("record a compressed layer", |tx| {
             let db = || self.db_error("record a compressed layer");
-            let exists = tx
-                .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
-                .optional()
-                .map_err(db())?;
-            if exists.is_none() {
-                return Err(StoreError::NoSuchImage(image_id.to_string()));
-            }
+            self.require_image(tx, image_id, "record a compressed layer")?;
             tx.execute(
                 "INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?1, ?2)",
                 params![image_id, layer.digest],
@@ -107,13 +101,7 @@ impl ImageStore {
             .ok_or_else(|| StoreError::InvalidTag(name.to_string()))?;
         self.write("record repo digest", |tx| {
             let db = || self.db_error("record repo digest");
-            let exists = tx
-                .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
-                .optional()
-                .map_err(db())?;
-            if exists.is_none() {
-                return Err(StoreError::NoSuchImage(image_id.to_string()));
-            }
+            self.require_image(tx, image_id, "record repo digest")?;
             tx.execute(
                 "INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
                 params![familiar, image_id],

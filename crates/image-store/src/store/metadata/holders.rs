@@ -30,13 +30,7 @@ impl ImageStore {
         image_id: &str,
     ) -> Result<(), StoreError> {
         let db = || self.db_error("hold image");
-        let exists = tx
-            .query_row("SELECT 1 FROM images WHERE id = ?1", [image_id], |_| Ok(()))
-            .optional()
-            .map_err(db())?;
-        if exists.is_none() {
-            return Err(StoreError::NoSuchImage(image_id.to_string()));
-        }
+        self.require_image(tx, image_id, "hold image")?;
         tx.execute(
             "INSERT OR REPLACE INTO holders (kind, id, image_id, created) VALUES (?1, ?2, ?3, ?4)",
             params![kind.as_str(), id, image_id, now_secs()],

@@ -23,13 +23,7 @@ impl ImageStore {
             .ok_or_else(|| StoreError::InvalidTag(name.to_string()))?;
         self.write("tag image", |tx| {
             let db = || self.db_error("tag image");
-            let exists = tx
-                .query_row("SELECT 1 FROM images WHERE id = ?1", [id], |_| Ok(()))
-                .optional()
-                .map_err(db())?;
-            if exists.is_none() {
-                return Err(StoreError::NoSuchImage(id.to_string()));
-            }
+            self.require_image(tx, id, "tag image")?;
             tx.execute(
                 "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
                 params![familiar, id],
