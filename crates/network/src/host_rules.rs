@@ -270,14 +270,7 @@ fn host_lock() -> Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io("opening the lock file", path, e))?;
-    file.lock().map_err(|e| Error::io("locking", path, e))?;
-    Ok(file)
+    crate::manager::lock_file(path)
 }
 
 /// Runs a host tool (found in the sbin directories too), returning its standard output.

@@ -538,15 +538,7 @@ impl Networks {
     }
 
     pub(crate) fn lock(&self) -> Result<File> {
-        let path = self.config.dir.join(".lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("opening the lock file", &path, e))?;
-        file.lock().map_err(|e| Error::io("locking", &path, e))?;
-        Ok(file)
+        lock_file(&self.config.dir.join(".lock"))
     }
 
     fn ensure_default(&self) -> Result<NetworkConfigList> {
@@ -926,6 +918,18 @@ pub(crate) fn without_idle_portmap(
         list.plugins.retain(|p| !idle(p));
     }
     list
+}
+
+/// The lock file at `path` (made if missing), locked exclusively, waiting for it.
+pub(crate) fn lock_file(path: &Path) -> Result<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening the lock file", path, e))?;
+    file.lock().map_err(|e| Error::io("locking", path, e))?;
+    Ok(file)
 }
 
 #[cfg(test)]

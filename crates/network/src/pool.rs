@@ -193,15 +193,7 @@ impl Networks {
         let pool = self.pool();
         std::fs::create_dir_all(pool.dir()).map_err(|e| Error::io("creating", pool.dir(), e))?;
         let guard_path = pool.dir().join(".lock");
-        let guard = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&guard_path)
-            .map_err(|e| Error::io("opening the lock file", &guard_path, e))?;
-        guard
-            .lock()
-            .map_err(|e| Error::io("locking", &guard_path, e))?;
+        let _guard = crate::manager::lock_file(&guard_path)?;
         let same = pool
             .all()?
             .iter()
@@ -243,17 +235,7 @@ impl Networks {
                 continue;
             }
             let lock = match all {
-                true => {
-                    let path = self.pool_lock_file(&entry.container_id);
-                    let file = File::options()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| Error::io("opening the lock file", &path, e))?;
-                    file.lock().map_err(|e| Error::io("locking", &path, e))?;
-                    file
-                }
+                true => crate::manager::lock_file(&self.pool_lock_file(&entry.container_id))?,
                 false => match self.try_entry_lock(&entry.container_id) {
                     Some(lock) => lock,
                     None => continue,
