@@ -13,6 +13,7 @@ pub mod fake_registry;
 pub mod image;
 pub mod programs;
 mod push;
+pub mod rootless;
 pub mod small_fs;
 
 use std::path::PathBuf;
