@@ -43,6 +43,7 @@ pub mod logfile;
 mod pipes;
 mod poll_set;
 mod process;
+pub mod rootless;
 pub mod sealed_exe;
 pub mod seccomp;
 pub mod signals;
