@@ -115,6 +115,15 @@ pub fn refuse_unreachable_limits(
     Ok(())
 }
 
+/// How containers on the default network reach the world: a bridge with veths (root) or
+/// pasta's user-mode stack (rootless mode).
+pub fn network_stack() -> &'static str {
+    match basic_runtime::rootless::active() {
+        true => "pasta (user-mode networking)",
+        false => "bridge (CNI: bridge, host-local, portmap)",
+    }
+}
+
 /// Whether containers get cgroups of their own: always for root; in rootless mode only
 /// where the user may create some (cgroup v2 with a delegated subtree). Without, limits are
 /// refused at create ([`refuse_unreachable_limits`]) and the container runs in the user's
