@@ -152,7 +152,8 @@ impl UserHome {
     }
 
     /// `program` as the user, with a clean environment naming this home's directories
-    /// (plus `PATH` and `BASIC_DOCKER_LOG` from ours) and no supplementary groups.
+    /// (plus `PATH`, `BASIC_DOCKER_LOG` and `BASIC_DOCKER_NETNS_POOL` from ours) and no
+    /// supplementary groups.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
@@ -170,8 +171,11 @@ impl UserHome {
             .uid(self.user.uid)
             .gid(self.user.gid)
             .stdin(Stdio::null());
-        if let Some(level) = std::env::var_os("BASIC_DOCKER_LOG") {
-            cmd.env("BASIC_DOCKER_LOG", level);
+        // The engine's log level, and the tests' setting for prepared network namespaces.
+        for name in ["BASIC_DOCKER_LOG", "BASIC_DOCKER_NETNS_POOL"] {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
         }
         cmd
     }
