@@ -331,6 +331,54 @@ fn an_ordinary_user_builds_and_pushes_an_image_that_others_pull() {
 }
 
 #[test]
+fn dockers_cli_drives_the_users_api_socket() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    let mut service = user.home.command(&user.program);
+    service
+        .args(["system", "service", "--time", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut service = service.spawn().expect("starting the service as the user");
+    // The default socket of rootless mode: in the user's runtime directory.
+    let socket = user.home.runtime().join("basic-docker/docker.sock");
+    wait_for(|| socket.exists(), "the service's socket");
+    let host = format!("unix://{}", socket.display());
+    let docker = |args: &[&str]| {
+        let mut cmd = user.home.command("docker");
+        cmd.arg("-H").arg(&host).args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("docker {args:?} as the user"),
+        )
+    };
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "id -u; echo via-api",
+    ]);
+    let info = docker(&["info", "--format", "{{json .SecurityOptions}}"]);
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "0\nvia-api\n",
+        "{run:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("name=rootless"),
+        "{info:?}"
+    );
+}
+
+#[test]
 fn limits_without_cgroup_delegation_are_refused_with_a_reason() {
     let Some(user) = User::new() else { return };
     // cgroup v1 (this project's CI machines): no user gets cgroups of their own.
