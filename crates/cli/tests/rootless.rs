@@ -22,11 +22,15 @@ struct User {
 
 impl User {
     fn new() -> Option<User> {
+        Self::made_by(RootlessUser::ensure)
+    }
+
+    fn made_by(make: fn() -> std::io::Result<RootlessUser>) -> Option<User> {
         if !require_root() {
             return None;
         }
         let registry = harness()?.open;
-        let user = RootlessUser::ensure().expect("creating the test user");
+        let user = make().expect("creating the test user");
         let home = UserHome::new(&user).expect("a home for the test user");
         let program = home
             .install(Path::new(env!("CARGO_BIN_EXE_basic-docker")))
@@ -376,6 +380,43 @@ fn dockers_cli_drives_the_users_api_socket() {
         String::from_utf8_lossy(&info.stdout).contains("name=rootless"),
         "{info:?}"
     );
+}
+
+#[test]
+fn a_user_without_subordinate_ids_gets_their_own_id_and_a_warning() {
+    let Some(user) = User::made_by(RootlessUser::ensure_without_ranges) else {
+        return;
+    };
+    let image = user.fixture("busybox");
+    let out = user.run(&["pull", "-q", &image]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING")
+            && stderr.contains("/etc/subuid")
+            && stderr.contains("only your own id"),
+        "the first command warns what will not work: {stderr}"
+    );
+    // An image whose files are all root's runs.
+    let map = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    let map: Vec<&str> = map.split_whitespace().collect();
+    let own = user.home.user.uid.to_string();
+    assert_eq!(map, ["0", own.as_str(), "1"]);
+    // One with other owners is refused with a reason naming the member, and nothing is left.
+    let out = user.run(&["pull", "-q", &user.fixture("multilayer")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("srv/fixture"), "names the member: {stderr}");
+    let images = user.ok(&["images", "-q"]);
+    assert_eq!(images.lines().count(), 1, "only busybox: {images}");
 }
 
 #[test]
