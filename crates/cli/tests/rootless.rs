@@ -230,6 +230,19 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     assert_eq!(by_root.gid(), user.home.user.gid);
     let by_1000 = std::fs::metadata(bind.join("by-1000")).unwrap();
     assert_eq!(by_1000.uid(), user.home.user.host_uid(1000));
+    // A running container's changes committed (it has no freezer to pause it with).
+    user.ok(&["exec", "worker", "sh", "-c", "echo made > /made"]);
+    user.ok(&["commit", "worker", "worker-image:1"]);
+    let made = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "worker-image:1",
+        "cat",
+        "/made",
+    ]);
+    assert_eq!(made, "made\n");
     user.ok(&["stop", "-t", "1", "worker"]);
     user.ok(&["rm", "worker"]);
     assert_eq!(user.ok(&["ps", "-aq"]), "");
