@@ -380,8 +380,9 @@ impl ContainerBuilder {
         self
     }
 
-    /// Whether to put the container in its own cgroup (default true; rootless callers
-    /// without a delegated hierarchy turn it off).
+    /// Whether to put the container in its own cgroup (default true). A rootless caller
+    /// need not turn it off: where the hierarchy is not writable to it, a container
+    /// without limits runs without one anyway (see [`crate::cgroups::unprivileged`]).
     pub fn cgroups(mut self, on: bool) -> Self {
         self.use_cgroups = on;
         self
