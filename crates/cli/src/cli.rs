@@ -40,7 +40,7 @@ pub struct GlobalOptions {
         value_parser = parse_mirror
     )]
     pub registry_mirrors: Vec<String>,
-    /// Daemon configuration file, in dockerd's daemon.json format: `registry-mirrors`, `insecure-registries` [default: /etc/basic-docker/daemon.json]
+    /// Daemon configuration file, in dockerd's daemon.json format: `registry-mirrors`, `insecure-registries` [default: /etc/basic-docker/daemon.json; for an ordinary user $XDG_CONFIG_HOME/basic-docker/daemon.json]
     #[arg(
         long = "config-file",
         global = true,
