@@ -44,8 +44,14 @@ impl User {
     #[track_caller]
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.home.command(&self.program);
-        cmd.arg("--insecure-registry").arg(&self.registry).args(args);
-        output_within(&mut cmd, COMMAND_LIMIT, &format!("basic-docker {args:?} as the user"))
+        cmd.arg("--insecure-registry")
+            .arg(&self.registry)
+            .args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("basic-docker {args:?} as the user"),
+        )
     }
 
     #[track_caller]
@@ -89,29 +95,64 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
     let image = user.fixture("multilayer");
     user.ok(&["pull", "-q", &image]);
     let as_user = user.ok(&[
-        "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", &image, "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
         TREE,
     ]);
     // The same image in a store of root's, for comparison.
     let root_store = tempfile::tempdir().unwrap();
     let root = root_store.path();
-    let pull = common::basic_docker(root, &["--insecure-registry", &user.registry, "pull", "-q", &image]);
-    assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+    let pull = common::basic_docker(
+        root,
+        &["--insecure-registry", &user.registry, "pull", "-q", &image],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
     let as_root = common::basic_docker(
         root,
         &[
-            "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", &image,
-            "-c", TREE,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            &image,
+            "-c",
+            TREE,
         ],
     );
-    assert!(as_root.status.success(), "{}", String::from_utf8_lossy(&as_root.stderr));
+    assert!(
+        as_root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
     let as_root = String::from_utf8_lossy(&as_root.stdout);
     assert!(
         as_user.lines().count() > 300,
         "the tree is listed: {as_user}"
     );
-    assert_eq!(as_user, as_root, "the user's container shows the tree root's shows");
-    assert!(as_user.contains("/srv/fixture 1234 5678 750 directory"), "{as_user}");
+    assert_eq!(
+        as_user, as_root,
+        "the user's container shows the tree root's shows"
+    );
+    assert!(
+        as_user.contains("/srv/fixture 1234 5678 750 directory"),
+        "{as_user}"
+    );
     assert!(
         !as_user.contains("/usr/share/fixture-opaque/old1"),
         "the opaque directory hides what the lower layer had"
@@ -123,11 +164,19 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
     assert_eq!(meta.uid(), user.home.user.uid);
     assert_eq!(meta.mode() & 0o066, 0, "the store is private to the user");
     let fixture_dirs = find_named(&store, "fixture", 12);
-    assert!(!fixture_dirs.is_empty(), "srv/fixture is in the user's store");
+    assert!(
+        !fixture_dirs.is_empty(),
+        "srv/fixture is in the user's store"
+    );
     for dir in fixture_dirs {
         let meta = std::fs::metadata(&dir).unwrap();
         if meta.is_dir() && dir.parent().is_some_and(|p| p.ends_with("srv")) {
-            assert_eq!(meta.uid(), user.home.user.host_uid(1234), "{}", dir.display());
+            assert_eq!(
+                meta.uid(),
+                user.home.user.host_uid(1234),
+                "{}",
+                dir.display()
+            );
         }
     }
 }
@@ -142,14 +191,26 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     std::os::unix::fs::chown(&bind, Some(user.home.user.uid), Some(user.home.user.gid)).unwrap();
     let volume = format!("{}:/shared", bind.display());
     let id = user.ok(&[
-        "run", "-d", "--name", "worker", "--network", "none", "-v", &volume, &image, "sh",
+        "run",
+        "-d",
+        "--name",
+        "worker",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        &image,
+        "sh",
         "-c",
         "echo started; echo by-root > /shared/by-root; touch /shared/by-1000; \
          chown 1000:1000 /shared/by-1000; echo written; exec sleep 300",
     ]);
     let id = id.trim();
     assert_eq!(id.len(), 64, "run -d prints the id: {id}");
-    wait_for(|| user.ok(&["logs", "worker"]).contains("written"), "the container's output");
+    wait_for(
+        || user.ok(&["logs", "worker"]).contains("written"),
+        "the container's output",
+    );
     assert_eq!(user.ok(&["logs", "worker"]), "started\nwritten\n");
     let ps = user.ok(&["ps"]);
     assert!(ps.contains("worker") && ps.contains("Up"), "{ps}");
@@ -157,7 +218,11 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     assert_eq!(exec, "0\nby-root\n");
     // Root in the container is the user on the host; uid 1000 is a subordinate id.
     let by_root = std::fs::metadata(bind.join("by-root")).unwrap();
-    assert_eq!(by_root.uid(), user.home.user.uid, "root's file belongs to the user");
+    assert_eq!(
+        by_root.uid(),
+        user.home.user.uid,
+        "root's file belongs to the user"
+    );
     assert_eq!(by_root.gid(), user.home.user.gid);
     let by_1000 = std::fs::metadata(bind.join("by-1000")).unwrap();
     assert_eq!(by_1000.uid(), user.home.user.host_uid(1000));
@@ -171,7 +236,16 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
         .collect();
     assert!(left.is_empty(), "nothing stays mounted after rm: {left:?}");
     // A `--rm` run in the foreground gives its exit code.
-    let out = user.run(&["run", "--rm", "--network", "none", &image, "sh", "-c", "exit 7"]);
+    let out = user.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
     assert_eq!(out.status.code(), Some(7));
 }
 
@@ -185,8 +259,21 @@ fn limits_without_cgroup_delegation_are_refused_with_a_reason() {
     }
     let image = user.fixture("busybox");
     user.ok(&["pull", "-q", &image]);
-    for (flag, value) in [("--memory", "64m"), ("--pids-limit", "10"), ("--cpus", "0.5")] {
-        let out = user.run(&["run", "--rm", "--network", "none", flag, value, &image, "true"]);
+    for (flag, value) in [
+        ("--memory", "64m"),
+        ("--pids-limit", "10"),
+        ("--cpus", "0.5"),
+    ] {
+        let out = user.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            value,
+            &image,
+            "true",
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{flag}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -195,9 +282,16 @@ fn limits_without_cgroup_delegation_are_refused_with_a_reason() {
             "{stderr}"
         );
     }
-    assert_eq!(user.ok(&["ps", "-aq"]), "", "a refused run leaves no container");
+    assert_eq!(
+        user.ok(&["ps", "-aq"]),
+        "",
+        "a refused run leaves no container"
+    );
     // Without limits the same run works.
-    assert_eq!(user.ok(&["run", "--rm", "--network", "none", &image, "echo", "ok"]), "ok\n");
+    assert_eq!(
+        user.ok(&["run", "--rm", "--network", "none", &image, "echo", "ok"]),
+        "ok\n"
+    );
 }
 
 #[test]
@@ -207,11 +301,27 @@ fn roots_store_and_the_users_store_do_not_see_each_other() {
     let root = root_store.path();
     let busybox = user.fixture("busybox");
     let multilayer = user.fixture("multilayer");
-    let pull = common::basic_docker(root, &["--insecure-registry", &user.registry, "pull", "-q", &busybox]);
-    assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+    let pull = common::basic_docker(
+        root,
+        &[
+            "--insecure-registry",
+            &user.registry,
+            "pull",
+            "-q",
+            &busybox,
+        ],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
     user.ok(&["pull", "-q", &multilayer]);
     let users = user.ok(&["images", "--format", "{{.Repository}}"]);
-    assert_eq!(users.trim(), format!("{}/fixtures/multilayer", user.registry));
+    assert_eq!(
+        users.trim(),
+        format!("{}/fixtures/multilayer", user.registry)
+    );
     let roots = common::basic_docker(root, &["images", "--format", "{{.Repository}}"]);
     assert_eq!(
         String::from_utf8_lossy(&roots.stdout).trim(),
@@ -219,7 +329,10 @@ fn roots_store_and_the_users_store_do_not_see_each_other() {
     );
     // The user cannot name root's store either: it is private to root.
     let out = user.run(&["--root", root.to_str().unwrap(), "images"]);
-    assert!(!out.status.success(), "root's store is not the user's to read");
+    assert!(
+        !out.status.success(),
+        "root's store is not the user's to read"
+    );
 }
 
 #[test]
@@ -254,13 +367,29 @@ fn a_hostile_image_cannot_reach_the_users_files_or_escape_the_id_range() {
             l.symlink("home", user.home.home().to_str().unwrap());
         })
         .layer(|l| {
-            l.file("home/victim", b"overwritten through a directory link", 0o644);
+            l.file(
+                "home/victim",
+                b"overwritten through a directory link",
+                0o644,
+            );
         })
         .push(&user.registry, "rootless/escape");
     let out = user.run(&["pull", "-q", &escape]);
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "untouched",
+        "{out:?}"
+    );
     if out.status.success() {
-        let seen = user.ok(&["run", "--rm", "--network", "none", &escape, "cat", "/home/victim"]);
+        let seen = user.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &escape,
+            "cat",
+            "/home/victim",
+        ]);
         assert_eq!(seen, "overwritten through a directory link");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     }
@@ -277,7 +406,15 @@ fn a_hostile_image_cannot_reach_the_users_files_or_escape_the_id_range() {
     assert!(stderr.contains("far"), "names the member: {stderr}");
     user.ok(&["pull", "-q", &user.fixture("busybox")]);
     assert_eq!(
-        user.ok(&["run", "--rm", "--network", "none", &user.fixture("busybox"), "echo", "ok"]),
+        user.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &user.fixture("busybox"),
+            "echo",
+            "ok"
+        ]),
         "ok\n"
     );
 }
@@ -303,7 +440,10 @@ fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
 fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "waited 30 s for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

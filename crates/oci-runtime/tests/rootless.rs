@@ -204,7 +204,7 @@ fn assert_empty_state(root: &Path) {
 }
 
 /// docker's spec (`default_spec`) for the engine's case: no user namespace of its own;
-/// the host's network when `host_network`.
+/// the host's network namespace (`--network host`) when `host_network`.
 fn engine_spec(script: &str, host_network: bool) -> Value {
     let spec =
         basic_runtime::default_spec(vec!["sh".into(), "-c".into(), script.into()], vec![], "/")
@@ -363,14 +363,17 @@ fn root_in_the_users_namespace_runs_docker_specs() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    for host_network in [true, false] {
+    for shares_host in [true, false] {
         let bundle = r.bundle(
-            &format!("bundle-{host_network}"),
-            &engine_spec(PROBE, host_network),
+            &format!("bundle-{shares_host}"),
+            &engine_spec(PROBE, shares_host),
         );
-        let id = format!("rl-engine-{host_network}");
+        let id = format!("rl-engine-{shares_host}");
         let out = holder.runtime(&r, &["run", "--bundle", bundle.to_str().unwrap(), &id]);
-        assert_success(&out, &format!("run (host network: {host_network})"));
+        assert_success(
+            &out,
+            &format!("run (sharing the host's network: {shares_host})"),
+        );
         let text = stdout(&out);
         for line in [
             "uid=0",
@@ -389,7 +392,7 @@ fn root_in_the_users_namespace_runs_docker_specs() {
             .find_map(|l| l.strip_prefix("net="))
             .unwrap_or_default();
         let seen: Vec<&str> = net.split_whitespace().collect();
-        match host_network {
+        match shares_host {
             // The host's /sys, bound: its interfaces.
             true => assert!(
                 seen.iter()
@@ -402,6 +405,35 @@ fn root_in_the_users_namespace_runs_docker_specs() {
     }
     // Under the user's XDG runtime dir (runc's rule for root in a user namespace that
     // is not the host's root), and nothing left.
+    assert_empty_state(&r.default_state());
+}
+
+/// `--ipc host` in the engine's case: no new mqueue can be mounted for an IPC namespace
+/// the user namespace does not own; the host's /dev/mqueue is bound, or, on a host
+/// without one (this machine), the error says what to change.
+#[test]
+fn the_hosts_ipc_namespace_gets_the_hosts_mqueue_or_a_clear_error() {
+    let Some(r) = Rootless::new() else { return };
+    let holder = Holder::new(&r);
+    let mut spec = engine_spec("grep ' /dev/mqueue ' /proc/mounts", false);
+    spec["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "ipc");
+    let bundle = r.bundle("bundle", &spec);
+    let out = holder.runtime(&r, &["run", "--bundle", bundle.to_str().unwrap(), "rl-ipc"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Path::new("/dev/mqueue").is_dir() {
+        assert_success(&out, "run with the host's IPC namespace");
+        assert!(stdout(&out).contains("mqueue"), "{}", stdout(&out));
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("the host has no /dev/mqueue to bind")
+                && err.contains("give the container an IPC namespace of its own"),
+            "{err}"
+        );
+    }
     assert_empty_state(&r.default_state());
 }
 
@@ -429,6 +461,24 @@ fn exec_from_another_process_in_the_users_namespace() {
         &holder.runtime(&r, &["delete", "--force", "rl-exec"]),
         "delete --force",
     );
+    assert_empty_state(&r.default_state());
+}
+
+#[test]
+fn a_user_without_a_user_namespace_is_told_what_to_do() {
+    let Some(r) = Rootless::new() else { return };
+    let volume = r.user_dir("volume");
+    let mut spec = engine_spec("touch /data/ran", false);
+    add_bind(&mut spec, &volume, "/data");
+    let bundle = r.bundle("bundle", &spec);
+    let out = r.runtime(&["run", "--bundle", bundle.to_str().unwrap(), "rl-no-userns"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the spec needs a user namespace") && err.contains("spec --rootless"),
+        "{err}"
+    );
+    assert!(!volume.join("ran").exists());
     assert_empty_state(&r.default_state());
 }
 

@@ -715,6 +715,8 @@ impl Container {
         crate::spec_check::refuse_escapes(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         crate::spec_check::refuse_bad_version(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         crate::hooks::validate(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        refuse_ordinary_user_without_user_namespace(&self.b.spec)
+            .map_err(ContainerError::InvalidSpec)?;
         if self.b.require_sealed_exe {
             crate::sealed_exe::check().map_err(|source| ContainerError::ExposedBinary {
                 id: id.clone(),
@@ -1098,6 +1100,26 @@ impl Container {
             }),
         }
     }
+}
+
+/// An ordinary user in the host's user namespace can create the other namespaces only
+/// from a user namespace of its own: say so, rather than let `unshare` fail with EPERM.
+fn refuse_ordinary_user_without_user_namespace(spec: &Spec) -> Result<(), String> {
+    let euid = nix::unistd::geteuid();
+    let has_user_namespace = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    if euid.is_root() || crate::rootless::active() || has_user_namespace {
+        return Ok(());
+    }
+    Err(format!(
+        "running as uid {euid} (not root), the spec needs a user namespace to create the \
+         others in: give it one with uid/gid mappings (`basic-runtime spec --rootless` writes \
+         such a spec), or run this inside a user namespace where you are root (a rootless \
+         engine's)"
+    ))
 }
 
 /// runc's `owner`: empty for root, the uid's name otherwise (here the number).

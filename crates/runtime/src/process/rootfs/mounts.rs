@@ -101,6 +101,28 @@ fn filesystem(
                 &format!("{what} (bind-mounting the host's /sys instead of a new sysfs)"),
             )
         }
+        // Likewise a new mqueue needs the IPC namespace to be ours: the host's (`--ipc
+        // host` in rootless mode) gets the host's /dev/mqueue, bound, as podman does.
+        ("mqueue", nix::Error::EPERM) => {
+            let host = Path::new("/dev/mqueue");
+            if !host.is_dir() {
+                return Err(ChildError::Spec(format!(
+                    "{what}: the IPC namespace is not owned by this user namespace (the \
+                     host's, shared), so no mqueue can be mounted, and the host has no \
+                     {} to bind instead: give the container an IPC namespace of its own, \
+                     or leave /dev/mqueue out of the spec's mounts",
+                    host.display()
+                )));
+            }
+            bind(
+                root,
+                dest,
+                host,
+                false,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                &format!("{what} (bind-mounting the host's /dev/mqueue instead)"),
+            )
+        }
         // `gid=5` names a group the user namespace may not map (a rootless spec with
         // only the user's own id): the pty group is then left out.
         ("devpts", nix::Error::EINVAL) if data.is_some_and(|d| d.contains("gid=")) => {
