@@ -88,7 +88,7 @@ impl Rootless {
     fn runtime(&self, args: &[&str]) -> Output {
         let mut cmd = self.home.command(&self.bin);
         cmd.args(args);
-        common::output(cmd)
+        output(cmd)
     }
 
     /// `basic-runtime spec --rootless` as the user, in a fresh directory: the JSON.
@@ -96,7 +96,7 @@ impl Rootless {
         let dir = self.user_dir("spec");
         let mut cmd = self.home.command(&self.bin);
         cmd.args(["spec", "--rootless"]).current_dir(&dir);
-        let out = common::output(cmd);
+        let out = output(cmd);
         assert_success(&out, "spec --rootless");
         let spec: Value =
             serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
@@ -148,7 +148,7 @@ impl Holder {
         ])
         .arg(&r.bin)
         .args(args);
-        common::output(cmd)
+        output(cmd)
     }
 }
 
@@ -156,6 +156,37 @@ impl Drop for Holder {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `common::output`, retried while the program is "busy": each test copies the binary
+/// into its user's home, and a child another test forks meanwhile holds the copy open for
+/// writing until it execs (the kernel then refuses to execute it, ETXTBSY, for a moment).
+fn output(mut cmd: Command) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let what = format!("{cmd:?}");
+    let mut tries = 0;
+    let mut child = loop {
+        let spawned = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn();
+        match spawned {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("starting {what}: {e}"),
+        }
+    };
+    let status = bounded::wait_within(&mut child, bounded::COMMAND_LIMIT, &what);
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
     }
 }
 
@@ -537,7 +568,7 @@ fn podman_rootless_runs_an_image_with_basic_runtime() {
             .args(["--events-backend", "none", "--runtime"])
             .arg(&r.bin)
             .args(args);
-        common::output(cmd)
+        output(cmd)
     };
     assert_success(
         &podman(&["pull", "--tls-verify=false", &image]),
