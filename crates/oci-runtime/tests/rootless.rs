@@ -98,6 +98,14 @@ impl Rootless {
         cmd.args(["spec", "--rootless"]).current_dir(&dir);
         let out = output(cmd);
         assert_success(&out, "spec --rootless");
+        // Never over a config.json that is there, as runc.
+        let mut again = self.home.command(&self.bin);
+        again.args(["spec", "--rootless"]).current_dir(&dir);
+        let out = output(again);
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists"),
+            "spec over an existing config.json: {out:?}"
+        );
         let spec: Value =
             serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -105,28 +113,71 @@ impl Rootless {
     }
 }
 
-/// A process of the user's holding a user namespace (the user is root in it, mapped alone)
-/// and a mount namespace, as a rootless engine's pause process does; killed on drop.
+/// A process of the user's holding a user namespace (the user is root in it) and a mount
+/// namespace, as a rootless engine's pause process does; killed on drop.
 struct Holder {
     child: Child,
 }
 
+/// Which ids the holder's namespace maps.
+#[derive(Clone, Copy, PartialEq)]
+enum Ids {
+    /// The user's own, as root (`unshare --map-root-user`).
+    Own,
+    /// The user's own as root, then its subordinate ids from 1 on (`newuidmap`), as
+    /// podman's and basic-docker's rootless namespaces do.
+    Subordinate,
+}
+
 impl Holder {
-    fn new(r: &Rootless) -> Holder {
-        let child = r
-            .home
-            .command("unshare")
-            .args(["--user", "--map-root-user", "--mount", "sleep", "600"])
+    fn new(r: &Rootless, ids: Ids) -> Holder {
+        let mut cmd = r.home.command("unshare");
+        cmd.args(["--user", "--mount"]);
+        if ids == Ids::Own {
+            cmd.arg("--map-root-user");
+        }
+        let child = cmd
+            .args(["sleep", "600"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let holder = Holder { child };
+        let pid = holder.child.id().to_string();
+        let user = &r.home.user;
+        if ids == Ids::Subordinate {
+            // Once unshare has exec'd sleep, its namespace exists.
+            let comm = holder.proc_file("comm");
+            bounded::until(Duration::from_secs(10), "unshare to exec sleep", || {
+                std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep")
+            });
+            let subgid = subgid_start();
+            for (helper, id, sub) in [
+                ("newuidmap", user.uid, user.subuid_start),
+                ("newgidmap", user.gid, subgid),
+            ] {
+                let mut cmd = r.home.command(helper);
+                cmd.args([
+                    &pid,
+                    "0",
+                    &id.to_string(),
+                    "1",
+                    "1",
+                    &sub.to_string(),
+                    "65536",
+                ]);
+                assert_success(&output(cmd), helper);
+            }
+        }
         let map = holder.proc_file("uid_map");
-        let uid = r.uid().to_string();
-        bounded::until(Duration::from_secs(10), "unshare's uid map", || {
-            std::fs::read_to_string(&map)
-                .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", &uid, "1"])
+        let uid = user.uid.to_string();
+        bounded::until(Duration::from_secs(10), "the holder's uid map", || {
+            std::fs::read_to_string(&map).is_ok_and(|m| {
+                m.lines()
+                    .next()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                    == Some(vec!["0", &uid, "1"])
+            })
         });
         holder
     }
@@ -188,6 +239,18 @@ fn output(mut cmd: Command) -> Output {
         stdout: std::fs::read(&out).unwrap(),
         stderr: std::fs::read(&err).unwrap(),
     }
+}
+
+/// The test user's first subordinate gid.
+fn subgid_start() -> u32 {
+    let text = std::fs::read_to_string("/etc/subgid").unwrap();
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() == 3 && f[0] == basic_test_support::rootless::USER)
+                .then(|| f[1].parse().ok())?
+        })
+        .expect("the test user has subordinate gids")
 }
 
 fn write_json(path: &Path, value: &Value) {
@@ -388,7 +451,7 @@ fn subordinate_ids_are_mapped_through_newuidmap() {
 #[test]
 fn root_in_the_users_namespace_runs_docker_specs() {
     let Some(r) = Rootless::new() else { return };
-    let holder = Holder::new(&r);
+    let holder = Holder::new(&r, Ids::Own);
     let host_net: Vec<String> = std::fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
@@ -439,13 +502,50 @@ fn root_in_the_users_namespace_runs_docker_specs() {
     assert_empty_state(&r.default_state());
 }
 
+/// The engine's case in a namespace with the user's subordinate ids: a container user
+/// other than root is a subordinate id on the host, and devpts keeps its tty group.
+#[test]
+fn a_container_user_is_a_subordinate_id_in_the_engines_namespace() {
+    let Some(r) = Rootless::new() else { return };
+    let holder = Holder::new(&r, Ids::Subordinate);
+    let volume = r.user_dir("volume");
+    std::fs::set_permissions(&volume, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut spec = engine_spec(
+        "id -u; id -g; touch /data/by-1000; grep ' /dev/pts ' /proc/mounts",
+        false,
+    );
+    spec["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    add_bind(&mut spec, &volume, "/data");
+    let bundle = r.bundle("bundle", &spec);
+    let out = holder.runtime(
+        &r,
+        &["run", "--bundle", bundle.to_str().unwrap(), "rl-subid"],
+    );
+    assert_success(&out, "run as uid 1000");
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("1000"), "{text}");
+    assert_eq!(lines.next(), Some("1000"), "{text}");
+    // The kernel shows devpts' gid as the host sees it: the tty group, 5, is a
+    // subordinate gid, mapped (the fallback for an unmapped one was not needed).
+    let tty = format!("gid={}", subgid_start() + 4);
+    assert!(
+        text.contains(&tty),
+        "devpts without the tty group ({tty}): {text}"
+    );
+    let meta = std::fs::metadata(volume.join("by-1000")).unwrap();
+    assert_eq!(meta.uid(), r.home.user.host_uid(1000));
+    assert_eq!(meta.gid(), subgid_start() + 999);
+    assert_empty_state(&r.default_state());
+}
+
 /// `--ipc host` in the engine's case: no new mqueue can be mounted for an IPC namespace
 /// the user namespace does not own; the host's /dev/mqueue is bound, or, on a host
 /// without one (this machine), the error says what to change.
 #[test]
 fn the_hosts_ipc_namespace_gets_the_hosts_mqueue_or_a_clear_error() {
     let Some(r) = Rootless::new() else { return };
-    let holder = Holder::new(&r);
+    let holder = Holder::new(&r, Ids::Own);
     let mut spec = engine_spec("grep ' /dev/mqueue ' /proc/mounts", false);
     spec["linux"]["namespaces"]
         .as_array_mut()
@@ -471,7 +571,7 @@ fn the_hosts_ipc_namespace_gets_the_hosts_mqueue_or_a_clear_error() {
 #[test]
 fn exec_from_another_process_in_the_users_namespace() {
     let Some(r) = Rootless::new() else { return };
-    let holder = Holder::new(&r);
+    let holder = Holder::new(&r, Ids::Own);
     let bundle = r.bundle("bundle", &engine_spec("exec sleep 600", false));
     let b = bundle.to_str().unwrap();
     assert_success(
@@ -529,7 +629,7 @@ fn limits_are_refused_without_a_writable_cgroup() {
     let mut engine = engine_spec("touch /data/ran", false);
     engine["linux"]["resources"]["memory"] = limits["memory"].clone();
     add_bind(&mut engine, &volume, "/data");
-    let holder = Holder::new(&r);
+    let holder = Holder::new(&r, Ids::Own);
     for (name, spec, in_namespace) in [("direct", direct, false), ("engine", engine, true)] {
         let bundle = r.bundle(&format!("bundle-{name}"), &spec);
         let args = ["run", "--bundle", bundle.to_str().unwrap(), "rl-limits"];
