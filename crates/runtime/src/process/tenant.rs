@@ -46,27 +46,11 @@ fn join(cfg: &mut TenantConfig<'_>) -> Result<(), ChildError> {
     // Cgroups first: the paths are the host's, and after joining a user namespace the
     // cgroup files may no longer be ours to write.
     let me = std::process::id().to_string();
-    // runc's rootless rule: a container made without a cgroup of its own (rootless, the
-    // hierarchy not writable) has its init in its creator's cgroups, which may be out of
-    // our reach too; the process then stays in ours, which is no less confined.
-    let unprivileged = crate::cgroups::unprivileged::runtime_is_unprivileged();
     for procs in &cfg.joined.cgroup_procs {
-        match std::fs::write(procs, &me) {
-            Ok(()) => {}
-            Err(e)
-                if unprivileged
-                    && matches!(
-                        e.kind(),
-                        std::io::ErrorKind::PermissionDenied
-                            | std::io::ErrorKind::ReadOnlyFilesystem
-                    ) => {}
-            Err(e) => {
-                return Err(io(format!(
-                    "joining cgroup {}",
-                    procs.parent().unwrap_or(procs).display()
-                ))(e));
-            }
-        }
+        std::fs::write(procs, &me).map_err(io(format!(
+            "joining cgroup {}",
+            procs.parent().unwrap_or(procs).display()
+        )))?;
     }
     for (typ, file) in &cfg.joined.namespaces {
         nix::sched::setns(file, clone_flag(*typ)).map_err(sys(format!(
