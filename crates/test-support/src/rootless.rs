@@ -50,11 +50,18 @@ impl RootlessUser {
                 USER,
             ]))?;
         }
-        if subordinate("/etc/subuid", USER)?.is_none() || subordinate("/etc/subgid", USER)?.is_none()
+        if subordinate("/etc/subuid", USER)?.is_none()
+            || subordinate("/etc/subgid", USER)?.is_none()
         {
             let start = free_subordinate_start()?;
             let range = format!("{start}-{}", start + 65535);
-            run(Command::new("usermod").args(["--add-subuids", &range, "--add-subgids", &range, USER]))?;
+            run(Command::new("usermod").args([
+                "--add-subuids",
+                &range,
+                "--add-subgids",
+                &range,
+                USER,
+            ]))?;
         }
         let (uid, gid) = lookup(USER)?.ok_or_else(|| io::Error::other("useradd made no user"))?;
         let (subuid_start, subuid_count) = subordinate("/etc/subuid", USER)?
@@ -186,7 +193,11 @@ fn kill_processes_of(uid: u32, dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let owned = fs::read_to_string(entry.path().join("status"))
@@ -201,7 +212,9 @@ fn kill_processes_of(uid: u32, dir: &Path) {
         }
         let environ = fs::read(entry.path().join("environ")).unwrap_or_default();
         if environ.windows(needle.len()).any(|w| w == needle) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
