@@ -16,7 +16,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use basic_network::pasta::{self, DNS_FORWARD};
-use basic_network::{Error, Pasta, PastaOptions, PortMapping, netns};
+use basic_network::{
+    AttachRequest, CreateOptions, Error, Networks, NetworksConfig, Pasta, PastaOptions,
+    PortMapping, PortSpec, netns,
+};
 use basic_test_support::bounded::output_within;
 use basic_test_support::rootless::{RootlessUser, UserHome};
 use common::{NETNS_DIR, TOOL_LIMIT};
@@ -425,4 +428,88 @@ fn a_rootless_user_gets_pasta_and_is_refused_privileged_ports() {
         "{stdout}"
     );
     assert!(stdout.contains("ROOTLESS PASTA OK"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn networks_in_rootless_mode_attach_the_default_network_through_pasta_and_refuse_others() {
+    let Some(ns) = Ns::new("manager") else { return };
+    drop(ns);
+    let root = tempfile::tempdir().unwrap();
+    let mut config = NetworksConfig::new(root.path());
+    config.netns_dir = NETNS_DIR.into();
+    // No plugin directory: any CNI plugin run would fail, and none must happen.
+    config.plugin_dirs = Vec::new();
+    config.rootless = true;
+    config.pool_size = 2;
+    let networks = Networks::open(config.clone()).unwrap();
+    let id = format!("pasta-manager-{}", std::process::id());
+    let host_port = free_port();
+    let mut req = AttachRequest::new(&id);
+    req.name = Some("web".into());
+    req.ports = PortSpec::parse(&format!("{host_port}:8080")).unwrap();
+    req.etc_dir = Some(root.path().join("etc"));
+    let att = networks.attach(&req).unwrap();
+
+    let process = att.pasta.expect("the record names its pasta");
+    assert!(process.is_running());
+    let net = &att.networks[0];
+    assert_eq!(net.network, "bridge");
+    assert!(!net.user_defined);
+    assert_eq!(net.network_id, networks.inspect("bridge").unwrap().id);
+    let ip = att.ip().expect("the address pasta gave");
+    assert!(
+        ip_addr_show(&att.netns).contains(&format!("inet {ip}/")),
+        "{ip}"
+    );
+    assert!(net.gateway.is_some());
+    let resolv = std::fs::read_to_string(att.etc_files().unwrap().resolv_conf).unwrap();
+    assert!(resolv.starts_with("nameserver 169.254.1.1\n"), "{resolv}");
+    inside(&att.netns, || {
+        serve(TcpListener::bind("0.0.0.0:8080").unwrap(), "web\n")
+    });
+    assert_eq!(
+        fetch(SocketAddr::from(([127, 0, 0, 1], host_port))).unwrap(),
+        "web\n"
+    );
+    assert_eq!(
+        att.ports_display(),
+        format!("0.0.0.0:{host_port}->8080/tcp")
+    );
+
+    let refused = networks
+        .create(&CreateOptions {
+            name: "mynet".into(),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused
+            .contains("rootless mode supports the default network (through pasta), none and host"),
+        "{refused}"
+    );
+    let mut other = AttachRequest::new(&format!("{id}-2"));
+    other.networks = vec!["mynet".into()];
+    let refused = networks.attach(&other).unwrap_err();
+    assert!(
+        matches!(refused, Error::Rootless(ref n) if n == "mynet"),
+        "{refused}"
+    );
+    assert!(
+        !Path::new(NETNS_DIR).join(format!("{id}-2")).exists(),
+        "nothing made for it"
+    );
+
+    // Another process (another instance) detaches it from the record alone.
+    let later = Networks::open(config).unwrap();
+    let detached = later.detach(&id).unwrap().expect("the record");
+    assert_eq!(detached.pasta, Some(process));
+    assert!(!process.is_running(), "detach stopped pasta");
+    assert!(!att.netns.exists(), "and removed the namespace");
+    assert!(later.attachments().unwrap().is_empty());
+    assert!(
+        later.pool_entries().unwrap().is_empty(),
+        "no namespace prepared ahead"
+    );
+    assert!(fetch(SocketAddr::from(([127, 0, 0, 1], host_port))).is_err());
 }
