@@ -40,7 +40,7 @@ pub struct GlobalOptions {
         value_parser = parse_mirror
     )]
     pub registry_mirrors: Vec<String>,
-    /// Daemon configuration file, in dockerd's daemon.json format: `registry-mirrors`, `insecure-registries` [default: /etc/basic-docker/daemon.json]
+    /// Daemon configuration file, in dockerd's daemon.json format: `registry-mirrors`, `insecure-registries` [default: /etc/basic-docker/daemon.json; for an ordinary user $XDG_CONFIG_HOME/basic-docker/daemon.json]
     #[arg(
         long = "config-file",
         global = true,
@@ -826,9 +826,8 @@ pub struct ServiceArgs {
     /// Exit after this many seconds without a request (0: never), for socket activation
     #[arg(short, long, default_value_t = 5, value_name = "SECONDS")]
     pub time: u64,
-    /// Where to listen: unix:///path/to/socket (socket-activated by systemd: the socket it passes)
-    #[arg(default_value = "unix:///run/basic-docker/docker.sock")]
-    pub uri: String,
+    /// Where to listen: unix:///path/to/socket (socket-activated by systemd: the socket it passes) [default: unix:///run/basic-docker/docker.sock; for an ordinary user unix://$XDG_RUNTIME_DIR/basic-docker/docker.sock]
+    pub uri: Option<String>,
 }
 
 /// `manifest` sub-verbs.

@@ -19,6 +19,17 @@ use crate::cli::GlobalOptions;
 /// Where the configuration file is looked for when `--config-file` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/basic-docker/daemon.json";
 
+/// [`DEFAULT_CONFIG_FILE`], or in rootless mode the user's
+/// `$XDG_CONFIG_HOME/basic-docker/daemon.json`.
+fn default_config_file() -> PathBuf {
+    match basic_runtime::rootless::active() {
+        true => basic_engine::paths::UserPaths::from_env()
+            .config
+            .join("daemon.json"),
+        false => PathBuf::from(DEFAULT_CONFIG_FILE),
+    }
+}
+
 /// The keys read; dockerd's names.
 #[derive(Debug, Default, Deserialize)]
 struct DaemonFile {
@@ -33,7 +44,7 @@ struct DaemonFile {
 pub fn apply(global: &mut GlobalOptions) -> anyhow::Result<()> {
     let (path, explicit) = match &global.config_file {
         Some(path) => (path.clone(), true),
-        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        None => (default_config_file(), false),
     };
     let Some(file) = read(&path, explicit).with_context(|| {
         format!(

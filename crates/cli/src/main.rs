@@ -15,6 +15,19 @@ fn main() -> ExitCode {
     // systemd's socket activation passed to this very process are the service's socket.
     basic_runtime::descriptors::close_on_exec_from(3 + basic_api::activation_fd_count());
     basic_runtime::signals::die_on_broken_pipe();
+    // An ordinary user's store and state live in their XDG directories;
+    // an explicit flag or variable still wins.
+    if let Some(user) = rootless_defaults() {
+        for (variable, value) in [
+            ("BASIC_DOCKER_ROOT", user.root),
+            ("BASIC_DOCKER_STATE", user.state),
+        ] {
+            if std::env::var_os(variable).is_none() {
+                // SAFETY: no other thread exists yet (the async runtime starts below).
+                unsafe { std::env::set_var(variable, value) };
+            }
+        }
+    }
     // docker's exit codes for a command line it cannot parse (125 for a bad flag).
     let mut cli = match usage::parse() {
         Ok(cli) => cli,
@@ -27,6 +40,19 @@ fn main() -> ExitCode {
         cli::Command::System(cli::SystemCommand::Service(_))
     ) {
         basic_runtime::signals::survive_broken_pipe();
+    }
+    // An ordinary user's commands all run in the user's own user and mount namespaces
+    // (rootless mode), joined before any thread starts.
+    match basic_runtime::rootless::enter(&cli.global.state) {
+        Ok(basic_runtime::rootless::Entered::Joined {
+            warning: Some(warning),
+            ..
+        }) => eprintln!("WARNING: {warning}"),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return ExitCode::from(125);
+        }
     }
     // Supervisors run basic-docker-supervise while their container runs: found now, while
     // this program still has a path (a sealed copy has none), and passed on to them.
@@ -101,6 +127,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// An ordinary user's directories, when this process is not root on the host.
+fn rootless_defaults() -> Option<basic_engine::paths::UserPaths> {
+    let host_root = basic_engine::paths::runs_as_root();
+    (!host_root && !basic_runtime::rootless::active())
+        .then(basic_engine::paths::UserPaths::from_env)
 }
 
 /// The commands that fork processes into containers, `exec` and a container's supervisor

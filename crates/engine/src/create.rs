@@ -217,6 +217,10 @@ impl Engine {
         }
         stored.log_rotation()?;
         mounts::check(config)?;
+        if basic_runtime::rootless::active() {
+            let env = crate::host::environment(&self.paths, false);
+            crate::host::refuse_unreachable_limits(config, &env)?;
+        }
         network::check(&self.paths, &stored)
     }
 
@@ -279,6 +283,7 @@ impl Engine {
             mounts: &container_mounts,
         };
         let mut spec = spec::build(config, defaults, &who)?;
+        crate::host::fit_spec_to_rootless(&self.paths, &mut spec);
         let hostname = spec.hostname().clone().unwrap_or_default();
         let stored = StoredConfig {
             config: config.clone(),

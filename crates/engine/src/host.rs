@@ -66,6 +66,109 @@ pub fn environment(paths: &EnginePaths, refresh: bool) -> Environment {
     env
 }
 
+/// In rootless mode, a limit whose cgroup controller this user cannot write is refused
+/// (running without it would be a silent lie): on cgroup v1, or v2 without a delegated
+/// subtree, ordinary users get no cgroups of their own. Names the first such flag.
+pub fn refuse_unreachable_limits(
+    config: &crate::ContainerConfig,
+    env: &Environment,
+) -> crate::Result<()> {
+    let Some(host) = config.host_config.as_ref() else {
+        return Ok(());
+    };
+    let set = |v: Option<i64>| v.is_some_and(|v| v != 0);
+    let wanted = [
+        (
+            set(host.memory) || set(host.memory_swap) || set(host.memory_reservation),
+            "memory",
+            "--memory",
+        ),
+        (set(host.nano_cpus) || set(host.cpu_quota), "cpu", "--cpus"),
+        (set(host.cpu_shares), "cpu", "--cpu-shares"),
+        (
+            host.cpuset_cpus.as_deref().is_some_and(|c| !c.is_empty()),
+            "cpuset",
+            "--cpuset-cpus",
+        ),
+        (set(host.pids_limit), "pids", "--pids-limit"),
+        (
+            host.blkio_weight.is_some_and(|w| w != 0),
+            "blkio",
+            "--blkio-weight",
+        ),
+    ];
+    for (asked, controller, flag) in wanted {
+        if asked && !env.controller_writable(controller) {
+            let host = match env.cgroup_version {
+                basic_runtime::CgroupVersion::V1 => {
+                    "this host has cgroup v1, which gives ordinary users no cgroups"
+                }
+                basic_runtime::CgroupVersion::V2 => {
+                    "no cgroup v2 subtree with that controller is delegated to this user"
+                }
+            };
+            return Err(crate::EngineError::InvalidArgument(format!(
+                "{flag} cannot be honoured in rootless mode: {host} (limits need cgroup v2 with a delegated subtree, as systemd's user@.service gives)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How containers on the default network reach the world: a bridge with veths (root) or
+/// pasta's user-mode stack (rootless mode).
+pub fn network_stack() -> &'static str {
+    match basic_runtime::rootless::active() {
+        true => "pasta (user-mode networking)",
+        false => "bridge (CNI: bridge, host-local, portmap)",
+    }
+}
+
+/// Whether containers get cgroups of their own: always for root; in rootless mode only
+/// where the user may create some (cgroup v2 with a delegated subtree). Without, limits are
+/// refused at create ([`refuse_unreachable_limits`]) and the container runs in the user's
+/// cgroup, as podman's rootless containers do on cgroup v1.
+pub fn cgroups_reachable(paths: &EnginePaths) -> bool {
+    !basic_runtime::rootless::active()
+        || environment(paths, false)
+            .cgroup_controllers
+            .iter()
+            .any(|(_, writable)| *writable)
+}
+
+/// Fits a container's spec to rootless mode: without a writable devices controller the
+/// device cgroup rules go (the container cannot make device nodes in a user namespace
+/// anyway; only the host's harmless nodes are bound into its `/dev`), and a mount option
+/// naming a group the user namespace does not map (devpts' `gid=5` for a user without
+/// subordinate ids) is dropped, as `runc spec --rootless` drops it.
+pub fn fit_spec_to_rootless(paths: &EnginePaths, spec: &mut basic_runtime::Spec) {
+    if !basic_runtime::rootless::active() {
+        return;
+    }
+    if !environment(paths, false).controller_writable("devices")
+        && let Some(resources) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.resources_mut().as_mut())
+    {
+        resources.set_devices(None);
+    }
+    let gids = basic_runtime::rootless::gid_map();
+    let mapped = |gid: u32| {
+        gids.iter()
+            .any(|r| gid >= r.inside && gid - r.inside < r.count)
+    };
+    for mount in spec.mounts_mut().iter_mut().flatten() {
+        if let Some(options) = mount.options_mut() {
+            options.retain(|o| {
+                o.strip_prefix("gid=")
+                    .and_then(|g| g.parse::<u32>().ok())
+                    .is_none_or(mapped)
+            });
+        }
+    }
+}
+
 /// A failure only means probing again next time, so it is logged, not reported.
 fn write_atomically(path: &Path, bytes: &[u8]) {
     if let Err(e) = privacy::write_private(path, bytes) {

@@ -10,6 +10,56 @@ pub const DEFAULT_STATE_DIR: &str = "/run/basic-docker";
 /// docker's `/var/lib/docker`: the default store root.
 pub const DEFAULT_ROOT: &str = "/var/lib/basic-docker";
 
+/// An ordinary user's store root, run-time state directory and configuration directory
+/// (rootless mode), where podman keeps its own: `$XDG_DATA_HOME/basic-docker` (default
+/// `~/.local/share/basic-docker`), `$XDG_RUNTIME_DIR/basic-docker` (default
+/// `/run/user/UID/basic-docker` when that directory is the user's, else
+/// `/tmp/basic-docker-UID`) and `$XDG_CONFIG_HOME/basic-docker` (default
+/// `~/.config/basic-docker`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPaths {
+    /// The store root.
+    pub root: PathBuf,
+    /// The run-time state directory.
+    pub state: PathBuf,
+    /// Where `daemon.json` is read from.
+    pub config: PathBuf,
+}
+
+/// Whether this process runs as root: uid 0 on the host, or in the user namespace it runs in.
+pub fn runs_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl UserPaths {
+    /// The directories for the user running this process, from its environment.
+    pub fn from_env() -> UserPaths {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let home = var("HOME").unwrap_or_else(|| PathBuf::from("/"));
+        let uid = nix::unistd::getuid();
+        let runtime = var("XDG_RUNTIME_DIR").unwrap_or_else(|| {
+            let login = PathBuf::from(format!("/run/user/{uid}"));
+            match std::fs::metadata(&login) {
+                Ok(m) if std::os::unix::fs::MetadataExt::uid(&m) == uid.as_raw() => login,
+                _ => PathBuf::from(format!("/tmp/basic-docker-{uid}")),
+            }
+        });
+        UserPaths {
+            root: var("XDG_DATA_HOME")
+                .unwrap_or_else(|| home.join(".local/share"))
+                .join("basic-docker"),
+            state: runtime.join("basic-docker"),
+            config: var("XDG_CONFIG_HOME")
+                .unwrap_or_else(|| home.join(".config"))
+                .join("basic-docker"),
+        }
+    }
+}
+
 /// The two directories of an engine.
 #[derive(Debug, Clone)]
 pub struct EnginePaths {

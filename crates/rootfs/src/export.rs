@@ -345,8 +345,8 @@ fn drop_foreign_xattrs(path: &CStr) -> io::Result<()> {
         other => other?,
     };
     for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
-        let foreign = (key.starts_with(b"trusted.overlay.")
-            && key != crate::OVERLAY_OPAQUE_XATTR.as_bytes())
+        let foreign = (crate::overlay_xattr::is_overlay_key(key)
+            && !crate::overlay_xattr::is_opaque_key(key))
             || key.starts_with(b"system.");
         if !foreign {
             continue;
@@ -825,17 +825,19 @@ fn whiteout_name(path: &[u8]) -> Vec<u8> {
 /// Whether the directory `fd` (`O_PATH`) is opaque in overlay form.
 fn opaque(fd: BorrowedFd<'_>) -> bool {
     let path = proc_path(fd);
-    let mut buf = [0u8; 2];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
+    crate::overlay_xattr::opaque_names().iter().any(|name| {
+        let mut buf = [0u8; 2];
+        // SAFETY: valid C strings and a buffer of the length given.
+        let n = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        n == 1 && buf[0] == b'y'
+    })
 }
 
 fn set_name_field(header: &mut tar::Header, name: &[u8]) {

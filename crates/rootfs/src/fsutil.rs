@@ -59,17 +59,19 @@ pub(crate) fn times(st: &libc::stat) -> [libc::timespec; 2] {
 }
 
 pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> bool {
-    let mut buf = [0u8; 2];
-    // SAFETY: buffer pointer and length are valid.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            c"trusted.overlay.opaque".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    n == 1 && buf[0] == b'y'
+    crate::overlay_xattr::opaque_names().iter().any(|name| {
+        let mut buf = [0u8; 2];
+        // SAFETY: buffer pointer and length are valid.
+        let n = unsafe {
+            libc::fgetxattr(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        n == 1 && buf[0] == b'y'
+    })
 }
 
 /// FICLONE (a reflink: shared extents) where the filesystem can, a copy

@@ -29,6 +29,7 @@ mod apply;
 mod compression;
 pub mod export;
 mod fsutil;
+mod overlay_xattr;
 mod parallel;
 mod reader;
 pub mod snapshot;
@@ -40,6 +41,7 @@ pub use apply::{
     OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, Settled, WHITEOUT_PREFIX, apply_layer,
 };
 pub use compression::{Compression, CompressionError};
+pub use overlay_xattr::OVERLAY_OPAQUE_USER_XATTR;
 pub use parallel::{LayerJob, apply_layers_parallel};
 pub use snapshot::{
     Change, ChangeKind, CopySnapshotter, MAX_LOWER_DIRS, Mount, OverlaySnapshotter, PrepareOptions,

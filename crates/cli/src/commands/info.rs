@@ -14,11 +14,13 @@ use crate::cli::{GlobalOptions, InfoArgs};
 /// Prints versions, storage, snapshotter and the host's isolation features.
 pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> {
     let env = host::environment(&paths(global), true);
-    // The probe mounts below the store; without a store yet, below /tmp, unrecorded.
+    // The probe mounts below the store; without a store yet, below the directory that
+    // will hold it (the filesystem decides), unrecorded.
     let snapshotter = if global.root.is_dir() {
         host::snapshotter_kind(&paths(global))
     } else {
-        basic_rootfs::snapshot::detect(&std::env::temp_dir())
+        let existing = global.root.ancestors().find(|d| d.is_dir());
+        basic_rootfs::snapshot::detect(existing.unwrap_or(std::path::Path::new("/")))
     }
     .to_string();
     let counts = counts(global);
@@ -47,6 +49,11 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
         "Overlayfs": env.overlayfs,
         "PivotRoot": env.pivot_root,
         "Root": env.root,
+        "Rootless": basic_runtime::rootless::active(),
+        "UidMap": id_map(&basic_runtime::rootless::uid_map()),
+        "GidMap": id_map(&basic_runtime::rootless::gid_map()),
+        "SecurityOptions": basic_api::security_options(),
+        "NetworkStack": host::network_stack(),
         "InContainer": env.in_container,
         "MissingCapabilities": env.missing_capabilities,
         "HardNofileLimit": env.hard_nofile,
@@ -59,6 +66,14 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     }
     print_table(&report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A user namespace's id map, one `INSIDE OUTSIDE COUNT` string per range.
+fn id_map(ranges: &[basic_runtime::rootless::IdRange]) -> Vec<String> {
+    ranges
+        .iter()
+        .map(|r| format!("{} {} {}", r.inside, r.outside, r.count))
+        .collect()
 }
 
 /// docker's `RegistryConfig`: the insecure registries (loopback always is) and
@@ -172,6 +187,21 @@ fn print_table(report: &serde_json::Value) {
     println!("Docker Root Dir: {}", text("DockerRootDir"));
     println!("Cgroup Version: {}", text("CgroupVersion"));
     println!("Running as root: {}", text("Root"));
+    println!("Rootless: {}", text("Rootless"));
+    if report["Rootless"] == true {
+        let ranges = |key: &str| {
+            report[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(" UID Map: {}", ranges("UidMap"));
+        println!(" GID Map: {}", ranges("GidMap"));
+    }
+    println!("Network Stack: {}", text("NetworkStack"));
     if let Some(evidence) = report["InContainer"].as_str() {
         println!("Inside a container: yes ({evidence})");
     }

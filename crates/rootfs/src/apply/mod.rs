@@ -543,15 +543,18 @@ fn display(raw: &[u8]) -> String {
 }
 
 fn overlay_opaque() -> CString {
-    CString::new(OVERLAY_OPAQUE_XATTR).expect("constant has no NUL")
+    crate::overlay_xattr::opaque().to_owned()
 }
 
-/// Xattrs a layer may not set: overlayfs' own (`trusted.overlay.*` could
-/// redirect lookups or fake whiteouts) and ACLs, which are not carried
-/// as `SCHILY.xattr` by the tools that write layers.
+/// Xattrs a layer may not set: overlayfs' own (`trusted.overlay.*`, or
+/// `user.overlay.*` in rootless mode, could redirect lookups or fake
+/// whiteouts), ACLs, which are not carried as `SCHILY.xattr` by the tools
+/// that write layers, and in a user namespace `trusted.*`, which only the
+/// host's root may set.
 fn skip_xattr(key: &CStr) -> bool {
     let k = key.to_bytes();
-    if k.starts_with(b"trusted.overlay.") || k.starts_with(b"system.") {
+    let host_only = k.starts_with(b"trusted.") && crate::overlay_xattr::in_user_namespace();
+    if crate::overlay_xattr::is_overlay_key(k) || k.starts_with(b"system.") || host_only {
         tracing::debug!(xattr = ?key, "ignoring xattr from layer");
         return true;
     }

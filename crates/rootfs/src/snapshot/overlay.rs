@@ -363,6 +363,7 @@ fn overlay_options(
         options.push(format!("upperdir={}", absolute_path(u)?.display()));
         options.push(format!("workdir={}", absolute_path(w)?.display()));
     }
+    options.extend(crate::overlay_xattr::mount_option().map(String::from));
     Ok(options)
 }
 
@@ -578,7 +579,10 @@ pub(crate) fn probe(root: &Path) -> Result<(), SnapshotError> {
                 format!("lowerdir={}", lower.display()),
                 format!("upperdir={}", upper.display()),
                 format!("workdir={}", work.display()),
-            ],
+            ]
+            .into_iter()
+            .chain(crate::overlay_xattr::mount_option().map(String::from))
+            .collect(),
             relative_to: None,
         };
         do_mount(&mount, &merged)?;
