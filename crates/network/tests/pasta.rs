@@ -286,7 +286,6 @@ fn teardown_leaves_no_pasta_and_pasta_quits_when_its_namespace_goes() {
     assert!(record.is_running(), "keep lets it run");
     record.stop().unwrap();
     assert!(!record.is_running());
-    assert!(!Path::new(&format!("/proc/{}", record.pid)).exists() || !record.is_running());
 
     // Left running, it goes away by itself with its namespace.
     let orphan = Pasta::start(&ns.options(&[])).unwrap().keep();
