@@ -230,6 +230,19 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     assert_eq!(by_root.gid(), user.home.user.gid);
     let by_1000 = std::fs::metadata(bind.join("by-1000")).unwrap();
     assert_eq!(by_1000.uid(), user.home.user.host_uid(1000));
+    // A running container's changes committed (it has no freezer to pause it with).
+    user.ok(&["exec", "worker", "sh", "-c", "echo made > /made"]);
+    user.ok(&["commit", "worker", "worker-image:1"]);
+    let made = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "worker-image:1",
+        "cat",
+        "/made",
+    ]);
+    assert_eq!(made, "made\n");
     user.ok(&["stop", "-t", "1", "worker"]);
     user.ok(&["rm", "worker"]);
     assert_eq!(user.ok(&["ps", "-aq"]), "");
@@ -587,6 +600,79 @@ fn a_hostile_image_cannot_reach_the_users_files_or_escape_the_id_range() {
         ]),
         "ok\n"
     );
+}
+
+/// CVE-2019-5736 in rootless mode, where it matters most: the user's own `basic-docker`
+/// belongs to the user, whom the container's root is. A hostile image lures the engine
+/// into executing itself in the container (`/bin/evil` is a `#!/proc/self/exe` script);
+/// the attacker in the container takes a handle on that process's `/proc/PID/exe` and
+/// keeps trying to open it for writing. The binary must come out unchanged.
+#[test]
+fn a_rootless_container_cannot_reach_the_users_own_basic_docker_binary() {
+    use basic_test_support::engine_binary::{AttackReport, BinaryCopy, dynamic_linking};
+    let Some(user) = User::new() else { return };
+    let Some(attacker) = basic_test_support::programs::static_program(
+        "exe-attacker",
+        include_str!("attacks/exe_attacker.c"),
+    ) else {
+        return;
+    };
+    let owner = (user.home.user.uid, user.home.user.gid);
+    let copy = BinaryCopy::owned_by(
+        Path::new(env!("CARGO_BIN_EXE_basic-docker")),
+        &[Path::new(env!("CARGO_BIN_EXE_basic-docker-supervise"))],
+        &user.home.dir().join("bin"),
+        owner,
+    );
+    let linking = dynamic_linking(copy.path()).expect("basic-docker is dynamically linked");
+    let image = ImageBuilder::busybox()
+        .layer(|l| {
+            l.copy("exe-attacker", &attacker, 0o755);
+            l.file("bin/evil", b"#!/proc/self/exe\n", 0o755);
+            linking.stall_in_layer(l);
+        })
+        .push(&user.registry, "rootless/exe-attack");
+    let out = user.home.home().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(owner.0), Some(owner.1)).unwrap();
+    let with_copy = |args: &[&str]| {
+        let mut cmd = user.home.command(copy.path());
+        cmd.arg("--insecure-registry")
+            .arg(&user.registry)
+            .args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("basic-docker {args:?} (the user's copy)"),
+        )
+    };
+    let volume = format!("{}:/out", out.display());
+    let mut run = vec![
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "attacker",
+        "-v",
+        &volume,
+        &image,
+        "/exe-attacker",
+        "/proc/self/exe",
+        "/out/report",
+    ];
+    let libraries = linking.library_paths();
+    run.extend(libraries.iter().map(String::as_str));
+    let started = with_copy(&run);
+    assert!(started.status.success(), "{started:?}");
+    let report_path = out.join("report");
+    let wait = std::time::Duration::from_secs(60);
+    let report = AttackReport::wait(&report_path, wait, AttackReport::started);
+    assert!(report.started(), "the attacker never started");
+    let exec = with_copy(&["exec", "attacker", "/bin/evil"]);
+    let report = AttackReport::wait(&report_path, wait, AttackReport::finished);
+    report.assert_nothing_reached(&copy, &format!("rootless exec /bin/evil ({})", exec.status));
+    with_copy(&["rm", "-f", "attacker"]);
 }
 
 /// Paths named `name` under `dir`, at most `depth` levels down, links not followed.
