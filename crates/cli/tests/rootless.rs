@@ -862,6 +862,14 @@ fn an_ordinary_users_container_publishes_ports_and_reaches_the_host_through_past
         read_from_host_port(published).is_none(),
         "the port is closed"
     );
+
+    // A `--rm` run on the default network: its teardown (in the background) stops pasta.
+    let fetched = user.ok(&["run", "--rm", &image, "wget", "-q", "-O", "-", &url]);
+    assert_eq!(fetched, "hello from the host\n");
+    wait_for(
+        || pastas_of(&user).is_empty(),
+        "the --rm container's pasta stopping",
+    );
 }
 
 #[test]
