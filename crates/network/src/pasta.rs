@@ -258,23 +258,21 @@ impl Pasta {
             message,
         })?;
         let _ = std::fs::remove_file(&opts.pid_file);
-        let errors = tempfile_beside(&opts.pid_file, "err").map_err(|e| Error::Pasta {
-            what: what(),
-            message: format!("creating a file for its error output: {e}"),
-        })?;
+        // A file, not a pipe: the daemonised pasta could keep a pipe open after its
+        // parent exits.
+        let (errors, errors_file) =
+            tempfile_beside(&opts.pid_file, "err").map_err(|e| Error::Pasta {
+                what: what(),
+                message: format!("creating a file for its error output: {e}"),
+            })?;
         let status = Command::new(&opts.program)
             .args(opts.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(
-                errors
-                    .1
-                    .try_clone()
-                    .map_err(|e| Error::io("opening", &errors.0, e))?,
-            )
+            .stderr(errors_file)
             .status();
-        let stderr = std::fs::read_to_string(&errors.0).unwrap_or_default();
-        let _ = std::fs::remove_file(&errors.0);
+        let stderr = std::fs::read_to_string(&errors).unwrap_or_default();
+        let _ = std::fs::remove_file(&errors);
         let status = status.map_err(|e| Error::Pasta {
             what: what(),
             message: match e.kind() {
