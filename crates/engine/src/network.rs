@@ -152,9 +152,6 @@ pub(crate) fn configure_spec(
     match mode {
         Mode::None => Ok(()),
         Mode::Host => {
-            if config(paths).rootless {
-                bind_host_sysfs(spec);
-            }
             let files = basic_network::host_network_files(&etc_dir, hostname)?;
             add_etc_mounts(spec, &files)
         }
@@ -181,22 +178,6 @@ pub(crate) fn configure_spec(
             }
             Ok(())
         }
-    }
-}
-
-/// A new sysfs belongs to the mounter's network namespace, and only a user namespace
-/// owning that namespace may mount one: in rootless mode with the host's network the
-/// container gets the host's `/sys` bound read-only instead (as runc's and podman's
-/// rootless specs do).
-fn bind_host_sysfs(spec: &mut Spec) {
-    let sysfs = |m: &oci_spec::runtime::Mount| {
-        m.destination() == Path::new("/sys") && m.typ().as_deref() == Some("sysfs")
-    };
-    for mount in spec.mounts_mut().iter_mut().flatten().filter(|m| sysfs(m)) {
-        mount.set_typ(Some("bind".to_string()));
-        mount.set_source(Some(PathBuf::from("/sys")));
-        let options = ["rbind", "nosuid", "noexec", "nodev", "ro"];
-        mount.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
     }
 }
 
