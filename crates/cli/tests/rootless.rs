@@ -490,6 +490,18 @@ fn top_stats_and_pause_see_the_container_not_the_users_cgroup() {
         "two busybox sleeps hold well under 32 MiB: {stats}"
     );
 
+    // monitor: the same processes, and it says where the numbers come from.
+    let monitor = user.ok(&["monitor", "container", "pair"]);
+    if cgroup_v1 {
+        assert!(monitor.contains("no cgroup of its own"), "{monitor}");
+    }
+    let pids_row = monitor.lines().find(|l| l.starts_with("PIDs / limit"));
+    assert_eq!(
+        pids_row.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["PIDs", "/", "limit", "2", "/", "-"]),
+        "{monitor}"
+    );
+
     if cgroup_v1 {
         // pause: no freezer of its own, so refused (and nothing else frozen).
         let out = user.run(&["pause", "pair"]);
