@@ -901,3 +901,128 @@ fn user_defined_networks_are_refused_in_rootless_mode_with_the_reason() {
     let out = user.ok(&["run", "--rm", "--network", "host", &image, "cat", &mac_file]);
     assert_eq!(out, mac, "--network host sees the host's {iface}");
 }
+
+#[test]
+fn top_stats_and_pause_see_the_container_not_the_users_cgroup() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    user.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pair",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "sleep 300 & exec sleep 301",
+    ]);
+    // Removed however the test ends: the home's cleanup kills the engine's processes,
+    // not the container's.
+    let _pair = Removed(&user, "pair");
+    // On cgroup v1 the container has no cgroup of its own: it shares its user's (here
+    // the host's root cgroup, full of other processes).
+    let cgroup_v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+
+    // top: exactly the two sleeps, as the host sees them.
+    let mut rows = Vec::new();
+    wait_for(
+        || {
+            let top = user.ok(&["top", "pair"]);
+            rows = top.lines().skip(1).map(str::to_string).collect();
+            rows.len() == 2 && rows.iter().all(|r| r.contains("sleep 30"))
+        },
+        "top to list the two sleeps",
+    );
+    // CMD is the last column, after UID PID PPID C STIME TTY TIME.
+    let mut commands: Vec<String> = rows
+        .iter()
+        .map(|r| r.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .collect();
+    commands.sort_unstable();
+    assert_eq!(commands, ["sleep 300", "sleep 301"], "{rows:?}");
+    for row in &rows {
+        // The PID column is a host pid running that very command.
+        let pid = row.split_whitespace().nth(1).unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(cmdline.starts_with(b"sleep\0"), "{row}: {cmdline:?}");
+    }
+
+    // stats: two tasks and the sleeps' memory, not the cgroup's thousands.
+    let stats = user.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}} {{.CPUPerc}} {{.MemUsage}}",
+        "pair",
+    ]);
+    eprintln!(
+        "top as the user:\n{}\nstats as the user: {stats}",
+        rows.join("\n")
+    );
+    let fields: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "PIDs CPU% usage / limit: {stats}");
+    assert_eq!(fields[0], "2", "two processes: {stats}");
+    let cpu: f64 = fields[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu < 25.0, "two sleeps use no CPU: {stats}");
+    let usage = parse_size(fields[2]);
+    assert!(
+        usage > 0 && usage < 32 << 20,
+        "two busybox sleeps hold well under 32 MiB: {stats}"
+    );
+
+    // monitor: the same processes, and it says where the numbers come from.
+    let monitor = user.ok(&["monitor", "container", "pair"]);
+    if cgroup_v1 {
+        assert!(monitor.contains("no cgroup of its own"), "{monitor}");
+    }
+    let pids_row = monitor.lines().find(|l| l.starts_with("PIDs / limit"));
+    assert_eq!(
+        pids_row.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["PIDs", "/", "limit", "2", "/", "-"]),
+        "{monitor}"
+    );
+
+    if cgroup_v1 {
+        // pause: no freezer of its own, so refused (and nothing else frozen).
+        let out = user.run(&["pause", "pair"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "pause is refused: {stderr}");
+        assert!(
+            stderr.contains("pause is not supported in rootless mode on cgroup v1"),
+            "{stderr}"
+        );
+        let state = user.ok(&["inspect", "--format", "{{.State.Status}}", "pair"]);
+        assert_eq!(state.trim(), "running");
+        let out = user.run(&["unpause", "pair"]);
+        assert!(!out.status.success(), "nothing to unpause");
+    }
+}
+
+/// A container of the user's, removed (killed first) on drop.
+struct Removed<'a>(&'a User, &'a str);
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["rm", "-f", self.1]);
+    }
+}
+
+/// `1.5MiB` in bytes.
+fn parse_size(text: &str) -> u64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().unwrap_or_else(|_| panic!("a size: {text}"));
+    let scale = match unit {
+        "B" => 1u64,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => panic!("a unit: {text}"),
+    };
+    (number * scale as f64) as u64
+}
