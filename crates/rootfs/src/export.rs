@@ -524,6 +524,11 @@ impl<W: Write> Walker<'_, W> {
         name: &CStr,
         path: Vec<u8>,
     ) -> Result<Option<Dir>, ExportError> {
+        if self.layer.is_some() && crate::overlay_xattr::is_fuse_marker(name.to_bytes()) {
+            // fuse-overlayfs' marks of an opaque directory: the directory's own
+            // `.wh..wh..opq` member (written after it) says it once.
+            return Ok(None);
+        }
         let fd = match sys::openat(parent, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -824,6 +829,9 @@ fn whiteout_name(path: &[u8]) -> Vec<u8> {
 
 /// Whether the directory `fd` (`O_PATH`) is opaque in overlay form.
 fn opaque(fd: BorrowedFd<'_>) -> bool {
+    if crate::fsutil::has_fuse_opaque_file(fd) {
+        return true;
+    }
     let path = proc_path(fd);
     crate::overlay_xattr::opaque_names().iter().any(|name| {
         let mut buf = [0u8; 2];
