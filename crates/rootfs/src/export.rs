@@ -941,7 +941,8 @@ fn reopen(fd: BorrowedFd<'_>) -> io::Result<File> {
     sys::openat(cwd(), &path, libc::O_RDONLY | libc::O_NOCTTY, 0).map(File::from)
 }
 
-/// The xattrs of what `fd` refers to, but `trusted.overlay.*` and `system.*`.
+/// The xattrs of what `fd` refers to, but the overlay implementations' own
+/// (`trusted.overlay.*`, `user.overlay.*`, `user.fuseoverlayfs.*`) and `system.*`.
 fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
     let path = proc_path(fd);
     // SAFETY: a valid C string and a buffer of the length given.
@@ -954,7 +955,7 @@ fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
     };
     let mut out = Vec::new();
     for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
-        if key.starts_with(b"trusted.overlay.") || key.starts_with(b"system.") {
+        if crate::overlay_xattr::is_overlay_key(key) || key.starts_with(b"system.") {
             continue;
         }
         let key = sys::cstr(key)?;

@@ -828,3 +828,95 @@ fn a_snapshot_without_a_record_says_so() {
     snap.remove("old").unwrap();
     assert!(matches!(snap.usage("old"), Err(SnapshotError::NotFound(_))));
 }
+
+/// What fuse-overlayfs leaves in an upper directory in a user namespace, where it may not
+/// write `trusted.overlay.opaque`: a directory made anew carries `user.fuseoverlayfs.opaque`
+/// and holds a `.wh..wh..opq` file and a `.wh..opq` whiteout. Each form alone marks the
+/// directory opaque for `diff`, for the layer `commit` writes and for merging; the marks
+/// themselves are neither changes nor files, and the xattr does not reach the layer.
+#[test]
+fn fuse_overlayfs_opaque_marks_in_an_upper_directory_are_read_as_overlay_form() {
+    use std::os::unix::fs::FileTypeExt as _;
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("c1", &dirs).unwrap();
+    let upper = s.dir.join("upper");
+    // `etc` anew, marked by the xattr alone; `x` anew, marked by the files alone.
+    fs::create_dir(upper.join("etc")).unwrap();
+    xattr::set(upper.join("etc"), "user.fuseoverlayfs.opaque", b"y").unwrap();
+    fs::write(upper.join("etc/only"), b"only").unwrap();
+    fs::create_dir(upper.join("x")).unwrap();
+    fs::write(upper.join("x/.wh..wh..opq"), b"").unwrap();
+    let whiteout = std::ffi::CString::new(
+        upper
+            .join("x/.wh..opq")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // A 0/0 character device is overlay form's whiteout.
+    // SAFETY: a valid C string.
+    let made = unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) };
+    assert_eq!(made, 0);
+    assert!(
+        fs::symlink_metadata(upper.join("x/.wh..opq"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    let mut diff: Vec<String> = snap
+        .changes("c1", &[])
+        .unwrap()
+        .iter()
+        .map(|c| format!("{:?} {}", c.kind, c.path.display()))
+        .collect();
+    diff.sort();
+    assert_eq!(
+        diff,
+        [
+            "Added /etc/only",
+            "Deleted /etc/keep",
+            "Deleted /etc/new",
+            "Deleted /x/in",
+            "Modified /etc",
+            "Modified /x",
+        ]
+    );
+
+    let members = exported_members(&snap, "c1", &tmp.path().join("scratch"));
+    assert_eq!(
+        members,
+        [
+            "etc/",
+            "etc/.wh..wh..opq",
+            "etc/only",
+            "x/",
+            "x/.wh..wh..opq",
+        ],
+        "one opaque marker each, no fuse-overlayfs xattr"
+    );
+
+    let merged = tmp.path().join("merged");
+    let mut stack = dirs.clone();
+    stack.push(upper.clone());
+    basic_rootfs::merge_layers(&stack, &merged).unwrap();
+    let names: Vec<String> = tree(&merged).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "bin",
+            "bin/tool",
+            "bin/tool2",
+            "etc",
+            "etc/only",
+            "opq",
+            "opq/upper",
+            "x"
+        ]
+    );
+}
