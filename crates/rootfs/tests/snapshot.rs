@@ -210,7 +210,7 @@ fn numbered_layers(base: &Path, n: usize) -> Vec<PathBuf> {
 /// Mounts snapshot `s`, writes in it, and returns how many names `data/` has, whether
 /// `f0` or `f1` is among them, and `top`.
 fn mounted_data(
-    snap: &OverlaySnapshotter,
+    snap: &dyn Snapshotter,
     s: &basic_rootfs::Snapshot,
     target: &Path,
 ) -> (usize, bool, String) {
@@ -269,6 +269,35 @@ fn overlay_with_many_layers_uses_short_links() {
 /// More layers than overlayfs stacks (an image can have them): refused with the limit
 /// named, and the key stays free; with the bottom ones merged into one directory, the
 /// rest stack on it and whiteouts work on both sides of the merge.
+/// fuse-overlayfs stacks as many layers as the overlay snapshotter does: where overlayfs'
+/// one page needs the short links, fuse-overlayfs (options on its command line) is given
+/// them by absolute path.
+#[test]
+fn fuse_overlay_with_many_layers_names_them_absolutely() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = basic_rootfs::MAX_LOWER_DIRS;
+    let dirs = numbered_layers(tmp.path(), n);
+    let snap = basic_rootfs::FuseOverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("many", &dirs).unwrap();
+    let m = &s.mounts[0];
+    assert_eq!(m.relative_to, None);
+    let lowers = m
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap();
+    assert_eq!(lowers.split(':').count(), n);
+    assert!(lowers.split(':').all(|l| l.starts_with('/')), "{lowers}");
+    let target = tmp.path().join("rootfs");
+    let (count, f0, top) = mounted_data(&snap, &s, &target);
+    assert_eq!((count, f0), (n - 2, false), "the whiteouts hide f1 and f0");
+    assert_eq!(top, format!("{}", n - 1));
+    snap.remove("many").unwrap();
+}
+
 #[test]
 fn overlay_refuses_more_layers_than_it_stacks_and_takes_them_merged() {
     if !privileged() {
