@@ -11,6 +11,9 @@ need gcc              # attack tests build small static C programs (basic-test-s
 need libc6-dev
 need podman           # basic-oci-runtime's tests: podman (with conmon) drives the runtime binary
 need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
+need fuse-overlayfs   # rootless mode's snapshotter where the kernel's overlayfs cannot mount in a user namespace (< 5.11); pulls fuse3 (fusermount3)
+# Debian's udev gives /dev/fuse mode 0666 so ordinary users can mount FUSE; where no udev runs (containers) it may be 0600.
+[ ! -c /dev/fuse ] || chmod 0666 /dev/fuse
 need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces
 need passt        # basic-network: pasta, the user-mode network of rootless containers (default network, -p, DNS)
 need containerd       # basic-oci-runtime's tests: containerd's runc shim drives the runtime binary

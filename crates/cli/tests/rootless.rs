@@ -18,6 +18,8 @@ struct User {
     home: UserHome,
     program: PathBuf,
     registry: String,
+    /// Set for every command the user runs (a forced snapshotter, say).
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl User {
@@ -41,6 +43,7 @@ impl User {
             home,
             program,
             registry,
+            env: Vec::new(),
         })
     }
 
@@ -48,7 +51,8 @@ impl User {
     #[track_caller]
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.home.command(&self.program);
-        cmd.arg("--insecure-registry")
+        cmd.envs(self.env.iter().copied())
+            .arg("--insecure-registry")
             .arg(&self.registry)
             .args(args);
         output_within(
@@ -111,40 +115,7 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
         "-c",
         TREE,
     ]);
-    // The same image in a store of root's, for comparison.
-    let root_store = tempfile::tempdir().unwrap();
-    let root = root_store.path();
-    let pull = common::basic_docker(
-        root,
-        &["--insecure-registry", &user.registry, "pull", "-q", &image],
-    );
-    assert!(
-        pull.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pull.stderr)
-    );
-    let as_root = common::basic_docker(
-        root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "sh",
-            &image,
-            "-c",
-            TREE,
-        ],
-    );
-    assert!(
-        as_root.status.success(),
-        "{}",
-        String::from_utf8_lossy(&as_root.stderr)
-    );
-    let as_root = String::from_utf8_lossy(&as_root.stdout);
+    let as_root = roots_tree(&user.registry, &image);
     assert!(
         as_user.lines().count() > 300,
         "the tree is listed: {as_user}"
@@ -183,6 +154,121 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
             );
         }
     }
+}
+
+/// Where the kernel's overlayfs cannot be mounted in a user namespace (before 5.11),
+/// rootless mode uses fuse-overlayfs; forced here, where both work. The user's
+/// containers show the image as root's do (whiteouts, the opaque directory), their
+/// changes (a deletion, a directory made anew, a new file) are what `diff` lists and
+/// `commit` keeps, and nothing stays mounted or running after `rm`.
+#[test]
+fn an_ordinary_user_with_fuse_overlayfs_sees_the_image_commits_and_leaves_nothing_mounted() {
+    let Some(mut user) = User::new() else { return };
+    user.env
+        .push(("BASIC_DOCKER_SNAPSHOTTER", "fuse-overlayfs"));
+    let info = user.ok(&["info"]);
+    assert!(info.contains("Storage Driver: fuse-overlayfs\n"), "{info}");
+    let image = user.fixture("multilayer");
+    user.ok(&["pull", "-q", &image]);
+    let as_user = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        TREE,
+    ]);
+    let as_root = roots_tree(&user.registry, &image);
+    assert!(
+        as_user.lines().count() > 300,
+        "the tree is listed: {as_user}"
+    );
+    assert_eq!(
+        as_user, as_root,
+        "through fuse-overlayfs the user's container shows the tree root's shows"
+    );
+    assert!(!as_user.contains("/usr/share/fixture-opaque/old1"));
+    assert!(!as_user.contains("/etc/fixture-delete-me"));
+
+    user.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fused",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sleep",
+        &image,
+        "300",
+    ]);
+    let mounts = user.holder_mounts();
+    assert!(
+        mounts.lines().any(|l| l.contains(" - fuse.fuse-overlayfs ")
+            && l.contains(user.home.dir().to_str().unwrap())),
+        "the container's root is a fuse-overlayfs mount: {mounts}"
+    );
+    user.ok(&[
+        "exec",
+        "fused",
+        "sh",
+        "-c",
+        "echo made > /made && rm /etc/fixture-layer && rm -r /usr/share/fixture-opaque && \
+         mkdir /usr/share/fixture-opaque && echo fresh > /usr/share/fixture-opaque/fresh",
+    ]);
+    let diff = user.ok(&["diff", "fused"]);
+    let mut diff: Vec<&str> = diff.lines().collect();
+    diff.sort();
+    assert_eq!(
+        diff,
+        [
+            "A /made",
+            "A /usr/share/fixture-opaque/fresh",
+            "C /etc",
+            "C /usr",
+            "C /usr/share",
+            "C /usr/share/fixture-opaque",
+            "D /etc/fixture-layer",
+            "D /usr/share/fixture-opaque/new1",
+        ],
+        "docker diff of the container, without fuse-overlayfs' own marks"
+    );
+    user.ok(&["commit", "fused", "fused-image:1"]);
+    let seen = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        "fused-image:1",
+        "-c",
+        "cat /made; ls -A /usr/share/fixture-opaque; test -e /etc/fixture-layer || echo deleted",
+    ]);
+    assert_eq!(seen, "made\nfresh\ndeleted\n", "the committed image");
+    user.ok(&["rm", "-f", "fused"]);
+    assert_eq!(user.ok(&["ps", "-aq"]), "");
+    let home = user.home.dir().to_path_buf();
+    let mounts = user.holder_mounts();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(home.to_str().unwrap()))
+        .collect();
+    assert!(left.is_empty(), "nothing stays mounted after rm: {left:?}");
+    // The processes that served the mounts end with them.
+    wait_for(
+        || fuse_overlayfs_processes(user.home.user.uid, &home).is_empty(),
+        "the fuse-overlayfs processes to end",
+    );
 }
 
 #[test]
@@ -529,7 +615,12 @@ fn info_says_rootless_with_the_mapping_snapshotter_and_network() {
             && info.contains(&format!("1 {} {}", u.subuid_start, u.subuid_count)),
         "the id mapping: {info}"
     );
-    assert!(info.contains("Storage Driver: overlay"), "{info}");
+    // overlay on this kernel, unless the run forces another.
+    let driver = std::env::var("BASIC_DOCKER_SNAPSHOTTER").unwrap_or_else(|_| "overlay".into());
+    assert!(
+        info.contains(&format!("Storage Driver: {driver}\n")),
+        "{info}"
+    );
     assert!(info.contains("pasta"), "the network stack: {info}");
     assert!(info.contains(&user.store().display().to_string()), "{info}");
 }
@@ -673,6 +764,62 @@ fn a_rootless_container_cannot_reach_the_users_own_basic_docker_binary() {
     let report = AttackReport::wait(&report_path, wait, AttackReport::finished);
     report.assert_nothing_reached(&copy, &format!("rootless exec /bin/evil ({})", exec.status));
     with_copy(&["rm", "-f", "attacker"]);
+}
+
+/// [`TREE`] in a container of `image` run by root, from a store of root's (overlayfs
+/// on the host: what the user's container must show too).
+fn roots_tree(registry: &str, image: &str) -> String {
+    let root_store = tempfile::tempdir().unwrap();
+    let root = root_store.path();
+    let pull = common::basic_docker(
+        root,
+        &["--insecure-registry", registry, "pull", "-q", image],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let as_root = common::basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            image,
+            "-c",
+            TREE,
+        ],
+    );
+    assert!(
+        as_root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
+    String::from_utf8_lossy(&as_root.stdout).into_owned()
+}
+
+/// The fuse-overlayfs processes of `uid` whose command line names `dir`.
+fn fuse_overlayfs_processes(uid: u32, dir: &Path) -> Vec<String> {
+    let needle = dir.to_str().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if meta.uid() == uid && cmdline.starts_with("fuse-overlayfs") && cmdline.contains(needle) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
 }
 
 /// Paths named `name` under `dir`, at most `depth` levels down, links not followed.

@@ -2,7 +2,9 @@
 //! (forks, probe mounts, probe cgroups): found once and kept.
 //!
 //! - The snapshotter is chosen once per store and recorded in `<root>/snapshotter`, as
-//!   docker keeps its storage driver: the store's layout depends on it.
+//!   docker keeps its storage driver: the store's layout depends on it. In rootless mode
+//!   that is overlay where the kernel mounts it in a user namespace (5.11+), else
+//!   fuse-overlayfs where it is installed and works, else copy, as podman chooses.
 //! - The runtime's [`Environment`] is kept in `<state>/environment.json` for the rest of
 //!   the boot (the state directory is a tmpfs); [`environment`] with `refresh` probes
 //!   afresh and records that.
@@ -15,7 +17,7 @@ use basic_runtime::{Environment, detect};
 use crate::paths::EnginePaths;
 use crate::privacy;
 
-/// The variable that overrides the snapshotter (`overlay` or `copy`).
+/// The variable that overrides the snapshotter (`overlay`, `fuse-overlayfs` or `copy`).
 pub const SNAPSHOTTER_VARIABLE: &str = "BASIC_DOCKER_SNAPSHOTTER";
 
 /// The snapshotter for the store: [`SNAPSHOTTER_VARIABLE`] when set, else the one recorded
@@ -24,12 +26,16 @@ pub fn snapshotter(paths: &EnginePaths) -> Box<dyn Snapshotter> {
     snapshotter_kind(paths).create(&paths.root)
 }
 
-/// The kind [`snapshotter`] uses.
-pub fn snapshotter_kind(paths: &EnginePaths) -> SnapshotterKind {
-    if let Some(kind) = std::env::var(SNAPSHOTTER_VARIABLE)
+/// The snapshotter [`SNAPSHOTTER_VARIABLE`] names, if it names one.
+pub fn forced_snapshotter() -> Option<SnapshotterKind> {
+    std::env::var(SNAPSHOTTER_VARIABLE)
         .ok()
         .and_then(|s| s.parse().ok())
-    {
+}
+
+/// The kind [`snapshotter`] uses.
+pub fn snapshotter_kind(paths: &EnginePaths) -> SnapshotterKind {
+    if let Some(kind) = forced_snapshotter() {
         return kind;
     }
     let record = paths.snapshotter_record();

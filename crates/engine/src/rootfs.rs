@@ -21,7 +21,9 @@ pub(crate) fn layer_stack(
     image_id: &str,
 ) -> Result<LayerStack> {
     let max = match snapshotter.kind() {
-        SnapshotterKind::Overlay => MAX_LOWER_DIRS,
+        // fuse-overlayfs stacks more, but its snapshots are overlay's (the same merged
+        // bottom layers serve both).
+        SnapshotterKind::Overlay | SnapshotterKind::FuseOverlay => MAX_LOWER_DIRS,
         SnapshotterKind::Copy => usize::MAX,
     };
     Ok(store.stackable_layer_paths(image_id, max)?)

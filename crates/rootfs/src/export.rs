@@ -524,6 +524,11 @@ impl<W: Write> Walker<'_, W> {
         name: &CStr,
         path: Vec<u8>,
     ) -> Result<Option<Dir>, ExportError> {
+        if self.layer.is_some() && crate::overlay_xattr::is_fuse_marker(name.to_bytes()) {
+            // fuse-overlayfs' marks of an opaque directory: the directory's own
+            // `.wh..wh..opq` member (written after it) says it once.
+            return Ok(None);
+        }
         let fd = match sys::openat(parent, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -824,6 +829,9 @@ fn whiteout_name(path: &[u8]) -> Vec<u8> {
 
 /// Whether the directory `fd` (`O_PATH`) is opaque in overlay form.
 fn opaque(fd: BorrowedFd<'_>) -> bool {
+    if crate::fsutil::has_fuse_opaque_file(fd) {
+        return true;
+    }
     let path = proc_path(fd);
     crate::overlay_xattr::opaque_names().iter().any(|name| {
         let mut buf = [0u8; 2];
@@ -933,7 +941,8 @@ fn reopen(fd: BorrowedFd<'_>) -> io::Result<File> {
     sys::openat(cwd(), &path, libc::O_RDONLY | libc::O_NOCTTY, 0).map(File::from)
 }
 
-/// The xattrs of what `fd` refers to, but `trusted.overlay.*` and `system.*`.
+/// The xattrs of what `fd` refers to, but the overlay implementations' own
+/// (`trusted.overlay.*`, `user.overlay.*`, `user.fuseoverlayfs.*`) and `system.*`.
 fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
     let path = proc_path(fd);
     // SAFETY: a valid C string and a buffer of the length given.
@@ -946,7 +955,7 @@ fn xattrs(fd: BorrowedFd<'_>) -> io::Result<Vec<(CString, Vec<u8>)>> {
     };
     let mut out = Vec::new();
     for key in names.split(|&b| b == 0).filter(|k| !k.is_empty()) {
-        if key.starts_with(b"trusted.overlay.") || key.starts_with(b"system.") {
+        if crate::overlay_xattr::is_overlay_key(key) || key.starts_with(b"system.") {
             continue;
         }
         let key = sys::cstr(key)?;

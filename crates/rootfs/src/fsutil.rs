@@ -58,7 +58,20 @@ pub(crate) fn times(st: &libc::stat) -> [libc::timespec; 2] {
     ]
 }
 
+/// Whether the directory `dir` is opaque in overlay form: one of the opaque xattrs, or the
+/// `.wh..wh..opq` file fuse-overlayfs also leaves.
 pub(crate) fn is_opaque(dir: BorrowedFd<'_>) -> bool {
+    opaque_xattr(dir) || has_fuse_opaque_file(dir)
+}
+
+/// Whether the directory `dir` holds fuse-overlayfs' `.wh..wh..opq` file. (An `O_PATH`
+/// descriptor serves as well: only its name is looked up.)
+pub(crate) fn has_fuse_opaque_file(dir: BorrowedFd<'_>) -> bool {
+    sys::lstatat(dir, crate::overlay_xattr::FUSE_OPAQUE_FILE)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+fn opaque_xattr(dir: BorrowedFd<'_>) -> bool {
     crate::overlay_xattr::opaque_names().iter().any(|name| {
         let mut buf = [0u8; 2];
         // SAFETY: buffer pointer and length are valid.

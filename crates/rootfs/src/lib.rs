@@ -41,12 +41,12 @@ pub use apply::{
     OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, Settled, WHITEOUT_PREFIX, apply_layer,
 };
 pub use compression::{Compression, CompressionError};
-pub use overlay_xattr::OVERLAY_OPAQUE_USER_XATTR;
+pub use overlay_xattr::{FUSE_OVERLAY_OPAQUE_XATTR, OVERLAY_OPAQUE_USER_XATTR};
 pub use parallel::{LayerJob, apply_layers_parallel};
 pub use snapshot::{
-    Change, ChangeKind, CopySnapshotter, MAX_LOWER_DIRS, Mount, OverlaySnapshotter, PrepareOptions,
-    Snapshot, SnapshotError, SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage,
-    merge_layers,
+    Change, ChangeKind, CopySnapshotter, FUSE_OVERLAY_FSTYPE, FuseOverlaySnapshotter,
+    MAX_LOWER_DIRS, Mount, OverlaySnapshotter, PrepareOptions, Snapshot, SnapshotError,
+    SnapshotInfo, SnapshotKind, Snapshotter, SnapshotterKind, Usage, merge_layers,
 };
 
 /// The README's examples, compiled as doctests.

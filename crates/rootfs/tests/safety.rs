@@ -298,6 +298,10 @@ fn overlay_xattrs_from_the_layer_are_dropped() {
             // Overlayfs' bookkeeping in a user namespace (`userxattr`): as dangerous.
             ("SCHILY.xattr.user.overlay.redirect", b"/etc"),
             ("SCHILY.xattr.user.overlay.opaque", b"y"),
+            // fuse-overlayfs' own (rootless mode's fallback): an image does not mark
+            // its directories for it either.
+            ("SCHILY.xattr.user.fuseoverlayfs.opaque", b"y"),
+            ("SCHILY.xattr.user.fuseoverlayfs.origin", b"/etc"),
             ("SCHILY.xattr.user.ok", b"1"),
         ])
         .dir("d", 0o755);

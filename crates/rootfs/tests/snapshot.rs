@@ -12,6 +12,14 @@ use basic_rootfs::{
 };
 use common::{Layer, privileged, tree};
 
+/// Every snapshotter kind; fuse-overlayfs too (it works as root as well as in a user
+/// namespace), so its views are held to what the kernel's overlayfs shows.
+const KINDS: [SnapshotterKind; 3] = [
+    SnapshotterKind::Overlay,
+    SnapshotterKind::Copy,
+    SnapshotterKind::FuseOverlay,
+];
+
 /// Three overlay-form layers with a whiteout, an opaque directory, and a
 /// file replaced by a directory.
 fn layers(base: &Path) -> Vec<PathBuf> {
@@ -120,6 +128,61 @@ fn overlay_view_is_read_only() {
     }
 }
 
+/// fuse-overlayfs shows the layers as the kernel's overlayfs does (whiteouts, opaque
+/// directories, a file replaced by a directory), read-only in a view; its mounts are
+/// made by the program, and end with the unmount.
+#[test]
+fn fuse_overlay_views_show_what_overlay_shows() {
+    use basic_rootfs::FuseOverlaySnapshotter;
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let fuse = FuseOverlaySnapshotter::new(tmp.path().join("fuse"));
+    let overlay = OverlaySnapshotter::new(tmp.path().join("overlay"));
+    let (f, o) = (tmp.path().join("f"), tmp.path().join("o"));
+    for d in [&f, &o] {
+        fs::create_dir(d).unwrap();
+    }
+    let v = fuse.view("v", &dirs).unwrap();
+    assert_eq!(v.mounts[0].fstype, basic_rootfs::FUSE_OVERLAY_FSTYPE);
+    fuse.mount(&v, &f).unwrap();
+    overlay
+        .mount(&overlay.view("v", &dirs).unwrap(), &o)
+        .unwrap();
+    check_merged(&f);
+    let table = basic_mountinfo::mounts().unwrap();
+    let fuse_mount = table
+        .iter()
+        .rfind(|m| m.mount_point == f.canonicalize().unwrap())
+        .unwrap();
+    assert_eq!(fuse_mount.fs_type, "fuse.fuse-overlayfs");
+    let (mut want, mut got) = (tree(&o), tree(&f));
+    for t in [&mut want, &mut got] {
+        for n in t.values_mut() {
+            // Inode numbers and directory link counts are each filesystem's own.
+            n.ino = 0;
+            if n.kind == "dir" {
+                n.nlink = 0;
+            }
+            n.xattrs.clear();
+        }
+    }
+    assert_eq!(got, want, "fuse-overlayfs shows what overlayfs shows");
+    let err = fs::write(f.join("new"), b"").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    fuse.unmount(&f).unwrap();
+    overlay.unmount(&o).unwrap();
+    assert!(!fuse.is_mounted(&f).unwrap());
+    fuse.remove("v").unwrap();
+    assert_eq!(
+        "fuse-overlayfs".parse::<SnapshotterKind>().unwrap(),
+        SnapshotterKind::FuseOverlay
+    );
+    assert_eq!(SnapshotterKind::FuseOverlay.to_string(), "fuse-overlayfs");
+}
+
 /// `n` overlay-form layers as an image store keeps them (`layers/<chain-id>/diff`):
 /// layer `i` writes `data/f<i>` and `top` = `i`; the third whites out `data/f1` and the
 /// last one `data/f0`.
@@ -147,7 +210,7 @@ fn numbered_layers(base: &Path, n: usize) -> Vec<PathBuf> {
 /// Mounts snapshot `s`, writes in it, and returns how many names `data/` has, whether
 /// `f0` or `f1` is among them, and `top`.
 fn mounted_data(
-    snap: &OverlaySnapshotter,
+    snap: &dyn Snapshotter,
     s: &basic_rootfs::Snapshot,
     target: &Path,
 ) -> (usize, bool, String) {
@@ -206,6 +269,35 @@ fn overlay_with_many_layers_uses_short_links() {
 /// More layers than overlayfs stacks (an image can have them): refused with the limit
 /// named, and the key stays free; with the bottom ones merged into one directory, the
 /// rest stack on it and whiteouts work on both sides of the merge.
+/// fuse-overlayfs stacks as many layers as the overlay snapshotter does: where overlayfs'
+/// one page needs the short links, fuse-overlayfs (options on its command line) is given
+/// them by absolute path.
+#[test]
+fn fuse_overlay_with_many_layers_names_them_absolutely() {
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = basic_rootfs::MAX_LOWER_DIRS;
+    let dirs = numbered_layers(tmp.path(), n);
+    let snap = basic_rootfs::FuseOverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("many", &dirs).unwrap();
+    let m = &s.mounts[0];
+    assert_eq!(m.relative_to, None);
+    let lowers = m
+        .options
+        .iter()
+        .find_map(|o| o.strip_prefix("lowerdir="))
+        .unwrap();
+    assert_eq!(lowers.split(':').count(), n);
+    assert!(lowers.split(':').all(|l| l.starts_with('/')), "{lowers}");
+    let target = tmp.path().join("rootfs");
+    let (count, f0, top) = mounted_data(&snap, &s, &target);
+    assert_eq!((count, f0), (n - 2, false), "the whiteouts hide f1 and f0");
+    assert_eq!(top, format!("{}", n - 1));
+    snap.remove("many").unwrap();
+}
+
 #[test]
 fn overlay_refuses_more_layers_than_it_stacks_and_takes_them_merged() {
     if !privileged() {
@@ -436,7 +528,7 @@ fn snapshots_are_private_roots_are_the_images_and_views_are_nosuid_nodev() {
     // The top layer's root says how the container's `/` looks.
     chmod(&dirs[2], 0o751);
     std::os::unix::fs::chown(&dirs[2], Some(123), Some(456)).unwrap();
-    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+    for kind in KINDS {
         let root = tmp.path().join(format!("{kind}"));
         let snap = kind.create(&root);
         let s = snap.prepare("c1", &dirs).unwrap();
@@ -509,7 +601,7 @@ fn a_prepared_snapshot_is_recorded_and_mounted_by_key() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dirs = layers(tmp.path());
-    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+    for kind in KINDS {
         let root = tmp.path().join(format!("{kind}"));
         let made = kind
             .create(&root)
@@ -521,8 +613,12 @@ fn a_prepared_snapshot_is_recorded_and_mounted_by_key() {
         assert_eq!(info.parents, dirs, "{kind}: parents, absolute");
         assert!(info.volatile);
         assert_eq!(snap.mounts("c1").unwrap(), made.mounts, "{kind}");
-        let volatile = made.mounts[0].options.iter().any(|o| o == "volatile");
-        assert_eq!(volatile, kind == SnapshotterKind::Overlay, "{kind}");
+        // fuse-overlayfs' `volatile` is its `fsync=0`.
+        let volatile = made.mounts[0]
+            .options
+            .iter()
+            .any(|o| o == "volatile" || o == "fsync=0");
+        assert_eq!(volatile, kind != SnapshotterKind::Copy, "{kind}");
         assert_eq!(
             snap.snapshots()
                 .unwrap()
@@ -570,7 +666,7 @@ fn committed_changes_are_a_layer_for_the_next_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs = layers(tmp.path());
     let mut results = Vec::new();
-    for kind in [SnapshotterKind::Overlay, SnapshotterKind::Copy] {
+    for kind in KINDS {
         let snap = kind.create(tmp.path().join(format!("{kind}")));
         snap.prepare("step1", &dirs).unwrap();
         let target = tmp.path().join(format!("{kind}-target"));
@@ -581,6 +677,14 @@ fn committed_changes_are_a_layer_for_the_next_snapshot() {
         fs::remove_dir_all(target.join("x")).unwrap();
         fs::create_dir(target.join("x")).unwrap();
         fs::write(target.join("x/fresh"), b"fresh").unwrap();
+        // `docker diff`, read while mounted, and the layer `commit` would write.
+        let mut diff = snap.changes("step1", &[]).unwrap();
+        diff.sort_by(|a, b| a.path.cmp(&b.path));
+        let exported = exported_members(
+            snap.as_ref(),
+            "step1",
+            &tmp.path().join(format!("{kind}-scratch")),
+        );
         // Busy while mounted: its changes are still being made.
         assert!(
             matches!(snap.commit("step1", "layer1"), Err(SnapshotError::Busy(_))),
@@ -623,7 +727,7 @@ fn committed_changes_are_a_layer_for_the_next_snapshot() {
             "{kind}: {seen:?}"
         );
         assert!(seen.iter().any(|(n, _)| n == "x/fresh"), "{kind}");
-        results.push(seen);
+        results.push((seen, diff, exported));
 
         // Only an active snapshot commits.
         snap.view("v", &dirs).unwrap();
@@ -640,9 +744,75 @@ fn committed_changes_are_a_layer_for_the_next_snapshot() {
         }
     }
     assert_eq!(
-        results[0], results[1],
+        results[0].0, results[1].0,
         "overlay and copy commit the same changes"
     );
+    assert_eq!(
+        results[0].0, results[2].0,
+        "overlay and fuse-overlayfs commit the same changes"
+    );
+    assert_eq!(
+        results[0].1, results[1].1,
+        "overlay and copy: the same diff"
+    );
+    assert_eq!(
+        results[0].1, results[2].1,
+        "overlay and fuse-overlayfs: the same diff"
+    );
+    let diff: Vec<String> = results[2]
+        .1
+        .iter()
+        .map(|c| format!("{:?} {}", c.kind, c.path.display()))
+        .collect();
+    assert!(
+        diff.iter().all(|c| !c.contains(".wh.")),
+        "fuse-overlayfs' opaque marks are no changes: {diff:?}"
+    );
+    assert_eq!(
+        results[0].2, results[2].2,
+        "overlay and fuse-overlayfs: the same exported layer"
+    );
+    assert!(
+        results[2].2.iter().any(|m| m == "x/.wh..wh..opq"),
+        "the recreated directory is opaque: {:?}",
+        results[2].2
+    );
+    assert_eq!(
+        results[2]
+            .2
+            .iter()
+            .filter(|m| m.contains(".wh..wh..opq"))
+            .count(),
+        1,
+        "one opaque marker: {:?}",
+        results[2].2
+    );
+}
+
+/// The member names (and xattr keys) of the layer [`basic_rootfs::export::write_layer`]
+/// makes of `key`'s changes, sorted.
+fn exported_members(snap: &dyn Snapshotter, key: &str, scratch: &Path) -> Vec<String> {
+    let dir = snap.changes_dir(key, scratch).unwrap();
+    let mut tar = Vec::new();
+    basic_rootfs::export::write_layer(&dir, &Default::default(), &mut tar).unwrap();
+    let _ = fs::remove_dir_all(scratch);
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut names = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        if let Some(ext) = entry.pax_extensions().unwrap() {
+            for e in ext {
+                let key = e.unwrap().key().unwrap().to_owned();
+                if key.starts_with("SCHILY.xattr.") {
+                    names.push(format!("{name} {key}"));
+                }
+            }
+        }
+        names.push(name);
+    }
+    names.sort();
+    names
 }
 
 /// A snapshot an older version made has a directory and no record: it is
@@ -686,4 +856,96 @@ fn a_snapshot_without_a_record_says_so() {
     ));
     snap.remove("old").unwrap();
     assert!(matches!(snap.usage("old"), Err(SnapshotError::NotFound(_))));
+}
+
+/// What fuse-overlayfs leaves in an upper directory in a user namespace, where it may not
+/// write `trusted.overlay.opaque`: a directory made anew carries `user.fuseoverlayfs.opaque`
+/// and holds a `.wh..wh..opq` file and a `.wh..opq` whiteout. Each form alone marks the
+/// directory opaque for `diff`, for the layer `commit` writes and for merging; the marks
+/// themselves are neither changes nor files, and the xattr does not reach the layer.
+#[test]
+fn fuse_overlayfs_opaque_marks_in_an_upper_directory_are_read_as_overlay_form() {
+    use std::os::unix::fs::FileTypeExt as _;
+    if !privileged() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = layers(tmp.path());
+    let snap = OverlaySnapshotter::new(tmp.path().join("snapshotter"));
+    let s = snap.prepare("c1", &dirs).unwrap();
+    let upper = s.dir.join("upper");
+    // `etc` anew, marked by the xattr alone; `x` anew, marked by the files alone.
+    fs::create_dir(upper.join("etc")).unwrap();
+    xattr::set(upper.join("etc"), "user.fuseoverlayfs.opaque", b"y").unwrap();
+    fs::write(upper.join("etc/only"), b"only").unwrap();
+    fs::create_dir(upper.join("x")).unwrap();
+    fs::write(upper.join("x/.wh..wh..opq"), b"").unwrap();
+    let whiteout = std::ffi::CString::new(
+        upper
+            .join("x/.wh..opq")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // A 0/0 character device is overlay form's whiteout.
+    // SAFETY: a valid C string.
+    let made = unsafe { libc::mknod(whiteout.as_ptr(), libc::S_IFCHR, 0) };
+    assert_eq!(made, 0);
+    assert!(
+        fs::symlink_metadata(upper.join("x/.wh..opq"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    let mut diff: Vec<String> = snap
+        .changes("c1", &[])
+        .unwrap()
+        .iter()
+        .map(|c| format!("{:?} {}", c.kind, c.path.display()))
+        .collect();
+    diff.sort();
+    assert_eq!(
+        diff,
+        [
+            "Added /etc/only",
+            "Deleted /etc/keep",
+            "Deleted /etc/new",
+            "Deleted /x/in",
+            "Modified /etc",
+            "Modified /x",
+        ]
+    );
+
+    let members = exported_members(&snap, "c1", &tmp.path().join("scratch"));
+    assert_eq!(
+        members,
+        [
+            "etc/",
+            "etc/.wh..wh..opq",
+            "etc/only",
+            "x/",
+            "x/.wh..wh..opq",
+        ],
+        "one opaque marker each, no fuse-overlayfs xattr"
+    );
+
+    let merged = tmp.path().join("merged");
+    let mut stack = dirs.clone();
+    stack.push(upper.clone());
+    basic_rootfs::merge_layers(&stack, &merged).unwrap();
+    let names: Vec<String> = tree(&merged).into_keys().collect();
+    assert_eq!(
+        names,
+        [
+            "bin",
+            "bin/tool",
+            "bin/tool2",
+            "etc",
+            "etc/only",
+            "opq",
+            "opq/upper",
+            "x"
+        ]
+    );
 }

@@ -180,8 +180,8 @@ impl UserHome {
     }
 
     /// `program` as the user, with a clean environment naming this home's directories
-    /// (plus `PATH`, `BASIC_DOCKER_LOG` and `BASIC_DOCKER_NETNS_POOL` from ours) and no
-    /// supplementary groups.
+    /// (plus `PATH`, `BASIC_DOCKER_LOG`, `BASIC_DOCKER_NETNS_POOL` and
+    /// `BASIC_DOCKER_SNAPSHOTTER` from ours) and no supplementary groups.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
@@ -199,8 +199,13 @@ impl UserHome {
             .uid(self.user.uid)
             .gid(self.user.gid)
             .stdin(Stdio::null());
-        // The engine's log level, and the tests' setting for prepared network namespaces.
-        for name in ["BASIC_DOCKER_LOG", "BASIC_DOCKER_NETNS_POOL"] {
+        // The engine's log level, the tests' setting for prepared network namespaces, and
+        // the snapshotter a test forces (fuse-overlayfs where the kernel's overlay works).
+        for name in [
+            "BASIC_DOCKER_LOG",
+            "BASIC_DOCKER_NETNS_POOL",
+            "BASIC_DOCKER_SNAPSHOTTER",
+        ] {
             if let Some(value) = std::env::var_os(name) {
                 cmd.env(name, value);
             }

@@ -18,6 +18,8 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
     // will hold it (the filesystem decides), unrecorded.
     let snapshotter = if global.root.is_dir() {
         host::snapshotter_kind(&paths(global))
+    } else if let Some(forced) = host::forced_snapshotter() {
+        forced
     } else {
         let existing = global.root.ancestors().find(|d| d.is_dir());
         basic_rootfs::snapshot::detect(existing.unwrap_or(std::path::Path::new("/")))

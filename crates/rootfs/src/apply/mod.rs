@@ -548,7 +548,7 @@ fn overlay_opaque() -> CString {
 
 /// Xattrs a layer may not set: overlayfs' own (`trusted.overlay.*`, or
 /// `user.overlay.*` in rootless mode, could redirect lookups or fake
-/// whiteouts), ACLs, which are not carried as `SCHILY.xattr` by the tools
+/// whiteouts) and fuse-overlayfs' (`user.fuseoverlayfs.*`), ACLs, which are not carried as `SCHILY.xattr` by the tools
 /// that write layers, and in a user namespace `trusted.*`, which only the
 /// host's root may set.
 fn skip_xattr(key: &CStr) -> bool {

@@ -5,7 +5,8 @@
 //! the new one the snapshot's own directory on top of them (overlay: its
 //! upper directory; copy: its full copy, which hides every parent). A
 //! whiteout (a 0/0 character device) hides a name of the layers below, an
-//! opaque directory (`trusted.overlay.opaque=y`) hides their directory.
+//! opaque directory (`trusted.overlay.opaque=y`, its `user.` form, or
+//! fuse-overlayfs' marks) hides their directory.
 //!
 //! The rules are docker's (its `ChangesDirs`, which `docker diff` uses on
 //! overlay2 where the kernel has redirect_dir, and on vfs): an entry only in
@@ -139,7 +140,7 @@ impl View {
         let mut names = BTreeSet::new();
         for (_, fd) in &self.layers {
             for name in sys::read_dir_names(fd.as_fd())? {
-                if seen.contains(&name) {
+                if seen.contains(&name) || crate::overlay_xattr::is_fuse_marker(name.to_bytes()) {
                     continue;
                 }
                 let st = sys::lstatat(fd.as_fd(), &name)?;

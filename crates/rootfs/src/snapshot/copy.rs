@@ -225,9 +225,11 @@ impl Snapshotter for CopySnapshotter {
     fn changes(&self, key: &str, mount_points: &[PathBuf]) -> Result<Vec<Change>, SnapshotError> {
         let dir = self.snapshot_dir(key);
         let info = recorded(&dir, key, &[SnapshotKind::Active], "an active snapshot")?;
-        // The copy holds every file: on top of the parents it hides them all, so
-        // the whole tree is compared (as docker's vfs driver does).
-        super::changes_of(&info, dir.join("fs"), mount_points)
+        // The copy holds every file, so it alone is the new tree (stacked on the
+        // parents, what it deleted would show through them); the whole tree is
+        // compared, as docker's vfs driver does.
+        let old: Vec<PathBuf> = info.parents.iter().rev().cloned().collect();
+        super::changes::changes(&[dir.join("fs")], &old, mount_points)
     }
 
     /// The copy compared with a fresh copy of its parents, as [`commit`](Self::commit) does.
@@ -280,6 +282,10 @@ impl Merger<'_> {
     ) -> MergeResult<()> {
         let names = sys::read_dir_names(src).map_err(|e| (path.clone(), e))?;
         for name in names {
+            if crate::overlay_xattr::is_fuse_marker(name.to_bytes()) {
+                // fuse-overlayfs' opaque marks: `is_opaque` read them already.
+                continue;
+            }
             let child = join(&path, name.to_bytes());
             self.merge_entry(src, dst, &name, &child)
                 .map_err(|e| match e {

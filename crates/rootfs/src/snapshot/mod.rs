@@ -15,6 +15,7 @@
 mod changes;
 mod copy;
 mod diff;
+mod fuse;
 mod meta;
 mod overlay;
 
@@ -27,6 +28,7 @@ use std::str::FromStr;
 
 pub use changes::{Change, ChangeKind};
 pub use copy::CopySnapshotter;
+pub use fuse::{FUSE_OVERLAY_FSTYPE, FuseOverlaySnapshotter};
 pub use meta::{SnapshotInfo, SnapshotKind, Usage};
 pub use overlay::{MAX_LOWER_DIRS, OverlaySnapshotter};
 
@@ -103,7 +105,7 @@ pub enum SnapshotError {
     )]
     TooManyLowerDirs(usize),
     /// Unknown snapshotter name.
-    #[error("unknown snapshotter `{0}` (expected `overlay` or `copy`)")]
+    #[error("unknown snapshotter `{0}` (expected `overlay`, `fuse-overlayfs` or `copy`)")]
     UnknownKind(String),
     /// The snapshot's directory exists but holds no record: an older version
     /// prepared it. Remove it and prepare it again.
@@ -133,6 +135,16 @@ pub enum SnapshotError {
     /// The snapshot is mounted somewhere; unmount it first.
     #[error("snapshot `{0}` is mounted: unmount it first")]
     Busy(String),
+    /// The `fuse-overlayfs` program did not mount a snapshot.
+    #[error("fuse-overlayfs cannot mount {} (options `{options}`): {reason}", target.display())]
+    FuseOverlay {
+        /// Mount point.
+        target: PathBuf,
+        /// The option string given.
+        options: String,
+        /// What went wrong: the program's own words, or that it is missing.
+        reason: String,
+    },
     /// The mount table could not be read.
     #[error("reading the mount table")]
     MountTable(#[source] basic_mountinfo::Error),
@@ -152,7 +164,8 @@ pub(crate) fn io_err<'p>(
 /// One mount that makes up a snapshot's root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
-    /// Filesystem type (`overlay`), or `bind` for a bind mount.
+    /// Filesystem type (`overlay`), `bind` for a bind mount, or
+    /// [`FUSE_OVERLAY_FSTYPE`] for one the `fuse-overlayfs` program makes.
     pub fstype: String,
     /// The mount source (`overlay`, or the directory bound).
     pub source: PathBuf,
@@ -318,6 +331,8 @@ pub enum SnapshotterKind {
     Overlay,
     /// [`CopySnapshotter`].
     Copy,
+    /// [`FuseOverlaySnapshotter`].
+    FuseOverlay,
 }
 
 impl fmt::Display for SnapshotterKind {
@@ -325,6 +340,7 @@ impl fmt::Display for SnapshotterKind {
         f.write_str(match self {
             SnapshotterKind::Overlay => "overlay",
             SnapshotterKind::Copy => "copy",
+            SnapshotterKind::FuseOverlay => "fuse-overlayfs",
         })
     }
 }
@@ -335,6 +351,7 @@ impl FromStr for SnapshotterKind {
         match s {
             "overlay" | "overlayfs" | "overlay2" => Ok(SnapshotterKind::Overlay),
             "copy" | "vfs" | "native" => Ok(SnapshotterKind::Copy),
+            "fuse-overlayfs" => Ok(SnapshotterKind::FuseOverlay),
             _ => Err(SnapshotError::UnknownKind(s.to_owned())),
         }
     }
@@ -346,22 +363,36 @@ impl SnapshotterKind {
         match self {
             SnapshotterKind::Overlay => Box::new(OverlaySnapshotter::new(root)),
             SnapshotterKind::Copy => Box::new(CopySnapshotter::new(root)),
+            SnapshotterKind::FuseOverlay => Box::new(FuseOverlaySnapshotter::new(root)),
         }
     }
 }
 
 /// The best snapshotter for `root`: overlay when an overlay mount with an
 /// upper directory on `root`'s filesystem actually works here (tried in a
-/// temporary directory below `root`), copy otherwise. To override, build
-/// the one you want ([`SnapshotterKind::create`]).
+/// temporary directory below `root`); else, in a user namespace (rootless mode,
+/// where the kernel's overlayfs needs Linux 5.11), fuse-overlayfs when the program
+/// is installed and its mount works (tried the same way), as podman falls back to
+/// it; copy otherwise. To override, build the one you want
+/// ([`SnapshotterKind::create`]).
 pub fn detect(root: &Path) -> SnapshotterKind {
-    match overlay::probe(root) {
-        Ok(()) => SnapshotterKind::Overlay,
-        Err(e) => {
-            tracing::info!(root = %root.display(), error = %e, "overlayfs unusable; using the copy snapshotter");
-            SnapshotterKind::Copy
+    let overlay = match overlay::probe(root) {
+        Ok(()) => return SnapshotterKind::Overlay,
+        Err(e) => e,
+    };
+    if crate::overlay_xattr::in_user_namespace() {
+        match fuse::probe(root) {
+            Ok(()) => {
+                tracing::info!(root = %root.display(), error = %overlay, "overlayfs unusable; using fuse-overlayfs");
+                return SnapshotterKind::FuseOverlay;
+            }
+            Err(e) => {
+                tracing::info!(root = %root.display(), error = %e, "fuse-overlayfs unusable");
+            }
         }
     }
+    tracing::info!(root = %root.display(), error = %overlay, "overlayfs unusable; using the copy snapshotter");
+    SnapshotterKind::Copy
 }
 
 /// The mode of `snapshots/`, of each snapshot's directory and of `l/`.
@@ -494,7 +525,10 @@ pub(crate) fn cpath(p: &Path) -> CString {
 /// Mount each of `mounts` on `target`.
 pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), SnapshotError> {
     for m in mounts {
-        overlay::do_mount(m, target)?;
+        match m.fstype.as_str() {
+            FUSE_OVERLAY_FSTYPE => fuse::mount(m, target)?,
+            _ => overlay::do_mount(m, target)?,
+        }
     }
     Ok(())
 }
