@@ -34,6 +34,7 @@ use tower::ServiceExt as _;
 pub use error::ApiError;
 pub use exec::ExecCommand;
 pub use socket::{SocketError, activation_fd_count, activation_socket, bind_socket, socket_path};
+pub use system::security_options;
 
 /// The API version served (what docker 20.10 and docker-py 5 speak; newer clients
 /// negotiate down to it through `/_ping`'s `API-Version` header).

@@ -152,7 +152,7 @@ async fn info(Shared(state): Shared<Arc<State>>) -> Result<Json<SystemInfo>, Api
                 } else {
                     bollard_stubs::models::SystemInfoCgroupVersionEnum::_1
                 }),
-                security_options: Some(vec!["name=seccomp,profile=default".to_string()]),
+                security_options: Some(security_options()),
                 logging_driver: Some("json-file".to_string()),
                 default_runtime: Some("basic-runtime".to_string()),
                 live_restore_enabled: Some(true),
@@ -273,4 +273,14 @@ async fn no_such_plugin(uri: axum::http::Uri) -> ApiError {
     let name = uri.path().trim_start_matches("/plugins/");
     let name = name.split('/').next().unwrap_or(name);
     ApiError::not_found(format!("plugin \"{name}\" not found"))
+}
+
+/// docker's `SecurityOptions`: the default seccomp profile, and `name=rootless` in
+/// rootless mode (docker's CLI shows it under "Security Options").
+pub fn security_options() -> Vec<String> {
+    let mut options = vec!["name=seccomp,profile=default".to_string()];
+    if basic_runtime::rootless::active() {
+        options.push("name=rootless".into());
+    }
+    options
 }

@@ -826,9 +826,8 @@ pub struct ServiceArgs {
     /// Exit after this many seconds without a request (0: never), for socket activation
     #[arg(short, long, default_value_t = 5, value_name = "SECONDS")]
     pub time: u64,
-    /// Where to listen: unix:///path/to/socket (socket-activated by systemd: the socket it passes)
-    #[arg(default_value = "unix:///run/basic-docker/docker.sock")]
-    pub uri: String,
+    /// Where to listen: unix:///path/to/socket (socket-activated by systemd: the socket it passes) [default: unix:///run/basic-docker/docker.sock; for an ordinary user unix://$XDG_RUNTIME_DIR/basic-docker/docker.sock]
+    pub uri: Option<String>,
 }
 
 /// `manifest` sub-verbs.

@@ -22,11 +22,15 @@ struct User {
 
 impl User {
     fn new() -> Option<User> {
+        Self::made_by(RootlessUser::ensure)
+    }
+
+    fn made_by(make: fn() -> std::io::Result<RootlessUser>) -> Option<User> {
         if !require_root() {
             return None;
         }
         let registry = harness()?.open;
-        let user = RootlessUser::ensure().expect("creating the test user");
+        let user = make().expect("creating the test user");
         let home = UserHome::new(&user).expect("a home for the test user");
         let program = home
             .install(Path::new(env!("CARGO_BIN_EXE_basic-docker")))
@@ -44,8 +48,14 @@ impl User {
     #[track_caller]
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.home.command(&self.program);
-        cmd.arg("--insecure-registry").arg(&self.registry).args(args);
-        output_within(&mut cmd, COMMAND_LIMIT, &format!("basic-docker {args:?} as the user"))
+        cmd.arg("--insecure-registry")
+            .arg(&self.registry)
+            .args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("basic-docker {args:?} as the user"),
+        )
     }
 
     #[track_caller]
@@ -89,29 +99,64 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
     let image = user.fixture("multilayer");
     user.ok(&["pull", "-q", &image]);
     let as_user = user.ok(&[
-        "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", &image, "-c",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
         TREE,
     ]);
     // The same image in a store of root's, for comparison.
     let root_store = tempfile::tempdir().unwrap();
     let root = root_store.path();
-    let pull = common::basic_docker(root, &["--insecure-registry", &user.registry, "pull", "-q", &image]);
-    assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+    let pull = common::basic_docker(
+        root,
+        &["--insecure-registry", &user.registry, "pull", "-q", &image],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
     let as_root = common::basic_docker(
         root,
         &[
-            "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh", &image,
-            "-c", TREE,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            &image,
+            "-c",
+            TREE,
         ],
     );
-    assert!(as_root.status.success(), "{}", String::from_utf8_lossy(&as_root.stderr));
+    assert!(
+        as_root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
     let as_root = String::from_utf8_lossy(&as_root.stdout);
     assert!(
         as_user.lines().count() > 300,
         "the tree is listed: {as_user}"
     );
-    assert_eq!(as_user, as_root, "the user's container shows the tree root's shows");
-    assert!(as_user.contains("/srv/fixture 1234 5678 750 directory"), "{as_user}");
+    assert_eq!(
+        as_user, as_root,
+        "the user's container shows the tree root's shows"
+    );
+    assert!(
+        as_user.contains("/srv/fixture 1234 5678 750 directory"),
+        "{as_user}"
+    );
     assert!(
         !as_user.contains("/usr/share/fixture-opaque/old1"),
         "the opaque directory hides what the lower layer had"
@@ -123,11 +168,19 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
     assert_eq!(meta.uid(), user.home.user.uid);
     assert_eq!(meta.mode() & 0o066, 0, "the store is private to the user");
     let fixture_dirs = find_named(&store, "fixture", 12);
-    assert!(!fixture_dirs.is_empty(), "srv/fixture is in the user's store");
+    assert!(
+        !fixture_dirs.is_empty(),
+        "srv/fixture is in the user's store"
+    );
     for dir in fixture_dirs {
         let meta = std::fs::metadata(&dir).unwrap();
         if meta.is_dir() && dir.parent().is_some_and(|p| p.ends_with("srv")) {
-            assert_eq!(meta.uid(), user.home.user.host_uid(1234), "{}", dir.display());
+            assert_eq!(
+                meta.uid(),
+                user.home.user.host_uid(1234),
+                "{}",
+                dir.display()
+            );
         }
     }
 }
@@ -142,14 +195,26 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     std::os::unix::fs::chown(&bind, Some(user.home.user.uid), Some(user.home.user.gid)).unwrap();
     let volume = format!("{}:/shared", bind.display());
     let id = user.ok(&[
-        "run", "-d", "--name", "worker", "--network", "none", "-v", &volume, &image, "sh",
+        "run",
+        "-d",
+        "--name",
+        "worker",
+        "--network",
+        "none",
+        "-v",
+        &volume,
+        &image,
+        "sh",
         "-c",
         "echo started; echo by-root > /shared/by-root; touch /shared/by-1000; \
          chown 1000:1000 /shared/by-1000; echo written; exec sleep 300",
     ]);
     let id = id.trim();
     assert_eq!(id.len(), 64, "run -d prints the id: {id}");
-    wait_for(|| user.ok(&["logs", "worker"]).contains("written"), "the container's output");
+    wait_for(
+        || user.ok(&["logs", "worker"]).contains("written"),
+        "the container's output",
+    );
     assert_eq!(user.ok(&["logs", "worker"]), "started\nwritten\n");
     let ps = user.ok(&["ps"]);
     assert!(ps.contains("worker") && ps.contains("Up"), "{ps}");
@@ -157,10 +222,27 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
     assert_eq!(exec, "0\nby-root\n");
     // Root in the container is the user on the host; uid 1000 is a subordinate id.
     let by_root = std::fs::metadata(bind.join("by-root")).unwrap();
-    assert_eq!(by_root.uid(), user.home.user.uid, "root's file belongs to the user");
+    assert_eq!(
+        by_root.uid(),
+        user.home.user.uid,
+        "root's file belongs to the user"
+    );
     assert_eq!(by_root.gid(), user.home.user.gid);
     let by_1000 = std::fs::metadata(bind.join("by-1000")).unwrap();
     assert_eq!(by_1000.uid(), user.home.user.host_uid(1000));
+    // A running container's changes committed (it has no freezer to pause it with).
+    user.ok(&["exec", "worker", "sh", "-c", "echo made > /made"]);
+    user.ok(&["commit", "worker", "worker-image:1"]);
+    let made = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "worker-image:1",
+        "cat",
+        "/made",
+    ]);
+    assert_eq!(made, "made\n");
     user.ok(&["stop", "-t", "1", "worker"]);
     user.ok(&["rm", "worker"]);
     assert_eq!(user.ok(&["ps", "-aq"]), "");
@@ -171,8 +253,183 @@ fn an_ordinary_user_runs_detached_containers_execs_reads_logs_and_removes_them()
         .collect();
     assert!(left.is_empty(), "nothing stays mounted after rm: {left:?}");
     // A `--rm` run in the foreground gives its exit code.
-    let out = user.run(&["run", "--rm", "--network", "none", &image, "sh", "-c", "exit 7"]);
+    let out = user.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
     assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn an_ordinary_user_builds_and_pushes_an_image_that_others_pull() {
+    let Some(user) = User::new() else { return };
+    let context = user.home.home().join("context");
+    std::fs::create_dir(&context).unwrap();
+    let base = user.fixture("busybox");
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {base}\nRUN echo built > /built && touch /owned && chown 1500:1500 /owned\n\
+             COPY greeting /greeting\nUSER 1500\nCMD [\"cat\", \"/built\", \"/greeting\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(context.join("greeting"), "hello\n").unwrap();
+    for entry in [
+        &context,
+        &context.join("Dockerfile"),
+        &context.join("greeting"),
+    ] {
+        std::os::unix::fs::chown(entry, Some(user.home.user.uid), Some(user.home.user.gid))
+            .unwrap();
+    }
+    let tag = format!("{}/rootless/built:{}", user.registry, std::process::id());
+    user.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-q",
+        "-t",
+        &tag,
+        context.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        user.ok(&["run", "--rm", "--network", "none", &tag]),
+        "built\nhello\n"
+    );
+    let owners = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "stat",
+        "-c",
+        "%n %u %g",
+        "/owned",
+        "/greeting",
+    ]);
+    assert_eq!(owners, "/owned 1500 1500\n/greeting 0 0\n");
+    user.ok(&["push", &tag]);
+    // Root pulls what the user pushed, in a store of its own, and sees the same.
+    let root_store = tempfile::tempdir().unwrap();
+    let root = root_store.path();
+    let pull = common::basic_docker(
+        root,
+        &["--insecure-registry", &user.registry, "pull", "-q", &tag],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let run = common::basic_docker(
+        root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &tag,
+            "stat",
+            "-c",
+            "%n %u %g",
+            "/owned",
+            "/greeting",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), owners, "{run:?}");
+}
+
+#[test]
+fn dockers_cli_drives_the_users_api_socket() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    let mut service = user.home.command(&user.program);
+    service
+        .args(["system", "service", "--time", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut service = service.spawn().expect("starting the service as the user");
+    // The default socket of rootless mode: in the user's runtime directory.
+    let socket = user.home.runtime().join("basic-docker/docker.sock");
+    wait_for(|| socket.exists(), "the service's socket");
+    let host = format!("unix://{}", socket.display());
+    let docker = |args: &[&str]| {
+        let mut cmd = user.home.command("docker");
+        cmd.arg("-H").arg(&host).args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("docker {args:?} as the user"),
+        )
+    };
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "id -u; echo via-api",
+    ]);
+    let info = docker(&["info", "--format", "{{json .SecurityOptions}}"]);
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "0\nvia-api\n",
+        "{run:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("name=rootless"),
+        "{info:?}"
+    );
+}
+
+#[test]
+fn a_user_without_subordinate_ids_gets_their_own_id_and_a_warning() {
+    let Some(user) = User::made_by(RootlessUser::ensure_without_ranges) else {
+        return;
+    };
+    let image = user.fixture("busybox");
+    let out = user.run(&["pull", "-q", &image]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING")
+            && stderr.contains("/etc/subuid")
+            && stderr.contains("only your own id"),
+        "the first command warns what will not work: {stderr}"
+    );
+    // An image whose files are all root's runs.
+    let map = user.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &image,
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    let map: Vec<&str> = map.split_whitespace().collect();
+    let own = user.home.user.uid.to_string();
+    assert_eq!(map, ["0", own.as_str(), "1"]);
+    // One with other owners is refused with a reason naming the member, and nothing is left.
+    let out = user.run(&["pull", "-q", &user.fixture("multilayer")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("srv/fixture"), "names the member: {stderr}");
+    let images = user.ok(&["images", "-q"]);
+    assert_eq!(images.lines().count(), 1, "only busybox: {images}");
 }
 
 #[test]
@@ -185,8 +442,21 @@ fn limits_without_cgroup_delegation_are_refused_with_a_reason() {
     }
     let image = user.fixture("busybox");
     user.ok(&["pull", "-q", &image]);
-    for (flag, value) in [("--memory", "64m"), ("--pids-limit", "10"), ("--cpus", "0.5")] {
-        let out = user.run(&["run", "--rm", "--network", "none", flag, value, &image, "true"]);
+    for (flag, value) in [
+        ("--memory", "64m"),
+        ("--pids-limit", "10"),
+        ("--cpus", "0.5"),
+    ] {
+        let out = user.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag,
+            value,
+            &image,
+            "true",
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(125), "{flag}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
@@ -195,9 +465,16 @@ fn limits_without_cgroup_delegation_are_refused_with_a_reason() {
             "{stderr}"
         );
     }
-    assert_eq!(user.ok(&["ps", "-aq"]), "", "a refused run leaves no container");
+    assert_eq!(
+        user.ok(&["ps", "-aq"]),
+        "",
+        "a refused run leaves no container"
+    );
     // Without limits the same run works.
-    assert_eq!(user.ok(&["run", "--rm", "--network", "none", &image, "echo", "ok"]), "ok\n");
+    assert_eq!(
+        user.ok(&["run", "--rm", "--network", "none", &image, "echo", "ok"]),
+        "ok\n"
+    );
 }
 
 #[test]
@@ -207,11 +484,27 @@ fn roots_store_and_the_users_store_do_not_see_each_other() {
     let root = root_store.path();
     let busybox = user.fixture("busybox");
     let multilayer = user.fixture("multilayer");
-    let pull = common::basic_docker(root, &["--insecure-registry", &user.registry, "pull", "-q", &busybox]);
-    assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+    let pull = common::basic_docker(
+        root,
+        &[
+            "--insecure-registry",
+            &user.registry,
+            "pull",
+            "-q",
+            &busybox,
+        ],
+    );
+    assert!(
+        pull.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
     user.ok(&["pull", "-q", &multilayer]);
     let users = user.ok(&["images", "--format", "{{.Repository}}"]);
-    assert_eq!(users.trim(), format!("{}/fixtures/multilayer", user.registry));
+    assert_eq!(
+        users.trim(),
+        format!("{}/fixtures/multilayer", user.registry)
+    );
     let roots = common::basic_docker(root, &["images", "--format", "{{.Repository}}"]);
     assert_eq!(
         String::from_utf8_lossy(&roots.stdout).trim(),
@@ -219,7 +512,10 @@ fn roots_store_and_the_users_store_do_not_see_each_other() {
     );
     // The user cannot name root's store either: it is private to root.
     let out = user.run(&["--root", root.to_str().unwrap(), "images"]);
-    assert!(!out.status.success(), "root's store is not the user's to read");
+    assert!(
+        !out.status.success(),
+        "root's store is not the user's to read"
+    );
 }
 
 #[test]
@@ -254,13 +550,29 @@ fn a_hostile_image_cannot_reach_the_users_files_or_escape_the_id_range() {
             l.symlink("home", user.home.home().to_str().unwrap());
         })
         .layer(|l| {
-            l.file("home/victim", b"overwritten through a directory link", 0o644);
+            l.file(
+                "home/victim",
+                b"overwritten through a directory link",
+                0o644,
+            );
         })
         .push(&user.registry, "rootless/escape");
     let out = user.run(&["pull", "-q", &escape]);
-    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched", "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "untouched",
+        "{out:?}"
+    );
     if out.status.success() {
-        let seen = user.ok(&["run", "--rm", "--network", "none", &escape, "cat", "/home/victim"]);
+        let seen = user.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &escape,
+            "cat",
+            "/home/victim",
+        ]);
         assert_eq!(seen, "overwritten through a directory link");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     }
@@ -277,9 +589,90 @@ fn a_hostile_image_cannot_reach_the_users_files_or_escape_the_id_range() {
     assert!(stderr.contains("far"), "names the member: {stderr}");
     user.ok(&["pull", "-q", &user.fixture("busybox")]);
     assert_eq!(
-        user.ok(&["run", "--rm", "--network", "none", &user.fixture("busybox"), "echo", "ok"]),
+        user.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &user.fixture("busybox"),
+            "echo",
+            "ok"
+        ]),
         "ok\n"
     );
+}
+
+/// CVE-2019-5736 in rootless mode, where it matters most: the user's own `basic-docker`
+/// belongs to the user, whom the container's root is. A hostile image lures the engine
+/// into executing itself in the container (`/bin/evil` is a `#!/proc/self/exe` script);
+/// the attacker in the container takes a handle on that process's `/proc/PID/exe` and
+/// keeps trying to open it for writing. The binary must come out unchanged.
+#[test]
+fn a_rootless_container_cannot_reach_the_users_own_basic_docker_binary() {
+    use basic_test_support::engine_binary::{AttackReport, BinaryCopy, dynamic_linking};
+    let Some(user) = User::new() else { return };
+    let Some(attacker) = basic_test_support::programs::static_program(
+        "exe-attacker",
+        include_str!("attacks/exe_attacker.c"),
+    ) else {
+        return;
+    };
+    let owner = (user.home.user.uid, user.home.user.gid);
+    let copy = BinaryCopy::owned_by(
+        Path::new(env!("CARGO_BIN_EXE_basic-docker")),
+        &[Path::new(env!("CARGO_BIN_EXE_basic-docker-supervise"))],
+        &user.home.dir().join("bin"),
+        owner,
+    );
+    let linking = dynamic_linking(copy.path()).expect("basic-docker is dynamically linked");
+    let image = ImageBuilder::busybox()
+        .layer(|l| {
+            l.copy("exe-attacker", &attacker, 0o755);
+            l.file("bin/evil", b"#!/proc/self/exe\n", 0o755);
+            linking.stall_in_layer(l);
+        })
+        .push(&user.registry, "rootless/exe-attack");
+    let out = user.home.home().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(owner.0), Some(owner.1)).unwrap();
+    let with_copy = |args: &[&str]| {
+        let mut cmd = user.home.command(copy.path());
+        cmd.arg("--insecure-registry")
+            .arg(&user.registry)
+            .args(args);
+        output_within(
+            &mut cmd,
+            COMMAND_LIMIT,
+            &format!("basic-docker {args:?} (the user's copy)"),
+        )
+    };
+    let volume = format!("{}:/out", out.display());
+    let mut run = vec![
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        "attacker",
+        "-v",
+        &volume,
+        &image,
+        "/exe-attacker",
+        "/proc/self/exe",
+        "/out/report",
+    ];
+    let libraries = linking.library_paths();
+    run.extend(libraries.iter().map(String::as_str));
+    let started = with_copy(&run);
+    assert!(started.status.success(), "{started:?}");
+    let report_path = out.join("report");
+    let wait = std::time::Duration::from_secs(60);
+    let report = AttackReport::wait(&report_path, wait, AttackReport::started);
+    assert!(report.started(), "the attacker never started");
+    let exec = with_copy(&["exec", "attacker", "/bin/evil"]);
+    let report = AttackReport::wait(&report_path, wait, AttackReport::finished);
+    report.assert_nothing_reached(&copy, &format!("rootless exec /bin/evil ({})", exec.status));
+    with_copy(&["rm", "-f", "attacker"]);
 }
 
 /// Paths named `name` under `dir`, at most `depth` levels down, links not followed.
@@ -303,7 +696,10 @@ fn find_named(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
 fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "waited 30 s for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -295,6 +295,9 @@ fn overlay_xattrs_from_the_layer_are_dropped() {
         let mut l = Layer::new();
         l.pax(&[
             ("SCHILY.xattr.trusted.overlay.redirect", b"/etc"),
+            // Overlayfs' bookkeeping in a user namespace (`userxattr`): as dangerous.
+            ("SCHILY.xattr.user.overlay.redirect", b"/etc"),
+            ("SCHILY.xattr.user.overlay.opaque", b"y"),
             ("SCHILY.xattr.user.ok", b"1"),
         ])
         .dir("d", 0o755);

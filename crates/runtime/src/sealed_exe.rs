@@ -21,7 +21,7 @@
 //! ([`check`]); a program that embeds the runtime and is itself disposable (a test binary)
 //! opts out per container with `ContainerBuilder::require_sealed_exe(false)`.
 
-use std::ffi::{CString, OsString};
+use std::ffi::{CStr, CString, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -143,22 +143,15 @@ struct MountAttr {
 
 /// A detached bind mount of our own file, made read-only (and nosuid, nodev).
 fn read_only_mount() -> io::Result<OwnedFd> {
-    let path = c"/proc/self/exe";
-    // SAFETY: open_tree takes a valid NUL-terminated path and flags; it returns a new
-    // descriptor we own, or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
+    let fd = match open_tree(c"/proc/self/exe") {
+        Ok(fd) => fd,
+        // A process that has joined another mount namespace (rootless mode) still runs
+        // from a mount of the one it started in, which open_tree refuses to clone: the
+        // same file is reached again by its path, in this namespace, and taken only if
+        // it is still the very file we run (same device and inode).
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => same_file_by_path()?,
+        Err(e) => return Err(e),
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by open_tree and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         attr_clr: 0,
@@ -179,6 +172,42 @@ fn read_only_mount() -> io::Result<OwnedFd> {
     };
     if ret != 0 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// A detached clone of the mount holding `path` (`open_tree(OPEN_TREE_CLONE)`).
+fn open_tree(path: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: open_tree takes a valid NUL-terminated path and flags; it returns a new
+    // descriptor we own, or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by open_tree and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// [`open_tree`] of the path `/proc/self/exe` names, if that path is still our program.
+fn same_file_by_path() -> io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt as _;
+    let running = std::fs::metadata("/proc/self/exe")?;
+    let path = std::fs::read_link("/proc/self/exe")?;
+    let path = CString::new(path.into_os_string().into_vec())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = open_tree(&path)?;
+    let found = File::from(fd.try_clone()?).metadata()?;
+    if (found.dev(), found.ino()) != (running.dev(), running.ino()) {
+        return Err(io::Error::other(
+            "the program's path names another file now",
+        ));
     }
     Ok(fd)
 }

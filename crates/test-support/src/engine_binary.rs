@@ -48,6 +48,46 @@ impl BinaryCopy {
         }
     }
 
+    /// Copies `original` into a new directory under `parent`, with `companions` (programs
+    /// it looks for beside itself) next to it, everything owned by `owner` (uid, gid): an
+    /// ordinary user's own installation, which that user — and so a rootless container's
+    /// root — could overwrite if it reached it.
+    pub fn owned_by(
+        original: &Path,
+        companions: &[&Path],
+        parent: &Path,
+        owner: (u32, u32),
+    ) -> BinaryCopy {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::Builder::new()
+            .prefix("binary-copy-")
+            .tempdir_in(parent)
+            .unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(owner.0), Some(owner.1)).unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut path = PathBuf::new();
+        for (i, program) in std::iter::once(&original).chain(companions).enumerate() {
+            let to = dir.path().join(program.file_name().unwrap());
+            std::fs::copy(program, &to)
+                .unwrap_or_else(|e| panic!("copying {}: {e}", program.display()));
+            std::os::unix::fs::chown(&to, Some(owner.0), Some(owner.1)).unwrap();
+            if i == 0 {
+                path = to;
+            }
+        }
+        let meta = std::fs::metadata(&path).unwrap();
+        BinaryCopy {
+            sha256: sha256_of(&path),
+            identity: (meta.dev(), meta.ino()),
+            _dir: dir,
+            path,
+        }
+    }
+
     /// Where the copy is.
     pub fn path(&self) -> &Path {
         &self.path

@@ -16,9 +16,14 @@ use std::process::{Command, Stdio};
 /// The name of the test user.
 pub const USER: &str = "basic-docker-rootless";
 
+/// The name of the test user that has no subordinate ids.
+pub const USER_WITHOUT_RANGES: &str = "basic-docker-single";
+
 /// The unprivileged user: its ids and first subordinate ids.
 #[derive(Debug, Clone)]
 pub struct RootlessUser {
+    /// Its name.
+    pub name: &'static str,
     /// Its uid.
     pub uid: u32,
     /// Its primary gid.
@@ -33,13 +38,23 @@ impl RootlessUser {
     /// The test user, created (with a 65536-id subordinate range of uids and gids) if the
     /// machine does not have it yet. Needs root; serialised across processes by a lock.
     pub fn ensure() -> io::Result<RootlessUser> {
+        Self::ensure_named(USER, true)
+    }
+
+    /// A second test user, [`USER_WITHOUT_RANGES`], with no subordinate ids at all
+    /// (`subuid_count` 0): rootless mode maps only its own id.
+    pub fn ensure_without_ranges() -> io::Result<RootlessUser> {
+        Self::ensure_named(USER_WITHOUT_RANGES, false)
+    }
+
+    fn ensure_named(name: &'static str, ranges: bool) -> io::Result<RootlessUser> {
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open("/tmp/.basic-docker-rootless-user.lock")?;
         lock_exclusive(&lock)?;
-        if lookup(USER)?.is_none() {
+        if lookup(name)?.is_none() {
             run(Command::new("useradd").args([
                 "--no-create-home",
                 "--home-dir",
@@ -47,12 +62,12 @@ impl RootlessUser {
                 "--shell",
                 "/usr/sbin/nologin",
                 "--user-group",
-                USER,
+                name,
             ]))?;
         }
-        if subordinate("/etc/subuid", USER)?.is_none()
-            || subordinate("/etc/subgid", USER)?.is_none()
-        {
+        let has_uids = subordinate("/etc/subuid", name)?;
+        let has_gids = subordinate("/etc/subgid", name)?;
+        if ranges && (has_uids.is_none() || has_gids.is_none()) {
             let start = free_subordinate_start()?;
             let range = format!("{start}-{}", start + 65535);
             run(Command::new("usermod").args([
@@ -60,13 +75,26 @@ impl RootlessUser {
                 &range,
                 "--add-subgids",
                 &range,
-                USER,
+                name,
             ]))?;
         }
-        let (uid, gid) = lookup(USER)?.ok_or_else(|| io::Error::other("useradd made no user"))?;
-        let (subuid_start, subuid_count) = subordinate("/etc/subuid", USER)?
-            .ok_or_else(|| io::Error::other("usermod gave the user no subordinate uids"))?;
+        if !ranges {
+            // useradd gives every new user a range (login.defs' SUB_UID_COUNT): taken back.
+            for (flag, found) in [("--del-subuids", has_uids), ("--del-subgids", has_gids)] {
+                if let Some((start, count)) = found {
+                    let range = format!("{start}-{}", start + count - 1);
+                    run(Command::new("usermod").args([flag, &range, name]))?;
+                }
+            }
+        }
+        let (uid, gid) = lookup(name)?.ok_or_else(|| io::Error::other("useradd made no user"))?;
+        let (subuid_start, subuid_count) = match ranges {
+            true => subordinate("/etc/subuid", name)?
+                .ok_or_else(|| io::Error::other("usermod gave the user no subordinate uids"))?,
+            false => (0, 0),
+        };
         Ok(RootlessUser {
+            name,
             uid,
             gid,
             subuid_start,
@@ -152,13 +180,14 @@ impl UserHome {
     }
 
     /// `program` as the user, with a clean environment naming this home's directories
-    /// (plus `PATH` and `BASIC_DOCKER_LOG` from ours) and no supplementary groups.
+    /// (plus `PATH`, `BASIC_DOCKER_LOG` and `BASIC_DOCKER_NETNS_POOL` from ours) and no
+    /// supplementary groups.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("HOME", self.home())
-            .env("USER", USER)
-            .env("LOGNAME", USER)
+            .env("USER", self.user.name)
+            .env("LOGNAME", self.user.name)
             .env("XDG_DATA_HOME", self.data())
             .env("XDG_RUNTIME_DIR", self.runtime())
             .env("XDG_CONFIG_HOME", self.config())
@@ -170,8 +199,11 @@ impl UserHome {
             .uid(self.user.uid)
             .gid(self.user.gid)
             .stdin(Stdio::null());
-        if let Some(level) = std::env::var_os("BASIC_DOCKER_LOG") {
-            cmd.env("BASIC_DOCKER_LOG", level);
+        // The engine's log level, and the tests' setting for prepared network namespaces.
+        for name in ["BASIC_DOCKER_LOG", "BASIC_DOCKER_NETNS_POOL"] {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
         }
         cmd
     }

@@ -52,7 +52,7 @@ pub fn info(global: &GlobalOptions, args: InfoArgs) -> anyhow::Result<ExitCode> 
         "Rootless": basic_runtime::rootless::active(),
         "UidMap": id_map(&basic_runtime::rootless::uid_map()),
         "GidMap": id_map(&basic_runtime::rootless::gid_map()),
-        "SecurityOptions": security_options(),
+        "SecurityOptions": basic_api::security_options(),
         "NetworkStack": host::network_stack(),
         "InContainer": env.in_container,
         "MissingCapabilities": env.missing_capabilities,
@@ -74,15 +74,6 @@ fn id_map(ranges: &[basic_runtime::rootless::IdRange]) -> Vec<String> {
         .iter()
         .map(|r| format!("{} {} {}", r.inside, r.outside, r.count))
         .collect()
-}
-
-/// docker's `SecurityOptions`: rootless mode is one (`name=rootless`).
-fn security_options() -> Vec<&'static str> {
-    let mut options = vec!["name=seccomp,profile=default"];
-    if basic_runtime::rootless::active() {
-        options.push("name=rootless");
-    }
-    options
 }
 
 /// docker's `RegistryConfig`: the insecure registries (loopback always is) and

@@ -14,7 +14,8 @@ use crate::cli::{GlobalOptions, ServiceArgs};
 /// Serves until SIGINT or SIGTERM, or until `--time` seconds pass without a request.
 /// Containers keep running when it stops: each has its own supervisor.
 pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Result<ExitCode> {
-    let path = socket_path(&args.uri)?;
+    let uri = args.uri.unwrap_or_else(default_uri);
+    let path = socket_path(&uri)?;
     // Socket-activated, the socket is systemd's (its .socket unit names the path): serve
     // it, and leave its file in place on exit so that the next connection starts us again.
     let (listener, bound) = match activation_socket()? {
@@ -43,6 +44,18 @@ pub async fn service(global: &GlobalOptions, args: ServiceArgs) -> anyhow::Resul
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// dockerd's socket for root; in rootless mode one in the user's runtime directory, as
+/// rootless docker and podman keep theirs.
+fn default_uri() -> String {
+    match basic_runtime::rootless::active() {
+        true => {
+            let state = basic_engine::paths::UserPaths::from_env().state;
+            format!("unix://{}", state.join("docker.sock").display())
+        }
+        false => "unix:///run/basic-docker/docker.sock".into(),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
