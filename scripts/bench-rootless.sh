@@ -14,12 +14,15 @@
 #   scripts/bench-rootless.sh                   # RUNS=21 pairs each, HYPERFINE_RUNS=10
 #   RUNS=41 BASIC_DOCKER=target/release/basic-docker scripts/bench-rootless.sh
 #   SKIP=2,3 scripts/bench-rootless.sh          # leave parts out
+#   RUNTIME_DIR=disk scripts/bench-rootless.sh  # $XDG_RUNTIME_DIR on /tmp's disk, not a tmpfs
 #
 # Both engines run as the user `basic-docker-rootless` (the rootless tests' user, created
 # with a 65536-id subordinate range if the machine does not have it), each with the same
 # private $HOME and XDG directories under one temporary directory in /tmp (ext4 here), made
-# by root and given to the user. Both use native overlayfs (kernel >= 5.13 allows it in a
-# user namespace) and the same busybox image from the registry harness. Podman runs as
+# by root and given to the user; $XDG_RUNTIME_DIR is a tmpfs mounted for the user, as logind
+# makes /run/user/UID (RUNTIME_DIR=disk: a directory on /tmp's disk). Both use native
+# overlayfs (kernel >= 5.13 allows it in a user namespace) and the same busybox image from
+# the registry harness. Podman runs as
 #   podman --runtime runc --cgroup-manager cgroupfs --events-backend file \
 #          --storage-driver overlay run --rm --ulimit nofile=20000:20000 \
 #          --ulimit nproc=4096:4096 [--network none] IMG true
@@ -39,6 +42,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-21}
 HYPERFINE_RUNS=${HYPERFINE_RUNS:-10}
 SKIP=${SKIP:-}
+RUNTIME_DIR=${RUNTIME_DIR:-tmpfs}
 BENCH_USER=basic-docker-rootless
 [ "$(id -u)" = 0 ] || { echo "bench-rootless: run as root" >&2; exit 1; }
 
@@ -85,6 +89,11 @@ for sub in home data config run bin; do
 done
 chown root:root "$WORK/bin"
 chmod 755 "$WORK/bin"
+# $XDG_RUNTIME_DIR is a tmpfs of the user's own where logind makes it (/run/user/UID):
+# both engines keep their run-time state there. RUNTIME_DIR=disk leaves it on /tmp's disk.
+if [ "$RUNTIME_DIR" = tmpfs ]; then
+  mount -t tmpfs -o "size=64m,mode=700,uid=$UID_,gid=$GID_" bench-rootless-run "$WORK/run"
+fi
 # A build tree under /root or /work may not be readable by the user: copies it can run.
 install -m 755 "$BASIC_DOCKER" "$SUPERVISE" "$WORK/bin/"
 BD_USER=$WORK/bin/basic-docker
@@ -96,12 +105,13 @@ cleanup() {
   local pids=() p
   for p in /proc/[0-9]*; do
     [ "$(stat -c %u "$p" 2>/dev/null)" = "$UID_" ] || continue
-    tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qF "$WORK" && pids+=("${p#/proc/}")
+    { tr "\0" "\n" <"$p/environ" | grep -qF "$WORK"; } 2>/dev/null && pids+=("${p#/proc/}")
   done
   [ ${#pids[@]} -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
   for p in "${pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
+  ! mountpoint -q "$WORK/run" || umount "$WORK/run" || umount -l "$WORK/run"
   rm -rf "$WORK"
   [ -z "$TUN_ACL" ] || setfacl -x "u:$BENCH_USER" /dev/net/tun || true
 }
@@ -162,7 +172,7 @@ EOF
 }
 
 echo "bench-rootless: $(nproc) cores, $(uname -r), as $BENCH_USER (uid $UID_), basic-docker $BASIC_DOCKER, $(podman --version)"
-echo "  work directory $WORK ($(stat -f -c %T "$WORK"))"
+echo "  work directory $WORK ($(stat -f -c %T "$WORK")); \$XDG_RUNTIME_DIR on $(stat -f -c %T "$WORK/run")"
 
 # ---- warm-up: the image in both stores; the holder and the pause process made -------------
 as_user "$BD_USER" --insecure-registry "$REGISTRY" pull -q "$IMAGE" >/dev/null
