@@ -113,7 +113,10 @@ cleanup() {
   done
   ! mountpoint -q "$WORK/run" || umount "$WORK/run" || umount -l "$WORK/run"
   rm -rf "$WORK"
-  [ -z "$TUN_ACL" ] || setfacl -x "u:$BENCH_USER" /dev/net/tun || true
+  case "$TUN_ACL" in
+    only) setfacl -b /dev/net/tun || true ;;   # the device had no ACL before: none again
+    added) setfacl -x "u:$BENCH_USER" /dev/net/tun || true ;;
+  esac
 }
 trap cleanup EXIT
 
@@ -122,9 +125,9 @@ trap cleanup EXIT
 AS_USER="setpriv --reuid=$UID_ --regid=$GID_ --clear-groups env -i HOME=$WORK/home USER=$BENCH_USER LOGNAME=$BENCH_USER XDG_DATA_HOME=$WORK/data XDG_RUNTIME_DIR=$WORK/run XDG_CONFIG_HOME=$WORK/config PATH=/usr/local/bin:/usr/bin:/bin"
 as_user() { (cd "$WORK/home" && $AS_USER "$@"); }
 if ! as_user sh -c 'exec 3<>/dev/net/tun' 2>/dev/null; then
+  if [ -z "$(getfacl --skip-base -p /dev/net/tun 2>/dev/null)" ]; then TUN_ACL=only; else TUN_ACL=added; fi
+  echo "bench-rootless: /dev/net/tun is $(stat -c '%a %U:%G' /dev/net/tun); giving $BENCH_USER alone access (ACL) for this run"
   setfacl -m "u:$BENCH_USER:rw" /dev/net/tun
-  TUN_ACL=1
-  echo "bench-rootless: /dev/net/tun is $(stat -c %a /dev/net/tun) root:root; gave $BENCH_USER alone access (ACL) for this run"
 fi
 # The timed commands (strings run by a shell in the user's $HOME), and the same programs for
 # the untimed steps (through as_user).
