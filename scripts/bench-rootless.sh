@@ -28,7 +28,8 @@
 #          --ulimit nproc=4096:4096 [--network none] IMG true
 # (crun 1.8, podman's default, refuses the hybrid cgroup layout of these machines; there
 # is no systemd user session, so cgroupfs and a file for events; the hard limits here are
-# 20000 files, below what podman asks for by default; on cgroup v1 a rootless podman makes
+# 20000 files, below what podman asks for by default; without --storage-driver this podman
+# picks vfs for a rootless store (no fuse-overlayfs here); on cgroup v1 a rootless podman makes
 # no cgroup, so `--cgroups disabled` changes nothing and is not passed).
 #
 # Rootless user-mode networking (slirp4netns, pasta) opens /dev/net/tun as the user. Where
