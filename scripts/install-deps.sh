@@ -12,6 +12,7 @@ need libc6-dev
 need podman           # basic-oci-runtime's tests: podman (with conmon) drives the runtime binary
 need containernetworking-plugins  # basic-network: CNI plugins (bridge, host-local, portmap, firewall, loopback); pulls iptables
 need iproute2    # basic-network deletes bridges with `ip link`; its tests use `ip` in namespaces
+need passt        # basic-network: pasta, the user-mode network of rootless containers (default network, -p, DNS)
 need containerd       # basic-oci-runtime's tests: containerd's runc shim drives the runtime binary
 need protobuf-compiler  # protoc: k8s-cri (the CRI client of basic-oci-runtime's tests) compiles the CRI protos when it builds
 # The Docker Engine API's tests drive our service with docker's own clients. Installing

@@ -703,3 +703,326 @@ fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A one-response HTTP server on the host's `127.0.0.1`, answering `body` to every request.
+fn host_http_server(body: &'static str) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut request = [0u8; 1024];
+            let _ = conn.read(&mut request);
+            let response = format!(
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+/// What the server at `127.0.0.1:port` says on connecting, if anything (bounded).
+fn read_from_host_port(port: u16) -> Option<String> {
+    use std::io::Read as _;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// pasta opens /dev/net/tun as the user. Distributions make it 0666; on a machine where
+/// it is narrower, the user's namespace holder (only) gets a 0666 node of the same
+/// device, made by the test in the user's home. Returns whether that was needed.
+fn usable_tun_for(user: &User) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata("/dev/net/tun")
+        .unwrap()
+        .permissions()
+        .mode();
+    if mode & 0o006 == 0o006 {
+        return false;
+    }
+    let node = user.home.dir().join("tun");
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "10", "200"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let pid = std::fs::read_to_string(user.home.runtime().join("basic-docker/ns-holder.pid"))
+        .expect("the namespace holder's pid file");
+    let mut bind = std::process::Command::new("nsenter");
+    bind.args(["-t", pid.trim(), "-m", "mount", "--bind"])
+        .arg(&node)
+        .arg("/dev/net/tun");
+    let out = output_within(&mut bind, COMMAND_LIMIT, "binding a tun node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+/// The user's pasta processes that serve namespaces of this test's home.
+fn pastas_of(user: &User) -> Vec<String> {
+    let needle = user.home.dir().to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.starts_with("pasta ") && cmdline.contains(&needle) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn an_ordinary_users_container_publishes_ports_and_reaches_the_host_through_pasta() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    if usable_tun_for(&user) {
+        eprintln!("/dev/net/tun is not 0666 here: the user's namespace got a usable node");
+    }
+
+    let refused = user.run(&["run", "-d", "-p", "80:80", &image, "true"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("cannot publish host port 80")
+            && stderr.contains("net.ipv4.ip_unprivileged_port_start"),
+        "a privileged port is refused by name: {stderr}"
+    );
+    assert_eq!(user.ok(&["ps", "-aq"]), "", "nothing was created for it");
+
+    let host_port = host_http_server("hello from the host\n");
+    let published = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    user.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{published}:8080"),
+        &image,
+        "sh",
+        "-c",
+        "while true; do echo hello from the container | nc -l -p 8080; done",
+    ]);
+    wait_for(
+        || read_from_host_port(published).is_some_and(|t| t.contains("hello from the container")),
+        "the published port answering from the container",
+    );
+
+    let ip = user.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]);
+    let gateway = user.ok(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"]);
+    let (ip, gateway) = (ip.trim(), gateway.trim());
+    assert!(
+        ip.parse::<std::net::Ipv4Addr>().is_ok(),
+        "inspect shows the address: {ip:?}"
+    );
+    let addr = user.ok(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
+    let port = user.ok(&["port", "web"]);
+    assert!(
+        port.contains(&format!("8080/tcp -> 127.0.0.1:{published}")),
+        "{port}"
+    );
+
+    // The host's 127.0.0.1 through the gateway address.
+    let url = format!("http://{gateway}:{host_port}/");
+    let fetched = user.ok(&["exec", "web", "wget", "-q", "-O", "-", &url]);
+    assert_eq!(fetched, "hello from the host\n");
+    let resolv = user.ok(&["exec", "web", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.starts_with("nameserver 169.254.1.1\n"), "{resolv}");
+
+    assert_eq!(pastas_of(&user).len(), 1, "one pasta for the container");
+    user.ok(&["rm", "-f", "web"]);
+    assert_eq!(pastas_of(&user), Vec::<String>::new(), "rm stops it");
+    assert!(
+        read_from_host_port(published).is_none(),
+        "the port is closed"
+    );
+
+    // A `--rm` run on the default network: its teardown (in the background) stops pasta.
+    let fetched = user.ok(&["run", "--rm", &image, "wget", "-q", "-O", "-", &url]);
+    assert_eq!(fetched, "hello from the host\n");
+    wait_for(
+        || pastas_of(&user).is_empty(),
+        "the --rm container's pasta stopping",
+    );
+}
+
+#[test]
+fn user_defined_networks_are_refused_in_rootless_mode_with_the_reason() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    let reason = "rootless mode supports the default network (through pasta), none and host";
+    let out = user.run(&["network", "create", "mynet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(reason), "{stderr}");
+    let out = user.run(&["run", "--rm", "--network", "mynet", &image, "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains(reason), "{stderr}");
+    assert_eq!(user.ok(&["ps", "-aq"]), "", "nothing was created for it");
+    // The host's network still works: its default interface, with the host's own MAC
+    // (pasta's interface has another).
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap();
+    let iface = routes
+        .lines()
+        .skip(1)
+        .find(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the host's default route")
+        .to_string();
+    let mac_file = format!("/sys/class/net/{iface}/address");
+    let mac = std::fs::read_to_string(&mac_file).unwrap();
+    let out = user.ok(&["run", "--rm", "--network", "host", &image, "cat", &mac_file]);
+    assert_eq!(out, mac, "--network host sees the host's {iface}");
+}
+
+#[test]
+fn top_stats_and_pause_see_the_container_not_the_users_cgroup() {
+    let Some(user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    user.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pair",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "sleep 300 & exec sleep 301",
+    ]);
+    // Removed however the test ends: the home's cleanup kills the engine's processes,
+    // not the container's.
+    let _pair = Removed(&user, "pair");
+    // On cgroup v1 the container has no cgroup of its own: it shares its user's (here
+    // the host's root cgroup, full of other processes).
+    let cgroup_v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+
+    // top: exactly the two sleeps, as the host sees them.
+    let mut rows = Vec::new();
+    wait_for(
+        || {
+            let top = user.ok(&["top", "pair"]);
+            rows = top.lines().skip(1).map(str::to_string).collect();
+            rows.len() == 2 && rows.iter().all(|r| r.contains("sleep 30"))
+        },
+        "top to list the two sleeps",
+    );
+    // CMD is the last column, after UID PID PPID C STIME TTY TIME.
+    let mut commands: Vec<String> = rows
+        .iter()
+        .map(|r| r.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .collect();
+    commands.sort_unstable();
+    assert_eq!(commands, ["sleep 300", "sleep 301"], "{rows:?}");
+    for row in &rows {
+        // The PID column is a host pid running that very command.
+        let pid = row.split_whitespace().nth(1).unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(cmdline.starts_with(b"sleep\0"), "{row}: {cmdline:?}");
+    }
+
+    // stats: two tasks and the sleeps' memory, not the cgroup's thousands.
+    let stats = user.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.PIDs}} {{.CPUPerc}} {{.MemUsage}}",
+        "pair",
+    ]);
+    eprintln!(
+        "top as the user:\n{}\nstats as the user: {stats}",
+        rows.join("\n")
+    );
+    let fields: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "PIDs CPU% usage / limit: {stats}");
+    assert_eq!(fields[0], "2", "two processes: {stats}");
+    let cpu: f64 = fields[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu < 25.0, "two sleeps use no CPU: {stats}");
+    let usage = parse_size(fields[2]);
+    assert!(
+        usage > 0 && usage < 32 << 20,
+        "two busybox sleeps hold well under 32 MiB: {stats}"
+    );
+
+    // monitor: the same processes, and it says where the numbers come from.
+    let monitor = user.ok(&["monitor", "container", "pair"]);
+    if cgroup_v1 {
+        assert!(monitor.contains("no cgroup of its own"), "{monitor}");
+    }
+    let pids_row = monitor.lines().find(|l| l.starts_with("PIDs / limit"));
+    assert_eq!(
+        pids_row.map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["PIDs", "/", "limit", "2", "/", "-"]),
+        "{monitor}"
+    );
+
+    if cgroup_v1 {
+        // pause: no freezer of its own, so refused (and nothing else frozen).
+        let out = user.run(&["pause", "pair"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "pause is refused: {stderr}");
+        assert!(
+            stderr.contains("pause is not supported in rootless mode on cgroup v1"),
+            "{stderr}"
+        );
+        let state = user.ok(&["inspect", "--format", "{{.State.Status}}", "pair"]);
+        assert_eq!(state.trim(), "running");
+        let out = user.run(&["unpause", "pair"]);
+        assert!(!out.status.success(), "nothing to unpause");
+    }
+}
+
+/// A container of the user's, removed (killed first) on drop.
+struct Removed<'a>(&'a User, &'a str);
+
+impl Drop for Removed<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["rm", "-f", self.1]);
+    }
+}
+
+/// `1.5MiB` in bytes.
+fn parse_size(text: &str) -> u64 {
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().unwrap_or_else(|_| panic!("a size: {text}"));
+    let scale = match unit {
+        "B" => 1u64,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => panic!("a unit: {text}"),
+    };
+    (number * scale as f64) as u64
+}

@@ -237,9 +237,11 @@ fn network_kind(e: &basic_network::Error) -> ErrorKind {
         | N::Predefined(..)
         | N::PortAllocated { .. }
         | N::AlreadyAttached(_) => ErrorKind::Conflict,
-        N::InvalidName(_) | N::InvalidSubnet(_) | N::InvalidContainerId(_) => {
-            ErrorKind::InvalidArgument
-        }
+        N::InvalidName(_)
+        | N::InvalidSubnet(_)
+        | N::InvalidContainerId(_)
+        | N::Rootless(_)
+        | N::PrivilegedPort { .. } => ErrorKind::InvalidArgument,
         _ => ErrorKind::Internal,
     }
 }

@@ -138,34 +138,20 @@ pub fn cgroups_reachable(paths: &EnginePaths) -> bool {
 
 /// Fits a container's spec to rootless mode: without a writable devices controller the
 /// device cgroup rules go (the container cannot make device nodes in a user namespace
-/// anyway; only the host's harmless nodes are bound into its `/dev`), and a mount option
-/// naming a group the user namespace does not map (devpts' `gid=5` for a user without
-/// subordinate ids) is dropped, as `runc spec --rootless` drops it.
+/// anyway; only the host's harmless nodes are bound into its `/dev`), so that no warning
+/// of missing isolation is given for them.
 pub fn fit_spec_to_rootless(paths: &EnginePaths, spec: &mut basic_runtime::Spec) {
-    if !basic_runtime::rootless::active() {
+    if !basic_runtime::rootless::active()
+        || environment(paths, false).controller_writable("devices")
+    {
         return;
     }
-    if !environment(paths, false).controller_writable("devices")
-        && let Some(resources) = spec
-            .linux_mut()
-            .as_mut()
-            .and_then(|l| l.resources_mut().as_mut())
+    if let Some(resources) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
     {
         resources.set_devices(None);
-    }
-    let gids = basic_runtime::rootless::gid_map();
-    let mapped = |gid: u32| {
-        gids.iter()
-            .any(|r| gid >= r.inside && gid - r.inside < r.count)
-    };
-    for mount in spec.mounts_mut().iter_mut().flatten() {
-        if let Some(options) = mount.options_mut() {
-            options.retain(|o| {
-                o.strip_prefix("gid=")
-                    .and_then(|g| g.parse::<u32>().ok())
-                    .is_none_or(mapped)
-            });
-        }
     }
 }
 

@@ -96,10 +96,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Freezes every process of the container.
+    /// Freezes every process of the container. A container without a cgroup of its own
+    /// (rootless mode where the user may create none) has no freezer: refused, as docker
+    /// and podman refuse it, rather than freezing its user's cgroup.
     pub fn pause(&self, query: &str) -> Result<()> {
         let c = self.container(query)?;
         match self.status(&c) {
+            Status::Running(pid) if !crate::stats::has_own_cgroup(c.id(), pid) => {
+                Err(EngineError::Conflict(self.no_freezer(c.id())))
+            }
             Status::Running(_) => {
                 status::runtime(&self.paths).pause(c.id())?;
                 self.event(&c, "pause", &[]);
@@ -130,6 +135,28 @@ impl Engine {
                 short_id(c.id())
             ))),
         }
+    }
+
+    /// Why container `id`, which has no cgroup of its own, cannot be paused.
+    fn no_freezer(&self, id: &str) -> String {
+        let id = short_id(id);
+        if !basic_runtime::rootless::active() {
+            return format!(
+                "cannot pause container {id}: it has no cgroup of its own, so no freezer"
+            );
+        }
+        let why = match crate::host::environment(&self.paths, false).cgroup_version {
+            basic_runtime::CgroupVersion::V1 => {
+                "pause is not supported in rootless mode on cgroup v1"
+            }
+            basic_runtime::CgroupVersion::V2 => {
+                "pause is not supported in rootless mode without a delegated cgroup v2 subtree"
+            }
+        };
+        format!(
+            "cannot pause container {id}: {why} (the container runs in its user's cgroup, \
+             with no freezer of its own to stop its processes with)"
+        )
     }
 
     fn thaw(&self, id: &str) {

@@ -6,6 +6,10 @@
 //! `<container dir>/etc`. Each start attaches (CNI `ADD`, which makes both); the final
 //! exit and removal detach (CNI `DEL` from the cached result, so it also works after the
 //! supervisor was killed).
+//!
+//! In rootless mode the default network is pasta's user-mode networking instead (started
+//! on the namespace at each start, its process recorded and stopped at detach); `none`
+//! and `host` are as root's; user-defined networks are refused.
 
 use std::path::{Path, PathBuf};
 
@@ -52,12 +56,24 @@ impl Mode {
 }
 
 /// The engine's network configuration: networks under the store, namespaces under the
-/// run-time state directory (`<state>/netns`).
+/// run-time state directory (`<state>/netns`). In rootless mode (this process runs in a
+/// user namespace of its own) the default network is pasta's user-mode networking and
+/// no namespace is prepared ahead (the pool's are CNI bridge attachments).
 pub fn config(paths: &EnginePaths) -> NetworksConfig {
     let mut config = NetworksConfig::new(&paths.root);
     config.netns_dir = paths.state.join("netns");
-    config.pool_size = pool_size();
+    config.rootless = basic_runtime::rootless::active();
+    config.pool_size = if config.rootless { 0 } else { pool_size() };
     config
+}
+
+/// Refuses network `name` in rootless mode unless it is the default one: user-defined
+/// networks are bridges on the host.
+pub(crate) fn refuse_in_rootless(name: &str) -> Result<()> {
+    if basic_runtime::rootless::active() && !matches!(name, "bridge" | "default" | "") {
+        return Err(basic_network::Error::Rootless(name.to_string()).into());
+    }
+    Ok(())
 }
 
 /// The environment variable that sets how many prepared network namespaces the engine
@@ -94,8 +110,18 @@ pub(crate) fn check(paths: &EnginePaths, stored: &StoredConfig) -> Result<Vec<St
     let mut warnings = Vec::new();
     match &mode {
         Mode::Network(name) => {
+            if config(paths).rootless {
+                // Refused now rather than at every start: pasta would listen as the user.
+                use basic_network::pasta;
+                pasta::check_port_specs(
+                    &stored.published_ports()?,
+                    pasta::unprivileged_port_start(),
+                    pasta::privileged_on_host(),
+                )?;
+            }
             let (named, _) = endpoints(stored, name);
             for name in named.iter().filter(|n| *n != "bridge") {
+                refuse_in_rootless(name)?;
                 networks(paths)?
                     .inspect(name)
                     .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;

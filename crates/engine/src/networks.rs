@@ -147,6 +147,7 @@ impl Engine {
         query: &str,
         endpoint: Option<EndpointSettings>,
     ) -> Result<()> {
+        network::refuse_in_rootless(name)?;
         let info = network::networks(&self.paths)?.inspect(name)?;
         let c = self.container(query)?;
         if self.status(&c).is_up() {

@@ -1,6 +1,8 @@
 //! `stats`: a running container's resource usage, sampled from its cgroup and network
 //! namespace, as docker's stats document (API 1.41) and as the numbers `docker stats`
-//! shows.
+//! shows. A container without a cgroup of its own (rootless mode where the user may
+//! create no cgroups) is sampled from `/proc`: its processes are those of its pid
+//! namespace, which `/sys/fs/cgroup` cannot tell from the rest of its user's.
 //!
 //! A [`StatsSampler`] keeps the sample before the last, so a caller that resamples it
 //! once a second has docker's `precpu_stats` (and rates) for free.
@@ -8,7 +10,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use basic_monitor::{CgroupVersion, ContainerRates, ContainerSampler, ContainerStats, HostSampler};
+use basic_monitor::{
+    CgroupError, CgroupVersion, ContainerRates, ContainerSampler, ContainerStats, HostSampler,
+};
 use bollard_stubs::models::{
     ContainerBlkioStatEntry, ContainerBlkioStats, ContainerCpuStats, ContainerCpuUsage,
     ContainerMemoryStats, ContainerNetworkStats, ContainerPidsStats, ContainerStatsResponse,
@@ -71,9 +75,7 @@ impl Engine {
             what,
             source,
         };
-        let sampler =
-            ContainerSampler::for_pid(Path::new("/proc"), Path::new("/sys/fs/cgroup"), pid)
-                .map_err(|e| metrics("finding the cgroup", e))?;
+        let sampler = sampler_for(c.id(), pid).map_err(|e| metrics("finding the cgroup", e))?;
         let host_memory = HostSampler::new("/proc", "/sys")
             .sample()
             .map(|h| h.memory.total_bytes)
@@ -88,6 +90,47 @@ impl Engine {
         };
         s.current = s.take()?;
         Ok(s)
+    }
+}
+
+impl Engine {
+    /// A sampler of running (or paused) container `query`'s cgroup, or of its processes
+    /// in `/proc` when it has no cgroup of its own (see [`ContainerSampler::has_cgroup`]).
+    pub fn container_sampler(&self, query: &str) -> Result<ContainerSampler> {
+        let c = self.container(query)?;
+        let pid = self.running_pid(&c)?;
+        sampler_for(c.id(), pid).map_err(|source| EngineError::Metrics {
+            container: c.id().to_string(),
+            what: "finding the cgroup",
+            source,
+        })
+    }
+}
+
+/// Whether container `id`, whose init is `pid`, has a cgroup of its own: the runtime
+/// names a container's cgroup after its id (`basic-docker/<id>`, under whatever parent),
+/// while a container run without cgroups sits in its user's cgroup. Read from the init's
+/// `/proc/PID/cgroup`, so it holds however the host's cgroups are laid out and whatever
+/// mode created the container. A process that is gone has none.
+pub(crate) fn has_own_cgroup(id: &str, pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .any(|path| path.trim_end_matches('/').rsplit('/').next() == Some(id))
+}
+
+/// The sampler for container `id` whose init is `pid`: its cgroup's, or its process
+/// tree's without a cgroup of its own.
+pub(crate) fn sampler_for(
+    id: &str,
+    pid: i32,
+) -> std::result::Result<ContainerSampler, CgroupError> {
+    let proc_root = Path::new("/proc");
+    if has_own_cgroup(id, pid) {
+        ContainerSampler::for_pid(proc_root, Path::new("/sys/fs/cgroup"), pid)
+    } else {
+        ContainerSampler::for_process_tree(proc_root, pid)
     }
 }
 
@@ -121,7 +164,11 @@ impl StatsSampler {
             .sample_into(&mut stats)
             .map_err(|source| EngineError::Metrics {
                 container: self.id.clone(),
-                what: "sampling the cgroup",
+                what: if self.sampler.has_cgroup() {
+                    "sampling the cgroup"
+                } else {
+                    "sampling the processes"
+                },
                 source,
             })?;
         let (system_ns, online_cpus) = host_cpu();
@@ -321,6 +368,24 @@ fn parse_host_cpu(text: &str, ticks_per_second: u64) -> (u64, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cgroup_of_its_own_is_one_named_after_the_container() {
+        let me = std::process::id() as i32;
+        // This test runs in no cgroup named like a container id.
+        assert!(!has_own_cgroup("0123abcd", me));
+        assert!(!has_own_cgroup("0123abcd", i32::MAX));
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let last = own
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .filter_map(|p| p.rsplit('/').next())
+            .find(|n| !n.is_empty());
+        // Unless it runs in the root cgroup everywhere, its own leaf counts.
+        if let Some(last) = last {
+            assert!(has_own_cgroup(last, me));
+        }
+    }
 
     #[test]
     fn host_cpu_is_the_cpu_line_in_nanoseconds_and_the_cpus_counted() {

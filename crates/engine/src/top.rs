@@ -2,10 +2,9 @@
 //! of `ps -ef` (docker's default `ps_args`).
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use basic_monitor::{ContainerSampler, ProcessSample, ProcessSampler};
+use basic_monitor::{ProcessSample, ProcessSampler};
 use bollard_stubs::models::ContainerTopResponse;
 
 use crate::engine::{Container, Engine};
@@ -17,24 +16,25 @@ pub const TOP_TITLES: [&str; 8] = ["UID", "PID", "PPID", "C", "STIME", "TTY", "T
 impl Engine {
     /// The processes of running (or paused) container `query`: docker's `Titles`
     /// ([`TOP_TITLES`]) and one row per process, ordered by host PID. A container that is
-    /// not running is a conflict, as docker answers it.
+    /// not running is a conflict, as docker answers it. The processes are its cgroup's, or
+    /// without a cgroup of its own (rootless mode on cgroup v1), its pid namespace's.
     pub fn top(&self, query: &str) -> Result<ContainerTopResponse> {
         let c = self.container(query)?;
         let pid = self.running_pid(&c)?;
         let not_running = || EngineError::Conflict(format!("Container {} is not running", c.id()));
         // The init may exit between the status and the cgroup read: then it is simply
         // not running any more.
-        let mut sampler =
-            ContainerSampler::for_pid(Path::new("/proc"), Path::new("/sys/fs/cgroup"), pid)
-                .map_err(|_| not_running())?;
+        let mut sampler = crate::stats::sampler_for(c.id(), pid).map_err(|_| not_running())?;
         let mut pids = Vec::new();
-        sampler
-            .pids(&mut pids)
-            .map_err(|source| EngineError::Metrics {
+        sampler.pids(&mut pids).map_err(|source| match source {
+            // The process tree's init exited meanwhile.
+            basic_monitor::CgroupError::NoProcess { .. } => not_running(),
+            source => EngineError::Metrics {
                 container: c.id().to_string(),
                 what: "listing the processes",
                 source,
-            })?;
+            },
+        })?;
         pids.sort_unstable();
         let users = users();
         let clock = Clock::read();

@@ -1,6 +1,8 @@
 //! A container, from its cgroup: CPU usage and throttling, memory, OOM kills,
 //! pids and block I/O, from cgroup v1 (one directory per controller) or v2
 //! (one unified directory), plus the network counters of one of its processes.
+//! A container without a cgroup of its own is sampled from `/proc` instead
+//! ([`ContainerSampler::for_process_tree`]), through the same API.
 //!
 //! Hand parsers rather than `libcgroups`' stats: they take a `cgroup_root`
 //! so that recorded files from both versions can be tested anywhere, and
@@ -16,6 +18,7 @@ use crate::process::{CgroupMembership, parse_cgroup};
 use crate::read::{
     FileError, FileReader, clock_ticks_per_second, for_each_kv, limit, monotonic_ns, num,
 };
+use crate::tree::ProcessTree;
 
 /// Why sampling a container's cgroup failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,10 +29,11 @@ pub enum CgroupError {
         /// The cgroup root looked at.
         root: PathBuf,
     },
-    /// The process whose cgroup was asked for does not exist.
+    /// The process whose cgroup (or process tree) was asked for does not exist
+    /// (any more).
     #[error("{} not found: no such process", path.display())]
     NoProcess {
-        /// Its `/proc/PID/cgroup` file.
+        /// The file of its `/proc/PID` that was looked for (`cgroup`, `ns/pid`).
         path: PathBuf,
     },
     /// The process is not in a cgroup of the hierarchy being read.
@@ -144,12 +148,14 @@ pub struct BlkioStats {
 }
 
 /// One sample of a container. A group is `None` when its controller is not
-/// mounted or not enabled for the cgroup.
+/// mounted or not enabled for the cgroup. From a process tree (a container
+/// without a cgroup), every group but network is `Some`, with no limits, and
+/// throttling, cache and OOM counts stay zero or `None`: `/proc` has none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContainerStats {
     /// `CLOCK_MONOTONIC` time of the sample, ns.
     pub timestamp_ns: u64,
-    /// Which layout the numbers came from.
+    /// Which layout the numbers came from (the default, V1, for a process tree).
     pub version: CgroupVersion,
     /// CPU.
     pub cpu: Option<CpuStats>,
@@ -201,9 +207,13 @@ struct V2Files {
 enum Files {
     V1(Box<V1Files>),
     V2(Box<V2Files>),
+    /// No cgroup: the processes in the init's pid namespace, from `/proc`.
+    Tree(Box<ProcessTree>),
 }
 
-/// Samples one cgroup (a container), reusing its buffer.
+/// Samples one cgroup (a container), reusing its buffer; or, for a container
+/// without a cgroup of its own, its processes in `/proc`
+/// ([`for_process_tree`](Self::for_process_tree)).
 #[derive(Debug)]
 pub struct ContainerSampler {
     cgroup_path: String,
@@ -343,6 +353,27 @@ impl ContainerSampler {
         Ok(sampler.with_network(proc_root, pid))
     }
 
+    /// A sampler for a container without a cgroup of its own (a rootless
+    /// container on a host that gives its user no cgroups, which runs in its
+    /// user's cgroup): its processes are those in the pid namespace of `pid`
+    /// (its init) and in namespaces nested below, found under `proc_root`;
+    /// its network counters are the init's. The crate docs say how the sums
+    /// differ from a cgroup's: memory is the sum of RSS, shared pages counted
+    /// once per process, and nothing has a limit.
+    ///
+    /// Each sample lists `proc_root`; it fails with [`CgroupError::NoProcess`]
+    /// once the init is gone.
+    pub fn for_process_tree(proc_root: &Path, pid: i32) -> Result<Self, CgroupError> {
+        let tree = ProcessTree::new(proc_root, pid)?;
+        Ok(Self::with_files("", Files::Tree(Box::new(tree))).with_network(proc_root, pid))
+    }
+
+    /// Whether this sampler reads a cgroup (false for
+    /// [`for_process_tree`](Self::for_process_tree)).
+    pub fn has_cgroup(&self) -> bool {
+        !matches!(self.files, Files::Tree(_))
+    }
+
     /// Also samples the network counters of `pid`'s network namespace.
     pub fn with_network(mut self, proc_root: &Path, pid: i32) -> Self {
         self.network = Some(NetworkSampler::for_pid(proc_root, pid));
@@ -360,15 +391,15 @@ impl ContainerSampler {
     }
 
     /// The cgroup's path relative to its hierarchy (for v1, the memory
-    /// controller's when they differ).
+    /// controller's when they differ); empty for a process tree.
     pub fn cgroup_path(&self) -> &str {
         &self.cgroup_path
     }
 
-    /// The layout this sampler reads.
+    /// The layout this sampler reads (V1, the default, for a process tree).
     pub fn version(&self) -> CgroupVersion {
         match self.files {
-            Files::V1(_) => CgroupVersion::V1,
+            Files::V1(_) | Files::Tree(_) => CgroupVersion::V1,
             Files::V2(_) => CgroupVersion::V2,
         }
     }
@@ -385,9 +416,10 @@ impl ContainerSampler {
     pub fn sample_into(&mut self, out: &mut ContainerStats) -> Result<(), CgroupError> {
         out.timestamp_ns = monotonic_ns();
         out.version = self.version();
-        match &self.files {
+        match &mut self.files {
             Files::V1(f) => sample_v1(&mut self.reader, f, self.ticks_per_second, out)?,
             Files::V2(f) => sample_v2(&mut self.reader, f, out)?,
+            Files::Tree(t) => t.sample_into(1_000_000_000 / self.ticks_per_second, out)?,
         }
         match &mut self.network {
             Some(net) => net.sample_into(out.network.get_or_insert_with(Default::default))?,
@@ -396,12 +428,14 @@ impl ContainerSampler {
         Ok(())
     }
 
-    /// Host PIDs of the processes in the cgroup (`cgroup.procs`).
+    /// Host PIDs of the processes in the cgroup (`cgroup.procs`), or of the
+    /// process tree (ascending).
     pub fn pids(&mut self, out: &mut Vec<i32>) -> Result<(), CgroupError> {
         out.clear();
-        let candidates: &[PathBuf] = match &self.files {
+        let candidates: &[PathBuf] = match &mut self.files {
             Files::V1(f) => &f.procs,
             Files::V2(f) => std::slice::from_ref(&f.procs),
+            Files::Tree(t) => return t.pids(out),
         };
         for path in candidates {
             if let Some(text) = self.reader.read(path)? {

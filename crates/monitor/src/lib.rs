@@ -5,7 +5,13 @@
 //! - [`ProcessSampler`]: `/proc/PID` — CPU, memory, I/O, fds, threads,
 //!   namespaces, cgroups.
 //! - [`ContainerSampler`]: a cgroup, v1 or v2 — CPU and throttling, memory
-//!   and OOM kills, pids, block I/O — plus its network namespace's counters.
+//!   and OOM kills, pids, block I/O — plus its network namespace's counters;
+//!   or, for a container without a cgroup of its own (rootless on cgroup v1),
+//!   the same numbers summed over its processes in `/proc`: those in its
+//!   init's pid namespace and the namespaces nested below. There, CPU is the
+//!   processes' `utime + stime` (with their reaped children's), memory the sum
+//!   of their RSS (shared pages counted once per process), block I/O their
+//!   `/proc/PID/io` bytes, and nothing has a limit.
 //! - [`HostSampler`]: `/proc/stat`, `meminfo`, `loadavg`, `net/dev`, uptime,
 //!   CPUs, disk usage of a path.
 //! - [`rates`]: CPU % and bytes/s from two samples; the caller picks the interval.
@@ -27,6 +33,7 @@ pub mod prometheus;
 pub mod rates;
 mod read;
 mod table;
+mod tree;
 
 pub use cgroup::{
     BlkioStats, CgroupError, CgroupVersion, ContainerSampler, ContainerStats, CpuStats,

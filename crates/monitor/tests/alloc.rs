@@ -1,5 +1,6 @@
 //! Steady-state sampling allocates nothing: a counting global allocator
-//! watches container (v1, v2 and a recorded v2 kernel, with network) and host
+//! watches container (v1, v2 and a recorded v2 kernel, with network; a
+//! recorded /proc as a process tree) and host
 //! sampling into reused values, after one warm-up round.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -39,14 +40,18 @@ fn steady_state_sampling_does_not_allocate() {
         ContainerSampler::v1(&data.join("v1"), "/").with_network(&data.join("proc"), 13477);
     let mut v2 = ContainerSampler::v2(&data.join("v2"), "/");
     let mut recorded = recorded_v2(&data);
+    let mut tree = ContainerSampler::for_process_tree(&data.join("proc"), 13477).unwrap();
     let mut host = HostSampler::new(data.join("proc"), data.join("no-sys"));
     let mut live_host = HostSampler::new("/proc", "/sys");
-    let [mut s1, mut s2, mut s3] = [(); 3].map(|()| ContainerStats::default());
+    let [mut s1, mut s2, mut s3, mut s4] = [(); 4].map(|()| ContainerStats::default());
+    let mut pids = Vec::new();
     let (mut h, mut lh) = (HostStats::default(), HostStats::default());
     let mut round = || {
         v1.sample_into(&mut s1).unwrap();
         v2.sample_into(&mut s2).unwrap();
         recorded.sample_into(&mut s3).unwrap();
+        tree.sample_into(&mut s4).unwrap();
+        tree.pids(&mut pids).unwrap();
         host.sample_into(&mut h).unwrap();
         live_host.sample_into(&mut lh).unwrap();
     };
@@ -58,6 +63,7 @@ fn steady_state_sampling_does_not_allocate() {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(allocations, 0, "allocations in 100 steady-state rounds");
     assert!(s1.network.is_some() && s2.memory.is_some() && s3.network.is_some());
+    assert!(s4.memory.is_some() && pids == [13477]);
 }
 
 /// The first recording of a real v2 kernel, sampled from its burner's PID.

@@ -50,6 +50,10 @@ pub struct Attachment {
     pub background_detach: bool,
     /// One entry per network, in attach order.
     pub networks: Vec<NetworkAttachment>,
+    /// The pasta process giving the namespace its network (rootless mode), which
+    /// detach stops; no CNI plugin runs for such an attachment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasta: Option<crate::pasta::PastaProcess>,
     /// Things the user should know (e.g. no DNS server left for `resolv.conf`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -164,6 +164,33 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// pasta (user-mode networking) could not be started or stopped.
+    #[error("{what}: {message}")]
+    Pasta {
+        /// What was being done.
+        what: String,
+        /// pasta's error output, or the system error.
+        message: String,
+    },
+    /// A host port below `net.ipv4.ip_unprivileged_port_start`, for a process that is
+    /// not privileged on the host.
+    #[error(
+        "cannot publish host port {port}: rootless containers can only publish ports from \
+         {start} (net.ipv4.ip_unprivileged_port_start); use a higher host port, or have root \
+         lower that limit (sysctl net.ipv4.ip_unprivileged_port_start={port})"
+    )]
+    PrivilegedPort {
+        /// The host port.
+        port: u16,
+        /// The sysctl's value.
+        start: u16,
+    },
+    /// A network rootless mode cannot provide.
+    #[error(
+        "network {0}: rootless mode supports the default network (through pasta), none and \
+         host; user-defined networks need the engine to run as root"
+    )]
+    Rootless(String),
     /// Teardown failed and so did the cleanup of a failed setup: both are reported.
     #[error("{primary}; cleaning up afterwards also failed: {cleanup}")]
     CleanupFailed {

@@ -14,6 +14,8 @@
 //!   bridge networks, set up once per network instead of by plugins on every
 //!   container start.
 //! - [`ports`]: docker's `-p` syntax and a free host port picker.
+//! - [`pasta`]: user-mode networking through `pasta` for rootless engines, which
+//!   cannot make bridges or veths on the host ([`NetworksConfig::rootless`]).
 //!
 //! The reference plugins (`bridge`, `host-local`, `portmap`, `firewall`,
 //! `loopback`) come with Debian's `containernetworking-plugins` package.
@@ -29,8 +31,10 @@ pub mod host_rules;
 mod manager;
 pub mod netns;
 mod network;
+pub mod pasta;
 mod pool;
 pub mod ports;
+mod rootless;
 pub mod store;
 
 pub use attachment::{Attachment, Cache, NetworkAttachment};
@@ -43,5 +47,6 @@ pub use manager::{
     hosts_for,
 };
 pub use network::{CniNetwork, Network, Sandbox, loopback};
+pub use pasta::{PASTA_PACKAGE, Pasta, PastaInterface, PastaOptions, PastaProcess};
 pub use ports::{HostPort, PortMapping, PortSpec, PortSpecError, Protocol};
 pub use store::{CreateOptions, DefaultNetwork, NetworkInfo};

@@ -17,6 +17,7 @@ use crate::host_rules::{self, BridgeRules, Firewall, Iptables};
 use crate::netns;
 use crate::network::{CniNetwork, Network as _, Sandbox, loopback};
 use crate::ports::{PortSpec, assign_host_ports};
+use crate::rootless::{is_pasta, teardown_pasta};
 use crate::store::{self, CreateOptions, DefaultNetwork, Endpoint, NetworkInfo, NetworkStore};
 
 /// Where a [`Networks`] keeps things, and which plugins it runs.
@@ -31,8 +32,13 @@ pub struct NetworksConfig {
     /// The default network.
     pub default_network: DefaultNetwork,
     /// How many prepared namespaces to keep per network configuration (see
-    /// [`Networks::fill_pool`]); 0, the default, keeps none.
+    /// [`Networks::fill_pool`]); 0, the default, keeps none. Rootless mode keeps none.
     pub pool_size: usize,
+    /// Rootless mode: the engine is root only in a user namespace of its own and cannot
+    /// make bridges, veths or firewall rules on the host. The default network is then
+    /// user-mode networking through pasta (see [`crate::pasta`]); user-defined
+    /// networks are refused.
+    pub rootless: bool,
 }
 
 /// Where an engine keeps namespace files by default.
@@ -47,6 +53,7 @@ impl NetworksConfig {
             plugin_dirs: default_plugin_dirs(),
             default_network: DefaultNetwork::default(),
             pool_size: 0,
+            rootless: false,
         }
     }
 }
@@ -144,6 +151,9 @@ impl Networks {
 
     /// `network create`.
     pub fn create(&self, opts: &CreateOptions) -> Result<NetworkInfo> {
+        if self.config.rootless {
+            return Err(Error::Rootless(opts.name.clone()));
+        }
         let _lock = self.lock()?;
         let mut reserved = store::host_routes();
         reserved.push(self.config.default_network.subnet);
@@ -262,6 +272,9 @@ impl Networks {
         let _lock = self.clear_the_way(self.lock()?, req)?;
         if self.cache.load(&req.container_id)?.is_some() {
             return Err(Error::AlreadyAttached(req.container_id.clone()));
+        }
+        if self.config.rootless {
+            return self.attach_pasta(req);
         }
         let lists = self.resolve(&req.networks)?;
         for list in &lists {
@@ -541,7 +554,7 @@ impl Networks {
         lock_file(&self.config.dir.join(".lock"))
     }
 
-    fn ensure_default(&self) -> Result<NetworkConfigList> {
+    pub(crate) fn ensure_default(&self) -> Result<NetworkConfigList> {
         self.store.ensure_default(&self.config.default_network)
     }
 
@@ -620,6 +633,7 @@ impl Networks {
             etc_dir: req.etc_dir.clone(),
             background_detach: req.background_detach,
             networks,
+            pasta: None,
             warnings: Vec::new(),
         }
     }
@@ -652,6 +666,9 @@ impl Networks {
     /// `DEL` everything of a record, networks in reverse, then `lo` (of a
     /// namespace given to `attach`) or the namespace (of one made there).
     pub(crate) fn teardown(&self, att: &Attachment) -> Result<()> {
+        if att.pasta.is_some() || att.networks.iter().any(|n| is_pasta(&n.config)) {
+            return teardown_pasta(att);
+        }
         let netns = usable_netns(&att.netns);
         let mut errors = Vec::new();
         for (i, net) in att.networks.iter().enumerate().rev() {
@@ -727,13 +744,17 @@ impl Networks {
         }
     }
 
-    fn write_etc_files(&self, att: &mut Attachment) -> Result<()> {
+    pub(crate) fn write_etc_files(&self, att: &mut Attachment) -> Result<()> {
         let Some(dir) = att.etc_dir.clone() else {
             return Ok(());
         };
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = etc_files::render_resolv_conf(&host, &att.dns);
+        let resolv = if att.pasta.is_some() {
+            crate::pasta::render_resolv_conf(&host, &att.dns)
+        } else {
+            etc_files::render_resolv_conf(&host, &att.dns)
+        };
         att.warnings.extend(resolv.warning);
         etc_files::write_in_place(&dir, etc_files::RESOLV_CONF, &resolv.content)?;
         etc_files::write_in_place(&dir, etc_files::HOSTNAME, &format!("{}\n", att.hostname))?;

@@ -83,7 +83,10 @@ impl Networks {
     /// entry fits (the caller attaches as usual). The caller holds the
     /// networks lock.
     pub(crate) fn take_from_pool(&self, mut planned: Attachment) -> Option<Attachment> {
-        if self.config().pool_size == 0 || planned.networks.len() != 1 || !planned.ports.is_empty()
+        if self.config().pool_size == 0
+            || self.config().rootless
+            || planned.networks.len() != 1
+            || !planned.ports.is_empty()
         {
             return None;
         }
@@ -159,7 +162,8 @@ impl Networks {
     /// and the namespaces of deleted roots. Returns how many it made. Each
     /// costs a plugin `ADD` (about 10 ms): for background processes.
     pub fn fill_pool(&self, network: &str) -> Result<usize> {
-        if self.config().pool_size == 0 {
+        // Rootless: pool entries are CNI bridge attachments, which need the host.
+        if self.config().pool_size == 0 || self.config().rootless {
             return Ok(0);
         }
         self.reclaim_orphaned_namespaces();

@@ -279,7 +279,7 @@ fn bind_addr(ip: Option<IpAddr>, port: u16) -> SocketAddr {
 }
 
 /// True when no host process holds the port (as docker's proxy would find on binding).
-fn bindable(ip: Option<IpAddr>, port: u16, protocol: Protocol) -> bool {
+pub(crate) fn bindable(ip: Option<IpAddr>, port: u16, protocol: Protocol) -> bool {
     let addr = bind_addr(ip, port);
     match protocol {
         Protocol::Tcp => TcpListener::bind(addr).is_ok(),

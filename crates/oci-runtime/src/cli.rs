@@ -12,9 +12,10 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/basic-runtime")]
-    pub root: PathBuf,
+    /// Directory for container state [default: /run/basic-runtime; for an ordinary user
+    /// $XDG_RUNTIME_DIR/basic-runtime, as runc does]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Also write errors (and with --debug, progress) to this file.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -152,6 +153,67 @@ pub enum Command {
     },
     /// Print what this runtime supports, as runc's `features` JSON.
     Features,
+    /// Write a starting config.json into the bundle directory.
+    Spec {
+        /// The bundle directory to write config.json into.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec an ordinary user can run: a user namespace mapping the user's own ids
+        /// to root, no network namespace, no resource limits.
+        #[arg(long)]
+        rootless: bool,
+    },
+}
+
+impl Cli {
+    /// The state directory: `--root`, or runc's default for who runs us.
+    pub fn state_root(&self) -> PathBuf {
+        self.root.clone().unwrap_or_else(|| {
+            default_root(
+                nix::unistd::geteuid().is_root(),
+                basic_runtime::rootless::active(),
+                std::env::var_os("XDG_RUNTIME_DIR"),
+                std::env::var_os("USER"),
+            )
+        })
+    }
+}
+
+/// runc's rule: an ordinary user's state goes under `$XDG_RUNTIME_DIR`; so does that of
+/// root in a user namespace (`unshare -r`, a rootless engine) unless `$USER` says root.
+fn default_root(
+    euid_is_root: bool,
+    in_user_namespace: bool,
+    xdg_runtime_dir: Option<std::ffi::OsString>,
+    user: Option<std::ffi::OsString>,
+) -> PathBuf {
+    let system = PathBuf::from("/run/basic-runtime");
+    let Some(xdg) = xdg_runtime_dir.filter(|d| !d.is_empty()) else {
+        return system;
+    };
+    let honour = !euid_is_root || (in_user_namespace && user.is_none_or(|u| u != "root"));
+    match honour {
+        true => PathBuf::from(xdg).join("basic-runtime"),
+        false => system,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_root;
+    use std::path::Path;
+
+    #[test]
+    fn the_state_root_follows_runc() {
+        let xdg = || Some("/run/user/1000".into());
+        let user = Path::new("/run/user/1000/basic-runtime");
+        let system = Path::new("/run/basic-runtime");
+        assert_eq!(default_root(false, false, xdg(), None), user);
+        assert_eq!(default_root(false, false, None, None), system);
+        assert_eq!(default_root(true, false, xdg(), None), system);
+        assert_eq!(default_root(true, true, xdg(), Some("me".into())), user);
+        assert_eq!(default_root(true, true, xdg(), Some("root".into())), system);
+    }
 }
 
 /// Options of `exec`.

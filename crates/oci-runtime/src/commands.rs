@@ -18,9 +18,14 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
              (podman: --cgroup-manager cgroupfs; containerd: SystemdCgroup = false)"
         );
     }
+    if let Command::Spec { bundle, rootless } = &cli.command {
+        write_spec(bundle, *rootless)?;
+        return Ok(0);
+    }
     // Opening tightens what an older version left wide under --root (cheap once done).
-    let root = StateRoot::open(&cli.root)
-        .with_context(|| format!("opening the state root {}", cli.root.display()))?;
+    let dir = cli.state_root();
+    let root = StateRoot::open(&dir)
+        .with_context(|| format!("opening the state root {}", dir.display()))?;
     log.debug(&format!("{:?}", cli.command));
     match &cli.command {
         Command::Create(args) => {
@@ -41,6 +46,7 @@ pub fn dispatch(cli: &Cli, log: &Logger) -> Result<i32> {
         Command::Exec(args) => return crate::exec::exec(&root, args),
         Command::Update { resources, id } => update(&root, id, resources)?,
         Command::Features => print_json(&crate::features::features())?,
+        Command::Spec { .. } => unreachable!("handled before the state root is opened"),
     }
     Ok(0)
 }
@@ -223,4 +229,34 @@ fn update(root: &StateRoot, id: &str, resources: &Option<PathBuf>) -> Result<()>
         })?;
     root.update(id, &resources)?;
     Ok(())
+}
+
+/// `spec`: runc's starting point, written as `<bundle>/config.json` (never over one that
+/// exists): `sh` on a terminal in `rootfs`, with docker's defaults; `--rootless` for the
+/// calling user.
+fn write_spec(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.symlink_metadata().is_ok() {
+        bail!("{} exists: remove it first", path.display());
+    }
+    let mut spec = basic_runtime::default_spec(vec!["sh".into()], vec!["TERM=xterm".into()], "/")?;
+    if let Some(p) = spec.process_mut() {
+        p.set_terminal(Some(true));
+    }
+    spec.set_hostname(Some("basic-runtime".into()));
+    if rootless {
+        basic_runtime::spec::make_rootless(
+            &mut spec,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )?;
+    }
+    let json = serde_json::to_vec_pretty(&spec)?;
+    // create_new: a file that appeared since the check above is not overwritten either.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, &json).with_context(|| format!("writing {}", path.display()))
 }

@@ -133,6 +133,26 @@ pub enum ContainerError {
         #[source]
         source: crate::hooks::HookError,
     },
+    /// The spec sets resource limits, but this process (rootless) cannot create a cgroup
+    /// to enforce them (see [`crate::cgroups::unprivileged`]).
+    #[error("container {id}: {message}")]
+    RootlessLimits {
+        /// The container.
+        id: String,
+        /// Which limits, and what the host would need.
+        message: String,
+    },
+    /// `newuidmap` or `newgidmap` refused the spec's id mappings (ids the user was not
+    /// given in `/etc/subuid` or `/etc/subgid`) or could not run.
+    #[error("container {id}: {helper} refused the spec's id mappings: {message}")]
+    IdMap {
+        /// The container.
+        id: String,
+        /// `newuidmap` or `newgidmap`.
+        helper: String,
+        /// What it said.
+        message: String,
+    },
     /// Something failed, and so did removing the cgroup afterwards.
     #[error("{error}; cleaning up also failed: {cleanup}")]
     Cleanup {
@@ -248,6 +268,9 @@ pub struct Container {
     /// Whether the create hooks' moment was reached: a failure after it is followed by
     /// the `poststop` hooks, as the spec's lifecycle says.
     pub(crate) hooks_ran: std::sync::atomic::AtomicBool,
+    /// Set when [`Container::setup_cgroup`] decided to run without a cgroup of its own
+    /// (rootless, no writable hierarchy, no limits): the state then names none.
+    pub(crate) without_cgroup: std::sync::atomic::AtomicBool,
 }
 
 /// The init, set up and parked before exec, with the pipes to it.
@@ -357,8 +380,9 @@ impl ContainerBuilder {
         self
     }
 
-    /// Whether to put the container in its own cgroup (default true; rootless callers
-    /// without a delegated hierarchy turn it off).
+    /// Whether to put the container in its own cgroup (default true). A rootless caller
+    /// need not turn it off: where the hierarchy is not writable to it, a container
+    /// without limits runs without one anyway (see [`crate::cgroups::unprivileged`]).
     pub fn cgroups(mut self, on: bool) -> Self {
         self.use_cgroups = on;
         self
@@ -483,6 +507,7 @@ impl ContainerBuilder {
         Ok(Container {
             b: ContainerBuilder { rootfs, ..self },
             hooks_ran: std::sync::atomic::AtomicBool::new(false),
+            without_cgroup: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -499,9 +524,10 @@ impl Container {
     /// [`crate::supervisor`]): [`Running::wait`] reaps it and cleans up as after
     /// [`Container::start`]. `pid` must be this process's child, not yet reaped.
     pub fn adopt(&self, pid: i32) -> Running<'_> {
-        let cgroup = self
-            .b
-            .use_cgroups
+        // The earlier image decided as this one would: the same user, the same hierarchy.
+        let created = !crate::cgroups::unprivileged::runtime_is_unprivileged()
+            || crate::cgroups::unprivileged::writable(&self.b.cgroup_root, &self.cgroup_path());
+        let cgroup = (self.b.use_cgroups && created)
             .then(|| cgroups::manager_for(&self.b.cgroup_root, &self.cgroup_path()));
         Running {
             container: self,
@@ -569,6 +595,11 @@ impl Container {
         if !self.b.use_cgroups {
             return Ok(None);
         }
+        if !self.may_create_cgroup()? {
+            self.without_cgroup
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(None);
+        }
         let m = cgroups::manager_for(&self.b.cgroup_root, &self.cgroup_path());
         let cgerr = |source| ContainerError::Cgroup {
             id: self.b.id.clone(),
@@ -590,6 +621,40 @@ impl Container {
             return Err(with_cleanup(cgerr(e), m.remove()));
         }
         Ok(Some(m))
+    }
+
+    /// runc's rootless rule: a runtime that is not the host's root and cannot write the
+    /// hierarchy runs a container without limits in its own cgroup (false), and refuses
+    /// one with limits; everyone else creates the container's cgroup (true).
+    fn may_create_cgroup(&self) -> Result<bool, ContainerError> {
+        use crate::cgroups::unprivileged;
+        if !unprivileged::runtime_is_unprivileged()
+            || unprivileged::writable(&self.b.cgroup_root, &self.cgroup_path())
+        {
+            return Ok(true);
+        }
+        let limits = self
+            .resources()
+            .map(unprivileged::limits_in)
+            .unwrap_or_default();
+        if limits.is_empty() {
+            return Ok(false);
+        }
+        Err(ContainerError::RootlessLimits {
+            id: self.b.id.clone(),
+            message: unprivileged::no_cgroup_for_limits(
+                &limits,
+                cgroups::detect_version(&self.b.cgroup_root),
+            ),
+        })
+    }
+
+    /// Whether the container has a cgroup of its own.
+    fn has_cgroup(&self) -> bool {
+        self.b.use_cgroups
+            && !self
+                .without_cgroup
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn resources(&self) -> Option<&oci_spec::runtime::LinuxResources> {
@@ -650,6 +715,8 @@ impl Container {
         crate::spec_check::refuse_escapes(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         crate::spec_check::refuse_bad_version(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
         crate::hooks::validate(&self.b.spec).map_err(ContainerError::InvalidSpec)?;
+        refuse_ordinary_user_without_user_namespace(&self.b.spec)
+            .map_err(ContainerError::InvalidSpec)?;
         if self.b.require_sealed_exe {
             crate::sealed_exe::check().map_err(|source| ContainerError::ExposedBinary {
                 id: id.clone(),
@@ -858,36 +925,98 @@ impl Container {
         }
     }
 
-    /// uid_map/gid_map of the first child's new user namespace. Unprivileged writers must
-    /// deny setgroups first (kernel rule since 3.19).
+    /// uid_map/gid_map of the first child's new user namespace. Root writes them itself; so
+    /// does an ordinary user whose map is its own id alone (the kernel allows that after
+    /// setgroups is denied, a rule since 3.19). Any other map of an ordinary user goes
+    /// through the setuid `newuidmap`/`newgidmap` (shadow's `uidmap`), which grant only the
+    /// ranges `/etc/subuid` and `/etc/subgid` give the user, as podman does.
     fn write_id_maps(&self, pid: Pid) -> Result<(), ContainerError> {
         let linux = self.b.spec.linux().as_ref();
-        let fmt = |maps: Option<&Vec<LinuxIdMapping>>| {
-            maps.map(|m| {
-                m.iter()
-                    .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
-                    .collect::<String>()
-            })
+        let uid = linux.and_then(|l| l.uid_mappings().as_ref());
+        let gid = linux.and_then(|l| l.gid_mappings().as_ref());
+        let root = nix::unistd::geteuid().is_root();
+        let own = |maps: &[LinuxIdMapping], id: u32| {
+            root || (maps.len() == 1 && maps[0].host_id() == id && maps[0].size() == 1)
         };
-        let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-        let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-        let proc = PathBuf::from(format!("/proc/{pid}"));
-        let write = |file: &str, content: &str| {
-            let path = proc.join(file);
-            std::fs::write(&path, content).map_err(|source| ContainerError::Io {
-                id: self.b.id.clone(),
-                path,
-                source,
-            })
-        };
-        if !nix::unistd::geteuid().is_root() {
-            write("setgroups", "deny")?;
-        }
+        let direct_uid = uid.is_none_or(|m| own(m, nix::unistd::geteuid().as_raw()));
+        let direct_gid = gid.is_none_or(|m| own(m, nix::unistd::getegid().as_raw()));
         if let Some(u) = uid {
-            write("uid_map", &u)?;
+            match direct_uid {
+                true => self.write_proc_map(pid, "uid_map", u)?,
+                false => self.helper_map(pid, "newuidmap", u)?,
+            }
+        }
+        if !root && direct_gid {
+            self.write_proc(pid, "setgroups", "deny")?;
         }
         if let Some(g) = gid {
-            write("gid_map", &g)?;
+            match direct_gid {
+                true => self.write_proc_map(pid, "gid_map", g)?,
+                false => self.helper_map(pid, "newgidmap", g)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_proc(&self, pid: Pid, file: &str, content: &str) -> Result<(), ContainerError> {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, content).map_err(|source| ContainerError::Io {
+            id: self.b.id.clone(),
+            path,
+            source,
+        })
+    }
+
+    fn write_proc_map(
+        &self,
+        pid: Pid,
+        file: &str,
+        maps: &[LinuxIdMapping],
+    ) -> Result<(), ContainerError> {
+        let content = maps
+            .iter()
+            .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+            .collect::<String>();
+        self.write_proc(pid, file, &content)
+    }
+
+    /// `newuidmap PID inside outside count ...`: it checks the ranges against the user's
+    /// subordinate ids and says which one it refused.
+    fn helper_map(
+        &self,
+        pid: Pid,
+        helper: &str,
+        maps: &[LinuxIdMapping],
+    ) -> Result<(), ContainerError> {
+        let mut cmd = std::process::Command::new(helper);
+        cmd.arg(pid.to_string());
+        for m in maps {
+            cmd.args([
+                m.container_id().to_string(),
+                m.host_id().to_string(),
+                m.size().to_string(),
+            ]);
+        }
+        let failed = |message: String| ContainerError::IdMap {
+            id: self.b.id.clone(),
+            helper: helper.to_string(),
+            message,
+        };
+        let out = cmd
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                failed(format!(
+                    "could not run it ({e}): mapping more than your own id needs it \
+                     (Debian: apt install uidmap)"
+                ))
+            })?;
+        if !out.status.success() {
+            return Err(failed(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         Ok(())
     }
@@ -957,7 +1086,7 @@ impl Container {
                     .collect(),
             },
             init_start_time: proc_stat(init.as_raw()).map(|s| s.1).unwrap_or(0),
-            cgroup_path: self.b.use_cgroups.then(|| self.cgroup_path()),
+            cgroup_path: self.has_cgroup().then(|| self.cgroup_path()),
             cgroup_root: self.b.cgroup_root.clone(),
             hooks: self.b.spec.hooks().as_ref().and_then(|h| {
                 let kept = oci_spec::runtime::HooksBuilder::default()
@@ -971,6 +1100,26 @@ impl Container {
             }),
         }
     }
+}
+
+/// An ordinary user in the host's user namespace can create the other namespaces only
+/// from a user namespace of its own: say so, rather than let `unshare` fail with EPERM.
+fn refuse_ordinary_user_without_user_namespace(spec: &Spec) -> Result<(), String> {
+    let euid = nix::unistd::geteuid();
+    let has_user_namespace = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    if euid.is_root() || crate::rootless::active() || has_user_namespace {
+        return Ok(());
+    }
+    Err(format!(
+        "running as uid {euid} (not root), the spec needs a user namespace to create the \
+         others in: give it one with uid/gid mappings (`basic-runtime spec --rootless` writes \
+         such a spec), or run this inside a user namespace where you are root (a rootless \
+         engine's)"
+    ))
 }
 
 /// runc's `owner`: empty for root, the uid's name otherwise (here the number).

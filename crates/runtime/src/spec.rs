@@ -15,12 +15,14 @@ use oci_spec::runtime::{
 
 mod devices;
 mod security;
+mod unprivileged;
 
 pub use devices::{DeviceMapping, add_device, devices_in, host_devices};
 pub use security::{
     make_privileged, make_privileged_with, privileged_capabilities, set_default_seccomp,
     set_seccomp_profile, set_seccomp_profile_on,
 };
+pub use unprivileged::make_rootless;
 
 /// Errors building a spec or resolving a user.
 #[derive(Debug, thiserror::Error)]

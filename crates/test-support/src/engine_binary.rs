@@ -72,7 +72,7 @@ impl BinaryCopy {
         let mut path = PathBuf::new();
         for (i, program) in std::iter::once(&original).chain(companions).enumerate() {
             let to = dir.path().join(program.file_name().unwrap());
-            std::fs::copy(program, &to)
+            crate::rootless::copy_in_another_process(program, &to)
                 .unwrap_or_else(|e| panic!("copying {}: {e}", program.display()));
             std::os::unix::fs::chown(&to, Some(owner.0), Some(owner.1)).unwrap();
             if i == 0 {

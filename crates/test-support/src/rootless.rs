@@ -174,7 +174,7 @@ impl UserHome {
             .file_name()
             .ok_or_else(|| io::Error::other("a program path without a file name"))?;
         let to = self.dir.join("bin").join(name);
-        fs::copy(program, &to)?;
+        copy_in_another_process(program, &to)?;
         fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
         Ok(to)
     }
@@ -249,6 +249,13 @@ fn kill_processes_of(uid: u32, dir: &Path) {
                 .status();
         }
     }
+}
+
+/// Copies `from` to `to` with cp(1): a descriptor open for writing on the new program in
+/// this process would be inherited by any child another test forks meanwhile, and running
+/// the program would then fail with "Text file busy" until that child execs.
+pub fn copy_in_another_process(from: &Path, to: &Path) -> io::Result<()> {
+    run(Command::new("cp").arg("--").arg(from).arg(to))
 }
 
 fn lock_exclusive(file: &fs::File) -> io::Result<()> {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use basic_engine::Engine;
 use basic_monitor::prometheus::Server;
 use basic_monitor::{
     ContainerSampler, ContainerSnapshot, CorrelationView, GapView, HostRates, HostSampler,
@@ -282,34 +283,43 @@ fn container_text(t: &Tracked) -> String {
 fn container(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
     let c = containers::resolve(global, &args.container)?;
-    let mut t = Tracked::new(&super::engine(global)?, c)?;
+    let engine = super::engine(global)?;
+    let mut t = Tracked::new(&engine, c)?;
     std::thread::sleep(INTERVAL);
     t.resample()?;
-    let cgroup = cgroup_of(&t.container)?;
+    let cgroup = cgroup_of(&engine, &t.container)?;
     if json {
         return print_json(&container_json(&t, &cgroup));
     }
+    let source = match cgroup.is_empty() {
+        true => "no cgroup of its own: its processes, from /proc".to_string(),
+        false => format!("cgroup {cgroup}"),
+    };
     print!(
-        "CONTAINER {} (cgroup {cgroup})\n{}",
+        "CONTAINER {} ({source})\n{}",
         t.container.short_id(),
         container_text(&t)
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn sampler_for(c: &RunningContainer) -> anyhow::Result<ContainerSampler> {
-    ContainerSampler::for_pid(Path::new("/proc"), Path::new("/sys/fs/cgroup"), c.pid)
+/// The container's cgroup sampler, or its process tree's when it has no cgroup of its own
+/// (the engine decides).
+fn sampler_for(engine: &Engine, c: &RunningContainer) -> anyhow::Result<ContainerSampler> {
+    engine
+        .container_sampler(&c.id)
         .with_context(|| format!("finding the cgroup of container {}", c.short_id()))
 }
 
-fn cgroup_of(c: &RunningContainer) -> anyhow::Result<String> {
-    Ok(sampler_for(c)?.cgroup_path().to_string())
+/// The container's cgroup path; empty for a container without a cgroup of its own.
+fn cgroup_of(engine: &Engine, c: &RunningContainer) -> anyhow::Result<String> {
+    Ok(sampler_for(engine, c)?.cgroup_path().to_string())
 }
 
 fn gap(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
     let c = containers::resolve(global, &args.container)?;
-    let mut sampler = sampler_for(&c)?;
+    let mut sampler = sampler_for(&super::engine(global)?, &c)?;
     let view = GapView::collect(&c.id, Path::new("/proc"), Path::new("/sys"), &mut sampler)
         .with_context(|| format!("collecting the gap view of container {}", c.short_id()))?;
     if json {
@@ -323,7 +333,7 @@ fn gap(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<Ex
 fn correlation(global: &GlobalOptions, args: &MonitorContainerArgs) -> anyhow::Result<ExitCode> {
     let json = wants_json(args.format.as_deref())?;
     let c = containers::resolve(global, &args.container)?;
-    let mut sampler = sampler_for(&c)?;
+    let mut sampler = sampler_for(&super::engine(global)?, &c)?;
     let view = CorrelationView::collect(&c.correlation_input(), Path::new("/proc"), &mut sampler)
         .with_context(|| {
         format!(
@@ -357,7 +367,7 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
         let containers: Vec<Value> = tracked
             .iter()
             .map(|t| {
-                let cgroup = cgroup_of(&t.container).unwrap_or_default();
+                let cgroup = cgroup_of(&engine, &t.container).unwrap_or_default();
                 container_json(t, &cgroup)
             })
             .collect();
@@ -375,10 +385,11 @@ fn all(global: &GlobalOptions, args: &MonitorFormatArgs) -> anyhow::Result<ExitC
 /// A Prometheus snapshot: the host and every running container.
 fn snapshot(global: &GlobalOptions, host: &mut HostSampler) -> anyhow::Result<Snapshot> {
     let host = host.sample().context("sampling the host")?;
+    let engine = super::engine(global)?;
     let mut out = Vec::new();
     for c in containers::running(global)? {
         // A container that exits between listing and sampling is not an error.
-        let Ok(mut sampler) = sampler_for(&c) else {
+        let Ok(mut sampler) = sampler_for(&engine, &c) else {
             continue;
         };
         let Ok(stats) = sampler.sample() else {

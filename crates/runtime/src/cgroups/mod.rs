@@ -7,6 +7,7 @@
 //! counter, hugetlb on the hybrid v2 mount) and keeps the dependency tree small. Both
 //! implementations take the hierarchy root as a path, so they are unit-tested on a tempdir.
 
+pub mod unprivileged;
 mod v1;
 mod v2;
 mod warm;

@@ -11,7 +11,7 @@ use super::{
 };
 
 /// Controllers we place a container in when their hierarchy is mounted.
-const CONTROLLERS: &[&str] = &[
+pub(super) const CONTROLLERS: &[&str] = &[
     "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio", "hugetlb",
     "net_cls", "net_prio",
 ];

@@ -170,8 +170,9 @@ fn cgroup_procs(proc_root: &Path, pid: i32) -> Result<Vec<PathBuf>, ExecError> {
     let membership = read(proc_root.join(pid.to_string()).join("cgroup"))?;
     let mounts = read(proc_root.join("self/mountinfo"))?;
     // In rootless mode a container without cgroups of its own is in its user's, which
-    // only root may move processes into: as runc does there, those are left alone.
-    let rootless = crate::rootless::active();
+    // only root may move processes into: as runc does there, those are left alone. The
+    // same for an ordinary user running the runtime directly (runc's rootless mode).
+    let rootless = crate::cgroups::unprivileged::runtime_is_unprivileged();
     let writable = |procs: &PathBuf| {
         !rootless || nix::unistd::access(procs, nix::unistd::AccessFlags::W_OK).is_ok()
     };

@@ -38,14 +38,15 @@ pub(super) fn mount_one(root: &Root, step: &MountStep) -> Result<(), ChildError>
             fstype,
             flags,
             data,
-        } => mount(
-            Some(source),
-            &target,
-            Some(fstype.as_str()),
+        } => filesystem(
+            root,
+            &dest,
+            source,
+            fstype,
             *flags,
             data.as_deref(),
-        )
-        .map_err(sys(what()))?,
+            &step.what,
+        )?,
         MountAction::Cgroup2 { flags } => {
             mount(
                 Some("cgroup2"),
@@ -67,6 +68,80 @@ pub(super) fn mount_one(root: &Root, step: &MountStep) -> Result<(), ChildError>
         set_propagation(&fd_path(mounted.fd.as_fd()), step.propagation).map_err(sys(what()))?;
     }
     Ok(())
+}
+
+/// A filesystem of its own, with the fallbacks runc and crun use where a user namespace
+/// does not own what the filesystem shows.
+fn filesystem(
+    root: &Root,
+    dest: &Resolved,
+    source: &Path,
+    fstype: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &str,
+) -> Result<(), ChildError> {
+    let target = fd_path(dest.fd.as_fd());
+    let err = match mount(Some(source), &target, Some(fstype), flags, data) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    match (fstype, err) {
+        // A new sysfs needs the network namespace to belong to our user namespace; one
+        // shared with the host's (`--network host` in rootless mode) does not, so the
+        // host's /sys is bound instead, read-only, as runc does.
+        ("sysfs", nix::Error::EPERM) => {
+            let sealed = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            bind(
+                root,
+                dest,
+                Path::new("/sys"),
+                true,
+                sealed | MsFlags::MS_RDONLY,
+                &format!("{what} (bind-mounting the host's /sys instead of a new sysfs)"),
+            )
+        }
+        // Likewise a new mqueue needs the IPC namespace to be ours: the host's (`--ipc
+        // host` in rootless mode) gets the host's /dev/mqueue, bound, as podman does.
+        ("mqueue", nix::Error::EPERM) => {
+            let host = Path::new("/dev/mqueue");
+            if !host.is_dir() {
+                return Err(ChildError::Spec(format!(
+                    "{what}: the IPC namespace is not owned by this user namespace (the \
+                     host's, shared), so no mqueue can be mounted, and the host has no \
+                     {} to bind instead: give the container an IPC namespace of its own, \
+                     or leave /dev/mqueue out of the spec's mounts",
+                    host.display()
+                )));
+            }
+            bind(
+                root,
+                dest,
+                host,
+                false,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                &format!("{what} (bind-mounting the host's /dev/mqueue instead)"),
+            )
+        }
+        // `gid=5` names a group the user namespace may not map (a rootless spec with
+        // only the user's own id): the pty group is then left out.
+        ("devpts", nix::Error::EINVAL) if data.is_some_and(|d| d.contains("gid=")) => {
+            let kept: Vec<&str> = data
+                .unwrap_or_default()
+                .split(',')
+                .filter(|o| !o.starts_with("gid="))
+                .collect();
+            mount(
+                Some(source),
+                &target,
+                Some(fstype),
+                flags,
+                Some(kept.join(",").as_str()),
+            )
+            .map_err(sys(what))
+        }
+        (_, e) => Err(sys(what)(e)),
+    }
 }
 
 /// A bind mount, then a remount for the flags a first bind ignores.

@@ -34,6 +34,10 @@ pub(crate) struct Host {
     /// The sources of the spec's bind mounts that are directories (the others get a file
     /// as their mount point).
     pub directory_sources: HashSet<PathBuf>,
+    /// Whether the container side runs in a user namespace other than the host's (its
+    /// own, or the rootless engine's it was started in), where `mknod` of a device is
+    /// always refused.
+    pub user_namespace: bool,
 }
 
 impl Host {
@@ -71,6 +75,7 @@ impl Host {
             cgroup_v1_hierarchies,
             own_cgroups,
             directory_sources,
+            user_namespace: crate::rootless::active(),
         })
     }
 }
@@ -284,7 +289,7 @@ pub(crate) fn plan(spec: &Spec, host: &Host, no_pivot: bool) -> Result<Plan, Chi
     Ok(Plan {
         propagation,
         mounts: mounts.iter().map(|m| mount_step(m, host)).collect(),
-        dev: dev_entries(spec)?,
+        dev: dev_entries(spec, host)?,
         enter: match no_pivot {
             true => Enter::MoveAndChroot,
             false => Enter::PivotRoot,
@@ -471,12 +476,14 @@ fn cgroup_action(flags: MsFlags, host: &Host) -> MountAction {
 }
 
 /// The container's `/dev` entries: when `/dev` is a tmpfs of its own, the default nodes and
-/// docker's symlinks first; then the spec's devices. A user namespace gets bind mounts.
-fn dev_entries(spec: &Spec) -> Result<Vec<DevEntry>, ChildError> {
+/// docker's symlinks first; then the spec's devices. A user namespace (the spec's, or the
+/// one the runtime runs in) gets bind mounts.
+fn dev_entries(spec: &Spec, host: &Host) -> Result<Vec<DevEntry>, ChildError> {
     let linux = spec.linux().as_ref();
-    let in_user_namespace = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let in_user_namespace = host.user_namespace
+        || linux
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
     let how = match in_user_namespace {
         true => MakeNode::Bind,
         false => MakeNode::MknodOrBind,

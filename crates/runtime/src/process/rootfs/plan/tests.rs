@@ -12,6 +12,7 @@ fn v1_host() -> Host {
             .to_vec(),
         own_cgroups: Default::default(),
         directory_sources: HashSet::new(),
+        user_namespace: false,
     }
 }
 
@@ -21,6 +22,7 @@ fn v2_host() -> Host {
         cgroup_v1_hierarchies: Vec::new(),
         own_cgroups: Default::default(),
         directory_sources: HashSet::new(),
+        user_namespace: false,
     }
 }
 
