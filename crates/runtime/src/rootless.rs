@@ -11,8 +11,8 @@
 //!
 //! The ids are mapped by Debian's `newuidmap`/`newgidmap` (package `uidmap`), which check
 //! `/etc/subuid` and `/etc/subgid`: the user is 0, the first subordinate id is 1, and so on.
-//! A user without subordinate ranges gets their own id only, and [`Entered::warning`] says
-//! what will not work (images whose files belong to other users).
+//! A user without subordinate ranges gets their own id only, and the `warning` of
+//! [`Entered::Joined`] says what will not work (images whose files belong to other users).
 
 use std::fs::{self, File};
 use std::io::{self, Read as _, Write as _};
