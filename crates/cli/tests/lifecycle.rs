@@ -488,20 +488,18 @@ fn a_killed_supervisor_or_a_wiped_state_never_loses_a_container() {
         root,
         &["run", "-d", "--name", "orphan", image, "sleep", "1000"],
     ));
-    let pid = inspect(root, "orphan")["State"]["Pid"].as_i64().unwrap();
-    let supervisor = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))
-        .unwrap()
-        .trim()
-        .parse::<i32>()
-        .unwrap();
-    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).unwrap();
-    assert!(
-        String::from_utf8_lossy(&cmdline).contains("basic-docker-supervise"),
-        "the init's parent is the supervisor"
+    // The handover to the small supervisor follows `run -d` (see the test above).
+    basic_test_support::bounded::until(
+        Duration::from_secs(10),
+        "the supervisor of a running container becomes the small program",
+        || {
+            supervisor_of(root, "orphan")
+                .1
+                .starts_with("basic-docker-supervise ")
+        },
     );
+    let (supervisor, _) = supervisor_of(root, "orphan");
+    let pid = inspect(root, "orphan")["State"]["Pid"].as_i64().unwrap();
     // The supervisor dies; the container still runs and is still reported so.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(supervisor),

@@ -84,6 +84,23 @@ impl User {
         self.home.data().join("basic-docker")
     }
 
+    /// [`TREE`] in a container of `image`, run by the user.
+    fn tree(&self, image: &str) -> String {
+        self.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "0",
+            "--entrypoint",
+            "sh",
+            image,
+            "-c",
+            TREE,
+        ])
+    }
+
     /// The mount table of the user's namespace holder.
     fn holder_mounts(&self) -> String {
         let pid = std::fs::read_to_string(self.home.runtime().join("basic-docker/ns-holder.pid"))
@@ -102,19 +119,7 @@ fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root
     let Some(user) = User::new() else { return };
     let image = user.fixture("multilayer");
     user.ok(&["pull", "-q", &image]);
-    let as_user = user.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--user",
-        "0",
-        "--entrypoint",
-        "sh",
-        &image,
-        "-c",
-        TREE,
-    ]);
+    let as_user = user.tree(&image);
     let as_root = roots_tree(&user.registry, &image);
     assert!(
         as_user.lines().count() > 300,
@@ -170,19 +175,7 @@ fn an_ordinary_user_with_fuse_overlayfs_sees_the_image_commits_and_leaves_nothin
     assert!(info.contains("Storage Driver: fuse-overlayfs\n"), "{info}");
     let image = user.fixture("multilayer");
     user.ok(&["pull", "-q", &image]);
-    let as_user = user.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--user",
-        "0",
-        "--entrypoint",
-        "sh",
-        &image,
-        "-c",
-        TREE,
-    ]);
+    let as_user = user.tree(&image);
     let as_root = roots_tree(&user.registry, &image);
     assert!(
         as_user.lines().count() > 300,

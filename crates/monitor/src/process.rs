@@ -251,19 +251,23 @@ impl ProcessSampler {
         Ok(self.reader.read(&self.path)?.map(|t| t.trim().to_string()))
     }
 
-    /// `proc_root/PID/<file>` into the reused path buffer, without formatting
-    /// allocations.
+    /// `proc_root/PID/<file>` into the reused path buffer.
     fn set_path(&mut self, pid: i32, file: &str) {
-        let mut digits = [0u8; 12];
-        let mut cursor = std::io::Cursor::new(&mut digits[..]);
-        let _ = write!(cursor, "{pid}");
-        let len = cursor.position() as usize;
-        let pid_str = std::str::from_utf8(&digits[..len]).unwrap_or("0");
-        self.path.as_mut_os_string().clear();
-        self.path.push(&self.proc_root);
-        self.path.push(pid_str);
-        self.path.push(file);
+        set_proc_path(&mut self.path, &self.proc_root, pid, file);
     }
+}
+
+/// `proc_root/PID/<file>` into a reused path buffer, without formatting allocations.
+pub(crate) fn set_proc_path(path: &mut PathBuf, proc_root: &Path, pid: i32, file: &str) {
+    let mut digits = [0u8; 12];
+    let mut cursor = std::io::Cursor::new(&mut digits[..]);
+    let _ = write!(cursor, "{pid}");
+    let len = cursor.position() as usize;
+    let pid_str = std::str::from_utf8(&digits[..len]).unwrap_or("0");
+    path.as_mut_os_string().clear();
+    path.push(proc_root);
+    path.push(pid_str);
+    path.push(file);
 }
 
 /// Samples one process under `proc_root`. For repeated sampling, keep a

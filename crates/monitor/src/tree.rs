@@ -24,7 +24,6 @@
 //! in reused buffers, so steady-state sampling allocates nothing here either.
 
 use std::ffi::CStr;
-use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
@@ -277,15 +276,7 @@ impl ProcessTree {
 
     /// `proc_root/PID/<file>` into the reused path buffer.
     fn set_path(&mut self, pid: i32, file: &str) {
-        let mut digits = [0u8; 12];
-        let mut cursor = std::io::Cursor::new(&mut digits[..]);
-        let _ = write!(cursor, "{pid}");
-        let len = cursor.position() as usize;
-        let pid_str = std::str::from_utf8(&digits[..len]).unwrap_or("0");
-        self.path.as_mut_os_string().clear();
-        self.path.push(&self.proc_root);
-        self.path.push(pid_str);
-        self.path.push(file);
+        crate::process::set_proc_path(&mut self.path, &self.proc_root, pid, file);
     }
 }
 

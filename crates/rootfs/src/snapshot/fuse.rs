@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 
 use super::{
     Change, Mount, OverlaySnapshotter, PrepareOptions, Snapshot, SnapshotError, SnapshotInfo,
-    Snapshotter, SnapshotterKind, Usage, io_err, remove_tree,
+    Snapshotter, SnapshotterKind, Usage, io_err,
 };
 
 /// The [`Mount::fstype`] of a mount made by the `fuse-overlayfs` program (the kernel
@@ -301,52 +301,10 @@ fn fusermount_unmount(target: &Path) -> Result<(), SnapshotError> {
 /// the upper directory) works with directories on `root`'s filesystem: the program, the
 /// `/dev/fuse` device and the right to mount it are all needed.
 pub(crate) fn probe(root: &Path) -> Result<(), SnapshotError> {
-    std::fs::create_dir_all(root).map_err(io_err("create", root))?;
-    let tmp = root.join(format!(".fuse-overlay-probe-{}", std::process::id()));
-    remove_tree(&tmp)?;
-    let result = (|| {
-        let (lower, upper, work, merged) = (
-            tmp.join("lower"),
-            tmp.join("upper"),
-            tmp.join("work"),
-            tmp.join("merged"),
-        );
-        for d in [&lower, &upper, &work, &merged] {
-            std::fs::create_dir_all(d).map_err(io_err("create", d))?;
-        }
-        std::fs::write(lower.join("hidden"), b"").map_err(io_err("write", &lower))?;
-        crate::sys::mknodat(
-            std::os::fd::AsFd::as_fd(&std::fs::File::open(&upper).map_err(io_err("open", &upper))?),
-            c"hidden",
-            libc::S_IFCHR,
-            0,
-        )
-        .map_err(io_err("create a whiteout in", &upper))?;
-        let m = to_fuse(Mount {
-            fstype: "overlay".into(),
-            source: "overlay".into(),
-            options: vec![
-                format!("lowerdir={}", lower.display()),
-                format!("upperdir={}", upper.display()),
-                format!("workdir={}", work.display()),
-            ],
-            relative_to: None,
-        });
-        mount(&m, &merged)?;
-        let hidden = merged.join("hidden").symlink_metadata().is_ok();
-        let writable = std::fs::write(merged.join("probe"), b"ok");
-        let unmounted = FuseOverlaySnapshotter::new(root).unmount(&merged);
-        writable.map_err(io_err("write in", &merged))?;
-        unmounted?;
-        if hidden {
-            return Err(SnapshotError::Io {
-                op: "hide a whited-out file in",
-                path: merged,
-                source: io::Error::other("whiteout not honoured"),
-            });
-        }
-        Ok(())
-    })();
-    let _ = remove_tree(&tmp);
-    result
+    super::overlay::probe_with(
+        root,
+        ".fuse-overlay-probe",
+        |view, target| mount(&to_fuse(view.clone()), target),
+        |target| FuseOverlaySnapshotter::new(root).unmount(target),
+    )
 }

@@ -552,8 +552,22 @@ fn mount_from(
 /// Whether a writable overlay mount (with a whiteout in a lower layer)
 /// works with directories on `root`'s filesystem.
 pub(crate) fn probe(root: &Path) -> Result<(), SnapshotError> {
+    probe_with(root, ".overlay-probe", do_mount, super::unmount)
+}
+
+/// A writable overlay-form mount of a lower directory holding a file and an upper one
+/// whiting it out, made in a scratch directory on `root` by `mount` and removed by
+/// `unmount`: it works when the merged view is writable and hides the file. The mount
+/// has overlayfs' own options (plus `userxattr` in a user namespace); `mount` may
+/// translate them (fuse-overlayfs does).
+pub(super) fn probe_with(
+    root: &Path,
+    prefix: &str,
+    mount: impl FnOnce(&Mount, &Path) -> Result<(), SnapshotError>,
+    unmount: impl FnOnce(&Path) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
     std::fs::create_dir_all(root).map_err(io_err("create", root))?;
-    let tmp = root.join(format!(".overlay-probe-{}", std::process::id()));
+    let tmp = root.join(format!("{prefix}-{}", std::process::id()));
     remove_tree(&tmp)?;
     let result = (|| {
         let lower = tmp.join("lower");
@@ -572,24 +586,22 @@ pub(crate) fn probe(root: &Path) -> Result<(), SnapshotError> {
             0,
         )
         .map_err(io_err("create a whiteout in", &upper))?;
-        let mount = Mount {
+        let options = overlay_options(
+            &[lower.display().to_string()],
+            Some((upper.as_path(), work.as_path())),
+        )?;
+        let view = Mount {
             fstype: "overlay".into(),
             source: "overlay".into(),
-            options: vec![
-                format!("lowerdir={}", lower.display()),
-                format!("upperdir={}", upper.display()),
-                format!("workdir={}", work.display()),
-            ]
-            .into_iter()
-            .chain(crate::overlay_xattr::mount_option().map(String::from))
-            .collect(),
+            options,
             relative_to: None,
         };
-        do_mount(&mount, &merged)?;
+        mount(&view, &merged)?;
         let hidden = merged.join("hidden").symlink_metadata().is_ok();
         let writable = std::fs::write(merged.join("probe"), b"ok");
-        super::unmount(&merged)?;
+        let unmounted = unmount(&merged);
         writable.map_err(io_err("write in", &merged))?;
+        unmounted?;
         if hidden {
             return Err(SnapshotError::Io {
                 op: "hide a whited-out file in",
