@@ -72,11 +72,10 @@ impl Engine {
         let lease = self.store.lease()?;
         let image = self.store.image(&c.record.image_id)?;
         let parent_chain = image.layers.last().map(|l| l.chain_id.clone());
-        // A rootless container without cgroups of its own has no freezer: as podman does
-        // there, its files are read while it runs.
+        // A container without a cgroup of its own (rootless mode) has no freezer: as podman
+        // does there, its files are read while it runs.
         let pause = options.pause
-            && matches!(self.status(&c), Status::Running(_))
-            && crate::host::cgroups_reachable(&self.paths);
+            && matches!(self.status(&c), Status::Running(pid) if crate::stats::has_own_cgroup(c.id(), pid));
         if pause {
             self.pause(c.id())?;
         }

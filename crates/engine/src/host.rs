@@ -130,18 +130,6 @@ pub fn network_stack() -> &'static str {
     }
 }
 
-/// Whether containers get cgroups of their own: always for root; in rootless mode only
-/// where the user may create some (cgroup v2 with a delegated subtree). Without, limits are
-/// refused at create ([`refuse_unreachable_limits`]) and the container runs in the user's
-/// cgroup, as podman's rootless containers do on cgroup v1.
-pub fn cgroups_reachable(paths: &EnginePaths) -> bool {
-    !basic_runtime::rootless::active()
-        || environment(paths, false)
-            .cgroup_controllers
-            .iter()
-            .any(|(_, writable)| *writable)
-}
-
 /// Fits a container's spec to rootless mode: without a writable devices controller the
 /// device cgroup rules go (the container cannot make device nodes in a user namespace
 /// anyway; only the host's harmless nodes are bound into its `/dev`), so that no warning

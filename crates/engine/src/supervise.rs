@@ -171,7 +171,6 @@ impl Engine {
         let mut builder = basic_runtime::Container::builder(c.id(), spec, &c.paths.rootfs)
             .state_dir(&self.paths.state)
             .init(c.config.init())
-            .cgroups(crate::host::cgroups_reachable(&self.paths))
             .seccomp_cache(self.paths.seccomp_cache());
         // With a terminal the container sends its pty master over this socket; keys typed
         // by the user (Ctrl-C) signal the container through it, not through us.
