@@ -86,19 +86,7 @@ impl User {
 
     /// [`TREE`] in a container of `image`, run by the user.
     fn tree(&self, image: &str) -> String {
-        self.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "sh",
-            image,
-            "-c",
-            TREE,
-        ])
+        self.ok(&tree_args(image))
     }
 
     /// The mount table of the user's namespace holder.
@@ -113,6 +101,23 @@ impl User {
 /// container sees them (the kernel's own directories left out).
 const TREE: &str = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o \
                     -print | sort | xargs stat -c '%n %u %g %a %F'";
+
+/// `run` arguments listing [`TREE`] in a container of `image`, as its root.
+fn tree_args(image: &str) -> [&str; 11] {
+    [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        TREE,
+    ]
+}
 
 #[test]
 fn an_ordinary_user_pulls_an_image_of_many_owners_and_sees_the_same_tree_as_root() {
@@ -773,22 +778,7 @@ fn roots_tree(registry: &str, image: &str) -> String {
         "{}",
         String::from_utf8_lossy(&pull.stderr)
     );
-    let as_root = common::basic_docker(
-        root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "sh",
-            image,
-            "-c",
-            TREE,
-        ],
-    );
+    let as_root = common::basic_docker(root, &tree_args(image));
     assert!(
         as_root.status.success(),
         "{}",
