@@ -347,7 +347,14 @@ fn open_following(root: &Root, path: &Path, directory: bool) -> std::io::Result<
     };
     match root.open_file(path, flags) {
         Ok(file) => Ok(file.into()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+        // Without openat2 (or refused by a seccomp filter), or raced by renames for
+        // longer than it retries: the userspace walk, which keeps inside the root too.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EAGAIN)
+            ) =>
+        {
             Ok(root.resolve(path)?.fd)
         }
         Err(e) => Err(e),

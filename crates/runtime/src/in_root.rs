@@ -76,11 +76,23 @@ impl Root {
     }
 
     /// Opens an existing file inside the root with `flags` (`O_CLOEXEC` is added).
+    ///
+    /// The kernel answers `EAGAIN` when a rename or mount anywhere on the machine
+    /// raced its walk of a `..`; the lookup is retried, a bounded number of times so
+    /// that a container renaming files in a loop cannot hold the caller forever
+    /// (`EAGAIN` comes back then, and [`Root::resolve`] is the fallback).
     pub fn open_file(&self, path: &Path, flags: OFlag) -> io::Result<File> {
+        const ATTEMPTS: usize = 256;
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        Ok(File::from(openat2(&self.fd, relative(path), how)?))
+        let mut attempt = 1;
+        loop {
+            match openat2(&self.fd, relative(path), how) {
+                Err(nix::errno::Errno::EAGAIN) if attempt < ATTEMPTS => attempt += 1,
+                other => return Ok(File::from(other?)),
+            }
+        }
     }
 
     /// Reads a whole file inside the root, e.g. the image's `/etc/passwd`.
@@ -354,5 +366,36 @@ mod tests {
         assert_eq!(made.path, Path::new("/x"));
         assert!(root.join("x").is_dir());
         assert_eq!(r.resolve(Path::new("/..")).unwrap().path, Path::new("/"));
+    }
+    /// Any rename on the machine makes the kernel's in-root walk of `..` answer EAGAIN
+    /// ("could not ensure `..` did not escape"); a container renaming files in a loop
+    /// must not make the engine's lookups of its paths fail.
+    #[test]
+    fn lookups_through_dotdot_survive_renames_racing_them() {
+        let (_d, root, _outside) = tree();
+        symlink("../../../..", root.join("up")).unwrap();
+        let churn = root.join("churn");
+        std::fs::write(&churn, "").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let stop = stop.clone();
+            let (a, b) = (churn.clone(), root.join("churned"));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&a, &b).unwrap();
+                    std::fs::rename(&b, &a).unwrap();
+                }
+            })
+        };
+        let r = Root::open(&root).unwrap();
+        let failures = (0..20_000)
+            .filter(|_| {
+                r.open_file(Path::new("/up/etc/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+                    .is_err()
+            })
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(failures, 0, "lookups of /up/etc/ failed while renames ran");
     }
 }
