@@ -345,8 +345,16 @@ fn services_reach_each_other_by_alias_on_a_user_network() {
     assert!(err.contains("active endpoints"), "{err}");
     ok(api.docker(&["rm", "-f", "db", "client"]));
     ok(api.docker(&["network", "rm", &net]));
-    let err = fails(api.docker(&["network", "rm", "bridge"]));
-    assert!(err.contains("pre-defined network"), "{err}");
+    // By name or by the ID `network ls -q` prints: the default bridge is every
+    // container's on the host, never removed.
+    let bridge_id = ok(api.docker(&["network", "inspect", "-f", "{{.Id}}", "bridge"]));
+    for given in ["bridge", bridge_id.trim(), &bridge_id[..12]] {
+        let err = fails(api.docker(&["network", "rm", given]));
+        assert!(
+            err.contains("bridge is a pre-defined network"),
+            "{given}: {err}"
+        );
+    }
 }
 
 #[test]

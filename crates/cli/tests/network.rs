@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fs;
 use std::path::Path;
 
 use basic_network::{AttachRequest, Networks, NetworksConfig};
@@ -113,12 +114,48 @@ fn bad_requests_are_refused_with_the_reason() {
     assert!(gateway.contains("not a host address"), "{gateway}");
     assert!(again(&["network", "create", "-d", "overlay", "two"]).contains("bridge driver"));
     assert!(again(&["network", "create", "bad/name"]).contains("invalid network name"));
+    // By name, by ID (what `network ls -q` prints, and what cleanup scripts pass) and by
+    // an ID's prefix: the default network's bridge is every container's, never removed.
+    let bridge_device = || fs::read_to_string("/sys/class/net/basic0/ifindex").ok();
+    let device_before = bridge_device();
+    let listed = ok(basic_docker(
+        root,
+        &[
+            "network",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Name}}",
+        ],
+    ));
     for builtin in ["bridge", "host", "none"] {
-        let err = again(&["network", "rm", builtin]);
-        assert!(
-            err.contains("pre-defined network and cannot be removed"),
-            "{err}"
-        );
+        let id = listed
+            .lines()
+            .find_map(|l| l.strip_suffix(&format!(" {builtin}")))
+            .unwrap_or_else(|| panic!("{builtin} not in {listed}"));
+        for given in [builtin, id, &id[..12]] {
+            let err = again(&["network", "rm", given]);
+            assert!(
+                err.contains(&format!(
+                    "{builtin} is a pre-defined network and cannot be removed"
+                )),
+                "network rm {given}: {err}"
+            );
+        }
+    }
+    let listed_after = ok(basic_docker(
+        root,
+        &[
+            "network",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Name}}",
+        ],
+    ));
+    assert_eq!(listed_after, listed);
+    if device_before.is_some() {
+        assert_eq!(bridge_device(), device_before, "basic0 was deleted");
     }
     assert!(again(&["network", "rm", "missing"]).contains("network missing not found"));
 }

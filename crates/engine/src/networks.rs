@@ -110,8 +110,8 @@ impl Engine {
 
     /// Removes a network with no container attached; the built-ins cannot be removed.
     pub fn remove_network(&self, name_or_id: &str) -> Result<()> {
-        if built_in(name_or_id).is_some() {
-            return Err(basic_network::Error::Predefined(name_or_id.to_string(), "removed").into());
+        if let Some(name) = built_in(name_or_id).and_then(|doc| doc.name) {
+            return Err(basic_network::Error::Predefined(name, "removed").into());
         }
         network::networks(&self.paths)?.remove(name_or_id)?;
         Ok(())

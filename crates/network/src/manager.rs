@@ -192,11 +192,14 @@ impl Networks {
     /// Deletes the conflist, the IPAM state, the bridge device and its isolation rules.
     pub fn remove(&self, name_or_id: &str) -> Result<NetworkInfo> {
         let lock = self.lock()?;
-        if store::PREDEFINED.contains(&name_or_id) || name_or_id == self.config.default_network.name
-        {
+        if self.is_builtin(name_or_id) {
             return Err(Error::Predefined(name_or_id.to_string(), "removed"));
         }
         let list = self.store.find(name_or_id)?;
+        // Named by its ID (what `network ls -q` prints): refused all the same.
+        if self.is_builtin(&list.name) {
+            return Err(Error::Predefined(list.name, "removed"));
+        }
         self.drain_pool(Some(&list.name))?;
         let on_it = |cache: &Cache| -> Result<Vec<Attachment>> {
             Ok(cache
@@ -231,14 +234,19 @@ impl Networks {
         Ok(info)
     }
 
+    /// Whether `name` is one of the networks every engine has (`bridge`, `host`,
+    /// `none`, and the configured default).
+    fn is_builtin(&self, name: &str) -> bool {
+        store::PREDEFINED.contains(&name) || name == self.config.default_network.name
+    }
+
     /// `network prune`: removes every user-defined network no container is
     /// attached to (with its prepared namespaces); returns their names.
     pub fn prune(&self) -> Result<Vec<String>> {
         let attached: Vec<Attachment> = self.cache.all()?;
         let mut removed = Vec::new();
         for list in self.store.list()? {
-            let builtin = store::PREDEFINED.contains(&list.name.as_str())
-                || list.name == self.config.default_network.name;
+            let builtin = self.is_builtin(&list.name);
             let used = attached
                 .iter()
                 .any(|a| a.networks.iter().any(|n| n.network == list.name));

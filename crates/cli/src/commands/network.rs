@@ -93,7 +93,7 @@ pub fn network(global: &GlobalOptions, command: NetworkCommand) -> anyhow::Resul
         NetworkCommand::Create(args) => create(&networks, args),
         NetworkCommand::Ls(args) => ls(&networks, args),
         NetworkCommand::Inspect(args) => inspect(&networks, args),
-        NetworkCommand::Rm(args) => rm(&networks, args),
+        NetworkCommand::Rm(args) => rm(&super::engine(global)?, args),
         NetworkCommand::Prune(_) => prune(&networks),
     }
 }
@@ -252,10 +252,12 @@ fn inspect(networks: &Networks, args: NetworkInspectArgs) -> anyhow::Result<Exit
     Ok(super::inspect::print_documents(&format, found, errors))
 }
 
-fn rm(networks: &Networks, args: NetworkRmArgs) -> anyhow::Result<ExitCode> {
+/// Through the engine, as the API's `DELETE /networks/{id}`: the built-ins are refused
+/// by name or by ID alike.
+fn rm(engine: &basic_engine::Engine, args: NetworkRmArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for name in &args.networks {
-        match networks.remove(name) {
+        match engine.remove_network(name) {
             Ok(_) => println!("{name}"),
             Err(e) => {
                 eprintln!("Error: {e}");
