@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -993,13 +994,104 @@ fn an_ordinary_users_container_publishes_ports_and_reaches_the_host_through_past
         "the port is closed"
     );
 
-    // A `--rm` run on the default network: its teardown (in the background) stops pasta.
-    let fetched = user.ok(&["run", "--rm", &image, "wget", "-q", "-O", "-", &url]);
-    assert_eq!(fetched, "hello from the host\n");
+    // A `--rm` run on the default network: pasta configures the namespace while the
+    // container is made, and the command runs only once that is done: its very first look
+    // finds eth0's address, the default route, and that address for its own name in
+    // /etc/hosts. Its teardown (in the background) stops pasta.
+    let script = format!(
+        "ip -4 -o addr show eth0; ip route show default; grep -w \"$(hostname)\" /etc/hosts; \
+         wget -q -O - {url}"
+    );
+    let seen = user.ok(&["run", "--rm", &image, "sh", "-c", &script]);
+    let address = seen
+        .split("inet ")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address on eth0 at the first instruction: {seen}"));
+    assert!(seen.contains("default via "), "no default route: {seen}");
+    assert!(
+        seen.lines().any(|l| l.starts_with(&format!("{address}\t"))),
+        "/etc/hosts lacks the address {address}: {seen}"
+    );
+    assert!(seen.ends_with("hello from the host\n"), "{seen}");
     wait_for(
         || pastas_of(&user).is_empty(),
         "the --rm container's pasta stopping",
     );
+}
+
+#[test]
+fn a_pasta_failing_while_the_container_is_made_fails_the_start_and_leaves_nothing() {
+    let Some(mut user) = User::new() else { return };
+    let image = user.fixture("busybox");
+    user.ok(&["pull", "-q", &image]);
+    // pasta configures the namespace while the container is made; this one fails the way
+    // a real one does without a usable tun device, after the container's processes exist.
+    let fake = user.home.home().join("fake-bin");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(
+        fake.join("pasta"),
+        "#!/bin/sh\nsleep 0.2\necho 'Failed to open tun socket in namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(fake.join("pasta"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path: &'static str =
+        Box::leak(format!("{}:/usr/bin:/bin", fake.display()).into_boxed_str());
+    user.env.push(("PATH", path));
+    let marker = user.home.home().join("ran");
+    let out = user.run(&[
+        "run",
+        "--name",
+        "gated",
+        "-v",
+        &format!("{}:/out", user.home.home().display()),
+        &image,
+        "touch",
+        "/out/ran",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("starting pasta") && stderr.contains("Failed to open tun socket"),
+        "the start names pasta and what it said: {stderr}"
+    );
+    assert!(!marker.exists(), "the command ran without its network");
+    let state = user.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Running}} {{.State.ExitCode}}",
+        "gated",
+    ]);
+    assert_eq!(state.trim(), "false 125");
+    // Nothing of the attachment is left: no namespace, no record, no pasta.
+    let netns = user.home.runtime().join("basic-docker/netns");
+    let left: Vec<_> = std::fs::read_dir(&netns)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "namespaces left in {}: {left:?}",
+        netns.display()
+    );
+    let records = user.store().join("networks/cache");
+    let left: Vec<_> = std::fs::read_dir(&records)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "records left in {}: {left:?}",
+        records.display()
+    );
+    assert_eq!(pastas_of(&user), Vec::<String>::new());
+
+    // With a working pasta the same container starts.
+    user.env.retain(|(name, _)| *name != "PATH");
+    user.ok(&["start", "-a", "gated"]);
+    assert!(
+        marker.exists(),
+        "the command ran once its network was there"
+    );
+    user.ok(&["rm", "gated"]);
 }
 
 #[test]

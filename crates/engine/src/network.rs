@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 
 use basic_image_store::ImageStore;
-use basic_network::{AttachRequest, Attachment, DnsOptions, EtcFiles, Networks, NetworksConfig};
+use basic_network::{
+    AttachRequest, DnsOptions, EtcFiles, Networks, NetworksConfig, PendingAttachment,
+};
 use basic_runtime::Spec;
 use oci_spec::runtime::{LinuxNamespaceType, MountBuilder};
 
@@ -214,14 +216,17 @@ fn add_etc_mounts(spec: &mut Spec, files: &EtcFiles) -> Result<()> {
 }
 
 /// Attaches the container before a start (bridge networks only); returns the attachment,
-/// or `None` for the other modes. The network's warnings are logged.
+/// or `None` for the other modes. Its namespace, record and `/etc` files exist; what
+/// configures the namespace may still be running (rootless mode's pasta): the caller
+/// finishes the attachment before the container's command runs
+/// ([`PendingAttachment::finish`]). The network's warnings are logged.
 pub(crate) fn attach(
     paths: &EnginePaths,
     id: &str,
     name: &str,
     hostname: &str,
     stored: &StoredConfig,
-) -> Result<Option<Attachment>> {
+) -> Result<Option<PendingAttachment>> {
     let Mode::Network(network) = Mode::parse(&stored.network_mode()) else {
         return Ok(None);
     };
@@ -248,11 +253,11 @@ pub(crate) fn attach(
     };
     request.etc_dir = Some(paths.container(id).etc());
     request.background_detach = stored.auto_remove();
-    let attachment = networks.attach(&request)?;
-    for warning in &attachment.warnings {
+    let pending = networks.attach_pending(&request)?;
+    for warning in &pending.attachment().warnings {
         tracing::warn!("{warning}");
     }
-    Ok(Some(attachment))
+    Ok(Some(pending))
 }
 
 /// The networks a start attaches to (`NetworkMode`'s first, then the other networks of

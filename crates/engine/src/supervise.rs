@@ -165,13 +165,20 @@ impl Engine {
             message: e.to_string(),
         })?;
         let hostname = spec.hostname().clone().unwrap_or_default();
-        if resumed.is_none() {
-            network::attach(&self.paths, c.id(), c.name(), &hostname, &c.config)?;
-        }
+        let attaching = match resumed {
+            None => network::attach(&self.paths, c.id(), c.name(), &hostname, &c.config)?,
+            Some(_) => None,
+        };
         let mut builder = basic_runtime::Container::builder(c.id(), spec, &c.paths.rootfs)
             .state_dir(&self.paths.state)
             .init(c.config.init())
             .seccomp_cache(self.paths.seccomp_cache());
+        // The container's processes are made while its network is configured (pasta's
+        // start, rootless); the command waits for both.
+        if let Some(pending) = attaching {
+            builder =
+                builder.before_exec(move || pending.finish().map(drop).map_err(|e| e.to_string()));
+        }
         // With a terminal the container sends its pty master over this socket; keys typed
         // by the user (Ctrl-C) signal the container through it, not through us.
         let console = if c.config.tty() {

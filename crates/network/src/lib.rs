@@ -47,6 +47,7 @@ pub use manager::{
     hosts_for,
 };
 pub use network::{CniNetwork, Network, Sandbox, loopback};
-pub use pasta::{PASTA_PACKAGE, Pasta, PastaInterface, PastaOptions, PastaProcess};
+pub use pasta::{PASTA_PACKAGE, Pasta, PastaInterface, PastaOptions, PastaProcess, StartingPasta};
 pub use ports::{HostPort, PortMapping, PortSpec, PortSpecError, Protocol};
+pub use rootless::PendingAttachment;
 pub use store::{CreateOptions, DefaultNetwork, NetworkInfo};

@@ -17,7 +17,7 @@ use crate::host_rules::{self, BridgeRules, Firewall, Iptables};
 use crate::netns;
 use crate::network::{CniNetwork, Network as _, Sandbox, loopback};
 use crate::ports::{PortSpec, assign_host_ports};
-use crate::rootless::{is_pasta, teardown_pasta};
+use crate::rootless::{PendingAttachment, is_pasta, teardown_pasta};
 use crate::store::{self, CreateOptions, DefaultNetwork, Endpoint, NetworkInfo, NetworkStore};
 
 /// Where a [`Networks`] keeps things, and which plugins it runs.
@@ -276,6 +276,16 @@ impl Networks {
     /// writes its `/etc` files and refreshes its peers'. On failure everything
     /// done so far is undone.
     pub fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
+        self.attach_pending(req)?.finish()
+    }
+
+    /// [`Networks::attach`] in two steps: the namespace exists and the container's
+    /// record and `/etc` files are written when this returns, so the container can be
+    /// created on it; [`PendingAttachment::finish`] waits for what configures the
+    /// namespace and may take longer, before the container's command runs. Only
+    /// rootless mode has such a step (pasta's start, tens of milliseconds); elsewhere
+    /// the attachment is finished here.
+    pub fn attach_pending(&self, req: &AttachRequest) -> Result<PendingAttachment> {
         check_container_id(&req.container_id)?;
         let _lock = self.clear_the_way(self.lock()?, req)?;
         if self.cache.load(&req.container_id)?.is_some() {
@@ -284,6 +294,12 @@ impl Networks {
         if self.config.rootless {
             return self.attach_pasta(req);
         }
+        self.attach_cni(req).map(PendingAttachment::done)
+    }
+
+    /// [`Networks::attach`] through the CNI plugins; the caller holds the lock and has
+    /// checked that no record exists.
+    fn attach_cni(&self, req: &AttachRequest) -> Result<Attachment> {
         let lists = self.resolve(&req.networks)?;
         for list in &lists {
             self.cni.check_installed(list)?;
@@ -758,7 +774,8 @@ impl Networks {
         };
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = if att.pasta.is_some() {
+        // pasta answers DNS itself, at an address of its own (rootless mode's only network).
+        let resolv = if self.config.rootless && !att.networks.is_empty() {
             crate::pasta::render_resolv_conf(&host, &att.dns)
         } else {
             etc_files::render_resolv_conf(&host, &att.dns)

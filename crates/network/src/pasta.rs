@@ -230,6 +230,15 @@ impl Pasta {
     /// host ports this process may not listen on (see [`check_host_port`]) before
     /// running anything.
     pub fn start(opts: &PastaOptions) -> Result<Pasta> {
+        Pasta::spawn(opts)?.wait()
+    }
+
+    /// Runs pasta for `opts.netns` without waiting: pasta configures the namespace (which
+    /// takes it tens of milliseconds, most of them its own start) while the caller goes
+    /// on, e.g. creating the container that joins the namespace; [`StartingPasta::wait`]
+    /// waits for the configuration. Refuses what [`Pasta::start`] refuses, before running
+    /// anything.
+    pub fn spawn(opts: &PastaOptions) -> Result<StartingPasta> {
         let start = unprivileged_port_start();
         let privileged = privileged_on_host();
         for m in &opts.ports {
@@ -247,78 +256,40 @@ impl Pasta {
                 port: m.host_port,
             });
         }
-        let what = || {
-            format!(
-                "starting pasta for network namespace {}",
-                opts.netns.display()
-            )
-        };
-        check_tun_device().map_err(|message| Error::Pasta {
-            what: what(),
+        let fail = |message: String| Error::Pasta {
+            what: starting(opts),
             message,
-        })?;
+        };
+        check_tun_device().map_err(fail)?;
         let _ = std::fs::remove_file(&opts.pid_file);
         // A file, not a pipe: the daemonised pasta could keep a pipe open after its
         // parent exits.
-        let (errors, errors_file) =
-            tempfile_beside(&opts.pid_file, "err").map_err(|e| Error::Pasta {
-                what: what(),
-                message: format!("creating a file for its error output: {e}"),
-            })?;
-        let status = Command::new(&opts.program)
+        let (errors, errors_file) = tempfile_beside(&opts.pid_file, "err")
+            .map_err(|e| fail(format!("creating a file for its error output: {e}")))?;
+        let child = Command::new(&opts.program)
             .args(opts.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(errors_file)
-            .status();
-        let stderr = std::fs::read_to_string(&errors).unwrap_or_default();
-        let _ = std::fs::remove_file(&errors);
-        let status = status.map_err(|e| Error::Pasta {
-            what: what(),
-            message: match e.kind() {
-                io::ErrorKind::NotFound => format!(
-                    "{} not found: install the {PASTA_PACKAGE} package (apt-get install {PASTA_PACKAGE})",
-                    opts.program.display()
-                ),
-                _ => e.to_string(),
-            },
-        })?;
-        if !status.success() {
-            return Err(Error::Pasta {
-                what: what(),
-                message: format!("{status}: {}", useful_lines(&stderr)),
-            });
-        }
-        let pid = std::fs::read_to_string(&opts.pid_file)
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        let _ = std::fs::remove_file(&opts.pid_file);
-        let process = pid
-            .and_then(|pid| proc_stat(pid).map(|(_, start_time)| PastaProcess { pid, start_time }))
-            .ok_or_else(|| Error::Pasta {
-                what: what(),
-                message: format!(
-                    "it wrote no pid to {} or exited at once: {}",
-                    opts.pid_file.display(),
-                    useful_lines(&stderr)
-                ),
-            })?;
-        let mut pasta = Pasta {
-            process,
-            interface: PastaInterface {
-                ifname: opts.ifname.clone(),
-                address: None,
-                gateway: None,
-                mac: None,
-            },
-            armed: true,
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_file(&errors);
+                return Err(fail(match e.kind() {
+                    io::ErrorKind::NotFound => format!(
+                        "{} not found: install the {PASTA_PACKAGE} package (apt-get install {PASTA_PACKAGE})",
+                        opts.program.display()
+                    ),
+                    _ => e.to_string(),
+                }));
+            }
         };
-        pasta.interface = read_interface(&opts.netns, &opts.ifname).map_err(|e| Error::Netns {
-            path: opts.netns.clone(),
-            what: "reading the interface pasta configured",
-            source: e,
-        })?;
-        Ok(pasta)
+        Ok(StartingPasta {
+            child: Some(child),
+            errors,
+            opts: opts.clone(),
+        })
     }
 
     /// The process.
@@ -348,6 +319,88 @@ impl Drop for Pasta {
     fn drop(&mut self) {
         if self.armed {
             let _ = self.process.stop();
+        }
+    }
+}
+
+/// What a failure to start pasta for `opts` is about.
+fn starting(opts: &PastaOptions) -> String {
+    format!(
+        "starting pasta for network namespace {}",
+        opts.netns.display()
+    )
+}
+
+/// pasta started by [`Pasta::spawn`], configuring its namespace. Dropped without
+/// [`StartingPasta::wait`], pasta is stopped once it has started.
+#[derive(Debug)]
+pub struct StartingPasta {
+    /// The process run (pasta forks its daemon and exits once the namespace is
+    /// configured); `None` once waited for.
+    child: Option<std::process::Child>,
+    /// Its error output.
+    errors: PathBuf,
+    opts: PastaOptions,
+}
+
+impl StartingPasta {
+    /// Waits until pasta has configured the namespace; the running pasta, and what its
+    /// interface got.
+    pub fn wait(mut self) -> Result<Pasta> {
+        let child = self.child.take().expect("waited for once, here");
+        self.finish(child)
+    }
+
+    fn finish(&self, mut child: std::process::Child) -> Result<Pasta> {
+        let opts = &self.opts;
+        let status = child.wait();
+        let stderr = std::fs::read_to_string(&self.errors).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.errors);
+        let fail = |message: String| Error::Pasta {
+            what: starting(opts),
+            message,
+        };
+        let status = status.map_err(|e| fail(e.to_string()))?;
+        if !status.success() {
+            return Err(fail(format!("{status}: {}", useful_lines(&stderr))));
+        }
+        let pid = std::fs::read_to_string(&opts.pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        let _ = std::fs::remove_file(&opts.pid_file);
+        let process = pid
+            .and_then(|pid| proc_stat(pid).map(|(_, start_time)| PastaProcess { pid, start_time }))
+            .ok_or_else(|| {
+                fail(format!(
+                    "it wrote no pid to {} or exited at once: {}",
+                    opts.pid_file.display(),
+                    useful_lines(&stderr)
+                ))
+            })?;
+        let mut pasta = Pasta {
+            process,
+            interface: PastaInterface {
+                ifname: opts.ifname.clone(),
+                address: None,
+                gateway: None,
+                mac: None,
+            },
+            armed: true,
+        };
+        pasta.interface = read_interface(&opts.netns, &opts.ifname).map_err(|e| Error::Netns {
+            path: opts.netns.clone(),
+            what: "reading the interface pasta configured",
+            source: e,
+        })?;
+        Ok(pasta)
+    }
+}
+
+impl Drop for StartingPasta {
+    fn drop(&mut self) {
+        // Not waited for: let it finish starting (or fail), then stop what it started.
+        if let Some(child) = self.child.take() {
+            drop(self.finish(child));
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::cni::NetworkConfigList;
 use crate::error::{Error, Result};
 use crate::manager::{AttachRequest, Networks};
 use crate::netns;
-use crate::pasta::{self, Pasta, PastaOptions};
+use crate::pasta::{self, Pasta, PastaOptions, StartingPasta};
 use crate::ports::assign_host_ports;
 use crate::store;
 
@@ -15,11 +15,12 @@ use crate::store;
 const PASTA_TYPE: &str = "pasta";
 
 impl Networks {
-    /// [`Networks::attach`] in rootless mode: a namespace (made, or the one given) with
-    /// pasta on it, the ports published through pasta, the `/etc` files. Only the
-    /// default network (or none) can be asked for. The caller holds the lock and has
-    /// checked that no record exists.
-    pub(crate) fn attach_pasta(&self, req: &AttachRequest) -> Result<Attachment> {
+    /// [`Networks::attach_pending`] in rootless mode: a namespace (made, or the one
+    /// given) with pasta starting on it, the ports published through pasta, the `/etc`
+    /// files (the hosts file without the container's address until pasta has given it
+    /// one). Only the default network (or none) can be asked for. The caller holds the
+    /// lock and has checked that no record exists.
+    pub(crate) fn attach_pasta(&self, req: &AttachRequest) -> Result<PendingAttachment> {
         let default = self.config().default_network.name.clone();
         if let Some(other) = req.networks.iter().find(|n| **n != default) {
             return Err(Error::Rootless(other.clone()));
@@ -63,20 +64,40 @@ impl Networks {
             );
             opts.ifname = att.networks[0].ifname.clone();
             opts.ports = att.ports.clone();
-            Pasta::start(&opts).map(Some)
+            Pasta::spawn(&opts).map(Some)
         });
         let pasta = match started {
             Ok(pasta) => pasta,
             Err(e) => return Err(self.roll_back_pasta(&att, e)),
         };
-        if let Some(pasta) = &pasta {
-            let iface = pasta.interface();
-            let net = &mut att.networks[0];
-            net.address = iface.address;
-            net.gateway = iface.gateway;
-            net.mac = iface.mac.clone();
-            att.pasta = Some(pasta.process());
+        if let Err(e) = self.write_etc_files(&mut att) {
+            drop(pasta);
+            return Err(self.roll_back_pasta(&att, e));
         }
+        Ok(PendingAttachment {
+            attachment: att,
+            pasta: pasta.map(|starting| (self.clone(), starting)),
+        })
+    }
+
+    /// The rest of [`Networks::attach_pasta`] once pasta has configured the namespace:
+    /// its interface and process recorded, the hosts file rewritten in place (the
+    /// container may have it mounted already). On failure everything is undone.
+    pub(crate) fn finish_pasta(
+        &self,
+        mut att: Attachment,
+        starting: StartingPasta,
+    ) -> Result<Attachment> {
+        let pasta = match starting.wait() {
+            Ok(pasta) => pasta,
+            Err(e) => return Err(self.roll_back_pasta(&att, e)),
+        };
+        let iface = pasta.interface();
+        let net = &mut att.networks[0];
+        net.address = iface.address;
+        net.gateway = iface.gateway;
+        net.mac = iface.mac.clone();
+        att.pasta = Some(pasta.process());
         let done = self
             .write_etc_files(&mut att)
             .and_then(|()| self.cache().save(&att));
@@ -85,9 +106,7 @@ impl Networks {
             return Err(self.roll_back_pasta(&att, e));
         }
         // Recorded: from here on detach stops it.
-        if let Some(pasta) = pasta {
-            pasta.keep();
-        }
+        pasta.keep();
         Ok(att)
     }
 
@@ -98,6 +117,41 @@ impl Networks {
                 primary: Box::new(error),
                 cleanup: Box::new(cleanup),
             },
+        }
+    }
+}
+
+/// An attachment made by [`Networks::attach_pending`]: its namespace, record and `/etc`
+/// files exist; what configures the namespace may still be running. Dropped without
+/// [`PendingAttachment::finish`], that is stopped, and the record stays for the
+/// container's detach to tear down.
+#[derive(Debug)]
+pub struct PendingAttachment {
+    attachment: Attachment,
+    /// pasta configuring the namespace, with the networks that record it.
+    pasta: Option<(Networks, StartingPasta)>,
+}
+
+impl PendingAttachment {
+    /// An attachment with nothing left to wait for.
+    pub(crate) fn done(attachment: Attachment) -> Self {
+        PendingAttachment {
+            attachment,
+            pasta: None,
+        }
+    }
+
+    /// The attachment as recorded so far (its namespace path is final).
+    pub fn attachment(&self) -> &Attachment {
+        &self.attachment
+    }
+
+    /// Waits until the namespace is configured; the finished attachment. On failure
+    /// the attachment is undone (namespace, record, pasta).
+    pub fn finish(self) -> Result<Attachment> {
+        match self.pasta {
+            None => Ok(self.attachment),
+            Some((networks, starting)) => networks.finish_pasta(self.attachment, starting),
         }
     }
 }

@@ -19,6 +19,15 @@ use crate::signals;
 /// Errors running a container. [`ContainerError::exit_code`] maps them to docker's codes.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
+    /// The work given to [`ContainerBuilder::before_exec`] failed; the container's
+    /// processes were killed.
+    #[error("container {id}: before its command ran: {message}")]
+    BeforeExec {
+        /// The container.
+        id: String,
+        /// What failed.
+        message: String,
+    },
     /// The container id is empty or has characters that do not belong in a path.
     #[error("invalid container id {0:?}: use letters, digits, '_', '-' and '.'")]
     InvalidId(String),
@@ -250,6 +259,34 @@ pub struct ContainerBuilder {
     pub(crate) require_sealed_exe: bool,
     pub(crate) allow_multithreaded_fork: bool,
     pub(crate) seccomp_cache: Option<PathBuf>,
+    pub(crate) before_exec: BeforeExec,
+}
+
+/// What [`ContainerBuilder::before_exec`] was given: run at most once, by whichever start
+/// comes first (the builder is cloned into the container).
+#[derive(Clone, Default)]
+pub(crate) struct BeforeExec(Arc<std::sync::Mutex<Option<BeforeExecFn>>>);
+
+type BeforeExecFn = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+impl BeforeExec {
+    /// Runs the work if it has not run yet.
+    fn run(&self) -> Result<(), String> {
+        let work = match self.0.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        work.map_or(Ok(()), |f| f())
+    }
+}
+
+impl std::fmt::Debug for BeforeExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pending = self.0.lock().map(|s| s.is_some()).unwrap_or(false);
+        f.debug_struct("BeforeExec")
+            .field("pending", &pending)
+            .finish()
+    }
 }
 
 /// Where the pty master of a `process.terminal` container goes.
@@ -312,6 +349,7 @@ impl Container {
             require_sealed_exe: true,
             allow_multithreaded_fork: false,
             seccomp_cache: None,
+            before_exec: BeforeExec::default(),
         }
     }
 
@@ -391,6 +429,23 @@ impl ContainerBuilder {
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals (docker `--init`).
     pub fn init(mut self, on: bool) -> Self {
         self.init = on;
+        self
+    }
+
+    /// Work to finish before the container's command runs, overlapping the creation of
+    /// its processes: `work` runs once, at the first [`Container::start`], after the
+    /// container's init has joined its namespaces and set up its root and before the
+    /// command is executed — e.g. waiting for a user-mode network helper to configure the
+    /// network namespace the init joined. An error stops that start: the init is killed
+    /// and the start fails with [`ContainerError::BeforeExec`]. Dropped unrun when no
+    /// start gets that far. Runs in the starting process, which may not start threads
+    /// that outlive `work` (the fork rule, [`crate::fork_rule`]).
+    pub fn before_exec(self, work: impl FnOnce() -> Result<(), String> + Send + 'static) -> Self {
+        *self
+            .before_exec
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Box::new(work));
         self
     }
 
@@ -694,6 +749,15 @@ impl Container {
             .b
             .forward_signals
             .then(|| signals::forward_to(init.as_raw()));
+        self.b.before_exec.run().map_err(|message| {
+            kill_init(
+                init,
+                ContainerError::BeforeExec {
+                    id: self.b.id.clone(),
+                    message,
+                },
+            )
+        })?;
         channel::signal(&mut sp.to_child).map_err(|e| kill_init(init, self.chan()(e)))?;
         self.expect_exec(&mut sp)?;
         self.write_state(init, crate::state::Status::Running)

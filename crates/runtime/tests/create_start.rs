@@ -244,3 +244,98 @@ fn a_terminal_is_sent_over_the_console_socket() {
     );
     root.delete(&id, false).unwrap();
 }
+
+/// A spec running `script` with the host directory `dir` bound at `/out`.
+fn with_out(script: &str, dir: &Path) -> oci_spec::runtime::Spec {
+    let mut spec = sh(script);
+    let mut m = oci_spec::runtime::Mount::default();
+    m.set_destination("/out".into());
+    m.set_typ(Some("bind".into()));
+    m.set_source(Some(dir.to_path_buf()));
+    m.set_options(Some(vec!["rbind".into()]));
+    let mut mounts = spec.mounts().clone().unwrap();
+    mounts.push(m);
+    spec.set_mounts(Some(mounts));
+    spec
+}
+
+#[test]
+fn work_before_exec_runs_once_the_init_exists_and_before_the_command() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path().join("state"));
+    let id = common::id("gated");
+    let seen_by_work = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (out, state_dir, id2, seen) = (
+        dir.path().to_path_buf(),
+        root.dir().to_path_buf(),
+        id.clone(),
+        seen_by_work.clone(),
+    );
+    let c = Container::builder(&id, with_out("cat /out/ready > /out/seen", &out), rootfs())
+        .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
+        .state_dir(root.dir())
+        .forward_signals(false)
+        .before_exec(move || {
+            let state = StateRoot::new(state_dir).state(&id2).unwrap();
+            let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)).ok();
+            *seen.lock().unwrap() = Some((state.status, init_ns, out.join("seen").exists()));
+            std::fs::write(out.join("ready"), "configured\n").map_err(|e| e.to_string())
+        })
+        .build()
+        .unwrap();
+    let status = c.start().unwrap().wait().unwrap();
+    assert_eq!(status.code, Some(0), "{status}");
+    let (status_then, init_ns, command_ran) = seen_by_work.lock().unwrap().clone().unwrap();
+    assert_eq!(status_then, Status::Creating);
+    let own_ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    assert!(
+        init_ns.is_some_and(|ns| ns != own_ns),
+        "the init was not in a pid namespace of its own yet"
+    );
+    assert!(!command_ran, "the command ran before the work was done");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("seen")).unwrap(),
+        "configured\n"
+    );
+}
+
+#[test]
+fn work_before_exec_that_fails_stops_the_start_and_the_command_never_runs() {
+    if !privileged() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path().join("state"));
+    let id = common::id("gate-fails");
+    let init = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let (state_dir, id2, init2) = (root.dir().to_path_buf(), id.clone(), init.clone());
+    let c = Container::builder(&id, with_out("touch /out/ran", dir.path()), rootfs())
+        .require_sealed_exe(false)
+        .allow_multithreaded_fork(true)
+        .state_dir(root.dir())
+        .forward_signals(false)
+        .before_exec(move || {
+            *init2.lock().unwrap() = StateRoot::new(state_dir).state(&id2).unwrap().pid;
+            Err("the network helper exited with status 1".into())
+        })
+        .build()
+        .unwrap();
+    let err = c.start().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("container {id}: before its command ran: the network helper exited with status 1")
+    );
+    assert_eq!(err.exit_code(), 125);
+    assert!(!dir.path().join("ran").exists(), "the command ran");
+    let pid = *init.lock().unwrap();
+    assert!(pid > 0);
+    assert!(gone(pid), "init {pid} still there");
+    assert!(
+        root.state(&id).is_err(),
+        "a failed start left a state behind"
+    );
+}
