@@ -973,6 +973,11 @@ fn an_ordinary_users_container_publishes_ports_and_reaches_the_host_through_past
     );
     let addr = user.ok(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addr.contains(&format!("inet {ip}/")), "{addr}");
+    // IPv4 only, as docker's default bridge network.
+    let v6 = user.ok(&[
+        "exec", "web", "ip", "-6", "-o", "addr", "show", "scope", "global",
+    ]);
+    assert_eq!(v6, "", "an IPv6 address on the default network");
     let port = user.ok(&["port", "web"]);
     assert!(
         port.contains(&format!("8080/tcp -> 127.0.0.1:{published}")),
