@@ -118,16 +118,19 @@ fn bad_requests_are_refused_with_the_reason() {
     // an ID's prefix: the default network's bridge is every container's, never removed.
     let bridge_device = || fs::read_to_string("/sys/class/net/basic0/ifindex").ok();
     let device_before = bridge_device();
-    let listed = ok(basic_docker(
-        root,
-        &[
-            "network",
-            "ls",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Name}}",
-        ],
-    ));
+    let list = || {
+        ok(basic_docker(
+            root,
+            &[
+                "network",
+                "ls",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Name}}",
+            ],
+        ))
+    };
+    let listed = list();
     for builtin in ["bridge", "host", "none"] {
         let id = listed
             .lines()
@@ -143,17 +146,7 @@ fn bad_requests_are_refused_with_the_reason() {
             );
         }
     }
-    let listed_after = ok(basic_docker(
-        root,
-        &[
-            "network",
-            "ls",
-            "--no-trunc",
-            "--format",
-            "{{.ID}} {{.Name}}",
-        ],
-    ));
-    assert_eq!(listed_after, listed);
+    assert_eq!(list(), listed);
     if device_before.is_some() {
         assert_eq!(bridge_device(), device_before, "basic0 was deleted");
     }

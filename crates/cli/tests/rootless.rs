@@ -1069,24 +1069,15 @@ fn a_pasta_failing_while_the_container_is_made_fails_the_start_and_leaves_nothin
     ]);
     assert_eq!(state.trim(), "false 125");
     // Nothing of the attachment is left: no namespace, no record, no pasta.
-    let netns = user.home.runtime().join("basic-docker/netns");
-    let left: Vec<_> = std::fs::read_dir(&netns)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "namespaces left in {}: {left:?}",
-        netns.display()
-    );
-    let records = user.store().join("networks/cache");
-    let left: Vec<_> = std::fs::read_dir(&records)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "records left in {}: {left:?}",
-        records.display()
-    );
+    for dir in [
+        user.home.runtime().join("basic-docker/netns"),
+        user.store().join("networks/cache"),
+    ] {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", dir.display());
+    }
     assert_eq!(pastas_of(&user), Vec::<String>::new());
 
     // With a working pasta the same container starts.

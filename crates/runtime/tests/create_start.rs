@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use basic_runtime::{Container, LifecycleError, StateRoot, Status};
+use basic_runtime::{Container, ContainerBuilder, LifecycleError, StateRoot, Status};
 use common::{privileged, rootfs, sh};
 use nix::sys::signal::Signal;
 
@@ -25,15 +25,18 @@ fn wait_for(root: &StateRoot, id: &str, want: Status) {
     }
 }
 
-fn create(root: &Path, id: &str, script: &str) -> Result<basic_runtime::State, LifecycleError> {
-    Container::builder(id, sh(script), rootfs())
+/// Container `id` of `spec` on the shared rootfs, its state under `root`, run from this
+/// (threaded, unsealed) test process.
+fn builder(root: &Path, id: &str, spec: oci_spec::runtime::Spec) -> ContainerBuilder {
+    Container::builder(id, spec, rootfs())
         .require_sealed_exe(false)
         .allow_multithreaded_fork(true)
         .state_dir(root)
         .forward_signals(false)
-        .build()
-        .unwrap()
-        .create()
+}
+
+fn create(root: &Path, id: &str, script: &str) -> Result<basic_runtime::State, LifecycleError> {
+    builder(root, id, sh(script)).build().unwrap().create()
 }
 
 /// Reaps the init (it is our child) so it does not stay a zombie for the test's life.
@@ -50,15 +53,7 @@ fn create_parks_the_init_until_start() {
     let out = dir.path().join("marker");
     let root = StateRoot::new(dir.path().join("state"));
     let id = common::id("parked");
-    let mut spec = sh("echo started > /out/marker; sleep 30");
-    let mut m = oci_spec::runtime::Mount::default();
-    m.set_destination("/out".into());
-    m.set_typ(Some("bind".into()));
-    m.set_source(Some(dir.path().to_path_buf()));
-    m.set_options(Some(vec!["rbind".into()]));
-    let mut mounts = spec.mounts().clone().unwrap();
-    mounts.push(m);
-    spec.set_mounts(Some(mounts));
+    let spec = with_out("echo started > /out/marker; sleep 30", dir.path());
     let state = Container::builder(&id, spec, rootfs())
         .require_sealed_exe(false)
         .allow_multithreaded_fork(true)
@@ -274,19 +269,19 @@ fn work_before_exec_runs_once_the_init_exists_and_before_the_command() {
         id.clone(),
         seen_by_work.clone(),
     );
-    let c = Container::builder(&id, with_out("cat /out/ready > /out/seen", &out), rootfs())
-        .require_sealed_exe(false)
-        .allow_multithreaded_fork(true)
-        .state_dir(root.dir())
-        .forward_signals(false)
-        .before_exec(move || {
-            let state = StateRoot::new(state_dir).state(&id2).unwrap();
-            let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)).ok();
-            *seen.lock().unwrap() = Some((state.status, init_ns, out.join("seen").exists()));
-            std::fs::write(out.join("ready"), "configured\n").map_err(|e| e.to_string())
-        })
-        .build()
-        .unwrap();
+    let c = builder(
+        root.dir(),
+        &id,
+        with_out("cat /out/ready > /out/seen", &out),
+    )
+    .before_exec(move || {
+        let state = StateRoot::new(state_dir).state(&id2).unwrap();
+        let init_ns = std::fs::read_link(format!("/proc/{}/ns/pid", state.pid)).ok();
+        *seen.lock().unwrap() = Some((state.status, init_ns, out.join("seen").exists()));
+        std::fs::write(out.join("ready"), "configured\n").map_err(|e| e.to_string())
+    })
+    .build()
+    .unwrap();
     let status = c.start().unwrap().wait().unwrap();
     assert_eq!(status.code, Some(0), "{status}");
     let (status_then, init_ns, command_ran) = seen_by_work.lock().unwrap().clone().unwrap();
@@ -313,11 +308,7 @@ fn work_before_exec_that_fails_stops_the_start_and_the_command_never_runs() {
     let id = common::id("gate-fails");
     let init = std::sync::Arc::new(std::sync::Mutex::new(0));
     let (state_dir, id2, init2) = (root.dir().to_path_buf(), id.clone(), init.clone());
-    let c = Container::builder(&id, with_out("touch /out/ran", dir.path()), rootfs())
-        .require_sealed_exe(false)
-        .allow_multithreaded_fork(true)
-        .state_dir(root.dir())
-        .forward_signals(false)
+    let c = builder(root.dir(), &id, with_out("touch /out/ran", dir.path()))
         .before_exec(move || {
             *init2.lock().unwrap() = StateRoot::new(state_dir).state(&id2).unwrap().pid;
             Err("the network helper exited with status 1".into())
