@@ -933,3 +933,75 @@ fn logs_since_and_until_select_by_time() {
     ));
     assert!(err.contains("invalid time"), "{err}");
 }
+
+/// Takes a file's immutable flag away again, whatever the test's outcome.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: std::path::PathBuf) -> Self {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chattr +i {}", path.display());
+        Immutable(path)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn an_auto_removed_container_whose_removal_fails_keeps_its_exit_code() {
+    let Some((dir, image)) = store() else { return };
+    let root = dir.path();
+    let _cleanup = Cleanup::new(root, &["rm-fails"]);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_basic-docker"))
+        .arg("--root")
+        .arg(root)
+        .args(["run", "--rm", "--name", "rm-fails", "--network", "none"])
+        .args([image.as_str(), "sh", "-c", "sleep 1; exit 3"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    eventually("the container's record", || {
+        let out = basic_docker(root, &["inspect", "-f", "{{.Id}}", "rm-fails"]);
+        id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        out.status.success()
+    });
+    // A file the removal cannot delete, below the container's directory, so that the
+    // removal fails part of the way through (its `last-exit` may or may not be gone).
+    let stuck = root.join("containers").join(&id).join("stuck");
+    std::fs::create_dir(&stuck).unwrap();
+    std::fs::write(stuck.join("file"), "").unwrap();
+    let immutable = Immutable::set(stuck.join("file"));
+    let out = basic_test_support::bounded::wait_with_output_within(
+        run,
+        Duration::from_secs(60),
+        "run --rm whose removal fails",
+    );
+    // As docker: the container's code, and the failed removal said.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("removing container") && stderr.contains("Operation not permitted"),
+        "{stderr}"
+    );
+    let left = inspect(root, "rm-fails");
+    assert_eq!(left["State"]["Status"], "exited", "{left}");
+    assert_eq!(left["State"]["ExitCode"], 3, "{left}");
+    let line = ps_line(root, "rm-fails", true).unwrap();
+    assert!(line.contains("Exited (3)"), "{line}");
+    drop(immutable);
+    ok(basic_docker(root, &["rm", "rm-fails"]));
+    assert!(!root.join("containers").join(&id).exists());
+}
