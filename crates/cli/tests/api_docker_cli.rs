@@ -341,6 +341,15 @@ fn services_reach_each_other_by_alias_on_a_user_network() {
         &net,
     ]));
     assert_eq!(inspected, "db");
+    // Our CLI prints the document docker's CLI gets through the API, for a user network
+    // with a container on it and for the built-ins.
+    for name in [net.as_str(), "bridge", "host", "none"] {
+        let theirs: serde_json::Value =
+            serde_json::from_str(&ok(api.docker(&["network", "inspect", name]))).unwrap();
+        let ours: serde_json::Value =
+            serde_json::from_str(&ok(api.basic(&["network", "inspect", name]))).unwrap();
+        assert_eq!(ours, theirs, "network inspect {name}");
+    }
     let err = fails(api.docker(&["network", "rm", &net]));
     assert!(err.contains("active endpoints"), "{err}");
     ok(api.docker(&["rm", "-f", "db", "client"]));

@@ -69,16 +69,19 @@ fn create_ls_inspect_rm_round_trip() {
     let net = &inspect[0];
     assert_eq!(net["Name"], "front");
     assert_eq!(net["Id"], id);
-    assert_eq!(net["IPAM"]["Driver"], "host-local");
+    assert_eq!(net["IPAM"]["Driver"], "default");
     assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "10.215.1.0/24");
     assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "10.215.1.254");
-    assert_eq!(net["Containers"], serde_json::json!([]));
-    let conflist = Path::new(net["ConfigFile"].as_str().unwrap());
-    assert!(
-        conflist.starts_with(root.join("networks")),
-        "{}",
-        conflist.display()
-    );
+    assert_eq!(net["Containers"], serde_json::json!({}));
+    assert_eq!(net["Driver"], "bridge");
+    assert_eq!(net["Scope"], "local");
+    let conflist = root.join("networks/front.conflist");
+    assert!(conflist.exists(), "{}", conflist.display());
+    // The built-ins too, as docker shows them.
+    let host: serde_json::Value =
+        serde_json::from_str(&ok(basic_docker(root, &["network", "inspect", "host"]))).unwrap();
+    assert_eq!(host[0]["Name"], "host");
+    assert_eq!(host[0]["Driver"], "host");
 
     assert_eq!(ok(basic_docker(root, &["network", "rm", "front"])), "front");
     assert!(!conflist.exists());
@@ -186,7 +189,9 @@ fn a_network_with_a_container_attached_is_not_removed() {
 
     let inspect: serde_json::Value =
         serde_json::from_str(&ok(basic_docker(root, &["network", "inspect", "busy"]))).unwrap();
-    let endpoint = &inspect[0]["Containers"][0];
+    let endpoints = inspect[0]["Containers"].as_object().unwrap();
+    assert_eq!(endpoints.len(), 1, "{inspect}");
+    let endpoint = endpoints.values().next().unwrap();
     assert_eq!(endpoint["Name"], "worker");
     assert_eq!(
         endpoint["IPv4Address"],

@@ -92,7 +92,7 @@ pub fn network(global: &GlobalOptions, command: NetworkCommand) -> anyhow::Resul
     match command {
         NetworkCommand::Create(args) => create(&networks, args),
         NetworkCommand::Ls(args) => ls(&networks, args),
-        NetworkCommand::Inspect(args) => inspect(&networks, args),
+        NetworkCommand::Inspect(args) => inspect(&super::engine(global)?, args),
         NetworkCommand::Rm(args) => rm(&super::engine(global)?, args),
         NetworkCommand::Prune(_) => prune(&networks),
     }
@@ -233,7 +233,9 @@ fn parse_rfc3339_nanos(text: &str) -> Option<i64> {
     i64::try_from(at.as_nanosecond()).ok()
 }
 
-fn inspect(networks: &Networks, args: NetworkInspectArgs) -> anyhow::Result<ExitCode> {
+/// Through the engine: the document the API's `GET /networks/{id}` returns, docker's
+/// (the built-in `host` and `none` included).
+fn inspect(engine: &basic_engine::Engine, args: NetworkInspectArgs) -> anyhow::Result<ExitCode> {
     let format = match InspectFormat::new(args.format.as_deref()) {
         Ok(format) => format,
         Err(e) => {
@@ -244,8 +246,8 @@ fn inspect(networks: &Networks, args: NetworkInspectArgs) -> anyhow::Result<Exit
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &args.networks {
-        match networks.inspect(name) {
-            Ok(info) => found.push(serde_json::to_value(info)?),
+        match engine.inspect_network(name) {
+            Ok(doc) => found.push(serde_json::to_value(doc)?),
             Err(e) => errors.push(format!("Error: {e}")),
         }
     }
