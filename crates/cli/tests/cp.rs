@@ -742,8 +742,11 @@ fn a_directory_swapped_for_a_symlink_during_copies_cannot_escape() {
         {
             copied_out += 1;
             let text = fs::read_to_string(&out).unwrap();
+            // The container's own files only: its /race/d/sentinel (empty for a moment,
+            // between the shell's creating it and `echo` writing), or its copy of the
+            // host's path; never the host's "host-secret".
             assert!(
-                text == "inside\n" || text == "container\n",
+                ["", "inside\n", "container\n"].contains(&text.as_str()),
                 "copied out {text:?}, not a file of the container"
             );
         }
