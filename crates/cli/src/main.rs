@@ -71,6 +71,18 @@ fn main() -> ExitCode {
         eprintln!("Error: {e}");
         return ExitCode::from(125);
     }
+    // `run` only starts a supervisor (which enters the container) and attaches to it: it
+    // hands the supervisor a read-only copy of this program to start from, rather than
+    // re-executing itself from one.
+    if matches!(cli.command, cli::Command::Run(_)) {
+        match basic_runtime::sealed_exe::sealed_program() {
+            Ok(sealed) => commands::use_sealed_program(sealed),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::from(125);
+            }
+        }
+    }
     init_logging(&cli.global);
     // A supervisor runs with what its container was made with; it reads no configuration.
     if !matches!(cli.command, cli::Command::ContainerSupervise(_))
@@ -142,8 +154,7 @@ fn rootless_defaults() -> Option<basic_engine::paths::UserPaths> {
 fn enters_containers(command: &cli::Command) -> bool {
     matches!(
         command,
-        cli::Command::Run(_)
-            | cli::Command::Exec(_)
+        cli::Command::Exec(_)
             | cli::Command::ContainerSupervise(_)
             // The service starts supervisors and `exec`s from /proc/self/exe: sealed here,
             // they start sealed and need not re-execute themselves.

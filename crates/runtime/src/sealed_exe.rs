@@ -96,6 +96,23 @@ pub fn ensure() -> Result<(), SealError> {
     Err(SealError::Reexec { mount, memfd })
 }
 
+/// A read-only copy of this program that no container can write (the same detached
+/// read-only mount [`ensure`] re-executes from, or the sealed memfd fallback), for a
+/// program that does not itself enter containers but starts processes that will: they
+/// are executed from it (`/proc/self/fd/N`, or `execveat`) and start sealed, while this
+/// process saves the re-execution [`ensure`] would cost it. The descriptor is
+/// close-on-exec; a child's exec of `/proc/self/fd/N` still finds it.
+pub fn sealed_program() -> Result<OwnedFd, SealError> {
+    let mount = match read_only_mount() {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    match sealed_memfd() {
+        Ok(fd) => Ok(fd),
+        Err(memfd) => Err(SealError::Reexec { mount, memfd }),
+    }
+}
+
 /// Errors unless this process runs from a sealed program (see [`ensure`]).
 pub fn check() -> Result<(), SealError> {
     match is_sealed()? {
