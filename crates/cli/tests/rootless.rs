@@ -1030,6 +1030,7 @@ fn a_pasta_failing_while_the_container_is_made_fails_the_start_and_leaves_nothin
     let Some(mut user) = User::new() else { return };
     let image = user.fixture("busybox");
     user.ok(&["pull", "-q", &image]);
+    usable_tun_for(&user);
     // pasta configures the namespace while the container is made; this one fails the way
     // a real one does without a usable tun device, after the container's processes exist.
     let fake = user.home.home().join("fake-bin");
