@@ -937,24 +937,26 @@ fn logs_since_and_until_select_by_time() {
 /// Takes a file's immutable flag away again, whatever the test's outcome.
 struct Immutable(std::path::PathBuf);
 
+/// `chattr FLAG PATH`, killed (and the test failed) past the command limit.
+fn chattr(flag: &str, path: &Path) -> Output {
+    basic_test_support::bounded::output_within(
+        std::process::Command::new("chattr").arg(flag).arg(path),
+        basic_test_support::bounded::COMMAND_LIMIT,
+        &format!("chattr {flag} {}", path.display()),
+    )
+}
+
 impl Immutable {
     fn set(path: std::path::PathBuf) -> Self {
-        let status = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success(), "chattr +i {}", path.display());
+        let out = chattr("+i", &path);
+        assert!(out.status.success(), "chattr +i {}", path.display());
         Immutable(path)
     }
 }
 
 impl Drop for Immutable {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .status();
+        chattr("-i", &self.0);
     }
 }
 

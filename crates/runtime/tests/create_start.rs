@@ -282,7 +282,13 @@ fn work_before_exec_runs_once_the_init_exists_and_before_the_command() {
     })
     .build()
     .unwrap();
-    let status = c.start().unwrap().wait().unwrap();
+    let running = c.start().unwrap();
+    // Waited for only once it has exited: a command that never ends fails the test.
+    let init = running.pid();
+    basic_test_support::bounded::until(Duration::from_secs(30), "the command's exit", || {
+        gone(init)
+    });
+    let status = running.wait().unwrap();
     assert_eq!(status.code, Some(0), "{status}");
     let (status_then, init_ns, command_ran) = seen_by_work.lock().unwrap().clone().unwrap();
     assert_eq!(status_then, Status::Creating);
