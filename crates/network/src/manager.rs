@@ -783,8 +783,16 @@ impl Networks {
         att.warnings.extend(resolv.warning);
         etc_files::write_in_place(&dir, etc_files::RESOLV_CONF, &resolv.content)?;
         etc_files::write_in_place(&dir, etc_files::HOSTNAME, &format!("{}\n", att.hostname))?;
+        self.write_hosts(att)
+    }
+
+    /// Writes `att`'s hosts file (in place: a running container may have it mounted).
+    pub(crate) fn write_hosts(&self, att: &Attachment) -> Result<()> {
+        let Some(dir) = &att.etc_dir else {
+            return Ok(());
+        };
         let others = self.cache.all()?;
-        etc_files::write_in_place(&dir, etc_files::HOSTS, &hosts_for(att, &others))?;
+        etc_files::write_in_place(dir, etc_files::HOSTS, &hosts_for(att, &others))?;
         Ok(())
     }
 

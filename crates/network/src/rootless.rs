@@ -98,8 +98,9 @@ impl Networks {
         net.gateway = iface.gateway;
         net.mac = iface.mac.clone();
         att.pasta = Some(pasta.process());
+        // Only the hosts file names the address; resolv.conf and hostname stand.
         let done = self
-            .write_etc_files(&mut att)
+            .write_hosts(&att)
             .and_then(|()| self.cache().save(&att));
         if let Err(e) = done {
             drop(pasta);
