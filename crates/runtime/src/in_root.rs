@@ -367,6 +367,7 @@ mod tests {
         assert!(root.join("x").is_dir());
         assert_eq!(r.resolve(Path::new("/..")).unwrap().path, Path::new("/"));
     }
+
     /// Any rename on the machine makes the kernel's in-root walk of `..` answer EAGAIN
     /// ("could not ensure `..` did not escape"); a container renaming files in a loop
     /// must not make the engine's lookups of its paths fail.

@@ -88,13 +88,12 @@ pub struct NetworkRmArgs {
 
 /// Runs a `network` sub-verb.
 pub fn network(global: &GlobalOptions, command: NetworkCommand) -> anyhow::Result<ExitCode> {
-    let networks = networks(global)?;
     match command {
-        NetworkCommand::Create(args) => create(&networks, args),
-        NetworkCommand::Ls(args) => ls(&networks, args),
+        NetworkCommand::Create(args) => create(&networks(global)?, args),
+        NetworkCommand::Ls(args) => ls(&networks(global)?, args),
         NetworkCommand::Inspect(args) => inspect(&super::engine(global)?, args),
         NetworkCommand::Rm(args) => rm(&super::engine(global)?, args),
-        NetworkCommand::Prune(_) => prune(&networks),
+        NetworkCommand::Prune(_) => prune(&networks(global)?),
     }
 }
 
